@@ -1,0 +1,171 @@
+//! `tessera`: the terminal soft token. Parses the command line, calls one core operation per
+//! command, and prints the result; the rules live in `tessera-core`.
+
+mod commands;
+mod terminal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Tessera soft token: TOTP/HOTP codes from an encrypted vault.
+#[derive(Parser)]
+#[command(name = "tessera", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Vault file [default: the platform data directory's vault.tessera]
+    #[arg(long, global = true, env = "TESSERA_VAULT", value_name = "PATH")]
+    vault: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new vault (OS key store slot by default)
+    Init {
+        /// Also protect the vault with a passphrase (read from TESSERA_PASSPHRASE or prompted)
+        #[arg(long)]
+        passphrase: bool,
+        /// Do not use the OS key store (requires --passphrase)
+        #[arg(long, requires = "passphrase")]
+        no_keystore: bool,
+    },
+    /// Add a token from an otpauth:// URI, a QR code image, or by hand
+    Add(AddArgs),
+    /// List tokens (never their secrets)
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a token's current code (HOTP: the next code, advancing the counter)
+    Code {
+        /// Issuer, label, issuer:label, or id prefix
+        query: String,
+        /// Compute the code at this Unix time instead of now (time-based tokens)
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        at: Option<u64>,
+    },
+    /// Remove a token
+    Remove {
+        /// Issuer, label, issuer:label, or id prefix
+        query: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Change a token's label, issuer or group
+    Rename {
+        /// Issuer, label, issuer:label, or id prefix
+        query: String,
+        /// New label (account name)
+        label: Option<String>,
+        /// New issuer ("" removes it)
+        #[arg(long)]
+        issuer: Option<String>,
+        /// New group ("" removes it)
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Show a token's QR code to move it to another device (reveals the secret)
+    ShowQr {
+        /// Issuer, label, issuer:label, or id prefix
+        query: String,
+        /// Write a PNG image instead of printing to the terminal
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Write an SVG image instead of printing to the terminal
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Export every token as otpauth:// URIs, one per line (reveals every secret)
+    Export {
+        /// Export format (otpauth URIs, one per line)
+        #[arg(long, required = true)]
+        otpauth: bool,
+        /// Write to FILE (created with owner-only permissions) instead of standard output
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Import otpauth:// URIs, one per line ("-" reads standard input)
+    Import {
+        /// The file holds otpauth URIs, one per line
+        #[arg(long, value_name = "FILE", required = true)]
+        otpauth: PathBuf,
+    },
+    /// Manage the ways to unlock the vault
+    #[command(subcommand)]
+    Slots(SlotsCommand),
+}
+
+/// `tessera add` arguments.
+#[derive(Args)]
+pub struct AddArgs {
+    /// An otpauth:// URI ("-" reads it from standard input)
+    #[arg(conflicts_with_all = ["qr", "secret"])]
+    uri: Option<String>,
+    /// An image file (PNG, JPEG, WebP, GIF, BMP) with a QR code
+    #[arg(long, value_name = "FILE", conflicts_with = "secret")]
+    qr: Option<PathBuf>,
+    /// Base32 secret, for adding by hand ("-" reads it from standard input)
+    #[arg(long, requires = "label")]
+    secret: Option<String>,
+    /// Issuer (service name), when adding by hand
+    #[arg(long, requires = "secret")]
+    issuer: Option<String>,
+    /// Label (account name), when adding by hand
+    #[arg(long, requires = "secret")]
+    label: Option<String>,
+    /// Counter-based (HOTP) instead of time-based
+    #[arg(long, requires = "secret", conflicts_with_all = ["steam", "period"])]
+    hotp: bool,
+    /// Steam Guard token
+    #[arg(long, requires = "secret", conflicts_with_all = ["algorithm", "digits"])]
+    steam: bool,
+    /// HMAC algorithm: SHA1, SHA256 or SHA512
+    #[arg(long, requires = "secret", default_value = "SHA1")]
+    algorithm: String,
+    /// Code length, 6 to 10
+    #[arg(long, requires = "secret", default_value_t = 6)]
+    digits: u8,
+    /// TOTP period in seconds
+    #[arg(long, requires = "secret", default_value_t = 30)]
+    period: u32,
+    /// HOTP initial counter
+    #[arg(long, requires = "hotp", default_value_t = 0)]
+    counter: u64,
+    /// Put the token in a group
+    #[arg(long)]
+    group: Option<String>,
+}
+
+/// `tessera slots` subcommands.
+#[derive(Subcommand)]
+pub enum SlotsCommand {
+    /// List the vault's key slots
+    List,
+    /// Add a passphrase slot, or change the passphrase
+    SetPassphrase,
+    /// Add an OS key store slot, or replace its key
+    AddKeystore,
+    /// Remove the slots of one kind (never the last way in)
+    Remove {
+        /// passphrase or os-keystore
+        #[arg(value_parser = ["passphrase", "os-keystore"])]
+        kind: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            terminal::report(&failure);
+            ExitCode::FAILURE
+        }
+    }
+}

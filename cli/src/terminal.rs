@@ -1,0 +1,273 @@
+//! Talking to the person at the terminal: error reports, passphrase prompts, confirmations, and
+//! files written with owner-only permissions.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tessera_core::otpauth::UriError;
+use tessera_core::qr::QrError;
+use tessera_core::secret::SecretString;
+use tessera_core::transfer::ImportError;
+use tessera_core::vault::{TokenError, VaultError};
+
+/// Environment variable holding the vault passphrase, for scripts.
+pub const PASSPHRASE_ENV: &str = "TESSERA_PASSPHRASE";
+/// Environment variable holding a new passphrase (`slots set-passphrase`), for scripts.
+pub const NEW_PASSPHRASE_ENV: &str = "TESSERA_NEW_PASSPHRASE";
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A vault operation failed.
+    Vault(VaultError),
+    /// A URI was refused.
+    Uri(UriError),
+    /// A QR code could not be rendered or read.
+    Qr(QrError),
+    /// An import file was refused.
+    Import(ImportError),
+    /// A file of the user's could not be read or written.
+    File {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The command line asks for something that cannot be done.
+    Usage(String),
+}
+
+impl From<VaultError> for Failure {
+    fn from(error: VaultError) -> Self {
+        Self::Vault(error)
+    }
+}
+
+impl From<TokenError> for Failure {
+    fn from(error: TokenError) -> Self {
+        Self::Vault(VaultError::Token(error))
+    }
+}
+
+impl From<UriError> for Failure {
+    fn from(error: UriError) -> Self {
+        Self::Uri(error)
+    }
+}
+
+impl From<QrError> for Failure {
+    fn from(error: QrError) -> Self {
+        Self::Qr(error)
+    }
+}
+
+impl From<ImportError> for Failure {
+    fn from(error: ImportError) -> Self {
+        Self::Import(error)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vault(VaultError::NotFound(path)) => {
+                write!(
+                    f,
+                    "no vault at {}; create one with `tessera init`",
+                    path.display()
+                )
+            }
+            Self::Vault(error @ VaultError::PassphraseRequired { .. }) => {
+                write!(f, "{error}; set {PASSPHRASE_ENV} or run tessera in a terminal")
+            }
+            Self::Vault(error) => error.fmt(f),
+            Self::Uri(error) => error.fmt(f),
+            Self::Qr(error) => error.fmt(f),
+            Self::Import(error) => error.fmt(f),
+            Self::File { action, path, source } => {
+                write!(f, "could not {action} {}: {source}", path.display())
+            }
+            Self::Usage(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Prints a failure on standard error: one line, plus the candidates of an ambiguous query.
+pub fn report(failure: &Failure) {
+    eprintln!("tessera: error: {}", single_line(&failure.to_string()));
+    if let Failure::Vault(VaultError::Token(TokenError::Ambiguous { matches, .. })) = failure {
+        for candidate in matches {
+            eprintln!(
+                "  {}  {}  ({})",
+                short_id(candidate.id.as_str()),
+                candidate.name,
+                candidate.kind
+            );
+        }
+    }
+}
+
+/// Prints a warning on standard error.
+pub fn warn(message: impl fmt::Display) {
+    eprintln!("tessera: warning: {}", single_line(&message.to_string()));
+}
+
+/// Prints an informational line on standard error (standard output is kept for results).
+pub fn note(message: impl fmt::Display) {
+    eprintln!("{message}");
+}
+
+/// Prints a result on standard output.
+pub fn output(text: impl fmt::Display) {
+    println!("{text}");
+}
+
+/// Prints text on standard output as it is (no newline added).
+pub fn output_raw(text: &str) {
+    print!("{text}");
+}
+
+/// The first 8 characters of a token id: enough to pick it in a query.
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn single_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+/// The vault passphrase: from the environment, else prompted on the terminal, else none.
+pub fn passphrase() -> Option<SecretString> {
+    if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+        return Some(SecretString::new(value));
+    }
+    if !io::stdin().is_terminal() {
+        return None;
+    }
+    rpassword::prompt_password("Vault passphrase: ")
+        .ok()
+        .map(SecretString::new)
+}
+
+/// A new passphrase: from `env`, else prompted twice on the terminal.
+pub fn new_passphrase(env: &str) -> Result<SecretString, Failure> {
+    if let Ok(value) = std::env::var(env) {
+        return Ok(SecretString::new(value));
+    }
+    if !io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "no terminal to ask for the new passphrase; set {env}"
+        )));
+    }
+    let read = |prompt| {
+        rpassword::prompt_password(prompt)
+            .map(SecretString::new)
+            .map_err(|source| Failure::File {
+                action: "read the passphrase from",
+                path: "/dev/tty".into(),
+                source,
+            })
+    };
+    let first = read("New passphrase: ")?;
+    let second = read("Repeat the passphrase: ")?;
+    if first != second {
+        return Err(Failure::Usage("the passphrases do not match".into()));
+    }
+    Ok(first)
+}
+
+/// Asks a yes/no question when a person is at the terminal; without one, the answer is yes.
+pub fn confirm(question: &str) -> Result<bool, Failure> {
+    if !io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question} [y/N] ");
+    let _ = io::stderr().flush();
+    let mut answer = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|source| Failure::File {
+            action: "read the answer from",
+            path: "stdin".into(),
+            source,
+        })?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Reads a secret value given as an argument, or standard input's first line when it is `-`.
+pub fn argument_or_stdin(value: &str) -> Result<SecretString, Failure> {
+    if value != "-" {
+        return Ok(SecretString::new(value.to_owned()));
+    }
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|source| Failure::File {
+            action: "read",
+            path: "standard input".into(),
+            source,
+        })?;
+    let trimmed = SecretString::new(line.trim().to_owned());
+    zeroize_string(&mut line);
+    Ok(trimmed)
+}
+
+/// Reads a whole text file (or standard input for `-`), at most `limit` bytes.
+pub fn read_text(path: &Path, limit: u64) -> Result<SecretString, Failure> {
+    let failure = |source| Failure::File {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        io::stdin()
+            .lock()
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(failure)?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+            .map_err(failure)?;
+    }
+    if bytes.len() as u64 > limit {
+        return Err(Failure::Usage(format!(
+            "{} is larger than {limit} bytes",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map(SecretString::new)
+        .map_err(|_| Failure::Usage(format!("{} is not UTF-8 text", path.display())))
+}
+
+/// Writes a new file readable only by its owner. Refuses to replace an existing file.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+    let failure = |source| Failure::File {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(failure)?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(failure)
+}
+
+fn zeroize_string(text: &mut String) {
+    use zeroize::Zeroize;
+    text.zeroize();
+}

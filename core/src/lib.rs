@@ -1,0 +1,18 @@
+//! Tessera's domain core: everything the soft token and the verification server agree on, without
+//! network, UI or operating-system services.
+//!
+//! - [`otp`]: HOTP, TOTP and Steam codes, and windowed verification that reports the matching step.
+//! - [`otpauth`]: `otpauth://` URIs (Google's Key Uri Format), parsed and built.
+//! - [`vault`]: the encrypted token vault: model, AES-256-GCM envelope, key slots, atomic file store.
+//! - [`qr`]: QR codes rendered to PNG, SVG and terminals, and decoded from images and camera frames.
+//! - [`transfer`]: import and export of token lists (one otpauth URI per line).
+//! - [`secret`]: the zeroizing, redacting containers every secret lives in.
+//! - [`error`]: the error codes every edge (CLI, FFI, IPC, HTTP) maps errors to.
+
+pub mod error;
+pub mod otp;
+pub mod otpauth;
+pub mod qr;
+pub mod secret;
+pub mod transfer;
+pub mod vault;

@@ -1,0 +1,555 @@
+//! The vault's contents: tokens and the rules for adding, finding, renaming, removing and using them.
+//!
+//! This is plain data plus rules; encryption and files are the envelope's and the store's business.
+//! Every field here is encrypted at rest, names and metadata included.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::otp::{OtpCode, OtpMethod};
+use crate::otpauth::{OtpAuth, UriError};
+use crate::secret::fill_random;
+
+/// Shortest id prefix a query may use to pick a token.
+pub const MIN_ID_PREFIX: usize = 4;
+/// Longest group name.
+pub const MAX_GROUP_LENGTH: usize = 64;
+
+/// A token's stable identifier: 64 random bits, shown as 16 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TokenId(String);
+
+impl TokenId {
+    /// A fresh random id.
+    pub fn random() -> Result<Self, crate::secret::RandomError> {
+        let mut bytes = [0u8; 8];
+        fill_random(&mut bytes)?;
+        Ok(Self(data_encoding::HEXLOWER.encode(&bytes)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One soft token in the vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    id: TokenId,
+    otp: OtpAuth,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+    created_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<u64>,
+    #[serde(default)]
+    use_count: u64,
+}
+
+impl Token {
+    /// The id.
+    pub fn id(&self) -> &TokenId {
+        &self.id
+    }
+
+    /// Issuer, account, seed and code parameters.
+    pub fn otp(&self) -> &OtpAuth {
+        &self.otp
+    }
+
+    /// The issuer, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.otp.issuer()
+    }
+
+    /// The account name (label).
+    pub fn label(&self) -> &str {
+        self.otp.account()
+    }
+
+    /// `issuer:label`, or the label alone: how lists and error messages name a token.
+    pub fn display_name(&self) -> String {
+        match self.issuer() {
+            Some(issuer) if self.label().is_empty() => issuer.to_owned(),
+            Some(issuer) => format!("{issuer}:{}", self.label()),
+            None => self.label().to_owned(),
+        }
+    }
+
+    /// How codes are made.
+    pub fn method(&self) -> &OtpMethod {
+        self.otp.method()
+    }
+
+    /// The optional group (folder) name.
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// The optional icon (from the URI's `image` parameter).
+    pub fn icon(&self) -> Option<&str> {
+        self.otp.image()
+    }
+
+    /// When the token was added (Unix seconds).
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// When a code was last taken (Unix seconds).
+    pub fn last_used_at(&self) -> Option<u64> {
+        self.last_used_at
+    }
+
+    /// How many codes were taken.
+    pub fn use_count(&self) -> u64 {
+        self.use_count
+    }
+
+    /// The code at `unix_time` without using it: the current code for time-based tokens, the
+    /// next one for HOTP (which only [`Vault::take_code`] advances).
+    pub fn peek_code(&self, unix_time: u64) -> OtpCode {
+        self.method().code_at(self.otp.secret(), unix_time)
+    }
+}
+
+/// The decrypted contents of a vault.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vault {
+    tokens: Vec<Token>,
+}
+
+/// What to change in [`Vault::edit`]; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TokenEdit {
+    /// New issuer: `Some(None)` removes it.
+    pub issuer: Option<Option<String>>,
+    /// New account name.
+    pub label: Option<String>,
+    /// New group: `Some(None)` removes it.
+    pub group: Option<Option<String>>,
+    /// New icon: `Some(None)` removes it.
+    pub icon: Option<Option<String>>,
+}
+
+impl Vault {
+    /// An empty vault.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// All tokens, in the order they were added.
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// True when there are no tokens.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The token with this exact id.
+    pub fn get(&self, id: &TokenId) -> Option<&Token> {
+        self.tokens.iter().find(|t| &t.id == id)
+    }
+
+    /// Adds a token. Refuses an exact duplicate (same seed, issuer and account), which is what
+    /// scanning the same QR twice produces.
+    pub fn add(&mut self, otp: OtpAuth, group: Option<String>, now: u64) -> Result<&Token, TokenError> {
+        let group = checked_group(group)?;
+        if let Some(existing) = self.tokens.iter().find(|t| {
+            t.otp.secret() == otp.secret() && t.issuer() == otp.issuer() && t.label() == otp.account()
+        }) {
+            return Err(TokenError::Duplicate(existing.display_name()));
+        }
+        let id = loop {
+            let id = TokenId::random().map_err(|e| TokenError::Random(e.to_string()))?;
+            if self.get(&id).is_none() {
+                break id;
+            }
+        };
+        self.tokens.push(Token {
+            id,
+            otp,
+            group,
+            created_at: now,
+            last_used_at: None,
+            use_count: 0,
+        });
+        self.tokens.last().ok_or(TokenError::NotFound(String::new()))
+    }
+
+    /// Tokens matching a user's query, best tier first:
+    /// 1. the id, or an id prefix of at least [`MIN_ID_PREFIX`] characters;
+    /// 2. exact `issuer:label`, issuer or label (case-insensitive);
+    /// 3. the query as a substring of `issuer label` or the group (case-insensitive).
+    ///
+    /// The first tier with any match is returned.
+    pub fn find(&self, query: &str) -> Vec<&Token> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Vec::new();
+        }
+        let lower = query.to_lowercase();
+        let tiers: [&dyn Fn(&Token) -> bool; 3] = [
+            &|t| {
+                t.id.as_str() == lower || (lower.len() >= MIN_ID_PREFIX && t.id.as_str().starts_with(&lower))
+            },
+            &|t| {
+                t.display_name().to_lowercase() == lower
+                    || t.label().to_lowercase() == lower
+                    || t.issuer().is_some_and(|i| i.to_lowercase() == lower)
+            },
+            &|t| {
+                format!("{} {}", t.issuer().unwrap_or_default(), t.label())
+                    .to_lowercase()
+                    .contains(&lower)
+                    || t.group().is_some_and(|g| g.to_lowercase().contains(&lower))
+            },
+        ];
+        tiers
+            .iter()
+            .map(|matches| self.tokens.iter().filter(|t| matches(t)).collect::<Vec<_>>())
+            .find(|found| !found.is_empty())
+            .unwrap_or_default()
+    }
+
+    /// The one token a query names; several matches are an error listing them.
+    pub fn resolve(&self, query: &str) -> Result<&Token, TokenError> {
+        match self.find(query).as_slice() {
+            [] => Err(TokenError::NotFound(query.trim().to_owned())),
+            [one] => Ok(one),
+            many => Err(TokenError::Ambiguous {
+                query: query.trim().to_owned(),
+                matches: many.iter().map(|t| TokenSummary::of(t)).collect(),
+            }),
+        }
+    }
+
+    /// Removes a token and returns it.
+    pub fn remove(&mut self, id: &TokenId) -> Result<Token, TokenError> {
+        let index = self.index_of(id)?;
+        Ok(self.tokens.remove(index))
+    }
+
+    /// Changes a token's names, group or icon.
+    pub fn edit(&mut self, id: &TokenId, edit: TokenEdit) -> Result<&Token, TokenError> {
+        let index = self.index_of(id)?;
+        let token = self
+            .tokens
+            .get_mut(index)
+            .ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let mut otp = token.otp.clone();
+        otp.rename(edit.issuer, edit.label)?;
+        if let Some(icon) = edit.icon {
+            otp.set_image(icon)?;
+        }
+        let group = match edit.group {
+            Some(group) => checked_group(group)?,
+            None => token.group.clone(),
+        };
+        token.otp = otp;
+        token.group = group;
+        Ok(token)
+    }
+
+    /// Takes the token's code for use: records the use and, for HOTP, advances the counter so
+    /// the same code is never shown twice. Persist the vault before showing the code.
+    pub fn take_code(&mut self, id: &TokenId, unix_time: u64) -> Result<OtpCode, TokenError> {
+        let index = self.index_of(id)?;
+        let token = self
+            .tokens
+            .get_mut(index)
+            .ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let code = token.peek_code(unix_time);
+        if let OtpMethod::Hotp { counter, .. } = *token.method() {
+            let next = counter.checked_add(1).ok_or(TokenError::CounterExhausted)?;
+            token.otp.set_counter(next);
+        }
+        token.last_used_at = Some(unix_time);
+        token.use_count = token.use_count.saturating_add(1);
+        Ok(code)
+    }
+
+    fn index_of(&self, id: &TokenId) -> Result<usize, TokenError> {
+        self.tokens
+            .iter()
+            .position(|t| &t.id == id)
+            .ok_or_else(|| TokenError::NotFound(id.to_string()))
+    }
+}
+
+fn checked_group(group: Option<String>) -> Result<Option<String>, TokenError> {
+    let group = group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
+    if let Some(group) = &group
+        && (group.chars().count() > MAX_GROUP_LENGTH || group.chars().any(char::is_control))
+    {
+        return Err(TokenError::InvalidGroup);
+    }
+    Ok(group)
+}
+
+/// A token as named in messages: id and display name, never the seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    /// The id.
+    pub id: TokenId,
+    /// `issuer:label`.
+    pub name: String,
+    /// `totp`, `hotp` or `steam`.
+    pub kind: &'static str,
+}
+
+impl TokenSummary {
+    /// Summarizes a token.
+    pub fn of(token: &Token) -> Self {
+        Self {
+            id: token.id.clone(),
+            name: token.display_name(),
+            kind: token.method().kind_name(),
+        }
+    }
+}
+
+/// Why an operation on the vault's tokens was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// No token matches.
+    #[error("no token matches '{0}'")]
+    NotFound(String),
+    /// Several tokens match.
+    #[error("'{query}' matches {} tokens; use a longer query or the id", matches.len())]
+    Ambiguous {
+        /// The query.
+        query: String,
+        /// What it matched.
+        matches: Vec<TokenSummary>,
+    },
+    /// The same seed, issuer and account are in the vault already.
+    #[error("this token is already in the vault as '{0}'")]
+    Duplicate(String),
+    /// The names are not valid.
+    #[error(transparent)]
+    InvalidName(#[from] UriError),
+    /// Group names are up to 64 printable characters.
+    #[error("a group name is at most {MAX_GROUP_LENGTH} printable characters")]
+    InvalidGroup,
+    /// The HOTP counter reached its maximum.
+    #[error("the HOTP counter is exhausted")]
+    CounterExhausted,
+    /// The random number generator failed.
+    #[error("{0}")]
+    Random(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::{Algorithm, Digits};
+    use crate::secret::SecretBytes;
+
+    fn otp(issuer: Option<&str>, account: &str, seed: &[u8], method: OtpMethod) -> OtpAuth {
+        OtpAuth::new(
+            issuer.map(str::to_owned),
+            account.into(),
+            SecretBytes::from_slice(seed),
+            method,
+        )
+        .unwrap()
+    }
+
+    fn sample() -> Vault {
+        let mut vault = Vault::new();
+        vault
+            .add(
+                otp(
+                    Some("GitHub"),
+                    "octocat",
+                    b"seed-one-0123456",
+                    OtpMethod::default_totp(),
+                ),
+                None,
+                1,
+            )
+            .unwrap();
+        vault
+            .add(
+                otp(
+                    Some("GitLab"),
+                    "octocat",
+                    b"seed-two-0123456",
+                    OtpMethod::default_totp(),
+                ),
+                Some("work".into()),
+                2,
+            )
+            .unwrap();
+        vault
+            .add(
+                otp(
+                    None,
+                    "bank",
+                    b"seed-three-01234",
+                    OtpMethod::Hotp {
+                        algorithm: Algorithm::Sha1,
+                        digits: Digits::SIX,
+                        counter: 0,
+                    },
+                ),
+                None,
+                3,
+            )
+            .unwrap();
+        vault
+    }
+
+    #[test]
+    fn find_prefers_exact_names_over_substrings() {
+        let vault = sample();
+        assert_eq!(vault.find("github").len(), 1);
+        assert_eq!(vault.find("GitHub:octocat").len(), 1);
+        assert_eq!(vault.find("git").len(), 2);
+        assert_eq!(vault.find("octocat").len(), 2);
+        assert_eq!(vault.find("work").len(), 1, "groups are searched");
+        assert!(vault.find("nothing").is_empty());
+        assert!(vault.find("  ").is_empty());
+    }
+
+    #[test]
+    fn find_by_id_prefix() {
+        let vault = sample();
+        let id = vault.tokens()[1].id().clone();
+        assert_eq!(vault.resolve(&id.as_str()[..MIN_ID_PREFIX]).unwrap().id(), &id);
+        assert_eq!(vault.resolve(&id.as_str().to_uppercase()).unwrap().id(), &id);
+    }
+
+    #[test]
+    fn resolve_reports_ambiguity_with_the_candidates() {
+        let vault = sample();
+        match vault.resolve("octocat") {
+            Err(TokenError::Ambiguous { matches, .. }) => {
+                let names: Vec<_> = matches.iter().map(|m| m.name.as_str()).collect();
+                assert_eq!(names, ["GitHub:octocat", "GitLab:octocat"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            vault.resolve("zzz").unwrap_err(),
+            TokenError::NotFound("zzz".into())
+        );
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut vault = sample();
+        let again = otp(
+            Some("GitHub"),
+            "octocat",
+            b"seed-one-0123456",
+            OtpMethod::default_totp(),
+        );
+        assert_eq!(
+            vault.add(again, None, 9).unwrap_err(),
+            TokenError::Duplicate("GitHub:octocat".into())
+        );
+        assert_eq!(vault.len(), 3);
+    }
+
+    #[test]
+    fn take_code_advances_hotp_and_records_use() {
+        let mut vault = sample();
+        let id = vault.resolve("bank").unwrap().id().clone();
+        let first = vault.take_code(&id, 100).unwrap();
+        let second = vault.take_code(&id, 101).unwrap();
+        assert_ne!(first, second);
+        let token = vault.get(&id).unwrap();
+        assert!(matches!(token.method(), OtpMethod::Hotp { counter: 2, .. }));
+        assert_eq!((token.last_used_at(), token.use_count()), (Some(101), 2));
+    }
+
+    #[test]
+    fn take_code_keeps_totp_parameters() {
+        let mut vault = sample();
+        let id = vault.resolve("github").unwrap().id().clone();
+        let code = vault.take_code(&id, 59).unwrap();
+        assert_eq!(code, vault.get(&id).unwrap().peek_code(59));
+        assert_eq!(vault.get(&id).unwrap().method(), &OtpMethod::default_totp());
+    }
+
+    #[test]
+    fn exhausted_counter_is_an_error_not_a_wrap() {
+        let mut vault = Vault::new();
+        let method = OtpMethod::Hotp {
+            algorithm: Algorithm::Sha1,
+            digits: Digits::SIX,
+            counter: u64::MAX,
+        };
+        let id = vault
+            .add(otp(None, "x", b"0123456789", method), None, 0)
+            .unwrap()
+            .id()
+            .clone();
+        assert_eq!(vault.take_code(&id, 0).unwrap_err(), TokenError::CounterExhausted);
+        assert!(matches!(
+            vault.get(&id).unwrap().method(),
+            OtpMethod::Hotp {
+                counter: u64::MAX,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn edit_validates_before_changing_anything() {
+        let mut vault = sample();
+        let id = vault.resolve("github").unwrap().id().clone();
+        let bad = TokenEdit {
+            label: Some("new".into()),
+            issuer: Some(Some("a:b".into())),
+            ..Default::default()
+        };
+        assert!(vault.edit(&id, bad).is_err());
+        assert_eq!(vault.get(&id).unwrap().display_name(), "GitHub:octocat");
+        let good = TokenEdit {
+            label: Some("mona".into()),
+            group: Some(Some("personal".into())),
+            ..Default::default()
+        };
+        let token = vault.edit(&id, good).unwrap();
+        assert_eq!(
+            (token.display_name().as_str(), token.group()),
+            ("GitHub:mona", Some("personal"))
+        );
+        let bad_group = TokenEdit {
+            group: Some(Some("x\u{7}".into())),
+            ..Default::default()
+        };
+        assert_eq!(vault.edit(&id, bad_group).unwrap_err(), TokenError::InvalidGroup);
+    }
+
+    #[test]
+    fn remove_returns_the_token() {
+        let mut vault = sample();
+        let id = vault.resolve("gitlab").unwrap().id().clone();
+        assert_eq!(vault.remove(&id).unwrap().issuer(), Some("GitLab"));
+        assert_eq!(
+            vault.remove(&id).unwrap_err(),
+            TokenError::NotFound(id.to_string())
+        );
+        assert_eq!(vault.len(), 2);
+    }
+}

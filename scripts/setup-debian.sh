@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing Tessera needs on Debian 12 (bookworm): system packages via
+# apt, and a Rust toolchain via rustup if there is none. Safe to run again; it skips what is there.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config curl ca-certificates
+  libdbus-1-dev dbus gnome-keyring   # keyring crate + a real Secret Service for its tests
+  oathtool                           # reference OTP generator the tests compare against
+  hyperfine                          # whole-process timings in scripts/bench.sh
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: machine setup, formatting, lints, build, then every test
+# (unit, property, oathtool cross-checks, the CLI end to end against a real Secret Service).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-debian.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo build (binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+step "cargo test (inside a private D-Bus session with gnome-keyring)"
+scripts/with-keyring.sh cargo test --workspace --locked
+step "all checks passed"

@@ -1,0 +1,20 @@
+//! End-to-end tests: Tessera's binaries run as a user runs them, against real services (the
+//! Secret Service from gnome-keyring, Debian's `oathtool` as the reference OTP generator).
+//!
+//! Run them through the README's test command, which builds the binaries first and starts a
+//! private D-Bus session with an unlocked gnome-keyring; without one, the key store tests fail
+//! with instructions rather than skip.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli_add_and_codes;
+mod cli_bad_input;
+mod cli_concurrency;
+mod cli_slots;
+mod layering;
+mod support;

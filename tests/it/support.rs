@@ -1,0 +1,206 @@
+//! Running the built binaries in throwaway directories.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::SystemTime;
+
+/// The directory holding the workspace's built binaries (next to this test's `deps/`).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// A built binary of the workspace, checked to exist and to be newer than the sources it is
+/// built from, so a stale binary can never make these tests pass.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo build --workspace --bins` first",
+                path.display()
+            )
+        });
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for crate_dir in ["core", "platform", "cli"] {
+        if let Some(newest) = newest_file(&workspace.join(crate_dir).join("src")) {
+            assert!(
+                newest <= built,
+                "{} is older than the sources in {crate_dir}/: run `cargo build --workspace --bins` first",
+                path.display()
+            );
+        }
+    }
+    path
+}
+
+fn newest_file(dir: &Path) -> Option<SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                newest_file(&path)
+            } else {
+                entry.metadata().ok()?.modified().ok()
+            }
+        })
+        .max()
+}
+
+/// Fails (never skips) when there is no D-Bus session for the Secret Service.
+pub fn require_secret_service() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "these tests use the real Secret Service: run them inside `dbus-run-session` with an unlocked \
+         gnome-keyring, as the README's test command (scripts/test.sh) does"
+    );
+}
+
+/// A private directory with a vault path, and a `tessera` runner pointed at it.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub vault: PathBuf,
+}
+
+/// A finished `tessera` run.
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns standard output.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(
+            self.status, 0,
+            "tessera failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+
+    /// Asserts failure with a one-line reason on stderr containing `reason`.
+    #[track_caller]
+    pub fn fails_with(self, reason: &str) {
+        assert_ne!(
+            self.status, 0,
+            "tessera succeeded but should have failed: {}",
+            self.stdout
+        );
+        let first = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("tessera: error: "))
+            .unwrap_or_else(|| panic!("no 'tessera: error:' line in stderr: {}", self.stderr));
+        assert!(first.contains(reason), "expected {reason:?} in {first:?}");
+    }
+}
+
+impl Run {
+    /// Asserts a command-line usage error (exit status 2) mentioning `reason`.
+    #[track_caller]
+    pub fn usage_error(self, reason: &str) {
+        assert_eq!(self.status, 2, "expected a usage error: {}", self.stderr);
+        assert!(
+            self.stderr.contains(reason),
+            "expected {reason:?} in {}",
+            self.stderr
+        );
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault.tessera");
+        Self { dir, vault }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("tessera"));
+        command
+            .args(args)
+            .env("TESSERA_VAULT", &self.vault)
+            .env_remove("TESSERA_PASSPHRASE")
+            .env_remove("TESSERA_NEW_PASSPHRASE")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `tessera ARGS` with no passphrase in the environment.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// Runs `tessera ARGS` with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        Run::from(command.output().unwrap())
+    }
+
+    /// Runs `tessera ARGS` with `input` on standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    /// A vault unlocked by the OS key store.
+    pub fn with_keystore_vault() -> Self {
+        require_secret_service();
+        let sandbox = Self::new();
+        sandbox.run(&["init"]).ok();
+        sandbox
+    }
+
+    pub fn vault_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.vault).unwrap()
+    }
+}
+
+/// The code Debian's oathtool computes (the reference implementation).
+pub fn oathtool(args: &[&str]) -> String {
+    let output = Command::new("oathtool")
+        .args(args)
+        .output()
+        .expect("oathtool is installed by the README's test command");
+    assert!(
+        output.status.success(),
+        "oathtool {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
