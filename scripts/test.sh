@@ -12,6 +12,11 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo check for Windows and macOS (compile only: no SDKs on this machine)"
+rustup target add x86_64-pc-windows-msvc aarch64-apple-darwin >/dev/null 2>&1
+for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
+  cargo check --locked -p tessera-cli --target "$target"
+done
 step "cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
 step "cargo test (inside a private D-Bus session with gnome-keyring)"

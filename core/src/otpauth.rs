@@ -371,10 +371,11 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), UriErro
     Ok(())
 }
 
+/// Percent-decodes one part of the URI. The intermediate copy is wiped, since the part may be the secret.
 fn decode_component(raw: &str, part: &'static str, plus_is_space: bool) -> Result<String, UriError> {
     let spaced;
     let raw = if plus_is_space {
-        spaced = raw.replace('+', " ");
+        spaced = Zeroizing::new(raw.replace('+', " "));
         spaced.as_str()
     } else {
         raw

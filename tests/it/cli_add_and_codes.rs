@@ -21,6 +21,17 @@ fn oath_totp(secret: &str, algorithm: &str, digits: u8, period: u32, time: u64) 
     ])
 }
 
+/// Asserts that the vault's ACME token shows oathtool's code at `time`.
+#[track_caller]
+fn assert_acme_code_at(sandbox: &Sandbox, time: u64) {
+    let shown = sandbox.run(&["code", "acme", "--at", &time.to_string()]).ok();
+    assert_eq!(
+        shown.trim(),
+        oath_totp(SHA256_SECRET, "SHA256", 8, 45, time),
+        "at {time}"
+    );
+}
+
 /// A photo-like JPEG: the QR small in a larger textured picture, as a screenshot or phone photo.
 fn qr_in_a_picture(uri: &str) -> Vec<u8> {
     let code = qr::render_image(uri, 3).unwrap();
@@ -47,12 +58,7 @@ fn add_from_a_qr_image_and_read_codes_matching_oathtool() {
     added.ok();
 
     for time in [59u64, 1_111_111_109, 1_700_000_000, 4_000_000_000] {
-        let shown = sandbox.run(&["code", "acme", "--at", &time.to_string()]).ok();
-        assert_eq!(
-            shown.trim(),
-            oath_totp(SHA256_SECRET, "SHA256", 8, 45, time),
-            "at {time}"
-        );
+        assert_acme_code_at(&sandbox, time);
     }
     let before = unix_now();
     let shown = sandbox.run(&["code", "john.doe@email.com"]).ok();
@@ -73,11 +79,7 @@ fn add_from_a_jpeg_photo_of_a_qr() {
     let jpeg = sandbox.path("photo.jpg");
     std::fs::write(&jpeg, qr_in_a_picture(SHA256_URI)).unwrap();
     sandbox.run(&["add", "--qr", jpeg.to_str().unwrap()]).ok();
-    let code = sandbox.run(&["code", "ACME Co", "--at", "1234567890"]).ok();
-    assert_eq!(
-        code.trim(),
-        oath_totp(SHA256_SECRET, "SHA256", 8, 45, 1_234_567_890)
-    );
+    assert_acme_code_at(&sandbox, 1_234_567_890);
 }
 
 #[test]
@@ -127,7 +129,7 @@ fn add_by_uri_by_hand_and_from_stdin_and_list_without_secrets() {
         lines[2].contains("Bank") && lines[2].contains("totp 60s 7 digits") && lines[2].contains("money")
     );
 
-    let json: serde_json::Value = serde_json::from_str(&sandbox.run(&["list", "--json"]).ok()).unwrap();
+    let json = sandbox.list_json();
     let tokens = json.as_array().unwrap();
     assert_eq!(tokens.len(), 4);
     assert_eq!(tokens[1]["issuer"], "Bank");
@@ -168,7 +170,7 @@ fn hotp_codes_advance_the_counter_durably() {
             oathtool(&["-b", "-d", "8", "-c", &counter.to_string(), secret])
         );
     }
-    let json: serde_json::Value = serde_json::from_str(&sandbox.run(&["list", "--json"]).ok()).unwrap();
+    let json = sandbox.list_json();
     assert_eq!(json[0]["counter"], 8, "the next code to show is for counter 8");
     assert!(json[0]["last_used_at"].as_u64().unwrap() >= unix_now() - 60);
 }
@@ -237,11 +239,7 @@ fn export_then_import_moves_every_token() {
     );
 
     for sandbox in [&source, &target] {
-        let code = sandbox.run(&["code", "acme", "--at", "1700000000"]).ok();
-        assert_eq!(
-            code.trim(),
-            oath_totp(SHA256_SECRET, "SHA256", 8, 45, 1_700_000_000)
-        );
+        assert_acme_code_at(sandbox, 1_700_000_000);
     }
     let code = target.run(&["code", "bank"]).ok();
     assert_eq!(
@@ -282,11 +280,7 @@ fn show_qr_moves_a_token_to_another_device() {
 
     let phone = Sandbox::with_keystore_vault();
     phone.run(&["add", "--qr", png.to_str().unwrap()]).ok();
-    let code = phone.run(&["code", "acme", "--at", "1700000000"]).ok();
-    assert_eq!(
-        code.trim(),
-        oath_totp(SHA256_SECRET, "SHA256", 8, 45, 1_700_000_000)
-    );
+    assert_acme_code_at(&phone, 1_700_000_000);
 }
 
 #[test]
@@ -318,7 +312,7 @@ fn rename_and_remove() {
         "{}",
         renamed.stderr
     );
-    let json: serde_json::Value = serde_json::from_str(&sandbox.run(&["list", "--json"]).ok()).unwrap();
+    let json = sandbox.list_json();
     assert_eq!(
         (json[0]["issuer"].as_str(), json[0]["label"].as_str()),
         (Some("GitHub Enterprise"), Some("mona"))
@@ -332,7 +326,7 @@ fn rename_and_remove() {
         "{}",
         removed.stderr
     );
-    let json: serde_json::Value = serde_json::from_str(&sandbox.run(&["list", "--json"]).ok()).unwrap();
+    let json = sandbox.list_json();
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert_eq!(json[0]["issuer"], serde_json::Value::Null);
     sandbox

@@ -50,7 +50,7 @@ fn parallel_writers_lose_nothing() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let json: serde_json::Value = serde_json::from_str(&sandbox.run(&["list", "--json"]).ok()).unwrap();
+    let json = sandbox.list_json();
     assert_eq!(json.as_array().unwrap().len(), 40);
 }
 
@@ -85,6 +85,6 @@ fn parallel_hotp_codes_are_never_repeated() {
         .map(|c| oathtool(&["-b", "-c", &c.to_string(), secret]))
         .collect();
     assert_eq!(codes, expected, "each process got a different counter's code");
-    let json: serde_json::Value = serde_json::from_str(&sandbox.run(&["list", "--json"]).ok()).unwrap();
+    let json = sandbox.list_json();
     assert_eq!(json[0]["counter"], takers);
 }

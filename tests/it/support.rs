@@ -178,6 +178,11 @@ impl Sandbox {
         sandbox
     }
 
+    /// `tessera list --json`, parsed.
+    pub fn list_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.run(&["list", "--json"]).ok()).unwrap()
+    }
+
     pub fn vault_bytes(&self) -> Vec<u8> {
         std::fs::read(&self.vault).unwrap()
     }
