@@ -30,10 +30,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     };
     let store = VaultStore::new(path);
     match cli.command {
-        Command::Init {
-            passphrase,
-            no_keystore,
-        } => init(&store, passphrase, no_keystore),
+        Command::Init { passphrase, no_keystore } => init(&store, passphrase, no_keystore),
         Command::Slots(SlotsCommand::List) => list_slots(&store),
         command => {
             let vault = unlock(&store)?;
@@ -42,12 +39,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 Command::List { json } => list(&vault, json),
                 Command::Code { query, at } => code(&vault, &query, at),
                 Command::Remove { query, yes } => remove(&vault, &query, yes),
-                Command::Rename {
-                    query,
-                    label,
-                    issuer,
-                    group,
-                } => rename(&vault, &query, label, issuer, group),
+                Command::Rename { query, label, issuer, group } => {
+                    rename(&vault, &query, label, issuer, group)
+                }
                 Command::ShowQr { query, png, svg } => show_qr(&vault, &query, png, svg),
                 Command::Export { output, .. } => export(&vault, output),
                 Command::Import { otpauth } => import(&vault, &otpauth),
@@ -59,14 +53,19 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The OS key store, under `TESSERA_KEYRING_SERVICE` when set (tests and side-by-side profiles).
+fn keystore() -> OsKeyStore {
+    match std::env::var("TESSERA_KEYRING_SERVICE") {
+        Ok(service) if !service.is_empty() => OsKeyStore::with_service(service),
+        _ => OsKeyStore::new(),
+    }
 }
 
 fn unlock(store: &VaultStore) -> Result<UnlockedVault, Failure> {
-    let keystore = OsKeyStore::new();
+    let keystore = keystore();
     Ok(store.unlock_any(Some(&keystore), terminal::passphrase)?)
 }
 
@@ -74,12 +73,9 @@ fn init(store: &VaultStore, with_passphrase: bool, no_keystore: bool) -> Result<
     if store.exists() {
         return Err(VaultError::AlreadyExists(store.path().to_path_buf()).into());
     }
-    let passphrase = if with_passphrase {
-        Some(terminal::new_passphrase(terminal::PASSPHRASE_ENV)?)
-    } else {
-        None
-    };
-    let keystore = OsKeyStore::new();
+    let passphrase =
+        if with_passphrase { Some(terminal::new_passphrase(terminal::PASSPHRASE_ENV)?) } else { None };
+    let keystore = keystore();
     store
         .create((!no_keystore).then_some(&keystore as _), passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))
         .map_err(|error| match error {
@@ -93,10 +89,7 @@ fn init(store: &VaultStore, with_passphrase: bool, no_keystore: bool) -> Result<
         (false, false) => "the OS key store",
         (true, _) => "a passphrase",
     };
-    note(format!(
-        "Created a vault at {}, unlocked by {slots}.",
-        store.path().display()
-    ));
+    note(format!("Created a vault at {}, unlocked by {slots}.", store.path().display()));
     Ok(())
 }
 
@@ -109,9 +102,7 @@ fn add(vault: &UnlockedVault, args: AddArgs) -> Result<(), Failure> {
     } else if let Some(secret) = &args.secret {
         vec![token_by_hand(&args, secret)?]
     } else {
-        return Err(Failure::Usage(
-            "give an otpauth:// URI, --qr IMAGE, or --secret with --label".into(),
-        ));
+        return Err(Failure::Usage("give an otpauth:// URI, --qr IMAGE, or --secret with --label".into()));
     };
     let added_at = now();
     let added = vault.update(|v| {
@@ -155,10 +146,9 @@ fn tokens_from_qr(image: &Path) -> Result<Vec<OtpAuth>, Failure> {
         }
     }
     match (tokens.is_empty(), last_error) {
-        (true, Some(error)) => Err(Failure::Usage(format!(
-            "the QR code in {} is not a token: {error}",
-            image.display()
-        ))),
+        (true, Some(error)) => {
+            Err(Failure::Usage(format!("the QR code in {} is not a token: {error}", image.display())))
+        }
         _ => Ok(tokens),
     }
 }
@@ -170,18 +160,12 @@ fn token_by_hand(args: &AddArgs, secret: &str) -> Result<OtpAuth, Failure> {
     let invalid =
         |name, source| Failure::Uri(tessera_core::otpauth::UriError::InvalidParameter { name, source });
     let method = if args.steam {
-        OtpMethod::Steam {
-            period: Period::new(args.period).map_err(|e| invalid("period", e))?,
-        }
+        OtpMethod::Steam { period: Period::new(args.period).map_err(|e| invalid("period", e))? }
     } else {
         let algorithm = Algorithm::parse(&args.algorithm).map_err(|e| invalid("algorithm", e))?;
         let digits = Digits::new(args.digits).map_err(|e| invalid("digits", e))?;
         if args.hotp {
-            OtpMethod::Hotp {
-                algorithm,
-                digits,
-                counter: args.counter,
-            }
+            OtpMethod::Hotp { algorithm, digits, counter: args.counter }
         } else {
             OtpMethod::Totp {
                 algorithm,
@@ -193,47 +177,23 @@ fn token_by_hand(args: &AddArgs, secret: &str) -> Result<OtpAuth, Failure> {
     if secret.bits() < tessera_core::otpauth::RECOMMENDED_SECRET_BITS {
         warn(UriWarning::ShortSecret { bits: secret.bits() });
     }
-    Ok(OtpAuth::new(
-        args.issuer.clone(),
-        args.label.clone().unwrap_or_default(),
-        secret,
-        method,
-    )?)
+    Ok(OtpAuth::new(args.issuer.clone(), args.label.clone().unwrap_or_default(), secret, method)?)
 }
 
 fn kind_of(token: &Token) -> String {
     match token.method() {
-        OtpMethod::Totp {
-            algorithm,
-            digits,
-            period,
-        } => {
-            format!(
-                "totp {}s {} digits{}",
-                period.get(),
-                digits.get(),
-                non_default_algorithm(*algorithm)
-            )
+        OtpMethod::Totp { algorithm, digits, period } => {
+            format!("totp {}s {} digits{}", period.get(), digits.get(), non_default_algorithm(*algorithm))
         }
-        OtpMethod::Hotp {
-            algorithm, digits, ..
-        } => {
-            format!(
-                "hotp {} digits{}",
-                digits.get(),
-                non_default_algorithm(*algorithm)
-            )
+        OtpMethod::Hotp { algorithm, digits, .. } => {
+            format!("hotp {} digits{}", digits.get(), non_default_algorithm(*algorithm))
         }
         OtpMethod::Steam { .. } => "steam".into(),
     }
 }
 
 fn non_default_algorithm(algorithm: Algorithm) -> String {
-    if algorithm == Algorithm::Sha1 {
-        String::new()
-    } else {
-        format!(" {algorithm}")
-    }
+    if algorithm == Algorithm::Sha1 { String::new() } else { format!(" {algorithm}") }
 }
 
 /// A token as `list --json` shows it: everything but the secret.
@@ -307,11 +267,8 @@ fn list(vault: &UnlockedVault, json: bool) -> Result<(), Failure> {
         }
     }
     for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
+        let line: Vec<String> =
+            row.iter().zip(widths).map(|(cell, width)| format!("{cell:width$}")).collect();
         output(line.join("  ").trim_end());
     }
     Ok(())
@@ -332,18 +289,13 @@ fn code(vault: &UnlockedVault, query: &str, at: Option<u64>) -> Result<(), Failu
     let time = now();
     let (code, remaining) = vault.update(|v| {
         let token = v.resolve(query)?;
-        let (id, remaining) = (
-            token.id().clone(),
-            token.method().period().map(|p| p.seconds_remaining(time)),
-        );
+        let (id, remaining) =
+            (token.id().clone(), token.method().period().map(|p| p.seconds_remaining(time)));
         Ok::<_, Failure>((v.take_code(&id, time)?, remaining))
     })?;
     output(code.expose());
     if let (Some(seconds), true) = (remaining, std::io::IsTerminal::is_terminal(&std::io::stderr())) {
-        note(format!(
-            "valid for {seconds} more second{}",
-            if seconds == 1 { "" } else { "s" }
-        ));
+        note(format!("valid for {seconds} more second{}", if seconds == 1 { "" } else { "s" }));
     }
     Ok(())
 }
@@ -376,12 +328,7 @@ fn rename(
         return Err(Failure::Usage("give a new label, --issuer or --group".into()));
     }
     let optional = |value: String| Some(value).filter(|v| !v.trim().is_empty());
-    let edit = TokenEdit {
-        issuer: issuer.map(optional),
-        label,
-        group: group.map(optional),
-        icon: None,
-    };
+    let edit = TokenEdit { issuer: issuer.map(optional), label, group: group.map(optional), icon: None };
     let name = vault.update(|v| {
         let id = v.resolve(query)?.id().clone();
         Ok::<_, Failure>(v.edit(&id, edit)?.display_name())
@@ -422,11 +369,7 @@ fn export(vault: &UnlockedVault, path: Option<PathBuf>) -> Result<(), Failure> {
     match path {
         Some(path) => {
             terminal::write_private_file(&path, text.expose().as_bytes())?;
-            note(format!(
-                "Exported {} tokens to {}",
-                contents.len(),
-                path.display()
-            ));
+            note(format!("Exported {} tokens to {}", contents.len(), path.display()));
         }
         None => terminal::output_raw(text.expose()),
     }
@@ -464,7 +407,7 @@ fn list_slots(store: &VaultStore) -> Result<(), Failure> {
 }
 
 fn slots(vault: &UnlockedVault, command: SlotsCommand) -> Result<(), Failure> {
-    let keystore = OsKeyStore::new();
+    let keystore = keystore();
     match command {
         SlotsCommand::List => return list_slots(vault.store()),
         SlotsCommand::SetPassphrase => {
@@ -477,12 +420,8 @@ fn slots(vault: &UnlockedVault, command: SlotsCommand) -> Result<(), Failure> {
             note("The vault now opens with the OS key store.");
         }
         SlotsCommand::Remove { kind } => {
-            let kind = if kind == "passphrase" {
-                SlotKindName::Passphrase
-            } else {
-                SlotKindName::OsKeystore
-            };
-            vault.remove_slots(kind, Some(&keystore))?;
+            let kind = if kind == "passphrase" { SlotKindName::Passphrase } else { SlotKindName::OsKeystore };
+            vault.remove_slots(kind, &keystore)?;
             note(format!("Removed the {} slot.", kind.as_str()));
         }
     }

@@ -77,11 +77,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Vault(VaultError::NotFound(path)) => {
-                write!(
-                    f,
-                    "no vault at {}; create one with `tessera init`",
-                    path.display()
-                )
+                write!(f, "no vault at {}; create one with `tessera init`", path.display())
             }
             Self::Vault(error @ VaultError::PassphraseRequired { .. }) => {
                 write!(f, "{error}; set {PASSPHRASE_ENV} or run tessera in a terminal")
@@ -103,12 +99,7 @@ pub fn report(failure: &Failure) {
     eprintln!("tessera: error: {}", single_line(&failure.to_string()));
     if let Failure::Vault(VaultError::Token(TokenError::Ambiguous { matches, .. })) = failure {
         for candidate in matches {
-            eprintln!(
-                "  {}  {}  ({})",
-                short_id(candidate.id.as_str()),
-                candidate.name,
-                candidate.kind
-            );
+            eprintln!("  {}  {}  ({})", short_id(candidate.id.as_str()), candidate.name, candidate.kind);
         }
     }
 }
@@ -150,9 +141,7 @@ pub fn passphrase() -> Option<SecretString> {
     if !io::stdin().is_terminal() {
         return None;
     }
-    rpassword::prompt_password("Vault passphrase: ")
-        .ok()
-        .map(SecretString::new)
+    rpassword::prompt_password("Vault passphrase: ").ok().map(SecretString::new)
 }
 
 /// A new passphrase: from `env`, else prompted twice on the terminal.
@@ -161,18 +150,14 @@ pub fn new_passphrase(env: &str) -> Result<SecretString, Failure> {
         return Ok(SecretString::new(value));
     }
     if !io::stdin().is_terminal() {
-        return Err(Failure::Usage(format!(
-            "no terminal to ask for the new passphrase; set {env}"
-        )));
+        return Err(Failure::Usage(format!("no terminal to ask for the new passphrase; set {env}")));
     }
     let read = |prompt| {
-        rpassword::prompt_password(prompt)
-            .map(SecretString::new)
-            .map_err(|source| Failure::File {
-                action: "read the passphrase from",
-                path: "/dev/tty".into(),
-                source,
-            })
+        rpassword::prompt_password(prompt).map(SecretString::new).map_err(|source| Failure::File {
+            action: "read the passphrase from",
+            path: "/dev/tty".into(),
+            source,
+        })
     };
     let first = read("New passphrase: ")?;
     let second = read("Repeat the passphrase: ")?;
@@ -182,92 +167,89 @@ pub fn new_passphrase(env: &str) -> Result<SecretString, Failure> {
     Ok(first)
 }
 
-/// Asks a yes/no question when a person is at the terminal; without one, the answer is yes.
+/// Asks a yes/no question at the terminal. Without a terminal there is nobody to ask, so the
+/// answer is an error telling the caller to pass `--yes`.
 pub fn confirm(question: &str) -> Result<bool, Failure> {
     if !io::stdin().is_terminal() {
-        return Ok(true);
+        return Err(Failure::Usage("no terminal to confirm on; pass --yes to confirm from a script".into()));
     }
     eprint!("{question} [y/N] ");
     let _ = io::stderr().flush();
     let mut answer = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|source| Failure::File {
-            action: "read the answer from",
-            path: "stdin".into(),
-            source,
-        })?;
+    io::stdin().lock().read_line(&mut answer).map_err(|source| Failure::File {
+        action: "read the answer from",
+        path: "stdin".into(),
+        source,
+    })?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 /// Reads a secret value given as an argument, or standard input's first line when it is `-`.
+/// An argument gets a warning: other users' `ps` and the shell history can see it.
 pub fn argument_or_stdin(value: &str) -> Result<SecretString, Failure> {
     if value != "-" {
+        warn(
+            "the secret was given on the command line, where `ps` and shell history can see it; pass - to read it from standard input",
+        );
         return Ok(SecretString::new(value.to_owned()));
     }
     let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|source| Failure::File {
-            action: "read",
-            path: "standard input".into(),
-            source,
-        })?;
+    io::stdin().lock().read_line(&mut line).map_err(|source| Failure::File {
+        action: "read",
+        path: "standard input".into(),
+        source,
+    })?;
     let trimmed = SecretString::new(line.trim().to_owned());
-    zeroize_string(&mut line);
+    zeroize::Zeroize::zeroize(&mut line);
     Ok(trimmed)
 }
 
-/// Reads a whole text file (or standard input for `-`), at most `limit` bytes.
+/// Reads a whole text file (or standard input for `-`), at most `limit` bytes. The buffer grows
+/// by copying into a fresh allocation and wiping the old one, since import files carry seeds.
 pub fn read_text(path: &Path, limit: u64) -> Result<SecretString, Failure> {
-    let failure = |source| Failure::File {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        io::stdin()
-            .lock()
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(failure)?;
+    let failure = |source| Failure::File { action: "read", path: path.to_path_buf(), source };
+    let bytes = if path == Path::new("-") {
+        read_wiping(io::stdin().lock(), limit).map_err(failure)?
     } else {
-        std::fs::File::open(path)
-            .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-            .map_err(failure)?;
+        read_wiping(std::fs::File::open(path).map_err(failure)?, limit).map_err(failure)?
+    };
+    let Some(bytes) = bytes else {
+        return Err(Failure::Usage(format!("{} is larger than {limit} bytes", path.display())));
+    };
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(SecretString::new(text.to_owned())),
+        Err(_) => Err(Failure::Usage(format!("{} is not UTF-8 text", path.display()))),
     }
-    if bytes.len() as u64 > limit {
-        return Err(Failure::Usage(format!(
-            "{} is larger than {limit} bytes",
-            path.display()
-        )));
+}
+
+/// Reads everything from `reader` into zeroizing memory; `None` when it exceeds `limit` bytes.
+fn read_wiping(mut reader: impl Read, limit: u64) -> io::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let mut buffer = zeroize::Zeroizing::new(Vec::with_capacity(64 * 1024));
+    let mut chunk = zeroize::Zeroizing::new([0u8; 8192]);
+    loop {
+        let read = reader.read(chunk.as_mut())?;
+        if read == 0 {
+            return Ok(Some(buffer));
+        }
+        if (buffer.len() + read) as u64 > limit {
+            return Ok(None);
+        }
+        if buffer.len() + read > buffer.capacity() {
+            let mut larger = zeroize::Zeroizing::new(Vec::with_capacity(buffer.capacity() * 2 + read));
+            larger.extend_from_slice(&buffer);
+            buffer = larger;
+        }
+        buffer.extend_from_slice(chunk.get(..read).unwrap_or_default());
     }
-    String::from_utf8(bytes)
-        .map(SecretString::new)
-        .map_err(|_| Failure::Usage(format!("{} is not UTF-8 text", path.display())))
 }
 
 /// Writes a new file readable only by its owner. Refuses to replace an existing file.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), Failure> {
-    let failure = |source| Failure::File {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    };
+    let failure = |source| Failure::File { action: "write", path: path.to_path_buf(), source };
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(failure)?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(failure)
-}
-
-fn zeroize_string(text: &mut String) {
-    use zeroize::Zeroize;
-    text.zeroize();
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(failure)
 }

@@ -19,13 +19,7 @@ fn otp(c: &mut Criterion) {
     let mut group = c.benchmark_group("otp");
     group.bench_function("totp_generate_sha1_6", |b| {
         b.iter(|| {
-            totp(
-                &secret,
-                Algorithm::Sha1,
-                Digits::SIX,
-                Period::THIRTY_SECONDS,
-                black_box(1_700_000_000),
-            )
+            totp(&secret, Algorithm::Sha1, Digits::SIX, Period::THIRTY_SECONDS, black_box(1_700_000_000))
         })
     });
     group.bench_function("hotp_generate_sha1_6", |b| {
@@ -44,13 +38,7 @@ fn otp(c: &mut Criterion) {
             )
         })
     });
-    let current = totp(
-        &secret,
-        Algorithm::Sha1,
-        Digits::SIX,
-        Period::THIRTY_SECONDS,
-        1_700_000_000,
-    );
+    let current = totp(&secret, Algorithm::Sha1, Digits::SIX, Period::THIRTY_SECONDS, 1_700_000_000);
     group.bench_function("totp_verify_window_pm1_accept", |b| {
         b.iter(|| {
             verify_totp(
@@ -69,9 +57,7 @@ fn otp(c: &mut Criterion) {
 
 fn uri(c: &mut Criterion) {
     let text = "otpauth://totp/ACME%20Co:john.doe@email.com?secret=HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30";
-    c.bench_function("otpauth/parse", |b| {
-        b.iter(|| OtpAuth::parse(black_box(text)).unwrap())
-    });
+    c.bench_function("otpauth/parse", |b| b.iter(|| OtpAuth::parse(black_box(text)).unwrap()));
 }
 
 fn vault(c: &mut Criterion) {
@@ -100,13 +86,7 @@ fn vault(c: &mut Criterion) {
     let mut group = c.benchmark_group("vault_1000_tokens");
     group.bench_function("open_decrypt_parse", |b| b.iter(|| unlocked.read().unwrap()));
     group.bench_function("unlock_keystore_slot_then_open", |b| {
-        b.iter(|| {
-            store
-                .unlock(Credential::KeyStore(&keystore))
-                .unwrap()
-                .read()
-                .unwrap()
-        })
+        b.iter(|| store.unlock(Credential::KeyStore(&keystore)).unwrap().read().unwrap())
     });
     group.bench_function("save_atomic_fsync", |b| {
         b.iter(|| unlocked.update(|_| Ok::<_, VaultError>(())).unwrap())
@@ -115,9 +95,7 @@ fn vault(c: &mut Criterion) {
 
     let passphrase = SecretString::new("correct horse battery staple".into());
     let pass_store = VaultStore::new(dir.path().join("pass.tessera"));
-    pass_store
-        .create(None, Some((&passphrase, KdfParams::DEFAULT)))
-        .unwrap();
+    pass_store.create(None, Some((&passphrase, KdfParams::DEFAULT))).unwrap();
     let mut group = c.benchmark_group("vault");
     group.sample_size(10);
     group.bench_function("passphrase_unlock_argon2id_64MiB_t3", |b| {
@@ -136,24 +114,13 @@ fn qr_decode(c: &mut Criterion) {
     let blank = vec![200u8; (w * h) as usize];
     let empty = qr::LumaFrame::new(w, h, &blank).unwrap();
     let mut group = c.benchmark_group("qr_decode_1280x720");
-    group.bench_function("with_code", |b| {
-        b.iter(|| assert_eq!(qr::decode_luma(black_box(luma)).len(), 1))
-    });
-    group.bench_function("without_code", |b| {
-        b.iter(|| assert!(qr::decode_luma(black_box(empty)).is_empty()))
-    });
-    group.bench_function("rxing_only_with_code", |b| {
-        b.iter(|| qr::decode_with_rxing(black_box(luma)))
-    });
-    group.bench_function("rxing_only_without_code", |b| {
-        b.iter(|| qr::decode_with_rxing(black_box(empty)))
-    });
-    group.bench_function("rqrr_only_with_code", |b| {
-        b.iter(|| qr::decode_with_rqrr(black_box(luma)))
-    });
-    group.bench_function("rqrr_only_without_code", |b| {
-        b.iter(|| qr::decode_with_rqrr(black_box(empty)))
-    });
+    group.bench_function("with_code", |b| b.iter(|| assert_eq!(qr::decode_luma(black_box(luma)).len(), 1)));
+    group
+        .bench_function("without_code", |b| b.iter(|| assert!(qr::decode_luma(black_box(empty)).is_empty())));
+    group.bench_function("rxing_only_with_code", |b| b.iter(|| qr::decode_with_rxing(black_box(luma))));
+    group.bench_function("rxing_only_without_code", |b| b.iter(|| qr::decode_with_rxing(black_box(empty))));
+    group.bench_function("rqrr_only_with_code", |b| b.iter(|| qr::decode_with_rqrr(black_box(luma))));
+    group.bench_function("rqrr_only_without_code", |b| b.iter(|| qr::decode_with_rqrr(black_box(empty))));
     group.finish();
 }
 

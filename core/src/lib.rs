@@ -2,6 +2,7 @@
 //! network, UI or operating-system services.
 //!
 //! - [`otp`]: HOTP, TOTP and Steam codes, and windowed verification that reports the matching step.
+//! - [`verifier`]: the server's per-token rules: replay, lockout, drift, resync.
 //! - [`otpauth`]: `otpauth://` URIs (Google's Key Uri Format), parsed and built.
 //! - [`vault`]: the encrypted token vault: model, AES-256-GCM envelope, key slots, atomic file store.
 //! - [`qr`]: QR codes rendered to PNG, SVG and terminals, and decoded from images and camera frames.
@@ -16,3 +17,4 @@ pub mod qr;
 pub mod secret;
 pub mod transfer;
 pub mod vault;
+pub mod verifier;

@@ -121,11 +121,7 @@ impl Period {
 
     /// Validates a period.
     pub fn new(seconds: u32) -> Result<Self, OtpError> {
-        if seconds == 0 {
-            Err(OtpError::InvalidPeriod("0".into()))
-        } else {
-            Ok(Self(seconds))
-        }
+        if seconds == 0 { Err(OtpError::InvalidPeriod("0".into())) } else { Ok(Self(seconds)) }
     }
 
     /// Seconds.
@@ -196,11 +192,7 @@ pub enum OtpMethod {
 impl OtpMethod {
     /// The default TOTP: SHA-1, 6 digits, 30 seconds.
     pub fn default_totp() -> Self {
-        Self::Totp {
-            algorithm: Algorithm::Sha1,
-            digits: Digits::SIX,
-            period: Period::THIRTY_SECONDS,
-        }
+        Self::Totp { algorithm: Algorithm::Sha1, digits: Digits::SIX, period: Period::THIRTY_SECONDS }
     }
 
     /// The short name: `totp`, `hotp` or `steam`.
@@ -240,16 +232,8 @@ impl OtpMethod {
     /// methods, the code for the stored counter for HOTP (the caller then advances the counter).
     pub fn code_at(&self, secret: &SecretBytes, unix_time: u64) -> OtpCode {
         match *self {
-            Self::Totp {
-                algorithm,
-                digits,
-                period,
-            } => totp(secret, algorithm, digits, period, unix_time),
-            Self::Hotp {
-                algorithm,
-                digits,
-                counter,
-            } => hotp(secret, algorithm, digits, counter),
+            Self::Totp { algorithm, digits, period } => totp(secret, algorithm, digits, period, unix_time),
+            Self::Hotp { algorithm, digits, counter } => hotp(secret, algorithm, digits, counter),
             Self::Steam { period } => steam(secret, period, unix_time),
         }
     }
@@ -302,7 +286,7 @@ pub fn steam(secret: &SecretBytes, period: Period, unix_time: u64) -> OtpCode {
 }
 
 /// How far around the current time step a TOTP verifier looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpWindow {
     /// Steps before the current one (clock behind or network delay).
     pub behind: u32,
@@ -346,8 +330,7 @@ pub fn verify_totp(
     let last = current.saturating_add(u64::from(window.ahead));
     let period_secs = u64::from(period.get());
     let step = constant_time_search(first..=last, |step| {
-        hmac.decimal_value(step.saturating_mul(period_secs), digits)
-            .ct_eq(&candidate)
+        hmac.decimal_value(step.saturating_mul(period_secs), digits).ct_eq(&candidate)
     })?;
     let drift = i64::try_from(step).unwrap_or(i64::MAX) - i64::try_from(current).unwrap_or(i64::MAX);
     Some(TotpMatch { step, drift })
@@ -367,9 +350,7 @@ pub fn verify_hotp(
     let candidate = parse_decimal(candidate, digits)?;
     let hmac = Hmac::new(secret, algorithm, 1);
     let last = counter.saturating_add(u64::from(look_ahead));
-    constant_time_search(counter..=last, |c| {
-        hmac.decimal_value(c, digits).ct_eq(&candidate)
-    })
+    constant_time_search(counter..=last, |c| hmac.decimal_value(c, digits).ct_eq(&candidate))
 }
 
 /// Checks a Steam Guard code against every step of `window` around `unix_time`.
@@ -419,10 +400,7 @@ const STEAM_CODE_LENGTH: u8 = 5;
 
 /// Keeps user-supplied text in error messages short and printable.
 pub(crate) fn truncate_for_message(text: &str) -> String {
-    text.chars()
-        .take(32)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    text.chars().take(32).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// Evaluates `matches` at every point of `range`, whatever it returns, and returns the last
@@ -447,11 +425,7 @@ fn parse_decimal(candidate: &str, digits: Digits) -> Option<u64> {
     if bytes.len() != usize::from(digits.get()) || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        bytes
-            .iter()
-            .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')),
-    )
+    Some(bytes.iter().fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')))
 }
 
 /// A keyed HMAC over a counter, through `totp-rs`. `step` 1 makes totp-rs's "time" the counter itself.
@@ -567,15 +541,20 @@ mod tests {
     fn seeds_shorter_than_128_bits_work() {
         let eighty_bits = SecretBytes::from_base32("JBSWY3DPEHPK3PXP").unwrap();
         assert_eq!(eighty_bits.bits(), 80);
-        let code = totp(
-            &eighty_bits,
-            Algorithm::Sha1,
-            Digits::SIX,
-            Period::THIRTY_SECONDS,
-            1_700_000_000,
-        );
-        assert_eq!(code.expose().len(), 6);
-        assert!(code.expose().bytes().all(|b| b.is_ascii_digit()));
+        let code = totp(&eighty_bits, Algorithm::Sha1, Digits::SIX, Period::THIRTY_SECONDS, 1_700_000_000);
+        // `oathtool --totp -b JBSWY3DPEHPK3PXP -N @1700000000`
+        assert_eq!(code.expose(), "324550");
+    }
+
+    /// Computed with ValvePython `steam` 1.4.4, `steam.guard.generate_twofactor_code_for_time`.
+    #[test]
+    fn steam_codes_match_an_independent_implementation() {
+        let seed = secret(b"12345678901234567890");
+        for (time, expected) in
+            [(0, "GG5F5"), (1_234_567_890, "VHHQY"), (1_700_000_000, "R87JJ"), (2_000_000_000, "9N776")]
+        {
+            assert_eq!(steam(&seed, Period::THIRTY_SECONDS, time).expose(), expected, "at {time}");
+        }
     }
 
     #[test]
@@ -585,11 +564,7 @@ mod tests {
         for i in 0..200u64 {
             let code = steam(&seed, Period::THIRTY_SECONDS, i * 30);
             assert_eq!(code.expose().len(), 5);
-            assert!(
-                code.expose()
-                    .chars()
-                    .all(|c| "23456789BCDFGHJKMNPQRTVWXY".contains(c))
-            );
+            assert!(code.expose().chars().all(|c| "23456789BCDFGHJKMNPQRTVWXY".contains(c)));
             seen.insert(code.expose().to_string());
         }
         assert!(seen.len() > 190, "codes should vary between steps");
@@ -628,13 +603,7 @@ mod tests {
                 TotpWindow::RFC_DEFAULT,
             )
             .unwrap();
-            assert_eq!(
-                matched,
-                TotpMatch {
-                    step: (current as i64 + offset) as u64,
-                    drift: offset
-                }
-            );
+            assert_eq!(matched, TotpMatch { step: (current as i64 + offset) as u64, drift: offset });
         }
         let too_old = totp(&seed, Algorithm::Sha1, Digits::SIX, period, (current - 2) * 30);
         assert_eq!(
@@ -651,16 +620,8 @@ mod tests {
         );
         let wide = TotpWindow { behind: 2, ahead: 0 };
         assert_eq!(
-            verify_totp(
-                &seed,
-                Algorithm::Sha1,
-                Digits::SIX,
-                period,
-                too_old.expose(),
-                now,
-                wide
-            )
-            .map(|m| m.drift),
+            verify_totp(&seed, Algorithm::Sha1, Digits::SIX, period, too_old.expose(), now, wide)
+                .map(|m| m.drift),
             Some(-2)
         );
     }
@@ -680,22 +641,10 @@ mod tests {
     #[test]
     fn hotp_verification_looks_ahead_only() {
         let seed = secret(RFC4226_KEY);
-        assert_eq!(
-            verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "969429", 0, 3),
-            Some(3)
-        );
-        assert_eq!(
-            verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "969429", 0, 2),
-            None
-        );
-        assert_eq!(
-            verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "287082", 2, 5),
-            None
-        );
-        assert_eq!(
-            verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "287082", u64::MAX, 5),
-            None
-        );
+        assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "969429", 0, 3), Some(3));
+        assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "969429", 0, 2), None);
+        assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "287082", 2, 5), None);
+        assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "287082", u64::MAX, 5), None);
     }
 
     #[test]
@@ -704,14 +653,8 @@ mod tests {
         let now = 1_700_000_000;
         let code = steam(&seed, Period::THIRTY_SECONDS, now);
         let lower = code.expose().to_ascii_lowercase();
-        let matched = verify_steam(
-            &seed,
-            Period::THIRTY_SECONDS,
-            &lower,
-            now,
-            TotpWindow::RFC_DEFAULT,
-        )
-        .unwrap();
+        let matched =
+            verify_steam(&seed, Period::THIRTY_SECONDS, &lower, now, TotpWindow::RFC_DEFAULT).unwrap();
         assert_eq!(matched.drift, 0);
     }
 

@@ -9,7 +9,6 @@
 //! "no code found", never a crash. Decoded text is returned as [`SecretString`] because enrollment
 //! QR codes carry seeds.
 
-use std::collections::HashSet;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -23,6 +22,8 @@ use crate::secret::SecretString;
 
 /// Largest image side accepted when decoding a file, in pixels.
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Largest image file read, in bytes.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Most memory an image decoder may allocate, in bytes.
 pub const MAX_IMAGE_ALLOC: u64 = 512 * 1024 * 1024;
 
@@ -42,17 +43,9 @@ impl<'a> LumaFrame<'a> {
     pub fn new(width: u32, height: u32, pixels: &'a [u8]) -> Result<Self, QrError> {
         let expected = u64::from(width) * u64::from(height);
         if width == 0 || height == 0 || pixels.len() as u64 != expected {
-            return Err(QrError::InvalidFrame {
-                width,
-                height,
-                bytes: pixels.len(),
-            });
+            return Err(QrError::InvalidFrame { width, height, bytes: pixels.len() });
         }
-        Ok(Self {
-            width,
-            height,
-            pixels,
-        })
+        Ok(Self { width, height, pixels })
     }
 }
 
@@ -110,11 +103,7 @@ fn encode(text: &str) -> Result<QrCode, QrError> {
 /// The QR code as a grey image with a 4-module quiet zone, `module_px` pixels per module.
 pub fn render_image(text: &str, module_px: u32) -> Result<GrayImage, QrError> {
     let module_px = module_px.clamp(1, 64);
-    Ok(encode(text)?
-        .render::<Luma<u8>>()
-        .module_dimensions(module_px, module_px)
-        .quiet_zone(true)
-        .build())
+    Ok(encode(text)?.render::<Luma<u8>>().module_dimensions(module_px, module_px).quiet_zone(true).build())
 }
 
 /// The QR code as PNG bytes.
@@ -149,7 +138,8 @@ pub fn render_terminal(text: &str) -> Result<String, QrError> {
         .build())
 }
 
-/// Every QR code found in a camera frame (empty when there is none): the fast path, `rxing` only.
+/// The QR code found in a camera frame (empty when there is none): the fast path, `rxing` only,
+/// which reports one code per frame.
 pub fn decode_luma(frame: LumaFrame<'_>) -> Vec<SecretString> {
     decode_with_rxing(frame)
 }
@@ -157,10 +147,7 @@ pub fn decode_luma(frame: LumaFrame<'_>) -> Vec<SecretString> {
 /// Decodes with `rxing` (exposed for benchmarks comparing decoders).
 pub fn decode_with_rxing(frame: LumaFrame<'_>) -> Vec<SecretString> {
     let decoded = catch_unwind(AssertUnwindSafe(|| {
-        let mut hints = DecodeHints {
-            TryHarder: Some(true),
-            ..DecodeHints::default()
-        };
+        let mut hints = DecodeHints { TryHarder: Some(true), ..DecodeHints::default() };
         rxing::helpers::detect_in_luma_slice_with_hints(
             frame.pixels,
             frame.width,
@@ -171,12 +158,7 @@ pub fn decode_with_rxing(frame: LumaFrame<'_>) -> Vec<SecretString> {
         .ok()
         .map(|result| result.getText().to_owned())
     }));
-    decoded
-        .ok()
-        .flatten()
-        .map(SecretString::new)
-        .into_iter()
-        .collect()
+    decoded.ok().flatten().map(SecretString::new).into_iter().collect()
 }
 
 /// Decodes with `rqrr` (exposed for benchmarks comparing decoders).
@@ -195,12 +177,13 @@ pub fn decode_with_rqrr(frame: LumaFrame<'_>) -> Vec<SecretString> {
         }
         texts
     }));
-    let mut seen = HashSet::new();
-    decoded
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|t| seen.insert(t.expose().to_owned()))
-        .collect()
+    let mut unique: Vec<SecretString> = Vec::new();
+    for text in decoded.unwrap_or_default() {
+        if !unique.contains(&text) {
+            unique.push(text);
+        }
+    }
+    unique
 }
 
 /// Every QR code in an encoded image (PNG, JPEG, WebP, GIF, BMP). When `rxing` finds nothing it
@@ -217,10 +200,12 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<SecretString>, QrError> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_IMAGE_ALLOC);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
-        image::ImageError::Unsupported(_) => QrError::UnsupportedImage,
-        other => QrError::UnreadableImage(other.to_string()),
-    })?;
+    let image = catch_unwind(AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| QrError::UnreadableImage("the image decoder failed on this file".into()))?
+        .map_err(|e| match e {
+            image::ImageError::Unsupported(_) => QrError::UnsupportedImage,
+            other => QrError::UnreadableImage(other.to_string()),
+        })?;
     let mut luma = image.to_luma8();
     let (width, height) = luma.dimensions();
     let decoders: [fn(LumaFrame<'_>) -> Vec<SecretString>; 2] = [decode_with_rxing, decode_with_rqrr];
@@ -239,10 +224,18 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<SecretString>, QrError> {
 
 /// Every QR code in an image file.
 pub fn decode_image_file(path: &Path) -> Result<Vec<SecretString>, QrError> {
-    let bytes = std::fs::read(path).map_err(|source| QrError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    use std::io::Read;
+    let io_error = |source| QrError::Io { path: path.to_path_buf(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(QrError::UnreadableImage(format!(
+            "the file is larger than {} MiB",
+            MAX_IMAGE_FILE_BYTES >> 20
+        )));
+    }
     decode_image(&bytes)
 }
 
@@ -282,9 +275,7 @@ mod tests {
 
         image::imageops::invert(&mut image);
         let mut png = Vec::new();
-        image
-            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-            .unwrap();
+        image.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
         assert_eq!(texts(decode_image(&png).unwrap()), [URI]);
     }
 
@@ -316,27 +307,19 @@ mod tests {
 
     #[test]
     fn bad_frames_and_images_are_errors() {
-        assert!(matches!(
-            LumaFrame::new(10, 10, &[0; 99]),
-            Err(QrError::InvalidFrame { .. })
-        ));
-        assert!(matches!(
-            LumaFrame::new(0, 10, &[]),
-            Err(QrError::InvalidFrame { .. })
-        ));
-        assert!(matches!(
-            decode_image(b"plain text, not an image"),
-            Err(QrError::UnsupportedImage)
-        ));
+        assert!(matches!(LumaFrame::new(10, 10, &[0; 99]), Err(QrError::InvalidFrame { .. })));
+        assert!(matches!(LumaFrame::new(0, 10, &[]), Err(QrError::InvalidFrame { .. })));
+        assert!(matches!(decode_image(b"plain text, not an image"), Err(QrError::UnsupportedImage)));
         let png = render_png(URI, 2).unwrap();
-        assert!(matches!(
-            decode_image(&png[..png.len() / 2]),
-            Err(QrError::UnreadableImage(_))
-        ));
-        assert!(matches!(
-            decode_image_file(Path::new("/nonexistent/qr.png")),
-            Err(QrError::Io { .. })
-        ));
+        assert!(matches!(decode_image(&png[..png.len() / 2]), Err(QrError::UnreadableImage(_))));
+        assert!(matches!(decode_image_file(Path::new("/nonexistent/qr.png")), Err(QrError::Io { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn endless_files_are_refused_after_the_size_limit() {
+        let error = decode_image_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(error.to_string().contains("larger than 64 MiB"), "{error}");
     }
 
     #[test]
@@ -345,12 +328,7 @@ mod tests {
         assert!(svg.starts_with("<?xml") && svg.contains("<svg") && svg.trim_end().ends_with("</svg>"));
         let terminal = render_terminal("hello").unwrap();
         let lines: Vec<_> = terminal.lines().collect();
-        assert!(
-            lines.len() > 10
-                && lines
-                    .iter()
-                    .all(|l| l.chars().count() == lines[0].chars().count())
-        );
+        assert!(lines.len() > 10 && lines.iter().all(|l| l.chars().count() == lines[0].chars().count()));
         assert!(terminal.contains('█') || terminal.contains('▀'));
     }
 

@@ -79,13 +79,9 @@ impl SecretBytes {
             });
         }
         let input = unpadded.as_bytes();
-        let len = BASE32_LENIENT
-            .decode_len(input.len())
-            .map_err(|_| Base32Error::InvalidLength)?;
+        let len = BASE32_LENIENT.decode_len(input.len()).map_err(|_| Base32Error::InvalidLength)?;
         let mut out = Zeroizing::new(vec![0u8; len]);
-        let written = BASE32_LENIENT
-            .decode_mut(input, &mut out)
-            .map_err(|_| Base32Error::InvalidLength)?;
+        let written = BASE32_LENIENT.decode_mut(input, &mut out).map_err(|_| Base32Error::InvalidLength)?;
         Ok(Self::from_slice(out.get(..written).unwrap_or_default()))
     }
 
@@ -132,9 +128,18 @@ impl<'de> Deserialize<'de> for SecretBytes {
     }
 }
 
-/// A secret text (passphrase, URI carrying a seed, one-time code): zeroized on drop, redacted in `Debug`.
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+/// A secret text (passphrase, URI carrying a seed, one-time code): zeroized on drop, redacted in
+/// `Debug`, compared in constant time.
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct SecretString(String);
+
+impl PartialEq for SecretString {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for SecretString {}
 
 impl SecretString {
     /// Takes ownership of `text`.
@@ -198,8 +203,7 @@ static BASE32_LENIENT: LazyLock<Encoding> = LazyLock::new(|| {
     let mut spec = Specification::new();
     spec.symbols.push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
     spec.check_trailing_bits = false;
-    spec.encoding()
-        .unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
+    spec.encoding().unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
 });
 
 #[cfg(test)]
@@ -209,12 +213,9 @@ mod tests {
     #[test]
     fn base32_accepts_case_padding_and_spaces() {
         let canonical = SecretBytes::from_base32("JBSWY3DPEHPK3PXP").unwrap();
-        for variant in [
-            "jbswy3dpehpk3pxp",
-            "JBSW Y3DP EHPK 3PXP",
-            "jbsw-y3dp-ehpk-3pxp",
-            "JBSWY3DPEHPK3PXP====",
-        ] {
+        for variant in
+            ["jbswy3dpehpk3pxp", "JBSW Y3DP EHPK 3PXP", "jbsw-y3dp-ehpk-3pxp", "JBSWY3DPEHPK3PXP===="]
+        {
             assert_eq!(SecretBytes::from_base32(variant).unwrap(), canonical, "{variant}");
         }
         assert_eq!(canonical.expose(), b"Hello!\xde\xad\xbe\xef");
@@ -233,22 +234,10 @@ mod tests {
     #[test]
     fn base32_rejects_bad_input_with_reason() {
         assert_eq!(SecretBytes::from_base32("  ==").unwrap_err(), Base32Error::Empty);
-        assert_eq!(
-            SecretBytes::from_base32("JBSW1").unwrap_err(),
-            Base32Error::InvalidCharacter('1')
-        );
-        assert_eq!(
-            SecretBytes::from_base32("JB=SW").unwrap_err(),
-            Base32Error::MisplacedPadding
-        );
-        assert_eq!(
-            SecretBytes::from_base32("JBS").unwrap_err(),
-            Base32Error::InvalidLength
-        );
-        assert_eq!(
-            SecretBytes::from_base32("é").unwrap_err(),
-            Base32Error::InvalidCharacter('?')
-        );
+        assert_eq!(SecretBytes::from_base32("JBSW1").unwrap_err(), Base32Error::InvalidCharacter('1'));
+        assert_eq!(SecretBytes::from_base32("JB=SW").unwrap_err(), Base32Error::MisplacedPadding);
+        assert_eq!(SecretBytes::from_base32("JBS").unwrap_err(), Base32Error::InvalidLength);
+        assert_eq!(SecretBytes::from_base32("é").unwrap_err(), Base32Error::InvalidCharacter('?'));
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! Imports are all-or-nothing: every line is parsed before anything is added, and one bad line
 //! refuses the whole file, naming the line. Tokens already in the vault are skipped, not doubled.
 
-use std::fmt::Write as _;
-
 use zeroize::Zeroizing;
 
 use crate::otpauth::{OtpAuth, UriError, UriWarning};
@@ -17,9 +15,11 @@ pub const MAX_IMPORT_TOKENS: usize = 10_000;
 
 /// Every token as an otpauth URI, one per line. The text carries every seed: treat it as a secret.
 pub fn export_otpauth(vault: &Vault) -> SecretString {
-    let mut text = Zeroizing::new(String::new());
-    for token in vault.tokens() {
-        let _ = writeln!(text, "{}", token.otp().to_uri().expose());
+    let uris: Vec<SecretString> = vault.tokens().iter().map(|t| t.otp().to_uri()).collect();
+    let mut text = Zeroizing::new(String::with_capacity(uris.iter().map(|u| u.expose().len() + 1).sum()));
+    for uri in &uris {
+        text.push_str(uri.expose());
+        text.push('\n');
     }
     SecretString::from(text)
 }
@@ -73,15 +73,9 @@ pub fn parse_otpauth_lines(text: &str) -> Result<Vec<ImportLine>, ImportError> {
         if lines.len() == MAX_IMPORT_TOKENS {
             return Err(ImportError::TooMany);
         }
-        let parsed = OtpAuth::parse(trimmed).map_err(|error| ImportError::InvalidLine {
-            line: index + 1,
-            error,
-        })?;
-        lines.push(ImportLine {
-            line: index + 1,
-            otp: parsed.otp,
-            warnings: parsed.warnings,
-        });
+        let parsed =
+            OtpAuth::parse(trimmed).map_err(|error| ImportError::InvalidLine { line: index + 1, error })?;
+        lines.push(ImportLine { line: index + 1, otp: parsed.otp, warnings: parsed.warnings });
     }
     if lines.is_empty() {
         return Err(ImportError::Empty);
@@ -149,18 +143,12 @@ mod tests {
     fn one_bad_line_refuses_the_file_and_names_the_line() {
         let text = format!("{FILE}otpauth://totp/x?secret=NOT-BASE32!\n");
         let error = parse_otpauth_lines(&text).unwrap_err();
-        assert!(
-            matches!(error, ImportError::InvalidLine { line: 5, .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, ImportError::InvalidLine { line: 5, .. }), "{error:?}");
         assert!(error.to_string().starts_with("line 5: invalid secret"));
     }
 
     #[test]
     fn empty_files_are_refused() {
-        assert_eq!(
-            parse_otpauth_lines("# nothing\n\n").unwrap_err(),
-            ImportError::Empty
-        );
+        assert_eq!(parse_otpauth_lines("# nothing\n\n").unwrap_err(), ImportError::Empty);
     }
 }

@@ -24,16 +24,12 @@ pub struct OsKeyStore {
 impl OsKeyStore {
     /// The key store under Tessera's service name.
     pub fn new() -> Self {
-        Self {
-            service: KEYRING_SERVICE.to_owned(),
-        }
+        Self { service: KEYRING_SERVICE.to_owned() }
     }
 
     /// The key store under another service name (tests use their own to stay out of the user's way).
     pub fn with_service(service: impl Into<String>) -> Self {
-        Self {
-            service: service.into(),
-        }
+        Self { service: service.into() }
     }
 
     #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
@@ -43,9 +39,7 @@ impl OsKeyStore {
 
     #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
     fn entry(&self, _account: &str) -> Result<keyring::Entry, KeyStoreError> {
-        Err(KeyStoreError::Unavailable(
-            "no supported key store on this operating system".into(),
-        ))
+        Err(KeyStoreError::Unavailable("no supported key store on this operating system".into()))
     }
 }
 
@@ -65,9 +59,7 @@ impl KeyStore for OsKeyStore {
     }
 
     fn store(&self, account: &str, secret: &SecretBytes) -> Result<(), KeyStoreError> {
-        self.entry(account)?
-            .set_secret(secret.expose())
-            .map_err(map_error)
+        self.entry(account)?.set_secret(secret.expose()).map_err(map_error)
     }
 
     fn delete(&self, account: &str) -> Result<(), KeyStoreError> {

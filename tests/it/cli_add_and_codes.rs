@@ -25,11 +25,7 @@ fn oath_totp(secret: &str, algorithm: &str, digits: u8, period: u32, time: u64) 
 #[track_caller]
 fn assert_acme_code_at(sandbox: &Sandbox, time: u64) {
     let shown = sandbox.run(&["code", "acme", "--at", &time.to_string()]).ok();
-    assert_eq!(
-        shown.trim(),
-        oath_totp(SHA256_SECRET, "SHA256", 8, 45, time),
-        "at {time}"
-    );
+    assert_eq!(shown.trim(), oath_totp(SHA256_SECRET, "SHA256", 8, 45, time), "at {time}");
 }
 
 /// A photo-like JPEG: the QR small in a larger textured picture, as a screenshot or phone photo.
@@ -38,9 +34,7 @@ fn qr_in_a_picture(uri: &str) -> Vec<u8> {
     let mut canvas = GrayImage::from_fn(1000, 760, |x, y| Luma([(150 + (x * 3 + y * 5) % 60) as u8]));
     image::imageops::overlay(&mut canvas, &code, 420, 200);
     let mut jpeg = Vec::new();
-    canvas
-        .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
-        .unwrap();
+    canvas.write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg).unwrap();
     jpeg
 }
 
@@ -50,11 +44,7 @@ fn add_from_a_qr_image_and_read_codes_matching_oathtool() {
     let png = sandbox.path("enroll.png");
     std::fs::write(&png, qr::render_png(SHA256_URI, 6).unwrap()).unwrap();
     let added = sandbox.run(&["add", "--qr", png.to_str().unwrap()]);
-    assert!(
-        added.stderr.contains("Added ACME Co:john.doe@email.com"),
-        "{}",
-        added.stderr
-    );
+    assert!(added.stderr.contains("Added ACME Co:john.doe@email.com"), "{}", added.stderr);
     added.ok();
 
     for time in [59u64, 1_111_111_109, 1_700_000_000, 4_000_000_000] {
@@ -63,14 +53,9 @@ fn add_from_a_qr_image_and_read_codes_matching_oathtool() {
     let before = unix_now();
     let shown = sandbox.run(&["code", "john.doe@email.com"]).ok();
     let after = unix_now();
-    let expected = [
-        oath_totp(SHA256_SECRET, "SHA256", 8, 45, before),
-        oath_totp(SHA256_SECRET, "SHA256", 8, 45, after),
-    ];
-    assert!(
-        expected.contains(&shown.trim().to_owned()),
-        "{shown} not in {expected:?}"
-    );
+    let expected =
+        [oath_totp(SHA256_SECRET, "SHA256", 8, 45, before), oath_totp(SHA256_SECRET, "SHA256", 8, 45, after)];
+    assert!(expected.contains(&shown.trim().to_owned()), "{shown} not in {expected:?}");
 }
 
 #[test]
@@ -85,12 +70,7 @@ fn add_from_a_jpeg_photo_of_a_qr() {
 #[test]
 fn add_by_uri_by_hand_and_from_stdin_and_list_without_secrets() {
     let sandbox = Sandbox::with_keystore_vault();
-    sandbox
-        .run(&[
-            "add",
-            "otpauth://totp/GitHub:octocat?secret=JBSWY3DPEHPK3PXP&issuer=GitHub",
-        ])
-        .ok();
+    sandbox.run(&["add", "otpauth://totp/GitHub:octocat?secret=JBSWY3DPEHPK3PXP&issuer=GitHub"]).ok();
     sandbox
         .run(&[
             "add",
@@ -108,18 +88,8 @@ fn add_by_uri_by_hand_and_from_stdin_and_list_without_secrets() {
             "money",
         ])
         .ok();
-    sandbox
-        .run_stdin(
-            &["add", "-"],
-            "otpauth://totp/Mail:me?secret=MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U\n",
-        )
-        .ok();
-    sandbox
-        .run_stdin(
-            &["add", "--label", "piped", "--secret", "-"],
-            "KRUGS4ZANFZSAYJAORSXG5A=\n",
-        )
-        .ok();
+    sandbox.run_stdin(&["add", "-"], "otpauth://totp/Mail:me?secret=MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U\n").ok();
+    sandbox.run_stdin(&["add", "--label", "piped", "--secret", "-"], "KRUGS4ZANFZSAYJAORSXG5A=\n").ok();
 
     let listing = sandbox.run(&["list"]).ok();
     let lines: Vec<_> = listing.lines().collect();
@@ -138,37 +108,21 @@ fn add_by_uri_by_hand_and_from_stdin_and_list_without_secrets() {
     assert_eq!(tokens[3]["issuer"], serde_json::Value::Null);
 
     let everything = format!("{listing}{json}");
-    for secret in [
-        "JBSWY3DPEHPK3PXP",
-        "GEZDGNBVGY3TQOJQ",
-        "MFRGGZDFMZTW",
-        "KRUGS4ZANFZS",
-    ] {
+    for secret in ["JBSWY3DPEHPK3PXP", "GEZDGNBVGY3TQOJQ", "MFRGGZDFMZTW", "KRUGS4ZANFZS"] {
         assert!(!everything.to_uppercase().contains(secret), "list shows a secret");
     }
     let code = sandbox.run(&["code", "bank", "--at", "1000000"]).ok();
-    assert_eq!(
-        code.trim(),
-        oath_totp("GEZDGNBVGY3TQOJQ", "SHA1", 7, 60, 1_000_000)
-    );
+    assert_eq!(code.trim(), oath_totp("GEZDGNBVGY3TQOJQ", "SHA1", 7, 60, 1_000_000));
 }
 
 #[test]
 fn hotp_codes_advance_the_counter_durably() {
     let sandbox = Sandbox::with_keystore_vault();
     let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-    sandbox
-        .run(&[
-            "add",
-            &format!("otpauth://hotp/Bank:me?secret={secret}&counter=5&digits=8"),
-        ])
-        .ok();
+    sandbox.run(&["add", &format!("otpauth://hotp/Bank:me?secret={secret}&counter=5&digits=8")]).ok();
     for counter in 5..8 {
         let code = sandbox.run(&["code", "bank"]).ok();
-        assert_eq!(
-            code.trim(),
-            oathtool(&["-b", "-d", "8", "-c", &counter.to_string(), secret])
-        );
+        assert_eq!(code.trim(), oathtool(&["-b", "-d", "8", "-c", &counter.to_string(), secret]));
     }
     let json = sandbox.list_json();
     assert_eq!(json[0]["counter"], 8, "the next code to show is for counter 8");
@@ -179,73 +133,42 @@ fn hotp_codes_advance_the_counter_durably() {
 fn steam_tokens_show_five_steam_characters() {
     let sandbox = Sandbox::with_keystore_vault();
     sandbox
-        .run(&[
-            "add",
-            "otpauth://steam/Steam:gaben?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Steam",
-        ])
+        .run(&["add", "otpauth://steam/Steam:gaben?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Steam"])
         .ok();
     let code = sandbox.run(&["code", "steam"]).ok();
     let code = code.trim();
     assert_eq!(code.len(), 5);
-    assert!(
-        code.chars().all(|c| "23456789BCDFGHJKMNPQRTVWXY".contains(c)),
-        "{code}"
-    );
+    assert!(code.chars().all(|c| "23456789BCDFGHJKMNPQRTVWXY".contains(c)), "{code}");
 }
 
 #[test]
 fn export_then_import_moves_every_token() {
     let source = Sandbox::with_keystore_vault();
     source.run(&["add", SHA256_URI]).ok();
-    source
-        .run(&[
-            "add",
-            "otpauth://hotp/Bank:me?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=3",
-        ])
-        .ok();
+    source.run(&["add", "otpauth://hotp/Bank:me?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=3"]).ok();
     let file = source.path("export.txt");
     let exported = source.run(&["export", "--otpauth", "--output", file.to_str().unwrap()]);
-    assert!(
-        exported.stderr.contains("clear text"),
-        "the export warns: {}",
-        exported.stderr
-    );
+    assert!(exported.stderr.contains("clear text"), "the export warns: {}", exported.stderr);
     exported.ok();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let stdout_export = source.run(&["export", "--otpauth"]).ok();
     assert_eq!(stdout_export, std::fs::read_to_string(&file).unwrap());
 
     let target = Sandbox::with_keystore_vault();
     let imported = target.run(&["import", "--otpauth", file.to_str().unwrap()]);
-    assert!(
-        imported
-            .stderr
-            .contains("Imported 2 tokens (0 duplicates skipped)"),
-        "{}",
-        imported.stderr
-    );
+    assert!(imported.stderr.contains("Imported 2 tokens (0 duplicates skipped)"), "{}", imported.stderr);
     let again = target.run(&["import", "--otpauth", file.to_str().unwrap()]);
-    assert!(
-        again.stderr.contains("Imported 0 tokens (2 duplicates skipped)"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.contains("Imported 0 tokens (2 duplicates skipped)"), "{}", again.stderr);
 
     for sandbox in [&source, &target] {
         assert_acme_code_at(sandbox, 1_700_000_000);
     }
     let code = target.run(&["code", "bank"]).ok();
-    assert_eq!(
-        code.trim(),
-        oathtool(&["-b", "-c", "3", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"])
-    );
+    assert_eq!(code.trim(), oathtool(&["-b", "-c", "3", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"]));
 }
 
 #[test]
@@ -253,30 +176,15 @@ fn show_qr_moves_a_token_to_another_device() {
     let source = Sandbox::with_keystore_vault();
     source.run(&["add", SHA256_URI]).ok();
     let terminal = source.run(&["show-qr", "acme"]);
-    assert!(
-        terminal.stderr.contains("contains the token's secret"),
-        "{}",
-        terminal.stderr
-    );
+    assert!(terminal.stderr.contains("contains the token's secret"), "{}", terminal.stderr);
     let text = terminal.ok();
     assert!(text.contains('█') && text.contains("ACME Co:john.doe@email.com"));
 
     let png = source.path("moved.png");
     let svg = source.path("moved.svg");
-    source
-        .run(&[
-            "show-qr",
-            "acme",
-            "--png",
-            png.to_str().unwrap(),
-            "--svg",
-            svg.to_str().unwrap(),
-        ])
-        .ok();
+    source.run(&["show-qr", "acme", "--png", png.to_str().unwrap(), "--svg", svg.to_str().unwrap()]).ok();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
-    source
-        .run(&["show-qr", "acme", "--png", png.to_str().unwrap()])
-        .fails_with("File exists");
+    source.run(&["show-qr", "acme", "--png", png.to_str().unwrap()]).fails_with("File exists");
 
     let phone = Sandbox::with_keystore_vault();
     phone.run(&["add", "--qr", png.to_str().unwrap()]).ok();
@@ -286,32 +194,11 @@ fn show_qr_moves_a_token_to_another_device() {
 #[test]
 fn rename_and_remove() {
     let sandbox = Sandbox::with_keystore_vault();
-    sandbox
-        .run(&[
-            "add",
-            "otpauth://totp/GitHub:octocat?secret=JBSWY3DPEHPK3PXP&issuer=GitHub",
-        ])
-        .ok();
-    sandbox
-        .run(&[
-            "add",
-            "otpauth://totp/GitLab:octocat?secret=GEZDGNBVGY3TQOJQ&issuer=GitLab",
-        ])
-        .ok();
-    let renamed = sandbox.run(&[
-        "rename",
-        "github",
-        "mona",
-        "--issuer",
-        "GitHub Enterprise",
-        "--group",
-        "work",
-    ]);
-    assert!(
-        renamed.stderr.contains("Renamed to GitHub Enterprise:mona"),
-        "{}",
-        renamed.stderr
-    );
+    sandbox.run(&["add", "otpauth://totp/GitHub:octocat?secret=JBSWY3DPEHPK3PXP&issuer=GitHub"]).ok();
+    sandbox.run(&["add", "otpauth://totp/GitLab:octocat?secret=GEZDGNBVGY3TQOJQ&issuer=GitLab"]).ok();
+    let renamed =
+        sandbox.run(&["rename", "github", "mona", "--issuer", "GitHub Enterprise", "--group", "work"]);
+    assert!(renamed.stderr.contains("Renamed to GitHub Enterprise:mona"), "{}", renamed.stderr);
     let json = sandbox.list_json();
     assert_eq!(
         (json[0]["issuer"].as_str(), json[0]["label"].as_str()),
@@ -320,16 +207,13 @@ fn rename_and_remove() {
     assert_eq!(json[0]["group"], "work");
     sandbox.run(&["rename", "mona", "--issuer", ""]).ok();
 
-    let removed = sandbox.run(&["remove", "gitlab"]);
-    assert!(
-        removed.stderr.contains("Removed GitLab:octocat"),
-        "{}",
-        removed.stderr
-    );
+    let before = sandbox.vault_bytes();
+    sandbox.run_stdin(&["remove", "gitlab"], "y\n").fails_with("pass --yes");
+    assert_eq!(sandbox.vault_bytes(), before, "nothing is removed without a confirmation");
+    let removed = sandbox.run(&["remove", "gitlab", "--yes"]);
+    assert!(removed.stderr.contains("Removed GitLab:octocat"), "{}", removed.stderr);
     let json = sandbox.list_json();
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert_eq!(json[0]["issuer"], serde_json::Value::Null);
-    sandbox
-        .run(&["remove", "gitlab"])
-        .fails_with("no token matches 'gitlab'");
+    sandbox.run(&["remove", "gitlab"]).fails_with("no token matches 'gitlab'");
 }

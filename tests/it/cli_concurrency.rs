@@ -35,20 +35,12 @@ fn parallel_writers_lose_nothing() {
             })
             .collect();
         std::fs::write(&file, lines).unwrap();
-        commands.push(vec![
-            "import".into(),
-            "--otpauth".into(),
-            file.to_str().unwrap().into(),
-        ]);
+        commands.push(vec!["import".into(), "--otpauth".into(), file.to_str().unwrap().into()]);
         commands.push(vec!["list".into()]);
     }
     for child in spawn_all(&sandbox, commands) {
         let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
     let json = sandbox.list_json();
     assert_eq!(json.as_array().unwrap().len(), 40);
@@ -58,32 +50,19 @@ fn parallel_writers_lose_nothing() {
 fn parallel_hotp_codes_are_never_repeated() {
     let sandbox = Sandbox::with_keystore_vault();
     let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-    sandbox
-        .run(&[
-            "add",
-            &format!("otpauth://hotp/Bank:me?secret={secret}&counter=0"),
-        ])
-        .ok();
+    sandbox.run(&["add", &format!("otpauth://hotp/Bank:me?secret={secret}&counter=0")]).ok();
     let takers = 12;
-    let children = spawn_all(
-        &sandbox,
-        (0..takers).map(|_| vec!["code".into(), "bank".into()]).collect(),
-    );
+    let children = spawn_all(&sandbox, (0..takers).map(|_| vec!["code".into(), "bank".into()]).collect());
     let codes: HashSet<String> = children
         .into_iter()
         .map(|child| {
             let output = child.wait_with_output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
             String::from_utf8(output.stdout).unwrap().trim().to_owned()
         })
         .collect();
-    let expected: HashSet<String> = (0..takers)
-        .map(|c| oathtool(&["-b", "-c", &c.to_string(), secret]))
-        .collect();
+    let expected: HashSet<String> =
+        (0..takers).map(|c| oathtool(&["-b", "-c", &c.to_string(), secret])).collect();
     assert_eq!(codes, expected, "each process got a different counter's code");
     let json = sandbox.list_json();
     assert_eq!(json[0]["counter"], takers);

@@ -22,11 +22,7 @@ fn normal_dependencies(package: &str) -> Vec<String> {
         ])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "cargo tree: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "cargo tree: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -37,27 +33,15 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 #[test]
 fn core_stays_free_of_edges() {
     let dependencies = normal_dependencies("tessera-core");
-    assert!(
-        dependencies.iter().any(|d| d == "totp-rs"),
-        "the tree was read: {dependencies:?}"
-    );
-    for forbidden in [
-        "keyring", "tokio", "reqwest", "hyper", "axum", "uniffi", "tauri", "dbus", "clap",
-    ] {
-        assert!(
-            !dependencies.iter().any(|d| d == forbidden),
-            "tessera-core depends on {forbidden}"
-        );
+    assert!(dependencies.iter().any(|d| d == "totp-rs"), "the tree was read: {dependencies:?}");
+    for forbidden in ["keyring", "tokio", "reqwest", "hyper", "axum", "uniffi", "tauri", "dbus", "clap"] {
+        assert!(!dependencies.iter().any(|d| d == forbidden), "tessera-core depends on {forbidden}");
     }
 }
 
 #[test]
 fn only_platform_brings_the_os_key_store() {
-    assert!(
-        normal_dependencies("tessera-platform")
-            .iter()
-            .any(|d| d == "keyring")
-    );
+    assert!(normal_dependencies("tessera-platform").iter().any(|d| d == "keyring"));
     let core = normal_dependencies("tessera-core");
     assert!(!core.iter().any(|d| d == "keyring"));
 }

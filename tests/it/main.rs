@@ -5,12 +5,7 @@
 //! private D-Bus session with an unlocked gnome-keyring; without one, the key store tests fail
 //! with instructions rather than skip.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod cli_add_and_codes;
 mod cli_bad_input;

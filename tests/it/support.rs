@@ -15,14 +15,9 @@ fn bin_dir() -> PathBuf {
 /// built from, so a stale binary can never make these tests pass.
 pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
-    let built = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} is missing: run `cargo build --workspace --bins` first",
-                path.display()
-            )
-        });
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!("{} is missing: run `cargo build --workspace --bins` first", path.display())
+    });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     for crate_dir in ["core", "platform", "cli"] {
         if let Some(newest) = newest_file(&workspace.join(crate_dir).join("src")) {
@@ -42,11 +37,7 @@ fn newest_file(dir: &Path) -> Option<SystemTime> {
         .flatten()
         .filter_map(|entry| {
             let path = entry.path();
-            if path.is_dir() {
-                newest_file(&path)
-            } else {
-                entry.metadata().ok()?.modified().ok()
-            }
+            if path.is_dir() { newest_file(&path) } else { entry.metadata().ok()?.modified().ok() }
         })
         .max()
 }
@@ -85,22 +76,14 @@ impl Run {
     /// Asserts success and returns standard output.
     #[track_caller]
     pub fn ok(self) -> String {
-        assert_eq!(
-            self.status, 0,
-            "tessera failed:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.status, 0, "tessera failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
         self.stdout
     }
 
     /// Asserts failure with a one-line reason on stderr containing `reason`.
     #[track_caller]
     pub fn fails_with(self, reason: &str) {
-        assert_ne!(
-            self.status, 0,
-            "tessera succeeded but should have failed: {}",
-            self.stdout
-        );
+        assert_ne!(self.status, 0, "tessera succeeded but should have failed: {}", self.stdout);
         let first = self
             .stderr
             .lines()
@@ -115,11 +98,7 @@ impl Run {
     #[track_caller]
     pub fn usage_error(self, reason: &str) {
         assert_eq!(self.status, 2, "expected a usage error: {}", self.stderr);
-        assert!(
-            self.stderr.contains(reason),
-            "expected {reason:?} in {}",
-            self.stderr
-        );
+        assert!(self.stderr.contains(reason), "expected {reason:?} in {}", self.stderr);
     }
 }
 
@@ -139,6 +118,7 @@ impl Sandbox {
         command
             .args(args)
             .env("TESSERA_VAULT", &self.vault)
+            .env("TESSERA_KEYRING_SERVICE", "dev.tessera.test")
             .env_remove("TESSERA_PASSPHRASE")
             .env_remove("TESSERA_NEW_PASSPHRASE")
             .stdin(Stdio::null());
@@ -194,18 +174,11 @@ pub fn oathtool(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("oathtool is installed by the README's test command");
-    assert!(
-        output.status.success(),
-        "oathtool {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "oathtool {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
 }

@@ -10,7 +10,12 @@
 //! ```
 //!
 //! Everything before the ciphertext is the AEAD's associated data, so any change to the header
-//! (a removed slot, a rolled-back revision, a different KDF) makes the file fail to open.
+//! (a removed slot, an edited revision, a different KDF) makes the file fail to open. Replacing the
+//! whole file with an older genuine copy is not detected: that needs state kept outside the file.
+//!
+//! Changing or removing a slot re-wraps the same master key, as LUKS and Aegis do: someone holding
+//! an old copy of the file and the old passphrase can still derive the master key. To revoke a
+//! leaked passphrase completely, export the tokens into a new vault.
 //!
 //! The contents are encrypted with a random 256-bit master key. Each key slot holds that master
 //! key wrapped (AES-256-GCM) under its own slot key: the OS key store slot's key lives in the
@@ -42,6 +47,7 @@ const TAG_LEN: usize = 16;
 const KEY_LEN: usize = 32;
 const MAX_HEADER_LEN: usize = 64 * 1024;
 const MAX_SLOTS: usize = 16;
+const MAX_PASSPHRASE_SLOTS_TRIED: usize = 2;
 const SLOT_AAD_PREFIX: &[u8] = b"tessera/vault/slot/v1";
 
 /// The vault's 256-bit content key. Never stored anywhere except wrapped in slots.
@@ -69,21 +75,15 @@ pub struct KdfParams {
 impl KdfParams {
     /// 64 MiB, 3 passes, 1 lane: above OWASP's Argon2id minimums (19 MiB × 2, 46 MiB × 1) and
     /// RFC 9106's second recommendation's memory, about 0.2 s on one core of a 2-vCPU machine.
-    pub const DEFAULT: Self = Self {
-        memory_kib: 64 * 1024,
-        iterations: 3,
-        parallelism: 1,
-    };
+    pub const DEFAULT: Self = Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
 
     /// Bounds accepted when reading a file, so a tampered header cannot ask for unbounded work.
     fn check(self) -> Result<argon2::Params, FormatError> {
-        let in_range = (8 * 1024..=4 * 1024 * 1024).contains(&self.memory_kib)
-            && (1..=64).contains(&self.iterations)
-            && (1..=16).contains(&self.parallelism);
+        let in_range = (8 * 1024..=1024 * 1024).contains(&self.memory_kib)
+            && (1..=10).contains(&self.iterations)
+            && (1..=8).contains(&self.parallelism);
         if !in_range {
-            return Err(FormatError::CorruptHeader(
-                "passphrase slot parameters are out of range".into(),
-            ));
+            return Err(FormatError::CorruptHeader("passphrase slot parameters are out of range".into()));
         }
         argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(KEY_LEN))
             .map_err(|e| FormatError::CorruptHeader(format!("passphrase slot parameters: {e}")))
@@ -136,11 +136,7 @@ pub struct Header {
 
 impl Header {
     pub(crate) fn new() -> Result<Self, VaultError> {
-        Ok(Self {
-            vault_id: random_hex(16)?,
-            revision: 0,
-            slots: Vec::new(),
-        })
+        Ok(Self { vault_id: random_hex(16)?, revision: 0, slots: Vec::new() })
     }
 
     /// Adds a passphrase slot for `master`.
@@ -151,9 +147,7 @@ impl Header {
         kdf: KdfParams,
     ) -> Result<(), VaultError> {
         if passphrase.char_count() < MIN_PASSPHRASE_CHARS {
-            return Err(VaultError::WeakPassphrase {
-                min_chars: MIN_PASSPHRASE_CHARS,
-            });
+            return Err(VaultError::WeakPassphrase { min_chars: MIN_PASSPHRASE_CHARS });
         }
         let mut salt = vec![0u8; 16];
         fill_random(&mut salt)?;
@@ -175,9 +169,7 @@ impl Header {
         self.push_slot_with_id(
             slot_id,
             master,
-            SlotKind::OsKeystore {
-                account: account.clone(),
-            },
+            SlotKind::OsKeystore { account: account.clone() },
             &slot_key,
         )?;
         Ok(account)
@@ -186,20 +178,16 @@ impl Header {
     /// The master key, through the first passphrase slot the passphrase opens.
     pub(crate) fn unlock_with_passphrase(&self, passphrase: &SecretString) -> Result<MasterKey, VaultError> {
         let mut any = false;
-        for slot in &self.slots {
-            if let SlotKind::Passphrase { .. } = slot.kind {
-                any = true;
-                let slot_key = derive_passphrase_key(&slot.kind, passphrase)?;
-                if let Some(master) = self.unwrap_slot(slot, &slot_key) {
-                    return Ok(master);
-                }
+        // Tessera writes one passphrase slot; trying a couple bounds the work a forged header can ask for.
+        let passphrase_slots = self.slots.iter().filter(|s| matches!(s.kind, SlotKind::Passphrase { .. }));
+        for slot in passphrase_slots.take(MAX_PASSPHRASE_SLOTS_TRIED) {
+            any = true;
+            let slot_key = derive_passphrase_key(&slot.kind, passphrase)?;
+            if let Some(master) = self.unwrap_slot(slot, &slot_key) {
+                return Ok(master);
             }
         }
-        Err(if any {
-            VaultError::WrongPassphrase
-        } else {
-            VaultError::NoSlotOfKind("passphrase")
-        })
+        Err(if any { VaultError::WrongPassphrase } else { VaultError::NoSlotOfKind("passphrase") })
     }
 
     /// The master key, through an OS key store slot whose key is in `keystore`.
@@ -244,19 +232,10 @@ impl Header {
         let aad = slot_aad(&self.vault_id, &id, &kind);
         let mut wrapped = master.0.to_vec();
         let tag = cipher(slot_key.expose())?
-            .encrypt_inout_detached(
-                &Nonce::<Aes256Gcm>::from(nonce),
-                &aad,
-                wrapped.as_mut_slice().into(),
-            )
+            .encrypt_inout_detached(&Nonce::<Aes256Gcm>::from(nonce), &aad, wrapped.as_mut_slice().into())
             .map_err(|_| VaultError::Internal("slot encryption failed"))?;
         wrapped.extend_from_slice(&tag);
-        self.slots.push(Slot {
-            id,
-            kind,
-            nonce: nonce.to_vec(),
-            wrapped_key: wrapped,
-        });
+        self.slots.push(Slot { id, kind, nonce: nonce.to_vec(), wrapped_key: wrapped });
         Ok(())
     }
 
@@ -272,12 +251,7 @@ impl Header {
         let aad = slot_aad(&self.vault_id, &slot.id, &slot.kind);
         cipher(slot_key.expose())
             .ok()?
-            .decrypt_inout_detached(
-                &Nonce::<Aes256Gcm>::from(nonce),
-                &aad,
-                key.as_mut_slice().into(),
-                &tag,
-            )
+            .decrypt_inout_detached(&Nonce::<Aes256Gcm>::from(nonce), &aad, key.as_mut_slice().into(), &tag)
             .ok()?;
         Some(MasterKey(key))
     }
@@ -314,9 +288,7 @@ impl<'a> Sealed<'a> {
         let (header_len, rest) = split_array::<4>(rest)?;
         let header_len = usize::try_from(u32::from_le_bytes(header_len)).unwrap_or(usize::MAX);
         if header_len > MAX_HEADER_LEN {
-            return Err(FormatError::CorruptHeader(
-                "the header length is implausible".into(),
-            ));
+            return Err(FormatError::CorruptHeader("the header length is implausible".into()));
         }
         if rest.len() < header_len {
             return Err(FormatError::Truncated);
@@ -333,16 +305,8 @@ impl<'a> Sealed<'a> {
         }
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| FormatError::Truncated)?;
-        let authenticated = bytes
-            .get(..PREFIX_LEN + header_len + NONCE_LEN)
-            .ok_or(FormatError::Truncated)?;
-        Ok(Self {
-            header,
-            authenticated,
-            nonce,
-            ciphertext,
-            tag,
-        })
+        let authenticated = bytes.get(..PREFIX_LEN + header_len + NONCE_LEN).ok_or(FormatError::Truncated)?;
+        Ok(Self { header, authenticated, nonce, ciphertext, tag })
     }
 
     /// Decrypts and parses the contents. A failure here, with a key a slot vouched for, means
@@ -406,9 +370,18 @@ fn derive_passphrase_key(kind: &SlotKind, passphrase: &SecretString) -> Result<S
     let params = kdf.check()?;
     let mut key = Zeroizing::new(vec![0u8; KEY_LEN]);
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password_into(passphrase.expose().as_bytes(), salt, &mut key)
+        .hash_password_into(normalized(passphrase).as_bytes(), salt, &mut key)
         .map_err(|e| FormatError::CorruptHeader(format!("passphrase slot: {e}")))?;
     Ok(SecretBytes::new(std::mem::take(&mut *key)))
+}
+
+/// The passphrase in Unicode NFC, so the same passphrase typed on macOS (which tends to produce
+/// decomposed NFD text) and on Linux, Windows or Android derives the same key (NIST SP 800-63B §5.1.1.2).
+fn normalized(passphrase: &SecretString) -> Zeroizing<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let mut text = Zeroizing::new(String::with_capacity(passphrase.expose().len() * 3));
+    text.extend(passphrase.expose().nfc());
+    text
 }
 
 /// Binds a wrapped key to its vault and slot, so slots cannot be moved between vaults or kinds.
@@ -423,16 +396,7 @@ fn slot_aad(vault_id: &str, slot_id: &str, kind: &SlotKind) -> Vec<u8> {
             data_encoding::HEXLOWER.encode(salt)
         ),
     };
-    [
-        SLOT_AAD_PREFIX,
-        b"|",
-        vault_id.as_bytes(),
-        b"|",
-        slot_id.as_bytes(),
-        b"|",
-        kind.as_bytes(),
-    ]
-    .concat()
+    [SLOT_AAD_PREFIX, b"|", vault_id.as_bytes(), b"|", slot_id.as_bytes(), b"|", kind.as_bytes()].concat()
 }
 
 fn random_hex(bytes: usize) -> Result<String, VaultError> {
@@ -468,9 +432,7 @@ mod hex_bytes {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
         let text = <&str>::deserialize(deserializer)?;
-        data_encoding::HEXLOWER_PERMISSIVE
-            .decode(text.as_bytes())
-            .map_err(D::Error::custom)
+        data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()).map_err(D::Error::custom)
     }
 }
 
@@ -482,11 +444,7 @@ mod tests {
     use crate::vault::keystore::MemoryKeyStore;
 
     /// Cheap Argon2 costs so tests stay fast; the format is the same.
-    pub(crate) const TEST_KDF: KdfParams = KdfParams {
-        memory_kib: 8 * 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
+    pub(crate) const TEST_KDF: KdfParams = KdfParams { memory_kib: 8 * 1024, iterations: 1, parallelism: 1 };
 
     fn sample_vault() -> Vault {
         let mut vault = Vault::new();
@@ -505,9 +463,7 @@ mod tests {
         let master = MasterKey::random().unwrap();
         let passphrase = SecretString::new("correct horse battery".into());
         let mut header = Header::new().unwrap();
-        header
-            .add_passphrase_slot(&master, &passphrase, TEST_KDF)
-            .unwrap();
+        header.add_passphrase_slot(&master, &passphrase, TEST_KDF).unwrap();
         (seal(&header, &sample_vault(), &master).unwrap(), passphrase)
     }
 
@@ -522,9 +478,7 @@ mod tests {
         let master = MasterKey::random().unwrap();
         let passphrase = SecretString::new("correct horse battery".into());
         let mut header = Header::new().unwrap();
-        header
-            .add_passphrase_slot(&master, &passphrase, TEST_KDF)
-            .unwrap();
+        header.add_passphrase_slot(&master, &passphrase, TEST_KDF).unwrap();
         let vault = sample_vault();
         let bytes = seal(&header, &vault, &master).unwrap();
         assert_eq!(open(&bytes, &passphrase).unwrap(), vault);
@@ -557,9 +511,7 @@ mod tests {
         for index in (0..PREFIX_LEN).chain(header_end..bytes.len()) {
             let mut damaged = bytes.clone();
             damaged[index] ^= 0x10;
-            let result = Sealed::parse(&damaged)
-                .map_err(VaultError::from)
-                .and_then(|s| Ok(s.open(&master)?));
+            let result = Sealed::parse(&damaged).map_err(VaultError::from).and_then(|s| Ok(s.open(&master)?));
             assert!(result.is_err(), "flipping byte {index} went unnoticed");
         }
     }
@@ -571,35 +523,23 @@ mod tests {
         let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap() + needle.len() - 1;
         let mut edited = bytes.clone();
         edited[at] = b'9';
-        assert!(matches!(
-            open(&edited, &passphrase),
-            Err(VaultError::Format(FormatError::Tampered))
-        ));
+        assert!(matches!(open(&edited, &passphrase), Err(VaultError::Format(FormatError::Tampered))));
     }
 
     #[test]
     fn truncation_at_every_length_is_an_error() {
         let (bytes, passphrase) = sealed_file();
         for len in 0..bytes.len() {
-            assert!(
-                open(&bytes[..len], &passphrase).is_err(),
-                "truncated to {len} bytes opened"
-            );
+            assert!(open(&bytes[..len], &passphrase).is_err(), "truncated to {len} bytes opened");
         }
     }
 
     #[test]
     fn foreign_files_are_not_vaults() {
         let passphrase = SecretString::new("whatever-it-is".into());
-        for foreign in [
-            &b"{\"tokens\":[]}"[..],
-            b"\x89PNG\r\n\x1a\n0000000000",
-            b"hello world, this is text",
-        ] {
-            assert!(matches!(
-                open(foreign, &passphrase),
-                Err(VaultError::Format(FormatError::NotAVault))
-            ));
+        for foreign in [&b"{\"tokens\":[]}"[..], b"\x89PNG\r\n\x1a\n0000000000", b"hello world, this is text"]
+        {
+            assert!(matches!(open(foreign, &passphrase), Err(VaultError::Format(FormatError::NotAVault))));
         }
         let mut future = MAGIC.to_vec();
         future.extend_from_slice(&2u16.to_le_bytes());
@@ -622,19 +562,11 @@ mod tests {
         assert_eq!(sealed.open(&unlocked).unwrap().len(), 1);
 
         store.store(&account, &SecretBytes::random(32).unwrap()).unwrap();
-        assert!(matches!(
-            sealed.header.unlock_with_keystore(&store),
-            Err(VaultError::KeyStoreKeyMismatch)
-        ));
+        assert!(matches!(sealed.header.unlock_with_keystore(&store), Err(VaultError::KeyStoreKeyMismatch)));
         store.delete(&account).unwrap();
+        assert!(matches!(sealed.header.unlock_with_keystore(&store), Err(VaultError::KeyStoreKeyMissing)));
         assert!(matches!(
-            sealed.header.unlock_with_keystore(&store),
-            Err(VaultError::KeyStoreKeyMissing)
-        ));
-        assert!(matches!(
-            sealed
-                .header
-                .unlock_with_passphrase(&SecretString::new("abcdefghij".into())),
+            sealed.header.unlock_with_passphrase(&SecretString::new("abcdefghij".into())),
             Err(VaultError::NoSlotOfKind("passphrase"))
         ));
     }
@@ -647,10 +579,18 @@ mod tests {
         first.add_keystore_slot(&master, &store).unwrap();
         let mut second = Header::new().unwrap();
         second.slots = first.slots.clone();
-        assert!(matches!(
-            second.unlock_with_keystore(&store),
-            Err(VaultError::KeyStoreKeyMismatch)
-        ));
+        assert!(matches!(second.unlock_with_keystore(&store), Err(VaultError::KeyStoreKeyMismatch)));
+    }
+
+    #[test]
+    fn passphrases_are_compared_after_unicode_normalization() {
+        let master = MasterKey::random().unwrap();
+        let composed = SecretString::new("caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e".into());
+        let decomposed = SecretString::new("cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e".into());
+        assert_ne!(composed.expose(), decomposed.expose());
+        let mut header = Header::new().unwrap();
+        header.add_passphrase_slot(&master, &composed, TEST_KDF).unwrap();
+        assert!(header.unlock_with_passphrase(&decomposed).is_ok());
     }
 
     #[test]
@@ -667,17 +607,10 @@ mod tests {
     #[test]
     fn absurd_kdf_parameters_are_refused_before_any_work() {
         let kind = SlotKind::Passphrase {
-            kdf: KdfParams {
-                memory_kib: u32::MAX,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf: KdfParams { memory_kib: u32::MAX, iterations: 1, parallelism: 1 },
             salt: vec![0; 16],
         };
         let result = derive_passphrase_key(&kind, &SecretString::new("passphrase".into()));
-        assert!(matches!(
-            result,
-            Err(VaultError::Format(FormatError::CorruptHeader(_)))
-        ));
+        assert!(matches!(result, Err(VaultError::Format(FormatError::CorruptHeader(_)))));
     }
 }

@@ -60,27 +60,18 @@ impl MemoryKeyStore {
 
 impl KeyStore for MemoryKeyStore {
     fn load(&self, account: &str) -> Result<Option<SecretBytes>, KeyStoreError> {
-        let entries = self
-            .entries
-            .lock()
-            .map_err(|_| KeyStoreError::Failed("poisoned".into()))?;
+        let entries = self.entries.lock().map_err(|_| KeyStoreError::Failed("poisoned".into()))?;
         Ok(entries.get(account).cloned())
     }
 
     fn store(&self, account: &str, secret: &SecretBytes) -> Result<(), KeyStoreError> {
-        let mut entries = self
-            .entries
-            .lock()
-            .map_err(|_| KeyStoreError::Failed("poisoned".into()))?;
+        let mut entries = self.entries.lock().map_err(|_| KeyStoreError::Failed("poisoned".into()))?;
         entries.insert(account.to_owned(), secret.clone());
         Ok(())
     }
 
     fn delete(&self, account: &str) -> Result<(), KeyStoreError> {
-        let mut entries = self
-            .entries
-            .lock()
-            .map_err(|_| KeyStoreError::Failed("poisoned".into()))?;
+        let mut entries = self.entries.lock().map_err(|_| KeyStoreError::Failed("poisoned".into()))?;
         entries.remove(account);
         Ok(())
     }

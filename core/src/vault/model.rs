@@ -181,14 +181,7 @@ impl Vault {
                 break id;
             }
         };
-        self.tokens.push(Token {
-            id,
-            otp,
-            group,
-            created_at: now,
-            last_used_at: None,
-            use_count: 0,
-        });
+        self.tokens.push(Token { id, otp, group, created_at: now, last_used_at: None, use_count: 0 });
         self.tokens.last().ok_or(TokenError::NotFound(String::new()))
     }
 
@@ -214,9 +207,7 @@ impl Vault {
                     || t.issuer().is_some_and(|i| i.to_lowercase() == lower)
             },
             &|t| {
-                format!("{} {}", t.issuer().unwrap_or_default(), t.label())
-                    .to_lowercase()
-                    .contains(&lower)
+                format!("{} {}", t.issuer().unwrap_or_default(), t.label()).to_lowercase().contains(&lower)
                     || t.group().is_some_and(|g| g.to_lowercase().contains(&lower))
             },
         ];
@@ -248,10 +239,7 @@ impl Vault {
     /// Changes a token's names, group or icon.
     pub fn edit(&mut self, id: &TokenId, edit: TokenEdit) -> Result<&Token, TokenError> {
         let index = self.index_of(id)?;
-        let token = self
-            .tokens
-            .get_mut(index)
-            .ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let token = self.tokens.get_mut(index).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         let mut otp = token.otp.clone();
         otp.rename(edit.issuer, edit.label)?;
         if let Some(icon) = edit.icon {
@@ -270,10 +258,7 @@ impl Vault {
     /// the same code is never shown twice. Persist the vault before showing the code.
     pub fn take_code(&mut self, id: &TokenId, unix_time: u64) -> Result<OtpCode, TokenError> {
         let index = self.index_of(id)?;
-        let token = self
-            .tokens
-            .get_mut(index)
-            .ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let token = self.tokens.get_mut(index).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         let code = token.peek_code(unix_time);
         if let OtpMethod::Hotp { counter, .. } = *token.method() {
             let next = counter.checked_add(1).ok_or(TokenError::CounterExhausted)?;
@@ -285,10 +270,7 @@ impl Vault {
     }
 
     fn index_of(&self, id: &TokenId) -> Result<usize, TokenError> {
-        self.tokens
-            .iter()
-            .position(|t| &t.id == id)
-            .ok_or_else(|| TokenError::NotFound(id.to_string()))
+        self.tokens.iter().position(|t| &t.id == id).ok_or_else(|| TokenError::NotFound(id.to_string()))
     }
 }
 
@@ -316,11 +298,7 @@ pub struct TokenSummary {
 impl TokenSummary {
     /// Summarizes a token.
     pub fn of(token: &Token) -> Self {
-        Self {
-            id: token.id.clone(),
-            name: token.display_name(),
-            kind: token.method().kind_name(),
-        }
+        Self { id: token.id.clone(), name: token.display_name(), kind: token.method().kind_name() }
     }
 }
 
@@ -363,37 +341,18 @@ mod tests {
     use crate::secret::SecretBytes;
 
     fn otp(issuer: Option<&str>, account: &str, seed: &[u8], method: OtpMethod) -> OtpAuth {
-        OtpAuth::new(
-            issuer.map(str::to_owned),
-            account.into(),
-            SecretBytes::from_slice(seed),
-            method,
-        )
-        .unwrap()
+        OtpAuth::new(issuer.map(str::to_owned), account.into(), SecretBytes::from_slice(seed), method)
+            .unwrap()
     }
 
     fn sample() -> Vault {
         let mut vault = Vault::new();
         vault
-            .add(
-                otp(
-                    Some("GitHub"),
-                    "octocat",
-                    b"seed-one-0123456",
-                    OtpMethod::default_totp(),
-                ),
-                None,
-                1,
-            )
+            .add(otp(Some("GitHub"), "octocat", b"seed-one-0123456", OtpMethod::default_totp()), None, 1)
             .unwrap();
         vault
             .add(
-                otp(
-                    Some("GitLab"),
-                    "octocat",
-                    b"seed-two-0123456",
-                    OtpMethod::default_totp(),
-                ),
+                otp(Some("GitLab"), "octocat", b"seed-two-0123456", OtpMethod::default_totp()),
                 Some("work".into()),
                 2,
             )
@@ -404,11 +363,7 @@ mod tests {
                     None,
                     "bank",
                     b"seed-three-01234",
-                    OtpMethod::Hotp {
-                        algorithm: Algorithm::Sha1,
-                        digits: Digits::SIX,
-                        counter: 0,
-                    },
+                    OtpMethod::Hotp { algorithm: Algorithm::Sha1, digits: Digits::SIX, counter: 0 },
                 ),
                 None,
                 3,
@@ -447,25 +402,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            vault.resolve("zzz").unwrap_err(),
-            TokenError::NotFound("zzz".into())
-        );
+        assert_eq!(vault.resolve("zzz").unwrap_err(), TokenError::NotFound("zzz".into()));
     }
 
     #[test]
     fn duplicates_are_refused() {
         let mut vault = sample();
-        let again = otp(
-            Some("GitHub"),
-            "octocat",
-            b"seed-one-0123456",
-            OtpMethod::default_totp(),
-        );
-        assert_eq!(
-            vault.add(again, None, 9).unwrap_err(),
-            TokenError::Duplicate("GitHub:octocat".into())
-        );
+        let again = otp(Some("GitHub"), "octocat", b"seed-one-0123456", OtpMethod::default_totp());
+        assert_eq!(vault.add(again, None, 9).unwrap_err(), TokenError::Duplicate("GitHub:octocat".into()));
         assert_eq!(vault.len(), 3);
     }
 
@@ -493,35 +437,18 @@ mod tests {
     #[test]
     fn exhausted_counter_is_an_error_not_a_wrap() {
         let mut vault = Vault::new();
-        let method = OtpMethod::Hotp {
-            algorithm: Algorithm::Sha1,
-            digits: Digits::SIX,
-            counter: u64::MAX,
-        };
-        let id = vault
-            .add(otp(None, "x", b"0123456789", method), None, 0)
-            .unwrap()
-            .id()
-            .clone();
+        let method = OtpMethod::Hotp { algorithm: Algorithm::Sha1, digits: Digits::SIX, counter: u64::MAX };
+        let id = vault.add(otp(None, "x", b"0123456789", method), None, 0).unwrap().id().clone();
         assert_eq!(vault.take_code(&id, 0).unwrap_err(), TokenError::CounterExhausted);
-        assert!(matches!(
-            vault.get(&id).unwrap().method(),
-            OtpMethod::Hotp {
-                counter: u64::MAX,
-                ..
-            }
-        ));
+        assert!(matches!(vault.get(&id).unwrap().method(), OtpMethod::Hotp { counter: u64::MAX, .. }));
     }
 
     #[test]
     fn edit_validates_before_changing_anything() {
         let mut vault = sample();
         let id = vault.resolve("github").unwrap().id().clone();
-        let bad = TokenEdit {
-            label: Some("new".into()),
-            issuer: Some(Some("a:b".into())),
-            ..Default::default()
-        };
+        let bad =
+            TokenEdit { label: Some("new".into()), issuer: Some(Some("a:b".into())), ..Default::default() };
         assert!(vault.edit(&id, bad).is_err());
         assert_eq!(vault.get(&id).unwrap().display_name(), "GitHub:octocat");
         let good = TokenEdit {
@@ -530,14 +457,8 @@ mod tests {
             ..Default::default()
         };
         let token = vault.edit(&id, good).unwrap();
-        assert_eq!(
-            (token.display_name().as_str(), token.group()),
-            ("GitHub:mona", Some("personal"))
-        );
-        let bad_group = TokenEdit {
-            group: Some(Some("x\u{7}".into())),
-            ..Default::default()
-        };
+        assert_eq!((token.display_name().as_str(), token.group()), ("GitHub:mona", Some("personal")));
+        let bad_group = TokenEdit { group: Some(Some("x\u{7}".into())), ..Default::default() };
         assert_eq!(vault.edit(&id, bad_group).unwrap_err(), TokenError::InvalidGroup);
     }
 
@@ -546,10 +467,7 @@ mod tests {
         let mut vault = sample();
         let id = vault.resolve("gitlab").unwrap().id().clone();
         assert_eq!(vault.remove(&id).unwrap().issuer(), Some("GitLab"));
-        assert_eq!(
-            vault.remove(&id).unwrap_err(),
-            TokenError::NotFound(id.to_string())
-        );
+        assert_eq!(vault.remove(&id).unwrap_err(), TokenError::NotFound(id.to_string()));
         assert_eq!(vault.len(), 2);
     }
 }

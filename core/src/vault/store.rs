@@ -118,11 +118,7 @@ impl VaultStore {
             let _ = keystore.delete(account);
         }
         written?;
-        Ok(UnlockedVault {
-            store: self.clone(),
-            vault_id: header.vault_id,
-            master,
-        })
+        Ok(UnlockedVault { store: self.clone(), vault_id: header.vault_id, master })
     }
 
     /// The vault's key slots, read from its header without unlocking it.
@@ -133,10 +129,7 @@ impl VaultStore {
             .header
             .slots
             .iter()
-            .map(|s| SlotInfo {
-                id: s.id.clone(),
-                kind: SlotKindName::of(&s.kind),
-            })
+            .map(|s| SlotInfo { id: s.id.clone(), kind: SlotKindName::of(&s.kind) })
             .collect())
     }
 
@@ -149,11 +142,7 @@ impl VaultStore {
             Credential::KeyStore(keystore) => header.unlock_with_keystore(keystore)?,
             Credential::Passphrase(passphrase) => header.unlock_with_passphrase(passphrase)?,
         };
-        Ok(UnlockedVault {
-            store: self.clone(),
-            vault_id: header.vault_id,
-            master,
-        })
+        Ok(UnlockedVault { store: self.clone(), vault_id: header.vault_id, master })
     }
 
     /// Unlocks with whatever works, in the order people expect: the OS key store first (no
@@ -171,11 +160,7 @@ impl VaultStore {
         if let (true, Some(keystore)) = (has(SlotKindName::OsKeystore), keystore) {
             match header.unlock_with_keystore(keystore) {
                 Ok(master) => {
-                    return Ok(UnlockedVault {
-                        store: self.clone(),
-                        vault_id: header.vault_id,
-                        master,
-                    });
+                    return Ok(UnlockedVault { store: self.clone(), vault_id: header.vault_id, master });
                 }
                 Err(e) => keystore_error = Some(e),
             }
@@ -186,15 +171,9 @@ impl VaultStore {
         match passphrase() {
             Some(passphrase) => {
                 let master = header.unlock_with_passphrase(&passphrase)?;
-                Ok(UnlockedVault {
-                    store: self.clone(),
-                    vault_id: header.vault_id,
-                    master,
-                })
+                Ok(UnlockedVault { store: self.clone(), vault_id: header.vault_id, master })
             }
-            None => Err(VaultError::PassphraseRequired {
-                keystore_error: keystore_error.map(Box::new),
-            }),
+            None => Err(VaultError::PassphraseRequired { keystore_error: keystore_error.map(Box::new) }),
         }
     }
 
@@ -207,65 +186,40 @@ impl VaultStore {
 
     /// Fails early for a missing vault, so that reading one never leaves a lock file behind.
     fn ensure_exists(&self) -> Result<(), VaultError> {
-        if self.exists() {
-            Ok(())
-        } else {
-            Err(VaultError::NotFound(self.path.clone()))
-        }
+        if self.exists() { Ok(()) } else { Err(VaultError::NotFound(self.path.clone())) }
     }
 
     fn lock_path(&self) -> PathBuf {
-        let mut name = self
-            .path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
+        let mut name = self.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         name.push(".lock");
         self.path.with_file_name(name)
     }
 
     fn lock(&self, mode: LockMode) -> Result<File, VaultError> {
         let path = self.lock_path();
-        let file = private_file_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| VaultError::Io {
-                action: "open the lock file",
-                path: path.clone(),
-                source,
-            })?;
+        let file =
+            private_file_options().read(true).write(true).create(true).truncate(false).open(&path).map_err(
+                |source| VaultError::Io { action: "open the lock file", path: path.clone(), source },
+            )?;
         match mode {
             LockMode::Shared => file.lock_shared(),
             LockMode::Exclusive => file.lock(),
         }
-        .map_err(|source| VaultError::Io {
-            action: "lock",
-            path,
-            source,
-        })?;
+        .map_err(|source| VaultError::Io { action: "lock", path, source })?;
         Ok(file)
     }
 
     fn read_file(&self) -> Result<Vec<u8>, VaultError> {
         let file = File::open(&self.path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => VaultError::NotFound(self.path.clone()),
-            _ => VaultError::Io {
-                action: "open",
-                path: self.path.clone(),
-                source,
-            },
+            _ => VaultError::Io { action: "open", path: self.path.clone(), source },
         })?;
         let mut bytes = Vec::new();
-        file.take(MAX_FILE_LEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| VaultError::Io {
-                action: "read",
-                path: self.path.clone(),
-                source,
-            })?;
+        file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).map_err(|source| VaultError::Io {
+            action: "read",
+            path: self.path.clone(),
+            source,
+        })?;
         if bytes.len() as u64 > MAX_FILE_LEN {
             return Err(FormatError::TooLarge.into());
         }
@@ -276,35 +230,18 @@ impl VaultStore {
     /// (refusing to replace an existing file unless `replace`), then syncs the directory.
     fn write_file(&self, bytes: &[u8], replace: bool) -> Result<(), VaultError> {
         let dir = self.dir();
-        let io_error = |action| {
-            move |source| VaultError::Io {
-                action,
-                path: self.path.clone(),
-                source,
-            }
-        };
+        let io_error = |action| move |source| VaultError::Io { action, path: self.path.clone(), source };
         let mut temp = tempfile::Builder::new()
             .prefix(".tessera-vault-")
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(io_error("create a temporary file beside"))?;
-        temp.write_all(bytes)
-            .map_err(io_error("write a temporary file beside"))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(io_error("sync a temporary file beside"))?;
-        let persisted = if replace {
-            temp.persist(&self.path)
-        } else {
-            temp.persist_noclobber(&self.path)
-        };
+        temp.write_all(bytes).map_err(io_error("write a temporary file beside"))?;
+        temp.as_file().sync_all().map_err(io_error("sync a temporary file beside"))?;
+        let persisted = if replace { temp.persist(&self.path) } else { temp.persist_noclobber(&self.path) };
         persisted.map_err(|e| match e.error.kind() {
             io::ErrorKind::AlreadyExists => VaultError::AlreadyExists(self.path.clone()),
-            _ => VaultError::Io {
-                action: "replace",
-                path: self.path.clone(),
-                source: e.error,
-            },
+            _ => VaultError::Io { action: "replace", path: self.path.clone(), source: e.error },
         })?;
         sync_dir(&dir).map_err(io_error("sync the directory of"))
     }
@@ -377,9 +314,7 @@ impl UnlockedVault {
     /// Sets the passphrase: replaces any passphrase slot with a new one.
     pub fn set_passphrase(&self, passphrase: &SecretString, kdf: KdfParams) -> Result<(), VaultError> {
         self.transact(|header, _| {
-            header
-                .slots
-                .retain(|s| !matches!(s.kind, SlotKind::Passphrase { .. }));
+            header.slots.retain(|s| !matches!(s.kind, SlotKind::Passphrase { .. }));
             header.add_passphrase_slot(&self.master, passphrase, kdf)
         })
     }
@@ -411,19 +346,13 @@ impl UnlockedVault {
 
     /// Removes every slot of `kind`, refusing to remove the last way to unlock the vault. The
     /// key store entries of removed OS key store slots are deleted after the file is written.
-    pub fn remove_slots(
-        &self,
-        kind: SlotKindName,
-        keystore: Option<&dyn KeyStore>,
-    ) -> Result<(), VaultError> {
+    pub fn remove_slots(&self, kind: SlotKindName, keystore: &dyn KeyStore) -> Result<(), VaultError> {
         let removed_accounts = self.transact(|header, _| {
             let before = header.slots.len();
             let accounts = match kind {
                 SlotKindName::OsKeystore => take_keystore_slots(header),
                 SlotKindName::Passphrase => {
-                    header
-                        .slots
-                        .retain(|s| !matches!(s.kind, SlotKind::Passphrase { .. }));
+                    header.slots.retain(|s| !matches!(s.kind, SlotKind::Passphrase { .. }));
                     Vec::new()
                 }
             };
@@ -438,10 +367,8 @@ impl UnlockedVault {
             }
             Ok(accounts)
         })?;
-        if let Some(keystore) = keystore {
-            for account in removed_accounts {
-                let _ = keystore.delete(&account);
-            }
+        for account in removed_accounts {
+            let _ = keystore.delete(&account);
         }
         Ok(())
     }
@@ -515,11 +442,7 @@ mod tests {
     use crate::vault::keystore::MemoryKeyStore;
     use crate::vault::model::TokenError;
 
-    const TEST_KDF: KdfParams = KdfParams {
-        memory_kib: 8 * 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const TEST_KDF: KdfParams = KdfParams { memory_kib: 8 * 1024, iterations: 1, parallelism: 1 };
 
     fn otp(name: &str) -> OtpAuth {
         OtpAuth::new(
@@ -542,9 +465,7 @@ mod tests {
         let keystore = MemoryKeyStore::new();
         let pass = passphrase();
         let created = store.create(Some(&keystore), Some((&pass, TEST_KDF))).unwrap();
-        created
-            .update(|v| v.add(otp("alice"), None, 1).map(|_| ()).map_err(VaultError::from))
-            .unwrap();
+        created.update(|v| v.add(otp("alice"), None, 1).map(|_| ()).map_err(VaultError::from)).unwrap();
 
         for credential in [Credential::KeyStore(&keystore), Credential::Passphrase(&pass)] {
             let vault = store.unlock(credential).unwrap().read().unwrap();
@@ -584,9 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = VaultStore::new(dir.path().join("vault.tessera"));
         let vault = store.create(Some(&MemoryKeyStore::new()), None).unwrap();
-        vault
-            .update(|v| v.add(otp("alice"), None, 1).map(|_| ()).map_err(VaultError::from))
-            .unwrap();
+        vault.update(|v| v.add(otp("alice"), None, 1).map(|_| ()).map_err(VaultError::from)).unwrap();
         let before = fs::read(store.path()).unwrap();
         let result = vault.update(|v| v.add(otp("alice"), None, 2).map(|_| ()).map_err(VaultError::from));
         assert!(matches!(result, Err(VaultError::Token(TokenError::Duplicate(_)))));
@@ -599,30 +518,18 @@ mod tests {
         let store = VaultStore::new(dir.path().join("vault.tessera"));
         let keystore = MemoryKeyStore::new();
         let vault = store.create(Some(&keystore), None).unwrap();
-        vault
-            .update(|v| v.add(otp("alice"), None, 1).map(|_| ()).map_err(VaultError::from))
-            .unwrap();
+        vault.update(|v| v.add(otp("alice"), None, 1).map(|_| ()).map_err(VaultError::from)).unwrap();
         let good = fs::read(store.path()).unwrap();
 
         let mut tampered = good.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         let truncated = good[..good.len() - 20].to_vec();
-        for (bad, expected) in [
-            (tampered, FormatError::Tampered),
-            (truncated, FormatError::Tampered),
-        ] {
+        for (bad, expected) in [(tampered, FormatError::Tampered), (truncated, FormatError::Tampered)] {
             fs::write(store.path(), &bad).unwrap();
             let result = vault.update(|v| v.add(otp("bob"), None, 2).map(|_| ()).map_err(VaultError::from));
-            assert!(
-                matches!(&result, Err(VaultError::Format(e)) if *e == expected),
-                "{result:?}"
-            );
-            assert_eq!(
-                fs::read(store.path()).unwrap(),
-                bad,
-                "a damaged file is never rewritten"
-            );
+            assert!(matches!(&result, Err(VaultError::Format(e)) if *e == expected), "{result:?}");
+            assert_eq!(fs::read(store.path()).unwrap(), bad, "a damaged file is never rewritten");
         }
         fs::write(store.path(), b"not a vault at all").unwrap();
         assert!(matches!(
@@ -649,40 +556,25 @@ mod tests {
         let store = VaultStore::new(dir.path().join("vault.tessera"));
         let keystore = MemoryKeyStore::new();
         let vault = store.create(Some(&keystore), None).unwrap();
+        assert!(matches!(vault.remove_slots(SlotKindName::OsKeystore, &keystore), Err(VaultError::LastSlot)));
         assert!(matches!(
-            vault.remove_slots(SlotKindName::OsKeystore, Some(&keystore)),
-            Err(VaultError::LastSlot)
-        ));
-        assert!(matches!(
-            vault.remove_slots(SlotKindName::Passphrase, Some(&keystore)),
+            vault.remove_slots(SlotKindName::Passphrase, &keystore),
             Err(VaultError::NoSlotOfKind("passphrase"))
         ));
 
         let pass = passphrase();
         vault.set_passphrase(&pass, TEST_KDF).unwrap();
-        vault
-            .remove_slots(SlotKindName::OsKeystore, Some(&keystore))
-            .unwrap();
+        vault.remove_slots(SlotKindName::OsKeystore, &keystore).unwrap();
         assert!(keystore.is_empty(), "the removed slot's key is deleted");
-        assert!(matches!(
-            store.unlock(Credential::KeyStore(&keystore)),
-            Err(VaultError::NoSlotOfKind(_))
-        ));
+        assert!(matches!(store.unlock(Credential::KeyStore(&keystore)), Err(VaultError::NoSlotOfKind(_))));
         let reopened = store.unlock(Credential::Passphrase(&pass)).unwrap();
 
         let new_pass = SecretString::new("another long passphrase".into());
         reopened.set_passphrase(&new_pass, TEST_KDF).unwrap();
-        assert!(matches!(
-            store.unlock(Credential::Passphrase(&pass)),
-            Err(VaultError::WrongPassphrase)
-        ));
+        assert!(matches!(store.unlock(Credential::Passphrase(&pass)), Err(VaultError::WrongPassphrase)));
         reopened.set_keystore_slot(&keystore).unwrap();
         reopened.set_keystore_slot(&keystore).unwrap();
-        assert_eq!(
-            keystore.len(),
-            1,
-            "replacing the key store slot deletes the old entry"
-        );
+        assert_eq!(keystore.len(), 1, "replacing the key store slot deletes the old entry");
         store.unlock(Credential::KeyStore(&keystore)).unwrap();
         store.unlock(Credential::Passphrase(&new_pass)).unwrap();
     }
@@ -711,11 +603,7 @@ mod tests {
                 });
             }
         });
-        let vault = store
-            .unlock(Credential::KeyStore(&keystore))
-            .unwrap()
-            .read()
-            .unwrap();
+        let vault = store.unlock(Credential::KeyStore(&keystore)).unwrap().read().unwrap();
         assert_eq!(vault.len(), 40);
     }
 
@@ -742,18 +630,13 @@ mod tests {
         assert_eq!(asked.get(), 2);
 
         match store.unlock_any(Some(&empty), || None) {
-            Err(VaultError::PassphraseRequired {
-                keystore_error: Some(e),
-            }) => {
+            Err(VaultError::PassphraseRequired { keystore_error: Some(e) }) => {
                 assert!(matches!(*e, VaultError::KeyStoreKeyMissing))
             }
             other => panic!("{other:?}"),
         }
         let wrong = || Some(SecretString::new("not the passphrase".into()));
-        assert!(matches!(
-            store.unlock_any(Some(&empty), wrong),
-            Err(VaultError::WrongPassphrase)
-        ));
+        assert!(matches!(store.unlock_any(Some(&empty), wrong), Err(VaultError::WrongPassphrase)));
     }
 
     #[test]
@@ -765,10 +648,6 @@ mod tests {
             Err(VaultError::NotFound(_))
         ));
         assert!(matches!(store.slots(), Err(VaultError::NotFound(_))));
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "nothing is created by a failed open"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is created by a failed open");
     }
 }

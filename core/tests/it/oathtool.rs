@@ -32,20 +32,13 @@ fn oathtool(args: &[String]) -> String {
     let output = Command::new("oathtool").args(args).output().expect(
         "oathtool must be installed (Debian package oathtool); the README's test command installs it",
     );
-    assert!(
-        output.status.success(),
-        "oathtool {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "oathtool {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
 fn codes_match_oathtool() {
-    let seed = std::env::var("TESSERA_ORACLE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_261_124);
+    let seed = std::env::var("TESSERA_ORACLE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_124);
     let mut rng = Rng(seed);
     let mut counts = [0usize; 2];
     for case in 0..CASES {
@@ -55,10 +48,7 @@ fn codes_match_oathtool() {
         let secret = SecretBytes::new(key);
         let digits = Digits::new(6 + rng.below(3) as u8).unwrap();
         let is_totp = case % 3 != 0;
-        let context = format!(
-            "case {case} (seed {seed}): key {key_len} bytes, {} digits",
-            digits.get()
-        );
+        let context = format!("case {case} (seed {seed}): key {key_len} bytes, {} digits", digits.get());
         if is_totp {
             let algorithm = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512][rng.below(3) as usize];
             let period =
@@ -78,39 +68,19 @@ fn codes_match_oathtool() {
                 "{context}, TOTP {algorithm}, period {}, time {time}",
                 period.get()
             );
-            let matched = verify_totp(
-                &secret,
-                algorithm,
-                digits,
-                period,
-                &expected,
-                time,
-                TotpWindow::RFC_DEFAULT,
-            );
+            let matched =
+                verify_totp(&secret, algorithm, digits, period, &expected, time, TotpWindow::RFC_DEFAULT);
             assert_eq!(matched.map(|m| m.drift), Some(0), "{context}");
             counts[0] += 1;
         } else {
-            let counter = if rng.below(2) == 0 {
-                rng.below(1000)
-            } else {
-                rng.next() >> 1
-            };
-            let expected = oathtool(&[
-                format!("--digits={}", digits.get()),
-                format!("--counter={counter}"),
-                hex_key,
-            ]);
+            let counter = if rng.below(2) == 0 { rng.below(1000) } else { rng.next() >> 1 };
+            let expected =
+                oathtool(&[format!("--digits={}", digits.get()), format!("--counter={counter}"), hex_key]);
             let ours = hotp(&secret, Algorithm::Sha1, digits, counter);
             assert_eq!(ours.expose(), expected, "{context}, HOTP counter {counter}");
-            assert_eq!(
-                verify_hotp(&secret, Algorithm::Sha1, digits, &expected, counter, 0),
-                Some(counter)
-            );
+            assert_eq!(verify_hotp(&secret, Algorithm::Sha1, digits, &expected, counter, 0), Some(counter));
             counts[1] += 1;
         }
     }
-    assert!(
-        counts[0] >= 150 && counts[1] >= 75,
-        "both kinds are exercised: {counts:?}"
-    );
+    assert!(counts[0] >= 150 && counts[1] >= 75, "both kinds are exercised: {counts:?}");
 }

@@ -46,22 +46,43 @@ fn a_vault_opens_from_the_secret_service_in_a_new_handle() {
     ));
 }
 
+/// Records the accounts a key store is asked to store, around the real Secret Service.
+struct Recording {
+    inner: OsKeyStore,
+    stored: std::sync::Mutex<Vec<String>>,
+}
+
+impl KeyStore for Recording {
+    fn load(&self, account: &str) -> Result<Option<SecretBytes>, tessera_core::vault::KeyStoreError> {
+        self.inner.load(account)
+    }
+    fn store(&self, account: &str, secret: &SecretBytes) -> Result<(), tessera_core::vault::KeyStoreError> {
+        self.stored.lock().unwrap().push(account.to_owned());
+        self.inner.store(account, secret)
+    }
+    fn delete(&self, account: &str) -> Result<(), tessera_core::vault::KeyStoreError> {
+        self.inner.delete(account)
+    }
+}
+
 #[test]
-fn removing_the_keystore_slot_deletes_its_secret_service_entry() {
+fn removing_or_replacing_the_keystore_slot_deletes_its_secret_service_entry() {
     let dir = tempfile::tempdir().unwrap();
     let vault = VaultStore::new(dir.path().join("vault.tessera"));
     let passphrase = SecretString::new("a passphrase for this test".into());
-    let cheap = KdfParams {
-        memory_kib: 8 * 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
-    let unlocked = vault
-        .create(Some(&keystore()), Some((&passphrase, cheap)))
-        .unwrap();
-    unlocked
-        .remove_slots(tessera_core::vault::SlotKindName::OsKeystore, Some(&keystore()))
-        .unwrap();
-    unlocked.set_keystore_slot(&keystore()).unwrap();
-    vault.unlock(Credential::KeyStore(&keystore())).unwrap();
+    let cheap = KdfParams { memory_kib: 8 * 1024, iterations: 1, parallelism: 1 };
+    let recording = Recording { inner: keystore(), stored: Default::default() };
+    let unlocked = vault.create(Some(&recording), Some((&passphrase, cheap))).unwrap();
+    let first = recording.stored.lock().unwrap()[0].clone();
+    assert!(keystore().load(&first).unwrap().is_some(), "the slot key is in the Secret Service");
+
+    unlocked.set_keystore_slot(&recording).unwrap();
+    let second = recording.stored.lock().unwrap()[1].clone();
+    assert_ne!(first, second);
+    assert_eq!(keystore().load(&first).unwrap(), None, "the replaced slot's entry is deleted");
+
+    unlocked.remove_slots(tessera_core::vault::SlotKindName::OsKeystore, &recording).unwrap();
+    assert_eq!(keystore().load(&second).unwrap(), None, "the removed slot's entry is deleted");
+    assert!(matches!(vault.unlock(Credential::KeyStore(&keystore())), Err(VaultError::NoSlotOfKind(_))));
+    vault.unlock(Credential::Passphrase(&passphrase)).unwrap();
 }
