@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The main job: sets up the machine, builds the `tessera` CLI, and walks through a soft token's
-# life in a throwaway vault: create it, add a token from an enrollment QR image, show codes.
+# The main job: sets up the machine, builds `tessera` and `tessera-server`, starts the server with
+# SQLite, and walks through enrolling a soft token with the CLI and validating its codes with curl.
+# In a terminal the server keeps running afterwards (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked -p tessera-cli
+cargo build --release --locked -p tessera-cli -p tessera-server
 export PATH="$PWD/target/release:$PATH"
 
 # A private D-Bus session with its own gnome-keyring, so the demo never touches your keyring.

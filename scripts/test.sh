@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: machine setup, formatting, lints, build, then every test
-# (unit, property, oathtool cross-checks, the CLI end to end against a real Secret Service).
+# (unit, property, oathtool cross-checks, the CLI against a real Secret Service, the server
+# against SQLite and a real PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,6 @@ for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
 done
 step "cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
-step "cargo test (inside a private D-Bus session with gnome-keyring)"
-scripts/with-keyring.sh cargo test --workspace --locked
+step "cargo test (with PostgreSQL, inside a private D-Bus session with gnome-keyring)"
+scripts/with-postgres.sh scripts/with-keyring.sh cargo test --workspace --locked
 step "all checks passed"

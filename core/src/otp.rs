@@ -403,8 +403,10 @@ pub(crate) fn truncate_for_message(text: &str) -> String {
     text.chars().take(32).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// Evaluates `matches` at every point of `range`, whatever it returns, and returns the last
-/// matching point (there is at most one in practice) without branching on any comparison.
+/// Evaluates `matches` at every point of `range`, whatever it returns, and returns the first
+/// matching point without branching on any comparison. The first, because codes collide by chance
+/// (a 6-digit code repeats within 11 counters about once in 100,000): taking a later one would
+/// move an HOTP counter past codes the device has not shown yet.
 fn constant_time_search(
     range: std::ops::RangeInclusive<u64>,
     matches: impl Fn(u64) -> subtle::Choice,
@@ -413,7 +415,7 @@ fn constant_time_search(
     let mut matched = 0u64;
     for point in range {
         let equal = matches(point);
-        matched.conditional_assign(&point, equal);
+        matched.conditional_assign(&point, equal & !found);
         found |= equal;
     }
     bool::from(found).then_some(matched)
@@ -645,6 +647,18 @@ mod tests {
         assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "969429", 0, 2), None);
         assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "287082", 2, 5), None);
         assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "287082", u64::MAX, 5), None);
+    }
+
+    /// A seed whose HOTP codes for counters 0 and 1 are the same (found by search).
+    #[test]
+    fn colliding_codes_match_the_earliest_counter() {
+        let seed = SecretBytes::from_slice(b"tessera-collision-0099340");
+        assert_eq!(
+            hotp(&seed, Algorithm::Sha1, Digits::SIX, 0),
+            hotp(&seed, Algorithm::Sha1, Digits::SIX, 1)
+        );
+        assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "953511", 0, 5), Some(0));
+        assert_eq!(verify_hotp(&seed, Algorithm::Sha1, Digits::SIX, "953511", 1, 5), Some(1));
     }
 
     #[test]

@@ -158,6 +158,33 @@ impl SecretString {
     }
 }
 
+/// Serialized as the plain string: used only where a secret is deliberately handed to its owner
+/// (an enrollment response carrying the new seed's URI).
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = SecretString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<SecretString, E> {
+                Ok(SecretString::new(value.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<SecretString, E> {
+                Ok(SecretString::new(value))
+            }
+        }
+        deserializer.deserialize_string(TextVisitor)
+    }
+}
+
 impl From<Zeroizing<String>> for SecretString {
     fn from(mut text: Zeroizing<String>) -> Self {
         Self(std::mem::take(&mut *text))

@@ -1,26 +1,48 @@
 #!/usr/bin/env bash
 # The demo's walkthrough, run by scripts/demo.sh inside a private Secret Service session.
 set -euo pipefail
-demo_dir="$(mktemp -d)"
-export TESSERA_VAULT="$demo_dir/vault.tessera"
+demo="$(mktemp -d)"
+export TESSERA_VAULT="$demo/vault.tessera"
+port="${TESSERA_DEMO_PORT:-8480}"
+server="http://127.0.0.1:$port"
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+say "tessera-server --data-dir $demo/server --listen 127.0.0.1:$port &"
+tessera-server --data-dir "$demo/server" --listen "127.0.0.1:$port" 2> "$demo/server.log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null' EXIT
+for _ in $(seq 100); do curl -sf "$server/healthz" >/dev/null && break; sleep 0.1; done
+sed -n '1,2p' "$demo/server.log"
+admin_key="$(cat "$demo/server/admin-token")"
+auth="Authorization: Bearer $admin_key"
+json="Content-Type: application/json"
+
+say "curl -X POST $server/api/v1/users -H 'Authorization: Bearer tsk_…' -d '{\"username\":\"alice\"}'"
+curl -s -X POST "$server/api/v1/users" -H "$auth" -H "$json" -d '{"username":"alice"}'; echo
+say "curl -X POST $server/api/v1/users/alice/tokens -H 'Authorization: Bearer tsk_…' -d '{\"kind\":\"totp\"}'"
+curl -s -X POST "$server/api/v1/users/alice/tokens" -H "$auth" -H "$json" -d '{"kind":"totp"}' > "$demo/enrollment.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("serial:", d["serial"]); open(sys.argv[2],"wb").write(__import__("base64").b64decode(d["qr_png_base64"]))' \
+  "$demo/enrollment.json" "$demo/enroll.png"
+echo "(the enrollment QR code is saved as $demo/enroll.png)"
 
 say tessera init
 tessera init
-say tessera add --qr docs/demo/enroll-example.png
-tessera add --qr docs/demo/enroll-example.png
-say tessera add "otpauth://hotp/Example%20Bank:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example%20Bank&counter=0"
-tessera add "otpauth://hotp/Example%20Bank:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example%20Bank&counter=0"
-say tessera list
-tessera list
-say tessera code demo
-tessera code demo
-say "oathtool --totp -b <the demo seed>   # an independent implementation agrees"
-oathtool --totp -b "$(cat docs/demo/enroll-example.seed)"
-say "tessera code bank   # HOTP: each call shows the next code"
-tessera code bank
-tessera code bank
-say tessera show-qr demo
-tessera show-qr demo
-printf '\nThe demo vault is %s (delete it when done).\n' "$TESSERA_VAULT"
-printf 'Your own vault lives in the platform data directory: run `tessera init` to create it.\n'
+say "tessera add --qr $demo/enroll.png"
+tessera add --qr "$demo/enroll.png"
+say "tessera code tessera"
+code="$(tessera code tessera)"
+echo "$code"
+
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"alice\",\"passcode\":\"$code\"}'"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"alice\",\"passcode\":\"$code\"}"; echo
+say "# the same code again: a replay"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"alice\",\"passcode\":\"$code\"}"; echo
+say "curl $server/api/v1/audit?username=alice -H 'Authorization: Bearer tsk_…'"
+curl -s "$server/api/v1/audit?username=alice&limit=3" -H "$auth"; echo
+
+printf '\nThe API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
+printf 'Admin key: %s   Demo files: %s\n' "$admin_key" "$demo"
+if [ -t 0 ]; then
+  printf '\nThe server keeps running at %s with the demo vault (TESSERA_VAULT=%s). Ctrl-C stops it.\n' "$server" "$TESSERA_VAULT"
+  wait $server_pid
+fi

@@ -12,4 +12,6 @@ mod cli_bad_input;
 mod cli_concurrency;
 mod cli_slots;
 mod layering;
+mod server;
+mod server_support;
 mod support;

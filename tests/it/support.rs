@@ -19,7 +19,12 @@ pub fn binary(name: &str) -> PathBuf {
         panic!("{} is missing: run `cargo build --workspace --bins` first", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for crate_dir in ["core", "platform", "cli"] {
+    let sources: &[&str] = match name {
+        "tessera" => &["core", "platform", "cli"],
+        "tessera-server" | "tessera-loadgen" => &["core", "server"],
+        other => panic!("no sources known for {other}"),
+    };
+    for crate_dir in sources {
         if let Some(newest) = newest_file(&workspace.join(crate_dir).join("src")) {
             assert!(
                 newest <= built,

@@ -1,0 +1,173 @@
+//! Administration: users, tokens, audit. Every handler requires an admin API key.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::extract::{Admin, Json};
+use super::{ApiError, AppState, ErrorBody};
+use crate::service::{EnrollRequest, Enrollment, NewUser, TokenView, UserChanges, UserView};
+use crate::store::{AuditEntry, AuditFilter};
+
+type Reply<T> = Result<axum::Json<T>, ApiError>;
+
+/// Creates a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("admin_key" = [])), request_body = NewUser, responses(
+    (status = 201, body = UserView), (status = 409, description = "The name is taken", body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Json(user): Json<NewUser>,
+) -> Result<(StatusCode, axum::Json<UserView>), ApiError> {
+    Ok((StatusCode::CREATED, axum::Json(state.service.create_user(&actor, user).await?)))
+}
+
+/// Lists users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("admin_key" = [])), responses((status = 200, body = [UserView])))]
+pub async fn list_users(State(state): State<AppState>, _admin: Admin) -> Reply<Vec<UserView>> {
+    Ok(axum::Json(state.service.users().await?))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(username): Path<String>,
+) -> Reply<UserView> {
+    Ok(axum::Json(state.service.user(&username).await?))
+}
+
+/// Changes a user's password/PIN, phone or email (`null` clears).
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), request_body = UserChanges,
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(username): Path<String>,
+    Json(changes): Json<UserChanges>,
+) -> Reply<UserView> {
+    Ok(axum::Json(state.service.update_user(&actor, &username, changes).await?))
+}
+
+/// Deletes a user and their tokens.
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.delete_user(&actor, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enrolls a new TOTP or HOTP token; the response carries the seed once (URI and QR codes).
+#[utoipa::path(post, path = "/api/v1/users/{username}/tokens", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), request_body = EnrollRequest,
+    responses((status = 201, body = Enrollment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(username): Path<String>,
+    Json(request): Json<EnrollRequest>,
+) -> Result<(StatusCode, axum::Json<Enrollment>), ApiError> {
+    Ok((StatusCode::CREATED, axum::Json(state.service.enroll(&actor, &username, request).await?)))
+}
+
+/// A user's tokens (never their seeds).
+#[utoipa::path(get, path = "/api/v1/users/{username}/tokens", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), responses((status = 200, body = [TokenView]), (status = 404, body = ErrorBody)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(username): Path<String>,
+) -> Reply<Vec<TokenView>> {
+    Ok(axum::Json(state.service.tokens(&username).await?))
+}
+
+/// Clears a token's failures and lock.
+#[utoipa::path(post, path = "/api/v1/tokens/{serial}/unlock", tag = "admin", security(("admin_key" = [])),
+    params(("serial" = String, Path)), responses((status = 200, body = TokenView), (status = 404, body = ErrorBody)))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(serial): Path<String>,
+) -> Reply<TokenView> {
+    Ok(axum::Json(state.service.unlock(&actor, &serial).await?))
+}
+
+/// Disables a token.
+#[utoipa::path(post, path = "/api/v1/tokens/{serial}/disable", tag = "admin", security(("admin_key" = [])),
+    params(("serial" = String, Path)), responses((status = 200, body = TokenView), (status = 404, body = ErrorBody)))]
+pub async fn disable(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(serial): Path<String>,
+) -> Reply<TokenView> {
+    Ok(axum::Json(state.service.set_enabled(&actor, &serial, false).await?))
+}
+
+/// Re-enables a token.
+#[utoipa::path(post, path = "/api/v1/tokens/{serial}/enable", tag = "admin", security(("admin_key" = [])),
+    params(("serial" = String, Path)), responses((status = 200, body = TokenView), (status = 404, body = ErrorBody)))]
+pub async fn enable(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(serial): Path<String>,
+) -> Reply<TokenView> {
+    Ok(axum::Json(state.service.set_enabled(&actor, &serial, true).await?))
+}
+
+/// Two consecutive codes from the token.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncRequest {
+    /// A code.
+    first_code: String,
+    /// The code the token showed next.
+    second_code: String,
+}
+
+/// Resynchronizes a token (HOTP counter or TOTP clock drift) from two consecutive codes.
+#[utoipa::path(post, path = "/api/v1/tokens/{serial}/resync", tag = "admin", security(("admin_key" = [])),
+    params(("serial" = String, Path)), request_body = ResyncRequest,
+    responses((status = 200, body = TokenView), (status = 404, body = ErrorBody), (status = 422, description = "The codes were not found", body = ErrorBody)))]
+pub async fn resync(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(serial): Path<String>,
+    Json(codes): Json<ResyncRequest>,
+) -> Reply<TokenView> {
+    Ok(axum::Json(state.service.resync(&actor, &serial, &codes.first_code, &codes.second_code).await?))
+}
+
+/// Deletes a token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{serial}", tag = "admin", security(("admin_key" = [])),
+    params(("serial" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_token(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(serial): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.delete_token(&actor, &serial).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Audit records, newest first: every admin action and every validation (never a secret).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("admin_key" = [])),
+    params(AuditFilter), responses((status = 200, body = [AuditEntry]), (status = 400, body = ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    _admin: Admin,
+    filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
+) -> Reply<Vec<AuditEntry>> {
+    let Query(filter) = filter.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, tessera_core::error::ErrorCode::InvalidInput, e.body_text())
+    })?;
+    Ok(axum::Json(state.service.audit(&filter).await?))
+}

@@ -1,0 +1,194 @@
+//! The HTTP edge: JSON under `/api/v1`, described by `/api/v1/openapi.json`, plus `/healthz` and
+//! `/metrics`. Handlers parse, call one [`Service`] function, and convert; errors leave as
+//! `{ "code": ErrorCode, "message": ... }` with a matching status, and 5xx hide their detail
+//! (which goes to the log).
+
+mod admin;
+mod extract;
+mod validate;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Serialize;
+use tessera_core::error::ErrorCode;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::service::{Service, ServiceError};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Shared handler state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service.
+    pub service: Arc<Service>,
+    /// Whether `X-Forwarded-For` names the client.
+    pub trust_forwarded_for: bool,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/validate", post(validate::validate))
+        .route("/users", post(admin::create_user).get(admin::list_users))
+        .route("/users/{username}", get(admin::get_user).patch(admin::update_user).delete(admin::delete_user))
+        .route("/users/{username}/tokens", post(admin::enroll).get(admin::list_tokens))
+        .route("/tokens/{serial}/unlock", post(admin::unlock))
+        .route("/tokens/{serial}/disable", post(admin::disable))
+        .route("/tokens/{serial}/enable", post(admin::enable))
+        .route("/tokens/{serial}/resync", post(admin::resync))
+        .route("/tokens/{serial}", delete(admin::delete_token))
+        .route("/audit", get(admin::audit))
+        .route("/openapi.json", get(openapi));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal("a request handler failed").into_response()
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// An error response: `{ "code": "...", "message": "..." }`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    /// Stable error class: `not_found`, `conflict`, `invalid_input`, `locked`, `internal`, ...
+    #[schema(value_type = String)]
+    code: ErrorCode,
+    /// What went wrong, for people.
+    message: String,
+}
+
+impl ApiError {
+    /// A client error.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn internal(detail: &str) -> Self {
+        tracing::error!(detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::NotFound(..) => {
+                Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, error.to_string())
+            }
+            ServiceError::Conflict(message) => Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message),
+            ServiceError::InvalidInput(message) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidInput, message)
+            }
+            ServiceError::Store(e) => Self::internal(&e.to_string()),
+            ServiceError::Key(e) => Self::internal(&e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, axum::Json(ErrorBody { code: self.code, message: self.message })).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such endpoint; see /api/v1/openapi.json")
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `ok` or `degraded`.
+    status: &'static str,
+    /// `ok` or `unreachable`.
+    database: &'static str,
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "Serving", body = Health),
+    (status = 503, description = "The database is unreachable", body = Health),
+))]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
+    if state.service.store().ping().await {
+        (StatusCode::OK, axum::Json(Health { status: "ok", database: "ok" }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Health { status: "degraded", database: "unreachable" }))
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.service.metrics().render())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document")))]
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "admin_key",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("Admin API key (tsk_...)"))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera verification server", description = "Enrollment, OTP validation, administration and audit."),
+    paths(
+        validate::validate,
+        admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
+        admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
+        admin::delete_token, admin::audit, healthz, metrics, openapi,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags((name = "validate", description = "Checking passcodes"), (name = "admin", description = "Users, tokens, audit (bearer admin key)")),
+)]
+pub struct ApiDoc;

@@ -1,0 +1,296 @@
+//! `tessera-loadgen`: validations per second and latency percentiles of a real `tessera-server`.
+//!
+//! Starts the server (SQLite in a temporary directory, or `--database-url`), enrolls `--users`
+//! users with an HOTP token each through the admin API, then sends validations from
+//! `--concurrency` keep-alive connections for `--seconds`. Each user alternates a right code and a
+//! wrong one, so every request writes: an accepted code advances the token's counter (replay
+//! protection), a wrong one counts a failure. Every answer is checked; a wrong answer is an error.
+//! Rate limits are off in the spawned server (one client address sends everything).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tessera_core::otp::{OtpMethod, hotp};
+use tessera_core::otpauth::OtpAuth;
+use tessera_core::secret::SecretBytes;
+
+const ADMIN_KEY: &str = "tsk_loadgen_admin_key";
+
+/// Load generator for tessera-server.
+#[derive(Parser)]
+#[command(name = "tessera-loadgen", version, about)]
+struct Args {
+    /// Database URL for the spawned server (default: SQLite in a temporary directory)
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Concurrent connections
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Users (each with one HOTP token)
+    #[arg(long, default_value_t = 512)]
+    users: usize,
+    /// Measured seconds (after a 2-second warm-up)
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// tessera-server binary [default: next to this program]
+    #[arg(long)]
+    server: Option<PathBuf>,
+}
+
+struct User {
+    name: String,
+    seed: SecretBytes,
+    digits: tessera_core::otp::Digits,
+    algorithm: tessera_core::otp::Algorithm,
+    counter: u64,
+    next_is_valid: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    wrong_answers: AtomicU64,
+    http_errors: AtomicU64,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tessera-loadgen: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tessera-loadgen: error: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let dir = tempfile_dir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let config = dir.join("loadgen.toml");
+    std::fs::write(&config, "[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n")
+        .map_err(|e| e.to_string())?;
+    let server_bin = match args.server {
+        Some(path) => path,
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("tessera-server"),
+    };
+    let mut command = Command::new(&server_bin);
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("TESSERA_ADMIN_TOKEN", ADMIN_KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(url) = &args.database_url {
+        command.args(["--database-url", url]);
+    }
+    let _server =
+        ServerProcess(command.spawn().map_err(|e| format!("starting {}: {e}", server_bin.display()))?);
+    let base = format!("http://127.0.0.1:{port}");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .map_err(|e| e.to_string())?;
+    wait_healthy(&http, &base).await?;
+
+    let database = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    eprintln!("enrolling {} users on {database}...", args.users);
+    let mut users = Vec::with_capacity(args.users);
+    for i in 0..args.users {
+        users.push(enroll(&http, &base, &format!("load{i:05}")).await?);
+    }
+
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let warm_up = Duration::from_secs(2);
+    let end = started + warm_up + Duration::from_secs(args.seconds);
+    let mut shares: Vec<Vec<User>> = (0..args.concurrency).map(|_| Vec::new()).collect();
+    for (i, user) in users.into_iter().enumerate() {
+        if let Some(share) = shares.get_mut(i % args.concurrency) {
+            share.push(user);
+        }
+    }
+    let workers: Vec<_> = shares
+        .into_iter()
+        .map(|share| {
+            let (http, base, tally) = (http.clone(), base.clone(), tally.clone());
+            tokio::spawn(async move { worker(http, base, share, tally, started + warm_up, end).await })
+        })
+        .collect();
+    let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    for worker in workers {
+        let part = worker.await.map_err(|e| e.to_string())??;
+        histogram.add(part).map_err(|e| e.to_string())?;
+    }
+
+    let measured = histogram.len();
+    let seconds = args.seconds as f64;
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{database}: {:.0} validations/s over {seconds:.0} s with {} connections; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        measured as f64 / seconds,
+        args.concurrency,
+        ms(0.50),
+        ms(0.90),
+        ms(0.99),
+        histogram.max() as f64 / 1000.0,
+    );
+    let wrong = tally.wrong_answers.load(Ordering::Relaxed);
+    let errors = tally.http_errors.load(Ordering::Relaxed);
+    println!(
+        "  answers: {} accepted (right codes), {} rejected (wrong codes), {wrong} wrong answers, {errors} HTTP errors",
+        tally.accepted.load(Ordering::Relaxed),
+        tally.rejected.load(Ordering::Relaxed),
+    );
+    if wrong > 0 || errors > 0 {
+        return Err(format!(
+            "{wrong} wrong answers and {errors} HTTP errors (server data kept in {})",
+            dir.display()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn worker(
+    http: reqwest::Client,
+    base: String,
+    mut users: Vec<User>,
+    tally: Arc<Tally>,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Histogram<u64>, String> {
+    let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let url = format!("{base}/api/v1/validate");
+    let mut index = 0;
+    while Instant::now() < end && !users.is_empty() {
+        let count = users.len();
+        let Some(user) = users.get_mut(index % count) else { break };
+        index += 1;
+        let valid = user.next_is_valid;
+        user.next_is_valid = !valid;
+        let passcode = if valid {
+            let code = hotp(&user.seed, user.algorithm, user.digits, user.counter);
+            user.counter += 1;
+            code.expose().to_owned()
+        } else {
+            wrong_code(user)
+        };
+        let sent = Instant::now();
+        let response =
+            http.post(&url).json(&json!({ "username": user.name, "passcode": passcode })).send().await;
+        let elapsed = sent.elapsed();
+        let body = match response {
+            Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
+            _ => None,
+        };
+        match body.as_ref().and_then(|b| b.get("result")).and_then(Value::as_str) {
+            Some("accept") if valid => tally.accepted.fetch_add(1, Ordering::Relaxed),
+            Some("reject") if !valid => tally.rejected.fetch_add(1, Ordering::Relaxed),
+            Some(_) => {
+                if tally.wrong_answers.fetch_add(1, Ordering::Relaxed) < 5 {
+                    eprintln!(
+                        "wrong answer for {} ({} code): {}",
+                        user.name,
+                        if valid { "right" } else { "wrong" },
+                        body.unwrap_or_default()
+                    );
+                }
+                1
+            }
+            None => tally.http_errors.fetch_add(1, Ordering::Relaxed),
+        };
+        if sent >= measure_from {
+            let _ = histogram.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+    Ok(histogram)
+}
+
+/// A code that matches none of the counters the server looks at (the next one and its look-ahead).
+fn wrong_code(user: &User) -> String {
+    let window: Vec<String> = (user.counter..user.counter + 16)
+        .map(|c| hotp(&user.seed, user.algorithm, user.digits, c).expose().to_owned())
+        .collect();
+    (0u64..)
+        .map(|n| format!("{n:0width$}", width = usize::from(user.digits.get())))
+        .find(|candidate| !window.contains(candidate))
+        .unwrap_or_default()
+}
+
+async fn enroll(http: &reqwest::Client, base: &str, name: &str) -> Result<User, String> {
+    let post = |path: String, body: Value| {
+        http.post(format!("{base}{path}")).bearer_auth(ADMIN_KEY).json(&body).send()
+    };
+    post("/api/v1/users".into(), json!({ "username": name })).await.map_err(|e| e.to_string())?;
+    let enrollment: Value = post(format!("/api/v1/users/{name}/tokens"), json!({ "kind": "hotp" }))
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let uri =
+        enrollment.get("otpauth_uri").and_then(Value::as_str).ok_or("no otpauth_uri in the enrollment")?;
+    let otp = OtpAuth::parse(uri).map_err(|e| e.to_string())?.otp;
+    let OtpMethod::Hotp { algorithm, digits, counter } = *otp.method() else {
+        return Err("expected an HOTP token".into());
+    };
+    Ok(User {
+        name: name.to_owned(),
+        seed: otp.secret().clone(),
+        digits,
+        algorithm,
+        counter,
+        next_is_valid: true,
+    })
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<(), String> {
+    for _ in 0..600 {
+        if let Ok(response) = http.get(format!("{base}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("the server did not become healthy".into())
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("tessera-loadgen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}

@@ -1,0 +1,289 @@
+//! Server configuration: defaults, overridden by a TOML file, overridden by environment variables
+//! and command-line flags (clap reads both, flags first).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+use tessera_core::otp::TotpWindow;
+use tessera_core::verifier::Policy;
+
+/// Where the server listens when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
+
+/// Flags and environment variables shared by `serve` and `admin`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8480]
+    #[arg(long, global = true, env = "TESSERA_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database, the server key and the first admin key
+    /// [default: the platform data directory's tessera/server]
+    #[arg(long, global = true, env = "TESSERA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB [default: SQLite in the data directory]
+    #[arg(long, global = true, env = "TESSERA_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// The TOML file's shape; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    issuer: Option<String>,
+    log_format: Option<LogFormat>,
+    trust_forwarded_for: Option<bool>,
+    #[serde(default)]
+    policy: FilePolicy,
+    #[serde(default)]
+    rate_limit: FileRateLimit,
+    tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolicy {
+    totp_window: Option<u32>,
+    hotp_look_ahead: Option<u32>,
+    max_failures: Option<u32>,
+    /// 0 keeps locks until an administrator unlocks.
+    lockout_reset_secs: Option<u64>,
+    resync_window: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRateLimit {
+    per_ip_per_minute: Option<u32>,
+    per_user_per_minute: Option<u32>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// TLS certificate chain and private key, both PEM.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+}
+
+/// Validation requests allowed per minute, per client address and per user name (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per client IP address.
+    pub per_ip_per_minute: u32,
+    /// Per user name.
+    pub per_user_per_minute: u32,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Issuer written into enrollment URIs.
+    pub issuer: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Use the first `X-Forwarded-For` address as the client IP (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Verification policy.
+    pub policy: Policy,
+    /// Rate limits on validation.
+    pub rate_limits: RateLimits,
+    /// TLS, when configured.
+    pub tls: Option<TlsConfig>,
+}
+
+/// A configuration problem, reported before the server starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No data directory can be determined.
+    #[error("no home directory for the default data directory; pass --data-dir")]
+    NoDataDir,
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    OutOfRange(String),
+}
+
+impl Config {
+    /// Builds the effective configuration from flags/environment and the optional file.
+    pub fn load(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = match args.data_dir.clone().or(file.data_dir) {
+            Some(dir) => dir,
+            None => directories::ProjectDirs::from("dev", "Tessera", "tessera")
+                .map(|dirs| dirs.data_dir().join("server"))
+                .ok_or(ConfigError::NoDataDir)?,
+        };
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
+        let defaults = Policy::default();
+        let totp_window = file.policy.totp_window.unwrap_or(defaults.totp_window.behind);
+        let policy = Policy {
+            totp_window: TotpWindow { behind: totp_window, ahead: totp_window },
+            hotp_look_ahead: file.policy.hotp_look_ahead.unwrap_or(defaults.hotp_look_ahead),
+            max_failures: file.policy.max_failures.unwrap_or(defaults.max_failures),
+            lockout_reset_secs: match file.policy.lockout_reset_secs {
+                Some(0) => None,
+                Some(secs) => Some(secs),
+                None => defaults.lockout_reset_secs,
+            },
+            resync_window: file.policy.resync_window.unwrap_or(defaults.resync_window),
+        };
+        check_policy(&policy)?;
+        let default_listen: SocketAddr =
+            DEFAULT_LISTEN.parse().map_err(|_| ConfigError::OutOfRange("default listen address".into()))?;
+        Ok(Self {
+            listen: args.listen.or(file.listen).unwrap_or(default_listen),
+            data_dir,
+            database_url,
+            issuer: file.issuer.unwrap_or_else(|| "Tessera".into()),
+            log_format: file.log_format.unwrap_or_default(),
+            trust_forwarded_for: file.trust_forwarded_for.unwrap_or(false),
+            policy,
+            rate_limits: RateLimits {
+                per_ip_per_minute: file.rate_limit.per_ip_per_minute.unwrap_or(600),
+                per_user_per_minute: file.rate_limit.per_user_per_minute.unwrap_or(30),
+            },
+            tls: file.tls,
+        })
+    }
+
+    /// True when the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })
+}
+
+fn check_policy(policy: &Policy) -> Result<(), ConfigError> {
+    if policy.totp_window.behind > 10 {
+        return Err(ConfigError::OutOfRange("policy.totp_window is at most 10 steps".into()));
+    }
+    if policy.hotp_look_ahead > 100 {
+        return Err(ConfigError::OutOfRange("policy.hotp_look_ahead is at most 100".into()));
+    }
+    if !(1..=100).contains(&policy.max_failures) {
+        return Err(ConfigError::OutOfRange(
+            "policy.max_failures must be 1 to 100 (NIST SP 800-63B allows at most 100)".into(),
+        ));
+    }
+    if !(1..=10_000).contains(&policy.resync_window) {
+        return Err(ConfigError::OutOfRange("policy.resync_window must be 1 to 10000".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile_dir();
+        let path = dir.join("tessera.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nissuer = \"ACME\"\n[policy]\nmax_failures = 5\nlockout_reset_secs = 0\ntotp_window = 2\n",
+        )
+        .unwrap();
+        let from_file = Config::load(&ConfigArgs {
+            config: Some(path.clone()),
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.listen.port(), 9000);
+        assert_eq!(from_file.issuer, "ACME");
+        assert_eq!(from_file.policy.max_failures, 5);
+        assert_eq!(from_file.policy.lockout_reset_secs, None);
+        assert_eq!(from_file.policy.totp_window, TotpWindow { behind: 2, ahead: 2 });
+        assert_eq!(from_file.policy.hotp_look_ahead, Policy::default().hotp_look_ahead);
+        assert!(from_file.database_url.ends_with("tessera.db") && from_file.is_sqlite());
+
+        let flagged = Config::load(&ConfigArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            data_dir: Some(dir.clone()),
+            database_url: Some("postgres://x@localhost/y".into()),
+        })
+        .unwrap();
+        assert_eq!(flagged.listen.port(), 9100);
+        assert!(!flagged.is_sqlite());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_files_are_reported() {
+        let dir = tempfile_dir();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "listne = \"x\"\n").unwrap();
+        let error =
+            Config::load(&ConfigArgs { config: Some(path.clone()), ..Default::default() }).unwrap_err();
+        assert!(error.to_string().contains("unknown field `listne`"), "{error}");
+        std::fs::write(&path, "[policy]\nmax_failures = 1000\n").unwrap();
+        let error = Config::load(&ConfigArgs {
+            config: Some(path),
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("at most 100"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        tempfile::tempdir().unwrap().keep()
+    }
+}

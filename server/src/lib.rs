@@ -1,0 +1,189 @@
+//! `tessera-server`: the verification server that applications, VPNs and web agents ask "is this
+//! user's passcode right?".
+//!
+//! - [`config`]: flags, environment and TOML file.
+//! - [`keys`]: the server key (seeds encrypted at rest), admin API keys, password hashing.
+//! - [`store`]: SQLite or PostgreSQL behind one set of queries, with compare-and-swap state updates.
+//! - [`service`]: users, enrollment, validation, audit; the rules come from `tessera_core::verifier`.
+//! - [`api`]: the HTTP edge and its OpenAPI document.
+//! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
+
+pub mod api;
+pub mod config;
+pub mod keys;
+pub mod metrics;
+pub mod ratelimit;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::{Config, LogFormat};
+use service::{Actor, Service};
+use store::Store;
+use tessera_core::secret::SecretString;
+
+/// File in the data directory holding the admin key created on first run.
+pub const FIRST_ADMIN_KEY_FILE: &str = "admin-token";
+/// Environment variable naming an admin key that is always accepted.
+pub const ADMIN_TOKEN_ENV: &str = "TESSERA_ADMIN_TOKEN";
+
+/// A startup or serving failure, reported in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Key material.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The service refused to start or an admin command failed.
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    /// Files, sockets, TLS.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Sets up logging to standard error (`RUST_LOG` filters, default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Creates the data directory (0700), loads the server key, opens the database, builds the service.
+pub async fn open_service(config: &Config) -> Result<Arc<Service>, ServerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&config.data_dir).map_err(|source| ServerError::Io {
+        action: format!("create the data directory {}", config.data_dir.display()),
+        source,
+    })?;
+    let key = keys::ServerKey::load_or_create(&config.data_dir)?;
+    let store = Store::open(&config.database_url).await?;
+    let admin_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()).map(SecretString::new);
+    Ok(Service::new(store, key, config, admin_token).await?)
+}
+
+/// On a database without admin keys (and no `TESSERA_ADMIN_TOKEN`), creates one, saves it to
+/// `admin-token` (0600) in the data directory and shows it once on standard error.
+pub async fn ensure_first_admin_key(service: &Service, data_dir: &Path) -> Result<(), ServerError> {
+    if std::env::var_os(ADMIN_TOKEN_ENV).is_some() || !service.has_no_admin_keys().await? {
+        return Ok(());
+    }
+    let key = service.create_admin_key(&Actor::Cli, "initial").await?;
+    let path = data_dir.join(FIRST_ADMIN_KEY_FILE);
+    let _ = std::fs::remove_file(&path);
+    keys::write_private_file(&path, format!("{}\n", key.expose()).as_bytes())
+        .map_err(|source| ServerError::Io { action: format!("write {}", path.display()), source })?;
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "First run: created an admin API key (shown only this once; also saved to {}):",
+            path.display()
+        );
+        eprintln!("  {}", key.expose());
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGINT or SIGTERM, then drains connections and closes the database.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let service = open_service(&config).await?;
+    ensure_first_admin_key(&service, &config.data_dir).await?;
+    let app = api::router(api::AppState {
+        service: service.clone(),
+        trust_forwarded_for: config.trust_forwarded_for,
+    })
+    .into_make_service_with_connect_info::<SocketAddr>();
+
+    let cleanup = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                service.limiter().forget_idle();
+            }
+        })
+    };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let database = match service.store().backend() {
+        store::Backend::Sqlite => "SQLite",
+        store::Backend::Postgres => "PostgreSQL",
+    };
+    let bind_error = |source| ServerError::Io { action: format!("listen on {}", config.listen), source };
+
+    let served = match &config.tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(bind_error)?;
+            let address = listener.local_addr().map_err(bind_error)?;
+            tracing::info!(%address, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{address}");
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+        }
+        Some(tls) => {
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .map_err(|source| ServerError::Io {
+                    action: format!(
+                        "load TLS certificate {} and key {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ),
+                    source,
+                })?;
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            tracing::info!(address = %config.listen, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{}", config.listen);
+            axum_server::bind_rustls(config.listen, rustls).handle(handle).serve(app).await
+        }
+    };
+    cleanup.abort();
+    service.store().close().await;
+    tracing::info!("stopped");
+    served.map_err(|source| ServerError::Io { action: "serve".into(), source })
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,199 @@
+//! `tessera-server`: with no subcommand, serves the HTTP API; `tessera-server admin ...` works on
+//! the database directly (on the server's machine, with its data directory and key).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tessera_core::qr;
+use tessera_core::secret::SecretString;
+use tessera_server::config::{Config, ConfigArgs};
+use tessera_server::service::{Actor, EnrollRequest, NewUser, Service, TokenKind};
+use tessera_server::store::AuditFilter;
+use tessera_server::{ServerError, init_logging, open_service, serve};
+
+/// Tessera verification server.
+#[derive(Parser)]
+#[command(name = "tessera-server", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default)
+    Serve,
+    /// Administer users, tokens and keys directly on the database
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user
+    CreateUser {
+        /// User name
+        username: String,
+        /// Read a password/PIN for the user from standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// Phone number (E.164)
+        #[arg(long)]
+        phone: Option<String>,
+        /// Email address
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Enroll a token and print its otpauth URI and QR code
+    Enroll {
+        /// User name
+        username: String,
+        /// totp or hotp
+        #[arg(long, default_value = "totp", value_parser = ["totp", "hotp"])]
+        kind: String,
+        /// SHA1, SHA256 or SHA512
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// 6 to 10
+        #[arg(long)]
+        digits: Option<u8>,
+        /// TOTP period in seconds
+        #[arg(long)]
+        period: Option<u32>,
+        /// Write the QR code to this PNG file instead of the terminal
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+    /// List users
+    ListUsers,
+    /// List a user's tokens
+    ListTokens {
+        /// User name
+        username: String,
+    },
+    /// Clear a token's failures and lock
+    Unlock {
+        /// Token serial
+        serial: String,
+    },
+    /// Create an admin API key and print it (once)
+    CreateKey {
+        /// A name for the key (shown in the audit log)
+        name: String,
+    },
+    /// Show recent audit records
+    Audit {
+        /// Only this user
+        #[arg(long)]
+        username: Option<String>,
+        /// How many
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(error) => return fail(&ServerError::from(error)),
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(source) => return fail(&ServerError::Io { action: "start the async runtime".into(), source }),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None | Some(Command::Serve) => serve(config).await,
+            Some(Command::Admin(command)) => {
+                let service = open_service(&config).await?;
+                let result = admin(&service, command).await;
+                service.store().close().await;
+                result
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn fail(error: &ServerError) -> ExitCode {
+    eprintln!("tessera-server: error: {error}");
+    ExitCode::FAILURE
+}
+
+#[allow(clippy::print_stdout)]
+async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerError> {
+    let actor = Actor::Cli;
+    match command {
+        AdminCommand::CreateUser { username, password_stdin, phone, email } => {
+            let password = if password_stdin { Some(read_stdin_line()?) } else { None };
+            let user = service.create_user(&actor, NewUser { username, password, phone, email }).await?;
+            println!("{}", pretty(&user));
+        }
+        AdminCommand::Enroll { username, kind, algorithm, digits, period, png } => {
+            let kind = if kind == "hotp" { TokenKind::Hotp } else { TokenKind::Totp };
+            let enrollment = service
+                .enroll(
+                    &actor,
+                    &username,
+                    EnrollRequest { kind, algorithm, digits, period, description: None },
+                )
+                .await?;
+            println!("serial: {}", enrollment.serial);
+            println!("{}", enrollment.otpauth_uri.expose());
+            match png {
+                Some(path) => {
+                    let bytes =
+                        qr::render_png(enrollment.otpauth_uri.expose(), 8).map_err(|e| ServerError::Io {
+                            action: "render the QR code".into(),
+                            source: std::io::Error::other(e),
+                        })?;
+                    tessera_server::keys::write_private_file(&path, &bytes).map_err(|source| {
+                        ServerError::Io { action: format!("write {}", path.display()), source }
+                    })?;
+                    println!("QR code written to {}", path.display());
+                }
+                None => {
+                    if let Ok(text) = qr::render_terminal(enrollment.otpauth_uri.expose()) {
+                        println!("{text}");
+                    }
+                }
+            }
+        }
+        AdminCommand::ListUsers => println!("{}", pretty(&service.users().await?)),
+        AdminCommand::ListTokens { username } => println!("{}", pretty(&service.tokens(&username).await?)),
+        AdminCommand::Unlock { serial } => println!("{}", pretty(&service.unlock(&actor, &serial).await?)),
+        AdminCommand::CreateKey { name } => {
+            let key = service.create_admin_key(&actor, &name).await?;
+            println!("{}", key.expose());
+        }
+        AdminCommand::Audit { username, limit } => {
+            let filter = AuditFilter { username, limit: Some(limit), ..AuditFilter::default() };
+            println!("{}", pretty(&service.audit(&filter).await?));
+        }
+    }
+    Ok(())
+}
+
+fn read_stdin_line() -> Result<SecretString, ServerError> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|source| ServerError::Io {
+        action: "read the password from standard input".into(),
+        source,
+    })?;
+    let password = SecretString::new(line.trim_end_matches(['\n', '\r']).to_owned());
+    zeroize::Zeroize::zeroize(&mut line);
+    Ok(password)
+}
+
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format): validations by result, their
+//! latency, and lockouts.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    validations: Family<ResultLabel, Counter>,
+    latency: Histogram,
+    lockouts: Counter,
+}
+
+impl Metrics {
+    /// Registers the metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tessera");
+        let validations = Family::<ResultLabel, Counter>::default();
+        registry.register("validations", "Validation requests by result", validations.clone());
+        let latency = Histogram::new(exponential_buckets(0.000_25, 2.0, 16));
+        registry.register(
+            "validation_duration_seconds",
+            "Validation latency inside the server",
+            latency.clone(),
+        );
+        let lockouts = Counter::default();
+        registry.register("lockouts", "Tokens locked by consecutive failures", lockouts.clone());
+        Self { registry, validations, latency, lockouts }
+    }
+
+    /// Counts a validation and its latency.
+    pub fn validation(&self, result: &'static str, seconds: f64) {
+        self.validations.get_or_create(&ResultLabel { result }).inc();
+        self.latency.observe(seconds);
+    }
+
+    /// Counts tokens that became locked.
+    pub fn lockouts(&self, count: u64) {
+        self.lockouts.inc_by(count);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,928 @@
+//! The verification server's operations: users, token enrollment and management, validation, audit.
+//!
+//! The per-token rules (windows, replay, lockout, drift, resync) are `tessera_core::verifier`'s;
+//! this layer loads state, asks the core, and stores the outcome atomically with its audit record.
+//! HTTP handlers and `tessera-server admin` subcommands both call these functions, so an action
+//! behaves and is audited the same way whichever door it came through.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period, normalize_code_input};
+use tessera_core::otpauth::OtpAuth;
+use tessera_core::qr;
+use tessera_core::secret::{SecretBytes, SecretString, fill_random};
+use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
+use utoipa::ToSchema;
+
+use crate::keys::{self, KeyError, ServerKey};
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::store::{
+    AuditEntry, AuditFilter, NewAudit, NewToken, StateUpdate, Store, StoreError, TokenRow, UserRow,
+};
+
+/// Bytes of seed generated per token: 160 bits (RFC 4226 §4's recommendation).
+pub const SEED_BYTES: usize = 20;
+/// Compare-and-swap attempts before a contended validation gives up.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Who is acting, for the audit log.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// An HTTP client authenticated by an admin API key.
+    Admin(String),
+    /// `tessera-server admin` on the server's machine.
+    Cli,
+}
+
+impl Actor {
+    fn audit_name(&self) -> String {
+        match self {
+            Self::Admin(name) => format!("admin:{name}"),
+            Self::Cli => "cli".into(),
+        }
+    }
+}
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such user or token.
+    #[error("{0} '{1}' not found")]
+    NotFound(&'static str, String),
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key material failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Unique name, 1–128 printable characters.
+    pub username: String,
+    /// Optional password or PIN checked at validation (4–1024 characters).
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
+    /// Phone number for SMS/voice passcodes, E.164 (`+` and 7–15 digits).
+    pub phone: Option<String>,
+    /// Email address for emailed passcodes.
+    pub email: Option<String>,
+}
+
+/// Changes to a user; absent fields stay, `null` clears.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    /// New password/PIN; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Option<SecretString>>,
+    /// New phone; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// New email; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+}
+
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Name.
+    pub username: String,
+    /// Whether a password/PIN is required at validation.
+    pub has_password: bool,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(user: &UserRow) -> Self {
+        Self {
+            username: user.username.clone(),
+            has_password: user.password_hash.is_some(),
+            phone: user.phone.clone(),
+            email: user.email.clone(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// What to enroll.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// `totp` or `hotp`.
+    pub kind: TokenKind,
+    /// `SHA1` (default), `SHA256` or `SHA512`.
+    pub algorithm: Option<String>,
+    /// 6 (default) to 10.
+    pub digits: Option<u8>,
+    /// TOTP period in seconds, 10–300 (default 30).
+    pub period: Option<u32>,
+    /// Free text shown in token lists.
+    pub description: Option<String>,
+}
+
+/// Token kinds that can be enrolled by this server so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Time-based codes.
+    Totp,
+    /// Counter-based codes.
+    Hotp,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Hotp => "hotp",
+        }
+    }
+}
+
+/// A new token's enrollment data. The URI and QR codes carry the seed: shown once, never stored in clear.
+#[derive(Serialize, ToSchema)]
+pub struct Enrollment {
+    /// The token's public identifier.
+    pub serial: String,
+    /// `otpauth://` URI for any authenticator (`tessera add URI`).
+    #[schema(value_type = String)]
+    pub otpauth_uri: SecretString,
+    /// The URI as a QR code, PNG, base64 (`tessera add --qr FILE`).
+    pub qr_png_base64: String,
+    /// The URI as a QR code, SVG.
+    pub qr_svg: String,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment").field("serial", &self.serial).finish_non_exhaustive()
+    }
+}
+
+/// A token as the API shows it (never the seed).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// Public identifier.
+    pub serial: String,
+    /// Owner.
+    pub username: String,
+    /// `totp` or `hotp`.
+    pub kind: String,
+    /// HMAC algorithm.
+    pub algorithm: String,
+    /// Code length.
+    pub digits: i64,
+    /// TOTP period (seconds).
+    pub period: Option<i64>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Accepts codes.
+    pub enabled: bool,
+    /// Locked by failures.
+    pub locked: bool,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// TOTP: steps the token's clock runs ahead (+) or behind (−).
+    pub drift: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last accepted code.
+    pub last_used_at: Option<i64>,
+}
+
+/// A validation request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The user.
+    pub username: String,
+    /// The user's password/PIN, when they have one.
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
+    /// The one-time code (spaces and dashes are ignored).
+    #[schema(value_type = String)]
+    pub passcode: SecretString,
+}
+
+/// `accept`, `reject`, or (for push and delivered passcodes) `challenge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationResult {
+    /// The passcode is right.
+    Accept,
+    /// It is not, or the account may not authenticate now.
+    Reject,
+}
+
+/// What a caller may learn about a rejection: never which part was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicReason {
+    /// Wrong user, password, PIN or passcode (deliberately not distinguished).
+    InvalidCredentials,
+    /// Too many failures: the user's tokens are locked.
+    Locked,
+    /// Too many requests from this client or for this user.
+    RateLimited,
+}
+
+/// The answer to a validation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidateResponse {
+    /// Outcome.
+    pub result: ValidationResult,
+    /// Human-readable text for the login screen.
+    pub message: String,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<PublicReason>,
+    /// The token that accepted the passcode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+impl ValidateResponse {
+    fn accept(serial: String) -> Self {
+        Self {
+            result: ValidationResult::Accept,
+            message: "passcode accepted".into(),
+            reason: None,
+            serial: Some(serial),
+        }
+    }
+
+    fn reject(reason: PublicReason) -> Self {
+        let message = match reason {
+            PublicReason::InvalidCredentials => "authentication failed",
+            PublicReason::Locked => "too many failed attempts: the account is locked",
+            PublicReason::RateLimited => "too many attempts: try again later",
+        };
+        Self { result: ValidationResult::Reject, message: message.into(), reason: Some(reason), serial: None }
+    }
+}
+
+/// The server's state shared by all requests.
+pub struct Service {
+    store: Store,
+    key: ServerKey,
+    issuer: String,
+    policy: Policy,
+    limiter: Limiter,
+    metrics: Metrics,
+    admin_token: Option<SecretString>,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn now_i64() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
+}
+
+impl Service {
+    /// A service over an opened store. Refuses a server key that did not encrypt this database's seeds.
+    pub async fn new(
+        store: Store,
+        key: ServerKey,
+        config: &crate::config::Config,
+        admin_token: Option<SecretString>,
+    ) -> Result<Arc<Self>, ServiceError> {
+        let check = store.meta_insert_once("server_key_check", &key.check_value()?).await?;
+        if !key.matches_check_value(&check) {
+            return Err(ServiceError::InvalidInput(
+                "the server key does not match this database (every replica needs the same TESSERA_SERVER_KEY or server.key)"
+                    .into(),
+            ));
+        }
+        Ok(Arc::new(Self {
+            store,
+            key,
+            issuer: config.issuer.clone(),
+            policy: config.policy,
+            limiter: Limiter::new(config.rate_limits),
+            metrics: Metrics::new(),
+            admin_token,
+        }))
+    }
+
+    /// The store (for health checks and shutdown).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The rate limiter (for periodic clean-up).
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    async fn record(
+        &self,
+        actor: &Actor,
+        action: &str,
+        username: Option<&str>,
+        serial: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let actor = actor.audit_name();
+        self.store
+            .audit(&NewAudit {
+                at_ms: unix_now_ms(),
+                actor: &actor,
+                action,
+                username,
+                serial,
+                client_ip: None,
+                result: "ok",
+                reason,
+            })
+            .await?;
+        Ok(())
+    }
+
+    // --- admin keys ---------------------------------------------------------------------------
+
+    /// The admin key's name when `presented` is a valid admin key.
+    pub async fn authenticate_admin(&self, presented: &str) -> Result<Option<String>, ServiceError> {
+        if let Some(configured) = &self.admin_token
+            && keys::admin_key_matches(presented, configured.expose())
+        {
+            return Ok(Some("env".into()));
+        }
+        Ok(self.store.admin_key_name(&keys::admin_key_hash(presented)).await?)
+    }
+
+    /// Creates an admin key; the returned key is shown once and never stored.
+    pub async fn create_admin_key(&self, actor: &Actor, name: &str) -> Result<SecretString, ServiceError> {
+        check_name("key name", name)?;
+        let key = keys::new_admin_key()?;
+        self.store
+            .create_admin_key(name, &keys::admin_key_hash(key.expose()), now_i64())
+            .await
+            .map_err(conflict)?;
+        self.record(actor, "admin_key.create", None, None, Some(name)).await?;
+        Ok(key)
+    }
+
+    /// True when the database has no admin key yet.
+    pub async fn has_no_admin_keys(&self) -> Result<bool, ServiceError> {
+        Ok(self.store.admin_key_count().await? == 0)
+    }
+
+    // --- users --------------------------------------------------------------------------------
+
+    /// Creates a user.
+    pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<UserView, ServiceError> {
+        check_name("username", &new.username)?;
+        let phone = new.phone.map(check_phone).transpose()?;
+        let email = new.email.map(check_email).transpose()?;
+        let hash = match new.password {
+            Some(password) => Some(hash_password(password).await?),
+            None => None,
+        };
+        let user = self
+            .store
+            .create_user(&new.username, hash.as_deref(), phone.as_deref(), email.as_deref(), now_i64())
+            .await
+            .map_err(conflict)?;
+        self.record(actor, "user.create", Some(&user.username), None, None).await?;
+        Ok(UserView::from(&user))
+    }
+
+    /// One user.
+    pub async fn user(&self, username: &str) -> Result<UserView, ServiceError> {
+        Ok(UserView::from(&self.existing_user(username).await?))
+    }
+
+    /// All users.
+    pub async fn users(&self) -> Result<Vec<UserView>, ServiceError> {
+        Ok(self.store.users().await?.iter().map(UserView::from).collect())
+    }
+
+    /// Changes a user's password, phone or email.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        username: &str,
+        changes: UserChanges,
+    ) -> Result<UserView, ServiceError> {
+        let mut user = self.existing_user(username).await?;
+        if let Some(password) = changes.password {
+            user.password_hash = match password {
+                Some(password) => Some(hash_password(password).await?),
+                None => None,
+            };
+        }
+        if let Some(phone) = changes.phone {
+            user.phone = phone.map(check_phone).transpose()?;
+        }
+        if let Some(email) = changes.email {
+            user.email = email.map(check_email).transpose()?;
+        }
+        self.store.update_user(&user).await?;
+        self.record(actor, "user.update", Some(username), None, None).await?;
+        Ok(UserView::from(&user))
+    }
+
+    /// Deletes a user and their tokens.
+    pub async fn delete_user(&self, actor: &Actor, username: &str) -> Result<(), ServiceError> {
+        if !self.store.delete_user(username).await? {
+            return Err(ServiceError::NotFound("user", username.into()));
+        }
+        self.record(actor, "user.delete", Some(username), None, None).await
+    }
+
+    async fn existing_user(&self, username: &str) -> Result<UserRow, ServiceError> {
+        self.store.user(username).await?.ok_or_else(|| ServiceError::NotFound("user", username.into()))
+    }
+
+    // --- tokens -------------------------------------------------------------------------------
+
+    /// Enrolls a new token for a user: a 160-bit seed from the OS CSPRNG, sealed with the server key.
+    pub async fn enroll(
+        &self,
+        actor: &Actor,
+        username: &str,
+        request: EnrollRequest,
+    ) -> Result<Enrollment, ServiceError> {
+        let user = self.existing_user(username).await?;
+        let invalid = |e: tessera_core::otp::OtpError| ServiceError::InvalidInput(e.to_string());
+        let algorithm = Algorithm::parse(request.algorithm.as_deref().unwrap_or("SHA1")).map_err(invalid)?;
+        let digits = Digits::new(request.digits.unwrap_or(6)).map_err(invalid)?;
+        let period = request.period.unwrap_or(30);
+        if !(10..=300).contains(&period) {
+            return Err(ServiceError::InvalidInput("period must be 10 to 300 seconds".into()));
+        }
+        let period = Period::new(period).map_err(invalid)?;
+        if let Some(description) = &request.description {
+            check_text("description", description, 256)?;
+        }
+        let method = match request.kind {
+            TokenKind::Totp => OtpMethod::Totp { algorithm, digits, period },
+            TokenKind::Hotp => OtpMethod::Hotp { algorithm, digits, counter: 0 },
+        };
+        let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
+        let serial = new_serial(request.kind)?;
+        let sealed = self.key.seal_seed(&serial, &seed)?;
+        let otp = OtpAuth::new(Some(self.issuer.clone()), user.username.clone(), seed, method)
+            .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        let uri = otp.to_uri();
+        let png = qr::render_png(uri.expose(), 8).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        let svg = qr::render_svg(uri.expose()).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        self.store
+            .create_token(NewToken {
+                serial: &serial,
+                user_id: user.id,
+                kind: request.kind.as_str(),
+                algorithm: algorithm.as_str(),
+                digits: i64::from(digits.get()),
+                period: i64::from(period.get()),
+                seed: &sealed,
+                description: request.description.as_deref(),
+                created_at: now_i64(),
+            })
+            .await
+            .map_err(conflict)?;
+        self.record(actor, "token.enroll", Some(username), Some(&serial), Some(request.kind.as_str()))
+            .await?;
+        Ok(Enrollment {
+            serial,
+            otpauth_uri: uri,
+            qr_png_base64: data_encoding::BASE64.encode(&png),
+            qr_svg: svg,
+        })
+    }
+
+    /// A user's tokens.
+    pub async fn tokens(&self, username: &str) -> Result<Vec<TokenView>, ServiceError> {
+        let user = self.existing_user(username).await?;
+        let now = unix_now();
+        Ok(self
+            .store
+            .tokens_of(user.id)
+            .await?
+            .iter()
+            .map(|t| self.token_view(t, &user.username, now))
+            .collect())
+    }
+
+    fn token_view(&self, token: &TokenRow, username: &str, now: u64) -> TokenView {
+        TokenView {
+            serial: token.serial.clone(),
+            username: username.to_owned(),
+            kind: token.kind.clone(),
+            algorithm: token.algorithm.clone(),
+            digits: token.digits,
+            period: (token.kind == "totp").then_some(token.period),
+            description: token.description.clone(),
+            enabled: token.state.enabled,
+            locked: token.state.is_locked(now, &self.policy),
+            failures: token.state.failures,
+            drift: token.state.drift,
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+        }
+    }
+
+    /// Enables or disables a token.
+    pub async fn set_enabled(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        enabled: bool,
+    ) -> Result<TokenView, ServiceError> {
+        let action = if enabled { "token.enable" } else { "token.disable" };
+        self.change_token(actor, serial, action, |state| Ok(TokenState { enabled, ..state })).await
+    }
+
+    /// Clears a token's failures and lock.
+    pub async fn unlock(&self, actor: &Actor, serial: &str) -> Result<TokenView, ServiceError> {
+        self.change_token(actor, serial, "token.unlock", |state| Ok(state.unlocked())).await
+    }
+
+    /// Resynchronizes a token from two consecutive codes.
+    pub async fn resync(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<TokenView, ServiceError> {
+        let token = self.existing_token(serial).await?;
+        let (seed, method) = self.material(&token)?;
+        let first = normalize_code_input(first);
+        let second = normalize_code_input(second);
+        let now = unix_now();
+        let policy = self.policy;
+        self.change_token(actor, serial, "token.resync", move |state| {
+            verifier::resync(&seed, &method, state, first.expose(), second.expose(), now, &policy)
+                .map_err(|e| ServiceError::InvalidInput(e.to_string()))
+        })
+        .await
+    }
+
+    /// Deletes a token.
+    pub async fn delete_token(&self, actor: &Actor, serial: &str) -> Result<(), ServiceError> {
+        let token = self.existing_token(serial).await?;
+        self.store.delete_token(serial).await?;
+        let owner = self.owner_name(&token).await?;
+        self.record(actor, "token.delete", owner.as_deref(), Some(serial), None).await
+    }
+
+    async fn existing_token(&self, serial: &str) -> Result<TokenRow, ServiceError> {
+        self.store.token(serial).await?.ok_or_else(|| ServiceError::NotFound("token", serial.into()))
+    }
+
+    async fn owner_name(&self, token: &TokenRow) -> Result<Option<String>, ServiceError> {
+        Ok(self.store.username_of(token.user_id).await?)
+    }
+
+    /// Applies an administrative state change with compare-and-swap, audited in the same transaction.
+    async fn change_token(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        action: &str,
+        change: impl Fn(TokenState) -> Result<TokenState, ServiceError>,
+    ) -> Result<TokenView, ServiceError> {
+        let actor_name = actor.audit_name();
+        for _ in 0..MAX_ATTEMPTS {
+            let token = self.existing_token(serial).await?;
+            let owner = self.owner_name(&token).await?.unwrap_or_default();
+            let state = change(token.state)?;
+            let update =
+                StateUpdate { token_id: token.id, expected_version: token.version, state, used_at: None };
+            let audit = NewAudit {
+                at_ms: unix_now_ms(),
+                actor: &actor_name,
+                action,
+                username: Some(&owner),
+                serial: Some(serial),
+                client_ip: None,
+                result: "ok",
+                reason: None,
+            };
+            if self.store.commit(&[update], &audit).await? {
+                let updated = TokenRow { state, ..token };
+                return Ok(self.token_view(&updated, &owner, unix_now()));
+            }
+        }
+        Err(ServiceError::Conflict("the token is changing too often; try again".into()))
+    }
+
+    fn material(&self, token: &TokenRow) -> Result<(SecretBytes, OtpMethod), ServiceError> {
+        let sealed = token.seed.as_deref().ok_or(StoreError::Corrupt("token without a seed"))?;
+        let seed = self.key.open_seed(&token.serial, sealed)?;
+        let corrupt = |_| StoreError::Corrupt("token parameters");
+        let algorithm = Algorithm::parse(&token.algorithm).map_err(corrupt)?;
+        let digits = Digits::new(u8::try_from(token.digits).unwrap_or(0)).map_err(corrupt)?;
+        let method = match token.kind.as_str() {
+            "totp" => OtpMethod::Totp {
+                algorithm,
+                digits,
+                period: Period::new(u32::try_from(token.period).unwrap_or(0)).map_err(corrupt)?,
+            },
+            "hotp" => OtpMethod::Hotp { algorithm, digits, counter: token.state.counter },
+            _ => return Err(StoreError::Corrupt("unknown token kind").into()),
+        };
+        Ok((seed, method))
+    }
+
+    // --- validation ---------------------------------------------------------------------------
+
+    /// Checks a user's passcode (and password/PIN, when they have one) against their tokens.
+    ///
+    /// Every outcome is audited with its precise reason; the caller only learns accept, locked,
+    /// rate-limited or "authentication failed".
+    pub async fn validate(
+        &self,
+        request: ValidateRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<ValidateResponse, ServiceError> {
+        let started = Instant::now();
+        let outcome = self.decide(&request, client_ip).await;
+        let (response, reason, serial) = outcome?;
+        let result = match response.result {
+            ValidationResult::Accept => "accept",
+            ValidationResult::Reject => "reject",
+        };
+        self.metrics.validation(result, started.elapsed().as_secs_f64());
+        tracing::info!(username = %request.username, client_ip = ?client_ip, result, reason, serial = serial.as_deref(), "validation");
+        Ok(response)
+    }
+
+    async fn decide(
+        &self,
+        request: &ValidateRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<(ValidateResponse, &'static str, Option<String>), ServiceError> {
+        let ip = client_ip.map(|ip| ip.to_string());
+        let audit_reject = |reason: &'static str| NewAudit {
+            at_ms: unix_now_ms(),
+            actor: "validate",
+            action: "validate",
+            username: Some(&request.username),
+            serial: None,
+            client_ip: ip.as_deref(),
+            result: "reject",
+            reason: Some(reason),
+        };
+        if !self.limiter.allow(client_ip, &request.username) {
+            self.store.audit(&audit_reject("rate_limited")).await?;
+            return Ok((ValidateResponse::reject(PublicReason::RateLimited), "rate_limited", None));
+        }
+        let Some((user, tokens)) = self.store.user_with_tokens(&request.username).await? else {
+            if let Some(password) = &request.password {
+                check_password(password.clone(), keys::dummy_password_hash().to_owned()).await;
+            }
+            self.store.audit(&audit_reject("unknown_user")).await?;
+            return Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "unknown_user", None));
+        };
+        let password_ok = match (&user.password_hash, &request.password) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(hash), Some(password)) => check_password(password.clone(), hash.clone()).await,
+        };
+        let passcode = normalize_code_input(request.passcode.expose());
+        let now = unix_now();
+
+        let otp_tokens = |tokens: Vec<TokenRow>| -> Vec<TokenRow> {
+            tokens.into_iter().filter(|t| matches!(t.kind.as_str(), "totp" | "hotp")).collect()
+        };
+        let mut tokens = otp_tokens(tokens);
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokens = otp_tokens(self.store.tokens_of(user.id).await?);
+            }
+            if tokens.is_empty() {
+                self.store.audit(&audit_reject("no_token")).await?;
+                return Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "no_token", None));
+            }
+            let decision = if password_ok {
+                self.check_tokens(&tokens, &passcode, now)?
+            } else {
+                Decision::failure_everywhere(&tokens, now, &self.policy, "wrong_password")
+            };
+            let audit = NewAudit {
+                serial: decision.accepted.as_deref(),
+                result: if decision.accepted.is_some() { "accept" } else { "reject" },
+                ..audit_reject(decision.reason)
+            };
+            let audit = NewAudit { reason: decision.accepted.is_none().then_some(decision.reason), ..audit };
+            if self.store.commit(&decision.updates, &audit).await? {
+                self.metrics.lockouts(decision.new_lockouts);
+                let response = match &decision.accepted {
+                    Some(serial) => ValidateResponse::accept(serial.clone()),
+                    None if decision.reason == "locked" => ValidateResponse::reject(PublicReason::Locked),
+                    None => ValidateResponse::reject(PublicReason::InvalidCredentials),
+                };
+                return Ok((response, decision.reason, decision.accepted));
+            }
+        }
+        self.store.audit(&audit_reject("contention")).await?;
+        Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "contention", None))
+    }
+
+    fn check_tokens(
+        &self,
+        tokens: &[TokenRow],
+        passcode: &SecretString,
+        now: u64,
+    ) -> Result<Decision, ServiceError> {
+        let mut failures = Vec::new();
+        let mut reasons = Vec::new();
+        for token in tokens {
+            let (seed, method) = self.material(token)?;
+            let checked = verifier::verify(&seed, &method, token.state, passcode.expose(), now, &self.policy);
+            match checked.verdict {
+                Verdict::Accepted { .. } => {
+                    let update = StateUpdate {
+                        token_id: token.id,
+                        expected_version: token.version,
+                        state: checked.next,
+                        used_at: Some(i64::try_from(now).unwrap_or(i64::MAX)),
+                    };
+                    return Ok(Decision {
+                        updates: vec![update],
+                        accepted: Some(token.serial.clone()),
+                        reason: "accepted",
+                        new_lockouts: 0,
+                    });
+                }
+                Verdict::Rejected(reason) => {
+                    reasons.push(reason);
+                    if checked.next != token.state {
+                        failures.push((token, checked.next));
+                    }
+                }
+            }
+        }
+        let all_locked = reasons.iter().all(|r| matches!(r, RejectReason::Locked | RejectReason::Disabled))
+            && reasons.contains(&RejectReason::Locked);
+        let reason = if all_locked {
+            "locked"
+        } else if reasons.contains(&RejectReason::Replayed) {
+            "replayed"
+        } else if reasons.iter().all(|r| *r == RejectReason::Disabled) {
+            "disabled"
+        } else {
+            "wrong_code"
+        };
+        Ok(Decision::from_failures(failures, now, &self.policy, reason))
+    }
+
+    // --- audit --------------------------------------------------------------------------------
+
+    /// Audit records, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, ServiceError> {
+        Ok(self.store.audit_entries(filter).await?)
+    }
+}
+
+/// What one validation attempt will write.
+struct Decision {
+    updates: Vec<StateUpdate>,
+    accepted: Option<String>,
+    reason: &'static str,
+    new_lockouts: u64,
+}
+
+impl Decision {
+    fn from_failures(
+        failures: Vec<(&TokenRow, TokenState)>,
+        now: u64,
+        policy: &Policy,
+        reason: &'static str,
+    ) -> Self {
+        let new_lockouts = failures
+            .iter()
+            .filter(|(token, next)| next.is_locked(now, policy) && !token.state.is_locked(now, policy))
+            .count() as u64;
+        let updates = failures
+            .into_iter()
+            .map(|(token, state)| StateUpdate {
+                token_id: token.id,
+                expected_version: token.version,
+                state,
+                used_at: None,
+            })
+            .collect();
+        Self { updates, accepted: None, reason, new_lockouts }
+    }
+
+    /// A wrong password counts as a failure on each of the user's usable tokens.
+    fn failure_everywhere(tokens: &[TokenRow], now: u64, policy: &Policy, reason: &'static str) -> Self {
+        let failures = tokens
+            .iter()
+            .filter(|t| t.state.enabled && !t.state.is_locked(now, policy))
+            .map(|t| (t, t.state.after_failure(now, policy)))
+            .collect();
+        Self::from_failures(failures, now, policy, reason)
+    }
+}
+
+async fn hash_password(password: SecretString) -> Result<String, ServiceError> {
+    let length = password.char_count();
+    if !(4..=1024).contains(&length) {
+        return Err(ServiceError::InvalidInput("a password/PIN has 4 to 1024 characters".into()));
+    }
+    tokio::task::spawn_blocking(move || keys::hash_password(&password))
+        .await
+        .map_err(|e| KeyError::Hashing(e.to_string()))?
+        .map_err(ServiceError::from)
+}
+
+async fn check_password(password: SecretString, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || keys::verify_password(password.expose(), &hash))
+        .await
+        .unwrap_or(false)
+}
+
+fn new_serial(kind: TokenKind) -> Result<String, ServiceError> {
+    let mut bytes = [0u8; 5];
+    fill_random(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(format!("{}-{}", kind.as_str().to_uppercase(), data_encoding::BASE32_NOPAD.encode(&bytes)))
+}
+
+fn conflict(error: StoreError) -> ServiceError {
+    match error {
+        StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
+        other => ServiceError::Store(other),
+    }
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), ServiceError> {
+    if text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidInput(format!(
+            "{field} must be at most {max} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
+    if name.is_empty() || name.trim() != name {
+        return Err(ServiceError::InvalidInput(format!(
+            "{field} must be non-empty, without surrounding spaces"
+        )));
+    }
+    check_text(field, name, 128)
+}
+
+fn check_phone(phone: String) -> Result<String, ServiceError> {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(phone)
+    } else {
+        Err(ServiceError::InvalidInput("phone must be in E.164 form: + and 7 to 15 digits".into()))
+    }
+}
+
+fn check_email(email: String) -> Result<String, ServiceError> {
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err(ServiceError::InvalidInput("email is not a valid address".into())) }
+}

@@ -1,0 +1,724 @@
+//! The database: SQLite (embedded default) or PostgreSQL (shared by replicas), one set of queries.
+//!
+//! Every query is written once with `$N` placeholders and runs on both backends through the
+//! primitives of [`db`]; only the schema's DDL differs per dialect (`migrations/sqlite`,
+//! `migrations/postgres`, embedded in the binary). Security state — a token's last accepted step
+//! or counter, its failures and lock — changes only by compare-and-swap on the token's `version`,
+//! in the same transaction as the audit record of the validation that changed it. Two requests
+//! (or two server processes on one PostgreSQL) racing on one token cannot both succeed: the
+//! second sees a moved version, re-reads and decides again, and a code the first accepted is then
+//! a replay.
+
+pub mod db;
+
+use std::path::Path;
+
+use db::{Database, Guarded, Param, Row, Statement, Value, statement};
+use tessera_core::verifier::TokenState;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name is taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A stored value is out of range (corruption or a foreign writer).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(&'static str),
+    /// PostgreSQL failed.
+    #[error("database error: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A transaction did not commit.
+    #[error("the database could not commit: {0}")]
+    Commit(String),
+    /// The database was closed.
+    #[error("the database is not available")]
+    Closed,
+    /// A compare-and-swap found a moved version (internal; surfaces as `Ok(false)`).
+    #[error("the row changed concurrently")]
+    VersionMoved,
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A user row.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique user name.
+    pub username: String,
+    /// Argon2id PHC string of the password/PIN, if the user has one.
+    pub password_hash: Option<String>,
+    /// Phone number for SMS/voice delivery.
+    pub phone: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A token row.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// Row id.
+    pub id: i64,
+    /// Public identifier.
+    pub serial: String,
+    /// Owner.
+    pub user_id: i64,
+    /// `totp` or `hotp` (more kinds come with push and delivery).
+    pub kind: String,
+    /// `SHA1`, `SHA256`, `SHA512`.
+    pub algorithm: String,
+    /// Code length.
+    pub digits: i64,
+    /// TOTP period.
+    pub period: i64,
+    /// Seed sealed with the server key.
+    pub seed: Option<Vec<u8>>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Verification state.
+    pub state: TokenState,
+    /// Compare-and-swap version.
+    pub version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last accepted code.
+    pub last_used_at: Option<i64>,
+}
+
+/// A new token.
+pub struct NewToken<'a> {
+    /// Public identifier.
+    pub serial: &'a str,
+    /// Owner.
+    pub user_id: i64,
+    /// Kind.
+    pub kind: &'a str,
+    /// Algorithm name.
+    pub algorithm: &'a str,
+    /// Digits.
+    pub digits: i64,
+    /// Period.
+    pub period: i64,
+    /// Sealed seed.
+    pub seed: &'a [u8],
+    /// Free text.
+    pub description: Option<&'a str>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One audit record. Never holds a seed, PIN, password or passcode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// `admin:<key name>`, `validate`, `cli`.
+    pub actor: String,
+    /// `validate`, `user.create`, `token.enroll`, ...
+    pub action: String,
+    /// The user concerned.
+    pub username: Option<String>,
+    /// The token concerned.
+    pub serial: Option<String>,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// `accept`, `reject`, `ok`.
+    pub result: String,
+    /// Why (internal detail, for operators).
+    pub reason: Option<String>,
+}
+
+/// Filters for [`Store::audit_entries`].
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct AuditFilter {
+    /// Only this user.
+    pub username: Option<String>,
+    /// Only this token.
+    pub serial: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this result.
+    pub result: Option<String>,
+    /// From this time (Unix ms, inclusive).
+    pub since_ms: Option<i64>,
+    /// Before this id (paging backwards).
+    pub before_id: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A token state change guarded by the version it was computed from.
+pub struct StateUpdate {
+    /// Token row id.
+    pub token_id: i64,
+    /// The version the new state was computed from.
+    pub expected_version: i64,
+    /// The new state.
+    pub state: TokenState,
+    /// Set when a code was accepted.
+    pub used_at: Option<i64>,
+}
+
+/// An audit record to append.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAudit<'a> {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// Who acted.
+    pub actor: &'a str,
+    /// What was done.
+    pub action: &'a str,
+    /// The user concerned.
+    pub username: Option<&'a str>,
+    /// The token concerned.
+    pub serial: Option<&'a str>,
+    /// The client's address.
+    pub client_ip: Option<&'a str>,
+    /// Outcome.
+    pub result: &'a str,
+    /// Why.
+    pub reason: Option<&'a str>,
+}
+
+const USER_COLUMNS_BY_NAME: &str =
+    "SELECT id, username, password_hash, phone, email, created_at FROM users WHERE username = $1";
+const TOKENS_OF_USER: &str = "SELECT id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, \
+     counter, last_step, drift, failures, locked_at, version, created_at, last_used_at FROM tokens WHERE user_id = $1 ORDER BY id";
+const TOKENS_OF_USERNAME: &str = "SELECT t.id, t.serial, t.user_id, t.kind, t.algorithm, t.digits, t.period, t.seed, \
+     t.description, t.enabled, t.counter, t.last_step, t.drift, t.failures, t.locked_at, t.version, t.created_at, \
+     t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE u.username = $1 ORDER BY t.id";
+const TOKEN_BY_SERIAL: &str = "SELECT id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, \
+     counter, last_step, drift, failures, locked_at, version, created_at, last_used_at FROM tokens WHERE serial = $1";
+const INSERT_AUDIT: &str = "INSERT INTO audit (at_ms, actor, action, username, serial, client_ip, result, reason) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// The database, with Tessera's queries.
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file and its directory if needed) and applies migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = Path::new(path.split('?').next().unwrap_or(path));
+            create_parent_dir(path)?;
+            let store =
+                Self { db: Database::Sqlite(db::SqliteThread::open(path)?), backend: Backend::Sqlite };
+            store.migrate_sqlite().await?;
+            store
+        } else {
+            let pool = db::connect_postgres(url).await?;
+            let migration = sqlx::migrate::Migration::new(
+                1,
+                std::borrow::Cow::Borrowed("init"),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlStr::from_static(include_str!("../../migrations/postgres/0001_init.sql")),
+                false,
+            );
+            sqlx::migrate::Migrator::with_migrations(vec![migration]).run(&pool).await?;
+            Self { db: Database::Postgres(pool), backend: Backend::Postgres }
+        };
+        Ok(store)
+    }
+
+    /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
+    async fn migrate_sqlite(&self) -> Result<(), StoreError> {
+        const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/sqlite/0001_init.sql")];
+        let version = match self
+            .db
+            .query(statement("PRAGMA user_version", vec![]))
+            .await?
+            .first()
+            .and_then(|r| r.first())
+        {
+            Some(Value::Int(version)) => *version,
+            _ => 0,
+        };
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            self.db.migrate_sqlite(sql, i64::try_from(index + 1).unwrap_or(i64::MAX)).await?;
+        }
+        Ok(())
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the database.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.query(statement("SELECT 1", vec![])).await.is_ok()
+    }
+
+    // --- meta ---------------------------------------------------------------------------------
+
+    /// Sets a value in the `meta` table unless it is set; returns the value now stored.
+    pub async fn meta_insert_once(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let insert = statement(
+            "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            vec![Param::Text(name.into()), Param::Blob(value.to_vec())],
+        );
+        let read = statement("SELECT value FROM meta WHERE name = $1", vec![Param::Text(name.into())]);
+        let (_, rows) = self
+            .db
+            .atomically(vec![Guarded { statement: insert, rows: None }], vec![read])
+            .await?
+            .ok_or(StoreError::VersionMoved)?;
+        match rows.first().and_then(|r| r.first()).and_then(|r| r.first()) {
+            Some(Value::Blob(bytes)) => Ok(bytes.clone()),
+            _ => Err(StoreError::Corrupt("meta value")),
+        }
+    }
+
+    // --- users --------------------------------------------------------------------------------
+
+    /// Inserts a user.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: Option<&str>,
+        phone: Option<&str>,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<UserRow, StoreError> {
+        let insert = statement(
+            "INSERT INTO users (username, password_hash, phone, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Param::Text(username.into()),
+                Param::OptText(password_hash.map(Into::into)),
+                Param::OptText(phone.map(Into::into)),
+                Param::OptText(email.map(Into::into)),
+                Param::Int(now),
+            ],
+        );
+        let read = statement(USER_COLUMNS_BY_NAME, vec![Param::Text(username.into())]);
+        let created = self
+            .db
+            .atomically(vec![Guarded { statement: insert, rows: Some(1) }], vec![read])
+            .await
+            .map_err(|e| unique_violation(e, "user"))?;
+        let rows = created.map(|(_, rows)| rows).unwrap_or_default();
+        rows.first()
+            .and_then(|r| r.first())
+            .map(user_from)
+            .ok_or(StoreError::Corrupt("created user vanished"))?
+    }
+
+    /// A user by name.
+    pub async fn user(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        let rows = self.db.query(statement(USER_COLUMNS_BY_NAME, vec![Param::Text(username.into())])).await?;
+        rows.first().map(user_from).transpose()
+    }
+
+    /// A user and their tokens, in one round trip (the validation hot path).
+    pub async fn user_with_tokens(
+        &self,
+        username: &str,
+    ) -> Result<Option<(UserRow, Vec<TokenRow>)>, StoreError> {
+        let name = || Param::Text(username.into());
+        let results = self
+            .db
+            .read(vec![
+                statement(USER_COLUMNS_BY_NAME, vec![name()]),
+                statement(TOKENS_OF_USERNAME, vec![name()]),
+            ])
+            .await?;
+        let mut results = results.into_iter();
+        let user = results.next().unwrap_or_default();
+        let Some(user) = user.first().map(user_from).transpose()? else { return Ok(None) };
+        let tokens = results.next().unwrap_or_default().iter().map(token_from).collect::<Result<_, _>>()?;
+        Ok(Some((user, tokens)))
+    }
+
+    /// All users, by name.
+    pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let rows = self
+            .db
+            .query(statement(
+                "SELECT id, username, password_hash, phone, email, created_at FROM users ORDER BY username",
+                vec![],
+            ))
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    /// The name of the user with this id.
+    pub async fn username_of(&self, user_id: i64) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .db
+            .query(statement("SELECT username FROM users WHERE id = $1", vec![Param::Int(user_id)]))
+            .await?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(|v| match v {
+            Value::Text(name) => Some(name.clone()),
+            _ => None,
+        }))
+    }
+
+    /// Replaces a user's password hash, phone and email.
+    pub async fn update_user(&self, user: &UserRow) -> Result<(), StoreError> {
+        self.db
+            .execute(statement(
+                "UPDATE users SET password_hash = $1, phone = $2, email = $3 WHERE id = $4",
+                vec![
+                    Param::OptText(user.password_hash.clone()),
+                    Param::OptText(user.phone.clone()),
+                    Param::OptText(user.email.clone()),
+                    Param::Int(user.id),
+                ],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a user and their tokens; false when there was no such user.
+    pub async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        let name = || Param::Text(username.into());
+        let deleted = self
+            .db
+            .atomically(
+                vec![
+                    Guarded {
+                        statement: statement(
+                            "DELETE FROM tokens WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+                            vec![name()],
+                        ),
+                        rows: None,
+                    },
+                    Guarded {
+                        statement: statement("DELETE FROM users WHERE username = $1", vec![name()]),
+                        rows: Some(1),
+                    },
+                ],
+                vec![],
+            )
+            .await?;
+        Ok(deleted.is_some())
+    }
+
+    // --- tokens -------------------------------------------------------------------------------
+
+    /// Inserts a token in its initial state.
+    pub async fn create_token(&self, token: NewToken<'_>) -> Result<TokenRow, StoreError> {
+        let insert = statement(
+            "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
+             last_step, drift, failures, locked_at, version, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL)",
+            vec![
+                Param::Text(token.serial.into()),
+                Param::Int(token.user_id),
+                Param::Text(token.kind.into()),
+                Param::Text(token.algorithm.into()),
+                Param::Int(token.digits),
+                Param::Int(token.period),
+                Param::Blob(token.seed.to_vec()),
+                Param::OptText(token.description.map(Into::into)),
+                Param::Int(token.created_at),
+            ],
+        );
+        let read = statement(TOKEN_BY_SERIAL, vec![Param::Text(token.serial.into())]);
+        let created = self
+            .db
+            .atomically(vec![Guarded { statement: insert, rows: Some(1) }], vec![read])
+            .await
+            .map_err(|e| unique_violation(e, "token serial"))?;
+        let rows = created.map(|(_, rows)| rows).unwrap_or_default();
+        rows.first()
+            .and_then(|r| r.first())
+            .map(token_from)
+            .ok_or(StoreError::Corrupt("created token vanished"))?
+    }
+
+    /// A user's tokens, oldest first.
+    pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenRow>, StoreError> {
+        self.db
+            .query(statement(TOKENS_OF_USER, vec![Param::Int(user_id)]))
+            .await?
+            .iter()
+            .map(token_from)
+            .collect()
+    }
+
+    /// A token by serial.
+    pub async fn token(&self, serial: &str) -> Result<Option<TokenRow>, StoreError> {
+        let rows = self.db.query(statement(TOKEN_BY_SERIAL, vec![Param::Text(serial.into())])).await?;
+        rows.first().map(token_from).transpose()
+    }
+
+    /// Deletes a token; false when there was none.
+    pub async fn delete_token(&self, serial: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .db
+            .execute(statement("DELETE FROM tokens WHERE serial = $1", vec![Param::Text(serial.into())]))
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Applies token state changes and appends an audit record in one transaction. Returns false
+    /// (and changes nothing) when any token's version moved since it was read.
+    pub async fn commit(&self, updates: &[StateUpdate], audit: &NewAudit<'_>) -> Result<bool, StoreError> {
+        let mut statements = Vec::with_capacity(updates.len() + 1);
+        for update in updates {
+            let s = &update.state;
+            statements.push(Guarded {
+                statement: statement(
+                    "UPDATE tokens SET enabled = $1, counter = $2, last_step = $3, drift = $4, failures = $5, \
+                     locked_at = $6, last_used_at = COALESCE($7, last_used_at), version = version + 1 \
+                     WHERE id = $8 AND version = $9",
+                    vec![
+                        Param::Int(i64::from(s.enabled)),
+                        Param::Int(to_i64(s.counter)?),
+                        Param::OptInt(s.last_step.map(to_i64).transpose()?),
+                        Param::Int(s.drift),
+                        Param::Int(i64::from(s.failures)),
+                        Param::OptInt(s.locked_at.map(to_i64).transpose()?),
+                        Param::OptInt(update.used_at),
+                        Param::Int(update.token_id),
+                        Param::Int(update.expected_version),
+                    ],
+                ),
+                rows: Some(1),
+            });
+        }
+        statements.push(Guarded { statement: audit_statement(audit), rows: Some(1) });
+        Ok(self.db.atomically(statements, vec![]).await?.is_some())
+    }
+
+    // --- admin keys ---------------------------------------------------------------------------
+
+    /// Number of admin keys.
+    pub async fn admin_key_count(&self) -> Result<i64, StoreError> {
+        let rows = self.db.query(statement("SELECT COUNT(*) FROM admin_keys", vec![])).await?;
+        int_at(rows.first(), 0)
+    }
+
+    /// Stores an admin key's hash.
+    pub async fn create_admin_key(&self, name: &str, key_hash: &str, now: i64) -> Result<(), StoreError> {
+        self.db
+            .execute(statement(
+                "INSERT INTO admin_keys (name, key_hash, created_at) VALUES ($1, $2, $3)",
+                vec![Param::Text(name.into()), Param::Text(key_hash.into()), Param::Int(now)],
+            ))
+            .await
+            .map_err(|e| unique_violation(e, "admin key"))?;
+        Ok(())
+    }
+
+    /// The name of the admin key with this hash.
+    pub async fn admin_key_name(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .db
+            .query(statement(
+                "SELECT name FROM admin_keys WHERE key_hash = $1",
+                vec![Param::Text(key_hash.into())],
+            ))
+            .await?;
+        rows.first().map(|row| text_at(row, 0)).transpose()
+    }
+
+    // --- audit --------------------------------------------------------------------------------
+
+    /// Appends an audit record.
+    pub async fn audit(&self, entry: &NewAudit<'_>) -> Result<(), StoreError> {
+        self.db.execute(audit_statement(entry)).await?;
+        Ok(())
+    }
+
+    /// Audit records matching `filter`, newest first.
+    pub async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = self
+            .db
+            .query(statement(
+                "SELECT id, at_ms, actor, action, username, serial, client_ip, result, reason FROM audit \
+                 WHERE ($1 IS NULL OR username = $1) AND ($2 IS NULL OR serial = $2) AND ($3 IS NULL OR action = $3) \
+                 AND ($4 IS NULL OR result = $4) AND ($5 IS NULL OR at_ms >= $5) AND ($6 IS NULL OR id < $6) \
+                 ORDER BY id DESC LIMIT $7",
+                vec![
+                    Param::OptText(filter.username.clone()),
+                    Param::OptText(filter.serial.clone()),
+                    Param::OptText(filter.action.clone()),
+                    Param::OptText(filter.result.clone()),
+                    Param::OptInt(filter.since_ms),
+                    Param::OptInt(filter.before_id),
+                    Param::Int(filter.limit.unwrap_or(100).clamp(1, 1000)),
+                ],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: int_at(Some(r), 0)?,
+                    at_ms: int_at(Some(r), 1)?,
+                    actor: text_at(r, 2)?,
+                    action: text_at(r, 3)?,
+                    username: opt_text_at(r, 4)?,
+                    serial: opt_text_at(r, 5)?,
+                    client_ip: opt_text_at(r, 6)?,
+                    result: text_at(r, 7)?,
+                    reason: opt_text_at(r, 8)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Database {
+    /// Applies one SQLite schema script and records its version, atomically.
+    async fn migrate_sqlite(&self, sql: &'static str, version: i64) -> Result<(), StoreError> {
+        let Database::Sqlite(thread) = self else { return Ok(()) };
+        thread.migrate(sql, version).await
+    }
+}
+
+fn audit_statement(a: &NewAudit<'_>) -> Statement {
+    statement(
+        INSERT_AUDIT,
+        vec![
+            Param::Int(a.at_ms),
+            Param::Text(a.actor.into()),
+            Param::Text(a.action.into()),
+            Param::OptText(a.username.map(Into::into)),
+            Param::OptText(a.serial.map(Into::into)),
+            Param::OptText(a.client_ip.map(Into::into)),
+            Param::Text(a.result.into()),
+            Param::OptText(a.reason.map(Into::into)),
+        ],
+    )
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+    }
+    Ok(())
+}
+
+fn unique_violation(error: StoreError, what: &'static str) -> StoreError {
+    let unique = match &error {
+        StoreError::Postgres(sqlx::Error::Database(db)) => db.is_unique_violation(),
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+            e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        }
+        _ => false,
+    };
+    if unique { StoreError::Conflict(what) } else { error }
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt("counter beyond 2^63"))
+}
+
+fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt("negative counter"))
+}
+
+fn int_at(row: Option<&Row>, index: usize) -> Result<i64, StoreError> {
+    match row.and_then(|r| r.get(index)) {
+        Some(Value::Int(value)) => Ok(*value),
+        _ => Err(StoreError::Corrupt("expected an integer column")),
+    }
+}
+
+fn opt_int_at(row: &Row, index: usize) -> Result<Option<i64>, StoreError> {
+    match row.get(index) {
+        Some(Value::Int(value)) => Ok(Some(*value)),
+        Some(Value::Null) => Ok(None),
+        _ => Err(StoreError::Corrupt("expected an integer column")),
+    }
+}
+
+fn text_at(row: &Row, index: usize) -> Result<String, StoreError> {
+    opt_text_at(row, index)?.ok_or(StoreError::Corrupt("expected a text column"))
+}
+
+fn opt_text_at(row: &Row, index: usize) -> Result<Option<String>, StoreError> {
+    match row.get(index) {
+        Some(Value::Text(text)) => Ok(Some(text.clone())),
+        Some(Value::Null) => Ok(None),
+        _ => Err(StoreError::Corrupt("expected a text column")),
+    }
+}
+
+fn user_from(row: &Row) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        id: int_at(Some(row), 0)?,
+        username: text_at(row, 1)?,
+        password_hash: opt_text_at(row, 2)?,
+        phone: opt_text_at(row, 3)?,
+        email: opt_text_at(row, 4)?,
+        created_at: int_at(Some(row), 5)?,
+    })
+}
+
+fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
+    let seed = match row.get(7) {
+        Some(Value::Blob(bytes)) => Some(bytes.clone()),
+        Some(Value::Null) => None,
+        _ => return Err(StoreError::Corrupt("expected a blob column")),
+    };
+    Ok(TokenRow {
+        id: int_at(Some(row), 0)?,
+        serial: text_at(row, 1)?,
+        user_id: int_at(Some(row), 2)?,
+        kind: text_at(row, 3)?,
+        algorithm: text_at(row, 4)?,
+        digits: int_at(Some(row), 5)?,
+        period: int_at(Some(row), 6)?,
+        seed,
+        description: opt_text_at(row, 8)?,
+        state: TokenState {
+            enabled: int_at(Some(row), 9)? != 0,
+            counter: to_u64(int_at(Some(row), 10)?)?,
+            last_step: opt_int_at(row, 11)?.map(to_u64).transpose()?,
+            drift: int_at(Some(row), 12)?,
+            failures: u32::try_from(int_at(Some(row), 13)?)
+                .map_err(|_| StoreError::Corrupt("failure count"))?,
+            locked_at: opt_int_at(row, 14)?.map(to_u64).transpose()?,
+        },
+        version: int_at(Some(row), 15)?,
+        created_at: int_at(Some(row), 16)?,
+        last_used_at: opt_int_at(row, 17)?,
+    })
+}

@@ -1,0 +1,599 @@
+//! The verification server end to end: real `tessera-server` processes on loopback ports, the
+//! `tessera` CLI as the user's soft token, SQLite and a real PostgreSQL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::server_support::{ADMIN_KEY, Db, SERVER_KEY, Server, client, free_port};
+use crate::support::{Sandbox, unix_now};
+
+/// Runs each scenario once on SQLite and once on a fresh PostgreSQL database.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $scenario() { super::$scenario(super::Db::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $scenario() { super::$scenario(super::Db::fresh_postgres()) } )*
+        }
+    };
+}
+
+on_both_databases!(
+    enroll_validate_replay_lockout_unlock_restart,
+    hotp_with_password_look_ahead_and_resync,
+    fifty_simultaneous_validations_accept_once,
+    seeds_are_encrypted_at_rest_and_never_audited,
+    disabled_and_deleted_tokens_and_users,
+);
+
+/// A soft token (the CLI's vault) holding the enrolled token, added from the enrollment's QR PNG.
+fn phone_with(enrollment: &Value) -> Sandbox {
+    let phone = Sandbox::with_keystore_vault();
+    let png = phone.path("enroll.png");
+    let bytes =
+        data_encoding::BASE64.decode(enrollment["qr_png_base64"].as_str().unwrap().as_bytes()).unwrap();
+    std::fs::write(&png, bytes).unwrap();
+    phone.run(&["add", "--qr", png.to_str().unwrap()]).ok();
+    phone
+}
+
+fn code(phone: &Sandbox, at: Option<u64>) -> String {
+    let mut args = vec!["code".to_owned(), "tessera".to_owned()];
+    if let Some(at) = at {
+        args.extend(["--at".to_owned(), at.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    phone.run(&args).ok().trim().to_owned()
+}
+
+fn audit(server: &Server, query: &str) -> Vec<Value> {
+    let (status, body) = server.admin("GET", &format!("/api/v1/audit?{query}"), None);
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+fn enroll_validate_replay_lockout_unlock_restart(db: Db) {
+    let mut server = Server::start(db, "");
+    let enrollment = server.user_with_token("alice", json!({ "kind": "totp" }));
+    assert!(enrollment["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Tessera:alice?secret="));
+    assert!(enrollment["qr_svg"].as_str().unwrap().contains("<svg"));
+    let serial = enrollment["serial"].as_str().unwrap().to_owned();
+    let phone = phone_with(&enrollment);
+
+    let first = code(&phone, None);
+    assert_eq!(server.result("alice", &first), "accept");
+    let (_, replay) = server.validate("alice", None, &first);
+    assert_eq!(
+        (replay["result"].as_str(), replay["reason"].as_str()),
+        (Some("reject"), Some("invalid_credentials"))
+    );
+
+    for attempt in 0..10 {
+        let (_, body) = server.validate("alice", None, if attempt % 2 == 0 { "000000" } else { "999999" });
+        assert_eq!(body["result"], "reject");
+    }
+    let next = code(&phone, Some(unix_now() + 30));
+    let (_, locked) = server.validate("alice", None, &next);
+    assert_eq!((locked["result"].as_str(), locked["reason"].as_str()), (Some("reject"), Some("locked")));
+    let (_, tokens) = server.admin("GET", "/api/v1/users/alice/tokens", None);
+    // One replay and nine wrong codes make ten failures, the limit; the tenth wrong code meets a
+    // locked token and changes nothing.
+    assert_eq!((tokens[0]["locked"].as_bool(), tokens[0]["failures"].as_u64()), (Some(true), Some(10)));
+
+    let (status, unlocked) = server.admin("POST", &format!("/api/v1/tokens/{serial}/unlock"), None);
+    assert_eq!(
+        (status, unlocked["locked"].as_bool(), unlocked["failures"].as_u64()),
+        (200, Some(false), Some(0))
+    );
+    assert_eq!(server.result("alice", &next), "accept");
+
+    server.restart();
+    let (_, after_restart) = server.validate("alice", None, &next);
+    assert_eq!(after_restart["result"], "reject", "the last accepted step survives a restart");
+    let (_, users) = server.admin("GET", "/api/v1/users", None);
+    assert_eq!(users[0]["username"], "alice");
+    let (_, tokens) = server.admin("GET", "/api/v1/users/alice/tokens", None);
+    assert!(tokens[0]["last_used_at"].as_i64().unwrap() >= i64::try_from(unix_now()).unwrap() - 120);
+
+    let entries = audit(&server, "username=alice&limit=1000");
+    let reasons: Vec<_> = entries.iter().map(|e| e["reason"].as_str().unwrap_or("-")).collect();
+    for expected in ["replayed", "wrong_code", "locked"] {
+        assert!(reasons.contains(&expected), "{expected} is audited: {reasons:?}");
+    }
+    assert!(entries.iter().any(|e| e["action"] == "token.unlock" && e["actor"] == "admin:env"));
+    assert_eq!(entries.iter().filter(|e| e["result"] == "accept").count(), 2);
+    assert!(entries.iter().all(|e| e["client_ip"] == "127.0.0.1" || e["action"] != "validate"));
+}
+
+fn hotp_with_password_look_ahead_and_resync(db: Db) {
+    let server = Server::start(db, "");
+    let (status, _) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "bob", "password": "4321" })));
+    assert_eq!(status, 201);
+    let (status, enrollment) = server.admin(
+        "POST",
+        "/api/v1/users/bob/tokens",
+        Some(json!({ "kind": "hotp", "digits": 8, "algorithm": "SHA256" })),
+    );
+    assert_eq!(status, 201, "{enrollment}");
+    let serial = enrollment["serial"].as_str().unwrap().to_owned();
+    let phone = phone_with(&enrollment);
+
+    let c0 = code(&phone, None);
+    assert_eq!(c0.len(), 8);
+    assert_eq!(server.validate("bob", None, &c0).1["result"], "reject", "the password is required");
+    assert_eq!(server.validate("bob", Some("1234"), &c0).1["result"], "reject", "the password must be right");
+    assert_eq!(server.validate("bob", Some("4321"), &c0).1["result"], "accept");
+
+    for _ in 0..3 {
+        code(&phone, None);
+    }
+    assert_eq!(
+        server.validate("bob", Some("4321"), &code(&phone, None)).1["result"],
+        "accept",
+        "look-ahead 10"
+    );
+
+    for _ in 0..30 {
+        code(&phone, None);
+    }
+    let (far, farther) = (code(&phone, None), code(&phone, None));
+    assert_eq!(server.validate("bob", Some("4321"), &far).1["result"], "reject", "beyond the look-ahead");
+    let (status, resynced) = server.admin(
+        "POST",
+        &format!("/api/v1/tokens/{serial}/resync"),
+        Some(json!({ "first_code": far, "second_code": farther })),
+    );
+    assert_eq!(status, 200, "{resynced}");
+    assert_eq!(server.validate("bob", Some("4321"), &code(&phone, None)).1["result"], "accept");
+    let (status, bad) = server.admin(
+        "POST",
+        &format!("/api/v1/tokens/{serial}/resync"),
+        Some(json!({ "first_code": "00000000", "second_code": "11111111" })),
+    );
+    assert_eq!(status, 422, "{bad}");
+}
+
+fn fifty_simultaneous_validations_accept_once(db: Db) {
+    let server = Arc::new(Server::start(db, ""));
+    let enrollment = server.user_with_token("carol", json!({ "kind": "totp" }));
+    let phone = phone_with(&enrollment);
+    let valid = code(&phone, None);
+    assert_eq!(count_accepts(std::slice::from_ref(&server), &valid, 50), 1);
+}
+
+/// Fires `requests` validations of one code at once, spread over `servers`; returns the accepts.
+fn count_accepts(servers: &[Arc<Server>], passcode: &str, requests: usize) -> usize {
+    let barrier = Arc::new(std::sync::Barrier::new(requests));
+    let threads: Vec<_> = (0..requests)
+        .map(|i| {
+            let server = servers[i % servers.len()].clone();
+            let barrier = barrier.clone();
+            let passcode = passcode.to_owned();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (status, body) = server.validate("carol", None, &passcode);
+                assert_eq!(status, 200, "{body}");
+                body["result"] == "accept"
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).filter(|accepted| *accepted).count()
+}
+
+#[test]
+fn two_servers_on_one_postgres_accept_a_code_once() {
+    let db = Db::fresh_postgres();
+    let first = Arc::new(Server::start(db.clone(), ""));
+    let second = Arc::new(Server::start(db.clone(), ""));
+    let enrollment = first.user_with_token("carol", json!({ "kind": "totp" }));
+    let phone = phone_with(&enrollment);
+    assert_eq!(count_accepts(&[first.clone(), second.clone()], &code(&phone, None), 50), 1);
+    let (_, tokens) = first.admin("GET", "/api/v1/users/carol/tokens", None);
+    assert_eq!(tokens[0]["locked"], true, "49 replays are 49 failed attempts, counted across both replicas");
+    let serial = tokens[0]["serial"].as_str().unwrap();
+    assert_eq!(second.admin("POST", &format!("/api/v1/tokens/{serial}/unlock"), None).0, 200);
+    let next = code(&phone, Some(unix_now() + 30));
+    assert_eq!(
+        second.result("carol", &next),
+        "accept",
+        "the second replica sees the first one's users and tokens"
+    );
+    assert_eq!(first.result("carol", &next), "reject", "and the first sees the second's accepted step");
+
+    let wrong_key = first.command(free_port()).env("TESSERA_SERVER_KEY", "77".repeat(32)).output().unwrap();
+    assert!(!wrong_key.status.success());
+    assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("server key does not match this database"));
+}
+
+fn seeds_are_encrypted_at_rest_and_never_audited(db: Db) {
+    let server = Server::start(db.clone(), "");
+    let (status, _) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "dave", "password": "s3cret-pin" })));
+    assert_eq!(status, 201);
+    let (_, enrollment) = server.admin("POST", "/api/v1/users/dave/tokens", Some(json!({ "kind": "totp" })));
+    let uri = enrollment["otpauth_uri"].as_str().unwrap();
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let seed = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
+    let phone = phone_with(&enrollment);
+    let valid = code(&phone, None);
+    assert_eq!(server.validate("dave", Some("s3cret-pin"), &valid).1["result"], "accept");
+    assert_eq!(server.validate("dave", Some("wrong-pin"), "123456").1["result"], "reject");
+
+    let stored: Vec<u8> = match &db {
+        Db::Sqlite => ["tessera.db", "tessera.db-wal"]
+            .iter()
+            .flat_map(|f| std::fs::read(server.data_dir.join(f)).unwrap_or_default())
+            .collect(),
+        Db::Postgres(_) => db
+            .psql("SELECT string_agg(t::text, ' ') FROM (SELECT * FROM tokens) t; SELECT string_agg(u::text, ' ') FROM users u; SELECT string_agg(a::text, ' ') FROM audit a")
+            .into_bytes(),
+    };
+    let text = String::from_utf8_lossy(&stored).to_uppercase();
+    assert!(!stored.windows(seed.len()).any(|w| w == seed.as_slice()), "the raw seed is in the database");
+    assert!(!text.contains(&secret), "the base32 seed is in the database");
+    assert!(!text.contains(&data_encoding::HEXUPPER.encode(&seed)), "the hex seed is in the database");
+    assert!(!text.contains("S3CRET-PIN"), "the password is in the database");
+    assert!(!text.contains(&valid), "the passcode is in the database");
+
+    let audit_text = serde_json::to_string(&audit(&server, "limit=1000")).unwrap();
+    for secret_text in [valid.as_str(), "s3cret-pin", "wrong-pin", "123456", secret.as_str()] {
+        assert!(!audit_text.contains(secret_text), "{secret_text} is in the audit log");
+    }
+    let logs = server.logs();
+    for secret_text in [valid.as_str(), "s3cret-pin", "wrong-pin", secret.as_str()] {
+        assert!(!logs.contains(secret_text), "{secret_text} is in the server log");
+    }
+}
+
+fn disabled_and_deleted_tokens_and_users(db: Db) {
+    let server = Server::start(db, "");
+    let enrollment = server.user_with_token("erin", json!({ "kind": "totp", "digits": 8, "period": 60 }));
+    let serial = enrollment["serial"].as_str().unwrap().to_owned();
+    let phone = phone_with(&enrollment);
+    let (status, disabled) = server.admin("POST", &format!("/api/v1/tokens/{serial}/disable"), None);
+    assert_eq!((status, disabled["enabled"].as_bool()), (200, Some(false)));
+    let valid = code(&phone, None);
+    assert_eq!(server.result("erin", &valid), "reject");
+    server.admin("POST", &format!("/api/v1/tokens/{serial}/enable"), None);
+    assert_eq!(server.result("erin", &valid), "accept");
+
+    let second = server.admin("POST", "/api/v1/users/erin/tokens", Some(json!({ "kind": "hotp" }))).1;
+    let (_, tokens) = server.admin("GET", "/api/v1/users/erin/tokens", None);
+    assert_eq!(tokens.as_array().unwrap().len(), 2, "a user can hold several tokens");
+    let (status, _) =
+        server.admin("DELETE", &format!("/api/v1/tokens/{}", second["serial"].as_str().unwrap()), None);
+    assert_eq!(status, 204);
+    assert_eq!(server.admin("GET", "/api/v1/users/erin/tokens", None).1.as_array().unwrap().len(), 1);
+    assert_eq!(server.admin("DELETE", "/api/v1/tokens/HOTP-NOPE", None).0, 404);
+
+    let (status, changed) = server.admin(
+        "PATCH",
+        "/api/v1/users/erin",
+        Some(json!({ "phone": "+15551234567", "email": "erin@example.com", "password": "9876" })),
+    );
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (changed["phone"].as_str(), changed["has_password"].as_bool()),
+        (Some("+15551234567"), Some(true))
+    );
+    assert_eq!(server.admin("PATCH", "/api/v1/users/erin", Some(json!({ "phone": "555" }))).0, 422);
+    let (_, cleared) = server.admin("PATCH", "/api/v1/users/erin", Some(json!({ "phone": null })));
+    assert_eq!(cleared["phone"], Value::Null);
+
+    assert_eq!(server.admin("DELETE", "/api/v1/users/erin", None).0, 204);
+    assert_eq!(server.admin("GET", "/api/v1/users/erin", None).0, 404);
+    assert_eq!(server.admin("DELETE", "/api/v1/users/erin", None).0, 404);
+    assert_eq!(server.validate("erin", None, &valid).1["reason"], "invalid_credentials");
+}
+
+#[test]
+fn bad_requests_get_clear_4xx_errors() {
+    let server = Server::start(Db::Sqlite, "");
+    let http = client();
+    let post = |path: &str, content_type: &str, body: String| {
+        let response = http
+            .post(format!("{}{path}", server.url))
+            .header("content-type", content_type)
+            .bearer_auth(ADMIN_KEY)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, serde_json::from_str::<Value>(&response.text().unwrap()).unwrap())
+    };
+    let cases = [
+        ("/api/v1/validate", "application/json", "{\"username\": ".to_owned(), 400, "malformed JSON"),
+        (
+            "/api/v1/validate",
+            "application/json",
+            "{\"username\":\"a\",\"passcode\":123456}".to_owned(),
+            422,
+            "invalid type",
+        ),
+        (
+            "/api/v1/validate",
+            "application/json",
+            "{\"username\":\"a\"}".to_owned(),
+            422,
+            "missing field `passcode`",
+        ),
+        (
+            "/api/v1/validate",
+            "application/json",
+            "{\"username\":\"a\",\"passcode\":\"1\",\"pin\":1}".to_owned(),
+            422,
+            "unknown field `pin`",
+        ),
+        ("/api/v1/validate", "text/plain", "{}".to_owned(), 415, "Content-Type: application/json"),
+        (
+            "/api/v1/validate",
+            "application/json",
+            format!("{{\"username\":\"{}\"}}", "a".repeat(20_000)),
+            413,
+            "larger than 16384",
+        ),
+        (
+            "/api/v1/users",
+            "application/json",
+            "{\"username\":\"\"}".to_owned(),
+            422,
+            "username must be non-empty",
+        ),
+        (
+            "/api/v1/users",
+            "application/json",
+            "{\"username\":\"x\",\"email\":\"nope\"}".to_owned(),
+            422,
+            "email",
+        ),
+        (
+            "/api/v1/users/nobody/tokens",
+            "application/json",
+            "{\"kind\":\"totp\"}".to_owned(),
+            404,
+            "user 'nobody' not found",
+        ),
+        (
+            "/api/v1/users/nobody/tokens",
+            "application/json",
+            "{\"kind\":\"sms\"}".to_owned(),
+            422,
+            "unknown variant",
+        ),
+    ];
+    for (path, content_type, body, status, message) in cases {
+        let (got, reply) = post(path, content_type, body);
+        assert_eq!(got, status, "{path}: {reply}");
+        assert!(reply["message"].as_str().unwrap().contains(message), "{path}: {reply}");
+        assert!(reply["code"].is_string());
+    }
+    let (status, reply) =
+        post("/api/v1/validate", "application/json", "{\"username\":\"a\",\"passcode\":123456}".into());
+    assert_eq!(status, 422);
+    assert!(!reply.to_string().contains("123456"), "the mistyped passcode is not echoed: {reply}");
+
+    let (status, _) = server.admin("POST", "/api/v1/users", Some(json!({ "username": "frank" })));
+    assert_eq!(status, 201);
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(json!({ "username": "frank" }))).0, 409);
+    let (status, body) =
+        server.admin("POST", "/api/v1/users/frank/tokens", Some(json!({ "kind": "totp", "digits": 12 })));
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_input")));
+    assert_eq!(
+        server.admin("POST", "/api/v1/users/frank/tokens", Some(json!({ "kind": "totp", "period": 5 }))).0,
+        422
+    );
+    assert_eq!(
+        server.validate("nobody", None, "123456"),
+        (
+            200,
+            json!({ "result": "reject", "message": "authentication failed", "reason": "invalid_credentials" })
+        )
+    );
+
+    let unauthenticated = http.get(format!("{}/api/v1/users", server.url)).send().unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    assert_eq!(unauthenticated.headers()["www-authenticate"], "Bearer");
+    let wrong_key = http.get(format!("{}/api/v1/users", server.url)).bearer_auth("tsk_wrong").send().unwrap();
+    assert_eq!(wrong_key.status().as_u16(), 401);
+    assert_eq!(server.get("/api/v1/nothing-here").0, 404);
+    assert_eq!(server.admin("GET", "/api/v1/audit?limit=lots", None).0, 400);
+}
+
+#[test]
+fn openapi_health_and_metrics() {
+    let server = Server::start(Db::Sqlite, "");
+    let (status, text) = server.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/validate",
+        "/api/v1/users",
+        "/api/v1/users/{username}",
+        "/api/v1/users/{username}/tokens",
+        "/api/v1/tokens/{serial}/unlock",
+        "/api/v1/tokens/{serial}/disable",
+        "/api/v1/tokens/{serial}/enable",
+        "/api/v1/tokens/{serial}/resync",
+        "/api/v1/tokens/{serial}",
+        "/api/v1/audit",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
+    assert!(document["components"]["schemas"]["ValidateRequest"].is_object());
+    assert!(document["components"]["securitySchemes"]["admin_key"].is_object());
+
+    assert_eq!(server.get("/healthz"), (200, "{\"status\":\"ok\",\"database\":\"ok\"}".to_owned()));
+    let enrollment = server.user_with_token("gina", json!({ "kind": "totp", "algorithm": "SHA512" }));
+    let phone = phone_with(&enrollment);
+    server.result("gina", &code(&phone, None));
+    server.result("gina", "000000");
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("tessera_validations_total{result=\"accept\"} 1"), "{metrics}");
+    assert!(metrics.contains("tessera_validations_total{result=\"reject\"} 1"), "{metrics}");
+    assert!(metrics.contains("tessera_validation_duration_seconds_count 2"), "{metrics}");
+    assert!(metrics.contains("tessera_lockouts_total 0"), "{metrics}");
+}
+
+#[test]
+fn first_run_creates_a_private_admin_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_plain(Db::Sqlite, &data, &[]);
+    let key_file = data.join("admin-token");
+    let key = std::fs::read_to_string(&key_file).unwrap().trim().to_owned();
+    assert!(key.starts_with("tsk_") && key.len() == 68);
+    assert!(server.logs().contains(&key), "the key is shown once on the console");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key_file), 0o600);
+        assert_eq!(mode(&data.join("server.key")), 0o600);
+        assert_eq!(mode(&data), 0o700);
+    }
+    let http = client();
+    let response = http.get(format!("{}/api/v1/users", server.url)).bearer_auth(&key).send().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    server.restart();
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), key, "no second key on restart");
+    assert_eq!(server.logs().matches("First run").count(), 1);
+}
+
+#[test]
+fn rate_limits_per_user_answer_429() {
+    let limited = Server::start_plain(
+        Db::Sqlite,
+        &tempfile::tempdir().unwrap().keep().join("data"),
+        &[("TESSERA_ADMIN_TOKEN", ADMIN_KEY)],
+    );
+    let statuses: Vec<u16> = (0..32).map(|_| limited.validate("henry", None, "123456").0).collect();
+    assert!(statuses[..30].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[31], 429, "the default limit is 30 validations a minute per user");
+    let (_, body) = limited.validate("henry", None, "123456");
+    assert_eq!((body["result"].as_str(), body["reason"].as_str()), (Some("reject"), Some("rate_limited")));
+    assert_eq!(limited.validate("ida", None, "123456").0, 200, "other users are not limited");
+    let entries = audit(&limited, "username=henry&limit=1000");
+    assert!(entries.iter().any(|e| e["reason"] == "rate_limited"));
+}
+
+#[test]
+fn locks_lift_after_the_configured_time() {
+    let server = Server::start(Db::Sqlite, "[policy]\nmax_failures = 2\nlockout_reset_secs = 2\n");
+    let enrollment = server.user_with_token("jack", json!({ "kind": "totp" }));
+    let phone = phone_with(&enrollment);
+    server.result("jack", "000000");
+    server.result("jack", "000000");
+    let (_, locked) = server.validate("jack", None, &code(&phone, None));
+    assert_eq!(locked["reason"], "locked");
+    std::thread::sleep(std::time::Duration::from_millis(2_200));
+    assert_eq!(server.result("jack", &code(&phone, None)), "accept");
+    assert_eq!(server.get("/metrics").1.matches("tessera_lockouts_total 1").count(), 1);
+}
+
+#[test]
+fn tls_with_a_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let port = free_port();
+    let config = dir.path().join("tls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(crate::support::binary("tessera-server"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("TESSERA_ADMIN_TOKEN", ADMIN_KEY)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let https = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..200 {
+        if let Ok(response) = https.get(format!("https://localhost:{port}/healthz")).send() {
+            healthy = response.status().is_success();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let plain = client().get(format!("http://127.0.0.1:{port}/healthz")).send();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(healthy, "HTTPS answered with the configured certificate");
+    assert!(plain.is_err() || !plain.unwrap().status().is_success(), "plain HTTP is not served");
+}
+
+#[test]
+fn admin_subcommands_work_on_the_database_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(crate::support::binary("tessera-server"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("admin")
+            .args(args)
+            .env("TESSERA_SERVER_KEY", SERVER_KEY)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let created =
+        admin(&["create-user", "kate", "--password-stdin", "--email", "kate@example.com"], "2468\n");
+    assert!(created.contains("\"has_password\": true"), "{created}");
+    let png = dir.path().join("kate.png");
+    let enrolled = admin(&["enroll", "kate", "--png", png.to_str().unwrap()], "");
+    assert!(enrolled.contains("otpauth://totp/Tessera:kate?secret="));
+    let phone = Sandbox::with_keystore_vault();
+    phone.run(&["add", "--qr", png.to_str().unwrap()]).ok();
+    let listed = admin(&["list-tokens", "kate"], "");
+    assert!(listed.contains("\"kind\": \"totp\"") && !listed.contains("secret"), "{listed}");
+    let key = admin(&["create-key", "ci"], "");
+
+    let server = Server::start_plain(Db::Sqlite, &data, &[("TESSERA_SERVER_KEY", SERVER_KEY)]);
+    let (status, body) = server.validate("kate", Some("2468"), &code(&phone, None));
+    assert_eq!((status, body["result"].as_str()), (200, Some("accept")));
+    let response =
+        client().get(format!("{}/api/v1/users", server.url)).bearer_auth(key.trim()).send().unwrap();
+    assert_eq!(response.status().as_u16(), 200, "the key from `admin create-key` works");
+    drop(server);
+    let log = admin(&["audit", "--username", "kate"], "");
+    let actions: HashSet<&str> = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"action\": \""))
+        .map(|a| a.trim_end_matches("\","))
+        .collect();
+    assert!(
+        actions.contains("user.create") && actions.contains("token.enroll") && actions.contains("validate"),
+        "{actions:?}"
+    );
+}

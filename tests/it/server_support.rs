@@ -1,0 +1,268 @@
+//! Running `tessera-server` processes on free loopback ports against SQLite or a real PostgreSQL.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::binary;
+
+/// The admin key every test server accepts (through `TESSERA_ADMIN_TOKEN`).
+pub const ADMIN_KEY: &str = "tsk_e2e_test_admin_key_0123456789abcdef";
+/// The server key shared by test servers that share a database.
+pub const SERVER_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// Which database a test server uses.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// SQLite in the server's data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database (its URL).
+    Postgres(String),
+}
+
+impl Db {
+    /// A new, empty PostgreSQL database on the server `TESSERA_TEST_POSTGRES_URL` points to.
+    pub fn fresh_postgres() -> Self {
+        let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!("TESSERA_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh, which starts PostgreSQL")
+        });
+        let mut random = [0u8; 6];
+        getrandom_fill(&mut random);
+        let name = format!("tessera_e2e_{}", data_encoding::HEXLOWER.encode(&random));
+        let output = Command::new("psql")
+            .args([admin.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "creating {name}: {}", String::from_utf8_lossy(&output.stderr));
+        Self::Postgres(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+    }
+
+    /// Runs SQL on the PostgreSQL database and returns the unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        let Self::Postgres(url) = self else { panic!("not a PostgreSQL database") };
+        let output = Command::new("psql").args([url.as_str(), "-At", "-c", sql]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    let mut file = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut file, buf).unwrap();
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub db: Db,
+    config: Option<PathBuf>,
+    extra_env: Vec<(String, String)>,
+    client: reqwest::blocking::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A blocking HTTP client (rustls with ring, for the TLS test).
+pub fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+impl Server {
+    /// A server on `db` with the test admin key, no rate limits, and extra TOML configuration.
+    pub fn start(db: Db, toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("tessera.toml");
+        std::fs::write(
+            &config,
+            format!("[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n{toml}"),
+        )
+        .unwrap();
+        let env = vec![
+            ("TESSERA_ADMIN_TOKEN".to_owned(), ADMIN_KEY.to_owned()),
+            ("TESSERA_SERVER_KEY".to_owned(), SERVER_KEY.to_owned()),
+        ];
+        Self::launch(db, data_dir, Some(config), env, Some(dir))
+    }
+
+    /// A server with exactly the given data directory and environment (no config file).
+    pub fn start_plain(db: Db, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::launch(db, data_dir.to_path_buf(), None, env, None)
+    }
+
+    fn launch(
+        db: Db,
+        data_dir: PathBuf,
+        config: Option<PathBuf>,
+        extra_env: Vec<(String, String)>,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        let mut server = Self {
+            child: None,
+            url: String::new(),
+            data_dir,
+            db,
+            config,
+            extra_env,
+            client: client(),
+            _dir: dir,
+        };
+        server.spawn();
+        server
+    }
+
+    /// The command line used to (re)start this server.
+    pub fn command(&self, port: u16) -> Command {
+        let mut command = Command::new(binary("tessera-server"));
+        command.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(&self.data_dir);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        if let Db::Postgres(url) = &self.db {
+            command.arg("--database-url").arg(url);
+        }
+        command
+            .env_remove("TESSERA_ADMIN_TOKEN")
+            .env_remove("TESSERA_SERVER_KEY")
+            .env_remove("TESSERA_CONFIG")
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn spawn(&mut self) {
+        let port = free_port();
+        std::fs::create_dir_all(self.data_dir.parent().unwrap()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.parent().unwrap().join(format!("server-{port}.log")))
+            .unwrap();
+        let child = self.command(port).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        self.child = Some(child);
+        self.url = format!("http://127.0.0.1:{port}");
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.client.get(format!("{}/healthz", self.url)).send()
+                && response.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("tessera-server exited with {status}:\n{}", self.logs());
+            }
+            assert!(Instant::now() < deadline, "tessera-server did not become healthy:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the server processes of this test printed.
+    pub fn logs(&self) -> String {
+        let dir = self.data_dir.parent().unwrap();
+        let mut text = String::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("server-") {
+                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+        }
+        text
+    }
+
+    /// Stops the server with SIGTERM and asserts a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+            assert!(status.success());
+            let exit = child.wait().unwrap();
+            assert!(exit.success(), "the server did not shut down cleanly ({exit}):\n{}", self.logs());
+        }
+    }
+
+    /// Stops and starts the server on the same data directory and database.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// `METHOD path` with the admin key and an optional JSON body: (status, body).
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let request = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_KEY);
+        send(match body {
+            Some(body) => request.json(&body),
+            None => request,
+        })
+    }
+
+    /// `POST /api/v1/validate`: (status, body).
+    pub fn validate(&self, username: &str, password: Option<&str>, passcode: &str) -> (u16, Value) {
+        let mut body = json!({ "username": username, "passcode": passcode });
+        if let Some(password) = password {
+            body["password"] = json!(password);
+        }
+        send(self.client.post(format!("{}/api/v1/validate", self.url)).json(&body))
+    }
+
+    /// The `result` of a validation, asserting HTTP 200.
+    #[track_caller]
+    pub fn result(&self, username: &str, passcode: &str) -> String {
+        let (status, body) = self.validate(username, None, passcode);
+        assert_eq!(status, 200, "{body}");
+        body["result"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user and enrolls a token; returns the enrollment.
+    pub fn user_with_token(&self, username: &str, enroll: Value) -> Value {
+        let (status, body) = self.admin("POST", "/api/v1/users", Some(json!({ "username": username })));
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = self.admin("POST", &format!("/api/v1/users/{username}/tokens"), Some(enroll));
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// A GET without credentials: (status, body text).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(format!("{}{path}", self.url)).send().unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    }
+}
+
+fn send(request: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        },
+    )
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
