@@ -69,32 +69,41 @@ impl TokenState {
     }
 
     /// True when failures have locked the token and the lock has not lifted.
+    ///
+    /// The first lock (at `max_failures` consecutive failures) lasts `lockout_reset_secs`; once it
+    /// lifts, every further failure locks again for twice as long as the one before (at most a
+    /// day); [`HARD_LOCK_FAILURES`] consecutive failures lock until an administrator unlocks. Only a
+    /// success or an unlock clears the count, so guessing is bounded for good (NIST SP 800-63B).
     pub fn is_locked(&self, now: u64, policy: &Policy) -> bool {
-        match self.locked_at {
-            None => false,
-            Some(at) => policy.lockout_reset_secs.is_none_or(|reset| now < at.saturating_add(reset)),
+        let Some(at) = self.locked_at else { return false };
+        if self.failures >= HARD_LOCK_FAILURES {
+            return true;
         }
+        let Some(base) = policy.lockout_reset_secs else { return true };
+        let escalation = self.failures.saturating_sub(policy.max_failures).min(16);
+        let duration = base.saturating_mul(1u64 << escalation).min(MAX_LOCK_SECS.max(base));
+        now < at.saturating_add(duration)
     }
 
     /// The state after a failed attempt (wrong code, wrong PIN, replay).
     pub fn after_failure(mut self, now: u64, policy: &Policy) -> Self {
-        self = self.with_expired_lock_lifted(now, policy);
         self.failures = self.failures.saturating_add(1);
-        if self.failures >= policy.max_failures && self.locked_at.is_none() {
+        if self.failures >= policy.max_failures {
             self.locked_at = Some(now);
         }
         self
     }
 
-    /// The state after an administrator's unlock.
+    /// The state after a success or an administrator's unlock.
     pub fn unlocked(self) -> Self {
         Self { failures: 0, locked_at: None, ..self }
     }
-
-    fn with_expired_lock_lifted(self, now: u64, policy: &Policy) -> Self {
-        if self.locked_at.is_some() && !self.is_locked(now, policy) { self.unlocked() } else { self }
-    }
 }
+
+/// Consecutive failures after which only an administrator can unlock (NIST SP 800-63B's ceiling).
+pub const HARD_LOCK_FAILURES: u32 = 100;
+/// Longest automatic lock, in seconds (escalation stops doubling here).
+pub const MAX_LOCK_SECS: u64 = 24 * 60 * 60;
 
 /// Why a code was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +169,6 @@ pub fn verify(
     if state.is_locked(now, policy) {
         return rejected(RejectReason::Locked, state);
     }
-    let state = state.with_expired_lock_lifted(now, policy);
     match find_match(secret, method, &state, passcode, now, policy) {
         Some(Match::Counter(counter)) => Verification {
             verdict: Verdict::Accepted { matched: counter },
@@ -293,7 +301,8 @@ pub fn resync(
                     let second_step = step.saturating_add(1);
                     let drift =
                         i64::try_from(second_step).unwrap_or(i64::MAX) - i64::try_from(current).unwrap_or(0);
-                    TokenState { last_step: Some(second_step), drift, ..state.unlocked() }
+                    let last_step = state.last_step.map_or(second_step, |last| last.max(second_step));
+                    TokenState { last_step: Some(last_step), drift, ..state.unlocked() }
                 })
                 .ok_or(ResyncError::NoMatch)
         }
@@ -378,15 +387,38 @@ mod tests {
         let later = NOW + 600;
         let lifted = verify(&seed(), &totp_method(), state, &code_at_step(later / 30), later, &policy);
         assert!(matches!(lifted.verdict, Verdict::Accepted { .. }));
-        assert_eq!((lifted.next.failures, lifted.next.locked_at), (0, None));
+        assert_eq!((lifted.next.failures, lifted.next.locked_at), (0, None), "a success clears the count");
     }
 
     #[test]
-    fn an_expired_lock_restarts_the_count() {
-        let policy = Policy { max_failures: 2, lockout_reset_secs: Some(60), ..Policy::default() };
-        let locked = TokenState { failures: 2, locked_at: Some(NOW), ..TokenState::new(0) };
-        let after = locked.after_failure(NOW + 61, &policy);
-        assert_eq!((after.failures, after.locked_at), (1, None));
+    fn failures_after_a_lock_lifts_lock_again_for_twice_as_long() {
+        let policy = Policy { max_failures: 3, lockout_reset_secs: Some(600), ..Policy::default() };
+        let mut state = TokenState::new(0);
+        for _ in 0..3 {
+            state = state.after_failure(NOW, &policy);
+        }
+        assert!(state.is_locked(NOW + 599, &policy) && !state.is_locked(NOW + 600, &policy));
+        let again = state.after_failure(NOW + 600, &policy);
+        assert_eq!(again.failures, 4, "the lock lifting does not clear the count");
+        assert!(again.is_locked(NOW + 600 + 1199, &policy) && !again.is_locked(NOW + 600 + 1200, &policy));
+        let third = again.after_failure(NOW + 1800, &policy);
+        assert!(third.is_locked(NOW + 1800 + 2399, &policy));
+        let mut many = third;
+        for _ in 0..40 {
+            many = many.after_failure(NOW, &policy);
+        }
+        assert!(!many.is_locked(NOW + MAX_LOCK_SECS, &policy), "automatic locks last at most a day");
+    }
+
+    #[test]
+    fn a_hundred_failures_lock_until_an_admin_unlocks() {
+        let policy = Policy::default();
+        let mut state = TokenState::new(0);
+        for _ in 0..HARD_LOCK_FAILURES {
+            state = state.after_failure(NOW, &policy);
+        }
+        assert!(state.is_locked(NOW + 10 * 365 * 86_400, &policy));
+        assert!(!state.unlocked().is_locked(NOW, &policy));
     }
 
     #[test]
@@ -444,11 +476,33 @@ mod tests {
         let absurd = Policy { hotp_look_ahead: u32::MAX, resync_window: u32::MAX, ..Policy::default() };
         let near_end = TokenState::new(u64::MAX - 1);
         let result = verify(&seed(), &hotp_method(), near_end, "000000", NOW, &absurd);
-        assert!(matches!(result.verdict, Verdict::Rejected(_) | Verdict::Accepted { .. }));
         let resynced = resync(&seed(), &hotp_method(), near_end, "000000", "111111", NOW, &absurd);
         assert_eq!(resynced, Err(ResyncError::NoMatch));
+        assert!(result.next.counter >= near_end.counter, "the counter never moves back");
         let drifted = TokenState { drift: i64::MIN, ..TokenState::new(0) };
         let _ = verify(&seed(), &totp_method(), drifted, "000000", 0, &absurd);
+    }
+
+    #[test]
+    fn totp_resync_never_moves_the_last_accepted_step_back() {
+        let policy = Policy::default();
+        let used = TokenState { last_step: Some(current_step()), ..TokenState::new(0) };
+        let behind = current_step() - 10;
+        let resynced = resync(
+            &seed(),
+            &totp_method(),
+            used,
+            &code_at_step(behind),
+            &code_at_step(behind + 1),
+            NOW,
+            &policy,
+        )
+        .unwrap();
+        assert_eq!(resynced.last_step, Some(current_step()));
+        // Nine steps later the drifted window reaches the step accepted before the resync.
+        let later = NOW + 9 * 30;
+        let replay = verify(&seed(), &totp_method(), resynced, &code_at_step(current_step()), later, &policy);
+        assert_eq!(replay.verdict, Verdict::Rejected(RejectReason::Replayed));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tessera_core::verifier::Policy;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 
 /// Flags and environment variables shared by `serve` and `admin`.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct ConfigArgs {
     /// TOML configuration file
     #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
@@ -28,10 +28,28 @@ pub struct ConfigArgs {
     /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB [default: SQLite in the data directory]
     #[arg(long, global = true, env = "TESSERA_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// TOTP steps accepted either side of the current one [default: 1]
+    #[arg(long, global = true, env = "TESSERA_TOTP_WINDOW", value_name = "STEPS")]
+    pub totp_window: Option<u32>,
+    /// HOTP counters accepted beyond the expected one [default: 10]
+    #[arg(long, global = true, env = "TESSERA_HOTP_LOOK_AHEAD", value_name = "COUNTERS")]
+    pub hotp_look_ahead: Option<u32>,
+    /// Consecutive failures that lock a token [default: 10]
+    #[arg(long, global = true, env = "TESSERA_MAX_FAILURES", value_name = "N")]
+    pub max_failures: Option<u32>,
+    /// Seconds the first lock lasts, doubling with each further failure; 0 = until an admin unlocks [default: 900]
+    #[arg(long, global = true, env = "TESSERA_LOCKOUT_RESET_SECS", value_name = "SECONDS")]
+    pub lockout_reset_secs: Option<u64>,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS
+    #[arg(long, global = true, env = "TESSERA_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long, global = true, env = "TESSERA_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file's shape; every field is optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
@@ -40,6 +58,7 @@ struct FileConfig {
     issuer: Option<String>,
     log_format: Option<LogFormat>,
     trust_forwarded_for: Option<bool>,
+    audit_retention_days: Option<u32>,
     #[serde(default)]
     policy: FilePolicy,
     #[serde(default)]
@@ -95,8 +114,8 @@ pub struct RateLimits {
     pub per_user_per_minute: u32,
 }
 
-/// The effective configuration.
-#[derive(Debug, Clone)]
+/// The effective configuration. Its `Debug` leaves the database URL out: it may hold a password.
+#[derive(Clone)]
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
@@ -108,14 +127,30 @@ pub struct Config {
     pub issuer: String,
     /// Log format.
     pub log_format: LogFormat,
-    /// Use the first `X-Forwarded-For` address as the client IP (only behind a trusted proxy).
+    /// Use the address the proxy appended to `X-Forwarded-For` as the client IP (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Audit records older than this many days are deleted (0 keeps them forever).
+    pub audit_retention_days: u32,
     /// Verification policy.
     pub policy: Policy,
     /// Rate limits on validation.
     pub rate_limits: RateLimits,
     /// TLS, when configured.
     pub tls: Option<TlsConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &if self.is_sqlite() { "sqlite" } else { "postgres ([REDACTED])" })
+            .field("issuer", &self.issuer)
+            .field("policy", &self.policy)
+            .field("rate_limits", &self.rate_limits)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A configuration problem, reported before the server starts.
@@ -164,12 +199,15 @@ impl Config {
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
         let defaults = Policy::default();
-        let totp_window = file.policy.totp_window.unwrap_or(defaults.totp_window.behind);
+        let totp_window = args.totp_window.or(file.policy.totp_window).unwrap_or(defaults.totp_window.behind);
         let policy = Policy {
             totp_window: TotpWindow { behind: totp_window, ahead: totp_window },
-            hotp_look_ahead: file.policy.hotp_look_ahead.unwrap_or(defaults.hotp_look_ahead),
-            max_failures: file.policy.max_failures.unwrap_or(defaults.max_failures),
-            lockout_reset_secs: match file.policy.lockout_reset_secs {
+            hotp_look_ahead: args
+                .hotp_look_ahead
+                .or(file.policy.hotp_look_ahead)
+                .unwrap_or(defaults.hotp_look_ahead),
+            max_failures: args.max_failures.or(file.policy.max_failures).unwrap_or(defaults.max_failures),
+            lockout_reset_secs: match args.lockout_reset_secs.or(file.policy.lockout_reset_secs) {
                 Some(0) => None,
                 Some(secs) => Some(secs),
                 None => defaults.lockout_reset_secs,
@@ -186,12 +224,16 @@ impl Config {
             issuer: file.issuer.unwrap_or_else(|| "Tessera".into()),
             log_format: file.log_format.unwrap_or_default(),
             trust_forwarded_for: file.trust_forwarded_for.unwrap_or(false),
+            audit_retention_days: file.audit_retention_days.unwrap_or(365),
             policy,
             rate_limits: RateLimits {
                 per_ip_per_minute: file.rate_limit.per_ip_per_minute.unwrap_or(600),
                 per_user_per_minute: file.rate_limit.per_user_per_minute.unwrap_or(30),
             },
-            tls: file.tls,
+            tls: match (args.tls_cert.clone(), args.tls_key.clone()) {
+                (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+                _ => file.tls,
+            },
         })
     }
 
@@ -257,9 +299,13 @@ mod tests {
             listen: Some("127.0.0.1:9100".parse().unwrap()),
             data_dir: Some(dir.clone()),
             database_url: Some("postgres://x@localhost/y".into()),
+            max_failures: Some(7),
+            lockout_reset_secs: Some(60),
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(flagged.listen.port(), 9100);
+        assert_eq!((flagged.policy.max_failures, flagged.policy.lockout_reset_secs), (7, Some(60)));
         assert!(!flagged.is_sqlite());
         std::fs::remove_dir_all(dir).unwrap();
     }

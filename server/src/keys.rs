@@ -38,6 +38,9 @@ pub enum KeyError {
     /// The key file or variable is malformed.
     #[error("the server key in {0} is not 64 hex digits")]
     Malformed(String),
+    /// The key file can be read by other users.
+    #[error("the server key file {0} can be read by other users; run `chmod 600 {0}`")]
+    NotPrivate(String),
     /// The key file cannot be read or written.
     #[error("cannot {action} the server key file {path}: {source}")]
     Io {
@@ -77,7 +80,10 @@ impl ServerKey {
         let path = data_dir.join(SERVER_KEY_FILE);
         let shown = path.display().to_string();
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_hex(text.trim(), &shown),
+            Ok(text) => {
+                check_private(&path, &shown)?;
+                Self::from_hex(text.trim(), &shown)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = Zeroizing::new([0u8; 32]);
                 fill_random(key.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
@@ -162,6 +168,24 @@ impl ServerKey {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&(*self.0).into())
     }
+}
+
+/// Refuses a key file that group or others can read (as ssh does with private keys).
+fn check_private(path: &Path, shown: &str) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| KeyError::Io { action: "inspect", path: shown.to_owned(), source })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::NotPrivate(shown.to_owned()));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, shown);
+    Ok(())
 }
 
 /// A new admin API key: `tsk_` and 64 hex digits. Show it once; store only [`admin_key_hash`].

@@ -30,6 +30,8 @@ use tessera_core::secret::SecretString;
 pub const FIRST_ADMIN_KEY_FILE: &str = "admin-token";
 /// Environment variable naming an admin key that is always accepted.
 pub const ADMIN_TOKEN_ENV: &str = "TESSERA_ADMIN_TOKEN";
+/// Shortest `TESSERA_ADMIN_TOKEN` accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 /// A startup or serving failure, reported in one line.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,11 @@ pub async fn open_service(config: &Config) -> Result<Arc<Service>, ServerError> 
     let key = keys::ServerKey::load_or_create(&config.data_dir)?;
     let store = Store::open(&config.database_url).await?;
     let admin_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()).map(SecretString::new);
+    if admin_token.as_ref().is_some_and(|t| t.char_count() < MIN_ADMIN_TOKEN_CHARS) {
+        return Err(ServerError::Service(service::ServiceError::InvalidInput(format!(
+            "{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters (for example the output of `tessera-server admin create-key`)"
+        ))));
+    }
     Ok(Service::new(store, key, config, admin_token).await?)
 }
 
@@ -117,11 +124,19 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
 
     let cleanup = {
         let service = service.clone();
+        let retention_days = config.audit_retention_days;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
+            for minute in 0u64.. {
                 tick.tick().await;
                 service.limiter().forget_idle();
+                if retention_days > 0 && minute % 60 == 0 {
+                    match service.prune_audit(retention_days).await {
+                        Ok(0) => {}
+                        Ok(pruned) => tracing::info!(pruned, retention_days, "pruned old audit records"),
+                        Err(error) => tracing::warn!(%error, "pruning the audit log failed"),
+                    }
+                }
             }
         })
     };

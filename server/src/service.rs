@@ -28,12 +28,19 @@ use crate::store::{
 pub const SEED_BYTES: usize = 20;
 /// Compare-and-swap attempts before a contended validation gives up.
 const MAX_ATTEMPTS: usize = 16;
+/// Fresh serials tried when one is taken.
+const SERIAL_ATTEMPTS: usize = 4;
 
 /// Who is acting, for the audit log.
 #[derive(Debug, Clone)]
 pub enum Actor {
     /// An HTTP client authenticated by an admin API key.
-    Admin(String),
+    Admin {
+        /// The key's name.
+        key: String,
+        /// The client's address.
+        ip: Option<IpAddr>,
+    },
     /// `tessera-server admin` on the server's machine.
     Cli,
 }
@@ -41,8 +48,15 @@ pub enum Actor {
 impl Actor {
     fn audit_name(&self) -> String {
         match self {
-            Self::Admin(name) => format!("admin:{name}"),
+            Self::Admin { key, .. } => format!("admin:{key}"),
             Self::Cli => "cli".into(),
+        }
+    }
+
+    fn ip(&self) -> Option<String> {
+        match self {
+            Self::Admin { ip, .. } => ip.map(|ip| ip.to_string()),
+            Self::Cli => None,
         }
     }
 }
@@ -299,6 +313,7 @@ pub struct Service {
     limiter: Limiter,
     metrics: Metrics,
     admin_token: Option<SecretString>,
+    hashing: tokio::sync::Semaphore,
 }
 
 /// Unix seconds now.
@@ -317,6 +332,50 @@ fn now_i64() -> i64 {
     i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
 
+/// An audit record of an administrative action, stored in the same transaction as the action.
+struct AdminAudit {
+    actor: String,
+    ip: Option<String>,
+    action: &'static str,
+    username: Option<String>,
+    serial: Option<String>,
+    reason: Option<String>,
+}
+
+impl AdminAudit {
+    fn new(actor: &Actor, action: &'static str) -> Self {
+        Self { actor: actor.audit_name(), ip: actor.ip(), action, username: None, serial: None, reason: None }
+    }
+
+    fn user(mut self, username: &str) -> Self {
+        self.username = Some(username.to_owned());
+        self
+    }
+
+    fn serial(mut self, serial: &str) -> Self {
+        self.serial = Some(serial.to_owned());
+        self
+    }
+
+    fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    fn record(&self) -> NewAudit<'_> {
+        NewAudit {
+            at_ms: unix_now_ms(),
+            actor: &self.actor,
+            action: self.action,
+            username: self.username.as_deref(),
+            serial: self.serial.as_deref(),
+            client_ip: self.ip.as_deref(),
+            result: "ok",
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
 impl Service {
     /// A service over an opened store. Refuses a server key that did not encrypt this database's seeds.
     pub async fn new(
@@ -332,14 +391,16 @@ impl Service {
                     .into(),
             ));
         }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Arc::new(Self {
             store,
             key,
             issuer: config.issuer.clone(),
             policy: config.policy,
-            limiter: Limiter::new(config.rate_limits),
+            limiter: Limiter::new(config.rate_limits, &config.policy),
             metrics: Metrics::new(),
             admin_token,
+            hashing: tokio::sync::Semaphore::new(2 * cores),
         }))
     }
 
@@ -358,51 +419,60 @@ impl Service {
         &self.limiter
     }
 
-    async fn record(
-        &self,
-        actor: &Actor,
-        action: &str,
-        username: Option<&str>,
-        serial: Option<&str>,
-        reason: Option<&str>,
-    ) -> Result<(), ServiceError> {
-        let actor = actor.audit_name();
-        self.store
-            .audit(&NewAudit {
-                at_ms: unix_now_ms(),
-                actor: &actor,
-                action,
-                username,
-                serial,
-                client_ip: None,
-                result: "ok",
-                reason,
-            })
-            .await?;
-        Ok(())
+    /// Deletes audit records older than `days` days; returns how many.
+    pub async fn prune_audit(&self, days: u32) -> Result<u64, ServiceError> {
+        let cutoff = unix_now_ms().saturating_sub(i64::from(days).saturating_mul(86_400_000));
+        Ok(self.store.prune_audit(cutoff).await?)
     }
 
     // --- admin keys ---------------------------------------------------------------------------
 
-    /// The admin key's name when `presented` is a valid admin key.
-    pub async fn authenticate_admin(&self, presented: &str) -> Result<Option<String>, ServiceError> {
-        if let Some(configured) = &self.admin_token
-            && keys::admin_key_matches(presented, configured.expose())
-        {
-            return Ok(Some("env".into()));
+    /// The admin key's name when `presented` is a valid admin key; failures are counted per
+    /// client address (too many are refused) and audited at most once a minute per client.
+    pub async fn authenticate_admin(
+        &self,
+        presented: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<AdminAuth, ServiceError> {
+        if let Some(presented) = presented {
+            if let Some(configured) = &self.admin_token
+                && keys::admin_key_matches(presented, configured.expose())
+            {
+                return Ok(AdminAuth::Admin(Actor::Admin { key: "env".into(), ip }));
+            }
+            if let Some(key) = self.store.admin_key_name(&keys::admin_key_hash(presented)).await? {
+                return Ok(AdminAuth::Admin(Actor::Admin { key, ip }));
+            }
         }
-        Ok(self.store.admin_key_name(&keys::admin_key_hash(presented)).await?)
+        let allowed = self.limiter.allow_admin_failure(ip);
+        if self.limiter.audit_refusal("admin", ip, "") {
+            let ip = ip.map(|ip| ip.to_string());
+            let reason = if presented.is_some() { "unknown_key" } else { "missing_key" };
+            self.store
+                .audit(&NewAudit {
+                    at_ms: unix_now_ms(),
+                    actor: "http",
+                    action: "admin.authenticate",
+                    username: None,
+                    serial: None,
+                    client_ip: ip.as_deref(),
+                    result: "reject",
+                    reason: Some(reason),
+                })
+                .await?;
+        }
+        Ok(if allowed { AdminAuth::Refused } else { AdminAuth::TooManyFailures })
     }
 
     /// Creates an admin key; the returned key is shown once and never stored.
     pub async fn create_admin_key(&self, actor: &Actor, name: &str) -> Result<SecretString, ServiceError> {
         check_name("key name", name)?;
         let key = keys::new_admin_key()?;
+        let audit = AdminAudit::new(actor, "admin_key.create").reason(name);
         self.store
-            .create_admin_key(name, &keys::admin_key_hash(key.expose()), now_i64())
+            .create_admin_key(name, &keys::admin_key_hash(key.expose()), now_i64(), &audit.record())
             .await
             .map_err(conflict)?;
-        self.record(actor, "admin_key.create", None, None, Some(name)).await?;
         Ok(key)
     }
 
@@ -419,15 +489,22 @@ impl Service {
         let phone = new.phone.map(check_phone).transpose()?;
         let email = new.email.map(check_email).transpose()?;
         let hash = match new.password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(self.hash_password(password).await?),
             None => None,
         };
+        let audit = AdminAudit::new(actor, "user.create").user(&new.username);
         let user = self
             .store
-            .create_user(&new.username, hash.as_deref(), phone.as_deref(), email.as_deref(), now_i64())
+            .create_user(
+                &new.username,
+                hash.as_deref(),
+                phone.as_deref(),
+                email.as_deref(),
+                now_i64(),
+                &audit.record(),
+            )
             .await
             .map_err(conflict)?;
-        self.record(actor, "user.create", Some(&user.username), None, None).await?;
         Ok(UserView::from(&user))
     }
 
@@ -451,7 +528,7 @@ impl Service {
         let mut user = self.existing_user(username).await?;
         if let Some(password) = changes.password {
             user.password_hash = match password {
-                Some(password) => Some(hash_password(password).await?),
+                Some(password) => Some(self.hash_password(password).await?),
                 None => None,
             };
         }
@@ -461,17 +538,20 @@ impl Service {
         if let Some(email) = changes.email {
             user.email = email.map(check_email).transpose()?;
         }
-        self.store.update_user(&user).await?;
-        self.record(actor, "user.update", Some(username), None, None).await?;
+        let audit = AdminAudit::new(actor, "user.update").user(username);
+        if !self.store.update_user(&user, &audit.record()).await? {
+            return Err(ServiceError::NotFound("user", username.into()));
+        }
         Ok(UserView::from(&user))
     }
 
     /// Deletes a user and their tokens.
     pub async fn delete_user(&self, actor: &Actor, username: &str) -> Result<(), ServiceError> {
-        if !self.store.delete_user(username).await? {
+        let audit = AdminAudit::new(actor, "user.delete").user(username);
+        if !self.store.delete_user(username, &audit.record()).await? {
             return Err(ServiceError::NotFound("user", username.into()));
         }
-        self.record(actor, "user.delete", Some(username), None, None).await
+        Ok(())
     }
 
     async fn existing_user(&self, username: &str) -> Result<UserRow, ServiceError> {
@@ -504,35 +584,49 @@ impl Service {
             TokenKind::Hotp => OtpMethod::Hotp { algorithm, digits, counter: 0 },
         };
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
-        let serial = new_serial(request.kind)?;
-        let sealed = self.key.seal_seed(&serial, &seed)?;
         let otp = OtpAuth::new(Some(self.issuer.clone()), user.username.clone(), seed, method)
             .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
         let uri = otp.to_uri();
         let png = qr::render_png(uri.expose(), 8).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
         let svg = qr::render_svg(uri.expose()).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-        self.store
-            .create_token(NewToken {
-                serial: &serial,
-                user_id: user.id,
-                kind: request.kind.as_str(),
-                algorithm: algorithm.as_str(),
-                digits: i64::from(digits.get()),
-                period: i64::from(period.get()),
-                seed: &sealed,
-                description: request.description.as_deref(),
-                created_at: now_i64(),
-            })
-            .await
-            .map_err(conflict)?;
-        self.record(actor, "token.enroll", Some(username), Some(&serial), Some(request.kind.as_str()))
-            .await?;
-        Ok(Enrollment {
-            serial,
-            otpauth_uri: uri,
-            qr_png_base64: data_encoding::BASE64.encode(&png),
-            qr_svg: svg,
-        })
+        for _ in 0..SERIAL_ATTEMPTS {
+            let serial = new_serial(request.kind)?;
+            let sealed = self.key.seal_seed(&serial, otp.secret())?;
+            let audit = AdminAudit::new(actor, "token.enroll")
+                .user(username)
+                .serial(&serial)
+                .reason(request.kind.as_str());
+            let created = self
+                .store
+                .create_token(
+                    NewToken {
+                        serial: &serial,
+                        user_id: user.id,
+                        kind: request.kind.as_str(),
+                        algorithm: algorithm.as_str(),
+                        digits: i64::from(digits.get()),
+                        period: i64::from(period.get()),
+                        seed: &sealed,
+                        description: request.description.as_deref(),
+                        created_at: now_i64(),
+                    },
+                    &audit.record(),
+                )
+                .await;
+            match created {
+                Ok(_) => {
+                    return Ok(Enrollment {
+                        serial,
+                        otpauth_uri: uri,
+                        qr_png_base64: data_encoding::BASE64.encode(&png),
+                        qr_svg: svg,
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Conflict("could not find a free token serial".into()))
     }
 
     /// A user's tokens.
@@ -606,9 +700,12 @@ impl Service {
     /// Deletes a token.
     pub async fn delete_token(&self, actor: &Actor, serial: &str) -> Result<(), ServiceError> {
         let token = self.existing_token(serial).await?;
-        self.store.delete_token(serial).await?;
-        let owner = self.owner_name(&token).await?;
-        self.record(actor, "token.delete", owner.as_deref(), Some(serial), None).await
+        let owner = self.owner_name(&token).await?.unwrap_or_default();
+        let audit = AdminAudit::new(actor, "token.delete").user(&owner).serial(serial);
+        if !self.store.delete_token(serial, &audit.record()).await? {
+            return Err(ServiceError::NotFound("token", serial.into()));
+        }
+        Ok(())
     }
 
     async fn existing_token(&self, serial: &str) -> Result<TokenRow, ServiceError> {
@@ -624,27 +721,17 @@ impl Service {
         &self,
         actor: &Actor,
         serial: &str,
-        action: &str,
+        action: &'static str,
         change: impl Fn(TokenState) -> Result<TokenState, ServiceError>,
     ) -> Result<TokenView, ServiceError> {
-        let actor_name = actor.audit_name();
         for _ in 0..MAX_ATTEMPTS {
             let token = self.existing_token(serial).await?;
             let owner = self.owner_name(&token).await?.unwrap_or_default();
             let state = change(token.state)?;
             let update =
                 StateUpdate { token_id: token.id, expected_version: token.version, state, used_at: None };
-            let audit = NewAudit {
-                at_ms: unix_now_ms(),
-                actor: &actor_name,
-                action,
-                username: Some(&owner),
-                serial: Some(serial),
-                client_ip: None,
-                result: "ok",
-                reason: None,
-            };
-            if self.store.commit(&[update], &audit).await? {
+            let audit = AdminAudit::new(actor, action).user(&owner).serial(serial);
+            if self.store.commit(&[update], &audit.record()).await? {
                 let updated = TokenRow { state, ..token };
                 return Ok(self.token_view(&updated, &owner, unix_now()));
             }
@@ -670,20 +757,48 @@ impl Service {
         Ok((seed, method))
     }
 
+    // --- passwords ----------------------------------------------------------------------------
+
+    /// Hashes a new password/PIN (Argon2id), at most `2 × cores` at a time.
+    async fn hash_password(&self, password: SecretString) -> Result<String, ServiceError> {
+        let length = password.char_count();
+        if !(4..=1024).contains(&length) {
+            return Err(ServiceError::InvalidInput("a password/PIN has 4 to 1024 characters".into()));
+        }
+        let _permit = self.hashing.acquire().await.map_err(|e| KeyError::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(move || keys::hash_password(&password))
+            .await
+            .map_err(|e| KeyError::Hashing(e.to_string()))?
+            .map_err(ServiceError::from)
+    }
+
+    /// Checks a password/PIN against a hash, or against a hash nothing matches when there is none,
+    /// so the work (and the time) is the same whether or not the user exists or has a password.
+    /// At most `2 × cores` checks run at once: each takes 19 MiB.
+    async fn check_password(&self, password: &SecretString, hash: Option<&str>) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else { return false };
+        let password = password.clone();
+        let hash = hash.unwrap_or_else(|| keys::dummy_password_hash()).to_owned();
+        tokio::task::spawn_blocking(move || keys::verify_password(password.expose(), &hash))
+            .await
+            .unwrap_or(false)
+    }
+
     // --- validation ---------------------------------------------------------------------------
 
     /// Checks a user's passcode (and password/PIN, when they have one) against their tokens.
     ///
-    /// Every outcome is audited with its precise reason; the caller only learns accept, locked,
-    /// rate-limited or "authentication failed".
+    /// Every outcome is audited with its precise reason (refusals by rate limit at most once a
+    /// minute per client and name); the caller only learns accept, locked, rate-limited or
+    /// "authentication failed".
     pub async fn validate(
         &self,
         request: ValidateRequest,
         client_ip: Option<IpAddr>,
     ) -> Result<ValidateResponse, ServiceError> {
+        check_name("username", &request.username)?;
         let started = Instant::now();
-        let outcome = self.decide(&request, client_ip).await;
-        let (response, reason, serial) = outcome?;
+        let (response, reason, serial) = self.decide(&request, client_ip).await?;
         let result = match response.result {
             ValidationResult::Accept => "accept",
             ValidationResult::Reject => "reject",
@@ -709,36 +824,56 @@ impl Service {
             result: "reject",
             reason: Some(reason),
         };
-        if !self.limiter.allow(client_ip, &request.username) {
-            self.store.audit(&audit_reject("rate_limited")).await?;
-            return Ok((ValidateResponse::reject(PublicReason::RateLimited), "rate_limited", None));
+        let reject = |public, reason| (ValidateResponse::reject(public), reason, None);
+        if !self.limiter.allow_validation(client_ip, &request.username) {
+            if self.limiter.audit_refusal("rate_limited", client_ip, &request.username) {
+                self.store.audit(&audit_reject("rate_limited")).await?;
+            }
+            return Ok(reject(PublicReason::RateLimited, "rate_limited"));
         }
+        let password = request.password.as_ref();
         let Some((user, tokens)) = self.store.user_with_tokens(&request.username).await? else {
-            if let Some(password) = &request.password {
-                check_password(password.clone(), keys::dummy_password_hash().to_owned()).await;
+            if let Some(password) = password {
+                self.check_password(password, None).await;
+            }
+            if !self.limiter.allow_unknown_user(&request.username) {
+                if self.limiter.audit_refusal("unknown_user_locked", client_ip, &request.username) {
+                    self.store.audit(&audit_reject("unknown_user_locked")).await?;
+                }
+                return Ok(reject(PublicReason::Locked, "unknown_user_locked"));
             }
             self.store.audit(&audit_reject("unknown_user")).await?;
-            return Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "unknown_user", None));
+            return Ok(reject(PublicReason::InvalidCredentials, "unknown_user"));
         };
-        let password_ok = match (&user.password_hash, &request.password) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(hash), Some(password)) => check_password(password.clone(), hash.clone()).await,
-        };
-        let passcode = normalize_code_input(request.passcode.expose());
         let now = unix_now();
-
         let otp_tokens = |tokens: Vec<TokenRow>| -> Vec<TokenRow> {
             tokens.into_iter().filter(|t| matches!(t.kind.as_str(), "totp" | "hotp")).collect()
         };
         let mut tokens = otp_tokens(tokens);
+
+        // A locked account answers `locked` whatever the password, after the same Argon2 work, so
+        // the answer cannot be used to test passwords while the tokens are locked.
+        let usable: Vec<&TokenRow> = tokens.iter().filter(|t| t.state.enabled).collect();
+        if !usable.is_empty() && usable.iter().all(|t| t.state.is_locked(now, &self.policy)) {
+            if let Some(password) = password {
+                self.check_password(password, user.password_hash.as_deref()).await;
+            }
+            self.store.audit(&audit_reject("locked")).await?;
+            return Ok(reject(PublicReason::Locked, "locked"));
+        }
+        let password_ok = match (password, user.password_hash.as_deref()) {
+            (Some(password), hash) => self.check_password(password, hash).await || hash.is_none(),
+            (None, hash) => hash.is_none(),
+        };
+        let passcode = normalize_code_input(request.passcode.expose());
+
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 tokens = otp_tokens(self.store.tokens_of(user.id).await?);
             }
             if tokens.is_empty() {
                 self.store.audit(&audit_reject("no_token")).await?;
-                return Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "no_token", None));
+                return Ok(reject(PublicReason::InvalidCredentials, "no_token"));
             }
             let decision = if password_ok {
                 self.check_tokens(&tokens, &passcode, now)?
@@ -748,9 +883,9 @@ impl Service {
             let audit = NewAudit {
                 serial: decision.accepted.as_deref(),
                 result: if decision.accepted.is_some() { "accept" } else { "reject" },
+                reason: decision.accepted.is_none().then_some(decision.reason),
                 ..audit_reject(decision.reason)
             };
-            let audit = NewAudit { reason: decision.accepted.is_none().then_some(decision.reason), ..audit };
             if self.store.commit(&decision.updates, &audit).await? {
                 self.metrics.lockouts(decision.new_lockouts);
                 let response = match &decision.accepted {
@@ -762,7 +897,7 @@ impl Service {
             }
         }
         self.store.audit(&audit_reject("contention")).await?;
-        Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "contention", None))
+        Ok(reject(PublicReason::InvalidCredentials, "contention"))
     }
 
     fn check_tokens(
@@ -821,6 +956,17 @@ impl Service {
     }
 }
 
+/// The outcome of presenting admin credentials.
+#[derive(Debug)]
+pub enum AdminAuth {
+    /// A valid key.
+    Admin(Actor),
+    /// No key, or an unknown one.
+    Refused,
+    /// Too many failed attempts from this address.
+    TooManyFailures,
+}
+
 /// What one validation attempt will write.
 struct Decision {
     updates: Vec<StateUpdate>,
@@ -861,23 +1007,6 @@ impl Decision {
             .collect();
         Self::from_failures(failures, now, policy, reason)
     }
-}
-
-async fn hash_password(password: SecretString) -> Result<String, ServiceError> {
-    let length = password.char_count();
-    if !(4..=1024).contains(&length) {
-        return Err(ServiceError::InvalidInput("a password/PIN has 4 to 1024 characters".into()));
-    }
-    tokio::task::spawn_blocking(move || keys::hash_password(&password))
-        .await
-        .map_err(|e| KeyError::Hashing(e.to_string()))?
-        .map_err(ServiceError::from)
-}
-
-async fn check_password(password: SecretString, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || keys::verify_password(password.expose(), &hash))
-        .await
-        .unwrap_or(false)
 }
 
 fn new_serial(kind: TokenKind) -> Result<String, ServiceError> {

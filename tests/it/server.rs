@@ -25,8 +25,17 @@ on_both_databases!(
     enroll_validate_replay_lockout_unlock_restart,
     hotp_with_password_look_ahead_and_resync,
     fifty_simultaneous_validations_accept_once,
+    fifty_simultaneous_wrong_codes_each_count,
+    fifty_simultaneous_uses_of_one_hotp_code_accept_once,
     seeds_are_encrypted_at_rest_and_never_audited,
     disabled_and_deleted_tokens_and_users,
+    locked_accounts_answer_locked_whatever_the_password,
+    locks_lift_and_escalate,
+    unknown_users_lock_like_real_ones,
+    bad_requests_get_clear_4xx_errors,
+    first_run_creates_a_private_admin_key_once,
+    rate_limits_per_user_answer_429,
+    admin_subcommands_work_on_the_database_directly,
 );
 
 /// A soft token (the CLI's vault) holding the enrolled token, added from the enrollment's QR PNG.
@@ -93,6 +102,7 @@ fn enroll_validate_replay_lockout_unlock_restart(db: Db) {
     server.restart();
     let (_, after_restart) = server.validate("alice", None, &next);
     assert_eq!(after_restart["result"], "reject", "the last accepted step survives a restart");
+    assert_eq!(audit(&server, "username=alice&limit=1")[0]["reason"], "replayed");
     let (_, users) = server.admin("GET", "/api/v1/users", None);
     assert_eq!(users[0]["username"], "alice");
     let (_, tokens) = server.admin("GET", "/api/v1/users/alice/tokens", None);
@@ -165,23 +175,49 @@ fn fifty_simultaneous_validations_accept_once(db: Db) {
     assert_eq!(count_accepts(std::slice::from_ref(&server), &valid, 50), 1);
 }
 
-/// Fires `requests` validations of one code at once, spread over `servers`; returns the accepts.
+/// Fires `requests` validations of one code at once for carol, spread over `servers`; returns the accepts.
 fn count_accepts(servers: &[Arc<Server>], passcode: &str, requests: usize) -> usize {
+    simultaneous(servers, "carol", passcode, requests)
+        .iter()
+        .filter(|body| body["result"] == "accept")
+        .count()
+}
+
+/// Fires `requests` validations of one passcode at once, spread over `servers`; returns the answers.
+fn simultaneous(servers: &[Arc<Server>], username: &str, passcode: &str, requests: usize) -> Vec<Value> {
     let barrier = Arc::new(std::sync::Barrier::new(requests));
     let threads: Vec<_> = (0..requests)
         .map(|i| {
             let server = servers[i % servers.len()].clone();
             let barrier = barrier.clone();
-            let passcode = passcode.to_owned();
+            let (passcode, username) = (passcode.to_owned(), username.to_owned());
             std::thread::spawn(move || {
                 barrier.wait();
-                let (status, body) = server.validate("carol", None, &passcode);
+                let (status, body) = server.validate(&username, None, &passcode);
                 assert_eq!(status, 200, "{body}");
-                body["result"] == "accept"
+                body
             })
         })
         .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).filter(|accepted| *accepted).count()
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn fifty_simultaneous_wrong_codes_each_count(db: Db) {
+    let server = Arc::new(Server::start(db, ""));
+    server.user_with_token("carol", json!({ "kind": "totp" }));
+    let answers = simultaneous(std::slice::from_ref(&server), "carol", "000000", 50);
+    assert!(answers.iter().all(|a| a["result"] == "reject"));
+    let (_, tokens) = server.admin("GET", "/api/v1/users/carol/tokens", None);
+    assert_eq!(tokens[0]["failures"], 10, "every failure up to the lock is counted, none lost to a race");
+    assert_eq!(tokens[0]["locked"], true);
+    assert_eq!(answers.iter().filter(|a| a["reason"] == "locked").count(), 40, "the other 40 met the lock");
+}
+
+fn fifty_simultaneous_uses_of_one_hotp_code_accept_once(db: Db) {
+    let server = Arc::new(Server::start(db, ""));
+    let enrollment = server.user_with_token("carol", json!({ "kind": "hotp" }));
+    let phone = phone_with(&enrollment);
+    assert_eq!(count_accepts(std::slice::from_ref(&server), &code(&phone, None), 50), 1);
 }
 
 #[test]
@@ -290,9 +326,8 @@ fn disabled_and_deleted_tokens_and_users(db: Db) {
     assert_eq!(server.validate("erin", None, &valid).1["reason"], "invalid_credentials");
 }
 
-#[test]
-fn bad_requests_get_clear_4xx_errors() {
-    let server = Server::start(Db::Sqlite, "");
+fn bad_requests_get_clear_4xx_errors(db: Db) {
+    let server = Server::start(db, "");
     let http = client();
     let post = |path: &str, content_type: &str, body: String| {
         let response = http
@@ -443,11 +478,10 @@ fn openapi_health_and_metrics() {
     assert!(metrics.contains("tessera_lockouts_total 0"), "{metrics}");
 }
 
-#[test]
-fn first_run_creates_a_private_admin_key_once() {
+fn first_run_creates_a_private_admin_key_once(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start_plain(Db::Sqlite, &data, &[]);
+    let mut server = Server::start_plain(db, &data, &[]);
     let key_file = data.join("admin-token");
     let key = std::fs::read_to_string(&key_file).unwrap().trim().to_owned();
     assert!(key.starts_with("tsk_") && key.len() == 68);
@@ -468,35 +502,173 @@ fn first_run_creates_a_private_admin_key_once() {
     assert_eq!(server.logs().matches("First run").count(), 1);
 }
 
-#[test]
-fn rate_limits_per_user_answer_429() {
+fn rate_limits_per_user_answer_429(db: Db) {
     let limited = Server::start_plain(
-        Db::Sqlite,
+        db,
         &tempfile::tempdir().unwrap().keep().join("data"),
         &[("TESSERA_ADMIN_TOKEN", ADMIN_KEY)],
     );
     let statuses: Vec<u16> = (0..32).map(|_| limited.validate("henry", None, "123456").0).collect();
     assert!(statuses[..30].iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(statuses[31], 429, "the default limit is 30 validations a minute per user");
+    assert_eq!(&statuses[30..], [429, 429], "the default limit is 30 validations a minute per user");
     let (_, body) = limited.validate("henry", None, "123456");
     assert_eq!((body["result"].as_str(), body["reason"].as_str()), (Some("reject"), Some("rate_limited")));
     assert_eq!(limited.validate("ida", None, "123456").0, 200, "other users are not limited");
     let entries = audit(&limited, "username=henry&limit=1000");
-    assert!(entries.iter().any(|e| e["reason"] == "rate_limited"));
+    assert_eq!(
+        entries.iter().filter(|e| e["reason"] == "rate_limited").count(),
+        1,
+        "refusals are audited once a minute"
+    );
 }
 
-#[test]
-fn locks_lift_after_the_configured_time() {
-    let server = Server::start(Db::Sqlite, "[policy]\nmax_failures = 2\nlockout_reset_secs = 2\n");
+fn locks_lift_and_escalate(db: Db) {
+    // Lock times are whole Unix seconds, so a lock of N seconds lasts between N - 1 and N.
+    let server = Server::start(db, "[policy]\nmax_failures = 2\nlockout_reset_secs = 2\n");
     let enrollment = server.user_with_token("jack", json!({ "kind": "totp" }));
     let phone = phone_with(&enrollment);
     server.result("jack", "000000");
     server.result("jack", "000000");
-    let (_, locked) = server.validate("jack", None, &code(&phone, None));
-    assert_eq!(locked["reason"], "locked");
+    assert_eq!(server.validate("jack", None, &code(&phone, None)).1["reason"], "locked");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    assert_eq!(server.result("jack", "000000"), "reject", "the lock lifted, but this failure locks again");
+    let relocked = std::time::Instant::now();
+    assert_eq!(
+        server.validate("jack", None, &code(&phone, None)).1["reason"],
+        "locked",
+        "for twice as long: 4 s"
+    );
     std::thread::sleep(std::time::Duration::from_millis(2_200));
+    assert_eq!(
+        server.validate("jack", None, &code(&phone, None)).1["reason"],
+        "locked",
+        "2.2 s is not enough"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(4_100).saturating_sub(relocked.elapsed()));
     assert_eq!(server.result("jack", &code(&phone, None)), "accept");
-    assert_eq!(server.get("/metrics").1.matches("tessera_lockouts_total 1").count(), 1);
+    assert_eq!(
+        server.admin("GET", "/api/v1/users/jack/tokens", None).1[0]["failures"],
+        0,
+        "a success clears the count"
+    );
+    assert!(server.get("/metrics").1.contains("tessera_lockouts_total 2"));
+}
+
+fn locked_accounts_answer_locked_whatever_the_password(db: Db) {
+    let server = Server::start(db, "[policy]\nmax_failures = 3\n");
+    let (status, _) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "lena", "password": "right-pin" })));
+    assert_eq!(status, 201);
+    let (_, enrollment) = server.admin("POST", "/api/v1/users/lena/tokens", Some(json!({ "kind": "totp" })));
+    let phone = phone_with(&enrollment);
+    for _ in 0..3 {
+        assert_eq!(server.validate("lena", Some("wrong-pin"), "000000").1["reason"], "invalid_credentials");
+    }
+    let valid = code(&phone, None);
+    for password in [Some("right-pin"), Some("wrong-pin"), None] {
+        let (_, answer) = server.validate("lena", password, &valid);
+        assert_eq!(
+            (answer["result"].as_str(), answer["reason"].as_str()),
+            (Some("reject"), Some("locked")),
+            "{password:?}"
+        );
+    }
+    let (_, tokens) = server.admin("GET", "/api/v1/users/lena/tokens", None);
+    assert_eq!(tokens[0]["failures"], 3, "attempts on a locked account change nothing");
+}
+
+fn unknown_users_lock_like_real_ones(db: Db) {
+    let server = Server::start(db, "[policy]\nmax_failures = 3\n");
+    server.user_with_token("mike", json!({ "kind": "totp" }));
+    for name in ["mike", "nobody"] {
+        let reasons: Vec<String> = (0..5)
+            .map(|_| server.validate(name, None, "000000").1["reason"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            reasons,
+            ["invalid_credentials", "invalid_credentials", "invalid_credentials", "locked", "locked"],
+            "{name}"
+        );
+    }
+    assert!(audit(&server, "username=nobody").iter().any(|e| e["reason"] == "unknown_user_locked"));
+}
+
+#[test]
+fn client_addresses_from_a_trusted_proxy_and_per_ip_limits() {
+    let server = Server::start(
+        Db::Sqlite,
+        "trust_forwarded_for = true\n[rate_limit]\nper_ip_per_minute = 5\nper_user_per_minute = 0\n",
+    );
+    let http = client();
+    let validate_from = |forwarded: &str| {
+        http.post(format!("{}/api/v1/validate", server.url))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "username": "olga", "passcode": "123456" }))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let statuses: Vec<u16> = (0..6).map(|_| validate_from("203.0.113.9, 198.51.100.7")).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    assert_eq!(
+        validate_from("198.51.100.7, 198.51.100.8"),
+        200,
+        "the proxy's entry (the last) is the client"
+    );
+    let entries = audit(&server, "username=olga&limit=1000");
+    assert!(entries.iter().any(|e| e["client_ip"] == "198.51.100.7"));
+    assert!(entries.iter().all(|e| e["client_ip"] != "203.0.113.9"), "the client-written entry is ignored");
+}
+
+#[test]
+fn failed_admin_authentications_are_limited_and_audited() {
+    let server = Server::start(Db::Sqlite, "");
+    let http = client();
+    let statuses: Vec<u16> = (0..22)
+        .map(|i| {
+            http.get(format!("{}/api/v1/users", server.url))
+                .bearer_auth(format!("tsk_guess_{i}"))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[21], 429);
+    let entries = audit(&server, "action=admin.authenticate");
+    assert_eq!(entries.len(), 1, "refusals are audited once a minute per client");
+    assert_eq!(
+        (entries[0]["reason"].as_str(), entries[0]["client_ip"].as_str()),
+        (Some("unknown_key"), Some("127.0.0.1"))
+    );
+}
+
+#[test]
+fn unsafe_startup_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let output = std::process::Command::new(crate::support::binary("tessera-server"))
+            .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env_remove("TESSERA_ADMIN_TOKEN")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(run(&[("TESSERA_ADMIN_TOKEN", "tsk_short")]).contains("at least 32 characters"));
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/server.key"), "ab".repeat(32)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("data/server.key"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        assert!(run(&[]).contains("can be read by other users"));
+    }
 }
 
 #[test]
@@ -546,14 +718,19 @@ fn tls_with_a_configured_certificate() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "plain HTTP is not served");
 }
 
-#[test]
-fn admin_subcommands_work_on_the_database_directly() {
+fn admin_subcommands_work_on_the_database_directly(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let database_url = match &db {
+        Db::Sqlite => format!("sqlite://{}", data.join("tessera.db").display()),
+        Db::Postgres(url) => url.clone(),
+    };
     let admin = |args: &[&str], stdin: &str| {
         let mut child = std::process::Command::new(crate::support::binary("tessera-server"))
             .arg("--data-dir")
             .arg(&data)
+            .arg("--database-url")
+            .arg(&database_url)
             .arg("admin")
             .args(args)
             .env("TESSERA_SERVER_KEY", SERVER_KEY)
@@ -579,7 +756,7 @@ fn admin_subcommands_work_on_the_database_directly() {
     assert!(listed.contains("\"kind\": \"totp\"") && !listed.contains("secret"), "{listed}");
     let key = admin(&["create-key", "ci"], "");
 
-    let server = Server::start_plain(Db::Sqlite, &data, &[("TESSERA_SERVER_KEY", SERVER_KEY)]);
+    let server = Server::start_plain(db, &data, &[("TESSERA_SERVER_KEY", SERVER_KEY)]);
     let (status, body) = server.validate("kate", Some("2468"), &code(&phone, None));
     assert_eq!((status, body["result"].as_str()), (200, Some("accept")));
     let response =

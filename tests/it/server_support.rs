@@ -85,7 +85,14 @@ impl Server {
         let config = dir.path().join("tessera.toml");
         std::fs::write(
             &config,
-            format!("[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n{toml}"),
+            format!(
+                "{toml}{}",
+                if toml.contains("[rate_limit]") {
+                    ""
+                } else {
+                    "\n[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n"
+                }
+            ),
         )
         .unwrap();
         let env = vec![

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use tessera_core::error::ErrorCode;
 
 use super::{ApiError, AppState, MAX_BODY_BYTES};
-use crate::service::Actor;
+use crate::service::{Actor, AdminAuth};
 
 /// A JSON body whose rejections become `ApiError`s: 400 malformed, 413 too large, 415 not JSON,
 /// 422 wrong fields or types. Literal values are cut from the messages, so a mistyped passcode or
@@ -92,44 +92,56 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized =
-            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Denied, message.to_owned());
-        let header =
-            parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(
-                || unauthorized("an admin API key is required (Authorization: Bearer tsk_...)"),
-            )?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <admin key>'"))?;
-        match state.service.authenticate_admin(key).await? {
-            Some(name) => Ok(Self(Actor::Admin(name))),
-            None => Err(unauthorized("unknown admin API key")),
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let key = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|k| !k.is_empty());
+        let ip = client_ip(parts, state);
+        match state.service.authenticate_admin(key, ip).await? {
+            AdminAuth::Admin(actor) => Ok(Self(actor)),
+            AdminAuth::TooManyFailures => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many failed admin authentications from this address; try again later",
+            )),
+            AdminAuth::Refused => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Denied,
+                match (header, key) {
+                    (None, _) => "an admin API key is required (Authorization: Bearer tsk_...)",
+                    (Some(_), None) => "the Authorization header must be 'Bearer <admin key>'",
+                    (Some(_), Some(_)) => "unknown admin API key",
+                },
+            )),
         }
     }
 }
 
-/// The client's IP address: the socket peer, or the first `X-Forwarded-For` entry when the
-/// server is configured to trust its proxy.
+/// The client's IP address: the socket peer, or, when the server is configured to trust its
+/// proxy, the last `X-Forwarded-For` entry (the one that proxy appended; earlier entries are
+/// whatever the client wrote).
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if state.trust_forwarded_for
-            && let Some(forwarded) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return Ok(Self(Some(forwarded)));
-        }
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
+        Ok(Self(client_ip(parts, state)))
     }
+}
+
+fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    if state.trust_forwarded_for
+        && let Some(forwarded) = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(forwarded);
+    }
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
 #[cfg(test)]

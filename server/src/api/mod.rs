@@ -23,6 +23,10 @@ use crate::service::{Service, ServiceError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Requests served at once; more are refused with 503 rather than queued without bound.
+pub const MAX_IN_FLIGHT: usize = 1024;
+/// Longest a request may take before it is answered with 503.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Shared handler state.
 #[derive(Clone)]
@@ -56,6 +60,22 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a request handler failed").into_response()
         }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ErrorCode::RateLimited,
+                        "the server is busy; try again",
+                    )
+                }))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT)),
+        )
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

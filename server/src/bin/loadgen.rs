@@ -22,7 +22,7 @@ use tessera_core::otp::{OtpMethod, hotp};
 use tessera_core::otpauth::OtpAuth;
 use tessera_core::secret::SecretBytes;
 
-const ADMIN_KEY: &str = "tsk_loadgen_admin_key";
+const ADMIN_KEY: &str = "tsk_loadgen_admin_key_0123456789abcdef";
 
 /// Load generator for tessera-server.
 #[derive(Parser)]
@@ -115,7 +115,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(url) = &args.database_url {
         command.args(["--database-url", url]);
     }
-    let _server =
+    let mut server =
         ServerProcess(command.spawn().map_err(|e| format!("starting {}: {e}", server_bin.display()))?);
     let base = format!("http://127.0.0.1:{port}");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -123,7 +123,7 @@ async fn run(args: Args) -> Result<(), String> {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .map_err(|e| e.to_string())?;
-    wait_healthy(&http, &base).await?;
+    wait_healthy(&http, &base, &mut server.0).await?;
 
     let database = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
     eprintln!("enrolling {} users on {database}...", args.users);
@@ -277,12 +277,15 @@ async fn enroll(http: &reqwest::Client, base: &str, name: &str) -> Result<User, 
     })
 }
 
-async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<(), String> {
+async fn wait_healthy(http: &reqwest::Client, base: &str, server: &mut Child) -> Result<(), String> {
     for _ in 0..600 {
         if let Ok(response) = http.get(format!("{base}/healthz")).send().await
             && response.status().is_success()
         {
             return Ok(());
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            return Err(format!("the server exited ({status})"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -176,7 +176,7 @@ impl Database {
     /// Stops the SQLite thread or closes the pool.
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(thread) => thread.stop(),
+            Self::Sqlite(thread) => thread.stop().await,
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -254,9 +254,11 @@ pub async fn connect_postgres(url: &str) -> Result<PgPool, StoreError> {
 }
 
 type ReadJob = Box<dyn FnOnce(&rusqlite::Connection) + Send>;
-/// A write job runs inside the round's transaction and returns what to do once the commit's
-/// outcome is known.
-type WriteJob = Box<dyn FnOnce(&rusqlite::Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> + Send>;
+/// A write job runs inside the round's transaction (or, when `run` is false because the round's
+/// transaction is already lost, does nothing) and returns what to do once the commit's outcome is
+/// known.
+type WriteJob =
+    Box<dyn FnOnce(&rusqlite::Connection, bool) -> Box<dyn FnOnce(Result<(), String>) + Send> + Send>;
 
 enum Job {
     Read(ReadJob),
@@ -268,6 +270,7 @@ enum Job {
 #[derive(Clone)]
 pub struct SqliteThread {
     jobs: mpsc::Sender<Job>,
+    threads: std::sync::Arc<std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 /// Most jobs taken in one round (bounds the latency a long queue adds to the first job).
@@ -278,28 +281,28 @@ impl SqliteThread {
     pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
         let connection = rusqlite::Connection::open(path)?;
         connection.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
              PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
         )?;
         connection.set_prepared_statement_cache_capacity(64);
         let checkpointer = rusqlite::Connection::open(path)?;
-        checkpointer.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        checkpointer.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL;")?;
         let (jobs, queue) = mpsc::channel();
         let (stopped, stop_signal) = mpsc::channel::<()>();
         let spawn_error =
             |e: std::io::Error| StoreError::Commit(format!("cannot start a database thread: {e}"));
-        std::thread::Builder::new()
+        let database = std::thread::Builder::new()
             .name("tessera-sqlite".into())
             .spawn(move || {
                 run(&connection, &queue);
                 drop(stopped);
             })
             .map_err(spawn_error)?;
-        std::thread::Builder::new()
+        let checkpoints = std::thread::Builder::new()
             .name("tessera-checkpoint".into())
             .spawn(move || checkpoint_every_second(&checkpointer, &stop_signal))
             .map_err(spawn_error)?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, threads: std::sync::Arc::new(std::sync::Mutex::new(vec![database, checkpoints])) })
     }
 
     async fn read<T: Send + 'static>(
@@ -321,8 +324,12 @@ impl SqliteThread {
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Write(Box::new(move |connection| {
-                let result = in_savepoint(connection, job);
+            .send(Job::Write(Box::new(move |connection, run| {
+                let result = if run {
+                    in_savepoint(connection, job)
+                } else {
+                    Err(StoreError::Commit("the round's transaction was lost before this write ran".into()))
+                };
                 Box::new(move |committed: Result<(), String>| {
                     let _ = reply.send(match committed {
                         Ok(()) => result,
@@ -344,8 +351,17 @@ impl SqliteThread {
         .await
     }
 
-    fn stop(&self) {
+    /// Finishes the queued jobs, stops the thread, and waits for it and for the final checkpoint.
+    async fn stop(&self) {
         let _ = self.jobs.send(Job::Stop);
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -354,7 +370,8 @@ fn in_savepoint<T>(
     job: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     connection.execute_batch("SAVEPOINT job")?;
-    let result = job(connection);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(connection)))
+        .unwrap_or_else(|_| Err(StoreError::Commit("a database job failed unexpectedly".into())));
     let ended = if result.is_ok() {
         connection.execute_batch("RELEASE job")
     } else {
@@ -393,17 +410,25 @@ fn run(connection: &rusqlite::Connection, queue: &mpsc::Receiver<Job>) {
             }
         }
         for read in reads {
-            read(connection);
+            // A read that panics drops its reply (the caller sees an error); the thread goes on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(connection)));
         }
         if !writes.is_empty() {
             let begun = connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string());
-            let finishers: Vec<_> = match &begun {
-                Ok(()) => writes.into_iter().map(|write| write(connection)).collect(),
-                Err(_) => Vec::new(),
+            let mut lost = begun.is_err();
+            let mut finishers = Vec::with_capacity(writes.len());
+            for write in writes {
+                finishers.push(write(connection, !lost));
+                // Some errors (disk full, I/O) make SQLite roll back the whole transaction; the
+                // remaining jobs must not run outside it.
+                lost = lost || connection.is_autocommit();
+            }
+            let committed = match begun {
+                Err(error) => Err(error),
+                Ok(()) if lost => Err("the transaction was rolled back by SQLite".to_owned()),
+                Ok(()) => connection.execute_batch("COMMIT").map_err(|e| e.to_string()),
             };
-            let committed =
-                begun.and_then(|()| connection.execute_batch("COMMIT").map_err(|e| e.to_string()));
-            if committed.is_err() {
+            if committed.is_err() && !connection.is_autocommit() {
                 let _ = connection.execute_batch("ROLLBACK");
             }
             for finish in finishers {
@@ -413,5 +438,123 @@ fn run(connection: &rusqlite::Connection, queue: &mpsc::Receiver<Job>) {
         if stop {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn table() -> (tempfile::TempDir, SqliteThread, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let thread = SqliteThread::open(&dir.path().join("t.db")).unwrap();
+        let db = Database::Sqlite(thread.clone());
+        db.execute(statement(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, name TEXT UNIQUE)",
+            vec![],
+        ))
+        .await
+        .unwrap();
+        for id in 1..=2 {
+            db.execute(statement("INSERT INTO t (id, v) VALUES ($1, 0)", vec![Param::Int(id)]))
+                .await
+                .unwrap();
+        }
+        (dir, thread, db)
+    }
+
+    /// Holds the database thread in a read until released, so that the jobs sent meanwhile are
+    /// all applied in the next round, in one transaction.
+    fn hold(thread: &SqliteThread) -> (mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, released) = mpsc::channel::<()>();
+        let thread = thread.clone();
+        let held = tokio::spawn(async move {
+            thread
+                .read(move |_| {
+                    let _ = released.recv();
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        });
+        (release, held)
+    }
+
+    async fn values(db: &Database) -> Vec<Row> {
+        db.query(statement("SELECT id, v FROM t ORDER BY id", vec![])).await.unwrap()
+    }
+
+    fn update(id: i64, value: i64, rows: Option<u64>) -> Guarded {
+        Guarded {
+            statement: statement(
+                "UPDATE t SET v = $1 WHERE id = $2",
+                vec![Param::Int(value), Param::Int(id)],
+            ),
+            rows,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_compare_and_swap_rolls_back_only_its_own_job_in_a_shared_round() {
+        let (_dir, thread, db) = table().await;
+        let (release, held) = hold(&thread);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (a, b) = (db.clone(), db.clone());
+        let failing = tokio::spawn(async move {
+            a.atomically(vec![update(1, 7, Some(1)), update(99, 7, Some(1))], vec![]).await
+        });
+        let passing = tokio::spawn(async move { b.atomically(vec![update(2, 8, Some(1))], vec![]).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+        assert!(failing.await.unwrap().unwrap().is_none(), "the job whose guard failed reports it");
+        assert!(passing.await.unwrap().unwrap().is_some());
+        assert_eq!(
+            values(&db).await,
+            vec![vec![Value::Int(1), Value::Int(0)], vec![Value::Int(2), Value::Int(8)]]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_constraint_error_fails_only_its_own_job() {
+        let (_dir, thread, db) = table().await;
+        let name = |id: i64, name: &str| Guarded {
+            statement: statement(
+                "UPDATE t SET name = $1 WHERE id = $2",
+                vec![Param::Text(name.into()), Param::Int(id)],
+            ),
+            rows: Some(1),
+        };
+        let (release, held) = hold(&thread);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // `join!` polls in order, and each job is queued on its first poll: the first job is
+        // ahead of the second in the round.
+        let (first, second, ()) = tokio::join!(
+            db.atomically(vec![name(1, "x"), update(1, 5, None)], vec![]),
+            db.atomically(vec![update(2, 6, None), name(2, "x")], vec![]),
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                release.send(()).unwrap();
+            },
+        );
+        held.await.unwrap();
+        let outcomes = [first, second];
+        assert!(outcomes[0].as_ref().unwrap().is_some());
+        assert!(matches!(outcomes[1], Err(StoreError::Sqlite(_))), "{:?}", outcomes[1].as_ref().err());
+        assert_eq!(
+            values(&db).await,
+            vec![vec![Value::Int(1), Value::Int(5)], vec![Value::Int(2), Value::Int(0)]]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_does_not_stop_the_database() {
+        let (_dir, thread, db) = table().await;
+        #[allow(clippy::panic)]
+        let failed = thread.read::<()>(|_| panic!("a bug in a job")).await;
+        assert!(matches!(failed, Err(StoreError::Closed)));
+        assert_eq!(values(&db).await.len(), 2, "the thread still answers");
+        db.close().await;
+        assert!(matches!(db.query(statement("SELECT 1", vec![])).await, Err(StoreError::Closed)));
     }
 }

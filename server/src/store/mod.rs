@@ -308,7 +308,7 @@ impl Store {
 
     // --- users --------------------------------------------------------------------------------
 
-    /// Inserts a user.
+    /// Inserts a user, with its audit record.
     pub async fn create_user(
         &self,
         username: &str,
@@ -316,6 +316,7 @@ impl Store {
         phone: Option<&str>,
         email: Option<&str>,
         now: i64,
+        audit: &NewAudit<'_>,
     ) -> Result<UserRow, StoreError> {
         let insert = statement(
             "INSERT INTO users (username, password_hash, phone, email, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -330,7 +331,7 @@ impl Store {
         let read = statement(USER_COLUMNS_BY_NAME, vec![Param::Text(username.into())]);
         let created = self
             .db
-            .atomically(vec![Guarded { statement: insert, rows: Some(1) }], vec![read])
+            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![read])
             .await
             .map_err(|e| unique_violation(e, "user"))?;
         let rows = created.map(|(_, rows)| rows).unwrap_or_default();
@@ -390,24 +391,27 @@ impl Store {
         }))
     }
 
-    /// Replaces a user's password hash, phone and email.
-    pub async fn update_user(&self, user: &UserRow) -> Result<(), StoreError> {
-        self.db
-            .execute(statement(
-                "UPDATE users SET password_hash = $1, phone = $2, email = $3 WHERE id = $4",
-                vec![
-                    Param::OptText(user.password_hash.clone()),
-                    Param::OptText(user.phone.clone()),
-                    Param::OptText(user.email.clone()),
-                    Param::Int(user.id),
-                ],
-            ))
-            .await?;
-        Ok(())
+    /// Replaces a user's password hash, phone and email, with its audit record; false when the
+    /// user no longer exists.
+    pub async fn update_user(&self, user: &UserRow, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
+        let update = statement(
+            "UPDATE users SET password_hash = $1, phone = $2, email = $3 WHERE id = $4",
+            vec![
+                Param::OptText(user.password_hash.clone()),
+                Param::OptText(user.phone.clone()),
+                Param::OptText(user.email.clone()),
+                Param::Int(user.id),
+            ],
+        );
+        Ok(self
+            .db
+            .atomically(vec![Guarded { statement: update, rows: Some(1) }, audited(audit)], vec![])
+            .await?
+            .is_some())
     }
 
-    /// Deletes a user and their tokens; false when there was no such user.
-    pub async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+    /// Deletes a user and their tokens, with its audit record; false when there was no such user.
+    pub async fn delete_user(&self, username: &str, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
         let name = || Param::Text(username.into());
         let deleted = self
             .db
@@ -424,6 +428,7 @@ impl Store {
                         statement: statement("DELETE FROM users WHERE username = $1", vec![name()]),
                         rows: Some(1),
                     },
+                    audited(audit),
                 ],
                 vec![],
             )
@@ -433,8 +438,12 @@ impl Store {
 
     // --- tokens -------------------------------------------------------------------------------
 
-    /// Inserts a token in its initial state.
-    pub async fn create_token(&self, token: NewToken<'_>) -> Result<TokenRow, StoreError> {
+    /// Inserts a token in its initial state, with its audit record.
+    pub async fn create_token(
+        &self,
+        token: NewToken<'_>,
+        audit: &NewAudit<'_>,
+    ) -> Result<TokenRow, StoreError> {
         let insert = statement(
             "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
              last_step, drift, failures, locked_at, version, created_at, last_used_at) \
@@ -454,7 +463,7 @@ impl Store {
         let read = statement(TOKEN_BY_SERIAL, vec![Param::Text(token.serial.into())]);
         let created = self
             .db
-            .atomically(vec![Guarded { statement: insert, rows: Some(1) }], vec![read])
+            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![read])
             .await
             .map_err(|e| unique_violation(e, "token serial"))?;
         let rows = created.map(|(_, rows)| rows).unwrap_or_default();
@@ -480,13 +489,14 @@ impl Store {
         rows.first().map(token_from).transpose()
     }
 
-    /// Deletes a token; false when there was none.
-    pub async fn delete_token(&self, serial: &str) -> Result<bool, StoreError> {
-        let deleted = self
+    /// Deletes a token, with its audit record; false when there was none.
+    pub async fn delete_token(&self, serial: &str, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
+        let delete = statement("DELETE FROM tokens WHERE serial = $1", vec![Param::Text(serial.into())]);
+        Ok(self
             .db
-            .execute(statement("DELETE FROM tokens WHERE serial = $1", vec![Param::Text(serial.into())]))
-            .await?;
-        Ok(deleted > 0)
+            .atomically(vec![Guarded { statement: delete, rows: Some(1) }, audited(audit)], vec![])
+            .await?
+            .is_some())
     }
 
     /// Applies token state changes and appends an audit record in one transaction. Returns false
@@ -515,7 +525,7 @@ impl Store {
                 rows: Some(1),
             });
         }
-        statements.push(Guarded { statement: audit_statement(audit), rows: Some(1) });
+        statements.push(audited(audit));
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
     }
 
@@ -527,13 +537,20 @@ impl Store {
         int_at(rows.first(), 0)
     }
 
-    /// Stores an admin key's hash.
-    pub async fn create_admin_key(&self, name: &str, key_hash: &str, now: i64) -> Result<(), StoreError> {
+    /// Stores an admin key's hash, with its audit record.
+    pub async fn create_admin_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        now: i64,
+        audit: &NewAudit<'_>,
+    ) -> Result<(), StoreError> {
+        let insert = statement(
+            "INSERT INTO admin_keys (name, key_hash, created_at) VALUES ($1, $2, $3)",
+            vec![Param::Text(name.into()), Param::Text(key_hash.into()), Param::Int(now)],
+        );
         self.db
-            .execute(statement(
-                "INSERT INTO admin_keys (name, key_hash, created_at) VALUES ($1, $2, $3)",
-                vec![Param::Text(name.into()), Param::Text(key_hash.into()), Param::Int(now)],
-            ))
+            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![])
             .await
             .map_err(|e| unique_violation(e, "admin key"))?;
         Ok(())
@@ -557,6 +574,11 @@ impl Store {
     pub async fn audit(&self, entry: &NewAudit<'_>) -> Result<(), StoreError> {
         self.db.execute(audit_statement(entry)).await?;
         Ok(())
+    }
+
+    /// Deletes audit records older than `before_ms`; returns how many.
+    pub async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.db.execute(statement("DELETE FROM audit WHERE at_ms < $1", vec![Param::Int(before_ms)])).await
     }
 
     /// Audit records matching `filter`, newest first.
@@ -603,6 +625,11 @@ impl Database {
         let Database::Sqlite(thread) = self else { return Ok(()) };
         thread.migrate(sql, version).await
     }
+}
+
+/// The audit record's insert, as a statement that must add one row.
+fn audited(audit: &NewAudit<'_>) -> Guarded {
+    Guarded { statement: audit_statement(audit), rows: Some(1) }
 }
 
 fn audit_statement(a: &NewAudit<'_>) -> Statement {
