@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up the machine, builds `tessera` and `tessera-server`, starts the server with
-# SQLite, and walks through enrolling a soft token with the CLI and validating its codes with curl.
+# SQLite, and walks through enrolling a soft token with the CLI, validating its codes with curl, and
+# approving a push login with number matching.
 # In a terminal the server keeps running afterwards (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

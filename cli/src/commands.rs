@@ -15,7 +15,7 @@ use tessera_core::vault::{
 use tessera_platform::{OsKeyStore, default_vault_path};
 
 use crate::terminal::{self, Failure, NEW_PASSPHRASE_ENV, note, output, short_id, warn};
-use crate::{AddArgs, Cli, Command, SlotsCommand};
+use crate::{AddArgs, Cli, Command, PushCommand, SlotsCommand};
 
 /// Largest import file read.
 const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
@@ -46,13 +46,23 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Export { output, .. } => export(&vault, output),
                 Command::Import { otpauth } => import(&vault, &otpauth),
                 Command::Slots(command) => slots(&vault, command),
+                Command::Enroll { link, name } => crate::push::enroll(&vault, &link, name),
+                Command::Push(PushCommand::Listen { json, auto_deny, count }) => {
+                    crate::push::listen(&vault, json, auto_deny, count)
+                }
+                Command::Push(PushCommand::Approve { transaction_id, number }) => {
+                    crate::push::approve(&vault, &transaction_id, number)
+                }
+                Command::Push(PushCommand::Deny { transaction_id, reason }) => {
+                    crate::push::deny(&vault, &transaction_id, &reason)
+                }
                 Command::Init { .. } => Err(Failure::Usage("the vault exists already".into())),
             }
         }
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -180,7 +190,10 @@ fn token_by_hand(args: &AddArgs, secret: &str) -> Result<OtpAuth, Failure> {
     Ok(OtpAuth::new(args.issuer.clone(), args.label.clone().unwrap_or_default(), secret, method)?)
 }
 
-fn kind_of(token: &Token) -> String {
+pub(crate) fn kind_of(token: &Token) -> String {
+    if let Some(push) = token.push() {
+        return format!("push ({})", push.serial);
+    }
     match token.method() {
         OtpMethod::Totp { algorithm, digits, period } => {
             format!("totp {}s {} digits{}", period.get(), digits.get(), non_default_algorithm(*algorithm))

@@ -2,6 +2,7 @@
 //! command, and prints the result; the rules live in `tessera-core`.
 
 mod commands;
+mod push;
 mod terminal;
 
 use std::path::PathBuf;
@@ -99,6 +100,50 @@ pub enum Command {
     /// Manage the ways to unlock the vault
     #[command(subcommand)]
     Slots(SlotsCommand),
+    /// Enroll this vault as a push device from an enrollment link or a QR image of one
+    Enroll {
+        /// A tessera://enroll?... link, a QR code image file with one, or - to read the link from stdin
+        link: String,
+        /// A name for this device, shown to administrators
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Answer push login requests
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+/// `tessera push` subcommands.
+#[derive(Subcommand)]
+pub enum PushCommand {
+    /// Wait for login requests and show each one (and, in a terminal, ask approve or deny)
+    Listen {
+        /// One JSON object per request on standard output
+        #[arg(long)]
+        json: bool,
+        /// Deny every request (as "cancelled"), for testing
+        #[arg(long)]
+        auto_deny: bool,
+        /// Stop after this many requests
+        #[arg(long, value_name = "N")]
+        count: Option<u32>,
+    },
+    /// Approve a pending login request
+    Approve {
+        /// The transaction id shown by `tessera push listen` (or the login screen)
+        transaction_id: String,
+        /// The number shown on the login screen
+        #[arg(long)]
+        number: Option<u8>,
+    },
+    /// Deny a pending login request
+    Deny {
+        /// The transaction id
+        transaction_id: String,
+        /// not-me (mutes further requests and alerts the administrators) or cancelled
+        #[arg(long, default_value = "cancelled", value_parser = ["not-me", "cancelled"])]
+        reason: String,
+    },
 }
 
 /// `tessera add` arguments.

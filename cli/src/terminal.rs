@@ -4,7 +4,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::fmt;
-use std::fs::OpenOptions;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +11,7 @@ use tessera_core::otpauth::UriError;
 use tessera_core::qr::QrError;
 use tessera_core::secret::SecretString;
 use tessera_core::transfer::ImportError;
-use tessera_core::vault::{TokenError, VaultError};
+use tessera_core::vault::{TokenError, VaultError, private_file_options};
 
 /// Environment variable holding the vault passphrase, for scripts.
 pub const PASSPHRASE_ENV: &str = "TESSERA_PASSPHRASE";
@@ -246,10 +245,6 @@ fn read_wiping(mut reader: impl Read, limit: u64) -> io::Result<Option<zeroize::
 /// Writes a new file readable only by its owner. Refuses to replace an existing file.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), Failure> {
     let failure = |source| Failure::File { action: "write", path: path.to_path_buf(), source };
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(failure)?;
+    let mut file = private_file_options().write(true).create_new(true).open(path).map_err(failure)?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(failure)
 }

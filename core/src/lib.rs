@@ -5,6 +5,7 @@
 //! - [`verifier`]: the server's per-token rules: replay, lockout, drift, resync.
 //! - [`otpauth`]: `otpauth://` URIs (Google's Key Uri Format), parsed and built.
 //! - [`vault`]: the encrypted token vault: model, AES-256-GCM envelope, key slots, atomic file store.
+//! - [`push`]: push approval: enrollment links, Ed25519 keys, signed challenges and answers, number matching.
 //! - [`qr`]: QR codes rendered to PNG, SVG and terminals, and decoded from images and camera frames.
 //! - [`transfer`]: import and export of token lists (one otpauth URI per line).
 //! - [`secret`]: the zeroizing, redacting containers every secret lives in.
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod otp;
 pub mod otpauth;
+pub mod push;
 pub mod qr;
 pub mod secret;
 pub mod transfer;

@@ -37,8 +37,28 @@ say "curl -X POST $server/api/v1/validate -d '{\"username\":\"alice\",\"passcode
 curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"alice\",\"passcode\":\"$code\"}"; echo
 say "# the same code again: a replay"
 curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"alice\",\"passcode\":\"$code\"}"; echo
+say "# push approval: a push token for alice, enrolled from the QR code the server returns"
+say "curl -X POST $server/api/v1/users/alice/tokens -H 'Authorization: Bearer tsk_…' -d '{\"kind\":\"push\"}'"
+curl -s -X POST "$server/api/v1/users/alice/tokens" -H "$auth" -H "$json" -d '{"kind":"push"}' > "$demo/push.json"
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]) or "")' "$@"; }
+python3 -c 'import json,sys,base64; open(sys.argv[2],"wb").write(base64.b64decode(json.load(open(sys.argv[1]))["qr_png_base64"]))' \
+  "$demo/push.json" "$demo/push.png"
+echo "serial: $(field "$demo/push.json" serial)"
+say "tessera enroll $demo/push.png"
+tessera enroll "$demo/push.png"
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"alice\",\"passcode\":\"\"}'   # empty passcode: push"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d '{"username":"alice","passcode":""}' | tee "$demo/challenge.json"; echo
+transaction="$(field "$demo/challenge.json" transaction_id)"
+number="$(field "$demo/challenge.json" number)"
+say "tessera push approve $transaction --number $number   # what tapping the number does"
+tessera push approve "$transaction" --number "$number"
+say "curl $server/api/v1/transactions/$transaction?wait=10"
+curl -s "$server/api/v1/transactions/$transaction?wait=10"; echo
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"alice\",\"transaction_id\":\"$transaction\"}'"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"alice\",\"transaction_id\":\"$transaction\"}"; echo
+
 say "curl $server/api/v1/audit?username=alice -H 'Authorization: Bearer tsk_…'"
-curl -s "$server/api/v1/audit?username=alice&limit=3" -H "$auth"; echo
+curl -s "$server/api/v1/audit?username=alice&limit=4" -H "$auth"; echo
 
 printf '\nThe API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
 printf 'Admin key: %s   Demo files: %s\n' "$admin_key" "$demo"

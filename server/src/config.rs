@@ -64,6 +64,48 @@ struct FileConfig {
     #[serde(default)]
     rate_limit: FileRateLimit,
     tls: Option<TlsConfig>,
+    #[serde(default)]
+    push: FilePush,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePush {
+    public_url: Option<String>,
+    service_name: Option<String>,
+    expiry_secs: Option<u64>,
+    number_matching: Option<tessera_core::push::NumberMatching>,
+    max_pending: Option<u32>,
+    max_per_window: Option<u32>,
+    window_secs: Option<u64>,
+    mute_secs: Option<u64>,
+    enrollment_ttl_secs: Option<u64>,
+    webhook_url: Option<String>,
+}
+
+/// Push approval settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushPolicy {
+    /// The server's URL as devices reach it (written into enrollment links).
+    pub public_url: String,
+    /// The application name shown on devices.
+    pub service_name: String,
+    /// Seconds a push challenge stays answerable (at most 600).
+    pub expiry_secs: u64,
+    /// How devices confirm the login screen's number.
+    pub number_matching: tessera_core::push::NumberMatching,
+    /// Unanswered pushes a user may have at once.
+    pub max_pending: u32,
+    /// Pushes a user may receive within `window_secs` since their last success.
+    pub max_per_window: u32,
+    /// The fatigue window.
+    pub window_secs: u64,
+    /// How long a "not me" answer mutes pushes for the user.
+    pub mute_secs: u64,
+    /// How long an enrollment link stays usable.
+    pub enrollment_ttl_secs: u64,
+    /// Where "not me" alerts are POSTed, if anywhere.
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +179,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// TLS, when configured.
     pub tls: Option<TlsConfig>,
+    /// Push approval.
+    pub push: PushPolicy,
 }
 
 impl std::fmt::Debug for Config {
@@ -217,11 +261,35 @@ impl Config {
         check_policy(&policy)?;
         let default_listen: SocketAddr =
             DEFAULT_LISTEN.parse().map_err(|_| ConfigError::OutOfRange("default listen address".into()))?;
+        let listen = args.listen.or(file.listen).unwrap_or(default_listen);
+        let tls = match (args.tls_cert.clone(), args.tls_key.clone()) {
+            (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+            _ => file.tls,
+        };
+        let issuer = file.issuer.unwrap_or_else(|| "Tessera".into());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let push = PushPolicy {
+            public_url: file
+                .push
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| format!("{scheme}://{listen}")),
+            service_name: file.push.service_name.unwrap_or_else(|| issuer.clone()),
+            expiry_secs: file.push.expiry_secs.unwrap_or(120),
+            number_matching: file.push.number_matching.unwrap_or_default(),
+            max_pending: file.push.max_pending.unwrap_or(3),
+            max_per_window: file.push.max_per_window.unwrap_or(10),
+            window_secs: file.push.window_secs.unwrap_or(15 * 60),
+            mute_secs: file.push.mute_secs.unwrap_or(20 * 60),
+            enrollment_ttl_secs: file.push.enrollment_ttl_secs.unwrap_or(10 * 60),
+            webhook_url: file.push.webhook_url,
+        };
+        check_push(&push)?;
         Ok(Self {
-            listen: args.listen.or(file.listen).unwrap_or(default_listen),
+            listen,
             data_dir,
             database_url,
-            issuer: file.issuer.unwrap_or_else(|| "Tessera".into()),
+            issuer,
             log_format: file.log_format.unwrap_or_default(),
             trust_forwarded_for: file.trust_forwarded_for.unwrap_or(false),
             audit_retention_days: file.audit_retention_days.unwrap_or(365),
@@ -230,10 +298,8 @@ impl Config {
                 per_ip_per_minute: file.rate_limit.per_ip_per_minute.unwrap_or(600),
                 per_user_per_minute: file.rate_limit.per_user_per_minute.unwrap_or(30),
             },
-            tls: match (args.tls_cert.clone(), args.tls_key.clone()) {
-                (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
-                _ => file.tls,
-            },
+            tls,
+            push,
         })
     }
 
@@ -247,6 +313,29 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })
+}
+
+fn check_push(push: &PushPolicy) -> Result<(), ConfigError> {
+    if !(10..=tessera_core::push::MAX_CHALLENGE_LIFETIME_SECS).contains(&push.expiry_secs) {
+        return Err(ConfigError::OutOfRange(
+            "push.expiry_secs must be 10 to 600 (NIST SP 800-63B: 10 minutes at most)".into(),
+        ));
+    }
+    if push.max_pending == 0 || push.max_per_window == 0 {
+        return Err(ConfigError::OutOfRange(
+            "push.max_pending and push.max_per_window must be at least 1".into(),
+        ));
+    }
+    if !(push.public_url.starts_with("http://") || push.public_url.starts_with("https://")) {
+        return Err(ConfigError::OutOfRange("push.public_url must start with http:// or https://".into()));
+    }
+    if push.webhook_url.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        return Err(ConfigError::OutOfRange("push.webhook_url must start with http:// or https://".into()));
+    }
+    if !(10..=86_400).contains(&push.enrollment_ttl_secs) {
+        return Err(ConfigError::OutOfRange("push.enrollment_ttl_secs must be 10 to 86400".into()));
+    }
+    Ok(())
 }
 
 fn check_policy(policy: &Policy) -> Result<(), ConfigError> {
@@ -305,6 +394,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(flagged.listen.port(), 9100);
+        assert_eq!(
+            flagged.push.public_url, "http://127.0.0.1:9100",
+            "links point at the listen address by default"
+        );
+        assert_eq!(flagged.push.expiry_secs, 120);
         assert_eq!((flagged.policy.max_failures, flagged.policy.lockout_reset_secs), (7, Some(60)));
         assert!(!flagged.is_sqlite());
         std::fs::remove_dir_all(dir).unwrap();
@@ -318,6 +412,14 @@ mod tests {
         let error =
             Config::load(&ConfigArgs { config: Some(path.clone()), ..Default::default() }).unwrap_err();
         assert!(error.to_string().contains("unknown field `listne`"), "{error}");
+        std::fs::write(&path, "[push]\nexpiry_secs = 601\n").unwrap();
+        let error = Config::load(&ConfigArgs {
+            config: Some(path.clone()),
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("10 minutes at most"), "{error}");
         std::fs::write(&path, "[policy]\nmax_failures = 1000\n").unwrap();
         let error = Config::load(&ConfigArgs {
             config: Some(path),

@@ -125,6 +125,17 @@ impl ServerKey {
             .map(|plain| SecretBytes::new(plain.to_vec()))
     }
 
+    /// The Ed25519 key that signs push challenges, derived from the server key (HKDF-SHA256), so
+    /// replicas sharing the server key sign alike and there is no second secret to distribute.
+    pub fn push_signing_key(&self) -> Result<tessera_core::push::KeyPair, KeyError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<Sha256>::new(None, self.0.as_ref())
+            .expand(b"tessera/push-signing-key/v1", seed.as_mut())
+            .map_err(|_| KeyError::Hashing("HKDF output length".into()))?;
+        tessera_core::push::KeyPair::from_seed(&SecretBytes::from_slice(seed.as_ref()))
+            .map_err(|_| KeyError::Hashing("push key".into()))
+    }
+
     /// A value stored in the database proving which key encrypted its seeds.
     pub fn check_value(&self) -> Result<Vec<u8>, KeyError> {
         self.seal(CHECK_AAD, b"tessera")
@@ -261,6 +272,14 @@ mod tests {
         let other = ServerKey::from_hex(&"cd".repeat(32), "test").unwrap();
         assert!(matches!(other.open_seed("TOTP-1", &sealed), Err(KeyError::Undecryptable)));
         assert!(matches!(key().open_seed("TOTP-1", &sealed[..10]), Err(KeyError::Undecryptable)));
+    }
+
+    #[test]
+    fn push_signing_keys_follow_the_server_key() {
+        let first = key().push_signing_key().unwrap().public();
+        assert_eq!(first, key().push_signing_key().unwrap().public(), "replicas with one key sign alike");
+        let other = ServerKey::from_hex(&"cd".repeat(32), "t").unwrap().push_signing_key().unwrap().public();
+        assert_ne!(first, other);
     }
 
     #[test]

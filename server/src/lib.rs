@@ -6,12 +6,14 @@
 //! - [`store`]: SQLite or PostgreSQL behind one set of queries, with compare-and-swap state updates.
 //! - [`service`]: users, enrollment, validation, audit; the rules come from `tessera_core::verifier`.
 //! - [`api`]: the HTTP edge and its OpenAPI document.
+//! - [`push`]: push approval: enrollment, challenges, device channel, answers.
 //! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
 
 pub mod api;
 pub mod config;
 pub mod keys;
 pub mod metrics;
+pub mod push;
 pub mod ratelimit;
 pub mod service;
 pub mod store;
@@ -140,6 +142,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             }
         })
     };
+    let listener = service.store().postgres_pool().map(|pool| {
+        let service = service.clone();
+        tokio::spawn(async move { republish_notifications(&pool, &service).await })
+    });
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let database = match service.store().backend() {
         store::Backend::Sqlite => "SQLite",
@@ -176,9 +182,32 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         }
     };
     cleanup.abort();
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     service.store().close().await;
     tracing::info!("stopped");
     served.map_err(|source| ServerError::Io { action: "serve".into(), source })
+}
+
+/// Listens to other replicas' push notifications (PostgreSQL `LISTEN`) and wakes this process's
+/// waiting devices and login clients; reconnects after a failure.
+async fn republish_notifications(pool: &sqlx::PgPool, service: &Service) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(mut listener) => match listener.listen("tessera_push").await {
+                Ok(()) => {
+                    while let Ok(notification) = listener.recv().await {
+                        service.hub().publish(notification.payload());
+                    }
+                    tracing::warn!("the push notification listener lost its connection; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "LISTEN failed"),
+            },
+            Err(error) => tracing::warn!(%error, "the push notification listener cannot connect"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 async fn shutdown_signal() {

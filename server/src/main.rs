@@ -51,8 +51,8 @@ enum AdminCommand {
     Enroll {
         /// User name
         username: String,
-        /// totp or hotp
-        #[arg(long, default_value = "totp", value_parser = ["totp", "hotp"])]
+        /// totp, hotp or push
+        #[arg(long, default_value = "totp", value_parser = ["totp", "hotp", "push"])]
         kind: String,
         /// SHA1, SHA256 or SHA512
         #[arg(long)]
@@ -139,7 +139,11 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             println!("{}", pretty(&user));
         }
         AdminCommand::Enroll { username, kind, algorithm, digits, period, png } => {
-            let kind = if kind == "hotp" { TokenKind::Hotp } else { TokenKind::Totp };
+            let kind = match kind.as_str() {
+                "hotp" => TokenKind::Hotp,
+                "push" => TokenKind::Push,
+                _ => TokenKind::Totp,
+            };
             let enrollment = service
                 .enroll(
                     &actor,
@@ -147,22 +151,27 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
                     EnrollRequest { kind, algorithm, digits, period, description: None },
                 )
                 .await?;
+            let uri = enrollment
+                .otpauth_uri
+                .as_ref()
+                .or(enrollment.enrollment_uri.as_ref())
+                .map(|u| u.expose().to_owned());
+            let uri = uri.unwrap_or_default();
             println!("serial: {}", enrollment.serial);
-            println!("{}", enrollment.otpauth_uri.expose());
+            println!("{uri}");
             match png {
                 Some(path) => {
-                    let bytes =
-                        qr::render_png(enrollment.otpauth_uri.expose(), 8).map_err(|e| ServerError::Io {
-                            action: "render the QR code".into(),
-                            source: std::io::Error::other(e),
-                        })?;
+                    let bytes = qr::render_png(&uri, 8).map_err(|e| ServerError::Io {
+                        action: "render the QR code".into(),
+                        source: std::io::Error::other(e),
+                    })?;
                     tessera_server::keys::write_private_file(&path, &bytes).map_err(|source| {
                         ServerError::Io { action: format!("write {}", path.display()), source }
                     })?;
                     println!("QR code written to {}", path.display());
                 }
                 None => {
-                    if let Ok(text) = qr::render_terminal(enrollment.otpauth_uri.expose()) {
+                    if let Ok(text) = qr::render_terminal(&uri) {
                         println!("{text}");
                     }
                 }

@@ -1,9 +1,10 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): validations by result, their
-//! latency, and lockouts.
+//! latency, lockouts, pushes by outcome, and open device connections.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -18,6 +19,8 @@ pub struct Metrics {
     validations: Family<ResultLabel, Counter>,
     latency: Histogram,
     lockouts: Counter,
+    pushes: Family<ResultLabel, Counter>,
+    devices: Gauge,
 }
 
 impl Metrics {
@@ -34,7 +37,19 @@ impl Metrics {
         );
         let lockouts = Counter::default();
         registry.register("lockouts", "Tokens locked by consecutive failures", lockouts.clone());
-        Self { registry, validations, latency, lockouts }
+        let pushes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "pushes",
+            "Push requests by outcome (sent, refused, approved, denied)",
+            pushes.clone(),
+        );
+        let devices = Gauge::default();
+        registry.register(
+            "push_device_connections",
+            "Devices holding the push channel open",
+            devices.clone(),
+        );
+        Self { registry, validations, latency, lockouts, pushes, devices }
     }
 
     /// Counts a validation and its latency.
@@ -46,6 +61,16 @@ impl Metrics {
     /// Counts tokens that became locked.
     pub fn lockouts(&self, count: u64) {
         self.lockouts.inc_by(count);
+    }
+
+    /// Counts a push event.
+    pub fn push(&self, result: &'static str) {
+        self.pushes.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// A device connection opened (+1) or closed (-1).
+    pub fn device_connections(&self, delta: i64) {
+        self.devices.inc_by(delta);
     }
 
     /// The text exposition.

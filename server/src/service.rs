@@ -28,6 +28,8 @@ use crate::store::{
 pub const SEED_BYTES: usize = 20;
 /// Compare-and-swap attempts before a contended validation gives up.
 const MAX_ATTEMPTS: usize = 16;
+/// A password ending in this asks for a passcode instead of a push.
+pub const NOPUSH_SUFFIX: &str = "-nopush";
 /// Fresh serials tried when one is taken.
 const SERIAL_ATTEMPTS: usize = 4;
 
@@ -79,6 +81,15 @@ pub enum ServiceError {
     /// Key material failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The caller's credentials (device key, enrollment link) were refused.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The thing asked about has expired.
+    #[error("{0}")]
+    Gone(String),
+    /// Too many attempts.
+    #[error("{0}")]
+    TooManyRequests(String),
 }
 
 /// A new user.
@@ -171,13 +182,16 @@ pub enum TokenKind {
     Totp,
     /// Counter-based codes.
     Hotp,
+    /// A push device (the Tessera app or CLI): approves logins, and is a TOTP token too.
+    Push,
 }
 
 impl TokenKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
             Self::Hotp => "hotp",
+            Self::Push => "push",
         }
     }
 }
@@ -187,13 +201,43 @@ impl TokenKind {
 pub struct Enrollment {
     /// The token's public identifier.
     pub serial: String,
-    /// `otpauth://` URI for any authenticator (`tessera add URI`).
-    #[schema(value_type = String)]
-    pub otpauth_uri: SecretString,
-    /// The URI as a QR code, PNG, base64 (`tessera add --qr FILE`).
+    /// TOTP/HOTP: `otpauth://` URI for any authenticator (`tessera add URI`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub otpauth_uri: Option<SecretString>,
+    /// Push: `tessera://enroll?...` link with a single-use credential (`tessera enroll LINK`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub enrollment_uri: Option<SecretString>,
+    /// The URI or link as a QR code, PNG, base64 (`tessera add --qr FILE`, `tessera enroll FILE`).
     pub qr_png_base64: String,
     /// The URI as a QR code, SVG.
     pub qr_svg: String,
+}
+
+impl Enrollment {
+    /// The enrollment for a new token: its URI (an `otpauth://` seed record, or a push token's
+    /// `tessera://enroll` link) and the URI as QR codes.
+    pub(crate) fn new(serial: String, kind: TokenKind, uri: SecretString) -> Result<Self, ServiceError> {
+        let invalid = |e: qr::QrError| ServiceError::InvalidInput(e.to_string());
+        let qr_png_base64 = data_encoding::BASE64.encode(&qr::render_png(uri.expose(), 8).map_err(invalid)?);
+        let qr_svg = qr::render_svg(uri.expose()).map_err(invalid)?;
+        let (otpauth_uri, enrollment_uri) =
+            if kind == TokenKind::Push { (None, Some(uri)) } else { (Some(uri), None) };
+        Ok(Self { serial, otpauth_uri, enrollment_uri, qr_png_base64, qr_svg })
+    }
+}
+
+/// A new token's stored fields, apart from the serial that [`Service::insert_token`] picks.
+pub(crate) struct TokenDraft<'a> {
+    pub kind: TokenKind,
+    pub algorithm: &'a str,
+    pub digits: i64,
+    pub period: i64,
+    pub seed: &'a SecretBytes,
+    pub description: Option<&'a str>,
+    /// A push token's single-use enrollment credential: its hash and expiry (Unix seconds).
+    pub enrollment: Option<(&'a str, i64)>,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -231,6 +275,12 @@ pub struct TokenView {
     pub created_at: i64,
     /// Unix seconds of the last accepted code.
     pub last_used_at: Option<i64>,
+    /// Push: whether a device has registered (enrollment links work once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
+    /// Push: the registered device's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
 }
 
 /// A validation request.
@@ -242,19 +292,31 @@ pub struct ValidateRequest {
     /// The user's password/PIN, when they have one.
     #[schema(value_type = Option<String>)]
     pub password: Option<SecretString>,
-    /// The one-time code (spaces and dashes are ignored).
-    #[schema(value_type = String)]
-    pub passcode: SecretString,
+    /// The one-time code (spaces and dashes are ignored). Empty or one character asks the
+    /// user's push device instead (unless the password ends in `-nopush`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub passcode: Option<SecretString>,
+    /// Completes a push: the transaction a previous `challenge` answer named.
+    pub transaction_id: Option<String>,
+    /// The end user's address, when the caller is an application relaying the login.
+    pub client_ip: Option<String>,
+    /// The end user's browser or program, shown on the device.
+    pub user_agent: Option<String>,
+    /// The application's name, shown on the device.
+    pub service: Option<String>,
 }
 
 /// `accept`, `reject`, or (for push and delivered passcodes) `challenge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValidationResult {
-    /// The passcode is right.
+    /// The passcode is right (or the push was approved).
     Accept,
     /// It is not, or the account may not authenticate now.
     Reject,
+    /// More is needed: approve on the device (with `transaction_id`), or enter a passcode.
+    Challenge,
 }
 
 /// What a caller may learn about a rejection: never which part was wrong.
@@ -282,6 +344,12 @@ pub struct ValidateResponse {
     /// The token that accepted the passcode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// A push was sent: wait on `GET /api/v1/transactions/{id}`, then validate with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// The number to show on the login screen for number matching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u8>,
 }
 
 impl ValidateResponse {
@@ -291,29 +359,57 @@ impl ValidateResponse {
             message: "passcode accepted".into(),
             reason: None,
             serial: Some(serial),
+            transaction_id: None,
+            number: None,
         }
     }
 
-    fn reject(reason: PublicReason) -> Self {
+    pub(crate) fn accept_push(serial: Option<String>) -> Self {
+        Self { message: "approved on the device".into(), serial, ..Self::accept(String::new()) }
+    }
+
+    pub(crate) fn reject(reason: PublicReason) -> Self {
         let message = match reason {
             PublicReason::InvalidCredentials => "authentication failed",
             PublicReason::Locked => "too many failed attempts: the account is locked",
             PublicReason::RateLimited => "too many attempts: try again later",
         };
-        Self { result: ValidationResult::Reject, message: message.into(), reason: Some(reason), serial: None }
+        Self {
+            result: ValidationResult::Reject,
+            message: message.into(),
+            reason: Some(reason),
+            serial: None,
+            transaction_id: None,
+            number: None,
+        }
+    }
+
+    pub(crate) fn challenge(transaction_id: Option<String>, number: Option<u8>, message: String) -> Self {
+        Self {
+            result: ValidationResult::Challenge,
+            message,
+            reason: None,
+            serial: None,
+            transaction_id,
+            number,
+        }
     }
 }
 
 /// The server's state shared by all requests.
 pub struct Service {
-    store: Store,
-    key: ServerKey,
-    issuer: String,
-    policy: Policy,
-    limiter: Limiter,
-    metrics: Metrics,
+    pub(crate) store: Store,
+    pub(crate) key: ServerKey,
+    pub(crate) issuer: String,
+    pub(crate) policy: Policy,
+    pub(crate) limiter: Limiter,
+    pub(crate) metrics: Metrics,
     admin_token: Option<SecretString>,
     hashing: tokio::sync::Semaphore,
+    pub(crate) push: crate::config::PushPolicy,
+    pub(crate) push_key: tessera_core::push::KeyPair,
+    pub(crate) hub: crate::push::Hub,
+    pub(crate) http: reqwest::Client,
 }
 
 /// Unix seconds now.
@@ -321,7 +417,7 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn unix_now_ms() -> i64 {
+pub(crate) fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -333,7 +429,7 @@ fn now_i64() -> i64 {
 }
 
 /// An audit record of an administrative action, stored in the same transaction as the action.
-struct AdminAudit {
+pub(crate) struct AdminAudit {
     actor: String,
     ip: Option<String>,
     action: &'static str,
@@ -343,26 +439,26 @@ struct AdminAudit {
 }
 
 impl AdminAudit {
-    fn new(actor: &Actor, action: &'static str) -> Self {
+    pub(crate) fn new(actor: &Actor, action: &'static str) -> Self {
         Self { actor: actor.audit_name(), ip: actor.ip(), action, username: None, serial: None, reason: None }
     }
 
-    fn user(mut self, username: &str) -> Self {
+    pub(crate) fn user(mut self, username: &str) -> Self {
         self.username = Some(username.to_owned());
         self
     }
 
-    fn serial(mut self, serial: &str) -> Self {
+    pub(crate) fn serial(mut self, serial: &str) -> Self {
         self.serial = Some(serial.to_owned());
         self
     }
 
-    fn reason(mut self, reason: &str) -> Self {
+    pub(crate) fn reason(mut self, reason: &str) -> Self {
         self.reason = Some(reason.to_owned());
         self
     }
 
-    fn record(&self) -> NewAudit<'_> {
+    pub(crate) fn record(&self) -> NewAudit<'_> {
         NewAudit {
             at_ms: unix_now_ms(),
             actor: &self.actor,
@@ -392,6 +488,12 @@ impl Service {
             ));
         }
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let push_key = key.push_signing_key()?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| ServiceError::InvalidInput(format!("HTTP client: {e}")))?;
         Ok(Arc::new(Self {
             store,
             key,
@@ -401,6 +503,10 @@ impl Service {
             metrics: Metrics::new(),
             admin_token,
             hashing: tokio::sync::Semaphore::new(2 * cores),
+            push: config.push.clone(),
+            push_key,
+            hub: crate::push::Hub::default(),
+            http,
         }))
     }
 
@@ -568,6 +674,12 @@ impl Service {
         request: EnrollRequest,
     ) -> Result<Enrollment, ServiceError> {
         let user = self.existing_user(username).await?;
+        if let Some(description) = &request.description {
+            check_text("description", description, 256)?;
+        }
+        if request.kind == TokenKind::Push {
+            return self.enroll_push(actor, &user, request.description.as_deref()).await;
+        }
         let invalid = |e: tessera_core::otp::OtpError| ServiceError::InvalidInput(e.to_string());
         let algorithm = Algorithm::parse(request.algorithm.as_deref().unwrap_or("SHA1")).map_err(invalid)?;
         let digits = Digits::new(request.digits.unwrap_or(6)).map_err(invalid)?;
@@ -576,52 +688,67 @@ impl Service {
             return Err(ServiceError::InvalidInput("period must be 10 to 300 seconds".into()));
         }
         let period = Period::new(period).map_err(invalid)?;
-        if let Some(description) = &request.description {
-            check_text("description", description, 256)?;
-        }
         let method = match request.kind {
-            TokenKind::Totp => OtpMethod::Totp { algorithm, digits, period },
             TokenKind::Hotp => OtpMethod::Hotp { algorithm, digits, counter: 0 },
+            TokenKind::Totp | TokenKind::Push => OtpMethod::Totp { algorithm, digits, period },
         };
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
         let otp = OtpAuth::new(Some(self.issuer.clone()), user.username.clone(), seed, method)
             .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-        let uri = otp.to_uri();
-        let png = qr::render_png(uri.expose(), 8).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-        let svg = qr::render_svg(uri.expose()).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        let serial = self
+            .insert_token(
+                actor,
+                &user,
+                TokenDraft {
+                    kind: request.kind,
+                    algorithm: algorithm.as_str(),
+                    digits: i64::from(digits.get()),
+                    period: i64::from(period.get()),
+                    seed: otp.secret(),
+                    description: request.description.as_deref(),
+                    enrollment: None,
+                },
+            )
+            .await?;
+        Enrollment::new(serial, request.kind, otp.to_uri())
+    }
+
+    /// Stores a new token under a fresh random serial (retrying the rare collision), with its
+    /// seed sealed to that serial and an audit record in the same transaction.
+    pub(crate) async fn insert_token(
+        &self,
+        actor: &Actor,
+        user: &UserRow,
+        draft: TokenDraft<'_>,
+    ) -> Result<String, ServiceError> {
         for _ in 0..SERIAL_ATTEMPTS {
-            let serial = new_serial(request.kind)?;
-            let sealed = self.key.seal_seed(&serial, otp.secret())?;
+            let serial = new_serial(draft.kind)?;
+            let sealed = self.key.seal_seed(&serial, draft.seed)?;
             let audit = AdminAudit::new(actor, "token.enroll")
-                .user(username)
+                .user(&user.username)
                 .serial(&serial)
-                .reason(request.kind.as_str());
+                .reason(draft.kind.as_str());
             let created = self
                 .store
                 .create_token(
                     NewToken {
                         serial: &serial,
                         user_id: user.id,
-                        kind: request.kind.as_str(),
-                        algorithm: algorithm.as_str(),
-                        digits: i64::from(digits.get()),
-                        period: i64::from(period.get()),
+                        kind: draft.kind.as_str(),
+                        algorithm: draft.algorithm,
+                        digits: draft.digits,
+                        period: draft.period,
                         seed: &sealed,
-                        description: request.description.as_deref(),
+                        description: draft.description,
                         created_at: now_i64(),
+                        enrollment_code_hash: draft.enrollment.map(|(hash, _)| hash),
+                        enrollment_expires_at: draft.enrollment.map(|(_, expires)| expires),
                     },
                     &audit.record(),
                 )
                 .await;
             match created {
-                Ok(_) => {
-                    return Ok(Enrollment {
-                        serial,
-                        otpauth_uri: uri,
-                        qr_png_base64: data_encoding::BASE64.encode(&png),
-                        qr_svg: svg,
-                    });
-                }
+                Ok(_) => return Ok(serial),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(other) => return Err(other.into()),
             }
@@ -649,7 +776,7 @@ impl Service {
             kind: token.kind.clone(),
             algorithm: token.algorithm.clone(),
             digits: token.digits,
-            period: (token.kind == "totp").then_some(token.period),
+            period: matches!(token.kind.as_str(), "totp" | "push").then_some(token.period),
             description: token.description.clone(),
             enabled: token.state.enabled,
             locked: token.state.is_locked(now, &self.policy),
@@ -657,6 +784,8 @@ impl Service {
             drift: token.state.drift,
             created_at: token.created_at,
             last_used_at: token.last_used_at,
+            registered: (token.kind == "push").then_some(token.device_public_key.is_some()),
+            device_name: token.device_name.clone(),
         }
     }
 
@@ -731,7 +860,7 @@ impl Service {
             let update =
                 StateUpdate { token_id: token.id, expected_version: token.version, state, used_at: None };
             let audit = AdminAudit::new(actor, action).user(&owner).serial(serial);
-            if self.store.commit(&[update], &audit.record()).await? {
+            if self.store.commit(&[update], None, &audit.record()).await? {
                 let updated = TokenRow { state, ..token };
                 return Ok(self.token_view(&updated, &owner, unix_now()));
             }
@@ -739,14 +868,14 @@ impl Service {
         Err(ServiceError::Conflict("the token is changing too often; try again".into()))
     }
 
-    fn material(&self, token: &TokenRow) -> Result<(SecretBytes, OtpMethod), ServiceError> {
+    pub(crate) fn material(&self, token: &TokenRow) -> Result<(SecretBytes, OtpMethod), ServiceError> {
         let sealed = token.seed.as_deref().ok_or(StoreError::Corrupt("token without a seed"))?;
         let seed = self.key.open_seed(&token.serial, sealed)?;
         let corrupt = |_| StoreError::Corrupt("token parameters");
         let algorithm = Algorithm::parse(&token.algorithm).map_err(corrupt)?;
         let digits = Digits::new(u8::try_from(token.digits).unwrap_or(0)).map_err(corrupt)?;
         let method = match token.kind.as_str() {
-            "totp" => OtpMethod::Totp {
+            "totp" | "push" => OtpMethod::Totp {
                 algorithm,
                 digits,
                 period: Period::new(u32::try_from(token.period).unwrap_or(0)).map_err(corrupt)?,
@@ -795,13 +924,29 @@ impl Service {
         &self,
         request: ValidateRequest,
         client_ip: Option<IpAddr>,
+        user_agent: Option<&str>,
     ) -> Result<ValidateResponse, ServiceError> {
         check_name("username", &request.username)?;
+        if let Some(ip) = &request.client_ip {
+            ip.parse::<IpAddr>()
+                .map_err(|_| ServiceError::InvalidInput("client_ip must be an IP address".into()))?;
+        }
+        for (field, value, max) in [
+            ("user_agent", &request.user_agent, 512),
+            ("service", &request.service, 128),
+            ("transaction_id", &request.transaction_id, 64),
+        ] {
+            if let Some(value) = value {
+                check_text(field, value, max)?;
+            }
+        }
+        let user_agent = user_agent.filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control));
         let started = Instant::now();
-        let (response, reason, serial) = self.decide(&request, client_ip).await?;
+        let (response, reason, serial) = self.decide(&request, client_ip, user_agent).await?;
         let result = match response.result {
             ValidationResult::Accept => "accept",
             ValidationResult::Reject => "reject",
+            ValidationResult::Challenge => "challenge",
         };
         self.metrics.validation(result, started.elapsed().as_secs_f64());
         tracing::info!(username = %request.username, client_ip = ?client_ip, result, reason, serial = serial.as_deref(), "validation");
@@ -812,6 +957,7 @@ impl Service {
         &self,
         request: &ValidateRequest,
         client_ip: Option<IpAddr>,
+        user_agent: Option<&str>,
     ) -> Result<(ValidateResponse, &'static str, Option<String>), ServiceError> {
         let ip = client_ip.map(|ip| ip.to_string());
         let audit_reject = |reason: &'static str| NewAudit {
@@ -831,7 +977,16 @@ impl Service {
             }
             return Ok(reject(PublicReason::RateLimited, "rate_limited"));
         }
-        let password = request.password.as_ref();
+        // "-nopush" at the end of the password asks for a passcode instead of a push; it is
+        // not part of the password.
+        let (password, nopush) = match request.password.as_ref().map(SecretString::expose) {
+            Some(text) if text.ends_with(NOPUSH_SUFFIX) => {
+                let stripped = text.get(..text.len() - NOPUSH_SUFFIX.len()).unwrap_or_default();
+                (Some(SecretString::new(stripped.to_owned())).filter(|p| !p.expose().is_empty()), true)
+            }
+            _ => (request.password.clone(), false),
+        };
+        let password = password.as_ref();
         let Some((user, tokens)) = self.store.user_with_tokens(&request.username).await? else {
             if let Some(password) = password {
                 self.check_password(password, None).await;
@@ -845,9 +1000,21 @@ impl Service {
             self.store.audit(&audit_reject("unknown_user")).await?;
             return Ok(reject(PublicReason::InvalidCredentials, "unknown_user"));
         };
+        if let Some(transaction_id) = &request.transaction_id {
+            let (response, reason) = self.finish_push(&user, transaction_id, ip.as_deref()).await?;
+            return Ok((response, reason, None));
+        }
         let now = unix_now();
+        let has_push_device = Self::has_push_device(&tokens);
         let otp_tokens = |tokens: Vec<TokenRow>| -> Vec<TokenRow> {
-            tokens.into_iter().filter(|t| matches!(t.kind.as_str(), "totp" | "hotp")).collect()
+            tokens
+                .into_iter()
+                .filter(|t| match t.kind.as_str() {
+                    "totp" | "hotp" => true,
+                    "push" => t.device_public_key.is_some(),
+                    _ => false,
+                })
+                .collect()
         };
         let mut tokens = otp_tokens(tokens);
 
@@ -865,7 +1032,25 @@ impl Service {
             (Some(password), hash) => self.check_password(password, hash).await || hash.is_none(),
             (None, hash) => hash.is_none(),
         };
-        let passcode = normalize_code_input(request.passcode.expose());
+        let passcode =
+            normalize_code_input(request.passcode.as_ref().map(SecretString::expose).unwrap_or_default());
+
+        if password_ok && passcode.char_count() <= 1 {
+            if nopush {
+                self.store.audit(&NewAudit { result: "challenge", ..audit_reject("nopush") }).await?;
+                let message = "enter the passcode from your token".to_owned();
+                return Ok((ValidateResponse::challenge(None, None, message), "nopush", None));
+            }
+            if has_push_device {
+                let context = crate::push::PushContext {
+                    client_ip: request.client_ip.clone().or_else(|| ip.clone()),
+                    user_agent: request.user_agent.as_deref().or(user_agent),
+                    service: request.service.as_deref(),
+                };
+                let (response, reason) = self.start_push(&user, &context).await?;
+                return Ok((response, reason, None));
+            }
+        }
 
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -886,7 +1071,9 @@ impl Service {
                 reason: decision.accepted.is_none().then_some(decision.reason),
                 ..audit_reject(decision.reason)
             };
-            if self.store.commit(&decision.updates, &audit).await? {
+            let success =
+                decision.accepted.as_ref().map(|_| (user.id, i64::try_from(now).unwrap_or(i64::MAX)));
+            if self.store.commit(&decision.updates, success, &audit).await? {
                 self.metrics.lockouts(decision.new_lockouts);
                 let response = match &decision.accepted {
                     Some(serial) => ValidateResponse::accept(serial.clone()),
@@ -1009,7 +1196,7 @@ impl Decision {
     }
 }
 
-fn new_serial(kind: TokenKind) -> Result<String, ServiceError> {
+pub(crate) fn new_serial(kind: TokenKind) -> Result<String, ServiceError> {
     let mut bytes = [0u8; 5];
     fill_random(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
     Ok(format!("{}-{}", kind.as_str().to_uppercase(), data_encoding::BASE32_NOPAD.encode(&bytes)))
@@ -1022,7 +1209,7 @@ fn conflict(error: StoreError) -> ServiceError {
     }
 }
 
-fn check_text(field: &str, text: &str, max: usize) -> Result<(), ServiceError> {
+pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), ServiceError> {
     if text.chars().count() > max || text.chars().any(char::is_control) {
         return Err(ServiceError::InvalidInput(format!(
             "{field} must be at most {max} printable characters"

@@ -7,11 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[macro_use]
+mod server_support;
 mod cli_add_and_codes;
 mod cli_bad_input;
 mod cli_concurrency;
 mod cli_slots;
 mod layering;
+mod push;
 mod server;
-mod server_support;
 mod support;

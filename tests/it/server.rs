@@ -9,18 +9,6 @@ use serde_json::{Value, json};
 use crate::server_support::{ADMIN_KEY, Db, SERVER_KEY, Server, client, free_port};
 use crate::support::{Sandbox, unix_now};
 
-/// Runs each scenario once on SQLite and once on a fresh PostgreSQL database.
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $scenario() { super::$scenario(super::Db::Sqlite) } )*
-        }
-        mod postgres {
-            $( #[test] fn $scenario() { super::$scenario(super::Db::fresh_postgres()) } )*
-        }
-    };
-}
-
 on_both_databases!(
     enroll_validate_replay_lockout_unlock_restart,
     hotp_with_password_look_ahead_and_resync,
@@ -352,9 +340,9 @@ fn bad_requests_get_clear_4xx_errors(db: Db) {
         (
             "/api/v1/validate",
             "application/json",
-            "{\"username\":\"a\"}".to_owned(),
+            "{\"passcode\":\"123456\"}".to_owned(),
             422,
-            "missing field `passcode`",
+            "missing field `username`",
         ),
         (
             "/api/v1/validate",

@@ -9,6 +9,19 @@ use serde_json::{Value, json};
 
 use crate::support::binary;
 
+/// Runs each scenario once on SQLite and once on a fresh PostgreSQL database (the calling module
+/// imports `Db`).
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $scenario() { super::$scenario(super::Db::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $scenario() { super::$scenario(super::Db::fresh_postgres()) } )*
+        }
+    };
+}
+
 /// The admin key every test server accepts (through `TESSERA_ADMIN_TOKEN`).
 pub const ADMIN_KEY: &str = "tsk_e2e_test_admin_key_0123456789abcdef";
 /// The server key shared by test servers that share a database.

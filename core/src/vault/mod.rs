@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 pub use envelope::{KdfParams, MIN_PASSPHRASE_CHARS};
 pub use keystore::{KeyStore, KeyStoreError, MemoryKeyStore};
-pub use model::{Token, TokenEdit, TokenError, TokenId, TokenSummary, Vault};
-pub use store::{Credential, SlotInfo, SlotKindName, UnlockedVault, VaultStore};
+pub use model::{PushBinding, Token, TokenEdit, TokenError, TokenId, TokenSummary, Vault};
+pub use store::{Credential, SlotInfo, SlotKindName, UnlockedVault, VaultStore, private_file_options};
 
 use crate::error::{Classify, ErrorCode};
 use crate::secret::RandomError;

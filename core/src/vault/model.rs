@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::otp::{OtpCode, OtpMethod};
 use crate::otpauth::{OtpAuth, UriError};
-use crate::secret::fill_random;
+use crate::push::{KeyPair, PublicKey, PushError};
+use crate::secret::{SecretBytes, fill_random};
 
 /// Shortest id prefix a query may use to pick a token.
 pub const MIN_ID_PREFIX: usize = 4;
@@ -52,6 +53,31 @@ pub struct Token {
     last_used_at: Option<u64>,
     #[serde(default)]
     use_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    push: Option<PushBinding>,
+}
+
+/// What makes a token a push device: its server, the device's signing key, and the server's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushBinding {
+    /// Base URL of the server.
+    pub server: String,
+    /// The push token's serial at that server.
+    pub serial: String,
+    /// The device's Ed25519 signing key seed (never leaves the vault).
+    pub device_key: SecretBytes,
+    /// The key the server signs challenges with.
+    pub server_key: PublicKey,
+    /// The last challenge sequence number received, to resume the channel without repeats.
+    #[serde(default)]
+    pub last_seq: u64,
+}
+
+impl PushBinding {
+    /// The device's key pair.
+    pub fn key_pair(&self) -> Result<KeyPair, PushError> {
+        KeyPair::from_seed(&self.device_key)
+    }
 }
 
 impl Token {
@@ -112,6 +138,11 @@ impl Token {
     /// How many codes were taken.
     pub fn use_count(&self) -> u64 {
         self.use_count
+    }
+
+    /// The push binding, when this token answers push requests.
+    pub fn push(&self) -> Option<&PushBinding> {
+        self.push.as_ref()
     }
 
     /// The code at `unix_time` without using it: the current code for time-based tokens, the
@@ -181,8 +212,50 @@ impl Vault {
                 break id;
             }
         };
-        self.tokens.push(Token { id, otp, group, created_at: now, last_used_at: None, use_count: 0 });
+        self.tokens.push(Token {
+            id,
+            otp,
+            group,
+            created_at: now,
+            last_used_at: None,
+            use_count: 0,
+            push: None,
+        });
         self.tokens.last().ok_or(TokenError::NotFound(String::new()))
+    }
+
+    /// Adds a push device token: its TOTP (for approve-with-OTP and typed codes) and its binding.
+    /// Refuses a second binding to the same server and serial.
+    pub fn add_push(&mut self, otp: OtpAuth, binding: PushBinding, now: u64) -> Result<&Token, TokenError> {
+        if let Some(existing) = self.tokens.iter().find(|t| {
+            t.push.as_ref().is_some_and(|p| p.server == binding.server && p.serial == binding.serial)
+        }) {
+            return Err(TokenError::Duplicate(existing.display_name()));
+        }
+        let id = self.add(otp, None, now)?.id.clone();
+        let index = self.index_of(&id)?;
+        let token = self.tokens.get_mut(index).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        token.push = Some(binding);
+        Ok(token)
+    }
+
+    /// Tokens that answer push requests.
+    pub fn push_tokens(&self) -> impl Iterator<Item = &Token> {
+        self.tokens.iter().filter(|t| t.push.is_some())
+    }
+
+    /// The push token with this serial at this server.
+    pub fn push_token(&self, server: &str, serial: &str) -> Option<&Token> {
+        self.push_tokens().find(|t| t.push.as_ref().is_some_and(|p| p.server == server && p.serial == serial))
+    }
+
+    /// Records the last challenge sequence number a push token received (never moves back).
+    pub fn set_push_cursor(&mut self, id: &TokenId, seq: u64) -> Result<(), TokenError> {
+        let index = self.index_of(id)?;
+        if let Some(push) = self.tokens.get_mut(index).and_then(|t| t.push.as_mut()) {
+            push.last_seq = push.last_seq.max(seq);
+        }
+        Ok(())
     }
 
     /// Tokens matching a user's query, best tier first:
@@ -460,6 +533,41 @@ mod tests {
         assert_eq!((token.display_name().as_str(), token.group()), ("GitHub:mona", Some("personal")));
         let bad_group = TokenEdit { group: Some(Some("x\u{7}".into())), ..Default::default() };
         assert_eq!(vault.edit(&id, bad_group).unwrap_err(), TokenError::InvalidGroup);
+    }
+
+    #[test]
+    fn push_tokens_are_bound_once_and_keep_their_cursor() {
+        let mut vault = sample();
+        let server = KeyPair::generate().unwrap();
+        let device = KeyPair::generate().unwrap();
+        let binding = PushBinding {
+            server: "https://auth.example.com".into(),
+            serial: "PUSH-1".into(),
+            device_key: device.seed(),
+            server_key: server.public(),
+            last_seq: 0,
+        };
+        let id = vault
+            .add_push(
+                otp(Some("ACME"), "alice", b"push-seed-01234567", OtpMethod::default_totp()),
+                binding.clone(),
+                5,
+            )
+            .unwrap()
+            .id()
+            .clone();
+        assert_eq!(vault.push_tokens().count(), 1);
+        assert_eq!(vault.push_token("https://auth.example.com", "PUSH-1").unwrap().id(), &id);
+        let again = otp(Some("ACME"), "alice2", b"other-seed-0123456", OtpMethod::default_totp());
+        assert!(matches!(vault.add_push(again, binding, 6), Err(TokenError::Duplicate(_))));
+        vault.set_push_cursor(&id, 9).unwrap();
+        vault.set_push_cursor(&id, 4).unwrap();
+        assert_eq!(vault.get(&id).unwrap().push().unwrap().last_seq, 9);
+        assert_eq!(vault.get(&id).unwrap().push().unwrap().key_pair().unwrap().public(), device.public());
+        let json = serde_json::to_string(&vault).unwrap();
+        let back: Vault = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, vault);
+        assert!(!format!("{:?}", vault.get(&id).unwrap()).contains(&device.seed().to_base32().to_string()));
     }
 
     #[test]

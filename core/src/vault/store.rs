@@ -415,7 +415,9 @@ enum LockMode {
     Exclusive,
 }
 
-fn private_file_options() -> OpenOptions {
+/// Options that create files readable and writable only by their owner (mode 0600 on Unix; on
+/// Windows a new file inherits the ACL of the per-user directory it is created in).
+pub fn private_file_options() -> OpenOptions {
     #[allow(unused_mut)]
     let mut options = OpenOptions::new();
     #[cfg(unix)]

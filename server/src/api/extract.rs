@@ -128,7 +128,7 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+pub(super) fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
     if state.trust_forwarded_for
         && let Some(forwarded) = parts
             .headers

@@ -5,6 +5,7 @@
 
 mod admin;
 mod extract;
+mod push;
 mod validate;
 
 use std::sync::Arc;
@@ -50,6 +51,11 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{serial}/resync", post(admin::resync))
         .route("/tokens/{serial}", delete(admin::delete_token))
         .route("/audit", get(admin::audit))
+        .route("/push/register", post(push::register))
+        .route("/push/stream", get(push::stream))
+        .route("/push/pending", get(push::pending))
+        .route("/push/answer", post(push::answer))
+        .route("/transactions/{id}", get(push::transaction))
         .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/api/v1", api)
@@ -122,6 +128,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(message) => Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message),
             ServiceError::InvalidInput(message) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidInput, message)
+            }
+            ServiceError::Unauthorized(message) => {
+                Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Denied, message)
+            }
+            ServiceError::Gone(message) => Self::new(StatusCode::GONE, ErrorCode::Expired, message),
+            ServiceError::TooManyRequests(message) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message)
             }
             ServiceError::Store(e) => Self::internal(&e.to_string()),
             ServiceError::Key(e) => Self::internal(&e.to_string()),
@@ -206,9 +219,14 @@ impl utoipa::Modify for BearerAuth {
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::audit, healthz, metrics, openapi,
+        push::register, push::stream, push::pending, push::answer, push::transaction,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
-    tags((name = "validate", description = "Checking passcodes"), (name = "admin", description = "Users, tokens, audit (bearer admin key)")),
+    tags(
+        (name = "validate", description = "Checking passcodes, push logins"),
+        (name = "admin", description = "Users, tokens, audit (bearer admin key)"),
+        (name = "push", description = "Push devices: registration, challenge channel, answers (device-signed)"),
+    ),
 )]
 pub struct ApiDoc;

@@ -10,6 +10,9 @@
 //! a replay.
 
 pub mod db;
+mod push;
+
+pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow};
 
 use std::path::Path;
 
@@ -77,6 +80,10 @@ pub struct UserRow {
     pub email: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Pushes are muted until this time (after a "not me").
+    pub push_muted_until: Option<i64>,
+    /// The last successful login (the push fatigue window starts here).
+    pub last_success_at: Option<i64>,
 }
 
 /// A token row.
@@ -108,6 +115,18 @@ pub struct TokenRow {
     pub created_at: i64,
     /// Unix seconds of the last accepted code.
     pub last_used_at: Option<i64>,
+    /// Push tokens: the device's Ed25519 public key (base64url), once registered.
+    pub device_public_key: Option<String>,
+    /// Push tokens: the device's name.
+    pub device_name: Option<String>,
+    /// Push tokens: SHA-256 (hex) of the single-use enrollment credential, until used.
+    pub enrollment_code_hash: Option<String>,
+    /// Push tokens: when the enrollment credential expires.
+    pub enrollment_expires_at: Option<i64>,
+    /// Push tokens: `fcm` or `apns`, when the device gave a wake-up address.
+    pub wake_service: Option<String>,
+    /// Push tokens: the FCM registration token or APNs device token.
+    pub wake_token: Option<String>,
 }
 
 /// A new token.
@@ -130,6 +149,10 @@ pub struct NewToken<'a> {
     pub description: Option<&'a str>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Push tokens: SHA-256 (hex) of the enrollment credential.
+    pub enrollment_code_hash: Option<&'a str>,
+    /// Push tokens: when the enrollment credential expires.
+    pub enrollment_expires_at: Option<i64>,
 }
 
 /// One audit record. Never holds a seed, PIN, password or passcode.
@@ -207,15 +230,31 @@ pub struct NewAudit<'a> {
     pub reason: Option<&'a str>,
 }
 
-const USER_COLUMNS_BY_NAME: &str =
-    "SELECT id, username, password_hash, phone, email, created_at FROM users WHERE username = $1";
-const TOKENS_OF_USER: &str = "SELECT id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, \
-     counter, last_step, drift, failures, locked_at, version, created_at, last_used_at FROM tokens WHERE user_id = $1 ORDER BY id";
-const TOKENS_OF_USERNAME: &str = "SELECT t.id, t.serial, t.user_id, t.kind, t.algorithm, t.digits, t.period, t.seed, \
-     t.description, t.enabled, t.counter, t.last_step, t.drift, t.failures, t.locked_at, t.version, t.created_at, \
-     t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE u.username = $1 ORDER BY t.id";
-const TOKEN_BY_SERIAL: &str = "SELECT id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, \
-     counter, last_step, drift, failures, locked_at, version, created_at, last_used_at FROM tokens WHERE serial = $1";
+/// The user columns every user query reads, in the order `user_from` expects.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, phone, email, created_at, push_muted_until, last_success_at"
+    };
+}
+
+const USER_COLUMNS_BY_NAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
+/// The token columns every token query reads, in the order `token_from` expects.
+macro_rules! token_columns {
+    () => {
+        "id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, last_step, drift, \
+         failures, locked_at, version, created_at, last_used_at, device_public_key, device_name, enrollment_code_hash, \
+         enrollment_expires_at, wake_service, wake_token"
+    };
+}
+
+const TOKENS_OF_USER: &str =
+    concat!("SELECT ", token_columns!(), " FROM tokens WHERE user_id = $1 ORDER BY id");
+const TOKENS_OF_USERNAME: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM tokens WHERE user_id = (SELECT id FROM users WHERE username = $1) ORDER BY id"
+);
+const TOKEN_BY_SERIAL: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE serial = $1");
 const INSERT_AUDIT: &str = "INSERT INTO audit (at_ms, actor, action, username, serial, client_ip, result, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
@@ -239,14 +278,23 @@ impl Store {
             store
         } else {
             let pool = db::connect_postgres(url).await?;
-            let migration = sqlx::migrate::Migration::new(
-                1,
-                std::borrow::Cow::Borrowed("init"),
-                sqlx::migrate::MigrationType::Simple,
-                sqlx::SqlStr::from_static(include_str!("../../migrations/postgres/0001_init.sql")),
-                false,
-            );
-            sqlx::migrate::Migrator::with_migrations(vec![migration]).run(&pool).await?;
+            let migrations = [
+                ("init", include_str!("../../migrations/postgres/0001_init.sql")),
+                ("push", include_str!("../../migrations/postgres/0002_push.sql")),
+            ];
+            let migrations = (1i64..)
+                .zip(migrations)
+                .map(|(version, (name, sql))| {
+                    sqlx::migrate::Migration::new(
+                        version,
+                        std::borrow::Cow::Borrowed(name),
+                        sqlx::migrate::MigrationType::Simple,
+                        sqlx::SqlStr::from_static(sql),
+                        false,
+                    )
+                })
+                .collect();
+            sqlx::migrate::Migrator::with_migrations(migrations).run(&pool).await?;
             Self { db: Database::Postgres(pool), backend: Backend::Postgres }
         };
         Ok(store)
@@ -254,7 +302,10 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/sqlite/0001_init.sql")];
+        const MIGRATIONS: [&str; 2] = [
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_push.sql"),
+        ];
         let version = match self
             .db
             .query(statement("PRAGMA user_version", vec![]))
@@ -371,10 +422,7 @@ impl Store {
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
         let rows = self
             .db
-            .query(statement(
-                "SELECT id, username, password_hash, phone, email, created_at FROM users ORDER BY username",
-                vec![],
-            ))
+            .query(statement(concat!("SELECT ", user_columns!(), " FROM users ORDER BY username"), vec![]))
             .await?;
         rows.iter().map(user_from).collect()
     }
@@ -446,8 +494,8 @@ impl Store {
     ) -> Result<TokenRow, StoreError> {
         let insert = statement(
             "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
-             last_step, drift, failures, locked_at, version, created_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL)",
+             last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
+             enrollment_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11)",
             vec![
                 Param::Text(token.serial.into()),
                 Param::Int(token.user_id),
@@ -458,6 +506,8 @@ impl Store {
                 Param::Blob(token.seed.to_vec()),
                 Param::OptText(token.description.map(Into::into)),
                 Param::Int(token.created_at),
+                Param::OptText(token.enrollment_code_hash.map(Into::into)),
+                Param::OptInt(token.enrollment_expires_at),
             ],
         );
         let read = statement(TOKEN_BY_SERIAL, vec![Param::Text(token.serial.into())]);
@@ -499,30 +549,23 @@ impl Store {
             .is_some())
     }
 
-    /// Applies token state changes and appends an audit record in one transaction. Returns false
+    /// Applies token state changes and appends an audit record in one transaction, recording
+    /// `success` (user id, time) as the user's last successful login when given. Returns false
     /// (and changes nothing) when any token's version moved since it was read.
-    pub async fn commit(&self, updates: &[StateUpdate], audit: &NewAudit<'_>) -> Result<bool, StoreError> {
-        let mut statements = Vec::with_capacity(updates.len() + 1);
-        for update in updates {
-            let s = &update.state;
+    pub async fn commit(
+        &self,
+        updates: &[StateUpdate],
+        success: Option<(i64, i64)>,
+        audit: &NewAudit<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut statements = updates.iter().map(state_update).collect::<Result<Vec<_>, _>>()?;
+        if let Some((user_id, at)) = success {
             statements.push(Guarded {
                 statement: statement(
-                    "UPDATE tokens SET enabled = $1, counter = $2, last_step = $3, drift = $4, failures = $5, \
-                     locked_at = $6, last_used_at = COALESCE($7, last_used_at), version = version + 1 \
-                     WHERE id = $8 AND version = $9",
-                    vec![
-                        Param::Int(i64::from(s.enabled)),
-                        Param::Int(to_i64(s.counter)?),
-                        Param::OptInt(s.last_step.map(to_i64).transpose()?),
-                        Param::Int(s.drift),
-                        Param::Int(i64::from(s.failures)),
-                        Param::OptInt(s.locked_at.map(to_i64).transpose()?),
-                        Param::OptInt(update.used_at),
-                        Param::Int(update.token_id),
-                        Param::Int(update.expected_version),
-                    ],
+                    "UPDATE users SET last_success_at = $1 WHERE id = $2",
+                    vec![Param::Int(at), Param::Int(user_id)],
                 ),
-                rows: Some(1),
+                rows: None,
             });
         }
         statements.push(audited(audit));
@@ -627,6 +670,30 @@ impl Database {
     }
 }
 
+/// A token's compare-and-swap state change: applies only if the version is the one read.
+fn state_update(update: &StateUpdate) -> Result<Guarded, StoreError> {
+    let s = &update.state;
+    Ok(Guarded {
+        statement: statement(
+            "UPDATE tokens SET enabled = $1, counter = $2, last_step = $3, drift = $4, failures = $5, \
+             locked_at = $6, last_used_at = COALESCE($7, last_used_at), version = version + 1 \
+             WHERE id = $8 AND version = $9",
+            vec![
+                Param::Int(i64::from(s.enabled)),
+                Param::Int(to_i64(s.counter)?),
+                Param::OptInt(s.last_step.map(to_i64).transpose()?),
+                Param::Int(s.drift),
+                Param::Int(i64::from(s.failures)),
+                Param::OptInt(s.locked_at.map(to_i64).transpose()?),
+                Param::OptInt(update.used_at),
+                Param::Int(update.token_id),
+                Param::Int(update.expected_version),
+            ],
+        ),
+        rows: Some(1),
+    })
+}
+
 /// The audit record's insert, as a statement that must add one row.
 fn audited(audit: &NewAudit<'_>) -> Guarded {
     Guarded { statement: audit_statement(audit), rows: Some(1) }
@@ -716,6 +783,8 @@ fn user_from(row: &Row) -> Result<UserRow, StoreError> {
         phone: opt_text_at(row, 3)?,
         email: opt_text_at(row, 4)?,
         created_at: int_at(Some(row), 5)?,
+        push_muted_until: opt_int_at(row, 6)?,
+        last_success_at: opt_int_at(row, 7)?,
     })
 }
 
@@ -747,5 +816,11 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         version: int_at(Some(row), 15)?,
         created_at: int_at(Some(row), 16)?,
         last_used_at: opt_int_at(row, 17)?,
+        device_public_key: opt_text_at(row, 18)?,
+        device_name: opt_text_at(row, 19)?,
+        enrollment_code_hash: opt_text_at(row, 20)?,
+        enrollment_expires_at: opt_int_at(row, 21)?,
+        wake_service: opt_text_at(row, 22)?,
+        wake_token: opt_text_at(row, 23)?,
     })
 }

@@ -1,0 +1,325 @@
+//! Push from the terminal: enrolling the vault as a push device, listening for login requests,
+//! and approving or denying them. The protocol is `tessera-client`'s; this module asks the person
+//! and prints.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tessera_client::{ChannelEvent, Device};
+use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
+use tessera_core::otpauth::OtpAuth;
+use tessera_core::push::{Answer, Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
+use tessera_core::qr;
+use tessera_core::secret::SecretBytes;
+use tessera_core::vault::{PushBinding, TokenError, TokenId, UnlockedVault, VaultError};
+
+use crate::commands::now;
+use crate::terminal::{self, Failure, note, output, warn};
+
+impl From<tessera_client::ClientError> for Failure {
+    fn from(error: tessera_client::ClientError) -> Self {
+        Self::Usage(error.to_string())
+    }
+}
+
+impl From<tessera_core::push::PushError> for Failure {
+    fn from(error: tessera_core::push::PushError) -> Self {
+        Self::Usage(error.to_string())
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Usage(format!("cannot start the network runtime: {e}")))
+}
+
+/// The link from an argument: the link itself, `-` for standard input, or a QR image holding it.
+fn enrollment_link(argument: &str) -> Result<EnrollmentLink, Failure> {
+    if argument == "-" {
+        return Ok(EnrollmentLink::parse(terminal::argument_or_stdin("-")?.expose())?);
+    }
+    if argument.starts_with("tessera://") || !Path::new(argument).is_file() {
+        return Ok(EnrollmentLink::parse(argument)?);
+    }
+    let texts = qr::decode_image_file(Path::new(argument))?;
+    texts
+        .iter()
+        .find_map(|text| EnrollmentLink::parse(text.expose()).ok())
+        .ok_or_else(|| Failure::Usage(format!("no Tessera enrollment QR code found in {argument}")))
+}
+
+/// `tessera enroll`: registers a new device key with the server and keeps it in the vault.
+pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Result<(), Failure> {
+    let link = enrollment_link(argument)?;
+    let local =
+        ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| link.server.starts_with(p));
+    if link.server.starts_with("http://") && !local {
+        warn(format!("{} is not HTTPS: anyone on the network can read this enrollment", link.server));
+    }
+    let name = name.or_else(|| std::env::var("HOSTNAME").ok()).map(|n| n.chars().take(64).collect());
+    let (key, registered) = runtime()?.block_on(tessera_client::register(&link, name, None))?;
+    let secret = SecretBytes::from_base32(registered.totp_secret.expose())
+        .map_err(|e| Failure::Usage(format!("the server sent an invalid TOTP seed: {e}")))?;
+    let invalid = |e: tessera_core::otp::OtpError| {
+        Failure::Usage(format!("the server sent invalid TOTP parameters: {e}"))
+    };
+    let method = OtpMethod::Totp {
+        algorithm: Algorithm::parse(&registered.algorithm).map_err(invalid)?,
+        digits: Digits::new(registered.digits).map_err(invalid)?,
+        period: Period::new(registered.period).map_err(invalid)?,
+    };
+    let otp = OtpAuth::new(Some(registered.issuer.clone()), registered.username.clone(), secret, method)?;
+    let binding = PushBinding {
+        server: link.server.clone(),
+        serial: registered.serial.clone(),
+        device_key: key.seed(),
+        server_key: registered.server_public_key,
+        last_seq: 0,
+    };
+    vault.update(|v| v.add_push(otp, binding, now()).map(|_| ()).map_err(VaultError::from)).map_err(|e| {
+        Failure::Usage(format!(
+            "the device registered but could not be saved ({e}); ask for a new enrollment link"
+        ))
+    })?;
+    note(format!(
+        "Enrolled as a push device for {} at {} ({}). Run `tessera push listen` to receive login requests.",
+        registered.username, registered.issuer, registered.serial
+    ));
+    Ok(())
+}
+
+/// The vault's push devices: (token id, device, stream cursor).
+fn devices(vault: &UnlockedVault) -> Result<Vec<(TokenId, Device, u64)>, Failure> {
+    let contents = vault.read()?;
+    let devices = contents
+        .push_tokens()
+        .filter_map(|token| token.push().map(|binding| (token.id().clone(), binding)))
+        .map(|(id, binding)| Ok((id, Device::new(binding)?, binding.last_seq)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    if devices.is_empty() {
+        return Err(Failure::Usage(
+            "this vault has no push device; enroll one with `tessera enroll LINK`".into(),
+        ));
+    }
+    Ok(devices)
+}
+
+/// A challenge as `listen --json` prints it.
+#[derive(Serialize)]
+struct ChallengeLine<'a> {
+    seq: u64,
+    transaction_id: &'a str,
+    username: &'a str,
+    serial: &'a str,
+    service: &'a str,
+    client_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    created_at: u64,
+    expires_at: u64,
+    number_matching: NumberMatching,
+    number_choices: &'a [u8],
+}
+
+fn describe(challenge: &Challenge) -> String {
+    let from = match (&challenge.client_ip, &challenge.user_agent) {
+        (Some(ip), Some(agent)) => format!(" from {ip} ({agent})"),
+        (Some(ip), None) => format!(" from {ip}"),
+        (None, Some(agent)) => format!(" from {agent}"),
+        (None, None) => String::new(),
+    };
+    let numbers = match challenge.number_matching {
+        NumberMatching::Pick => format!(
+            "\n  Pick the number the login screen shows: {}",
+            challenge.number_choices.iter().map(u8::to_string).collect::<Vec<_>>().join("  ")
+        ),
+        NumberMatching::Type => "\n  Type the number the login screen shows.".into(),
+        NumberMatching::Off => String::new(),
+    };
+    format!(
+        "Login request for {} at {}{from}, expires in {} s\n  Transaction {}{numbers}",
+        challenge.username,
+        challenge.service,
+        challenge.seconds_left(now()),
+        challenge.transaction_id
+    )
+}
+
+/// `tessera push listen`.
+pub fn listen(vault: &UnlockedVault, json: bool, auto_deny: bool, count: Option<u32>) -> Result<(), Failure> {
+    let devices = devices(vault)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let channels = devices.iter().map(|(id, device, after)| {
+            let id = id.clone();
+            Box::pin(device.clone().channel(*after).map(move |event| (id.clone(), event)))
+        });
+        let mut events = futures_util::stream::select_all(channels);
+        let mut seen = 0u32;
+        while let Some((id, event)) = events.next().await {
+            match event {
+                ChannelEvent::Connected if !json => note("Listening for login requests (Ctrl-C stops)."),
+                ChannelEvent::Connected => {}
+                ChannelEvent::Disconnected(error) => warn(format!("{error}; reconnecting")),
+                ChannelEvent::Rejected(error) => {
+                    warn(format!("ignored a login request that failed verification: {error}"))
+                }
+                ChannelEvent::Challenge(delivery) => {
+                    let seq = delivery.seq;
+                    vault.update(|v| v.set_push_cursor(&id, seq).map_err(VaultError::from))?;
+                    let challenge = &delivery.challenge.challenge;
+                    if json {
+                        let line = ChallengeLine {
+                            seq,
+                            transaction_id: &challenge.transaction_id,
+                            username: &challenge.username,
+                            serial: &challenge.serial,
+                            service: &challenge.service,
+                            client_ip: challenge.client_ip.as_deref(),
+                            user_agent: challenge.user_agent.as_deref(),
+                            created_at: challenge.created_at,
+                            expires_at: challenge.expires_at,
+                            number_matching: challenge.number_matching,
+                            number_choices: &challenge.number_choices,
+                        };
+                        output(serde_json::to_string(&line).map_err(|e| Failure::Usage(e.to_string()))?);
+                    } else {
+                        output(describe(challenge));
+                    }
+                    let device = devices.iter().find(|(token, ..)| *token == id).map(|(_, device, _)| device);
+                    if let Some(device) = device {
+                        if auto_deny {
+                            send(vault, device, &id, challenge, Decision::Deny(DenyReason::Cancelled), None)
+                                .await?;
+                        } else if std::io::stdin().is_terminal()
+                            && let Some((decision, number)) = ask(challenge)?
+                        {
+                            send(vault, device, &id, challenge, decision, number).await?;
+                        }
+                    }
+                    seen += 1;
+                    if count.is_some_and(|count| seen >= count) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Asks approve/deny at the terminal: a number approves, `d` denies, `n` reports "not me",
+/// an empty line leaves the request unanswered.
+fn ask(challenge: &Challenge) -> Result<Option<(Decision, Option<u8>)>, Failure> {
+    let prompt = match challenge.number_matching {
+        NumberMatching::Off => "Approve? [y] yes, [d] deny, [n] not me, Enter to skip: ",
+        _ => "Type the number to approve, [d] deny, [n] not me, Enter to skip: ",
+    };
+    let answer = read_line(prompt)?;
+    Ok(match answer.trim() {
+        "" => None,
+        "d" | "D" => Some((Decision::Deny(DenyReason::Cancelled), None)),
+        "n" | "N" => Some((Decision::Deny(DenyReason::NotMe), None)),
+        "y" | "Y" if challenge.number_matching == NumberMatching::Off => Some((Decision::Approve, None)),
+        number => match number.parse::<u8>() {
+            Ok(number) => Some((Decision::Approve, Some(number))),
+            Err(_) => {
+                warn("not a number; the request is left unanswered");
+                None
+            }
+        },
+    })
+}
+
+#[allow(clippy::print_stderr)]
+fn read_line(prompt: &str) -> Result<String, Failure> {
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|source| Failure::File {
+        action: "read the answer from",
+        path: "stdin".into(),
+        source,
+    })?;
+    Ok(line)
+}
+
+/// Signs and sends an answer; an approval carries the token's current TOTP (approve-with-OTP).
+async fn send(
+    vault: &UnlockedVault,
+    device: &Device,
+    id: &TokenId,
+    challenge: &Challenge,
+    decision: Decision,
+    number: Option<u8>,
+) -> Result<(), Failure> {
+    let at = now();
+    let otp = match decision {
+        Decision::Approve => Some(vault.update(|v| v.take_code(id, at).map_err(VaultError::from))?),
+        Decision::Deny(_) => None,
+    };
+    let otp = otp.map(|code| tessera_core::secret::SecretString::new(code.expose().to_owned()));
+    let answer = Answer::to(challenge, decision, number, otp, at)?.sign(device.key());
+    let receipt = device.answer(answer).await?;
+    match (decision, receipt.status.as_str()) {
+        (Decision::Approve, "approved") => note(format!("Approved {}.", challenge.transaction_id)),
+        (Decision::Approve, _) => {
+            return Err(Failure::Usage(format!(
+                "the server denied {}: the number or the one-time code did not match",
+                challenge.transaction_id
+            )));
+        }
+        (Decision::Deny(reason), _) => {
+            note(format!("Denied {} ({}).", challenge.transaction_id, reason.as_str()))
+        }
+    }
+    Ok(())
+}
+
+/// Finds a pending transaction among the vault's push devices.
+async fn find(
+    devices: &[(TokenId, Device, u64)],
+    transaction_id: &str,
+) -> Result<(TokenId, Device, Challenge), Failure> {
+    for (id, device, _) in devices {
+        if let Some(challenge) = device.find(transaction_id).await? {
+            return Ok((id.clone(), device.clone(), challenge));
+        }
+    }
+    Err(Failure::Vault(VaultError::Token(TokenError::NotFound(format!(
+        "{transaction_id} (no pending login request: it may have expired or been answered)"
+    )))))
+}
+
+/// `tessera push approve`.
+pub fn approve(vault: &UnlockedVault, transaction_id: &str, number: Option<u8>) -> Result<(), Failure> {
+    let devices = devices(vault)?;
+    runtime()?.block_on(async {
+        let (id, device, challenge) = find(&devices, transaction_id).await?;
+        let number = match (challenge.number_matching, number) {
+            (NumberMatching::Off, _) | (_, Some(_)) => number,
+            (_, None) if std::io::stdin().is_terminal() => {
+                output(describe(&challenge));
+                read_line("Which number does the login screen show? ")?.trim().parse().ok()
+            }
+            (_, None) => {
+                return Err(Failure::Usage(
+                    "this request needs --number (the number on the login screen)".into(),
+                ));
+            }
+        };
+        send(vault, &device, &id, &challenge, Decision::Approve, number).await
+    })
+}
+
+/// `tessera push deny`.
+pub fn deny(vault: &UnlockedVault, transaction_id: &str, reason: &str) -> Result<(), Failure> {
+    let devices = devices(vault)?;
+    let reason = if reason == "not-me" { DenyReason::NotMe } else { DenyReason::Cancelled };
+    runtime()?.block_on(async {
+        let (id, device, challenge) = find(&devices, transaction_id).await?;
+        send(vault, &device, &id, &challenge, Decision::Deny(reason), None).await
+    })
+}

@@ -1,0 +1,338 @@
+//! `tessera-client`: what a device (the CLI, the desktop app, the mobile apps) does with a Tessera
+//! server: register as a push device, hold the challenge channel open, fetch pending challenges,
+//! and send signed answers.
+//!
+//! The channel is Server-Sent Events with automatic reconnection: each reconnect sends
+//! `Last-Event-ID`, so nothing is lost or repeated, and back-off grows to 30 s while the server is
+//! unreachable. Every challenge's server signature is checked here, before any caller sees it; a
+//! challenge that fails the check is reported as such and never shown as a login request.
+
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+use tessera_core::push::{
+    Challenge, Delivery, EnrollmentLink, KeyPair, PublicKey, PushError, RegisterRequest, RegisterResponse,
+    SignedAnswer, WakeAddress, device_auth_message,
+};
+use tessera_core::secret::SecretBytes;
+use tessera_core::vault::PushBinding;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why a request to the server failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach the server: {0}")]
+    Network(String),
+    /// The server answered with an error.
+    #[error("the server refused: {message} (HTTP {status})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The server's error code (`denied`, `expired`, `conflict`, ...).
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server answered something that is not what the protocol says.
+    #[error("the server's answer is malformed: {0}")]
+    Malformed(String),
+    /// A signature or key check failed.
+    #[error(transparent)]
+    Push(#[from] PushError),
+}
+
+impl tessera_core::error::Classify for ClientError {
+    fn code(&self) -> tessera_core::error::ErrorCode {
+        use tessera_core::error::ErrorCode;
+        match self {
+            Self::Network(_) => ErrorCode::Network,
+            Self::Refused { status: 401 | 403, .. } => ErrorCode::Denied,
+            Self::Refused { status: 404, .. } => ErrorCode::NotFound,
+            Self::Refused { status: 409, .. } => ErrorCode::AlreadyUsed,
+            Self::Refused { status: 410, .. } => ErrorCode::Expired,
+            Self::Refused { status: 429, .. } => ErrorCode::RateLimited,
+            Self::Refused { .. } => ErrorCode::InvalidInput,
+            Self::Malformed(_) => ErrorCode::Internal,
+            Self::Push(e) => e.code(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+/// The server's answer to a device's answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnswerReceipt {
+    /// The transaction.
+    pub transaction_id: String,
+    /// `approved` or `denied`.
+    pub status: String,
+}
+
+fn http_client() -> Result<reqwest::Client, ClientError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Network(e.to_string()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn checked(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, ClientError> {
+    let response = response.map_err(|e| ClientError::Network(e.without_url().to_string()))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+        Ok(error) => (error.code, error.message),
+        Err(_) => (String::new(), body.chars().take(200).collect()),
+    };
+    Err(ClientError::Refused { status, code, message })
+}
+
+async fn json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+    response.json().await.map_err(|e| ClientError::Malformed(e.without_url().to_string()))
+}
+
+/// Registers this device from an enrollment link: a new key pair is made here and only its
+/// public half leaves the device. Returns the key pair and what the server sent back.
+pub async fn register(
+    link: &EnrollmentLink,
+    device_name: Option<String>,
+    wake: Option<WakeAddress>,
+) -> Result<(KeyPair, RegisterResponse), ClientError> {
+    let key = KeyPair::generate().map_err(|e| ClientError::Malformed(e.to_string()))?;
+    let request = RegisterRequest {
+        serial: link.serial.clone(),
+        code: link.code.clone(),
+        device_public_key: key.public(),
+        device_name,
+        wake,
+    };
+    let http = http_client()?;
+    let response =
+        checked(http.post(format!("{}/api/v1/push/register", link.server)).json(&request).send().await)
+            .await?;
+    let registered: RegisterResponse = json(response).await?;
+    if registered.serial != link.serial {
+        return Err(ClientError::Malformed("the server registered another serial".into()));
+    }
+    Ok((key, registered))
+}
+
+/// A registered push device talking to its server.
+#[derive(Clone)]
+pub struct Device {
+    server: String,
+    serial: String,
+    key: KeyPair,
+    server_key: PublicKey,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("server", &self.server)
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the challenge channel reports.
+#[derive(Debug)]
+pub enum ChannelEvent {
+    /// The channel is (again) open.
+    Connected,
+    /// The channel dropped or could not open; it retries by itself.
+    Disconnected(ClientError),
+    /// A login request whose signature and validity checked out.
+    Challenge(Delivery),
+    /// A message that failed the signature or validity check (never shown to the user).
+    Rejected(PushError),
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
+
+impl Device {
+    /// The device of a vault's push binding.
+    pub fn new(binding: &PushBinding) -> Result<Self, ClientError> {
+        Ok(Self {
+            server: binding.server.clone(),
+            serial: binding.serial.clone(),
+            key: binding.key_pair()?,
+            server_key: binding.server_key,
+            http: http_client()?,
+        })
+    }
+
+    /// A device from its parts (for programs without a vault).
+    pub fn from_parts(
+        server: &str,
+        serial: &str,
+        device_key: &SecretBytes,
+        server_key: PublicKey,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            server: server.trim_end_matches('/').to_owned(),
+            serial: serial.to_owned(),
+            key: KeyPair::from_seed(device_key)?,
+            server_key,
+            http: http_client()?,
+        })
+    }
+
+    /// The push token's serial.
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    fn signed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let timestamp = unix_now();
+        let signature = self.key.sign(&device_auth_message(&self.serial, timestamp));
+        request
+            .header("Tessera-Serial", &self.serial)
+            .header("Tessera-Timestamp", timestamp.to_string())
+            .header("Tessera-Signature", signature)
+    }
+
+    /// Checks a delivery's server signature and validity now.
+    pub fn verify(&self, delivery: &Delivery) -> Result<(), PushError> {
+        let challenge = delivery.challenge.verify(&self.server_key, unix_now())?;
+        if challenge.serial != self.serial {
+            return Err(PushError::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// The pending challenges after stream position `after`, waiting up to `wait` for one
+    /// (long-poll). Each one's signature is checked; any that fails makes the call fail.
+    pub async fn pending(&self, after: u64, wait: Duration) -> Result<Vec<Delivery>, ClientError> {
+        let url = format!("{}/api/v1/push/pending?after={after}&wait={}", self.server, wait.as_secs());
+        let request = self.signed(self.http.get(url)).timeout(wait + Duration::from_secs(15));
+        let deliveries: Vec<Delivery> = json(checked(request.send().await).await?).await?;
+        for delivery in &deliveries {
+            self.verify(delivery)?;
+        }
+        Ok(deliveries)
+    }
+
+    /// The pending challenge of a transaction, if the server still has it for this device.
+    pub async fn find(&self, transaction_id: &str) -> Result<Option<Challenge>, ClientError> {
+        Ok(self
+            .pending(0, Duration::ZERO)
+            .await?
+            .into_iter()
+            .map(|d| d.challenge.challenge)
+            .find(|c| c.transaction_id == transaction_id))
+    }
+
+    /// Sends a signed answer.
+    pub async fn answer(&self, answer: SignedAnswer) -> Result<AnswerReceipt, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}/api/v1/push/answer", self.server))
+            .json(&answer)
+            .timeout(Duration::from_secs(20));
+        json(checked(request.send().await).await?).await
+    }
+
+    /// The key pair that signs this device's answers.
+    pub fn key(&self) -> &KeyPair {
+        &self.key
+    }
+
+    async fn open_stream(&self, after: u64) -> Result<EventStream, ClientError> {
+        let request = self
+            .signed(self.http.get(format!("{}/api/v1/push/stream", self.server)))
+            .header("Accept", "text/event-stream")
+            .header("Last-Event-ID", after.to_string());
+        let response = checked(request.send().await).await?;
+        Ok(Box::pin(response.bytes_stream().eventsource().map(|event| event.map_err(|e| e.to_string()))))
+    }
+
+    /// The challenge channel, from stream position `after` on: connects, reconnects with
+    /// growing back-off, resumes where it left off, and yields each verified challenge once.
+    pub fn channel(self, after: u64) -> impl Stream<Item = ChannelEvent> + Send {
+        struct State {
+            device: Device,
+            after: u64,
+            events: Option<EventStream>,
+            failures: u32,
+        }
+        let start = State { device: self, after, events: None, failures: 0 };
+        futures_util::stream::unfold(start, |mut state| async move {
+            loop {
+                let Some(events) = state.events.as_mut() else {
+                    if state.failures > 0 {
+                        let backoff = Duration::from_millis(250u64 << state.failures.min(7)).min(MAX_BACKOFF);
+                        tokio::time::sleep(backoff).await;
+                    }
+                    match state.device.open_stream(state.after).await {
+                        Ok(events) => {
+                            state.events = Some(events);
+                            state.failures = 0;
+                            return Some((ChannelEvent::Connected, state));
+                        }
+                        Err(error) => {
+                            state.failures = state.failures.saturating_add(1);
+                            return Some((ChannelEvent::Disconnected(error), state));
+                        }
+                    }
+                };
+                match events.next().await {
+                    Some(Ok(event)) if event.event == "challenge" => {
+                        let delivery: Delivery = match serde_json::from_str(&event.data) {
+                            Ok(delivery) => delivery,
+                            Err(error) => {
+                                return Some((
+                                    ChannelEvent::Disconnected(ClientError::Malformed(error.to_string())),
+                                    state,
+                                ));
+                            }
+                        };
+                        if delivery.seq <= state.after {
+                            continue;
+                        }
+                        state.after = delivery.seq;
+                        return Some(match state.device.verify(&delivery) {
+                            Ok(()) => (ChannelEvent::Challenge(delivery), state),
+                            Err(error) => (ChannelEvent::Rejected(error), state),
+                        });
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => {
+                        state.events = None;
+                        state.failures = 1;
+                        return Some((ChannelEvent::Disconnected(ClientError::Network(error)), state));
+                    }
+                    None => {
+                        state.events = None;
+                        state.failures = 1;
+                        let closed = ClientError::Network("the server closed the channel".into());
+                        return Some((ChannelEvent::Disconnected(closed), state));
+                    }
+                }
+            }
+        })
+    }
+}
