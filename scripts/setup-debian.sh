@@ -10,6 +10,7 @@ packages=(
   postgresql                         # the shared database of server replicas, tested for real
   hyperfine                          # whole-process timings in scripts/bench.sh
   python3                            # the demo unpacks the enrollment QR from JSON
+  openssl                            # RSA service-account keys for the FCM wake-up tests
 )
 
 missing=()

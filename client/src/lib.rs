@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tessera_core::push::{
     Challenge, Delivery, EnrollmentLink, KeyPair, PublicKey, PushError, RegisterRequest, RegisterResponse,
-    SignedAnswer, WakeAddress, device_auth_message,
+    SignedAnswer, WakeAddress, WakeUpdate, device_auth_message,
 };
 use tessera_core::secret::SecretBytes;
 use tessera_core::vault::PushBinding;
@@ -254,6 +254,16 @@ impl Device {
             .json(&answer)
             .timeout(Duration::from_secs(20));
         json(checked(request.send().await).await?).await
+    }
+
+    /// Tells the server where FCM or APNs can wake this device (their tokens rotate: report
+    /// each new one), or, with `None`, to stop waking it.
+    pub async fn set_wake(&self, wake: Option<WakeAddress>) -> Result<(), ClientError> {
+        let request = self
+            .signed(self.http.post(format!("{}/api/v1/push/wake", self.server)))
+            .json(&WakeUpdate { wake })
+            .timeout(Duration::from_secs(20));
+        checked(request.send().await).await.map(drop)
     }
 
     /// The key pair that signs this device's answers.

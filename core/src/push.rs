@@ -68,6 +68,9 @@ pub enum PushError {
     /// The number is not one the request offers.
     #[error("the number is not one of the choices offered")]
     NumberNotOffered,
+    /// A wake-up address that FCM or APNs would refuse.
+    #[error("invalid {0} wake-up token: {1}")]
+    InvalidWakeAddress(&'static str, &'static str),
 }
 
 impl crate::error::Classify for PushError {
@@ -613,6 +616,14 @@ pub struct RegisterRequest {
     pub wake: Option<WakeAddress>,
 }
 
+/// A device's new wake-up address (`POST /api/v1/push/wake`); `null` stops wake-ups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WakeUpdate {
+    /// The new address, or none.
+    pub wake: Option<WakeAddress>,
+}
+
 /// Where a platform push service can wake the device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "service", content = "token", rename_all = "lowercase")]
@@ -621,6 +632,57 @@ pub enum WakeAddress {
     Fcm(String),
     /// Apple Push Notification service device token (hex).
     Apns(String),
+}
+
+impl WakeAddress {
+    /// Builds an address from its stored parts (`fcm` or `apns`, and the token).
+    pub fn from_parts(service: &str, token: &str) -> Option<Self> {
+        match service {
+            "fcm" => Some(Self::Fcm(token.to_owned())),
+            "apns" => Some(Self::Apns(token.to_owned())),
+            _ => None,
+        }
+    }
+
+    /// The push service's name: `fcm` or `apns`.
+    pub fn service(&self) -> &'static str {
+        match self {
+            Self::Fcm(_) => "fcm",
+            Self::Apns(_) => "apns",
+        }
+    }
+
+    /// The device's token at that service.
+    pub fn token(&self) -> &str {
+        match self {
+            Self::Fcm(token) | Self::Apns(token) => token,
+        }
+    }
+
+    /// Checks the token's shape, so a malformed one is refused at registration rather than
+    /// failing every later wake-up. FCM registration tokens are URL-safe text (about 160
+    /// characters); APNs device tokens are hex (32 bytes today, up to 100 allowed).
+    pub fn validate(&self) -> Result<(), PushError> {
+        let service = self.service();
+        let token = self.token();
+        let (max_len, valid_char): (usize, fn(char) -> bool) = match self {
+            Self::Fcm(_) => (4096, |c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.')),
+            Self::Apns(_) => (200, |c| c.is_ascii_hexdigit()),
+        };
+        if token.len() < 32 {
+            return Err(PushError::InvalidWakeAddress(service, "too short"));
+        }
+        if token.len() > max_len {
+            return Err(PushError::InvalidWakeAddress(service, "too long"));
+        }
+        if !token.chars().all(valid_char) {
+            return Err(PushError::InvalidWakeAddress(service, "unexpected characters"));
+        }
+        if matches!(self, Self::Apns(_)) && !token.len().is_multiple_of(2) {
+            return Err(PushError::InvalidWakeAddress(service, "odd number of hex digits"));
+        }
+        Ok(())
+    }
 }
 
 /// A pending challenge as a device receives it: its position in the device's stream (the SSE
@@ -908,5 +970,25 @@ mod tests {
         assert_eq!(PublicKey::parse("not base64 !").unwrap_err(), PushError::InvalidKey);
         assert!(!format!("{pair:?}").contains(&data_encoding::HEXLOWER.encode(pair.seed().expose())));
         assert!(pair.public().verify(b"message", "AAAA").is_err());
+    }
+
+    #[test]
+    fn wake_addresses_are_checked_before_they_are_stored() {
+        let fcm = WakeAddress::Fcm("dGVzc2VyYQ:APA91bH-example_registration.token-0123456789".into());
+        assert_eq!(fcm.validate(), Ok(()));
+        assert_eq!(WakeAddress::from_parts(fcm.service(), fcm.token()), Some(fcm));
+        assert_eq!(WakeAddress::Apns("ab".repeat(32)).validate(), Ok(()));
+        let refused = [
+            (WakeAddress::Fcm("short".into()), "too short"),
+            (WakeAddress::Fcm(format!("{}\n{}", "a".repeat(40), "b")), "unexpected characters"),
+            (WakeAddress::Fcm("a".repeat(4097)), "too long"),
+            (WakeAddress::Apns("zz".repeat(32)), "unexpected characters"),
+            (WakeAddress::Apns("a".repeat(65)), "odd number of hex digits"),
+            (WakeAddress::Apns("ab".repeat(101)), "too long"),
+        ];
+        for (address, why) in refused {
+            assert_eq!(address.validate(), Err(PushError::InvalidWakeAddress(address.service(), why)));
+        }
+        assert_eq!(WakeAddress::from_parts("sms", "x"), None);
     }
 }

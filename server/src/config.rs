@@ -81,6 +81,47 @@ struct FilePush {
     mute_secs: Option<u64>,
     enrollment_ttl_secs: Option<u64>,
     webhook_url: Option<String>,
+    ca_file: Option<PathBuf>,
+    fcm: Option<FcmConfig>,
+    apns: Option<ApnsConfig>,
+}
+
+/// Firebase Cloud Messaging (HTTP v1 API) wake-ups for Android devices.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FcmConfig {
+    /// The Firebase service account's JSON key file (its `project_id`, `client_email`,
+    /// `private_key` and `token_uri` are used).
+    pub service_account_file: PathBuf,
+    /// Base URL of the FCM API.
+    #[serde(default = "default_fcm_endpoint")]
+    pub endpoint: String,
+}
+
+/// Apple Push Notification service wake-ups for iOS devices, with token-based authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApnsConfig {
+    /// The `.p8` signing key from the Apple developer account.
+    pub key_file: PathBuf,
+    /// The key's 10-character id.
+    pub key_id: String,
+    /// The developer team's 10-character id.
+    pub team_id: String,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+    /// Base URL of APNs: `https://api.push.apple.com`, or `https://api.sandbox.push.apple.com`
+    /// for development builds.
+    #[serde(default = "default_apns_endpoint")]
+    pub endpoint: String,
+}
+
+fn default_fcm_endpoint() -> String {
+    "https://fcm.googleapis.com".into()
+}
+
+fn default_apns_endpoint() -> String {
+    "https://api.push.apple.com".into()
 }
 
 /// Push approval settings.
@@ -106,6 +147,12 @@ pub struct PushPolicy {
     pub enrollment_ttl_secs: u64,
     /// Where "not me" alerts are POSTed, if anywhere.
     pub webhook_url: Option<String>,
+    /// Extra CA certificates (PEM) trusted for outbound HTTPS: the webhook, FCM and APNs.
+    pub ca_file: Option<PathBuf>,
+    /// FCM wake-ups, when configured.
+    pub fcm: Option<FcmConfig>,
+    /// APNs wake-ups, when configured.
+    pub apns: Option<ApnsConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +330,9 @@ impl Config {
             mute_secs: file.push.mute_secs.unwrap_or(20 * 60),
             enrollment_ttl_secs: file.push.enrollment_ttl_secs.unwrap_or(10 * 60),
             webhook_url: file.push.webhook_url,
+            ca_file: file.push.ca_file,
+            fcm: file.push.fcm.map(|fcm| FcmConfig { endpoint: trimmed_url(fcm.endpoint), ..fcm }),
+            apns: file.push.apns.map(|apns| ApnsConfig { endpoint: trimmed_url(apns.endpoint), ..apns }),
         };
         check_push(&push)?;
         Ok(Self {
@@ -335,7 +385,28 @@ fn check_push(push: &PushPolicy) -> Result<(), ConfigError> {
     if !(10..=86_400).contains(&push.enrollment_ttl_secs) {
         return Err(ConfigError::OutOfRange("push.enrollment_ttl_secs must be 10 to 86400".into()));
     }
+    if push.fcm.as_ref().is_some_and(|fcm| !fcm.endpoint.starts_with("https://")) {
+        return Err(ConfigError::OutOfRange("push.fcm.endpoint must start with https://".into()));
+    }
+    if let Some(apns) = &push.apns {
+        if !apns.endpoint.starts_with("https://") {
+            return Err(ConfigError::OutOfRange("push.apns.endpoint must start with https://".into()));
+        }
+        let apple_id = |id: &str| id.len() == 10 && id.chars().all(|c| c.is_ascii_alphanumeric());
+        if !apple_id(&apns.key_id) || !apple_id(&apns.team_id) {
+            return Err(ConfigError::OutOfRange(
+                "push.apns.key_id and push.apns.team_id must be Apple's 10-character ids".into(),
+            ));
+        }
+        if apns.topic.is_empty() || apns.topic.contains(char::is_whitespace) {
+            return Err(ConfigError::OutOfRange("push.apns.topic must be the app's bundle id".into()));
+        }
+    }
     Ok(())
+}
+
+fn trimmed_url(url: String) -> String {
+    url.trim_end_matches('/').to_owned()
 }
 
 fn check_policy(policy: &Policy) -> Result<(), ConfigError> {
@@ -422,12 +493,30 @@ mod tests {
         assert!(error.to_string().contains("10 minutes at most"), "{error}");
         std::fs::write(&path, "[policy]\nmax_failures = 1000\n").unwrap();
         let error = Config::load(&ConfigArgs {
-            config: Some(path),
+            config: Some(path.clone()),
             data_dir: Some(dir.clone()),
             ..Default::default()
         })
         .unwrap_err();
         assert!(error.to_string().contains("at most 100"), "{error}");
+        let apns = "[push.apns]\nkey_file = \"k.p8\"\ntopic = \"org.example.app\"\n";
+        for (text, message) in [
+            (format!("{apns}key_id = \"SHORT\"\nteam_id = \"TEAMID6789\"\n"), "10-character ids"),
+            (
+                format!("{apns}key_id = \"KEYID12345\"\nteam_id = \"TEAMID6789\"\nendpoint = \"http://x\"\n"),
+                "must start with https://",
+            ),
+            ("[push.fcm]\nservice_account_file = \"sa.json\"\nendpoint = \"http://x\"\n".into(), "https://"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = Config::load(&ConfigArgs {
+                config: Some(path.clone()),
+                data_dir: Some(dir.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(error.to_string().contains(message), "{error}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

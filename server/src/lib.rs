@@ -7,6 +7,7 @@
 //! - [`service`]: users, enrollment, validation, audit; the rules come from `tessera_core::verifier`.
 //! - [`api`]: the HTTP edge and its OpenAPI document.
 //! - [`push`]: push approval: enrollment, challenges, device channel, answers.
+//! - [`wake`]: optional FCM and APNs wake-ups for sleeping phone apps.
 //! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod push;
 pub mod ratelimit;
 pub mod service;
 pub mod store;
+pub mod wake;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): validations by result, their
-//! latency, lockouts, pushes by outcome, and open device connections.
+//! latency, lockouts, pushes by outcome, open device connections, and FCM/APNs wake-ups.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +13,12 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WakeLabel {
+    service: &'static str,
+    result: &'static str,
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -21,6 +27,7 @@ pub struct Metrics {
     lockouts: Counter,
     pushes: Family<ResultLabel, Counter>,
     devices: Gauge,
+    wakeups: Family<WakeLabel, Counter>,
 }
 
 impl Metrics {
@@ -49,7 +56,13 @@ impl Metrics {
             "Devices holding the push channel open",
             devices.clone(),
         );
-        Self { registry, validations, latency, lockouts, pushes, devices }
+        let wakeups = Family::<WakeLabel, Counter>::default();
+        registry.register(
+            "push_wakeups",
+            "FCM and APNs wake-ups by service and result (sent, unregistered, failed, not_configured)",
+            wakeups.clone(),
+        );
+        Self { registry, validations, latency, lockouts, pushes, devices, wakeups }
     }
 
     /// Counts a validation and its latency.
@@ -71,6 +84,11 @@ impl Metrics {
     /// A device connection opened (+1) or closed (-1).
     pub fn device_connections(&self, delta: i64) {
         self.devices.inc_by(delta);
+    }
+
+    /// Counts a wake-up through `service` (`fcm` or `apns`).
+    pub fn wakeup(&self, service: &'static str, result: &'static str) {
+        self.wakeups.get_or_create(&WakeLabel { service, result }).inc();
     }
 
     /// The text exposition.

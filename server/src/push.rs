@@ -35,6 +35,7 @@ use crate::store::{
     NewAudit, NewTransaction, PushLimits, PushRefusal, RecordedAnswer, StateUpdate, TokenRow, TransactionRow,
     UserRow,
 };
+use crate::wake::{WakeOutcome, WakeUp};
 
 /// How far a device's signed timestamp may be from the server's clock.
 const DEVICE_AUTH_SKEW_SECS: u64 = 120;
@@ -138,6 +139,15 @@ pub fn random_id(prefix: &str) -> Result<String, ServiceError> {
     Ok(format!("{prefix}{}", data_encoding::BASE32_NOPAD.encode(&bytes)))
 }
 
+/// A wake-up address as stored (`fcm`/`apns` and the token), after checking its shape.
+fn wake_parts(wake: Option<&WakeAddress>) -> Result<Option<(&'static str, &str)>, ServiceError> {
+    wake.map(|address| {
+        address.validate().map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        Ok((address.service(), address.token()))
+    })
+    .transpose()
+}
+
 fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -196,14 +206,7 @@ impl Service {
         if let Some(name) = &request.device_name {
             crate::service::check_text("device name", name, 64)?;
         }
-        let wake = match &request.wake {
-            Some(WakeAddress::Fcm(token)) => Some(("fcm", token.as_str())),
-            Some(WakeAddress::Apns(token)) => Some(("apns", token.as_str())),
-            None => None,
-        };
-        if let Some((_, token)) = wake {
-            crate::service::check_text("wake token", token, 4096)?;
-        }
+        let wake = wake_parts(request.wake.as_ref())?;
         let token = self.store.token(&request.serial).await?.filter(|t| t.kind == "push");
         let now = unix_now();
         let hash = code_hash(request.code.expose());
@@ -269,6 +272,80 @@ impl Service {
             digits: u8::try_from(token.digits).unwrap_or(6),
             period: u32::try_from(token.period).unwrap_or(30),
         })
+    }
+
+    /// Sets or clears the address at which FCM or APNs can wake the device (their tokens
+    /// rotate; the app reports each new one).
+    pub async fn set_wake_address(
+        &self,
+        device: &Device,
+        wake: Option<WakeAddress>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ServiceError> {
+        let parts = wake_parts(wake.as_ref())?;
+        let ip_text = ip.map(|ip| ip.to_string());
+        let audit = NewAudit {
+            at_ms: unix_now_ms(),
+            actor: "device",
+            action: "push.wake_address",
+            username: Some(&device.username),
+            serial: Some(&device.token.serial),
+            client_ip: ip_text.as_deref(),
+            result: "ok",
+            reason: Some(parts.map_or("cleared", |(service, _)| service)),
+        };
+        if self.store.set_wake_address(&device.token.serial, parts, &audit).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("push token", device.token.serial.clone()))
+        }
+    }
+
+    /// Wakes the user's devices that gave a wake-up address, in the background: the login
+    /// request does not wait for Google or Apple.
+    async fn wake_devices(
+        &self,
+        user_id: i64,
+        transaction_id: &str,
+        expires_at: u64,
+    ) -> Result<(), ServiceError> {
+        if !self.waker.is_enabled() {
+            return Ok(());
+        }
+        let targets: Vec<(String, WakeAddress)> = self
+            .store
+            .tokens_of(user_id)
+            .await?
+            .into_iter()
+            .filter(|token| token.kind == "push" && token.state.enabled && token.device_public_key.is_some())
+            .filter_map(|token| {
+                let address =
+                    WakeAddress::from_parts(token.wake_service.as_deref()?, token.wake_token.as_deref()?)?;
+                Some((token.serial, address))
+            })
+            .collect();
+        for (serial, address) in targets {
+            let (waker, store, metrics) = (self.waker.clone(), self.store.clone(), self.metrics.clone());
+            let transaction_id = transaction_id.to_owned();
+            tokio::spawn(async move {
+                let wake = WakeUp { serial: &serial, transaction_id: &transaction_id, expires_at };
+                let outcome = waker.wake(&address, &wake).await;
+                metrics.wakeup(address.service(), outcome.label());
+                match outcome {
+                    WakeOutcome::Sent | WakeOutcome::NotConfigured => {}
+                    WakeOutcome::Unregistered => {
+                        tracing::info!(%serial, service = address.service(), "the push service no longer knows this device; its wake-up address is forgotten");
+                        if let Err(error) = store.forget_wake_address(&serial, address.token()).await {
+                            tracing::warn!(%error, %serial, "could not forget a wake-up address");
+                        }
+                    }
+                    WakeOutcome::Failed(reason) => {
+                        tracing::warn!(%serial, service = address.service(), %reason, "wake-up failed");
+                    }
+                }
+            });
+        }
+        Ok(())
     }
 
     /// Checks a device's signed timestamp: the device holds the key registered for `serial`.
@@ -424,6 +501,7 @@ impl Service {
             Ok(_seq) => {
                 self.metrics.push("sent");
                 self.publish(&user_key(user.id)).await;
+                self.wake_devices(user.id, &id, now + self.push.expiry_secs).await?;
                 let message = match numbers.number {
                     Some(number) => {
                         format!("approve the login on your device; it will ask for the number {number}")

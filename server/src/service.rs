@@ -281,6 +281,9 @@ pub struct TokenView {
     /// Push: the registered device's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
+    /// Push: `fcm` or `apns` when the device can be woken through that service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake: Option<String>,
 }
 
 /// A validation request.
@@ -403,13 +406,37 @@ pub struct Service {
     pub(crate) issuer: String,
     pub(crate) policy: Policy,
     pub(crate) limiter: Limiter,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     admin_token: Option<SecretString>,
     hashing: tokio::sync::Semaphore,
     pub(crate) push: crate::config::PushPolicy,
     pub(crate) push_key: tessera_core::push::KeyPair,
     pub(crate) hub: crate::push::Hub,
     pub(crate) http: reqwest::Client,
+    pub(crate) waker: Arc<crate::wake::Waker>,
+}
+
+/// A factory of outbound HTTPS clients (webhook, FCM, APNs) that trust the platform's CAs plus
+/// those in `ca_file`, with a 10 s timeout.
+fn outbound_client(
+    ca_file: Option<&std::path::Path>,
+) -> Result<impl Fn() -> reqwest::ClientBuilder, ServiceError> {
+    let extra = match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| ServiceError::InvalidInput(format!("push.ca_file {}: {e}", path.display())))?;
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ServiceError::InvalidInput(format!(
+                    "push.ca_file {}: not PEM certificates: {e}",
+                    path.display()
+                ))
+            })?
+        }
+        None => Vec::new(),
+    };
+    Ok(move || {
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).tls_certs_merge(extra.clone())
+    })
 }
 
 /// Unix seconds now.
@@ -490,23 +517,24 @@ impl Service {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let push_key = key.push_signing_key()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| ServiceError::InvalidInput(format!("HTTP client: {e}")))?;
+        let outbound = outbound_client(config.push.ca_file.as_deref())?;
+        let http = outbound().build().map_err(|e| ServiceError::InvalidInput(format!("HTTP client: {e}")))?;
+        let waker = crate::wake::Waker::new(&config.push, &http, &outbound)
+            .map_err(|e| ServiceError::InvalidInput(format!("push wake-ups: {e}")))?;
         Ok(Arc::new(Self {
             store,
             key,
             issuer: config.issuer.clone(),
             policy: config.policy,
             limiter: Limiter::new(config.rate_limits, &config.policy),
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             admin_token,
             hashing: tokio::sync::Semaphore::new(2 * cores),
             push: config.push.clone(),
             push_key,
             hub: crate::push::Hub::default(),
             http,
+            waker: Arc::new(waker),
         }))
     }
 
@@ -786,6 +814,7 @@ impl Service {
             last_used_at: token.last_used_at,
             registered: (token.kind == "push").then_some(token.device_public_key.is_some()),
             device_name: token.device_name.clone(),
+            wake: token.wake_service.clone(),
         }
     }
 

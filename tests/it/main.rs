@@ -17,3 +17,4 @@ mod layering;
 mod push;
 mod server;
 mod support;
+mod wake;

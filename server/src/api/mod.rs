@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/push/stream", get(push::stream))
         .route("/push/pending", get(push::pending))
         .route("/push/answer", post(push::answer))
+        .route("/push/wake", post(push::wake))
         .route("/transactions/{id}", get(push::transaction))
         .route("/openapi.json", get(openapi));
     Router::new()
@@ -219,7 +220,7 @@ impl utoipa::Modify for BearerAuth {
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::audit, healthz, metrics, openapi,
-        push::register, push::stream, push::pending, push::answer, push::transaction,
+        push::register, push::stream, push::pending, push::answer, push::wake, push::transaction,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
-use tessera_core::push::{Delivery, RegisterRequest, RegisterResponse, SignedAnswer};
+use tessera_core::push::{Delivery, RegisterRequest, RegisterResponse, SignedAnswer, WakeUpdate};
 
 use super::extract::{ClientIp, Json, client_ip};
 use super::{ApiError, AppState, ErrorBody};
@@ -147,6 +147,20 @@ pub async fn answer(
     Json(answer): Json<SignedAnswer>,
 ) -> Result<axum::Json<AnswerReceipt>, ApiError> {
     Ok(axum::Json(state.service.answer(answer, ip).await?))
+}
+
+/// Sets or clears where FCM or APNs can wake the device: `{"wake": {"service": "fcm", "token":
+/// "..."}}`, `{"wake": {"service": "apns", "token": "<hex>"}}` or `{"wake": null}`.
+#[utoipa::path(post, path = "/api/v1/push/wake", tag = "push", request_body(content = Object, description = "tessera_core::push::WakeUpdate"),
+    responses((status = 204, description = "Saved"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn wake(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AuthenticatedDevice(device): AuthenticatedDevice,
+    Json(update): Json<WakeUpdate>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    state.service.set_wake_address(&device, update.wake, ip).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// How long to wait.

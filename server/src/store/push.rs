@@ -323,6 +323,43 @@ impl Store {
             .is_some())
     }
 
+    /// Sets or clears a push token's wake-up address (the device's FCM or APNs token), with an
+    /// audit record. False when no registered push token has that serial.
+    pub async fn set_wake_address(
+        &self,
+        serial: &str,
+        wake: Option<(&str, &str)>,
+        audit: &NewAudit<'_>,
+    ) -> Result<bool, StoreError> {
+        let update = statement(
+            "UPDATE tokens SET wake_service = $1, wake_token = $2 \
+             WHERE serial = $3 AND kind = 'push' AND device_public_key IS NOT NULL",
+            vec![
+                Param::OptText(wake.map(|(service, _)| service.to_owned())),
+                Param::OptText(wake.map(|(_, token)| token.to_owned())),
+                Param::Text(serial.into()),
+            ],
+        );
+        Ok(self
+            .db
+            .atomically(vec![Guarded { statement: update, rows: Some(1) }, audited(audit)], vec![])
+            .await?
+            .is_some())
+    }
+
+    /// Forgets a wake-up address the push service called invalid, unless the device has
+    /// registered another one meanwhile. True when it was forgotten.
+    pub async fn forget_wake_address(&self, serial: &str, wake_token: &str) -> Result<bool, StoreError> {
+        let forgotten = self
+            .db
+            .execute(statement(
+                "UPDATE tokens SET wake_service = NULL, wake_token = NULL WHERE serial = $1 AND wake_token = $2",
+                vec![Param::Text(serial.into()), Param::Text(wake_token.into())],
+            ))
+            .await?;
+        Ok(forgotten == 1)
+    }
+
     /// Tells every replica that `key` changed (PostgreSQL `NOTIFY`; a no-op on SQLite, which
     /// serves one process).
     pub async fn notify(&self, key: &str) -> Result<(), StoreError> {
