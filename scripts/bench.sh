@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Benchmarks: the core's criterion suite (codes, verification, vault open/save, Argon2id unlock,
-# QR decoding), whole `tessera` processes timed with hyperfine against a real Secret Service, and
-# the verification server under load (tessera-loadgen) on SQLite and PostgreSQL.
+# QR decoding), whole `tessera` processes timed with hyperfine against a real Secret Service, the
+# verification server under load (tessera-loadgen), and push latency with 10,000 connected devices
+# (tessera-pushbench), on SQLite and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo bench --locked -p tessera-core --bench core -- --warm-up-time 1 --measurement-time 3
-cargo build --release --locked -p tessera-cli -p tessera-server
+cargo build --release --locked -p tessera-cli -p tessera-server -p tessera-bench
 
 scripts/with-keyring.sh scripts/lib/process-bench.sh
 
 for connections in 8 16 32; do
   ./target/release/tessera-loadgen --seconds 10 --concurrency "$connections"
 done
+./target/release/tessera-pushbench --devices 10000 --round-trips 1000
 scripts/with-postgres.sh sh -c '
   for connections in 8 16; do
     psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"
     ./target/release/tessera-loadgen --seconds 10 --concurrency "$connections" --database-url "${TESSERA_TEST_POSTGRES_URL%/*}/tessera_bench"
-  done'
+  done
+  psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"
+  ./target/release/tessera-pushbench --devices 10000 --round-trips 1000 --database-url "${TESSERA_TEST_POSTGRES_URL%/*}/tessera_bench"'

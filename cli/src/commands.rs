@@ -7,15 +7,15 @@ use serde::Serialize;
 use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
 use tessera_core::otpauth::{OtpAuth, UriWarning};
 use tessera_core::qr;
-use tessera_core::secret::SecretBytes;
+use tessera_core::secret::{SecretBytes, SecretString};
 use tessera_core::transfer;
 use tessera_core::vault::{
-    KdfParams, SlotKindName, Token, TokenEdit, TokenError, UnlockedVault, VaultError, VaultStore,
+    KdfParams, PinError, SlotKindName, Token, TokenEdit, TokenError, UnlockedVault, VaultError, VaultStore,
 };
 use tessera_platform::{OsKeyStore, default_vault_path};
 
-use crate::terminal::{self, Failure, NEW_PASSPHRASE_ENV, note, output, short_id, warn};
-use crate::{AddArgs, Cli, Command, PushCommand, SlotsCommand};
+use crate::terminal::{self, Failure, NEW_PASSPHRASE_ENV, PIN_ENV, note, output, short_id, warn};
+use crate::{AddArgs, Cli, Command, PinCommand, PushCommand, SlotsCommand};
 
 /// Largest import file read.
 const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
@@ -56,10 +56,35 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Push(PushCommand::Deny { transaction_id, reason }) => {
                     crate::push::deny(&vault, &transaction_id, &reason)
                 }
+                Command::Push(PushCommand::Pin(PinCommand::Set)) => crate::push::set_pin(&vault),
+                Command::Push(PushCommand::Pin(PinCommand::Clear)) => crate::push::clear_pin(&vault),
                 Command::Init { .. } => Err(Failure::Usage("the vault exists already".into())),
             }
         }
     }
+}
+
+/// The answer PIN, asked for only when the vault has one and is not making attempts wait.
+pub(crate) fn pin_if_set(vault: &UnlockedVault) -> Result<Option<SecretString>, Failure> {
+    match vault.read()?.check_answer_pin(None, now()) {
+        Err(PinError::Required) => {}
+        other => return other.map(|()| None).map_err(Failure::from),
+    }
+    terminal::pin().map(Some).ok_or_else(|| {
+        Failure::Usage(format!(
+            "this vault asks for its PIN before answering login requests; run in a terminal or set {PIN_ENV}"
+        ))
+    })
+}
+
+/// Asks for and checks the answer PIN when the vault has one. Every attempt is saved, wrong
+/// ones included, so the limit on wrong PINs holds across runs.
+pub(crate) fn check_pin(vault: &UnlockedVault) -> Result<(), Failure> {
+    let Some(pin) = pin_if_set(vault)? else {
+        return Ok(());
+    };
+    vault.update(|v| Ok::<_, VaultError>(v.check_answer_pin(Some(&pin), now())))??;
+    Ok(())
 }
 
 pub(crate) fn now() -> u64 {
@@ -83,8 +108,11 @@ fn init(store: &VaultStore, with_passphrase: bool, no_keystore: bool) -> Result<
     if store.exists() {
         return Err(VaultError::AlreadyExists(store.path().to_path_buf()).into());
     }
-    let passphrase =
-        if with_passphrase { Some(terminal::new_passphrase(terminal::PASSPHRASE_ENV)?) } else { None };
+    let passphrase = if with_passphrase {
+        Some(terminal::new_secret(terminal::PASSPHRASE_ENV, "passphrase")?)
+    } else {
+        None
+    };
     let keystore = keystore();
     store
         .create((!no_keystore).then_some(&keystore as _), passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))
@@ -288,8 +316,11 @@ fn list(vault: &UnlockedVault, json: bool) -> Result<(), Failure> {
 }
 
 fn code(vault: &UnlockedVault, query: &str, at: Option<u64>) -> Result<(), Failure> {
+    let contents = vault.read()?;
+    if contents.pin_guards(contents.resolve(query)?) {
+        check_pin(vault)?;
+    }
     if let Some(time) = at {
-        let contents = vault.read()?;
         let token = contents.resolve(query)?;
         if token.method().period().is_none() {
             return Err(Failure::Usage(
@@ -358,6 +389,9 @@ fn show_qr(
 ) -> Result<(), Failure> {
     let contents = vault.read()?;
     let token = contents.resolve(query)?;
+    if contents.pin_guards(token) {
+        check_pin(vault)?;
+    }
     let uri = token.otp().to_uri();
     warn("this QR code contains the token's secret: anyone who sees it can make your codes");
     if png.is_none() && svg.is_none() {
@@ -377,6 +411,9 @@ fn show_qr(
 
 fn export(vault: &UnlockedVault, path: Option<PathBuf>) -> Result<(), Failure> {
     let contents = vault.read()?;
+    if contents.tokens().iter().any(|token| contents.pin_guards(token)) {
+        check_pin(vault)?;
+    }
     let text = transfer::export_otpauth(&contents);
     warn("the export contains every token's secret in clear text; keep it safe and delete it after use");
     match path {
@@ -424,7 +461,7 @@ fn slots(vault: &UnlockedVault, command: SlotsCommand) -> Result<(), Failure> {
     match command {
         SlotsCommand::List => return list_slots(vault.store()),
         SlotsCommand::SetPassphrase => {
-            let passphrase = terminal::new_passphrase(NEW_PASSPHRASE_ENV)?;
+            let passphrase = terminal::new_secret(NEW_PASSPHRASE_ENV, "passphrase")?;
             vault.set_passphrase(&passphrase, KdfParams::DEFAULT)?;
             note("The vault's passphrase is set.");
         }

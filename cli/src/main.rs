@@ -144,6 +144,18 @@ pub enum PushCommand {
         #[arg(long, default_value = "cancelled", value_parser = ["not-me", "cancelled"])]
         reason: String,
     },
+    /// Ask for a PIN before answering login requests and before showing push tokens' codes
+    #[command(subcommand)]
+    Pin(PinCommand),
+}
+
+/// `tessera push pin` subcommands.
+#[derive(Subcommand)]
+pub enum PinCommand {
+    /// Set the PIN, or change it (asks for the current one; TESSERA_PIN and TESSERA_NEW_PIN for scripts)
+    Set,
+    /// Stop asking for a PIN (asks for the current one)
+    Clear,
 }
 
 /// `tessera add` arguments.

@@ -8,15 +8,12 @@ use std::path::Path;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tessera_client::{ChannelEvent, Device};
-use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
-use tessera_core::otpauth::OtpAuth;
 use tessera_core::push::{Answer, Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
 use tessera_core::qr;
-use tessera_core::secret::SecretBytes;
 use tessera_core::vault::{PushBinding, TokenError, TokenId, UnlockedVault, VaultError};
 
-use crate::commands::now;
-use crate::terminal::{self, Failure, note, output, warn};
+use crate::commands::{check_pin, now, pin_if_set};
+use crate::terminal::{self, Failure, NEW_PIN_ENV, note, output, warn};
 
 impl From<tessera_client::ClientError> for Failure {
     fn from(error: tessera_client::ClientError) -> Self {
@@ -62,17 +59,7 @@ pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Re
     }
     let name = name.or_else(|| std::env::var("HOSTNAME").ok()).map(|n| n.chars().take(64).collect());
     let (key, registered) = runtime()?.block_on(tessera_client::register(&link, name, None))?;
-    let secret = SecretBytes::from_base32(registered.totp_secret.expose())
-        .map_err(|e| Failure::Usage(format!("the server sent an invalid TOTP seed: {e}")))?;
-    let invalid = |e: tessera_core::otp::OtpError| {
-        Failure::Usage(format!("the server sent invalid TOTP parameters: {e}"))
-    };
-    let method = OtpMethod::Totp {
-        algorithm: Algorithm::parse(&registered.algorithm).map_err(invalid)?,
-        digits: Digits::new(registered.digits).map_err(invalid)?,
-        period: Period::new(registered.period).map_err(invalid)?,
-    };
-    let otp = OtpAuth::new(Some(registered.issuer.clone()), registered.username.clone(), secret, method)?;
+    let otp = registered.totp()?;
     let binding = PushBinding {
         server: link.server.clone(),
         serial: registered.serial.clone(),
@@ -196,8 +183,9 @@ pub fn listen(vault: &UnlockedVault, json: bool, auto_deny: bool, count: Option<
                                 .await?;
                         } else if std::io::stdin().is_terminal()
                             && let Some((decision, number)) = ask(challenge)?
+                            && let Err(failure) = send(vault, device, &id, challenge, decision, number).await
                         {
-                            send(vault, device, &id, challenge, decision, number).await?;
+                            warn(format!("{failure}; the request is left unanswered"));
                         }
                     }
                     seen += 1;
@@ -255,6 +243,7 @@ async fn send(
     decision: Decision,
     number: Option<u8>,
 ) -> Result<(), Failure> {
+    check_pin(vault)?;
     let at = now();
     let otp = match decision {
         Decision::Approve => Some(vault.update(|v| v.take_code(id, at).map_err(VaultError::from))?),
@@ -322,4 +311,23 @@ pub fn deny(vault: &UnlockedVault, transaction_id: &str, reason: &str) -> Result
         let (id, device, challenge) = find(&devices, transaction_id).await?;
         send(vault, &device, &id, &challenge, Decision::Deny(reason), None).await
     })
+}
+
+/// `tessera push pin set`.
+pub fn set_pin(vault: &UnlockedVault) -> Result<(), Failure> {
+    let current = pin_if_set(vault)?;
+    let new = terminal::new_secret(NEW_PIN_ENV, "PIN")?;
+    vault.update(|v| Ok::<_, VaultError>(v.set_answer_pin(current.as_ref(), &new, now())))??;
+    note(
+        "This vault now asks for its PIN before answering login requests and before showing push tokens' codes.",
+    );
+    Ok(())
+}
+
+/// `tessera push pin clear`.
+pub fn clear_pin(vault: &UnlockedVault) -> Result<(), Failure> {
+    let current = pin_if_set(vault)?;
+    vault.update(|v| Ok::<_, VaultError>(v.clear_answer_pin(current.as_ref(), now())))??;
+    note("This vault no longer asks for a PIN.");
+    Ok(())
 }

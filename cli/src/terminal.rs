@@ -11,12 +11,16 @@ use tessera_core::otpauth::UriError;
 use tessera_core::qr::QrError;
 use tessera_core::secret::SecretString;
 use tessera_core::transfer::ImportError;
-use tessera_core::vault::{TokenError, VaultError, private_file_options};
+use tessera_core::vault::{PinError, TokenError, VaultError, private_file_options};
 
 /// Environment variable holding the vault passphrase, for scripts.
 pub const PASSPHRASE_ENV: &str = "TESSERA_PASSPHRASE";
 /// Environment variable holding a new passphrase (`slots set-passphrase`), for scripts.
 pub const NEW_PASSPHRASE_ENV: &str = "TESSERA_NEW_PASSPHRASE";
+/// Environment variable holding the answer PIN, for scripts.
+pub const PIN_ENV: &str = "TESSERA_PIN";
+/// Environment variable holding a new answer PIN (`push pin set`), for scripts.
+pub const NEW_PIN_ENV: &str = "TESSERA_NEW_PIN";
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -51,6 +55,12 @@ impl From<VaultError> for Failure {
 impl From<TokenError> for Failure {
     fn from(error: TokenError) -> Self {
         Self::Vault(VaultError::Token(error))
+    }
+}
+
+impl From<PinError> for Failure {
+    fn from(error: PinError) -> Self {
+        Self::Vault(VaultError::Pin(error))
     }
 }
 
@@ -134,34 +144,43 @@ fn single_line(text: &str) -> String {
 
 /// The vault passphrase: from the environment, else prompted on the terminal, else none.
 pub fn passphrase() -> Option<SecretString> {
-    if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+    secret(PASSPHRASE_ENV, "Vault passphrase: ")
+}
+
+/// The answer PIN: from the environment, else prompted on the terminal, else none.
+pub fn pin() -> Option<SecretString> {
+    secret(PIN_ENV, "PIN: ")
+}
+
+fn secret(env: &str, prompt: &str) -> Option<SecretString> {
+    if let Ok(value) = std::env::var(env) {
         return Some(SecretString::new(value));
     }
     if !io::stdin().is_terminal() {
         return None;
     }
-    rpassword::prompt_password("Vault passphrase: ").ok().map(SecretString::new)
+    rpassword::prompt_password(prompt).ok().map(SecretString::new)
 }
 
-/// A new passphrase: from `env`, else prompted twice on the terminal.
-pub fn new_passphrase(env: &str) -> Result<SecretString, Failure> {
+/// A new secret (`what`: "passphrase", "PIN"): from `env`, else prompted twice on the terminal.
+pub fn new_secret(env: &str, what: &str) -> Result<SecretString, Failure> {
     if let Ok(value) = std::env::var(env) {
         return Ok(SecretString::new(value));
     }
     if !io::stdin().is_terminal() {
-        return Err(Failure::Usage(format!("no terminal to ask for the new passphrase; set {env}")));
+        return Err(Failure::Usage(format!("no terminal to ask for the new {what}; set {env}")));
     }
-    let read = |prompt| {
+    let read = |prompt: String| {
         rpassword::prompt_password(prompt).map(SecretString::new).map_err(|source| Failure::File {
-            action: "read the passphrase from",
+            action: "read the new secret from",
             path: "/dev/tty".into(),
             source,
         })
     };
-    let first = read("New passphrase: ")?;
-    let second = read("Repeat the passphrase: ")?;
+    let first = read(format!("New {what}: "))?;
+    let second = read(format!("Repeat the {what}: "))?;
     if first != second {
-        return Err(Failure::Usage("the passphrases do not match".into()));
+        return Err(Failure::Usage(format!("the {what}s do not match")));
     }
     Ok(first)
 }

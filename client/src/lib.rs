@@ -89,6 +89,19 @@ fn http_client() -> Result<reqwest::Client, ClientError> {
         .map_err(|e| ClientError::Network(e.to_string()))
 }
 
+/// The wait before reconnect attempt `failures`: doubling from 250 ms up to [`MAX_BACKOFF`], each
+/// wait drawn at random from its upper half, so devices dropped together (a server restart) do
+/// not all come back in the same instant.
+fn backoff(failures: u32) -> Duration {
+    let ceiling = Duration::from_millis(250u64 << failures.min(7)).min(MAX_BACKOFF);
+    let mut random = [0u8; 2];
+    let fraction = match tessera_core::secret::fill_random(&mut random) {
+        Ok(()) => f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX),
+        Err(_) => 1.0,
+    };
+    ceiling.mul_f64(0.5 + fraction / 2.0)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -201,6 +214,14 @@ impl Device {
         })
     }
 
+    /// This device, using `other`'s connection pool: a program with several push tokens (or a
+    /// test with thousands) keeps one HTTP client and its TLS settings for all of them.
+    #[must_use]
+    pub fn share_connections_with(mut self, other: &Device) -> Self {
+        self.http = other.http.clone();
+        self
+    }
+
     /// The push token's serial.
     pub fn serial(&self) -> &str {
         &self.serial
@@ -294,8 +315,7 @@ impl Device {
             loop {
                 let Some(events) = state.events.as_mut() else {
                     if state.failures > 0 {
-                        let backoff = Duration::from_millis(250u64 << state.failures.min(7)).min(MAX_BACKOFF);
-                        tokio::time::sleep(backoff).await;
+                        tokio::time::sleep(backoff(state.failures)).await;
                     }
                     match state.device.open_stream(state.after).await {
                         Ok(events) => {
@@ -344,5 +364,19 @@ impl Device {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_grow_stay_bounded_and_spread() {
+        let waits: Vec<Duration> = (0..64).map(|_| backoff(1)).collect();
+        assert!(waits.iter().all(|w| (Duration::from_millis(250)..=Duration::from_millis(500)).contains(w)));
+        assert!(waits.iter().any(|w| *w != waits[0]), "waits are spread, not all equal");
+        assert!(backoff(5) >= Duration::from_secs(4));
+        assert!(backoff(40) <= MAX_BACKOFF);
     }
 }

@@ -16,6 +16,8 @@ use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::otp::{Algorithm, Digits, OtpMethod, Period};
+use crate::otpauth::OtpAuth;
 use crate::secret::{RandomError, SecretBytes, SecretString, fill_random};
 
 /// Scheme and path of enrollment links.
@@ -71,6 +73,9 @@ pub enum PushError {
     /// A wake-up address that FCM or APNs would refuse.
     #[error("invalid {0} wake-up token: {1}")]
     InvalidWakeAddress(&'static str, &'static str),
+    /// The server's registration answer holds an unusable TOTP token.
+    #[error("the server sent an invalid approve-with-OTP token ({0}); ask for a new enrollment link")]
+    InvalidRegistration(String),
 }
 
 impl crate::error::Classify for PushError {
@@ -716,6 +721,22 @@ pub struct RegisterResponse {
     pub period: u32,
 }
 
+impl RegisterResponse {
+    /// The approve-with-OTP token the server issued, as a vault token (its parameters checked).
+    pub fn totp(&self) -> Result<OtpAuth, PushError> {
+        let invalid =
+            |what: &str, error: &dyn fmt::Display| PushError::InvalidRegistration(format!("{what}: {error}"));
+        let secret = SecretBytes::from_base32(self.totp_secret.expose()).map_err(|e| invalid("seed", &e))?;
+        let method = OtpMethod::Totp {
+            algorithm: Algorithm::parse(&self.algorithm).map_err(|e| invalid("algorithm", &e))?,
+            digits: Digits::new(self.digits).map_err(|e| invalid("digits", &e))?,
+            period: Period::new(self.period).map_err(|e| invalid("period", &e))?,
+        };
+        OtpAuth::new(Some(self.issuer.clone()), self.username.clone(), secret, method)
+            .map_err(|e| invalid("names", &e))
+    }
+}
+
 /// Writes fields unambiguously: a domain label, then each field length-prefixed.
 struct Canonical(Vec<u8>);
 
@@ -758,6 +779,42 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000;
+
+    fn registration() -> RegisterResponse {
+        RegisterResponse {
+            serial: "PUSH-1".into(),
+            username: "alice".into(),
+            issuer: "ACME".into(),
+            server_public_key: KeyPair::generate().unwrap().public(),
+            totp_secret: SecretString::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into()),
+            algorithm: "SHA256".into(),
+            digits: 8,
+            period: 30,
+        }
+    }
+
+    #[test]
+    fn a_registration_becomes_the_approve_with_otp_token() {
+        let otp = registration().totp().unwrap();
+        assert_eq!((otp.issuer(), otp.account()), (Some("ACME"), "alice"));
+        assert_eq!(otp.method().code_at(otp.secret(), NOW).expose().len(), 8);
+        let broken: [(&str, Tamper<RegisterResponse>); 4] = [
+            ("seed", Box::new(|r| r.totp_secret = SecretString::new("not base32!".into()))),
+            ("algorithm", Box::new(|r| r.algorithm = "MD5".into())),
+            ("digits", Box::new(|r| r.digits = 3)),
+            ("period", Box::new(|r| r.period = 0)),
+        ];
+        for (what, tamper) in broken {
+            let mut response = registration();
+            tamper(&mut response);
+            let error = response.totp().unwrap_err();
+            assert!(
+                matches!(&error, PushError::InvalidRegistration(m) if m.starts_with(what)),
+                "{what}: {error}"
+            );
+            assert!(!error.to_string().contains("JBSWY3DP"), "the seed stays out of messages");
+        }
+    }
 
     /// A change to a signed message, to check the signature notices it.
     type Tamper<T> = Box<dyn Fn(&mut T)>;

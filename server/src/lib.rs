@@ -155,12 +155,30 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     };
     let bind_error = |source| ServerError::Io { action: format!("listen on {}", config.listen), source };
 
+    let stopping = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            service.stop();
+        })
+    };
+    let stopped = || {
+        let service = service.clone();
+        async move { service.stopped().await }
+    };
     let served = match &config.tls {
         None => {
             let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(bind_error)?;
             let address = listener.local_addr().map_err(bind_error)?;
             tracing::info!(%address, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{address}");
-            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+            let serving = axum::serve(listener, app).with_graceful_shutdown(stopped()).into_future();
+            tokio::select! {
+                served = serving => served,
+                () = async { stopped().await; tokio::time::sleep(GRACE).await } => {
+                    tracing::warn!("requests still open {} s after the shutdown began were cut off", GRACE.as_secs());
+                    Ok(())
+                }
+            }
         }
         Some(tls) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
@@ -175,15 +193,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
                 })?;
             let handle = axum_server::Handle::new();
             let shutdown = handle.clone();
+            let stopped = stopped();
             tokio::spawn(async move {
-                shutdown_signal().await;
-                shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+                stopped.await;
+                shutdown.graceful_shutdown(Some(GRACE));
             });
             tracing::info!(address = %config.listen, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{}", config.listen);
             axum_server::bind_rustls(config.listen, rustls).handle(handle).serve(app).await
         }
     };
     cleanup.abort();
+    stopping.abort();
     if let Some(listener) = listener {
         listener.abort();
     }
@@ -211,6 +231,9 @@ async fn republish_notifications(pool: &sqlx::PgPool, service: &Service) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// How long a graceful shutdown waits for open requests.
+const GRACE: Duration = Duration::from_secs(10);
 
 async fn shutdown_signal() {
     let interrupt = async {

@@ -414,6 +414,7 @@ pub struct Service {
     pub(crate) hub: crate::push::Hub,
     pub(crate) http: reqwest::Client,
     pub(crate) waker: Arc<crate::wake::Waker>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A factory of outbound HTTPS clients (webhook, FCM, APNs) that trust the platform's CAs plus
@@ -535,7 +536,20 @@ impl Service {
             hub: crate::push::Hub::default(),
             http,
             waker: Arc::new(waker),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Starts the shutdown: open device channels close (devices reconnect, to another replica
+    /// if there is one), so a graceful shutdown does not wait on them forever.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Service::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// The store (for health checks and shutdown).

@@ -9,6 +9,7 @@
 
 #[macro_use]
 mod server_support;
+mod bench_programs;
 mod cli_add_and_codes;
 mod cli_bad_input;
 mod cli_concurrency;

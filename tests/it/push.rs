@@ -276,6 +276,28 @@ fn an_offline_device_gets_its_challenge_on_reconnect_without_repeats() {
 }
 
 #[test]
+fn a_restart_closes_device_channels_at_once_and_devices_come_back() {
+    let mut server = Server::start(Db::Sqlite, "");
+    let phone = enrolled(&server, "hank");
+    let mut listener = Listener::start(&phone);
+    let first = start_push(&server, "hank", "");
+    assert_eq!(listener.next(Duration::from_secs(10))["transaction_id"], first["transaction_id"]);
+    let stopping = Instant::now();
+    server.restart_in_place();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "an open device channel held the shutdown for {:?}",
+        stopping.elapsed()
+    );
+    let second = start_push(&server, "hank", "");
+    assert_eq!(
+        listener.next(Duration::from_secs(15))["transaction_id"],
+        second["transaction_id"],
+        "the device reconnected by itself"
+    );
+}
+
+#[test]
 fn expired_requests_and_enrollment_links_are_refused() {
     let server = Server::start(Db::Sqlite, "[push]\nexpiry_secs = 10\nenrollment_ttl_secs = 10\n");
     let phone = enrolled(&server, "erin");
@@ -314,6 +336,38 @@ fn nopush_and_codes_from_the_push_token() {
     assert_eq!(wrong_pin["result"], "reject");
     let listed = phone.run(&["list"]).ok();
     assert!(listed.contains("push (PUSH-"), "{listed}");
+}
+
+#[test]
+fn a_device_pin_guards_answers_and_the_push_tokens_codes() {
+    let server = Server::start(Db::Sqlite, "");
+    let phone = enrolled(&server, "gina");
+    phone.run_env(&["push", "pin", "set"], &[("TESSERA_NEW_PIN", "246")]).fails_with("4 to 64 characters");
+    phone.run_env(&["push", "pin", "set"], &[("TESSERA_NEW_PIN", "2468")]).ok();
+
+    let push = start_push(&server, "gina", "");
+    let transaction = push["transaction_id"].as_str().unwrap();
+    let approve = ["push", "approve", transaction, "--number", &push["number"].to_string()];
+    phone.run(&approve).fails_with("asks for its PIN before answering");
+    phone.run_env(&approve, &[("TESSERA_PIN", "1111")]).fails_with("wrong PIN; 9 attempts left");
+    phone.run_env(&approve, &[("TESSERA_PIN", "1111")]).fails_with("wrong PIN; 8 attempts left");
+    assert_eq!(wait_status(&server, transaction, 0), "pending", "a refused PIN sends no answer");
+    phone.run_env(&approve, &[("TESSERA_PIN", "2468")]).ok();
+    assert_eq!(finish(&server, "gina", transaction), "accept");
+
+    phone.run(&["code", "tessera"]).fails_with("asks for its PIN");
+    phone.run(&["export", "--otpauth"]).fails_with("asks for its PIN");
+    let code = phone.run_env(&["code", "tessera"], &[("TESSERA_PIN", "2468")]).ok();
+    assert_eq!(code.trim().len(), 6);
+
+    phone
+        .run_env(&["push", "pin", "clear"], &[("TESSERA_PIN", "8642")])
+        .fails_with("wrong PIN; 9 attempts left");
+    phone.run_env(&["push", "pin", "set"], &[("TESSERA_PIN", "2468"), ("TESSERA_NEW_PIN", "13579")]).ok();
+    phone.run_env(&["code", "tessera"], &[("TESSERA_PIN", "2468")]).fails_with("wrong PIN");
+    phone.run_env(&["push", "pin", "clear"], &[("TESSERA_PIN", "13579")]).ok();
+    phone.run(&["code", "tessera"]).ok();
+    phone.run(&["push", "pin", "clear"]).fails_with("has no answer PIN");
 }
 
 #[test]

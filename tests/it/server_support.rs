@@ -162,7 +162,10 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let port = free_port();
+        self.spawn_on(free_port());
+    }
+
+    fn spawn_on(&mut self, port: u16) {
         std::fs::create_dir_all(self.data_dir.parent().unwrap()).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -208,7 +211,17 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
             assert!(status.success());
-            let exit = child.wait().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let exit = loop {
+                if let Some(exit) = child.try_wait().unwrap() {
+                    break exit;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("the server did not stop within 30 s of SIGTERM:\n{}", self.logs());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
             assert!(exit.success(), "the server did not shut down cleanly ({exit}):\n{}", self.logs());
         }
     }
@@ -217,6 +230,13 @@ impl Server {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Stops and starts the server at the same address, as its devices know it.
+    pub fn restart_in_place(&mut self) {
+        let port = self.url.rsplit(':').next().and_then(|port| port.parse().ok()).unwrap();
+        self.stop();
+        self.spawn_on(port);
     }
 
     /// `METHOD path` with the admin key and an optional JSON body: (status, body).

@@ -21,7 +21,8 @@ pub fn binary(name: &str) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let sources: &[&str] = match name {
         "tessera" => &["core", "platform", "cli"],
-        "tessera-server" | "tessera-loadgen" => &["core", "server"],
+        "tessera-server" => &["core", "server"],
+        "tessera-loadgen" | "tessera-pushbench" => &["core", "client", "bench"],
         other => panic!("no sources known for {other}"),
     };
     for crate_dir in sources {
@@ -126,6 +127,8 @@ impl Sandbox {
             .env("TESSERA_KEYRING_SERVICE", "dev.tessera.test")
             .env_remove("TESSERA_PASSPHRASE")
             .env_remove("TESSERA_NEW_PASSPHRASE")
+            .env_remove("TESSERA_PIN")
+            .env_remove("TESSERA_NEW_PIN")
             .stdin(Stdio::null());
         command
     }

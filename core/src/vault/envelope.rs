@@ -377,7 +377,7 @@ fn derive_passphrase_key(kind: &SlotKind, passphrase: &SecretString) -> Result<S
 
 /// The passphrase in Unicode NFC, so the same passphrase typed on macOS (which tends to produce
 /// decomposed NFD text) and on Linux, Windows or Android derives the same key (NIST SP 800-63B §5.1.1.2).
-fn normalized(passphrase: &SecretString) -> Zeroizing<String> {
+pub(crate) fn normalized(passphrase: &SecretString) -> Zeroizing<String> {
     use unicode_normalization::UnicodeNormalization;
     let mut text = Zeroizing::new(String::with_capacity(passphrase.expose().len() * 3));
     text.extend(passphrase.expose().nfc());

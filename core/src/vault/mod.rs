@@ -3,8 +3,10 @@
 //! - [`model`]: the tokens and the rules for using them (plain data, no I/O).
 //! - [`envelope`]: the file format: AES-256-GCM under a random master key, wrapped in key slots.
 //! - [`store`]: the file on disk: locking, atomic replacement, unlock and transactional updates.
+//! - [`answer_pin`]: the optional PIN asked before answering push requests.
 //! - [`keystore`]: the trait through which platforms keep the OS key store slot's key.
 
+pub mod answer_pin;
 pub mod envelope;
 pub mod keystore;
 pub mod model;
@@ -12,6 +14,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use answer_pin::{MAX_CONSECUTIVE_FAILURES, MAX_PIN_CHARS, MIN_PIN_CHARS, PinError};
 pub use envelope::{KdfParams, MIN_PASSPHRASE_CHARS};
 pub use keystore::{KeyStore, KeyStoreError, MemoryKeyStore};
 pub use model::{PushBinding, Token, TokenEdit, TokenError, TokenId, TokenSummary, Vault};
@@ -102,6 +105,9 @@ pub enum VaultError {
     /// A token operation was refused.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The answer PIN refused an operation.
+    #[error(transparent)]
+    Pin(#[from] PinError),
     /// Reading or writing a file failed.
     #[error("could not {action} {path}: {source}")]
     Io {
@@ -146,6 +152,19 @@ impl Classify for TokenError {
     }
 }
 
+impl Classify for PinError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid => ErrorCode::InvalidInput,
+            Self::Required | Self::Wrong { .. } => ErrorCode::Locked,
+            Self::Wait { .. } => ErrorCode::RateLimited,
+            Self::DevicesRemoved => ErrorCode::Denied,
+            Self::NotSet => ErrorCode::NotFound,
+            Self::Hashing(_) => ErrorCode::Internal,
+        }
+    }
+}
+
 impl Classify for VaultError {
     fn code(&self) -> ErrorCode {
         match self {
@@ -162,6 +181,7 @@ impl Classify for VaultError {
                 ErrorCode::InvalidInput
             }
             Self::Token(e) => e.code(),
+            Self::Pin(e) => e.code(),
             Self::Io { .. } => ErrorCode::Storage,
             Self::Random(_) | Self::Internal(_) => ErrorCode::Internal,
         }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::otp::{OtpCode, OtpMethod};
 use crate::otpauth::{OtpAuth, UriError};
 use crate::push::{KeyPair, PublicKey, PushError};
-use crate::secret::{SecretBytes, fill_random};
+use crate::secret::{SecretBytes, SecretString, fill_random};
+
+use super::answer_pin::{AnswerPin, PinCheck, PinError};
 
 /// Shortest id prefix a query may use to pick a token.
 pub const MIN_ID_PREFIX: usize = 4;
@@ -156,6 +158,8 @@ impl Token {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vault {
     tokens: Vec<Token>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    answer_pin: Option<AnswerPin>,
 }
 
 /// What to change in [`Vault::edit`]; `None` leaves a field as it is.
@@ -340,6 +344,62 @@ impl Vault {
         token.last_used_at = Some(unix_time);
         token.use_count = token.use_count.saturating_add(1);
         Ok(code)
+    }
+
+    /// True when the vault asks for its answer PIN before answering push requests.
+    pub fn has_answer_pin(&self) -> bool {
+        self.answer_pin.is_some()
+    }
+
+    /// True when using `token` needs the answer PIN: a push token's code approves logins just as
+    /// an answer does, so showing or exporting it is guarded by the same PIN.
+    pub fn pin_guards(&self, token: &Token) -> bool {
+        self.answer_pin.is_some() && token.push.is_some()
+    }
+
+    /// Checks the answer PIN before an answer (passes when the vault has none). Every attempt is
+    /// counted, so save the vault whatever the result: the tenth wrong PIN in a row removes the
+    /// vault's push devices (their tokens stay as plain TOTP tokens) and the PIN with them.
+    pub fn check_answer_pin(&mut self, pin: Option<&SecretString>, now: u64) -> Result<(), PinError> {
+        let Some(stored) = self.answer_pin.as_mut() else {
+            return Ok(());
+        };
+        stored.ready(now)?;
+        let pin = pin.ok_or(PinError::Required)?;
+        match stored.check(pin, now) {
+            PinCheck::Right => Ok(()),
+            PinCheck::Wrong { remaining } => Err(PinError::Wrong { remaining }),
+            PinCheck::Exhausted => {
+                for token in &mut self.tokens {
+                    token.push = None;
+                }
+                self.answer_pin = None;
+                Err(PinError::DevicesRemoved)
+            }
+        }
+    }
+
+    /// Sets the answer PIN; replacing one needs the current PIN, checked and counted as by
+    /// [`Vault::check_answer_pin`].
+    pub fn set_answer_pin(
+        &mut self,
+        current: Option<&SecretString>,
+        new: &SecretString,
+        now: u64,
+    ) -> Result<(), PinError> {
+        self.check_answer_pin(current, now)?;
+        self.answer_pin = Some(AnswerPin::new(new)?);
+        Ok(())
+    }
+
+    /// Removes the answer PIN, given the current one (checked and counted).
+    pub fn clear_answer_pin(&mut self, current: Option<&SecretString>, now: u64) -> Result<(), PinError> {
+        if self.answer_pin.is_none() {
+            return Err(PinError::NotSet);
+        }
+        self.check_answer_pin(current, now)?;
+        self.answer_pin = None;
+        Ok(())
     }
 
     fn index_of(&self, id: &TokenId) -> Result<usize, TokenError> {
@@ -535,18 +595,90 @@ mod tests {
         assert_eq!(vault.edit(&id, bad_group).unwrap_err(), TokenError::InvalidGroup);
     }
 
-    #[test]
-    fn push_tokens_are_bound_once_and_keep_their_cursor() {
-        let mut vault = sample();
-        let server = KeyPair::generate().unwrap();
-        let device = KeyPair::generate().unwrap();
-        let binding = PushBinding {
+    fn binding(device: &KeyPair) -> PushBinding {
+        PushBinding {
             server: "https://auth.example.com".into(),
             serial: "PUSH-1".into(),
             device_key: device.seed(),
-            server_key: server.public(),
+            server_key: KeyPair::generate().unwrap().public(),
             last_seq: 0,
-        };
+        }
+    }
+
+    fn with_push_token() -> (Vault, TokenId) {
+        let mut vault = sample();
+        let device = KeyPair::generate().unwrap();
+        let push = otp(Some("ACME"), "alice", b"push-seed-01234567", OtpMethod::default_totp());
+        let id = vault.add_push(push, binding(&device), 5).unwrap().id().clone();
+        (vault, id)
+    }
+
+    fn pin(text: &str) -> SecretString {
+        SecretString::new(text.into())
+    }
+
+    #[test]
+    fn the_answer_pin_guards_answers_and_push_codes_only() {
+        let (mut vault, id) = with_push_token();
+        assert_eq!(vault.check_answer_pin(None, 0), Ok(()), "no PIN set: answers need none");
+        vault.set_answer_pin(None, &pin("2468"), 0).unwrap();
+        assert!(vault.pin_guards(vault.get(&id).unwrap()));
+        assert!(!vault.pin_guards(vault.resolve("github").unwrap()));
+        assert_eq!(vault.check_answer_pin(None, 0), Err(PinError::Required));
+        assert_eq!(vault.check_answer_pin(Some(&pin("2468")), 0), Ok(()));
+        assert_eq!(vault.set_answer_pin(None, &pin("1357"), 0), Err(PinError::Required));
+        assert_eq!(
+            vault.set_answer_pin(Some(&pin("9999")), &pin("1357"), 0),
+            Err(PinError::Wrong { remaining: 9 })
+        );
+        vault.set_answer_pin(Some(&pin("2468")), &pin("1357"), 0).unwrap();
+        assert_eq!(vault.clear_answer_pin(Some(&pin("2468")), 0), Err(PinError::Wrong { remaining: 9 }));
+        vault.clear_answer_pin(Some(&pin("1357")), 0).unwrap();
+        assert_eq!(vault.clear_answer_pin(Some(&pin("1357")), 0), Err(PinError::NotSet));
+        assert!(!vault.pin_guards(vault.get(&id).unwrap()));
+    }
+
+    #[test]
+    fn ten_wrong_pins_remove_the_push_devices_but_keep_the_tokens() {
+        let (mut vault, id) = with_push_token();
+        vault.set_answer_pin(None, &pin("2468"), 0).unwrap();
+        let mut now = 0;
+        for attempt in 1..10 {
+            assert_eq!(
+                vault.check_answer_pin(Some(&pin("0000")), now),
+                Err(PinError::Wrong { remaining: 10 - attempt })
+            );
+            now += 10_000;
+        }
+        assert_eq!(vault.check_answer_pin(Some(&pin("0000")), now), Err(PinError::DevicesRemoved));
+        assert_eq!(vault.push_tokens().count(), 0);
+        assert!(vault.get(&id).is_some(), "the token's TOTP stays");
+        assert!(!vault.has_answer_pin());
+        let json = serde_json::to_string(&vault).unwrap();
+        assert_eq!(serde_json::from_str::<Vault>(&json).unwrap(), vault);
+    }
+
+    #[test]
+    fn a_waiting_pin_refuses_even_the_right_pin() {
+        let (mut vault, _) = with_push_token();
+        vault.set_answer_pin(None, &pin("2468"), 0).unwrap();
+        for _ in 0..5 {
+            let _ = vault.check_answer_pin(Some(&pin("0000")), 100);
+        }
+        assert_eq!(vault.check_answer_pin(Some(&pin("2468")), 110), Err(PinError::Wait { seconds: 20 }));
+        assert_eq!(vault.check_answer_pin(Some(&pin("2468")), 130), Ok(()));
+        assert_eq!(
+            vault.check_answer_pin(Some(&pin("0000")), 130),
+            Err(PinError::Wrong { remaining: 9 }),
+            "a right PIN resets the count"
+        );
+    }
+
+    #[test]
+    fn push_tokens_are_bound_once_and_keep_their_cursor() {
+        let mut vault = sample();
+        let device = KeyPair::generate().unwrap();
+        let binding = binding(&device);
         let id = vault
             .add_push(
                 otp(Some("ACME"), "alice", b"push-seed-01234567", OtpMethod::default_totp()),

@@ -112,6 +112,7 @@ pub async fn stream(
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { changes = service.watch_user(device.token.user_id) },
                 () = events.closed() => break,
+                () = service.stopped() => break,
                 () = tokio::time::sleep(RECHECK) => {}
             }
         }

@@ -10,7 +10,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,11 +17,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use tessera_bench::{Server, ServerOptions, histogram, percentiles, record};
 use tessera_core::otp::{OtpMethod, hotp};
 use tessera_core::otpauth::OtpAuth;
 use tessera_core::secret::SecretBytes;
-
-const ADMIN_KEY: &str = "tsk_loadgen_admin_key_0123456789abcdef";
 
 /// Load generator for tessera-server.
 #[derive(Parser)]
@@ -63,73 +61,21 @@ struct Tally {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tessera-loadgen: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tessera-loadgen: error: {message}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
+    tessera_bench::main("tessera-loadgen", run(Args::parse()))
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let dir = tempfile_dir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let config = dir.join("loadgen.toml");
-    std::fs::write(&config, "[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n")
-        .map_err(|e| e.to_string())?;
-    let server_bin = match args.server {
-        Some(path) => path,
-        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("tessera-server"),
-    };
-    let mut command = Command::new(&server_bin);
-    command
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("TESSERA_ADMIN_TOKEN", ADMIN_KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(url) = &args.database_url {
-        command.args(["--database-url", url]);
-    }
-    let mut server =
-        ServerProcess(command.spawn().map_err(|e| format!("starting {}: {e}", server_bin.display()))?);
-    let base = format!("http://127.0.0.1:{port}");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()
-        .map_err(|e| e.to_string())?;
-    wait_healthy(&http, &base, &mut server.0).await?;
+    let http = tessera_bench::http_client(args.concurrency)?;
+    let options =
+        ServerOptions { config: "", database_url: args.database_url.as_deref(), binary: args.server.clone() };
+    let mut server = Server::start(options, &http).await?;
+    let base = server.base.clone();
 
     let database = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
     eprintln!("enrolling {} users on {database}...", args.users);
     let mut users = Vec::with_capacity(args.users);
     for i in 0..args.users {
-        users.push(enroll(&http, &base, &format!("load{i:05}")).await?);
+        users.push(enroll(&http, &server, &format!("load{i:05}")).await?);
     }
 
     let tally = Arc::new(Tally::default());
@@ -149,7 +95,7 @@ async fn run(args: Args) -> Result<(), String> {
             tokio::spawn(async move { worker(http, base, share, tally, started + warm_up, end).await })
         })
         .collect();
-    let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut histogram = histogram()?;
     for worker in workers {
         let part = worker.await.map_err(|e| e.to_string())??;
         histogram.add(part).map_err(|e| e.to_string())?;
@@ -157,15 +103,11 @@ async fn run(args: Args) -> Result<(), String> {
 
     let measured = histogram.len();
     let seconds = args.seconds as f64;
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "{database}: {:.0} validations/s over {seconds:.0} s with {} connections; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{database}: {:.0} validations/s over {seconds:.0} s with {} connections; latency {}",
         measured as f64 / seconds,
         args.concurrency,
-        ms(0.50),
-        ms(0.90),
-        ms(0.99),
-        histogram.max() as f64 / 1000.0,
+        percentiles(&histogram),
     );
     let wrong = tally.wrong_answers.load(Ordering::Relaxed);
     let errors = tally.http_errors.load(Ordering::Relaxed);
@@ -177,10 +119,9 @@ async fn run(args: Args) -> Result<(), String> {
     if wrong > 0 || errors > 0 {
         return Err(format!(
             "{wrong} wrong answers and {errors} HTTP errors (server data kept in {})",
-            dir.display()
+            server.keep_files().display()
         ));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -192,7 +133,7 @@ async fn worker(
     measure_from: Instant,
     end: Instant,
 ) -> Result<Histogram<u64>, String> {
-    let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut histogram = histogram()?;
     let url = format!("{base}/api/v1/validate");
     let mut index = 0;
     while Instant::now() < end && !users.is_empty() {
@@ -233,7 +174,7 @@ async fn worker(
             None => tally.http_errors.fetch_add(1, Ordering::Relaxed),
         };
         if sent >= measure_from {
-            let _ = histogram.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+            record(&mut histogram, elapsed);
         }
     }
     Ok(histogram)
@@ -250,17 +191,12 @@ fn wrong_code(user: &User) -> String {
         .unwrap_or_default()
 }
 
-async fn enroll(http: &reqwest::Client, base: &str, name: &str) -> Result<User, String> {
-    let post = |path: String, body: Value| {
-        http.post(format!("{base}{path}")).bearer_auth(ADMIN_KEY).json(&body).send()
-    };
-    post("/api/v1/users".into(), json!({ "username": name })).await.map_err(|e| e.to_string())?;
-    let enrollment: Value = post(format!("/api/v1/users/{name}/tokens"), json!({ "kind": "hotp" }))
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+async fn enroll(http: &reqwest::Client, server: &Server, name: &str) -> Result<User, String> {
+    let post = reqwest::Method::POST;
+    server.admin(http, post.clone(), "/api/v1/users", Some(&json!({ "username": name }))).await?;
+    let enrollment = server
+        .admin(http, post, &format!("/api/v1/users/{name}/tokens"), Some(&json!({ "kind": "hotp" })))
+        .await?;
     let uri =
         enrollment.get("otpauth_uri").and_then(Value::as_str).ok_or("no otpauth_uri in the enrollment")?;
     let otp = OtpAuth::parse(uri).map_err(|e| e.to_string())?.otp;
@@ -275,25 +211,4 @@ async fn enroll(http: &reqwest::Client, base: &str, name: &str) -> Result<User, 
         counter,
         next_is_valid: true,
     })
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str, server: &mut Child) -> Result<(), String> {
-    for _ in 0..600 {
-        if let Ok(response) = http.get(format!("{base}/healthz")).send().await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = server.try_wait() {
-            return Err(format!("the server exited ({status})"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("the server did not become healthy".into())
-}
-
-fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("tessera-loadgen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    Ok(dir)
 }

@@ -1,0 +1,186 @@
+//! What Tessera's benchmark programs share: a real `tessera-server` started in a throwaway
+//! directory (SQLite there, or a PostgreSQL URL), its admin API, and latency summaries.
+//!
+//! The programs measure the server as users meet it: a separate process on loopback, spoken to
+//! over HTTP, every answer checked.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+/// The admin key the spawned servers are started with.
+pub const ADMIN_KEY: &str = "tsk_bench_admin_key_0123456789abcdef";
+
+/// A `tessera-server` process, stopped with SIGTERM (a graceful shutdown) when dropped.
+pub struct Server {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The process id, for reading its memory use.
+    pub pid: u32,
+    process: Child,
+    dir: PathBuf,
+}
+
+/// How to start the server under test.
+pub struct ServerOptions<'a> {
+    /// Extra TOML configuration (rate limits are always off: one address sends everything).
+    pub config: &'a str,
+    /// PostgreSQL URL; SQLite in the throwaway directory when `None`.
+    pub database_url: Option<&'a str>,
+    /// The server binary; `tessera-server` next to the running program when `None`.
+    pub binary: Option<PathBuf>,
+}
+
+impl Server {
+    /// Starts the server and waits until `/healthz` answers.
+    pub async fn start(options: ServerOptions<'_>, http: &reqwest::Client) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let config = dir.join("bench.toml");
+        let text =
+            format!("[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n{}", options.config);
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        let binary = match options.binary {
+            Some(path) => path,
+            None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("tessera-server"),
+        };
+        let mut command = Command::new(&binary);
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("TESSERA_ADMIN_TOKEN", ADMIN_KEY)
+            .env("RUST_LOG", "warn,tower_http=off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(url) = options.database_url {
+            command.args(["--database-url", url]);
+        }
+        let process = command.spawn().map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let mut server = Self { base: format!("http://127.0.0.1:{port}"), pid: process.id(), process, dir };
+        server.wait_healthy(http).await?;
+        Ok(server)
+    }
+
+    async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<(), String> {
+        for _ in 0..600 {
+            if let Ok(response) = http.get(format!("{}/healthz", self.base)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return Err(format!("the server exited ({status})"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("the server did not become healthy".into())
+    }
+
+    /// An admin API call with a JSON body (or none); the JSON answer of a 2xx response.
+    pub async fn admin(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let mut request = http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let status = response.status();
+        let answer = response.json::<Value>().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("{path}: {status}: {answer}"));
+        }
+        Ok(answer)
+    }
+
+    /// The server's resident memory in KiB (Linux `/proc`).
+    pub fn resident_kib(&self) -> Result<u64, String> {
+        resident_kib(self.pid)
+    }
+
+    /// Keeps the server's directory for a post-mortem instead of deleting it.
+    pub fn keep_files(&mut self) -> PathBuf {
+        std::mem::take(&mut self.dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+        let _ = self.process.wait();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A process's resident memory in KiB (Linux `/proc/PID/status`).
+pub fn resident_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS line in /proc status".into())
+}
+
+/// Runs a benchmark program's body on a two-thread runtime (the machine's two cores) and turns
+/// its outcome into the exit status, printing the error.
+pub fn main(program: &str, body: impl Future<Output = Result<(), String>>) -> ExitCode {
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(body));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{program}: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A client for loopback benchmarks, with the ring TLS provider installed.
+pub fn http_client(idle_connections: usize) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().pool_max_idle_per_host(idle_connections).build().map_err(|e| e.to_string())
+}
+
+/// A latency histogram in microseconds, 3 significant digits.
+pub fn histogram() -> Result<Histogram<u64>, String> {
+    Histogram::new(3).map_err(|e| e.to_string())
+}
+
+/// Records a duration in a microsecond histogram.
+pub fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let _ = histogram.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+}
+
+/// `p50 A ms, p90 B ms, p99 C ms, max D ms` of a microsecond histogram.
+pub fn percentiles(histogram: &Histogram<u64>) -> String {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    format!(
+        "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(histogram.value_at_quantile(0.50)),
+        ms(histogram.value_at_quantile(0.90)),
+        ms(histogram.value_at_quantile(0.99)),
+        ms(histogram.max())
+    )
+}

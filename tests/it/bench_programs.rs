@@ -1,0 +1,40 @@
+//! The benchmark programs stay runnable: each runs briefly against a real server and must check
+//! every answer and print its figures (the figures themselves come from `scripts/bench.sh`).
+
+use std::process::Command;
+
+use crate::support::binary;
+
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(binary(program))
+        .args(args)
+        .arg("--server")
+        .arg(binary("tessera-server"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{program} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn loadgen_checks_every_answer_and_reports_throughput() {
+    let out = run("tessera-loadgen", &["--seconds", "1", "--users", "8", "--concurrency", "2"]);
+    assert!(out.contains("validations/s") && out.contains("p99"), "{out}");
+    assert!(out.contains("0 wrong answers, 0 HTTP errors"), "{out}");
+}
+
+#[test]
+fn pushbench_measures_both_legs_with_every_device_connected() {
+    let out = run("tessera-pushbench", &["--devices", "40", "--round-trips", "20"]);
+    assert!(out.contains("40 idle device channels (SSE) held by one server"), "{out}");
+    assert!(out.contains("KiB per connection"), "{out}");
+    assert!(out.contains("20 push logins"), "{out}");
+    for leg in ["trigger -> device holds", "approval -> waiting login client sees approved"] {
+        assert!(out.lines().any(|line| line.contains(leg) && line.contains("p99")), "{leg}: {out}");
+    }
+}
