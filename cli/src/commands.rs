@@ -10,7 +10,7 @@ use tessera_core::qr;
 use tessera_core::secret::{SecretBytes, SecretString};
 use tessera_core::transfer;
 use tessera_core::vault::{
-    KdfParams, PinError, SlotKindName, Token, TokenEdit, TokenError, UnlockedVault, VaultError, VaultStore,
+    KdfParams, SlotKindName, Token, TokenEdit, TokenError, UnlockedVault, Vault, VaultError, VaultStore,
 };
 use tessera_platform::{OsKeyStore, default_vault_path};
 
@@ -64,11 +64,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// The answer PIN, asked for only when the vault has one and is not making attempts wait.
-pub(crate) fn pin_if_set(vault: &UnlockedVault) -> Result<Option<SecretString>, Failure> {
-    match vault.read()?.check_answer_pin(None, now()) {
-        Err(PinError::Required) => {}
-        other => return other.map(|()| None).map_err(Failure::from),
+/// The answer PIN, asked for only when `contents` has one and is not making attempts wait.
+pub(crate) fn pin_if_set(contents: &Vault) -> Result<Option<SecretString>, Failure> {
+    if !contents.answer_pin_needed(now())? {
+        return Ok(None);
     }
     terminal::pin().map(Some).ok_or_else(|| {
         Failure::Usage(format!(
@@ -79,8 +78,8 @@ pub(crate) fn pin_if_set(vault: &UnlockedVault) -> Result<Option<SecretString>, 
 
 /// Asks for and checks the answer PIN when the vault has one. Every attempt is saved, wrong
 /// ones included, so the limit on wrong PINs holds across runs.
-pub(crate) fn check_pin(vault: &UnlockedVault) -> Result<(), Failure> {
-    let Some(pin) = pin_if_set(vault)? else {
+pub(crate) fn check_pin(vault: &UnlockedVault, contents: &Vault) -> Result<(), Failure> {
+    let Some(pin) = pin_if_set(contents)? else {
         return Ok(());
     };
     vault.update(|v| Ok::<_, VaultError>(v.check_answer_pin(Some(&pin), now())))??;
@@ -318,7 +317,7 @@ fn list(vault: &UnlockedVault, json: bool) -> Result<(), Failure> {
 fn code(vault: &UnlockedVault, query: &str, at: Option<u64>) -> Result<(), Failure> {
     let contents = vault.read()?;
     if contents.pin_guards(contents.resolve(query)?) {
-        check_pin(vault)?;
+        check_pin(vault, &contents)?;
     }
     if let Some(time) = at {
         let token = contents.resolve(query)?;
@@ -390,7 +389,7 @@ fn show_qr(
     let contents = vault.read()?;
     let token = contents.resolve(query)?;
     if contents.pin_guards(token) {
-        check_pin(vault)?;
+        check_pin(vault, &contents)?;
     }
     let uri = token.otp().to_uri();
     warn("this QR code contains the token's secret: anyone who sees it can make your codes");
@@ -412,7 +411,7 @@ fn show_qr(
 fn export(vault: &UnlockedVault, path: Option<PathBuf>) -> Result<(), Failure> {
     let contents = vault.read()?;
     if contents.tokens().iter().any(|token| contents.pin_guards(token)) {
-        check_pin(vault)?;
+        check_pin(vault, &contents)?;
     }
     let text = transfer::export_otpauth(&contents);
     warn("the export contains every token's secret in clear text; keep it safe and delete it after use");

@@ -2,7 +2,7 @@
 //! and approving or denying them. The protocol is `tessera-client`'s; this module asks the person
 //! and prints.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use futures_util::StreamExt;
@@ -13,7 +13,7 @@ use tessera_core::qr;
 use tessera_core::vault::{PushBinding, TokenError, TokenId, UnlockedVault, VaultError};
 
 use crate::commands::{check_pin, now, pin_if_set};
-use crate::terminal::{self, Failure, NEW_PIN_ENV, note, output, warn};
+use crate::terminal::{self, Failure, NEW_PIN_ENV, note, output, read_line, warn};
 
 impl From<tessera_client::ClientError> for Failure {
     fn from(error: tessera_client::ClientError) -> Self {
@@ -222,18 +222,6 @@ fn ask(challenge: &Challenge) -> Result<Option<(Decision, Option<u8>)>, Failure>
     })
 }
 
-#[allow(clippy::print_stderr)]
-fn read_line(prompt: &str) -> Result<String, Failure> {
-    eprint!("{prompt}");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|source| Failure::File {
-        action: "read the answer from",
-        path: "stdin".into(),
-        source,
-    })?;
-    Ok(line)
-}
-
 /// Signs and sends an answer; an approval carries the token's current TOTP (approve-with-OTP).
 async fn send(
     vault: &UnlockedVault,
@@ -243,7 +231,7 @@ async fn send(
     decision: Decision,
     number: Option<u8>,
 ) -> Result<(), Failure> {
-    check_pin(vault)?;
+    check_pin(vault, &vault.read()?)?;
     let at = now();
     let otp = match decision {
         Decision::Approve => Some(vault.update(|v| v.take_code(id, at).map_err(VaultError::from))?),
@@ -315,7 +303,7 @@ pub fn deny(vault: &UnlockedVault, transaction_id: &str, reason: &str) -> Result
 
 /// `tessera push pin set`.
 pub fn set_pin(vault: &UnlockedVault) -> Result<(), Failure> {
-    let current = pin_if_set(vault)?;
+    let current = pin_if_set(&vault.read()?)?;
     let new = terminal::new_secret(NEW_PIN_ENV, "PIN")?;
     vault.update(|v| Ok::<_, VaultError>(v.set_answer_pin(current.as_ref(), &new, now())))??;
     note(
@@ -326,7 +314,7 @@ pub fn set_pin(vault: &UnlockedVault) -> Result<(), Failure> {
 
 /// `tessera push pin clear`.
 pub fn clear_pin(vault: &UnlockedVault) -> Result<(), Failure> {
-    let current = pin_if_set(vault)?;
+    let current = pin_if_set(&vault.read()?)?;
     vault.update(|v| Ok::<_, VaultError>(v.clear_answer_pin(current.as_ref(), now())))??;
     note("This vault no longer asks for a PIN.");
     Ok(())

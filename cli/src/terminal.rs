@@ -191,15 +191,21 @@ pub fn confirm(question: &str) -> Result<bool, Failure> {
     if !io::stdin().is_terminal() {
         return Err(Failure::Usage("no terminal to confirm on; pass --yes to confirm from a script".into()));
     }
-    eprint!("{question} [y/N] ");
+    let answer = read_line(&format!("{question} [y/N] "))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Shows `prompt` on standard error and reads one line of standard input.
+pub fn read_line(prompt: &str) -> Result<String, Failure> {
+    eprint!("{prompt}");
     let _ = io::stderr().flush();
-    let mut answer = String::new();
-    io::stdin().lock().read_line(&mut answer).map_err(|source| Failure::File {
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line).map_err(|source| Failure::File {
         action: "read the answer from",
         path: "stdin".into(),
         source,
     })?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    Ok(line)
 }
 
 /// Reads a secret value given as an argument, or standard input's first line when it is `-`.

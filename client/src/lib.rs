@@ -189,13 +189,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, S
 impl Device {
     /// The device of a vault's push binding.
     pub fn new(binding: &PushBinding) -> Result<Self, ClientError> {
-        Ok(Self {
-            server: binding.server.clone(),
-            serial: binding.serial.clone(),
-            key: binding.key_pair()?,
-            server_key: binding.server_key,
-            http: http_client()?,
-        })
+        Self::from_parts(&binding.server, &binding.serial, &binding.device_key, binding.server_key)
     }
 
     /// A device from its parts (for programs without a vault).

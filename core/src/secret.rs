@@ -129,8 +129,10 @@ impl<'de> Deserialize<'de> for SecretBytes {
 }
 
 /// A secret text (passphrase, URI carrying a seed, one-time code): zeroized on drop, redacted in
-/// `Debug`, compared in constant time.
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+/// `Debug`, compared in constant time. Serialized as the plain string: used only where a secret
+/// is deliberately handed to its owner (an enrollment response carrying the new seed's URI).
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SecretString(String);
 
 impl PartialEq for SecretString {
@@ -155,33 +157,6 @@ impl SecretString {
     /// Number of characters (not bytes).
     pub fn char_count(&self) -> usize {
         self.0.chars().count()
-    }
-}
-
-/// Serialized as the plain string: used only where a secret is deliberately handed to its owner
-/// (an enrollment response carrying the new seed's URI).
-impl Serialize for SecretString {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl Visitor<'_> for TextVisitor {
-            type Value = SecretString;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<SecretString, E> {
-                Ok(SecretString::new(value.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, value: String) -> Result<SecretString, E> {
-                Ok(SecretString::new(value))
-            }
-        }
-        deserializer.deserialize_string(TextVisitor)
     }
 }
 

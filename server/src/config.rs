@@ -319,7 +319,7 @@ impl Config {
             public_url: file
                 .push
                 .public_url
-                .map(|u| u.trim_end_matches('/').to_owned())
+                .map(trimmed_url)
                 .unwrap_or_else(|| format!("{scheme}://{listen}")),
             service_name: file.push.service_name.unwrap_or_else(|| issuer.clone()),
             expiry_secs: file.push.expiry_secs.unwrap_or(120),

@@ -199,15 +199,16 @@ fn check_private(path: &Path, shown: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// A new admin API key: `tsk_` and 64 hex digits. Show it once; store only [`admin_key_hash`].
+/// A new admin API key: `tsk_` and 64 hex digits. Show it once; store only [`credential_hash`].
 pub fn new_admin_key() -> Result<SecretString, KeyError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     fill_random(bytes.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
     Ok(SecretString::new(format!("{ADMIN_KEY_PREFIX}{}", data_encoding::HEXLOWER.encode(bytes.as_ref()))))
 }
 
-/// The stored form of an admin key: SHA-256, hex. A fast hash suffices for 256-bit random keys.
-pub fn admin_key_hash(key: &str) -> String {
+/// The stored form of a random credential (admin key, enrollment code): SHA-256, hex. A fast hash
+/// suffices for credentials with 128 bits of entropy or more.
+pub fn credential_hash(key: &str) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(key.as_bytes()))
 }
 
@@ -243,13 +244,18 @@ pub fn dummy_password_hash() -> &'static str {
     })
 }
 
+/// Creates a directory and its missing parents, accessible only by its owner (0700 on Unix).
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// Writes a new file readable only by its owner.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = tessera_core::vault::private_file_options().write(true).create_new(true).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
@@ -310,7 +316,7 @@ mod tests {
     fn admin_keys() {
         let key = new_admin_key().unwrap();
         assert!(key.expose().starts_with(ADMIN_KEY_PREFIX) && key.expose().len() == 68);
-        assert_eq!(admin_key_hash(key.expose()).len(), 64);
+        assert_eq!(credential_hash(key.expose()).len(), 64);
         assert!(admin_key_matches(key.expose(), key.expose()));
         assert!(!admin_key_matches("tsk_x", key.expose()));
     }

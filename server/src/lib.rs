@@ -75,11 +75,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Creates the data directory (0700), loads the server key, opens the database, builds the service.
 pub async fn open_service(config: &Config) -> Result<Arc<Service>, ServerError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(&config.data_dir).map_err(|source| ServerError::Io {
+    keys::create_private_dir(&config.data_dir).map_err(|source| ServerError::Io {
         action: format!("create the data directory {}", config.data_dir.display()),
         source,
     })?;

@@ -15,7 +15,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tessera_core::push::{
     Challenge, Decision, Delivery, DenyReason, EnrollmentLink, NumberChallenge, NumberMatching,
@@ -94,8 +93,6 @@ pub struct Device {
     pub token: TokenRow,
     /// Its owner's name.
     pub username: String,
-    /// The device's public key.
-    pub key: PublicKey,
 }
 
 /// A transaction's status for a waiting login client.
@@ -126,10 +123,6 @@ pub struct PushContext<'a> {
     pub user_agent: Option<&'a str>,
     /// The application name (defaults to the configured service name).
     pub service: Option<&'a str>,
-}
-
-fn code_hash(code: &str) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(code.as_bytes()))
 }
 
 /// A random id: 128 bits, base32, with a prefix.
@@ -167,7 +160,7 @@ impl Service {
     ) -> Result<Enrollment, ServiceError> {
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
         let code = random_id("")?;
-        let hash = code_hash(&code);
+        let hash = crate::keys::credential_hash(&code);
         let expires = i64_of(unix_now() + self.push.enrollment_ttl_secs);
         let serial = self
             .insert_token(
@@ -209,7 +202,7 @@ impl Service {
         let wake = wake_parts(request.wake.as_ref())?;
         let token = self.store.token(&request.serial).await?.filter(|t| t.kind == "push");
         let now = unix_now();
-        let hash = code_hash(request.code.expose());
+        let hash = crate::keys::credential_hash(request.code.expose());
         let valid = token.as_ref().is_some_and(|t| {
             let matches = t
                 .enrollment_code_hash
@@ -370,7 +363,7 @@ impl Service {
                 if fresh && key.verify(&device_auth_message(serial, timestamp), signature).is_ok() =>
             {
                 let username = self.store.username_of(token.user_id).await?.unwrap_or_default();
-                Ok(Device { token, username, key })
+                Ok(Device { token, username })
             }
             _ => {
                 if !self.limiter.allow_admin_failure(ip) {
@@ -498,7 +491,7 @@ impl Service {
             )
             .await?;
         match created {
-            Ok(_seq) => {
+            Ok(()) => {
                 self.metrics.push("sent");
                 self.publish(&user_key(user.id)).await;
                 self.wake_devices(user.id, &id, now + self.push.expiry_secs).await?;

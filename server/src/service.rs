@@ -588,7 +588,7 @@ impl Service {
             {
                 return Ok(AdminAuth::Admin(Actor::Admin { key: "env".into(), ip }));
             }
-            if let Some(key) = self.store.admin_key_name(&keys::admin_key_hash(presented)).await? {
+            if let Some(key) = self.store.admin_key_name(&keys::credential_hash(presented)).await? {
                 return Ok(AdminAuth::Admin(Actor::Admin { key, ip }));
             }
         }
@@ -618,7 +618,7 @@ impl Service {
         let key = keys::new_admin_key()?;
         let audit = AdminAudit::new(actor, "admin_key.create").reason(name);
         self.store
-            .create_admin_key(name, &keys::admin_key_hash(key.expose()), now_i64(), &audit.record())
+            .create_admin_key(name, &keys::credential_hash(key.expose()), now_i64(), &audit.record())
             .await
             .map_err(conflict)?;
         Ok(key)
@@ -790,7 +790,7 @@ impl Service {
                 )
                 .await;
             match created {
-                Ok(_) => return Ok(serial),
+                Ok(()) => return Ok(serial),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(other) => return Err(other.into()),
             }

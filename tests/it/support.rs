@@ -20,7 +20,7 @@ pub fn binary(name: &str) -> PathBuf {
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let sources: &[&str] = match name {
-        "tessera" => &["core", "platform", "cli"],
+        "tessera" => &["core", "platform", "client", "cli"],
         "tessera-server" => &["core", "server"],
         "tessera-loadgen" | "tessera-pushbench" => &["core", "client", "bench"],
         other => panic!("no sources known for {other}"),

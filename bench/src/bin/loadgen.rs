@@ -66,8 +66,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let http = tessera_bench::http_client(args.concurrency)?;
-    let options =
-        ServerOptions { config: "", database_url: args.database_url.as_deref(), binary: args.server.clone() };
+    let options = ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone() };
     let mut server = Server::start(options, &http).await?;
     let base = server.base.clone();
 

@@ -28,7 +28,7 @@ use clap::Parser;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tessera_bench::{Server, ServerOptions, histogram, percentiles, record, resident_kib};
+use tessera_bench::{Server, ServerOptions, histogram, percentiles, record};
 use tessera_client::{ChannelEvent, Device};
 use tessera_core::otpauth::OtpAuth;
 use tessera_core::push::{Answer, Challenge, Decision, EnrollmentLink};
@@ -82,8 +82,7 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("each round trip needs its own device: --round-trips must not exceed --devices".into());
     }
     let http = tessera_bench::http_client(64)?;
-    let options =
-        ServerOptions { config: "", database_url: args.database_url.as_deref(), binary: args.server.clone() };
+    let options = ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone() };
     let server = Server::start(options, &http).await?;
     let database = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
 
@@ -96,7 +95,7 @@ async fn run(args: Args) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
 
-    let before = resident_kib(server.pid)?;
+    let before = server.resident_kib()?;
     let (held_sender, mut held) = mpsc::unbounded_channel();
     let connected = Arc::new(AtomicUsize::new(0));
     let retries = Arc::new(AtomicUsize::new(0));
@@ -134,7 +133,7 @@ async fn run(args: Args) -> Result<(), String> {
             devices.len()
         ));
     }
-    let after = resident_kib(server.pid)?;
+    let after = server.resident_kib()?;
     let refused = retries.swap(0, Ordering::Relaxed);
     if refused > 0 {
         eprintln!(

@@ -231,14 +231,11 @@ impl Vault {
     /// Adds a push device token: its TOTP (for approve-with-OTP and typed codes) and its binding.
     /// Refuses a second binding to the same server and serial.
     pub fn add_push(&mut self, otp: OtpAuth, binding: PushBinding, now: u64) -> Result<&Token, TokenError> {
-        if let Some(existing) = self.tokens.iter().find(|t| {
-            t.push.as_ref().is_some_and(|p| p.server == binding.server && p.serial == binding.serial)
-        }) {
+        if let Some(existing) = self.push_token(&binding.server, &binding.serial) {
             return Err(TokenError::Duplicate(existing.display_name()));
         }
-        let id = self.add(otp, None, now)?.id.clone();
-        let index = self.index_of(&id)?;
-        let token = self.tokens.get_mut(index).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        self.add(otp, None, now)?;
+        let token = self.tokens.last_mut().ok_or(TokenError::NotFound(String::new()))?;
         token.push = Some(binding);
         Ok(token)
     }
@@ -250,7 +247,7 @@ impl Vault {
 
     /// The push token with this serial at this server.
     pub fn push_token(&self, server: &str, serial: &str) -> Option<&Token> {
-        self.push_tokens().find(|t| t.push.as_ref().is_some_and(|p| p.server == server && p.serial == serial))
+        self.tokens.iter().find(|t| t.push.as_ref().is_some_and(|p| p.server == server && p.serial == serial))
     }
 
     /// Records the last challenge sequence number a push token received (never moves back).
@@ -349,6 +346,14 @@ impl Vault {
     /// True when the vault asks for its answer PIN before answering push requests.
     pub fn has_answer_pin(&self) -> bool {
         self.answer_pin.is_some()
+    }
+
+    /// Whether an answer needs the PIN now: false without one, an error while attempts must wait.
+    pub fn answer_pin_needed(&self, now: u64) -> Result<bool, PinError> {
+        match &self.answer_pin {
+            None => Ok(false),
+            Some(stored) => stored.ready(now).map(|()| true),
+        }
     }
 
     /// True when using `token` needs the answer PIN: a push token's code approves logins just as

@@ -487,11 +487,7 @@ impl Store {
     // --- tokens -------------------------------------------------------------------------------
 
     /// Inserts a token in its initial state, with its audit record.
-    pub async fn create_token(
-        &self,
-        token: NewToken<'_>,
-        audit: &NewAudit<'_>,
-    ) -> Result<TokenRow, StoreError> {
+    pub async fn create_token(&self, token: NewToken<'_>, audit: &NewAudit<'_>) -> Result<(), StoreError> {
         let insert = statement(
             "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
              last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
@@ -510,17 +506,12 @@ impl Store {
                 Param::OptInt(token.enrollment_expires_at),
             ],
         );
-        let read = statement(TOKEN_BY_SERIAL, vec![Param::Text(token.serial.into())]);
-        let created = self
-            .db
-            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![read])
+        self.db
+            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![])
             .await
-            .map_err(|e| unique_violation(e, "token serial"))?;
-        let rows = created.map(|(_, rows)| rows).unwrap_or_default();
-        rows.first()
-            .and_then(|r| r.first())
-            .map(token_from)
-            .ok_or(StoreError::Corrupt("created token vanished"))?
+            .map_err(|e| unique_violation(e, "token serial"))?
+            .map(|_| ())
+            .ok_or(StoreError::Corrupt("the token insert wrote no row"))
     }
 
     /// A user's tokens, oldest first.
@@ -717,12 +708,7 @@ fn audit_statement(a: &NewAudit<'_>) -> Statement {
 
 fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(dir)
+        crate::keys::create_private_dir(dir)
             .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
     }
     Ok(())
