@@ -2,7 +2,7 @@
 # Benchmarks: the core's criterion suite (codes, verification, vault open/save, Argon2id unlock,
 # QR decoding), whole `tessera` processes timed with hyperfine against a real Secret Service, the
 # verification server under load (tessera-loadgen), and push latency with 10,000 connected devices
-# (tessera-pushbench), on SQLite and PostgreSQL.
+# (tessera-pushbench), on SQLite and PostgreSQL, and QR decoders on webcam-like frames (tessera-scanbench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
@@ -17,6 +17,7 @@ for connections in 8 16 32; do
   ./target/release/tessera-loadgen --seconds 10 --concurrency "$connections"
 done
 ./target/release/tessera-pushbench --devices 10000 --round-trips 1000
+./target/release/tessera-scanbench --frames 500
 scripts/with-postgres.sh sh -c '
   for connections in 8 16; do
     psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"

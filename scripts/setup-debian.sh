@@ -11,6 +11,8 @@ packages=(
   hyperfine                          # whole-process timings in scripts/bench.sh
   python3                            # the demo unpacks the enrollment QR from JSON
   openssl                            # RSA service-account keys for the FCM wake-up tests
+  libclang-dev                       # bindgen for nokhwa's V4L2 camera bindings
+  chromium chromium-driver           # the browser login page's tests (fake camera, WebDriver)
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: machine setup, formatting, lints, build, then every test
 # (unit, property, oathtool cross-checks, the CLI against a real Secret Service, the server
-# against SQLite and a real PostgreSQL).
+# against SQLite and a real PostgreSQL, the browser login page in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,8 @@ for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
 done
 step "cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
+step "the login page's One Swipe decoder (WebAssembly)"
+scripts/build-web.sh
 step "cargo test (with PostgreSQL, inside a private D-Bus session with gnome-keyring)"
 scripts/with-postgres.sh scripts/with-keyring.sh cargo test --workspace --locked
 step "all checks passed"

@@ -2,9 +2,12 @@
 //! directory (SQLite there, or a PostgreSQL URL), its admin API, and latency summaries.
 //!
 //! The programs measure the server as users meet it: a separate process on loopback, spoken to
-//! over HTTP, every answer checked.
+//! over HTTP, every answer checked. [`frames`] draws the webcam-like frames the QR decoder
+//! benchmark and the scanning tests use.
 
 #![allow(clippy::print_stderr)]
+
+pub mod frames;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -144,6 +147,11 @@ pub fn main(program: &str, body: impl Future<Output = Result<(), String>>) -> Ex
         .build()
         .map_err(|e| e.to_string())
         .and_then(|runtime| runtime.block_on(body));
+    exit(program, outcome)
+}
+
+/// The exit status of a program's outcome, reporting an error on standard error.
+pub fn exit(program: &str, outcome: Result<(), String>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

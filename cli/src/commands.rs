@@ -32,6 +32,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init { passphrase, no_keystore } => init(&store, passphrase, no_keystore),
         Command::Slots(SlotsCommand::List) => list_slots(&store),
+        Command::Scan { list: true, .. } => crate::scan::list_cameras(),
+        Command::Scan { camera, index, frames, kind, timeout, list: false } => {
+            let source = match (&frames, camera) {
+                (Some(dir), _) => crate::scan::Source::Frames(dir),
+                (None, _) => crate::scan::Source::Camera(index),
+            };
+            let timeout = timeout.map(std::time::Duration::from_secs);
+            crate::scan::scan(source, crate::scan::Kind::parse(&kind), timeout)
+        }
         command => {
             let vault = unlock(&store)?;
             match command {
@@ -58,7 +67,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Command::Push(PushCommand::Pin(PinCommand::Set)) => crate::push::set_pin(&vault),
                 Command::Push(PushCommand::Pin(PinCommand::Clear)) => crate::push::clear_pin(&vault),
-                Command::Init { .. } => Err(Failure::Usage("the vault exists already".into())),
+                Command::Oneswipe { query, png, text, valid_for } => {
+                    let output = match (png, text) {
+                        (Some(path), _) => crate::oneswipe::Output::Png(path),
+                        (None, true) => crate::oneswipe::Output::Text,
+                        (None, false) => crate::oneswipe::Output::Terminal,
+                    };
+                    crate::oneswipe::oneswipe(&vault, query.as_deref(), output, valid_for)
+                }
+                Command::Init { .. } | Command::Scan { .. } => {
+                    Err(Failure::Usage("this command does not open the vault".into()))
+                }
             }
         }
     }

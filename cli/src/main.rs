@@ -2,7 +2,9 @@
 //! command, and prints the result; the rules live in `tessera-core`.
 
 mod commands;
+mod oneswipe;
 mod push;
+mod scan;
 mod terminal;
 
 use std::path::PathBuf;
@@ -111,6 +113,42 @@ pub enum Command {
     /// Answer push login requests
     #[command(subcommand)]
     Push(PushCommand),
+    /// Read a QR code from a webcam (or replayed frames) and print its text
+    Scan {
+        /// Read from a webcam
+        #[arg(long, conflicts_with_all = ["frames", "list"])]
+        camera: bool,
+        /// Which webcam (see --list)
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "camera")]
+        index: u32,
+        /// Replay the image files of DIR, in name order, instead of a webcam
+        #[arg(long, value_name = "DIR", required_unless_present_any = ["camera", "list"], conflicts_with = "list")]
+        frames: Option<PathBuf>,
+        /// Stop only at codes of this kind
+        #[arg(long, default_value = "any", value_parser = ["any", "oneswipe", "enrollment"])]
+        kind: String,
+        /// Give up after this many seconds [default for cameras: 60]
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        /// List the webcams and exit
+        #[arg(long)]
+        list: bool,
+    },
+    /// Show a One Swipe code: a single-use QR that logs you in when a login screen's camera reads it
+    Oneswipe {
+        /// The push device (issuer, label, or id prefix); optional with only one
+        query: Option<String>,
+        /// Write one code as a PNG image and exit
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
+        png: Option<PathBuf>,
+        /// Print one code's text (what the QR holds) and exit
+        #[arg(long)]
+        text: bool,
+        /// Seconds each code stays valid (1 to 120)
+        #[arg(long, value_name = "SECONDS", default_value_t = tessera_core::oneswipe::DEFAULT_LIFETIME_SECS,
+              value_parser = clap::value_parser!(u8).range(1..=i64::from(tessera_core::oneswipe::MAX_LIFETIME_SECS)))]
+        valid_for: u8,
+    },
 }
 
 /// `tessera push` subcommands.

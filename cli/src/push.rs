@@ -60,13 +60,8 @@ pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Re
     let name = name.or_else(|| std::env::var("HOSTNAME").ok()).map(|n| n.chars().take(64).collect());
     let (key, registered) = runtime()?.block_on(tessera_client::register(&link, name, None))?;
     let otp = registered.totp()?;
-    let binding = PushBinding {
-        server: link.server.clone(),
-        serial: registered.serial.clone(),
-        device_key: key.seed(),
-        server_key: registered.server_public_key,
-        last_seq: 0,
-    };
+    let binding =
+        PushBinding::new(link.server.clone(), registered.serial.clone(), &key, registered.server_public_key);
     vault.update(|v| v.add_push(otp, binding, now()).map(|_| ()).map_err(VaultError::from)).map_err(|e| {
         Failure::Usage(format!(
             "the device registered but could not be saved ({e}); ask for a new enrollment link"
@@ -234,7 +229,7 @@ async fn send(
     check_pin(vault, &vault.read()?)?;
     let at = now();
     let otp = match decision {
-        Decision::Approve => Some(vault.update(|v| v.take_code(id, at).map_err(VaultError::from))?),
+        Decision::Approve => Some(vault.update(|v| v.take_push_code(id, at).map_err(VaultError::from))?),
         Decision::Deny(_) => None,
     };
     let otp = otp.map(|code| tessera_core::secret::SecretString::new(code.expose().to_owned()));

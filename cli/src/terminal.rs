@@ -42,8 +42,16 @@ pub enum Failure {
         /// The OS error.
         source: io::Error,
     },
+    /// Frames could not be had from a camera or a replay.
+    Camera(tessera_camera::CameraError),
     /// The command line asks for something that cannot be done.
     Usage(String),
+}
+
+impl From<tessera_camera::CameraError> for Failure {
+    fn from(error: tessera_camera::CameraError) -> Self {
+        Self::Camera(error)
+    }
 }
 
 impl From<VaultError> for Failure {
@@ -95,6 +103,7 @@ impl fmt::Display for Failure {
             Self::Uri(error) => error.fmt(f),
             Self::Qr(error) => error.fmt(f),
             Self::Import(error) => error.fmt(f),
+            Self::Camera(error) => error.fmt(f),
             Self::File { action, path, source } => {
                 write!(f, "could not {action} {}: {source}", path.display())
             }

@@ -6,12 +6,14 @@
 //! - [`otpauth`]: `otpauth://` URIs (Google's Key Uri Format), parsed and built.
 //! - [`vault`]: the encrypted token vault: model, AES-256-GCM envelope, key slots, atomic file store.
 //! - [`push`]: push approval: enrollment links, Ed25519 keys, signed challenges and answers, number matching.
+//! - [`oneswipe`]: One Swipe: the signed, single-use QR payload a push device shows to a webcam.
 //! - [`qr`]: QR codes rendered to PNG, SVG and terminals, and decoded from images and camera frames.
 //! - [`transfer`]: import and export of token lists (one otpauth URI per line).
 //! - [`secret`]: the zeroizing, redacting containers every secret lives in.
 //! - [`error`]: the error codes every edge (CLI, FFI, IPC, HTTP) maps errors to.
 
 pub mod error;
+pub mod oneswipe;
 pub mod otp;
 pub mod otpauth;
 pub mod push;

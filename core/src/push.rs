@@ -124,7 +124,13 @@ impl PublicKey {
         let bytes = data_encoding::BASE64URL_NOPAD
             .decode(signature.as_bytes())
             .map_err(|_| PushError::BadSignature)?;
-        let signature = ed25519_dalek::Signature::from_slice(&bytes).map_err(|_| PushError::BadSignature)?;
+        self.verify_raw(message, &bytes)
+    }
+
+    /// Verifies a 64-byte `signature` over `message` (strict: no malleable signatures).
+    pub fn verify_raw(&self, message: &[u8], signature: &[u8]) -> Result<(), PushError> {
+        let signature =
+            ed25519_dalek::Signature::from_slice(signature).map_err(|_| PushError::BadSignature)?;
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| PushError::InvalidKey)?;
         key.verify_strict(message, &signature).map_err(|_| PushError::BadSignature)
     }
@@ -180,7 +186,12 @@ impl KeyPair {
 
     /// Signs `message`; base64url signature.
     pub fn sign(&self, message: &[u8]) -> String {
-        data_encoding::BASE64URL_NOPAD.encode(&self.0.sign(message).to_bytes())
+        data_encoding::BASE64URL_NOPAD.encode(&self.sign_raw(message))
+    }
+
+    /// Signs `message`; the 64 signature bytes.
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
     }
 }
 

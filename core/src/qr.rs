@@ -49,6 +49,13 @@ impl<'a> LumaFrame<'a> {
     }
 }
 
+/// The brightness of a colour pixel (ITU-R BT.601 weights, integer arithmetic), for turning
+/// colour camera or canvas frames into the luma frames the decoder reads.
+pub fn luma_of_rgb(r: u8, g: u8, b: u8) -> u8 {
+    let weighted = 299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b);
+    u8::try_from((weighted + 500) / 1000).unwrap_or(u8::MAX)
+}
+
 /// Why a QR code could not be rendered or read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -330,6 +337,12 @@ mod tests {
         let lines: Vec<_> = terminal.lines().collect();
         assert!(lines.len() > 10 && lines.iter().all(|l| l.chars().count() == lines[0].chars().count()));
         assert!(terminal.contains('█') || terminal.contains('▀'));
+    }
+
+    #[test]
+    fn luma_follows_bt601() {
+        assert_eq!([luma_of_rgb(255, 255, 255), luma_of_rgb(0, 0, 0)], [255, 0]);
+        assert_eq!([luma_of_rgb(255, 0, 0), luma_of_rgb(0, 255, 0), luma_of_rgb(0, 0, 255)], [76, 150, 29]);
     }
 
     #[test]

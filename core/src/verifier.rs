@@ -185,6 +185,26 @@ pub fn verify(
     }
 }
 
+/// Checks a code carried inside a signed, single-use message (a One Swipe code), whose nonce
+/// already guarantees single use: a time step at or before the last accepted one is not a replay
+/// here, so two such messages within one step both pass. An accepted step still advances
+/// `last_step`, so the same code can never be used again as a typed passcode.
+pub fn verify_in_single_use_message(
+    secret: &SecretBytes,
+    method: &OtpMethod,
+    state: TokenState,
+    passcode: &str,
+    now: u64,
+    policy: &Policy,
+) -> Verification {
+    let mut checked = verify(secret, method, TokenState { last_step: None, ..state }, passcode, now, policy);
+    checked.next.last_step = match checked.verdict {
+        Verdict::Accepted { matched } if method.period().is_some() => state.last_step.max(Some(matched)),
+        _ => state.last_step,
+    };
+    checked
+}
+
 enum Match {
     Counter(u64),
     Step { step: u64, drift: i64 },
@@ -350,6 +370,25 @@ mod tests {
         let again = verify(&seed(), &totp_method(), first.next, &code, NOW, &policy);
         assert_eq!(again.verdict, Verdict::Rejected(RejectReason::Replayed));
         assert_eq!(again.next.failures, 1);
+    }
+
+    #[test]
+    fn codes_in_single_use_messages_pass_twice_but_burn_the_step_for_passcodes() {
+        let policy = Policy::default();
+        let code = code_at_step(current_step());
+        let check = |state| verify_in_single_use_message(&seed(), &totp_method(), state, &code, NOW, &policy);
+        let first = check(TokenState::new(0));
+        assert_eq!(first.verdict, Verdict::Accepted { matched: current_step() });
+        let second = check(first.next);
+        assert_eq!(second.verdict, Verdict::Accepted { matched: current_step() });
+        assert_eq!(second.next.last_step, Some(current_step()));
+        let typed = verify(&seed(), &totp_method(), second.next, &code, NOW, &policy);
+        assert_eq!(typed.verdict, Verdict::Rejected(RejectReason::Replayed));
+        let older = check(TokenState { last_step: Some(current_step() + 1), ..TokenState::new(0) });
+        assert_eq!(older.next.last_step, Some(current_step() + 1), "never moves back");
+        let wrong = verify_in_single_use_message(&seed(), &totp_method(), first.next, "000000", NOW, &policy);
+        assert_eq!(wrong.verdict, Verdict::Rejected(RejectReason::WrongCode));
+        assert_eq!((wrong.next.failures, wrong.next.last_step), (1, Some(current_step())));
     }
 
     #[test]

@@ -57,10 +57,24 @@ curl -s "$server/api/v1/transactions/$transaction?wait=10"; echo
 say "curl -X POST $server/api/v1/validate -d '{\"username\":\"alice\",\"transaction_id\":\"$transaction\"}'"
 curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"alice\",\"transaction_id\":\"$transaction\"}"; echo
 
+say "# One Swipe: the device shows a one-time QR; the login side's camera reads it"
+say "tessera oneswipe --png $demo/oneswipe.png"
+tessera oneswipe --png "$demo/oneswipe.png"
+say "tessera-framegen --qr $demo/oneswipe.png --out $demo/camera   # webcam-like frames (no camera here)"
+tessera-framegen --qr "$demo/oneswipe.png" --out "$demo/camera" --count 12
+say "tessera scan --frames $demo/camera --kind oneswipe"
+payload="$(tessera scan --frames "$demo/camera" --kind oneswipe)"
+echo "$payload"
+say "curl -X POST $server/api/v1/oneswipe -d '{\"payload\":\"…\"}'"
+curl -s -X POST "$server/api/v1/oneswipe" -H "$json" -d "{\"payload\":\"$payload\"}"; echo
+say "# the same code again: refused"
+curl -s -X POST "$server/api/v1/oneswipe" -H "$json" -d "{\"payload\":\"$payload\"}"; echo
+
 say "curl $server/api/v1/audit?username=alice -H 'Authorization: Bearer tsk_…'"
 curl -s "$server/api/v1/audit?username=alice&limit=4" -H "$auth"; echo
 
-printf '\nThe API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
+printf '\nThe login page is at %s/login (passcode, push, or One Swipe with a webcam: run `tessera oneswipe`).\n' "$server"
+printf 'The API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
 printf 'Admin key: %s   Demo files: %s\n' "$admin_key" "$demo"
 if [ -t 0 ]; then
   printf '\nThe server keeps running at %s with the demo vault (TESSERA_VAULT=%s). Ctrl-C stops it.\n' "$server" "$TESSERA_VAULT"

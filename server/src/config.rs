@@ -40,6 +40,9 @@ pub struct ConfigArgs {
     /// Seconds the first lock lasts, doubling with each further failure; 0 = until an admin unlocks [default: 900]
     #[arg(long, global = true, env = "TESSERA_LOCKOUT_RESET_SECS", value_name = "SECONDS")]
     pub lockout_reset_secs: Option<u64>,
+    /// The login page's web files (the One Swipe decoder) [default: `web` beside the executable]
+    #[arg(long, global = true, env = "TESSERA_WEB_DIR", value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
     /// TLS certificate chain (PEM); with --tls-key, serve HTTPS
     #[arg(long, global = true, env = "TESSERA_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -55,6 +58,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    web_dir: Option<PathBuf>,
     issuer: Option<String>,
     log_format: Option<LogFormat>,
     trust_forwarded_for: Option<bool>,
@@ -80,6 +84,7 @@ struct FilePush {
     window_secs: Option<u64>,
     mute_secs: Option<u64>,
     enrollment_ttl_secs: Option<u64>,
+    oneswipe_clock_skew_secs: Option<u64>,
     webhook_url: Option<String>,
     ca_file: Option<PathBuf>,
     fcm: Option<FcmConfig>,
@@ -145,6 +150,8 @@ pub struct PushPolicy {
     pub mute_secs: u64,
     /// How long an enrollment link stays usable.
     pub enrollment_ttl_secs: u64,
+    /// Clock difference tolerated between devices and the server for One Swipe codes, both ways.
+    pub oneswipe_clock_skew_secs: u64,
     /// Where "not me" alerts are POSTed, if anywhere.
     pub webhook_url: Option<String>,
     /// Extra CA certificates (PEM) trusted for outbound HTTPS: the webhook, FCM and APNs.
@@ -212,6 +219,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL.
     pub database_url: String,
+    /// Where the login page's One Swipe decoder is.
+    pub web_dir: PathBuf,
     /// Issuer written into enrollment URIs.
     pub issuer: String,
     /// Log format.
@@ -242,6 +251,14 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
+}
+
+/// `web` beside the server executable, where `scripts/build-web.sh` puts the decoder.
+fn default_web_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("web")))
+        .unwrap_or_else(|| PathBuf::from("web"))
 }
 
 /// A configuration problem, reported before the server starts.
@@ -329,6 +346,10 @@ impl Config {
             window_secs: file.push.window_secs.unwrap_or(15 * 60),
             mute_secs: file.push.mute_secs.unwrap_or(20 * 60),
             enrollment_ttl_secs: file.push.enrollment_ttl_secs.unwrap_or(10 * 60),
+            oneswipe_clock_skew_secs: file
+                .push
+                .oneswipe_clock_skew_secs
+                .unwrap_or(tessera_core::oneswipe::DEFAULT_CLOCK_SKEW_SECS),
             webhook_url: file.push.webhook_url,
             ca_file: file.push.ca_file,
             fcm: file.push.fcm.map(|fcm| FcmConfig { endpoint: trimmed_url(fcm.endpoint), ..fcm }),
@@ -337,6 +358,7 @@ impl Config {
         check_push(&push)?;
         Ok(Self {
             listen,
+            web_dir: args.web_dir.clone().or(file.web_dir).unwrap_or_else(default_web_dir),
             data_dir,
             database_url,
             issuer,
@@ -381,6 +403,9 @@ fn check_push(push: &PushPolicy) -> Result<(), ConfigError> {
     }
     if push.webhook_url.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
         return Err(ConfigError::OutOfRange("push.webhook_url must start with http:// or https://".into()));
+    }
+    if push.oneswipe_clock_skew_secs > 300 {
+        return Err(ConfigError::OutOfRange("push.oneswipe_clock_skew_secs must be 0 to 300".into()));
     }
     if !(10..=86_400).contains(&push.enrollment_ttl_secs) {
         return Err(ConfigError::OutOfRange("push.enrollment_ttl_secs must be 10 to 86400".into()));

@@ -7,6 +7,7 @@
 //! - [`service`]: users, enrollment, validation, audit; the rules come from `tessera_core::verifier`.
 //! - [`api`]: the HTTP edge and its OpenAPI document.
 //! - [`push`]: push approval: enrollment, challenges, device channel, answers.
+//! - [`oneswipe`]: One Swipe: redeeming the signed, single-use QR codes push devices show.
 //! - [`wake`]: optional FCM and APNs wake-ups for sleeping phone apps.
 //! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
 
@@ -14,6 +15,7 @@ pub mod api;
 pub mod config;
 pub mod keys;
 pub mod metrics;
+pub mod oneswipe;
 pub mod push;
 pub mod ratelimit;
 pub mod service;
@@ -116,9 +118,17 @@ pub async fn ensure_first_admin_key(service: &Service, data_dir: &Path) -> Resul
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     let service = open_service(&config).await?;
     ensure_first_admin_key(&service, &config.data_dir).await?;
+    let web_decoder = api::login::WebDecoder::load(&config.web_dir);
+    if web_decoder.is_none() {
+        tracing::warn!(
+            web_dir = %config.web_dir.display(),
+            "no One Swipe web decoder there (scripts/build-web.sh builds it): /login offers passcodes and push only"
+        );
+    }
     let app = api::router(api::AppState {
         service: service.clone(),
         trust_forwarded_for: config.trust_forwarded_for,
+        web_decoder,
     })
     .into_make_service_with_connect_info::<SocketAddr>();
 

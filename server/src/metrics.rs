@@ -28,6 +28,7 @@ pub struct Metrics {
     pushes: Family<ResultLabel, Counter>,
     devices: Gauge,
     wakeups: Family<WakeLabel, Counter>,
+    one_swipes: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -62,7 +63,13 @@ impl Metrics {
             "FCM and APNs wake-ups by service and result (sent, unregistered, failed, not_configured)",
             wakeups.clone(),
         );
-        Self { registry, validations, latency, lockouts, pushes, devices, wakeups }
+        let one_swipes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "oneswipe_redemptions",
+            "One Swipe codes presented, by result (accept, or the reason for the reject)",
+            one_swipes.clone(),
+        );
+        Self { registry, validations, latency, lockouts, pushes, devices, wakeups, one_swipes }
     }
 
     /// Counts a validation and its latency.
@@ -74,6 +81,11 @@ impl Metrics {
     /// Counts tokens that became locked.
     pub fn lockouts(&self, count: u64) {
         self.lockouts.inc_by(count);
+    }
+
+    /// Counts a One Swipe redemption by result.
+    pub fn one_swipe(&self, result: &'static str) {
+        self.one_swipes.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// Counts a push event.

@@ -141,11 +141,11 @@ fn wake_parts(wake: Option<&WakeAddress>) -> Result<Option<(&'static str, &str)>
     .transpose()
 }
 
-fn i64_of(value: u64) -> i64 {
+pub(crate) fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn u64_of(value: i64) -> u64 {
+pub(crate) fn u64_of(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
@@ -436,7 +436,7 @@ impl Service {
     }
 
     /// Announces a change to this process and (PostgreSQL) to every replica.
-    async fn publish(&self, key: &str) {
+    pub(crate) async fn publish(&self, key: &str) {
         self.hub.publish(key);
         if let Err(error) = self.store.notify(key).await {
             tracing::warn!(%error, "NOTIFY failed; other replicas will see the change on their next look");

@@ -51,13 +51,22 @@ impl Limiter {
 
     /// Takes one validation from the client's and the user's budgets; false when either is spent.
     pub fn allow_validation(&self, ip: Option<IpAddr>, username: &str) -> bool {
-        let ip_ok = match (&self.per_ip, ip) {
+        let ip_ok = self.allow_client(ip);
+        let user_ok = self.allow_user(username);
+        ip_ok && user_ok
+    }
+
+    /// Takes one attempt from the client's budget; false when it is spent.
+    pub fn allow_client(&self, ip: Option<IpAddr>) -> bool {
+        match (&self.per_ip, ip) {
             (Some(limiter), Some(ip)) => limiter.check_key(&ip).is_ok(),
             _ => true,
-        };
-        let user_ok =
-            self.per_user.as_ref().is_none_or(|limiter| limiter.check_key(&username.to_owned()).is_ok());
-        ip_ok && user_ok
+        }
+    }
+
+    /// Takes one attempt from the user's budget; false when it is spent.
+    pub fn allow_user(&self, username: &str) -> bool {
+        self.per_user.as_ref().is_none_or(|limiter| limiter.check_key(&username.to_owned()).is_ok())
     }
 
     /// Counts a failed attempt on an unknown user name; false once the name is "locked".

@@ -947,7 +947,7 @@ impl Service {
     /// Checks a password/PIN against a hash, or against a hash nothing matches when there is none,
     /// so the work (and the time) is the same whether or not the user exists or has a password.
     /// At most `2 × cores` checks run at once: each takes 19 MiB.
-    async fn check_password(&self, password: &SecretString, hash: Option<&str>) -> bool {
+    pub(crate) async fn check_password(&self, password: &SecretString, hash: Option<&str>) -> bool {
         let Ok(_permit) = self.hashing.acquire().await else { return false };
         let password = password.clone();
         let hash = hash.unwrap_or_else(|| keys::dummy_password_hash()).to_owned();

@@ -34,7 +34,9 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 fn core_stays_free_of_edges() {
     let dependencies = normal_dependencies("tessera-core");
     assert!(dependencies.iter().any(|d| d == "totp-rs"), "the tree was read: {dependencies:?}");
-    for forbidden in ["keyring", "tokio", "reqwest", "hyper", "axum", "uniffi", "tauri", "dbus", "clap"] {
+    for forbidden in
+        ["keyring", "tokio", "reqwest", "hyper", "axum", "uniffi", "tauri", "dbus", "clap", "nokhwa"]
+    {
         assert!(!dependencies.iter().any(|d| d == forbidden), "tessera-core depends on {forbidden}");
     }
 }

@@ -15,6 +15,8 @@ mod cli_bad_input;
 mod cli_concurrency;
 mod cli_slots;
 mod layering;
+mod login_page;
+mod oneswipe;
 mod push;
 mod server;
 mod support;

@@ -69,18 +69,23 @@ fn enrolled(server: &Server, username: &str) -> Sandbox {
     let (status, _) =
         server.admin("POST", "/api/v1/users", Some(json!({ "username": username, "password": "pin1234" })));
     assert_eq!(status, 201);
+    let phone = Sandbox::with_keystore_vault();
+    enroll_device(server, &phone, username);
+    phone
+}
+
+/// Gives the existing user a push token and enrolls `phone`'s vault as its device.
+pub(crate) fn enroll_device(server: &Server, phone: &Sandbox, username: &str) {
     let (status, enrollment) =
         server.admin("POST", &format!("/api/v1/users/{username}/tokens"), Some(json!({ "kind": "push" })));
     assert_eq!(status, 201, "{enrollment}");
     assert!(enrollment["enrollment_uri"].as_str().unwrap().starts_with("tessera://enroll?v=1&"));
-    let phone = Sandbox::with_keystore_vault();
     let png = phone.path("enroll.png");
     let bytes =
         data_encoding::BASE64.decode(enrollment["qr_png_base64"].as_str().unwrap().as_bytes()).unwrap();
     std::fs::write(&png, bytes).unwrap();
     let enrolled = phone.run(&["enroll", png.to_str().unwrap(), "--name", "test phone"]);
     assert!(enrolled.stderr.contains("Enrolled as a push device"), "{}", enrolled.stderr);
-    phone
 }
 
 fn start_push(server: &Server, username: &str, passcode: &str) -> Value {

@@ -93,6 +93,11 @@ pub fn client() -> reqwest::blocking::Client {
 impl Server {
     /// A server on `db` with the test admin key, no rate limits, and extra TOML configuration.
     pub fn start(db: Db, toml: &str) -> Self {
+        Self::start_with_key(db, toml, SERVER_KEY)
+    }
+
+    /// Like [`Server::start`], with another server key (another server's identity).
+    pub fn start_with_key(db: Db, toml: &str, server_key: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let config = dir.path().join("tessera.toml");
@@ -110,7 +115,7 @@ impl Server {
         .unwrap();
         let env = vec![
             ("TESSERA_ADMIN_TOKEN".to_owned(), ADMIN_KEY.to_owned()),
-            ("TESSERA_SERVER_KEY".to_owned(), SERVER_KEY.to_owned()),
+            ("TESSERA_SERVER_KEY".to_owned(), server_key.to_owned()),
         ];
         Self::launch(db, data_dir, Some(config), env, Some(dir))
     }

@@ -11,6 +11,13 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
+/// `test-output/` in the target directory: screenshots and other files to look at after a run.
+pub fn test_output_dir() -> PathBuf {
+    let dir = bin_dir().parent().unwrap().join("test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A built binary of the workspace, checked to exist and to be newer than the sources it is
 /// built from, so a stale binary can never make these tests pass.
 pub fn binary(name: &str) -> PathBuf {
@@ -20,9 +27,11 @@ pub fn binary(name: &str) -> PathBuf {
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let sources: &[&str] = match name {
-        "tessera" => &["core", "platform", "client", "cli"],
+        "tessera" => &["core", "platform", "camera", "client", "cli"],
         "tessera-server" => &["core", "server"],
-        "tessera-loadgen" | "tessera-pushbench" => &["core", "client", "bench"],
+        "tessera-loadgen" | "tessera-pushbench" | "tessera-framegen" | "tessera-scanbench" => {
+            &["core", "camera", "client", "bench"]
+        }
         other => panic!("no sources known for {other}"),
     };
     for crate_dir in sources {

@@ -148,6 +148,11 @@ impl Classify for TokenError {
             Self::Ambiguous { .. } | Self::Duplicate(_) => ErrorCode::Conflict,
             Self::InvalidName(_) | Self::InvalidGroup | Self::CounterExhausted => ErrorCode::InvalidInput,
             Self::Random(_) => ErrorCode::Internal,
+            Self::NotPush(_) => ErrorCode::InvalidInput,
+            Self::NoPushDevice => ErrorCode::NotFound,
+            Self::CodeNotReady { .. } => ErrorCode::RateLimited,
+            Self::DamagedDeviceKey(_) => ErrorCode::Storage,
+            Self::OneSwipe(error) => error.code(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::oneswipe::{self, OneSwipe, OneSwipeError};
 use crate::otp::{OtpCode, OtpMethod};
 use crate::otpauth::{OtpAuth, UriError};
 use crate::push::{KeyPair, PublicKey, PushError};
@@ -73,9 +74,17 @@ pub struct PushBinding {
     /// The last challenge sequence number received, to resume the channel without repeats.
     #[serde(default)]
     pub last_seq: u64,
+    /// The last TOTP time step this device signed into an approval or a One Swipe code.
+    #[serde(default)]
+    pub last_otp_step: u64,
 }
 
 impl PushBinding {
+    /// A freshly registered device: nothing received or signed yet.
+    pub fn new(server: String, serial: String, device: &KeyPair, server_key: PublicKey) -> Self {
+        Self { server, serial, device_key: device.seed(), server_key, last_seq: 0, last_otp_step: 0 }
+    }
+
     /// The device's key pair.
     pub fn key_pair(&self) -> Result<KeyPair, PushError> {
         KeyPair::from_seed(&self.device_key)
@@ -304,6 +313,23 @@ impl Vault {
         }
     }
 
+    /// The push device a query names, among push tokens only; without a query, the only one.
+    pub fn resolve_push(&self, query: Option<&str>) -> Result<&Token, TokenError> {
+        let found: Vec<&Token> = match query {
+            Some(query) => self.find(query).into_iter().filter(|t| t.push.is_some()).collect(),
+            None => self.push_tokens().collect(),
+        };
+        match (found.as_slice(), query) {
+            ([one], _) => Ok(one),
+            ([], None) => Err(TokenError::NoPushDevice),
+            ([], Some(query)) => Err(TokenError::NotFound(query.trim().to_owned())),
+            (many, query) => Err(TokenError::Ambiguous {
+                query: query.unwrap_or("(no query)").trim().to_owned(),
+                matches: many.iter().map(|t| TokenSummary::of(t)).collect(),
+            }),
+        }
+    }
+
     /// Removes a token and returns it.
     pub fn remove(&mut self, id: &TokenId) -> Result<Token, TokenError> {
         let index = self.index_of(id)?;
@@ -341,6 +367,52 @@ impl Vault {
         token.last_used_at = Some(unix_time);
         token.use_count = token.use_count.saturating_add(1);
         Ok(code)
+    }
+
+    /// Takes a push token's TOTP code for a signed message (an approval or a One Swipe code),
+    /// never the same time step twice, because the server accepts each step once. A second message
+    /// within one step carries the next step's code, which the server's ±1-step window accepts; a
+    /// third has to wait for the next step.
+    pub fn take_push_code(&mut self, id: &TokenId, unix_time: u64) -> Result<OtpCode, TokenError> {
+        let index = self.index_of(id)?;
+        let token = self.tokens.get_mut(index).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let name = token.display_name();
+        let (Some(push), Some(period)) = (token.push.as_mut(), token.otp.method().period()) else {
+            return Err(TokenError::NotPush(name));
+        };
+        let current = period.step_at(unix_time);
+        let step = current.max(push.last_otp_step.saturating_add(1));
+        if step > current + 1 {
+            return Err(TokenError::CodeNotReady { wait_secs: period.seconds_remaining(unix_time) });
+        }
+        push.last_otp_step = step;
+        let code = token.otp.method().code_at(token.otp.secret(), step * u64::from(period.get()));
+        token.last_used_at = Some(unix_time);
+        token.use_count = token.use_count.saturating_add(1);
+        Ok(code)
+    }
+
+    /// Makes a One Swipe code: a push token's signed, single-use login payload, valid for
+    /// `lifetime_secs`, with the token's current TOTP code attached (the payload's nonce makes it
+    /// single-use, so codes in the same time step are fine). Persist the vault before showing it.
+    pub fn take_one_swipe(
+        &mut self,
+        id: &TokenId,
+        unix_time: u64,
+        lifetime_secs: u8,
+    ) -> Result<OneSwipe, TokenError> {
+        let otp = self.take_code(id, unix_time)?;
+        let token = self.get(id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let push = token.push().ok_or_else(|| TokenError::NotPush(token.display_name()))?;
+        let device = push.key_pair().map_err(|_| TokenError::DamagedDeviceKey(token.display_name()))?;
+        let request = oneswipe::Request {
+            serial: &push.serial,
+            server_key: &push.server_key,
+            otp: &otp,
+            issued_at: unix_time,
+            lifetime_secs,
+        };
+        Ok(OneSwipe::sign(&request, &device)?)
     }
 
     /// True when the vault asks for its answer PIN before answering push requests.
@@ -470,6 +542,24 @@ pub enum TokenError {
     /// The random number generator failed.
     #[error("{0}")]
     Random(String),
+    /// The vault holds no push device.
+    #[error("this vault has no push device; enroll one with `tessera enroll LINK`")]
+    NoPushDevice,
+    /// Push-only work asked of a token that is not a push device.
+    #[error("'{0}' is not a push device; enroll one with `tessera enroll`")]
+    NotPush(String),
+    /// Both usable one-time codes of this time step were used already.
+    #[error("this device just used its codes for this time step; try again in {wait_secs} s")]
+    CodeNotReady {
+        /// Seconds until the next step.
+        wait_secs: u32,
+    },
+    /// The stored device key is not a valid key.
+    #[error("the device key of '{0}' is damaged; enroll the device again")]
+    DamagedDeviceKey(String),
+    /// A One Swipe code could not be made.
+    #[error(transparent)]
+    OneSwipe(#[from] OneSwipeError),
 }
 
 #[cfg(test)]
@@ -601,13 +691,61 @@ mod tests {
     }
 
     fn binding(device: &KeyPair) -> PushBinding {
-        PushBinding {
-            server: "https://auth.example.com".into(),
-            serial: "PUSH-1".into(),
-            device_key: device.seed(),
-            server_key: KeyPair::generate().unwrap().public(),
-            last_seq: 0,
-        }
+        binding_to(device, &KeyPair::generate().unwrap())
+    }
+
+    fn binding_to(device: &KeyPair, server: &KeyPair) -> PushBinding {
+        PushBinding::new("https://auth.example.com".into(), "PUSH-AAAAAAAA".into(), device, server.public())
+    }
+
+    #[test]
+    fn push_codes_never_repeat_a_time_step() {
+        let (mut vault, id) = with_push_token();
+        let seed = vault.get(&id).unwrap().otp().secret().clone();
+        let code_of_step = |step: u64| OtpMethod::default_totp().code_at(&seed, step * 30);
+        let now = 1_000_000_005;
+        let step = now / 30;
+        assert_eq!(vault.take_push_code(&id, now).unwrap(), code_of_step(step));
+        assert_eq!(vault.take_push_code(&id, now + 1).unwrap(), code_of_step(step + 1));
+        assert_eq!(vault.take_push_code(&id, now + 2), Err(TokenError::CodeNotReady { wait_secs: 13 }));
+        assert_eq!(vault.take_push_code(&id, now + 55).unwrap(), code_of_step(step + 2));
+        let github = vault.resolve("github").unwrap().id().clone();
+        assert!(matches!(vault.take_push_code(&github, now), Err(TokenError::NotPush(_))));
+    }
+
+    #[test]
+    fn one_swipe_codes_are_signed_by_the_device_for_its_server() {
+        let mut vault = sample();
+        let (device, server) = (KeyPair::generate().unwrap(), KeyPair::generate().unwrap());
+        let push = otp(Some("ACME"), "alice", b"push-seed-01234567", OtpMethod::default_totp());
+        let id = vault.add_push(push, binding_to(&device, &server), 5).unwrap().id().clone();
+        let now = 1_000_000_005;
+        let code = vault.take_one_swipe(&id, now, 30).unwrap();
+        assert_eq!(code.serial(), "PUSH-AAAAAAAA");
+        assert_eq!(code.verify(&device.public(), &server.public(), now + 10, 0), Ok(()));
+        let seed = vault.get(&id).unwrap().otp().secret().clone();
+        assert_eq!(code.otp(6).expose(), OtpMethod::default_totp().code_at(&seed, now).expose());
+        assert_eq!(
+            vault.take_one_swipe(&id, now, 0).unwrap_err(),
+            TokenError::OneSwipe(OneSwipeError::InvalidLifetime(0))
+        );
+        let github = vault.resolve("github").unwrap().id().clone();
+        assert!(matches!(vault.take_one_swipe(&github, now, 30), Err(TokenError::NotPush(_))));
+    }
+
+    #[test]
+    fn push_devices_are_picked_among_push_tokens() {
+        assert_eq!(sample().resolve_push(None).unwrap_err(), TokenError::NoPushDevice);
+        let (mut vault, id) = with_push_token();
+        assert_eq!(vault.resolve_push(None).unwrap().id(), &id);
+        assert_eq!(vault.resolve_push(Some("ACME")).unwrap().id(), &id);
+        assert!(matches!(vault.resolve_push(Some("github")), Err(TokenError::NotFound(_))));
+        let second = otp(Some("Other"), "bob", b"other-push-seed-0123", OtpMethod::default_totp());
+        let binding =
+            PushBinding { serial: "PUSH-BBBBBBBB".into(), ..binding(&KeyPair::generate().unwrap()) };
+        vault.add_push(second, binding, 6).unwrap();
+        assert!(matches!(vault.resolve_push(None), Err(TokenError::Ambiguous { .. })));
+        assert!(vault.resolve_push(Some("bob")).is_ok());
     }
 
     fn with_push_token() -> (Vault, TokenId) {
@@ -694,7 +832,7 @@ mod tests {
             .id()
             .clone();
         assert_eq!(vault.push_tokens().count(), 1);
-        assert_eq!(vault.push_token("https://auth.example.com", "PUSH-1").unwrap().id(), &id);
+        assert_eq!(vault.push_token("https://auth.example.com", "PUSH-AAAAAAAA").unwrap().id(), &id);
         let again = otp(Some("ACME"), "alice2", b"other-seed-0123456", OtpMethod::default_totp());
         assert!(matches!(vault.add_push(again, binding, 6), Err(TokenError::Duplicate(_))));
         vault.set_push_cursor(&id, 9).unwrap();

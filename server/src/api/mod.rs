@@ -5,6 +5,8 @@
 
 mod admin;
 mod extract;
+pub mod login;
+mod oneswipe;
 mod push;
 mod validate;
 
@@ -36,12 +38,15 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Whether `X-Forwarded-For` names the client.
     pub trust_forwarded_for: bool,
+    /// The login page's One Swipe decoder, when installed.
+    pub web_decoder: Option<Arc<login::WebDecoder>>,
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/validate", post(validate::validate))
+        .route("/oneswipe", post(oneswipe::redeem))
         .route("/users", post(admin::create_user).get(admin::list_users))
         .route("/users/{username}", get(admin::get_user).patch(admin::update_user).delete(admin::delete_user))
         .route("/users/{username}/tokens", post(admin::enroll).get(admin::list_tokens))
@@ -60,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/api/v1", api)
+        .merge(login::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -216,7 +222,7 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "Tessera verification server", description = "Enrollment, OTP validation, administration and audit."),
     paths(
-        validate::validate,
+        validate::validate, oneswipe::redeem,
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::audit, healthz, metrics, openapi,
@@ -225,7 +231,7 @@ impl utoipa::Modify for BearerAuth {
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags(
-        (name = "validate", description = "Checking passcodes, push logins"),
+        (name = "validate", description = "Checking passcodes, push logins, One Swipe codes"),
         (name = "admin", description = "Users, tokens, audit (bearer admin key)"),
         (name = "push", description = "Push devices: registration, challenge channel, answers (device-signed)"),
     ),

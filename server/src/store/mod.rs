@@ -281,6 +281,7 @@ impl Store {
             let migrations = [
                 ("init", include_str!("../../migrations/postgres/0001_init.sql")),
                 ("push", include_str!("../../migrations/postgres/0002_push.sql")),
+                ("oneswipe", include_str!("../../migrations/postgres/0003_oneswipe.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -302,9 +303,10 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 2] = [
+        const MIGRATIONS: [&str; 3] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
+            include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
         ];
         let version = match self
             .db

@@ -286,6 +286,33 @@ impl Store {
             .is_some())
     }
 
+    /// Claims a One Swipe code's nonce for the token: true the first time, false when it was
+    /// redeemed before (on any replica). Forgets the token's expired nonces on the way.
+    pub async fn claim_one_swipe_nonce(
+        &self,
+        token_id: i64,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let forget = statement(
+            "DELETE FROM oneswipe_nonces WHERE token_id = $1 AND expires_at < $2",
+            vec![Param::Int(token_id), Param::Int(now)],
+        );
+        let claim = statement(
+            "INSERT INTO oneswipe_nonces (token_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            vec![Param::Int(token_id), Param::Text(nonce.into()), Param::Int(expires_at)],
+        );
+        let outcome = self
+            .db
+            .atomically(
+                vec![Guarded { statement: forget, rows: None }, Guarded { statement: claim, rows: Some(1) }],
+                vec![],
+            )
+            .await?;
+        Ok(outcome.is_some())
+    }
+
     /// Binds a device key to a push token, consuming its enrollment credential (once, before it
     /// expires). False when the credential is wrong, used or expired.
     #[allow(clippy::too_many_arguments)]

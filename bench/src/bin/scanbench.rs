@@ -1,0 +1,164 @@
+//! `tessera-scanbench`: how well and how fast QR decoders read One Swipe codes from webcam-like
+//! frames (see `tessera_bench::frames`), at 640×480 and 1280×720: success rate on frames showing
+//! the code, false reads on frames without it, and decode time per frame on one core. Then the
+//! desktop reader's whole path on 720p MJPEG frames (JPEG decode to luma, then the shipped
+//! decoder), in frames per second.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use image::GrayImage;
+use tessera_bench::frames::{Content, FrameGenerator, Scene};
+use tessera_camera::{Frame, FrameFormat};
+use tessera_core::oneswipe::{OneSwipe, Request};
+use tessera_core::otp::OtpMethod;
+use tessera_core::push::KeyPair;
+use tessera_core::qr::{self, LumaFrame};
+use tessera_core::secret::{SecretBytes, SecretString};
+
+/// QR decoders on webcam-like frames.
+#[derive(Parser)]
+#[command(name = "tessera-scanbench", version, about)]
+struct Args {
+    /// Frames per size
+    #[arg(long, default_value_t = 300)]
+    frames: u32,
+    /// Seed of the frame generator
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+type Decoder = fn(LumaFrame<'_>) -> Vec<SecretString>;
+
+const DECODERS: [(&str, Decoder); 2] =
+    [("rxing 0.9 (shipped: qr::decode_luma)", qr::decode_luma), ("rqrr 0.11", qr::decode_with_rqrr)];
+
+struct Tally {
+    read: u32,
+    code_frames: u32,
+    false_reads: u32,
+    empty_frames: u32,
+    times: Vec<Duration>,
+}
+
+fn main() -> ExitCode {
+    tessera_bench::exit("tessera-scanbench", run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let text = one_swipe_text(args.seed)?;
+    let code = qr::render_image(text.expose(), 4).map_err(|e| e.to_string())?;
+    println!(
+        "One Swipe code: {} characters, QR version 6-M; {} frames per size, seed {}",
+        text.expose().len(),
+        args.frames,
+        args.seed
+    );
+    println!();
+    println!(
+        "| decoder | frames | read (code frames) | false reads (no-code frames) | median ms/frame | p95 ms/frame |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut jpegs_720 = Vec::new();
+    for (width, height) in [(640, 480), (1280, 720)] {
+        let mut generator = FrameGenerator::new(Scene::webcam(width, height), code.clone(), args.seed);
+        let frames: Vec<(Vec<u8>, Content)> = (0..args.frames).map(|_| generator.next_jpeg()).collect();
+        let grey: Vec<(GrayImage, Content)> = frames
+            .iter()
+            .map(|(jpeg, content)| {
+                Ok((image::load_from_memory(jpeg).map_err(|e| e.to_string())?.into_luma8(), *content))
+            })
+            .collect::<Result<_, String>>()?;
+        for (name, decoder) in DECODERS {
+            let tally = measure(decoder, &grey, text.expose());
+            println!(
+                "| {name} | {width}×{height} | {}/{} = {:.1} % | {}/{} | {:.2} | {:.2} |",
+                tally.read,
+                tally.code_frames,
+                100.0 * f64::from(tally.read) / f64::from(tally.code_frames.max(1)),
+                tally.false_reads,
+                tally.empty_frames,
+                millis(percentile(&tally.times, 0.5)),
+                millis(percentile(&tally.times, 0.95)),
+            );
+        }
+        if height == 720 {
+            jpegs_720 = frames;
+        }
+    }
+    let (fps, read) = reader_fps(&jpegs_720, text.expose())?;
+    println!();
+    println!(
+        "Desktop reader, 1280×720 MJPEG frames (JPEG → luma → rxing), one core: {fps:.0} frames/s ({read} reads in {} frames)",
+        jpegs_720.len()
+    );
+    Ok(())
+}
+
+/// A real One Swipe code, from keys derived from `seed` (the nonce alone is random).
+fn one_swipe_text(seed: u64) -> Result<SecretString, String> {
+    let key = |salt: u8| {
+        let mut bytes = [salt; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        KeyPair::from_seed(&SecretBytes::from_slice(&bytes)).map_err(|e| e.to_string())
+    };
+    let (device, server) = (key(1)?, key(2)?);
+    let now = 1_800_000_000 + seed;
+    let otp = OtpMethod::default_totp().code_at(&SecretBytes::from_slice(&seed.to_be_bytes()), now);
+    let request = Request {
+        serial: "PUSH-AAAAAAAA",
+        server_key: &server.public(),
+        otp: &otp,
+        issued_at: now,
+        lifetime_secs: 30,
+    };
+    Ok(OneSwipe::sign(&request, &device).map_err(|e| e.to_string())?.to_text())
+}
+
+fn measure(decoder: Decoder, frames: &[(GrayImage, Content)], expected: &str) -> Tally {
+    let mut tally = Tally { read: 0, code_frames: 0, false_reads: 0, empty_frames: 0, times: Vec::new() };
+    for (frame, content) in frames {
+        let luma = LumaFrame { width: frame.width(), height: frame.height(), pixels: frame.as_raw() };
+        let started = Instant::now();
+        let texts = decoder(luma);
+        tally.times.push(started.elapsed());
+        let right = texts.iter().any(|t| t.expose() == expected);
+        let wrong = texts.iter().any(|t| t.expose() != expected);
+        match content {
+            Content::Code => {
+                tally.code_frames += 1;
+                tally.read += u32::from(right);
+                tally.false_reads += u32::from(wrong);
+            }
+            Content::NoCode => {
+                tally.empty_frames += 1;
+                tally.false_reads += u32::from(!texts.is_empty());
+            }
+        }
+    }
+    tally
+}
+
+fn reader_fps(jpegs: &[(Vec<u8>, Content)], expected: &str) -> Result<(f64, u32), String> {
+    let started = Instant::now();
+    let mut read = 0;
+    for (jpeg, _) in jpegs {
+        let frame = Frame::from_camera(FrameFormat::MJPEG, 1280, 720, jpeg).map_err(|e| e.to_string())?;
+        read += u32::from(qr::decode_luma(frame.as_luma()).iter().any(|t| t.expose() == expected));
+    }
+    Ok((jpegs.len() as f64 / started.elapsed().as_secs_f64(), read))
+}
+
+fn percentile(times: &[Duration], quantile: f64) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let index = ((sorted.len() as f64 - 1.0) * quantile).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,366 @@
+//! Frames for QR scanning, from a live webcam or from a replay, behind one [`FrameSource`] trait,
+//! and the scanning loop that feeds them to the core decoder until the first acceptable read.
+//!
+//! QR decoding needs only brightness, so every source yields luma (grey) frames: from a webcam's
+//! YUYV, NV12 or grey output the luma plane is taken as it is (no colour conversion), and MJPEG is
+//! decoded straight to grey. The replay source reads recorded or generated frames from a
+//! directory, which is how the capture path is tested and measured on machines without a camera.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use nokhwa::utils::FrameFormat;
+use nokhwa::utils::{CameraFormat, CameraIndex, RequestedFormat, RequestedFormatType, Resolution};
+use tessera_core::qr::{self, LumaFrame};
+use tessera_core::secret::SecretString;
+
+/// The resolution asked of webcams: enough for an arm's-length QR code, cheap to decode.
+pub const PREFERRED_SIZE: (u32, u32) = (1280, 720);
+/// Largest frame side accepted from any source.
+pub const MAX_FRAME_SIDE: u32 = 8192;
+
+/// Why frames could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CameraError {
+    /// The camera could not be opened or started.
+    #[error("could not open camera {index}: {reason}")]
+    Open {
+        /// Which camera.
+        index: u32,
+        /// What the platform said.
+        reason: String,
+    },
+    /// The camera stopped delivering frames.
+    #[error("the camera stopped delivering frames: {0}")]
+    Capture(String),
+    /// A frame in a format that cannot be read.
+    #[error("unreadable frame: {0}")]
+    BadFrame(String),
+    /// A replay directory or file could not be read.
+    #[error("could not read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A replay directory without any image.
+    #[error("{0} holds no frames (PNG, JPEG, WebP, GIF, BMP or PGM files)")]
+    NoFrames(PathBuf),
+}
+
+/// One grey frame, owned.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    width: u32,
+    height: u32,
+    luma: Vec<u8>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Frame({}x{})", self.width, self.height)
+    }
+}
+
+impl Frame {
+    /// A frame from its luma plane, checked against its size.
+    pub fn new(width: u32, height: u32, luma: Vec<u8>) -> Result<Self, CameraError> {
+        if width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE {
+            return Err(CameraError::BadFrame(format!(
+                "{width}x{height} is larger than {MAX_FRAME_SIDE} px"
+            )));
+        }
+        LumaFrame::new(width, height, &luma).map_err(|e| CameraError::BadFrame(e.to_string()))?;
+        Ok(Self { width, height, luma })
+    }
+
+    /// The luma plane of a camera buffer in `format`.
+    pub fn from_camera(
+        format: FrameFormat,
+        width: u32,
+        height: u32,
+        data: &[u8],
+    ) -> Result<Self, CameraError> {
+        let pixels = usize::try_from(u64::from(width) * u64::from(height)).unwrap_or(usize::MAX);
+        let short = || CameraError::BadFrame(format!("{format} buffer too short for {width}x{height}"));
+        let luma = match format {
+            FrameFormat::GRAY => data.get(..pixels).ok_or_else(short)?.to_vec(),
+            FrameFormat::NV12 => data.get(..pixels).ok_or_else(short)?.to_vec(),
+            FrameFormat::YUYV => {
+                data.get(..pixels.saturating_mul(2)).ok_or_else(short)?.iter().step_by(2).copied().collect()
+            }
+            FrameFormat::RAWRGB => packed_rgb_luma(data, pixels, [0, 1, 2]).ok_or_else(short)?,
+            FrameFormat::RAWBGR => packed_rgb_luma(data, pixels, [2, 1, 0]).ok_or_else(short)?,
+            FrameFormat::MJPEG => return decode_image(data, None),
+        };
+        Self::new(width, height, luma)
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The frame as the core decoder takes it.
+    pub fn as_luma(&self) -> LumaFrame<'_> {
+        LumaFrame { width: self.width, height: self.height, pixels: &self.luma }
+    }
+}
+
+/// The luma of `pixels` packed 3-byte pixels, the red, green and blue bytes at `order`.
+fn packed_rgb_luma(data: &[u8], pixels: usize, order: [usize; 3]) -> Option<Vec<u8>> {
+    let channel = |pixel: &[u8], index: usize| pixel.get(order.get(index).copied()?).copied();
+    data.get(..pixels.saturating_mul(3))?
+        .chunks_exact(3)
+        .map(|pixel| Some(qr::luma_of_rgb(channel(pixel, 0)?, channel(pixel, 1)?, channel(pixel, 2)?)))
+        .collect()
+}
+
+fn decode_image(bytes: &[u8], path: Option<&Path>) -> Result<Frame, CameraError> {
+    let name = path.map(|p| format!("{}: ", p.display())).unwrap_or_default();
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| CameraError::BadFrame(format!("{name}{e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_FRAME_SIDE);
+    limits.max_image_height = Some(MAX_FRAME_SIDE);
+    reader.limits(limits);
+    let grey = reader.decode().map_err(|e| CameraError::BadFrame(format!("{name}{e}")))?.into_luma8();
+    let (width, height) = grey.dimensions();
+    Frame::new(width, height, grey.into_raw())
+}
+
+/// Anything that yields frames: a webcam, or a replay of files.
+pub trait FrameSource {
+    /// The next frame; `None` when the source has no more.
+    fn next_frame(&mut self) -> Result<Option<Frame>, CameraError>;
+}
+
+/// A live webcam through nokhwa (V4L2 on Linux, AVFoundation on macOS, Media Foundation on Windows).
+pub struct Camera {
+    camera: nokhwa::Camera,
+}
+
+impl Camera {
+    /// Opens camera `index`, asking for about [`PREFERRED_SIZE`] at the highest frame rate offered.
+    pub fn open(index: u32) -> Result<Self, CameraError> {
+        let open_error = |reason: String| CameraError::Open { index, reason };
+        let wanted =
+            CameraFormat::new(Resolution::new(PREFERRED_SIZE.0, PREFERRED_SIZE.1), FrameFormat::MJPEG, 30);
+        let requested =
+            RequestedFormat::new::<nokhwa::pixel_format::LumaFormat>(RequestedFormatType::Closest(wanted));
+        let mut camera = nokhwa::Camera::new(CameraIndex::Index(index), requested)
+            .map_err(|e| open_error(e.to_string()))?;
+        camera.open_stream().map_err(|e| open_error(e.to_string()))?;
+        Ok(Self { camera })
+    }
+
+    /// The cameras the platform lists, as `(index, name)`.
+    pub fn list() -> Vec<(u32, String)> {
+        nokhwa::query(nokhwa::utils::ApiBackend::Auto)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|info| match info.index() {
+                CameraIndex::Index(index) => Some((*index, info.human_name())),
+                CameraIndex::String(_) => None,
+            })
+            .collect()
+    }
+}
+
+impl FrameSource for Camera {
+    fn next_frame(&mut self) -> Result<Option<Frame>, CameraError> {
+        let buffer = self.camera.frame().map_err(|e| CameraError::Capture(e.to_string()))?;
+        let size = buffer.resolution();
+        Frame::from_camera(buffer.source_frame_format(), size.width(), size.height(), buffer.buffer())
+            .map(Some)
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.camera.stop_stream();
+    }
+}
+
+/// Recorded or generated frames: the image files of a directory, in name order.
+pub struct Replay {
+    files: std::vec::IntoIter<PathBuf>,
+}
+
+impl Replay {
+    /// The frames in `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self, CameraError> {
+        let io_error = |source| CameraError::Io { path: dir.to_path_buf(), source };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io_error)?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    ["png", "jpg", "jpeg", "webp", "gif", "bmp", "pgm"]
+                        .contains(&e.to_ascii_lowercase().as_str())
+                })
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(CameraError::NoFrames(dir.to_path_buf()));
+        }
+        files.sort();
+        Ok(Self { files: files.into_iter() })
+    }
+}
+
+impl FrameSource for Replay {
+    fn next_frame(&mut self) -> Result<Option<Frame>, CameraError> {
+        let Some(path) = self.files.next() else { return Ok(None) };
+        let bytes = std::fs::read(&path).map_err(|source| CameraError::Io { path: path.clone(), source })?;
+        decode_image(&bytes, Some(&path)).map(Some)
+    }
+}
+
+/// The first acceptable code read.
+#[derive(Debug)]
+pub struct Read {
+    /// The code's text.
+    pub text: SecretString,
+    /// Frames looked at, this one included.
+    pub frames: u64,
+    /// Time from the first frame to this read.
+    pub elapsed: Duration,
+}
+
+/// How a scan ended without an acceptable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NothingRead {
+    /// Frames looked at.
+    pub frames: u64,
+    /// Codes seen but not accepted (another kind of QR code).
+    pub refused: u64,
+}
+
+/// Reads frames until one holds a code `accept` takes, the source runs out, or `timeout` passes.
+pub fn scan(
+    source: &mut dyn FrameSource,
+    mut accept: impl FnMut(&str) -> bool,
+    timeout: Option<Duration>,
+) -> Result<Result<Read, NothingRead>, CameraError> {
+    let started = Instant::now();
+    let mut nothing = NothingRead { frames: 0, refused: 0 };
+    while timeout.is_none_or(|limit| started.elapsed() < limit) {
+        let Some(frame) = source.next_frame()? else { break };
+        nothing.frames += 1;
+        for text in qr::decode_luma(frame.as_luma()) {
+            if accept(text.expose()) {
+                return Ok(Ok(Read { text, frames: nothing.frames, elapsed: started.elapsed() }));
+            }
+            nothing.refused += 1;
+        }
+    }
+    Ok(Err(nothing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "TESSERA-CAMERA-TEST";
+
+    fn code_frame() -> Frame {
+        let image = qr::render_image(TEXT, 4).unwrap();
+        let (width, height) = image.dimensions();
+        Frame::new(width, height, image.into_raw()).unwrap()
+    }
+
+    struct Frames(Vec<Frame>);
+
+    impl FrameSource for Frames {
+        fn next_frame(&mut self) -> Result<Option<Frame>, CameraError> {
+            Ok(if self.0.is_empty() { None } else { Some(self.0.remove(0)) })
+        }
+    }
+
+    #[test]
+    fn camera_formats_give_their_luma_plane() {
+        let yuyv = [10, 128, 20, 128, 30, 128, 40, 128];
+        assert_eq!(Frame::from_camera(FrameFormat::YUYV, 2, 2, &yuyv).unwrap().luma, [10, 20, 30, 40]);
+        let nv12 = [1, 2, 3, 4, 128, 128];
+        assert_eq!(Frame::from_camera(FrameFormat::NV12, 2, 2, &nv12).unwrap().luma, [1, 2, 3, 4]);
+        let rgb = [255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255];
+        assert_eq!(Frame::from_camera(FrameFormat::RAWRGB, 2, 2, &rgb).unwrap().luma, [255, 0, 76, 29]);
+        assert_eq!(Frame::from_camera(FrameFormat::RAWBGR, 2, 2, &rgb).unwrap().luma, [255, 0, 29, 76]);
+        assert_eq!(Frame::from_camera(FrameFormat::GRAY, 2, 1, &[7, 8, 9]).unwrap().luma, [7, 8]);
+    }
+
+    #[test]
+    fn mjpeg_frames_decode_to_grey() {
+        let frame = code_frame();
+        let mut jpeg = Vec::new();
+        image::GrayImage::from_raw(frame.width, frame.height, frame.luma.clone())
+            .unwrap()
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let decoded = Frame::from_camera(FrameFormat::MJPEG, frame.width, frame.height, &jpeg).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (frame.width(), frame.height()));
+    }
+
+    #[test]
+    fn short_and_broken_buffers_are_errors() {
+        assert!(matches!(
+            Frame::from_camera(FrameFormat::YUYV, 4, 4, &[0; 31]),
+            Err(CameraError::BadFrame(_))
+        ));
+        assert!(matches!(
+            Frame::from_camera(FrameFormat::MJPEG, 4, 4, b"not a jpeg"),
+            Err(CameraError::BadFrame(_))
+        ));
+        assert!(matches!(Frame::new(MAX_FRAME_SIDE + 1, 1, vec![0; 8193]), Err(CameraError::BadFrame(_))));
+    }
+
+    #[test]
+    fn scanning_stops_at_the_first_accepted_code() {
+        let blank = Frame::new(64, 64, vec![255; 64 * 64]).unwrap();
+        let mut source = Frames(vec![blank.clone(), code_frame(), blank]);
+        let read = scan(&mut source, |text| text == TEXT, None).unwrap().unwrap();
+        assert_eq!((read.text.expose(), read.frames), (TEXT, 2));
+        assert_eq!(source.0.len(), 1, "the frame after the read is not taken");
+    }
+
+    #[test]
+    fn codes_of_another_kind_are_counted_and_skipped() {
+        let mut source = Frames(vec![code_frame(), code_frame()]);
+        let nothing = scan(&mut source, |_| false, None).unwrap().unwrap_err();
+        assert_eq!(nothing, NothingRead { frames: 2, refused: 2 });
+    }
+
+    #[test]
+    fn replay_reads_a_directory_in_name_order() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        let frame = code_frame();
+        let image = image::GrayImage::from_raw(frame.width, frame.height, frame.luma.clone()).unwrap();
+        image.save(dir.join("b.png")).unwrap();
+        image::GrayImage::from_pixel(32, 32, image::Luma([255])).save(dir.join("a.png")).unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a frame").unwrap();
+        let mut replay = Replay::from_dir(&dir).unwrap();
+        let read = scan(&mut replay, |_| true, None).unwrap().unwrap();
+        assert_eq!((read.text.expose(), read.frames), (TEXT, 2));
+        assert!(matches!(Replay::from_dir(&dir.join("missing")), Err(CameraError::Io { .. })));
+        std::fs::remove_file(dir.join("a.png")).unwrap();
+        std::fs::remove_file(dir.join("b.png")).unwrap();
+        assert!(matches!(Replay::from_dir(&dir), Err(CameraError::NoFrames(_))));
+    }
+
+    #[test]
+    fn opening_a_missing_camera_is_an_error_not_a_panic() {
+        assert!(matches!(Camera::open(4242), Err(CameraError::Open { index: 4242, .. })));
+    }
+}

@@ -1,0 +1,162 @@
+// Tessera's login page: passcode, push approval, and One Swipe read by the webcam. QR decoding
+// runs in the page with Tessera's own Rust decoder compiled to WebAssembly (/login/decoder/).
+
+const $ = (id) => document.getElementById(id);
+let stopCamera = null;
+
+function status(text) { $("status").textContent = text; }
+
+function result(state, text) {
+  const element = $("result");
+  element.dataset.state = state;
+  element.textContent = text;
+}
+
+function fields() {
+  const body = {};
+  const username = $("username").value.trim();
+  if (username) body.username = username;
+  if ($("password").value) body.password = $("password").value;
+  return body;
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok && !answer.result) throw new Error(answer.message || `the server answered ${response.status}`);
+  return answer;
+}
+
+function finish(answer, username) {
+  if (answer.result === "accept") {
+    result("signed-in", `Signed in as ${answer.username || username}.`);
+    status("");
+  } else {
+    result("refused", answer.message || "Sign-in refused.");
+  }
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const body = fields();
+  if (!body.username) { status("Enter your username."); return; }
+  body.passcode = $("passcode").value.trim();
+  $("submit").disabled = true;
+  result("idle", "");
+  try {
+    const answer = await post("/api/v1/validate", body);
+    if (answer.result === "challenge" && answer.transaction_id) {
+      await waitForApproval(body.username, answer);
+    } else if (answer.result === "challenge") {
+      status(answer.message);
+      $("passcode").focus();
+    } else {
+      finish(answer, body.username);
+    }
+  } catch (error) {
+    result("refused", error.message);
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+async function waitForApproval(username, challenge) {
+  const number = challenge.number ? ` and choose ${challenge.number}` : "";
+  status(`Approve the sign-in on your device${number}.`);
+  if (challenge.number) {
+    const shown = document.createElement("span");
+    shown.className = "number";
+    shown.textContent = ` ${challenge.number}`;
+    $("status").append(shown);
+  }
+  const id = encodeURIComponent(challenge.transaction_id);
+  for (let tries = 0; tries < 20; tries++) {
+    const response = await fetch(`/api/v1/transactions/${id}?wait=25`);
+    const state = await response.json();
+    if (state.status === "pending") continue;
+    if (state.status !== "approved") { result("refused", `The request was ${state.status}.`); status(""); return; }
+    finish(await post("/api/v1/validate", { username, transaction_id: challenge.transaction_id }), username);
+    return;
+  }
+  result("refused", "The request expired.");
+}
+
+async function oneSwipe() {
+  result("idle", "");
+  let decoder;
+  try {
+    decoder = await import("/login/decoder/tessera_wasm.js");
+    await decoder.default();
+  } catch {
+    status("One Swipe is not available: this server has no web decoder installed.");
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: "user" },
+      audio: false,
+    });
+  } catch (error) {
+    status(`The camera could not be opened: ${error.message}`);
+    return;
+  }
+  const video = $("video");
+  video.srcObject = stream;
+  await video.play();
+  $("camera").hidden = false;
+  $("oneswipe").disabled = true;
+  status("Looking for a One Swipe code…");
+  const canvas = document.createElement("canvas");
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  let running = true;
+  stopCamera = () => {
+    running = false;
+    stream.getTracks().forEach((track) => track.stop());
+    $("camera").hidden = true;
+    $("oneswipe").disabled = false;
+    stopCamera = null;
+  };
+  const started = performance.now();
+  let frames = 0;
+  while (running) {
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+    if (!running || video.readyState < 2 || !video.videoWidth) continue;
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    context.drawImage(video, 0, 0);
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+    frames++;
+    let text;
+    try {
+      text = decoder.decode_rgba(canvas.width, canvas.height, pixels.data);
+    } catch (error) {
+      throw new Error(`${error.message}: ${decoder.last_panic()}`);
+    }
+    if (text && decoder.is_one_swipe(text)) {
+      stopCamera();
+      status(`Read after ${frames} frames (${Math.round(performance.now() - started)} ms); checking…`);
+      try {
+        finish(await post("/api/v1/oneswipe", { payload: text, ...fields() }), fields().username);
+      } catch (error) {
+        result("refused", error.message);
+      }
+      return;
+    }
+  }
+  status("");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("credentials").addEventListener("submit", signIn);
+  $("oneswipe").addEventListener("click", () =>
+    oneSwipe().catch((error) => {
+      if (stopCamera) stopCamera();
+      status(`One Swipe stopped: ${error.message}`);
+    }));
+  $("stop").addEventListener("click", () => stopCamera && stopCamera());
+});

@@ -1,0 +1,193 @@
+//! The browser login page, in real headless Chromium driven through ChromeDriver: One Swipe read
+//! from a fake camera playing a `.y4m` video of the CLI's code (decoded in the page by the
+//! WebAssembly build of the core decoder), and a typed passcode. Screenshots of what the user sees
+//! go to `target/test-output/`.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::push::enroll_device;
+use crate::server_support::{Db, Server, free_port};
+use crate::support::{Sandbox, binary, test_output_dir};
+
+/// ChromeDriver and a headless Chromium session, ended on drop.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Browser {
+    /// Chromium, with a fake camera that plays `video` (a `.y4m` file) in a loop when given.
+    fn start(video: Option<&std::path::Path>) -> Self {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian chromium-driver, installed by scripts/setup-debian.sh)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--no-first-run".to_owned(),
+            "--window-size=900,900".to_owned(),
+        ];
+        if let Some(video) = video {
+            args.push("--use-fake-device-for-media-stream".to_owned());
+            args.push("--use-fake-ui-for-media-stream".to_owned());
+            args.push(format!("--use-file-for-fake-video-capture={}", video.display()));
+        }
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
+        });
+        let capabilities = capabilities.as_object().unwrap().clone();
+        let client = runtime.block_on(async {
+            ClientBuilder::rustls()
+                .unwrap()
+                .capabilities(capabilities)
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+                .unwrap()
+        });
+        Self { driver, client: Some(client), runtime }
+    }
+
+    fn run<T>(&self, task: impl AsyncFnOnce(&Client) -> T) -> T {
+        self.runtime.block_on(task(self.client.as_ref().unwrap()))
+    }
+
+    /// Waits until `#result` leaves the idle state; returns its state and text.
+    fn outcome(&self, within: Duration) -> (String, String) {
+        self.run(async |page| {
+            let deadline = Instant::now() + within;
+            loop {
+                let result = page.find(Locator::Id("result")).await.unwrap();
+                let state = result.attr("data-state").await.unwrap().unwrap_or_default();
+                if state != "idle" || Instant::now() > deadline {
+                    let status = page.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+                    return (state, format!("{} | status: {status}", result.text().await.unwrap()));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    fn screenshot(&self, name: &str) {
+        let png = self.run(async |page| page.screenshot().await.unwrap());
+        std::fs::write(test_output_dir().join(name), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.runtime.block_on(client.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A `.y4m` video of webcam-like frames of the phone's One Swipe code.
+fn one_swipe_video(phone: &Sandbox) -> std::path::PathBuf {
+    let png = phone.path("oneswipe.png");
+    phone.run(&["oneswipe", "--png", png.to_str().unwrap(), "--valid-for", "120"]).ok();
+    let video = phone.path("oneswipe.y4m");
+    let made = Command::new(binary("tessera-framegen"))
+        .args(["--qr", png.to_str().unwrap(), "--y4m", video.to_str().unwrap()])
+        .args(["--count", "12", "--fps", "10", "--seed", "5"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    video
+}
+
+fn type_into(browser: &Browser, fields: &[(&str, &str)]) {
+    browser.run(async |page| {
+        for (id, text) in fields {
+            let field = page.find(Locator::Id(id)).await.unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(text).await.unwrap();
+        }
+    });
+}
+
+fn click(browser: &Browser, id: &str) {
+    browser.run(async |page| page.find(Locator::Id(id)).await.unwrap().click().await.unwrap());
+}
+
+#[test]
+fn one_swipe_from_the_webcam_signs_in() {
+    let server = Server::start(Db::Sqlite, "");
+    let (status, _) = server.get("/login/decoder/tessera_wasm_bg.wasm");
+    assert_eq!(status, 200, "the web decoder is missing: run scripts/build-web.sh (scripts/test.sh does)");
+    let phone = Sandbox::with_keystore_vault();
+    assert_eq!(
+        server
+            .admin("POST", "/api/v1/users", Some(json!({ "username": "hana", "password": "open sesame" })))
+            .0,
+        201
+    );
+    enroll_device(&server, &phone, "hana");
+    let browser = Browser::start(Some(&one_swipe_video(&phone)));
+
+    browser.run(async |page| page.goto(&format!("{}/login", server.url)).await.unwrap());
+    browser.screenshot("login-page.png");
+    type_into(&browser, &[("username", "hana"), ("password", "open sesame")]);
+    click(&browser, "oneswipe");
+    let (state, text) = browser.outcome(Duration::from_secs(30));
+    browser.screenshot("login-one-swipe-signed-in.png");
+    assert_eq!(state, "signed-in", "{text}");
+    assert!(text.contains("Signed in as hana"), "{text}");
+
+    let audit = server.admin("GET", "/api/v1/audit?username=hana&action=oneswipe", None).1;
+    assert_eq!(audit[0]["result"], "accept", "{audit}");
+}
+
+#[test]
+fn a_typed_passcode_signs_in_and_a_wrong_one_is_refused() {
+    let server = Server::start(Db::Sqlite, "");
+    let enrollment = server.user_with_token("ivan", json!({ "kind": "totp" }));
+    let uri = enrollment["otpauth_uri"].as_str().unwrap();
+    let phone = Sandbox::with_keystore_vault();
+    phone.run(&["add", uri]).ok();
+    let browser = Browser::start(None);
+    browser.run(async |page| page.goto(&format!("{}/login", server.url)).await.unwrap());
+
+    type_into(&browser, &[("username", "ivan"), ("passcode", "000000")]);
+    click(&browser, "submit");
+    let (state, text) = browser.outcome(Duration::from_secs(10));
+    assert_eq!(state, "refused", "{text}");
+
+    let code = phone.run(&["code", "ivan"]).ok();
+    type_into(&browser, &[("passcode", code.trim())]);
+    click(&browser, "submit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (state, text) = loop {
+        let outcome = browser.outcome(Duration::from_secs(10));
+        if outcome.0 == "signed-in" || Instant::now() > deadline {
+            break outcome;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    browser.screenshot("login-passcode-signed-in.png");
+    assert_eq!(state, "signed-in", "{text}");
+    assert!(text.contains("Signed in as ivan"), "{text}");
+}
