@@ -33,8 +33,11 @@ struct Args {
 
 type Decoder = fn(LumaFrame<'_>) -> Vec<SecretString>;
 
-const DECODERS: [(&str, Decoder); 2] =
-    [("rxing 0.9 (shipped: qr::decode_luma)", qr::decode_luma), ("rqrr 0.11", qr::decode_with_rqrr)];
+const DECODERS: [(&str, Decoder); 3] = [
+    ("shipped: rxing 0.9 + 2× look at small frames (qr::decode_luma)", qr::decode_luma),
+    ("rxing 0.9 alone", qr::decode_with_rxing),
+    ("rqrr 0.11", qr::decode_with_rqrr),
+];
 
 struct Tally {
     read: u32,
