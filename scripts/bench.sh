@@ -17,7 +17,7 @@ for connections in 8 16 32; do
   ./target/release/tessera-loadgen --seconds 10 --concurrency "$connections"
 done
 ./target/release/tessera-pushbench --devices 10000 --round-trips 1000
-./target/release/tessera-scanbench --frames 500
+for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
 scripts/with-postgres.sh sh -c '
   for connections in 8 16; do
     psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"

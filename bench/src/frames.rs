@@ -77,15 +77,6 @@ impl FrameGenerator {
         Self { scene, code, rng: StdRng::seed_from_u64(seed), index: 0 }
     }
 
-    /// The next frame (grey, after the JPEG round trip) and what it holds.
-    pub fn next_frame(&mut self) -> (GrayImage, Content) {
-        let (jpeg, content) = self.next_jpeg();
-        let frame = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
-            .map(|image| image.into_luma8())
-            .unwrap_or_else(|_| GrayImage::new(self.scene.width, self.scene.height));
-        (frame, content)
-    }
-
     /// The next frame as the JPEG bytes a webcam would send, and what it holds.
     pub fn next_jpeg(&mut self) -> (Vec<u8>, Content) {
         let every = self.scene.no_code_every;

@@ -87,13 +87,12 @@ impl Frame {
         let pixels = usize::try_from(u64::from(width) * u64::from(height)).unwrap_or(usize::MAX);
         let short = || CameraError::BadFrame(format!("{format} buffer too short for {width}x{height}"));
         let luma = match format {
-            FrameFormat::GRAY => data.get(..pixels).ok_or_else(short)?.to_vec(),
-            FrameFormat::NV12 => data.get(..pixels).ok_or_else(short)?.to_vec(),
+            FrameFormat::GRAY | FrameFormat::NV12 => data.get(..pixels).ok_or_else(short)?.to_vec(),
             FrameFormat::YUYV => {
                 data.get(..pixels.saturating_mul(2)).ok_or_else(short)?.iter().step_by(2).copied().collect()
             }
-            FrameFormat::RAWRGB => packed_rgb_luma(data, pixels, [0, 1, 2]).ok_or_else(short)?,
-            FrameFormat::RAWBGR => packed_rgb_luma(data, pixels, [2, 1, 0]).ok_or_else(short)?,
+            FrameFormat::RAWRGB => qr::luma_of_packed(data, pixels, 3, [0, 1, 2]).ok_or_else(short)?,
+            FrameFormat::RAWBGR => qr::luma_of_packed(data, pixels, 3, [2, 1, 0]).ok_or_else(short)?,
             FrameFormat::MJPEG => return decode_image(data, None),
         };
         Self::new(width, height, luma)
@@ -115,25 +114,10 @@ impl Frame {
     }
 }
 
-/// The luma of `pixels` packed 3-byte pixels, the red, green and blue bytes at `order`.
-fn packed_rgb_luma(data: &[u8], pixels: usize, order: [usize; 3]) -> Option<Vec<u8>> {
-    let channel = |pixel: &[u8], index: usize| pixel.get(order.get(index).copied()?).copied();
-    data.get(..pixels.saturating_mul(3))?
-        .chunks_exact(3)
-        .map(|pixel| Some(qr::luma_of_rgb(channel(pixel, 0)?, channel(pixel, 1)?, channel(pixel, 2)?)))
-        .collect()
-}
-
 fn decode_image(bytes: &[u8], path: Option<&Path>) -> Result<Frame, CameraError> {
-    let name = path.map(|p| format!("{}: ", p.display())).unwrap_or_default();
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| CameraError::BadFrame(format!("{name}{e}")))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_FRAME_SIDE);
-    limits.max_image_height = Some(MAX_FRAME_SIDE);
-    reader.limits(limits);
-    let grey = reader.decode().map_err(|e| CameraError::BadFrame(format!("{name}{e}")))?.into_luma8();
+    let grey = qr::decode_grey(bytes).map_err(|e| {
+        CameraError::BadFrame(path.map_or_else(|| e.to_string(), |p| format!("{}: {e}", p.display())))
+    })?;
     let (width, height) = grey.dimensions();
     Frame::new(width, height, grey.into_raw())
 }

@@ -33,10 +33,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Init { passphrase, no_keystore } => init(&store, passphrase, no_keystore),
         Command::Slots(SlotsCommand::List) => list_slots(&store),
         Command::Scan { list: true, .. } => crate::scan::list_cameras(),
-        Command::Scan { camera, index, frames, kind, timeout, list: false } => {
-            let source = match (&frames, camera) {
-                (Some(dir), _) => crate::scan::Source::Frames(dir),
-                (None, _) => crate::scan::Source::Camera(index),
+        Command::Scan { index, frames, kind, timeout, list: false, .. } => {
+            let source = match &frames {
+                Some(dir) => crate::scan::Source::Frames(dir),
+                None => crate::scan::Source::Camera(index),
             };
             let timeout = timeout.map(std::time::Duration::from_secs);
             crate::scan::scan(source, crate::scan::Kind::parse(&kind), timeout)

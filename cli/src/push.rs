@@ -83,9 +83,7 @@ fn devices(vault: &UnlockedVault) -> Result<Vec<(TokenId, Device, u64)>, Failure
         .map(|(id, binding)| Ok((id, Device::new(binding)?, binding.last_seq)))
         .collect::<Result<Vec<_>, Failure>>()?;
     if devices.is_empty() {
-        return Err(Failure::Usage(
-            "this vault has no push device; enroll one with `tessera enroll LINK`".into(),
-        ));
+        return Err(TokenError::NoPushDevice.into());
     }
     Ok(devices)
 }

@@ -56,6 +56,21 @@ pub fn luma_of_rgb(r: u8, g: u8, b: u8) -> u8 {
     u8::try_from((weighted + 500) / 1000).unwrap_or(u8::MAX)
 }
 
+/// The luma plane of `pixels` packed colour pixels of `bytes_per_pixel` bytes each (RGB, BGR,
+/// RGBA...), whose red, green and blue bytes sit at the offsets `rgb`; `None` when `data` is short.
+pub fn luma_of_packed(
+    data: &[u8],
+    pixels: usize,
+    bytes_per_pixel: usize,
+    rgb: [usize; 3],
+) -> Option<Vec<u8>> {
+    let [r, g, b] = rgb;
+    data.get(..pixels.checked_mul(bytes_per_pixel)?)?
+        .chunks_exact(bytes_per_pixel)
+        .map(|pixel| Some(luma_of_rgb(*pixel.get(r)?, *pixel.get(g)?, *pixel.get(b)?)))
+        .collect()
+}
+
 /// Why a QR code could not be rendered or read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -158,13 +173,12 @@ pub fn decode_luma(frame: LumaFrame<'_>) -> Vec<SecretString> {
         return found;
     }
     let Some(large) = upscaled_twice(frame) else { return found };
-    match LumaFrame::new(frame.width * 2, frame.height * 2, &large) {
-        // Finder patterns are twice as large here, so the quick row scan finds them.
-        Ok(large) => rxing_decode(large, false),
-        Err(_) => found,
-    }
+    let large = LumaFrame { width: frame.width * 2, height: frame.height * 2, pixels: &large };
+    // Finder patterns are twice as large here, so the quick row scan finds them.
+    rxing_decode(large, false)
 }
 
+/// The frame at twice its width and height (bilinear): `(2 × width) × (2 × height)` bytes.
 fn upscaled_twice(frame: LumaFrame<'_>) -> Option<Vec<u8>> {
     use fast_image_resize as resize;
     let source =
@@ -226,6 +240,25 @@ pub fn decode_with_rqrr(frame: LumaFrame<'_>) -> Vec<SecretString> {
 /// Every QR code in an encoded image (PNG, JPEG, WebP, GIF, BMP). When `rxing` finds nothing it
 /// also tries the inverted image (a screenshot of a light-on-dark terminal QR) and then `rqrr`.
 pub fn decode_image(bytes: &[u8]) -> Result<Vec<SecretString>, QrError> {
+    let mut luma = decode_grey(bytes)?;
+    let (width, height) = luma.dimensions();
+    let decoders: [fn(LumaFrame<'_>) -> Vec<SecretString>; 2] = [decode_with_rxing, decode_with_rqrr];
+    for decoder in decoders {
+        // Upright, then inverted; the second inversion restores the image for the next decoder.
+        for _ in 0..2 {
+            let found = decoder(LumaFrame::new(width, height, luma.as_raw())?);
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            image::imageops::invert(&mut luma);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// An encoded image (PNG, JPEG, WebP, GIF, BMP) as grey pixels, decoded within the size and
+/// allocation limits and behind `catch_unwind`: files and camera JPEGs are untrusted input.
+pub fn decode_grey(bytes: &[u8]) -> Result<GrayImage, QrError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| QrError::UnreadableImage(e.to_string()))?;
@@ -243,20 +276,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<Vec<SecretString>, QrError> {
             image::ImageError::Unsupported(_) => QrError::UnsupportedImage,
             other => QrError::UnreadableImage(other.to_string()),
         })?;
-    let mut luma = image.to_luma8();
-    let (width, height) = luma.dimensions();
-    let decoders: [fn(LumaFrame<'_>) -> Vec<SecretString>; 2] = [decode_with_rxing, decode_with_rqrr];
-    for decoder in decoders {
-        // Upright, then inverted; the second inversion restores the image for the next decoder.
-        for _ in 0..2 {
-            let found = decoder(LumaFrame::new(width, height, luma.as_raw())?);
-            if !found.is_empty() {
-                return Ok(found);
-            }
-            image::imageops::invert(&mut luma);
-        }
-    }
-    Ok(Vec::new())
+    Ok(image.into_luma8())
 }
 
 /// Every QR code in an image file.
@@ -373,6 +393,10 @@ mod tests {
     fn luma_follows_bt601() {
         assert_eq!([luma_of_rgb(255, 255, 255), luma_of_rgb(0, 0, 0)], [255, 0]);
         assert_eq!([luma_of_rgb(255, 0, 0), luma_of_rgb(0, 255, 0), luma_of_rgb(0, 0, 255)], [76, 150, 29]);
+        let rgba = [255, 0, 0, 9, 0, 0, 255, 9];
+        assert_eq!(luma_of_packed(&rgba, 2, 4, [0, 1, 2]), Some(vec![76, 29]));
+        assert_eq!(luma_of_packed(&rgba, 2, 4, [2, 1, 0]), Some(vec![29, 76]));
+        assert_eq!(luma_of_packed(&rgba, 3, 4, [0, 1, 2]), None, "too short");
     }
 
     #[test]

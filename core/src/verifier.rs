@@ -162,33 +162,13 @@ pub fn verify(
     now: u64,
     policy: &Policy,
 ) -> Verification {
-    let rejected = |reason, next| Verification { verdict: Verdict::Rejected(reason), next };
-    if !state.enabled {
-        return rejected(RejectReason::Disabled, state);
-    }
-    if state.is_locked(now, policy) {
-        return rejected(RejectReason::Locked, state);
-    }
-    match find_match(secret, method, &state, passcode, now, policy) {
-        Some(Match::Counter(counter)) => Verification {
-            verdict: Verdict::Accepted { matched: counter },
-            next: TokenState { counter: counter.saturating_add(1), ..state.unlocked() },
-        },
-        Some(Match::Step { step, .. }) if state.last_step.is_some_and(|last| step <= last) => {
-            rejected(RejectReason::Replayed, state.after_failure(now, policy))
-        }
-        Some(Match::Step { step, drift }) => Verification {
-            verdict: Verdict::Accepted { matched: step },
-            next: TokenState { last_step: Some(step), drift, ..state.unlocked() },
-        },
-        None => rejected(RejectReason::WrongCode, state.after_failure(now, policy)),
-    }
+    check(secret, method, state, passcode, now, policy, Replay::Refused)
 }
 
 /// Checks a code carried inside a signed, single-use message (a One Swipe code), whose nonce
 /// already guarantees single use: a time step at or before the last accepted one is not a replay
 /// here, so two such messages within one step both pass. An accepted step still advances
-/// `last_step`, so the same code can never be used again as a typed passcode.
+/// `last_step` (never backwards), so the same code can never be used again as a typed passcode.
 pub fn verify_in_single_use_message(
     secret: &SecretBytes,
     method: &OtpMethod,
@@ -197,12 +177,47 @@ pub fn verify_in_single_use_message(
     now: u64,
     policy: &Policy,
 ) -> Verification {
-    let mut checked = verify(secret, method, TokenState { last_step: None, ..state }, passcode, now, policy);
-    checked.next.last_step = match checked.verdict {
-        Verdict::Accepted { matched } if method.period().is_some() => state.last_step.max(Some(matched)),
-        _ => state.last_step,
-    };
-    checked
+    check(secret, method, state, passcode, now, policy, Replay::GuardedByMessage)
+}
+
+/// Whether an already-used time step is refused here or guarded by the message carrying the code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    Refused,
+    GuardedByMessage,
+}
+
+fn check(
+    secret: &SecretBytes,
+    method: &OtpMethod,
+    state: TokenState,
+    passcode: &str,
+    now: u64,
+    policy: &Policy,
+    replay: Replay,
+) -> Verification {
+    let rejected = |reason, next| Verification { verdict: Verdict::Rejected(reason), next };
+    if !state.enabled {
+        return rejected(RejectReason::Disabled, state);
+    }
+    if state.is_locked(now, policy) {
+        return rejected(RejectReason::Locked, state);
+    }
+    let used = |step: u64| state.last_step.is_some_and(|last| step <= last);
+    match find_match(secret, method, &state, passcode, now, policy) {
+        Some(Match::Counter(counter)) => Verification {
+            verdict: Verdict::Accepted { matched: counter },
+            next: TokenState { counter: counter.saturating_add(1), ..state.unlocked() },
+        },
+        Some(Match::Step { step, .. }) if used(step) && replay == Replay::Refused => {
+            rejected(RejectReason::Replayed, state.after_failure(now, policy))
+        }
+        Some(Match::Step { step, drift }) => Verification {
+            verdict: Verdict::Accepted { matched: step },
+            next: TokenState { last_step: state.last_step.max(Some(step)), drift, ..state.unlocked() },
+        },
+        None => rejected(RejectReason::WrongCode, state.after_failure(now, policy)),
+    }
 }
 
 enum Match {

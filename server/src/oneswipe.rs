@@ -241,17 +241,10 @@ impl Service {
         };
         let serial = code.serial();
         presenter.serial = Some(&serial);
-        let token = self
-            .store
-            .token(&serial)
-            .await?
-            .filter(|t| t.kind == "push")
-            .and_then(|t| Some((PublicKey::parse(t.device_public_key.as_deref()?).ok()?, t)));
-        let Some((device_key, token)) = token else {
-            return self.refuse(&presenter, RejectReason::UnknownDevice).await;
-        };
-        let username = self.store.username_of(token.user_id).await?.unwrap_or_default();
-        let Some(user) = self.store.user(&username).await? else {
+        let found = self.store.token_with_owner(&serial).await?.filter(|(t, _)| t.kind == "push");
+        let found = found
+            .and_then(|(t, user)| Some((PublicKey::parse(t.device_public_key.as_deref()?).ok()?, t, user)));
+        let Some((device_key, token, user)) = found else {
             return self.refuse(&presenter, RejectReason::UnknownDevice).await;
         };
         let expected_user = presenter.username.replace(&user.username);

@@ -200,7 +200,8 @@ impl Service {
             crate::service::check_text("device name", name, 64)?;
         }
         let wake = wake_parts(request.wake.as_ref())?;
-        let token = self.store.token(&request.serial).await?.filter(|t| t.kind == "push");
+        let found = self.store.token_with_owner(&request.serial).await?.filter(|(t, _)| t.kind == "push");
+        let (token, username) = found.map_or((None, String::new()), |(t, owner)| (Some(t), owner.username));
         let now = unix_now();
         let hash = crate::keys::credential_hash(request.code.expose());
         let valid = token.as_ref().is_some_and(|t| {
@@ -212,10 +213,6 @@ impl Service {
                 && t.enrollment_expires_at.is_some_and(|at| u64_of(at) >= now)
                 && t.device_public_key.is_none()
         });
-        let username = match &token {
-            Some(token) => self.store.username_of(token.user_id).await?.unwrap_or_default(),
-            None => String::new(),
-        };
         let ip_text = ip.map(|ip| ip.to_string());
         let audit = |result: &'static str, reason: Option<&'static str>| NewAudit {
             at_ms: unix_now_ms(),
@@ -352,18 +349,18 @@ impl Service {
         let refused = || ServiceError::Unauthorized("device authentication failed".into());
         let timestamp: u64 = timestamp.trim().parse().map_err(|_| refused())?;
         let now = unix_now();
-        let token = self.store.token(serial).await?.filter(|t| t.kind == "push" && t.state.enabled);
-        let key = token
+        let found =
+            self.store.token_with_owner(serial).await?.filter(|(t, _)| t.kind == "push" && t.state.enabled);
+        let key = found
             .as_ref()
-            .and_then(|t| t.device_public_key.as_deref())
+            .and_then(|(t, _)| t.device_public_key.as_deref())
             .and_then(|k| PublicKey::parse(k).ok());
         let fresh = timestamp.abs_diff(now) <= DEVICE_AUTH_SKEW_SECS;
-        match (token, key) {
-            (Some(token), Some(key))
+        match (found, key) {
+            (Some((token, owner)), Some(key))
                 if fresh && key.verify(&device_auth_message(serial, timestamp), signature).is_ok() =>
             {
-                let username = self.store.username_of(token.user_id).await?.unwrap_or_default();
-                Ok(Device { token, username })
+                Ok(Device { token, username: owner.username })
             }
             _ => {
                 if !self.limiter.allow_admin_failure(ip) {
@@ -593,15 +590,15 @@ impl Service {
         let now = unix_now();
         let answer = &signed.answer;
         let ip_text = ip.map(|ip| ip.to_string());
-        let token = self.store.token(&answer.serial).await?.filter(|t| t.kind == "push");
-        let key = token
+        let found = self.store.token_with_owner(&answer.serial).await?.filter(|(t, _)| t.kind == "push");
+        let key = found
             .as_ref()
-            .and_then(|t| t.device_public_key.as_deref())
+            .and_then(|(t, _)| t.device_public_key.as_deref())
             .and_then(|k| PublicKey::parse(k).ok());
-        let (Some(token), Some(key)) = (token, key) else {
+        let (Some((token, owner)), Some(key)) = (found, key) else {
             return Err(ServiceError::Unauthorized("unknown push device".into()));
         };
-        let username = self.store.username_of(token.user_id).await?.unwrap_or_default();
+        let username = owner.username;
         let audit = |result: &'static str, reason: &'static str| NewAudit {
             at_ms: unix_now_ms(),
             actor: "device",

@@ -6,12 +6,7 @@ use std::process::Command;
 use crate::support::binary;
 
 fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(binary(program))
-        .args(args)
-        .arg("--server")
-        .arg(binary("tessera-server"))
-        .output()
-        .unwrap();
+    let output = Command::new(binary(program)).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -23,14 +18,19 @@ fn run(program: &str, args: &[&str]) -> String {
 
 #[test]
 fn loadgen_checks_every_answer_and_reports_throughput() {
-    let out = run("tessera-loadgen", &["--seconds", "1", "--users", "8", "--concurrency", "2"]);
+    let server = binary("tessera-server");
+    let server = server.to_str().unwrap();
+    let out =
+        run("tessera-loadgen", &["--seconds", "1", "--users", "8", "--concurrency", "2", "--server", server]);
     assert!(out.contains("validations/s") && out.contains("p99"), "{out}");
     assert!(out.contains("0 wrong answers, 0 HTTP errors"), "{out}");
 }
 
 #[test]
 fn pushbench_measures_both_legs_with_every_device_connected() {
-    let out = run("tessera-pushbench", &["--devices", "40", "--round-trips", "20"]);
+    let server = binary("tessera-server");
+    let server = server.to_str().unwrap();
+    let out = run("tessera-pushbench", &["--devices", "40", "--round-trips", "20", "--server", server]);
     assert!(out.contains("40 idle device channels (SSE) held by one server"), "{out}");
     assert!(out.contains("KiB per connection"), "{out}");
     assert!(out.contains("20 push logins"), "{out}");
@@ -41,9 +41,7 @@ fn pushbench_measures_both_legs_with_every_device_connected() {
 
 #[test]
 fn scanbench_reports_every_decoder_at_both_sizes() {
-    let output = Command::new(binary("tessera-scanbench")).args(["--frames", "12"]).output().unwrap();
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    let out = run("tessera-scanbench", &["--frames", "12"]);
     for size in ["640×480", "1280×720"] {
         for decoder in ["shipped: rxing 0.9", "rxing 0.9 alone", "rqrr 0.11"] {
             let row = out.lines().find(|line| line.contains(decoder) && line.contains(size));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::push::enroll_device;
+use crate::push::user_with_device;
 use crate::server_support::{Db, Server, free_port};
 use crate::support::{Sandbox, binary, test_output_dir};
 
@@ -139,13 +139,7 @@ fn one_swipe_from_the_webcam_signs_in() {
     let (status, _) = server.get("/login/decoder/tessera_wasm_bg.wasm");
     assert_eq!(status, 200, "the web decoder is missing: run scripts/build-web.sh (scripts/test.sh does)");
     let phone = Sandbox::with_keystore_vault();
-    assert_eq!(
-        server
-            .admin("POST", "/api/v1/users", Some(json!({ "username": "hana", "password": "open sesame" })))
-            .0,
-        201
-    );
-    enroll_device(&server, &phone, "hana");
+    user_with_device(&server, &phone, "hana", Some("open sesame"));
     let browser = Browser::start(Some(&one_swipe_video(&phone)));
 
     browser.run(async |page| page.goto(&format!("{}/login", server.url)).await.unwrap());
@@ -179,14 +173,7 @@ fn a_typed_passcode_signs_in_and_a_wrong_one_is_refused() {
     let code = phone.run(&["code", "ivan"]).ok();
     type_into(&browser, &[("passcode", code.trim())]);
     click(&browser, "submit");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (state, text) = loop {
-        let outcome = browser.outcome(Duration::from_secs(10));
-        if outcome.0 == "signed-in" || Instant::now() > deadline {
-            break outcome;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (state, text) = browser.outcome(Duration::from_secs(10));
     browser.screenshot("login-passcode-signed-in.png");
     assert_eq!(state, "signed-in", "{text}");
     assert!(text.contains("Signed in as ivan"), "{text}");

@@ -7,22 +7,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::push::enroll_device;
+use crate::push::user_with_device;
 use crate::server_support::{Db, Server};
 use crate::support::{Sandbox, binary};
 
 /// A server key other than the test servers' shared one: another server's identity.
 const OTHER_SERVER_KEY: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
-
-/// A user (with `password`, if any) and a vault enrolled as their push device.
-fn user_with_device(server: &Server, phone: &Sandbox, username: &str, password: Option<&str>) {
-    let mut user = json!({ "username": username });
-    if let Some(password) = password {
-        user["password"] = json!(password);
-    }
-    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
-    enroll_device(server, phone, username);
-}
 
 /// A One Swipe code as the login side's camera reads it: PNG from the CLI, webcam-like frames,
 /// `tessera scan --frames`.
@@ -49,12 +39,7 @@ fn scan(phone: &Sandbox, frames: &Path) -> String {
 }
 
 fn redeem(server: &Server, body: Value) -> (u16, Value) {
-    let response = crate::server_support::client()
-        .post(format!("{}/api/v1/oneswipe", server.url))
-        .json(&body)
-        .send()
-        .unwrap();
-    (response.status().as_u16(), response.json().unwrap())
+    server.post("/api/v1/oneswipe", &body)
 }
 
 #[track_caller]
@@ -158,12 +143,8 @@ fn passwords_users_and_transactions_are_checked() {
         (body["result"].as_str(), body["transaction_id"].as_str()),
         (Some("accept"), Some(transaction))
     );
-    let (_, finished) = crate::server_support::client()
-        .post(format!("{}/api/v1/validate", server.url))
-        .json(&json!({ "username": "gina", "transaction_id": transaction }))
-        .send()
-        .map(|r| (r.status().as_u16(), r.json::<Value>().unwrap()))
-        .unwrap();
+    let (_, finished) =
+        server.post("/api/v1/validate", &json!({ "username": "gina", "transaction_id": transaction }));
     assert_eq!(finished["result"], "accept", "{finished}");
     assert_rejected(
         redeem(

@@ -66,12 +66,19 @@ impl Drop for Listener {
 
 /// A user with a push token, and a CLI vault enrolled as its device (from the QR image).
 fn enrolled(server: &Server, username: &str) -> Sandbox {
-    let (status, _) =
-        server.admin("POST", "/api/v1/users", Some(json!({ "username": username, "password": "pin1234" })));
-    assert_eq!(status, 201);
     let phone = Sandbox::with_keystore_vault();
-    enroll_device(server, &phone, username);
+    user_with_device(server, &phone, username, Some("pin1234"));
     phone
+}
+
+/// A new user (with `password`, if any) and `phone`'s vault enrolled as their push device.
+pub(crate) fn user_with_device(server: &Server, phone: &Sandbox, username: &str, password: Option<&str>) {
+    let mut user = json!({ "username": username });
+    if let Some(password) = password {
+        user["password"] = json!(password);
+    }
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    enroll_device(server, phone, username);
 }
 
 /// Gives the existing user a push token and enrolls `phone`'s vault as its device.

@@ -283,6 +283,11 @@ impl Server {
     }
 
     /// A GET without credentials: (status, body text).
+    /// POSTs JSON without credentials (the public endpoints), returning the status and JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        send(self.client.post(format!("{}{path}", self.url)).json(body))
+    }
+
     pub fn get(&self, path: &str) -> (u16, String) {
         let response = self.client.get(format!("{}{path}", self.url)).send().unwrap();
         (response.status().as_u16(), response.text().unwrap())

@@ -31,13 +31,11 @@ pub fn last_panic() -> String {
 /// `ImageData` holds), or `undefined` when there is none.
 #[wasm_bindgen]
 pub fn decode_rgba(width: u32, height: u32, rgba: &[u8]) -> Option<String> {
-    let luma: Vec<u8> = rgba
-        .chunks_exact(4)
-        .map(|pixel| match *pixel {
-            [r, g, b, _] => qr::luma_of_rgb(r, g, b),
-            _ => 0,
-        })
-        .collect();
+    let pixels = usize::try_from(u64::from(width) * u64::from(height)).ok()?;
+    if rgba.len() != pixels.checked_mul(4)? {
+        return None;
+    }
+    let luma = qr::luma_of_packed(rgba, pixels, 4, [0, 1, 2])?;
     let frame = LumaFrame::new(width, height, &luma).ok()?;
     qr::decode_luma(frame).into_iter().next().map(|text| text.expose().to_owned())
 }

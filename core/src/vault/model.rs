@@ -275,6 +275,11 @@ impl Vault {
     ///
     /// The first tier with any match is returned.
     pub fn find(&self, query: &str) -> Vec<&Token> {
+        self.find_where(query, |_| true)
+    }
+
+    /// [`Vault::find`] among the tokens `keep` accepts.
+    fn find_where(&self, query: &str, keep: impl Fn(&Token) -> bool) -> Vec<&Token> {
         let query = query.trim();
         if query.is_empty() {
             return Vec::new();
@@ -296,37 +301,23 @@ impl Vault {
         ];
         tiers
             .iter()
-            .map(|matches| self.tokens.iter().filter(|t| matches(t)).collect::<Vec<_>>())
+            .map(|matches| self.tokens.iter().filter(|t| keep(t) && matches(t)).collect::<Vec<_>>())
             .find(|found| !found.is_empty())
             .unwrap_or_default()
     }
 
     /// The one token a query names; several matches are an error listing them.
     pub fn resolve(&self, query: &str) -> Result<&Token, TokenError> {
-        match self.find(query).as_slice() {
-            [] => Err(TokenError::NotFound(query.trim().to_owned())),
-            [one] => Ok(one),
-            many => Err(TokenError::Ambiguous {
-                query: query.trim().to_owned(),
-                matches: many.iter().map(|t| TokenSummary::of(t)).collect(),
-            }),
-        }
+        only_one(self.find(query), query, || TokenError::NotFound(query.trim().to_owned()))
     }
 
     /// The push device a query names, among push tokens only; without a query, the only one.
     pub fn resolve_push(&self, query: Option<&str>) -> Result<&Token, TokenError> {
-        let found: Vec<&Token> = match query {
-            Some(query) => self.find(query).into_iter().filter(|t| t.push.is_some()).collect(),
-            None => self.push_tokens().collect(),
-        };
-        match (found.as_slice(), query) {
-            ([one], _) => Ok(one),
-            ([], None) => Err(TokenError::NoPushDevice),
-            ([], Some(query)) => Err(TokenError::NotFound(query.trim().to_owned())),
-            (many, query) => Err(TokenError::Ambiguous {
-                query: query.unwrap_or("(no query)").trim().to_owned(),
-                matches: many.iter().map(|t| TokenSummary::of(t)).collect(),
+        match query {
+            Some(query) => only_one(self.find_where(query, |t| t.push.is_some()), query, || {
+                TokenError::NotFound(query.trim().to_owned())
             }),
+            None => only_one(self.push_tokens().collect(), "(no query)", || TokenError::NoPushDevice),
         }
     }
 
@@ -481,6 +472,22 @@ impl Vault {
 
     fn index_of(&self, id: &TokenId) -> Result<usize, TokenError> {
         self.tokens.iter().position(|t| &t.id == id).ok_or_else(|| TokenError::NotFound(id.to_string()))
+    }
+}
+
+/// The single token found, `none()` when nothing was, or the ambiguity listing them.
+fn only_one<'a>(
+    found: Vec<&'a Token>,
+    query: &str,
+    none: impl FnOnce() -> TokenError,
+) -> Result<&'a Token, TokenError> {
+    match found.as_slice() {
+        [] => Err(none()),
+        [one] => Ok(one),
+        many => Err(TokenError::Ambiguous {
+            query: query.trim().to_owned(),
+            matches: many.iter().map(|t| TokenSummary::of(t)).collect(),
+        }),
     }
 }
 
@@ -746,6 +753,14 @@ mod tests {
         vault.add_push(second, binding, 6).unwrap();
         assert!(matches!(vault.resolve_push(None), Err(TokenError::Ambiguous { .. })));
         assert!(vault.resolve_push(Some("bob")).is_ok());
+        let named_ali = otp(Some("Mail"), "ali", b"mail-seed-0123456789", OtpMethod::default_totp());
+        vault.add(named_ali, None, 7).unwrap();
+        assert_eq!(vault.resolve("ali").unwrap().label(), "ali");
+        assert_eq!(
+            vault.resolve_push(Some("ali")).unwrap().id(),
+            &id,
+            "a closer non-push match does not hide it"
+        );
     }
 
     fn with_push_token() -> (Vault, TokenId) {

@@ -1,5 +1,5 @@
 -- One Swipe: the nonces of redeemed codes, so that each code logs in once, whichever replica sees it.
--- Rows are deleted once expired (the code itself is refused by then).
+-- A token's expired rows are deleted when it next redeems a code (an expired code is refused anyway).
 
 CREATE TABLE oneswipe_nonces (
     token_id   BIGINT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
@@ -7,4 +7,3 @@ CREATE TABLE oneswipe_nonces (
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (token_id, nonce)
 );
-CREATE INDEX oneswipe_nonces_by_expiry ON oneswipe_nonces(expires_at);

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,15 +29,15 @@ const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; sty
 
 /// The One Swipe decoder's files, read once at start-up.
 pub struct WebDecoder {
-    script: Vec<u8>,
-    module: Vec<u8>,
+    script: Bytes,
+    module: Bytes,
 }
 
 impl WebDecoder {
     /// The decoder in `dir`, if both of its files are there.
     pub fn load(dir: &Path) -> Option<Arc<Self>> {
-        let script = std::fs::read(dir.join(DECODER_SCRIPT)).ok()?;
-        let module = std::fs::read(dir.join(DECODER_MODULE)).ok()?;
+        let script = std::fs::read(dir.join(DECODER_SCRIPT)).ok()?.into();
+        let module = std::fs::read(dir.join(DECODER_MODULE)).ok()?.into();
         Some(Arc::new(Self { script, module }))
     }
 }
@@ -44,14 +45,17 @@ impl WebDecoder {
 /// The page's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/login", get(|| async { asset("text/html; charset=utf-8", PAGE.as_bytes().to_vec()) }))
+        .route(
+            "/login",
+            get(|| async { asset("text/html; charset=utf-8", Bytes::from_static(PAGE.as_bytes())) }),
+        )
         .route(
             "/login/login.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT.as_bytes().to_vec()) }),
+            get(|| async { asset("text/javascript; charset=utf-8", Bytes::from_static(SCRIPT.as_bytes())) }),
         )
         .route(
             "/login/login.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE.as_bytes().to_vec()) }),
+            get(|| async { asset("text/css; charset=utf-8", Bytes::from_static(STYLE.as_bytes())) }),
         )
         .route(&format!("/login/decoder/{DECODER_SCRIPT}"), get(decoder_script))
         .route(&format!("/login/decoder/{DECODER_MODULE}"), get(decoder_module))
@@ -75,7 +79,7 @@ fn missing_decoder() -> Response {
     (StatusCode::NOT_FOUND, "the One Swipe web decoder is not installed on this server").into_response()
 }
 
-fn asset(content_type: &'static str, body: Vec<u8>) -> Response {
+fn asset(content_type: &'static str, body: Bytes) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -238,6 +238,11 @@ macro_rules! user_columns {
 }
 
 const USER_COLUMNS_BY_NAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
+const OWNER_OF_SERIAL: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE id = (SELECT user_id FROM tokens WHERE serial = $1)"
+);
 /// The token columns every token query reads, in the order `token_from` expects.
 macro_rules! token_columns {
     () => {
@@ -532,6 +537,22 @@ impl Store {
         rows.first().map(token_from).transpose()
     }
 
+    /// A token and the user it belongs to, in one round trip.
+    pub async fn token_with_owner(&self, serial: &str) -> Result<Option<(TokenRow, UserRow)>, StoreError> {
+        let serial = || Param::Text(serial.into());
+        let results = self
+            .db
+            .read(vec![
+                statement(TOKEN_BY_SERIAL, vec![serial()]),
+                statement(OWNER_OF_SERIAL, vec![serial()]),
+            ])
+            .await?;
+        let mut results = results.into_iter();
+        let token = results.next().unwrap_or_default().first().map(token_from).transpose()?;
+        let owner = results.next().unwrap_or_default().first().map(user_from).transpose()?;
+        Ok(token.zip(owner))
+    }
+
     /// Deletes a token, with its audit record; false when there was none.
     pub async fn delete_token(&self, serial: &str, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
         let delete = statement("DELETE FROM tokens WHERE serial = $1", vec![Param::Text(serial.into())]);
@@ -553,13 +574,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut statements = updates.iter().map(state_update).collect::<Result<Vec<_>, _>>()?;
         if let Some((user_id, at)) = success {
-            statements.push(Guarded {
-                statement: statement(
-                    "UPDATE users SET last_success_at = $1 WHERE id = $2",
-                    vec![Param::Int(at), Param::Int(user_id)],
-                ),
-                rows: None,
-            });
+            statements.push(Guarded { statement: recorded_success(user_id, at), rows: None });
         }
         statements.push(audited(audit));
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
@@ -661,6 +676,14 @@ impl Database {
         let Database::Sqlite(thread) = self else { return Ok(()) };
         thread.migrate(sql, version).await
     }
+}
+
+/// Records a user's successful login (the push fatigue window restarts there).
+fn recorded_success(user_id: i64, at: i64) -> Statement {
+    statement(
+        "UPDATE users SET last_success_at = $1 WHERE id = $2",
+        vec![Param::Int(at), Param::Int(user_id)],
+    )
 }
 
 /// A token's compare-and-swap state change: applies only if the version is the one read.

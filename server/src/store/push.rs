@@ -268,10 +268,7 @@ impl Store {
             "UPDATE push_transactions SET status = 'consumed' WHERE id = $1 AND user_id = $2 AND status = 'approved'",
             vec![Param::Text(id.into()), Param::Int(user_id)],
         );
-        let success = statement(
-            "UPDATE users SET last_success_at = $1 WHERE id = $2",
-            vec![Param::Int(now), Param::Int(user_id)],
-        );
+        let success = super::recorded_success(user_id, now);
         Ok(self
             .db
             .atomically(
