@@ -38,8 +38,10 @@ use crate::wake::{WakeOutcome, WakeUp};
 
 /// How far a device's signed timestamp may be from the server's clock.
 const DEVICE_AUTH_SKEW_SECS: u64 = 120;
-/// Longest a long-poll waits.
-pub const MAX_WAIT_SECS: u64 = 60;
+/// Longest a long-poll waits: shorter than the request timeout, so the poll answers (still
+/// pending) instead of the server cutting it off with a 503.
+pub const MAX_WAIT_SECS: u64 = 25;
+const _: () = assert!(MAX_WAIT_SECS < crate::api::REQUEST_TIMEOUT.as_secs());
 
 /// Watch channels keyed by `user:<id>` and `tx:<id>`: subscribers learn that something changed.
 #[derive(Default)]

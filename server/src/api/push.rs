@@ -60,7 +60,7 @@ pub async fn register(
 pub struct Resume {
     /// The last sequence number received (also read from `Last-Event-ID`).
     after: Option<i64>,
-    /// Seconds to wait for a challenge (long-poll, at most 60).
+    /// Seconds to wait for a challenge (long-poll, at most 25).
     wait: Option<u64>,
 }
 
@@ -167,7 +167,7 @@ pub async fn wake(
 /// How long to wait.
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct Wait {
-    /// Seconds to wait while the transaction is pending (at most 60).
+    /// Seconds to wait while the transaction is pending (at most 25).
     wait: Option<u64>,
 }
 
