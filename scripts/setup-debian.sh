@@ -13,12 +13,18 @@ packages=(
   openssl                            # RSA service-account keys for the FCM wake-up tests
   libclang-dev                       # bindgen for nokhwa's V4L2 camera bindings
   chromium chromium-driver           # the browser login page's tests (fake camera, WebDriver)
+  libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev file
+                                     # the Tauri 2 desktop app (WebKitGTK web view, tray)
+  webkit2gtk-driver xvfb xauth xclip # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard
 )
 
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# Node.js for the desktop UI's build (Vite) and unit tests (Vitest); a machine may already have a
+# newer one than Debian's, with its own npm.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -32,3 +38,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# tauri-driver: the WebDriver front for the desktop app's end-to-end tests (drives WebKitWebDriver).
+if [ "$(tauri-driver --version 2>/dev/null)" != "tauri-driver 2.1.0" ]; then
+  cargo install tauri-driver --version 2.1.0 --locked
+fi

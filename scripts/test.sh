@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: machine setup, formatting, lints, build, then every test
 # (unit, property, oathtool cross-checks, the CLI against a real Secret Service, the server
-# against SQLite and a real PostgreSQL, the browser login page in headless Chromium).
+# against SQLite and a real PostgreSQL, the browser login page in headless Chromium, the desktop
+# app's UI unit tests in Vitest and the real desktop app under Xvfb through tauri-driver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# The desktop crate embeds ui/dist when it compiles, so the UI is built before anything else.
+step "desktop UI: Vitest unit tests, TypeScript check, Vite build"
+scripts/build-ui.sh --test
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # All OS-specific code lives in core (file modes, locking) and platform (keyring backends), so

@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
-use tessera_core::otpauth::{OtpAuth, UriWarning};
+use tessera_core::otp::{Algorithm, OtpMethod};
+use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
 use tessera_core::qr;
-use tessera_core::secret::{SecretBytes, SecretString};
+use tessera_core::secret::SecretString;
 use tessera_core::transfer;
 use tessera_core::vault::{
-    KdfParams, SlotKindName, Token, TokenEdit, TokenError, UnlockedVault, Vault, VaultError, VaultStore,
+    KdfParams, SlotKindName, Token, TokenEdit, TokenError, TokenInfo, UnlockedVault, Vault, VaultError,
+    VaultStore,
 };
 use tessera_platform::{OsKeyStore, default_vault_path};
 
@@ -109,16 +109,8 @@ pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The OS key store, under `TESSERA_KEYRING_SERVICE` when set (tests and side-by-side profiles).
-fn keystore() -> OsKeyStore {
-    match std::env::var("TESSERA_KEYRING_SERVICE") {
-        Ok(service) if !service.is_empty() => OsKeyStore::with_service(service),
-        _ => OsKeyStore::new(),
-    }
-}
-
 fn unlock(store: &VaultStore) -> Result<UnlockedVault, Failure> {
-    let keystore = keystore();
+    let keystore = OsKeyStore::from_environment();
     Ok(store.unlock_any(Some(&keystore), terminal::passphrase)?)
 }
 
@@ -131,7 +123,7 @@ fn init(store: &VaultStore, with_passphrase: bool, no_keystore: bool) -> Result<
     } else {
         None
     };
-    let keystore = keystore();
+    let keystore = OsKeyStore::from_environment();
     store
         .create((!no_keystore).then_some(&keystore as _), passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))
         .map_err(|error| match error {
@@ -178,62 +170,40 @@ fn add(vault: &UnlockedVault, args: AddArgs) -> Result<(), Failure> {
 }
 
 fn parsed_with_warnings(uri: &str) -> Result<OtpAuth, Failure> {
-    let parsed = OtpAuth::parse(uri)?;
-    for warning in &parsed.warnings {
-        warn(warning);
-    }
-    Ok(parsed.otp)
+    Ok(with_warnings(OtpAuth::parse(uri)?))
 }
 
 fn tokens_from_qr(image: &Path) -> Result<Vec<OtpAuth>, Failure> {
     let texts = qr::decode_image_file(image)?;
-    if texts.is_empty() {
-        return Err(Failure::Usage(format!("no QR code found in {}", image.display())));
-    }
-    let mut tokens = Vec::new();
-    let mut last_error = None;
-    for text in &texts {
-        match OtpAuth::parse(text.expose()) {
-            Ok(parsed) => {
-                parsed.warnings.iter().for_each(warn);
-                tokens.push(parsed.otp);
-            }
-            Err(error) => last_error = Some(error),
-        }
-    }
-    match (tokens.is_empty(), last_error) {
-        (true, Some(error)) => {
-            Err(Failure::Usage(format!("the QR code in {} is not a token: {error}", image.display())))
-        }
-        _ => Ok(tokens),
-    }
+    let parsed = otpauth::tokens_from_qr_texts(&texts).map_err(|error| match error {
+        otpauth::UriError::NoQrCode => Failure::Usage(format!("no QR code found in {}", image.display())),
+        error => Failure::Usage(format!("the QR code in {} is not a token: {error}", image.display())),
+    })?;
+    Ok(parsed.into_iter().map(with_warnings).collect())
+}
+
+fn with_warnings(parsed: ParsedUri) -> OtpAuth {
+    parsed.warnings.iter().for_each(warn);
+    parsed.otp
 }
 
 fn token_by_hand(args: &AddArgs, secret: &str) -> Result<OtpAuth, Failure> {
-    let secret = terminal::argument_or_stdin(secret)?;
-    let secret =
-        SecretBytes::from_base32(secret.expose()).map_err(tessera_core::otpauth::UriError::InvalidSecret)?;
-    let invalid =
-        |name, source| Failure::Uri(tessera_core::otpauth::UriError::InvalidParameter { name, source });
-    let method = if args.steam {
-        OtpMethod::Steam { period: Period::new(args.period).map_err(|e| invalid("period", e))? }
-    } else {
-        let algorithm = Algorithm::parse(&args.algorithm).map_err(|e| invalid("algorithm", e))?;
-        let digits = Digits::new(args.digits).map_err(|e| invalid("digits", e))?;
-        if args.hotp {
-            OtpMethod::Hotp { algorithm, digits, counter: args.counter }
-        } else {
-            OtpMethod::Totp {
-                algorithm,
-                digits,
-                period: Period::new(args.period).map_err(|e| invalid("period", e))?,
-            }
-        }
+    let kind = match (args.steam, args.hotp) {
+        (true, _) => "steam",
+        (false, true) => "hotp",
+        (false, false) => "totp",
     };
-    if secret.bits() < tessera_core::otpauth::RECOMMENDED_SECRET_BITS {
-        warn(UriWarning::ShortSecret { bits: secret.bits() });
-    }
-    Ok(OtpAuth::new(args.issuer.clone(), args.label.clone().unwrap_or_default(), secret, method)?)
+    let entry = ManualEntry {
+        issuer: args.issuer.clone(),
+        label: args.label.clone().unwrap_or_default(),
+        secret: terminal::argument_or_stdin(secret)?,
+        kind: kind.into(),
+        algorithm: args.algorithm.clone(),
+        digits: args.digits,
+        period: args.period,
+        counter: args.counter,
+    };
+    Ok(with_warnings(entry.into_token()?))
 }
 
 pub(crate) fn kind_of(token: &Token) -> String {
@@ -255,49 +225,10 @@ fn non_default_algorithm(algorithm: Algorithm) -> String {
     if algorithm == Algorithm::Sha1 { String::new() } else { format!(" {algorithm}") }
 }
 
-/// A token as `list --json` shows it: everything but the secret.
-#[derive(Serialize)]
-struct TokenListing<'a> {
-    id: &'a str,
-    issuer: Option<&'a str>,
-    label: &'a str,
-    kind: &'static str,
-    algorithm: &'static str,
-    digits: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    period: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    counter: Option<u64>,
-    group: Option<&'a str>,
-    icon: Option<&'a str>,
-    created_at: u64,
-    last_used_at: Option<u64>,
-}
-
 fn list(vault: &UnlockedVault, json: bool) -> Result<(), Failure> {
     let contents = vault.read()?;
     if json {
-        let listing: Vec<_> = contents
-            .tokens()
-            .iter()
-            .map(|t| TokenListing {
-                id: t.id().as_str(),
-                issuer: t.issuer(),
-                label: t.label(),
-                kind: t.method().kind_name(),
-                algorithm: t.method().algorithm().as_str(),
-                digits: t.method().code_length(),
-                period: t.method().period().map(Period::get),
-                counter: match t.method() {
-                    OtpMethod::Hotp { counter, .. } => Some(*counter),
-                    _ => None,
-                },
-                group: t.group(),
-                icon: t.icon(),
-                created_at: t.created_at(),
-                last_used_at: t.last_used_at(),
-            })
-            .collect();
+        let listing: Vec<_> = contents.tokens().iter().map(TokenInfo::of).collect();
         output(serde_json::to_string_pretty(&listing).map_err(|e| Failure::Usage(e.to_string()))?);
         return Ok(());
     }
@@ -475,7 +406,7 @@ fn list_slots(store: &VaultStore) -> Result<(), Failure> {
 }
 
 fn slots(vault: &UnlockedVault, command: SlotsCommand) -> Result<(), Failure> {
-    let keystore = keystore();
+    let keystore = OsKeyStore::from_environment();
     match command {
         SlotsCommand::List => return list_slots(vault.store()),
         SlotsCommand::SetPassphrase => {

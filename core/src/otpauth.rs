@@ -175,6 +175,9 @@ pub enum UriError {
     /// A Steam token with a digit count or algorithm Steam does not use.
     #[error("Steam tokens always use 5 characters and SHA1")]
     InvalidSteamParameters,
+    /// A picture held no QR code at all.
+    #[error("no QR code found in the picture")]
+    NoQrCode,
 }
 
 impl OtpAuth {
@@ -580,6 +583,64 @@ fn parse(text: &str) -> Result<ParsedUri, UriError> {
     Ok(ParsedUri { otp, warnings })
 }
 
+/// A token typed in by hand: what an "enter a key" form asks for.
+#[derive(Debug, Clone)]
+pub struct ManualEntry {
+    /// The issuer (service name), if any.
+    pub issuer: Option<String>,
+    /// The account name.
+    pub label: String,
+    /// The base32 secret key as the service showed it (spaces and case do not matter).
+    pub secret: SecretString,
+    /// `totp`, `hotp` or `steam`.
+    pub kind: String,
+    /// `SHA1`, `SHA256` or `SHA512` (ignored for Steam).
+    pub algorithm: String,
+    /// Code length (ignored for Steam).
+    pub digits: u8,
+    /// Time step in seconds (time-based kinds).
+    pub period: u32,
+    /// The counter of the first code (HOTP).
+    pub counter: u64,
+}
+
+impl ManualEntry {
+    /// The token, checked as strictly as a URI, with a warning for a seed shorter than RFC 4226 asks.
+    pub fn into_token(self) -> Result<ParsedUri, UriError> {
+        let secret = SecretBytes::from_base32(self.secret.expose()).map_err(UriError::InvalidSecret)?;
+        let invalid = |name, source| UriError::InvalidParameter { name, source };
+        let period = || Period::new(self.period).map_err(|e| invalid("period", e));
+        let algorithm = || Algorithm::parse(&self.algorithm).map_err(|e| invalid("algorithm", e));
+        let digits = || Digits::new(self.digits).map_err(|e| invalid("digits", e));
+        let method = match self.kind.to_ascii_lowercase().as_str() {
+            "totp" => OtpMethod::Totp { algorithm: algorithm()?, digits: digits()?, period: period()? },
+            "hotp" => OtpMethod::Hotp { algorithm: algorithm()?, digits: digits()?, counter: self.counter },
+            "steam" => OtpMethod::Steam { period: period()? },
+            other => return Err(UriError::UnknownType(truncate_for_message(other))),
+        };
+        let mut warnings = Vec::new();
+        if secret.bits() < RECOMMENDED_SECRET_BITS {
+            warnings.push(UriWarning::ShortSecret { bits: secret.bits() });
+        }
+        Ok(ParsedUri { otp: OtpAuth::new(self.issuer, self.label, secret, method)?, warnings })
+    }
+}
+
+/// The tokens in the texts of the QR codes found in one picture: every text that is an otpauth
+/// URI. When none is, the error says why the last one was refused ([`UriError::NoQrCode`] when
+/// the picture held no code).
+pub fn tokens_from_qr_texts(texts: &[SecretString]) -> Result<Vec<ParsedUri>, UriError> {
+    let mut tokens = Vec::new();
+    let mut last_error = UriError::NoQrCode;
+    for text in texts {
+        match OtpAuth::parse(text.expose()) {
+            Ok(parsed) => tokens.push(parsed),
+            Err(error) => last_error = error,
+        }
+    }
+    if tokens.is_empty() { Err(last_error) } else { Ok(tokens) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,6 +920,55 @@ mod tests {
             }),
             period.prop_map(|period| OtpMethod::Steam { period }),
         ]
+    }
+
+    fn manual(kind: &str, secret: &str) -> ManualEntry {
+        ManualEntry {
+            issuer: Some("Bank".into()),
+            label: "bob".into(),
+            secret: SecretString::new(secret.into()),
+            kind: kind.into(),
+            algorithm: "SHA256".into(),
+            digits: 8,
+            period: 60,
+            counter: 5,
+        }
+    }
+
+    #[test]
+    fn a_manual_entry_becomes_the_token_its_uri_would() {
+        let parsed = manual("totp", "jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp").into_token().unwrap();
+        let uri = "otpauth://totp/Bank:bob?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Bank&algorithm=SHA256&digits=8&period=60";
+        assert_eq!(parsed.otp, OtpAuth::parse(uri).unwrap().otp);
+        assert!(parsed.warnings.is_empty());
+        let hotp = manual("HOTP", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").into_token().unwrap();
+        assert!(matches!(hotp.otp.method(), OtpMethod::Hotp { counter: 5, .. }));
+        let steam = manual("steam", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").into_token().unwrap();
+        assert_eq!(steam.otp.method().code_length(), 5);
+    }
+
+    #[test]
+    fn a_manual_entry_is_refused_with_the_reason() {
+        assert!(matches!(manual("totp", "not base32!").into_token(), Err(UriError::InvalidSecret(_))));
+        assert!(matches!(manual("motp", "JBSWY3DP").into_token(), Err(UriError::UnknownType(_))));
+        let mut bad_digits = manual("totp", "JBSWY3DP");
+        bad_digits.digits = 3;
+        assert!(matches!(bad_digits.into_token(), Err(UriError::InvalidParameter { name: "digits", .. })));
+        let mut no_name = manual("totp", "JBSWY3DP");
+        (no_name.issuer, no_name.label) = (None, " ".into());
+        assert_eq!(no_name.into_token().unwrap_err(), UriError::EmptyName);
+        let short = manual("totp", "JBSWY3DP").into_token().unwrap();
+        assert_eq!(short.warnings, vec![UriWarning::ShortSecret { bits: 40 }]);
+    }
+
+    #[test]
+    fn qr_texts_give_every_token_among_them_or_the_reason_there_is_none() {
+        let texts = |list: &[&str]| list.iter().map(|t| SecretString::new((*t).into())).collect::<Vec<_>>();
+        let uri = "otpauth://totp/A:b?secret=JBSWY3DPEHPK3PXP";
+        let found = tokens_from_qr_texts(&texts(&["https://example.com", uri, uri])).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(tokens_from_qr_texts(&[]).unwrap_err(), UriError::NoQrCode);
+        assert!(matches!(tokens_from_qr_texts(&texts(&["mailto:x@y.z"])), Err(UriError::OtherScheme(_))));
     }
 
     proptest! {

@@ -14,6 +14,10 @@ use tessera_core::vault::{KeyStore, KeyStoreError};
 pub const KEYRING_SERVICE: &str = "dev.tessera.vault";
 /// File name of the default vault.
 pub const VAULT_FILE_NAME: &str = "vault.tessera";
+/// Environment variable naming the vault file instead of the default.
+pub const VAULT_ENV: &str = "TESSERA_VAULT";
+/// Environment variable naming another key store service (tests and side-by-side profiles).
+pub const KEYRING_SERVICE_ENV: &str = "TESSERA_KEYRING_SERVICE";
 
 /// The OS key store, through `keyring`.
 #[derive(Debug, Clone)]
@@ -30,6 +34,14 @@ impl OsKeyStore {
     /// The key store under another service name (tests use their own to stay out of the user's way).
     pub fn with_service(service: impl Into<String>) -> Self {
         Self { service: service.into() }
+    }
+
+    /// The key store under [`KEYRING_SERVICE_ENV`] when set, else under Tessera's service name.
+    pub fn from_environment() -> Self {
+        match std::env::var(KEYRING_SERVICE_ENV) {
+            Ok(service) if !service.is_empty() => Self::with_service(service),
+            _ => Self::new(),
+        }
     }
 
     #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
@@ -84,4 +96,9 @@ fn map_error(error: keyring::Error) -> KeyStoreError {
 pub fn default_vault_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "Tessera", "tessera")
         .map(|dirs| dirs.data_dir().join(VAULT_FILE_NAME))
+}
+
+/// The vault path [`VAULT_ENV`] names, else the default one.
+pub fn vault_path_from_environment() -> Option<PathBuf> {
+    std::env::var_os(VAULT_ENV).filter(|path| !path.is_empty()).map(PathBuf::from).or_else(default_vault_path)
 }

@@ -3,40 +3,25 @@
 //! WebAssembly build of the core decoder), and a typed passcode. Screenshots of what the user sees
 //! go to `target/test-output/`.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
 use crate::push::user_with_device;
 use crate::server_support::{Db, Server, free_port};
-use crate::support::{Sandbox, binary, test_output_dir};
+use crate::support::{Sandbox, WebDriverSession, binary};
 
 /// ChromeDriver and a headless Chromium session, ended on drop.
-struct Browser {
-    driver: Child,
-    client: Option<Client>,
-    runtime: tokio::runtime::Runtime,
-}
+struct Browser(WebDriverSession);
 
 impl Browser {
     /// Chromium, with a fake camera that plays `video` (a `.y4m` file) in a loop when given.
     fn start(video: Option<&std::path::Path>) -> Self {
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian chromium-driver, installed by scripts/setup-debian.sh)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut driver = Command::new("chromedriver");
+        driver.arg(format!("--port={port}"));
         let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
@@ -57,20 +42,15 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
         });
-        let capabilities = capabilities.as_object().unwrap().clone();
-        let client = runtime.block_on(async {
-            ClientBuilder::rustls()
-                .unwrap()
-                .capabilities(capabilities)
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-                .unwrap()
-        });
-        Self { driver, client: Some(client), runtime }
+        Self(WebDriverSession::start(driver, port, capabilities))
     }
 
     fn run<T>(&self, task: impl AsyncFnOnce(&Client) -> T) -> T {
-        self.runtime.block_on(task(self.client.as_ref().unwrap()))
+        self.0.run(task)
+    }
+
+    fn screenshot(&self, name: &str) {
+        self.0.screenshot(name);
     }
 
     /// Waits until `#result` leaves the idle state; returns its state and text.
@@ -87,21 +67,6 @@ impl Browser {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
-    }
-
-    fn screenshot(&self, name: &str) {
-        let png = self.run(async |page| page.screenshot().await.unwrap());
-        std::fs::write(test_output_dir().join(name), png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = self.runtime.block_on(client.close());
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 

@@ -14,6 +14,7 @@ mod cli_add_and_codes;
 mod cli_bad_input;
 mod cli_concurrency;
 mod cli_slots;
+mod desktop;
 mod layering;
 mod login_page;
 mod oneswipe;

@@ -29,6 +29,7 @@ pub fn binary(name: &str) -> PathBuf {
     let sources: &[&str] = match name {
         "tessera" => &["core", "platform", "camera", "client", "cli"],
         "tessera-server" => &["core", "server"],
+        "tessera-desktop" => &["core", "platform", "src-tauri", "ui"],
         "tessera-loadgen" | "tessera-pushbench" | "tessera-framegen" | "tessera-scanbench" => {
             &["core", "camera", "client", "bench"]
         }
@@ -198,4 +199,61 @@ pub fn oathtool(args: &[&str]) -> String {
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A WebDriver session and the driver process behind it (ChromeDriver, tauri-driver); the session
+/// is closed and the driver stopped on drop.
+pub struct WebDriverSession {
+    client: Option<fantoccini::Client>,
+    driver: std::process::Child,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl WebDriverSession {
+    /// Starts `driver`, which must listen on local `port`, and opens a session with `capabilities`.
+    pub fn start(mut driver: Command, port: u16, capabilities: serde_json::Value) -> Self {
+        let program = driver.get_program().to_string_lossy().into_owned();
+        let driver = driver
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} (installed by scripts/setup-debian.sh): {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "{program} did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = runtime.block_on(async {
+            fantoccini::ClientBuilder::rustls()
+                .unwrap()
+                .capabilities(capabilities.as_object().unwrap().clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+                .unwrap()
+        });
+        Self { client: Some(client), driver, runtime }
+    }
+
+    /// Runs `task` with the session.
+    pub fn run<T>(&self, task: impl AsyncFnOnce(&fantoccini::Client) -> T) -> T {
+        self.runtime.block_on(task(self.client.as_ref().unwrap()))
+    }
+
+    /// Saves what the page shows as `target/test-output/NAME`.
+    pub fn screenshot(&self, name: &str) {
+        let png = self.run(async |page| page.screenshot().await.unwrap());
+        std::fs::write(test_output_dir().join(name), png).unwrap();
+    }
+}
+
+impl Drop for WebDriverSession {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.runtime.block_on(client.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
 }

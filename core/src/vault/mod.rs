@@ -4,11 +4,13 @@
 //! - [`envelope`]: the file format: AES-256-GCM under a random master key, wrapped in key slots.
 //! - [`store`]: the file on disk: locking, atomic replacement, unlock and transactional updates.
 //! - [`answer_pin`]: the optional PIN asked before answering push requests.
+//! - [`listing`]: what the edges show of tokens (details and live codes, never seeds).
 //! - [`keystore`]: the trait through which platforms keep the OS key store slot's key.
 
 pub mod answer_pin;
 pub mod envelope;
 pub mod keystore;
+pub mod listing;
 pub mod model;
 pub mod store;
 
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 pub use answer_pin::{MAX_CONSECUTIVE_FAILURES, MAX_PIN_CHARS, MIN_PIN_CHARS, PinError};
 pub use envelope::{KdfParams, MIN_PASSPHRASE_CHARS};
 pub use keystore::{KeyStore, KeyStoreError, MemoryKeyStore};
+pub use listing::{CodeState, Listed, PushInfo, TokenInfo};
 pub use model::{PushBinding, Token, TokenEdit, TokenError, TokenId, TokenSummary, Vault};
 pub use store::{Credential, SlotInfo, SlotKindName, UnlockedVault, VaultStore, private_file_options};
 

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::oneswipe::{self, OneSwipe, OneSwipeError};
-use crate::otp::{OtpCode, OtpMethod};
+use crate::otp::{OtpCode, OtpMethod, truncate_for_message};
 use crate::otpauth::{OtpAuth, UriError};
 use crate::push::{KeyPair, PublicKey, PushError};
 use crate::secret::{SecretBytes, SecretString, fill_random};
@@ -30,6 +30,17 @@ impl TokenId {
         let mut bytes = [0u8; 8];
         fill_random(&mut bytes)?;
         Ok(Self(data_encoding::HEXLOWER.encode(&bytes)))
+    }
+
+    /// The id an edge received as text (16 lowercase hex digits); anything else names no token.
+    pub fn parse(text: &str) -> Result<Self, TokenError> {
+        let well_formed =
+            text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if well_formed {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(TokenError::NotFound(truncate_for_message(text)))
+        }
     }
 
     /// The id as text.
@@ -578,6 +589,15 @@ mod tests {
     fn otp(issuer: Option<&str>, account: &str, seed: &[u8], method: OtpMethod) -> OtpAuth {
         OtpAuth::new(issuer.map(str::to_owned), account.into(), SecretBytes::from_slice(seed), method)
             .unwrap()
+    }
+
+    #[test]
+    fn token_ids_parse_only_when_well_formed() {
+        let id = TokenId::random().unwrap();
+        assert_eq!(TokenId::parse(id.as_str()).unwrap(), id);
+        for bad in ["", "0123456789abcde", "0123456789ABCDEF", "0123456789abcdeg", "0123456789abcdef0"] {
+            assert!(matches!(TokenId::parse(bad), Err(TokenError::NotFound(_))), "{bad}");
+        }
     }
 
     fn sample() -> Vault {

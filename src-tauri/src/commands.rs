@@ -1,0 +1,284 @@
+//! The commands the web view may call (each listed in `build.rs` and allowed in
+//! `capabilities/default.json`). Each one parses what the UI sent, calls the core, and converts
+//! the result; the rules live in `tessera-core`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tauri::ipc::{InvokeBody, Request};
+use tauri::{AppHandle, Runtime, State};
+use tessera_core::error::ErrorCode;
+use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
+use tessera_core::qr;
+use tessera_core::secret::SecretString;
+use tessera_core::vault::{
+    CodeState, KdfParams, Listed, PinError, TokenEdit, TokenError, TokenId, TokenInfo, UnlockedVault,
+};
+
+use crate::clipboard;
+use crate::error::{CommandError, CommandResult};
+use crate::session::Session;
+
+/// Largest image accepted for QR reading (a full-screen 4K screenshot is about 10 MB as PNG).
+const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// What the first screen needs to know.
+#[derive(Debug, Serialize)]
+pub struct VaultStatus {
+    /// A vault file exists.
+    exists: bool,
+    /// It is unlocked.
+    unlocked: bool,
+    /// Where it is.
+    path: String,
+    /// Its key slots' kinds (`os-keystore`, `passphrase`), when it exists and is readable.
+    slots: Vec<&'static str>,
+    /// The auto-lock time in seconds.
+    auto_lock_secs: u64,
+}
+
+/// Where the vault is, whether it is unlocked, and how it can be unlocked.
+#[tauri::command]
+pub fn vault_status(session: State<'_, Session>) -> VaultStatus {
+    let store = session.store();
+    VaultStatus {
+        exists: store.exists(),
+        unlocked: session.is_unlocked(),
+        path: store.path().display().to_string(),
+        slots: store.slots().map(|slots| slots.iter().map(|s| s.kind.as_str()).collect()).unwrap_or_default(),
+        auto_lock_secs: session.auto_lock().as_secs(),
+    }
+}
+
+/// Creates the vault, unlocked by the OS key store, a passphrase, or both, and unlocks it.
+#[tauri::command(async)]
+pub fn create_vault(
+    session: State<'_, Session>,
+    passphrase: Option<String>,
+    use_keystore: bool,
+) -> CommandResult<()> {
+    let passphrase = passphrase.filter(|p| !p.is_empty()).map(SecretString::new);
+    let keystore = use_keystore.then_some(session.keystore() as _);
+    let vault = session.store().create(keystore, passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))?;
+    session.set_unlocked(vault);
+    Ok(())
+}
+
+/// Unlocks the vault: with the OS key store when it has such a slot, else with `passphrase`
+/// (a `locked` error asks the UI for it).
+#[tauri::command(async)]
+pub fn unlock(session: State<'_, Session>, passphrase: Option<String>) -> CommandResult<()> {
+    let passphrase = passphrase.filter(|p| !p.is_empty()).map(SecretString::new);
+    let vault = session.store().unlock_any(Some(session.keystore()), || passphrase)?;
+    session.set_unlocked(vault);
+    Ok(())
+}
+
+/// Locks the vault now.
+#[tauri::command]
+pub fn lock(session: State<'_, Session>) {
+    session.lock();
+}
+
+/// The user did something: postpones the auto-lock.
+#[tauri::command]
+pub fn note_activity(session: State<'_, Session>) {
+    session.note_activity();
+}
+
+/// A token list row as the web view receives it.
+#[derive(Debug, Serialize)]
+pub struct TokenRow {
+    #[serde(flatten)]
+    info: TokenInfo,
+    code: CodeView,
+}
+
+/// What the row shows of the code.
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CodeView {
+    /// A time-based code with the next one and the seconds left.
+    Live {
+        /// The current code.
+        code: String,
+        /// The next time step's code.
+        next: String,
+        /// The time step in seconds.
+        period: u32,
+        /// Seconds until `next` replaces `code`.
+        seconds_left: u32,
+    },
+    /// Shown when asked for ([`take_code`]).
+    OnRequest,
+    /// Needs the answer PIN first.
+    PinRequired,
+}
+
+impl From<Listed> for TokenRow {
+    fn from(listed: Listed) -> Self {
+        let code = match listed.code {
+            CodeState::Live { code, next, period, seconds_left } => CodeView::Live {
+                code: code.expose().to_owned(),
+                next: next.expose().to_owned(),
+                period,
+                seconds_left,
+            },
+            CodeState::OnRequest => CodeView::OnRequest,
+            CodeState::PinRequired => CodeView::PinRequired,
+        };
+        Self { info: listed.info, code }
+    }
+}
+
+/// Every token with what may be shown of its code now. Not user activity: the UI calls it to
+/// refresh codes.
+#[tauri::command(async)]
+pub fn list_tokens(session: State<'_, Session>) -> CommandResult<Vec<TokenRow>> {
+    session.with_vault(|vault| Ok(vault.read()?.listing(now()).into_iter().map(TokenRow::from).collect()))
+}
+
+/// Takes a token's code for use (for HOTP this advances the counter; the use is recorded). A push
+/// token's code approves logins, so with an answer PIN set it is not given out here.
+fn take(vault: &UnlockedVault, id: &str) -> CommandResult<String> {
+    let id = TokenId::parse(id)?;
+    let at = now();
+    let code = vault.update(|v| -> CommandResult<_> {
+        let token = v.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        if v.pin_guards(token) {
+            return Err(PinError::Required.into());
+        }
+        Ok(v.take_code(&id, at)?)
+    })?;
+    Ok(code.expose().to_owned())
+}
+
+/// Takes the next code of an HOTP token (or the current one of any other).
+#[tauri::command(async)]
+pub fn take_code(session: State<'_, Session>, id: String) -> CommandResult<String> {
+    session.act(|vault| take(vault, &id))
+}
+
+/// What copying did.
+#[derive(Debug, Serialize)]
+pub struct Copied {
+    /// Seconds after which the clipboard is cleared if it still holds the code.
+    clears_in_secs: u64,
+}
+
+/// Copies a token's code to the clipboard, and clears the clipboard after
+/// [`clipboard::CLEAR_AFTER`] if it still holds that code.
+#[tauri::command(async)]
+pub fn copy_code<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    id: String,
+) -> CommandResult<Copied> {
+    let code = session.act(|vault| take(vault, &id))?;
+    clipboard::copy_then_clear(&app, code, clipboard::CLEAR_AFTER)?;
+    Ok(Copied { clears_in_secs: clipboard::CLEAR_AFTER.as_secs() })
+}
+
+/// What an add did: the tokens added, and what was odd but accepted.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    tokens: Vec<TokenInfo>,
+    warnings: Vec<String>,
+}
+
+fn add_all(session: &Session, parsed: Vec<ParsedUri>, group: Option<String>) -> CommandResult<Added> {
+    let warnings = parsed.iter().flat_map(|p| p.warnings.iter().map(ToString::to_string)).collect();
+    let tokens: Vec<OtpAuth> = parsed.into_iter().map(|p| p.otp).collect();
+    let at = now();
+    let tokens = session.act(|vault| {
+        vault.update(|v| -> CommandResult<_> {
+            Ok(tokens
+                .into_iter()
+                .map(|otp| v.add(otp, group.clone(), at).map(TokenInfo::of))
+                .collect::<Result<_, _>>()?)
+        })
+    })?;
+    Ok(Added { tokens, warnings })
+}
+
+/// Adds the token an `otpauth://` URI describes.
+#[tauri::command(async)]
+pub fn add_uri(session: State<'_, Session>, uri: String, group: Option<String>) -> CommandResult<Added> {
+    let uri = SecretString::new(uri);
+    add_all(&session, vec![OtpAuth::parse(uri.expose().trim())?], group)
+}
+
+/// Adds every token in the QR codes of an image (PNG, JPEG, WebP, GIF or BMP) sent as the raw
+/// request body: a screenshot, a photo, or a file the user opened.
+#[tauri::command(async)]
+pub fn add_image(session: State<'_, Session>, request: Request<'_>) -> CommandResult<Added> {
+    let InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CommandError::new(ErrorCode::InvalidInput, "expected the image's bytes"));
+    };
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(CommandError::new(ErrorCode::InvalidInput, "the image is larger than 32 MB"));
+    }
+    let texts = qr::decode_image(bytes)?;
+    add_all(&session, otpauth::tokens_from_qr_texts(&texts)?, None)
+}
+
+/// A token typed in by hand, as the form sends it.
+#[derive(Debug, Deserialize)]
+pub struct ManualForm {
+    issuer: Option<String>,
+    label: String,
+    secret: String,
+    kind: String,
+    algorithm: String,
+    digits: u8,
+    period: u32,
+    counter: u64,
+    group: Option<String>,
+}
+
+/// Adds a token typed in by hand.
+#[tauri::command(async)]
+pub fn add_manual(session: State<'_, Session>, form: ManualForm) -> CommandResult<Added> {
+    let entry = ManualEntry {
+        issuer: form.issuer,
+        label: form.label,
+        secret: SecretString::new(form.secret),
+        kind: form.kind,
+        algorithm: form.algorithm,
+        digits: form.digits,
+        period: form.period,
+        counter: form.counter,
+    };
+    add_all(&session, vec![entry.into_token()?], form.group)
+}
+
+/// Renames a token or moves it to another group (empty texts remove the issuer or group).
+#[tauri::command(async)]
+pub fn edit_token(
+    session: State<'_, Session>,
+    id: String,
+    issuer: String,
+    label: String,
+    group: String,
+) -> CommandResult<TokenInfo> {
+    let id = TokenId::parse(&id)?;
+    let blank_is_none = |text: String| Some(text).filter(|t| !t.trim().is_empty());
+    let edit = TokenEdit {
+        issuer: Some(blank_is_none(issuer)),
+        label: Some(label),
+        group: Some(blank_is_none(group)),
+        icon: None,
+    };
+    session.act(|vault| vault.update(|v| -> CommandResult<_> { Ok(TokenInfo::of(v.edit(&id, edit)?)) }))
+}
+
+/// Removes a token (the UI asks for confirmation first).
+#[tauri::command(async)]
+pub fn remove_token(session: State<'_, Session>, id: String) -> CommandResult<()> {
+    let id = TokenId::parse(&id)?;
+    session.act(|vault| vault.update(|v| -> CommandResult<_> { Ok(v.remove(&id).map(drop)?) }))
+}

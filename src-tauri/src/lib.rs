@@ -1,0 +1,84 @@
+//! `tessera-desktop`: the desktop soft token. A Tauri 2 window over the same core and vault as
+//! the CLI and the phone apps; the web UI (`ui/`) calls the [`commands`], which are the only
+//! bridge to the vault.
+//!
+//! - [`session`]: the vault file and, while unlocked, the vault; auto-lock.
+//! - [`commands`]: what the web view may call.
+//! - [`clipboard`]: copying codes, cleared after 30 s.
+//! - [`error`]: failures as `{kind, message}`.
+
+pub mod clipboard;
+pub mod commands;
+pub mod error;
+pub mod session;
+
+use std::process::ExitCode;
+
+use tauri::{Emitter, Manager};
+use tessera_core::vault::VaultStore;
+use tessera_platform::{OsKeyStore, vault_path_from_environment};
+
+use crate::session::Session;
+
+/// Event sent to the web view when the vault locked itself.
+pub const LOCKED_EVENT: &str = "vault-locked";
+
+/// Runs the app until its window closes.
+pub fn run() -> ExitCode {
+    let Some(path) = vault_path_from_environment() else {
+        report("Tessera: no home directory to keep the vault in; set TESSERA_VAULT to a file path");
+        return ExitCode::FAILURE;
+    };
+    let session = Session::new(
+        VaultStore::new(path),
+        OsKeyStore::from_environment(),
+        Session::auto_lock_from_environment(),
+    );
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .manage(session)
+        .invoke_handler(tauri::generate_handler![
+            commands::vault_status,
+            commands::create_vault,
+            commands::unlock,
+            commands::lock,
+            commands::note_activity,
+            commands::list_tokens,
+            commands::take_code,
+            commands::copy_code,
+            commands::add_uri,
+            commands::add_image,
+            commands::add_manual,
+            commands::edit_token,
+            commands::remove_token,
+        ])
+        .setup(|app| {
+            watch_idle(app.handle().clone());
+            Ok(())
+        })
+        .run(tauri::generate_context!());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&format!("Tessera could not start: {error}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Locks the vault once the user has been idle for the auto-lock time, and tells the web view.
+fn watch_idle(app: tauri::AppHandle) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(session::IDLE_CHECK_EVERY);
+            if app.state::<Session>().lock_if_idle() {
+                let _ = app.emit(LOCKED_EVENT, "idle");
+            }
+        }
+    });
+}
+
+#[allow(clippy::print_stderr)]
+fn report(message: &str) {
+    eprintln!("{message}");
+}

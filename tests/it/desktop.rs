@@ -1,0 +1,329 @@
+//! The desktop app: the real `tessera-desktop` binary in a WebKitGTK window on a virtual X display
+//! (Xvfb), driven through `tauri-driver` and WebKitWebDriver as a user would click and type. Codes on
+//! screen are compared with Debian's `oathtool`, the clipboard is read back with `xclip`, and the
+//! vault the app writes is read by the CLI. Screenshots of the main screens go to
+//! `target/test-output/desktop-*.png`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+
+use crate::server_support::free_port;
+use crate::support::{Sandbox, WebDriverSession, binary, oathtool, require_secret_service, unix_now};
+
+/// RFC 6238's SHA-1 test seed, base32.
+const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+const PASSPHRASE: &str = "correct horse battery";
+
+/// A virtual X display, ended on drop.
+struct Display {
+    xvfb: Child,
+    name: String,
+}
+
+impl Display {
+    fn start() -> Self {
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (Debian xvfb, installed by scripts/setup-debian.sh)");
+        let mut number = String::new();
+        BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut number).unwrap();
+        assert!(!number.trim().is_empty(), "Xvfb did not report its display");
+        Self { xvfb, name: format!(":{}", number.trim()) }
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.xvfb.kill();
+        let _ = self.xvfb.wait();
+    }
+}
+
+/// The app under tauri-driver on its own display, with its vault in `sandbox`; ended on drop
+/// (the session first, then the display).
+struct App {
+    session: WebDriverSession,
+    display: Display,
+}
+
+impl App {
+    fn start(sandbox: &Sandbox, env: &[(&str, &str)]) -> Self {
+        require_secret_service();
+        let display = Display::start();
+        let (port, native_port) = (free_port(), free_port());
+        let mut driver = Command::new("tauri-driver");
+        driver
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+            .env("DISPLAY", &display.name)
+            .env("TESSERA_VAULT", &sandbox.vault)
+            .env("TESSERA_KEYRING_SERVICE", "dev.tessera.test")
+            .env("GDK_BACKEND", "x11")
+            .envs(env.iter().copied());
+        let capabilities = json!({
+            "browserName": "wry",
+            "tauri:options": { "application": binary("tessera-desktop") },
+        });
+        Self { session: WebDriverSession::start(driver, port, capabilities), display }
+    }
+
+    fn run<T>(&self, task: impl AsyncFnOnce(&Client) -> T) -> T {
+        self.session.run(task)
+    }
+
+    fn screenshot(&self, name: &str) {
+        self.session.screenshot(name);
+    }
+
+    /// The element `css` selects, once it is displayed (within 10 s).
+    fn shown(&self, css: &str) -> Element {
+        self.run(async |page| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(found) = page.find(Locator::Css(css)).await
+                    && found.is_displayed().await.unwrap_or(false)
+                {
+                    return found;
+                }
+                assert!(Instant::now() < deadline, "{css} was not shown");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    /// Clicks the element `css` selects, finding it again if the list was redrawn meanwhile.
+    fn click(&self, css: &str) {
+        for _ in 0..3 {
+            let found = self.shown(css);
+            if self.run(async |_| found.click().await).is_ok() {
+                return;
+            }
+        }
+        panic!("could not click {css}");
+    }
+
+    /// Evaluates `script` (a function body) in the page; reads are done this way because the
+    /// list is redrawn whenever codes change, which would leave element handles stale.
+    fn evaluate(&self, script: &str, arguments: Vec<serde_json::Value>) -> serde_json::Value {
+        self.run(async |page| page.execute(script, arguments).await.unwrap())
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let field = self.shown(css);
+        self.run(async |_| {
+            field.clear().await.unwrap();
+            if !text.is_empty() {
+                field.send_keys(text).await.unwrap();
+            }
+        });
+    }
+
+    /// The text of the element `css` selects (which need not be visible: an empty error line).
+    fn text(&self, css: &str) -> String {
+        let text = self
+            .evaluate("return document.querySelector(arguments[0])?.textContent ?? null", vec![json!(css)]);
+        text.as_str().unwrap_or_else(|| panic!("nothing matches {css}")).to_owned()
+    }
+
+    /// Waits (up to 10 s) until the element `css` selects says `needle`.
+    fn wait_for_text(&self, css: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.text(css).contains(needle) {
+            assert!(Instant::now() < deadline, "{css} never said {needle:?}: it says {:?}", self.text(css));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The token cards' `data-id`s, in screen order.
+    fn token_ids(&self) -> Vec<String> {
+        let ids = self.evaluate(
+            "return [...document.querySelectorAll('#token-list .token')].map(c => c.dataset.id)",
+            vec![],
+        );
+        serde_json::from_value(ids).unwrap()
+    }
+
+    /// Waits until the list shows `count` tokens.
+    fn wait_for_tokens(&self, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ids = self.token_ids();
+            if ids.len() == count {
+                return ids;
+            }
+            assert!(Instant::now() < deadline, "expected {count} tokens, the list shows {}", ids.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The code a card shows, checked against oathtool's for `secret` (SHA-1, 30 s steps) at the
+    /// same moment; read again if the time step changed while reading.
+    fn assert_code_matches_oathtool(&self, id: &str, secret: &str, digits: u8) -> String {
+        for _ in 0..3 {
+            let before = unix_now() / 30;
+            let shown = self.evaluate(
+                "return document.querySelector(`[data-id='${arguments[0]}'] .code`)?.dataset.code ?? ''",
+                vec![json!(id)],
+            );
+            let shown = shown.as_str().unwrap_or_default().to_owned();
+            let now = unix_now();
+            if now / 30 != before {
+                continue;
+            }
+            let expected =
+                oathtool(&["--totp", "-b", &format!("--digits={digits}"), &format!("--now=@{now}"), secret]);
+            assert_eq!(shown, expected, "the app shows {shown}, oathtool says {expected}");
+            return shown;
+        }
+        panic!("the time step kept changing while reading the code");
+    }
+
+    /// What the X clipboard holds, read as another program would.
+    fn clipboard(&self) -> String {
+        let output = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &self.display.name)
+            .output()
+            .expect("xclip (installed by scripts/setup-debian.sh)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// A PNG of a QR code holding `text`, as a website's enrollment page shows it.
+fn qr_png(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("enroll-qr.png");
+    std::fs::write(&path, tessera_core::qr::render_png(text, 6).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_new_user_creates_a_vault_adds_tokens_by_link_and_image_and_copies_a_code() {
+    let sandbox = Sandbox::new();
+    let app = App::start(&sandbox, &[]);
+
+    app.shown("#setup-screen");
+    app.screenshot("desktop-first-run.png");
+    app.type_into("#new-passphrase", PASSPHRASE);
+    app.type_into("#confirm-passphrase", PASSPHRASE);
+    app.click("#create-vault");
+    app.shown("#empty-state");
+    app.screenshot("desktop-empty-vault.png");
+
+    app.click("#add-button");
+    app.type_into(
+        "#add-uri",
+        &format!("otpauth://totp/Example:alice@example.com?secret={RFC_SECRET}&issuer=Example"),
+    );
+    app.type_into("#add-group", "Work");
+    app.click("#add-submit");
+    let [by_link]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
+    app.assert_code_matches_oathtool(&by_link, RFC_SECRET, 6);
+
+    let image_secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let png =
+        qr_png(sandbox.dir.path(), &format!("otpauth://totp/GitHub:octocat?secret={image_secret}&digits=8"));
+    app.click("#add-button");
+    app.click("[data-tab='image']");
+    app.screenshot("desktop-add-image.png");
+    let file_input = app.run(async |page| page.find(Locator::Id("add-image")).await.unwrap());
+    app.run(async |_| file_input.send_keys(png.to_str().unwrap()).await.unwrap());
+    let ids = app.wait_for_tokens(2);
+    let by_image = ids.iter().find(|id| **id != by_link).unwrap().clone();
+    let code = app.assert_code_matches_oathtool(&by_image, image_secret, 8);
+    app.screenshot("desktop-tokens.png");
+    assert_eq!(app.text(&format!("[data-id='{by_image}'] .issuer")), "GitHub");
+
+    app.click(&format!("[data-id='{by_image}'] .code"));
+    app.wait_for_text("#toast", "clipboard clears in 30 s");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.clipboard() != code {
+        assert!(Instant::now() < deadline, "the clipboard holds {:?}, not the code", app.clipboard());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    app.type_into("#search", "octo");
+    assert_eq!(app.token_ids(), vec![by_image.clone()], "the search keeps only GitHub");
+    app.type_into("#search", "");
+    app.wait_for_tokens(2);
+
+    let listed = sandbox.list_json();
+    let issuers: Vec<_> = listed.as_array().unwrap().iter().map(|t| t["issuer"].as_str().unwrap()).collect();
+    assert_eq!(issuers, ["Example", "GitHub"], "the CLI reads the vault the app wrote");
+    assert_eq!(listed[0]["group"], "Work");
+
+    app.click("#lock-button");
+    app.shown("#unlock-screen");
+    app.screenshot("desktop-locked.png");
+    assert!(app.token_ids().is_empty(), "no token is left on screen when locked");
+    app.click("#unlock-button");
+    assert_eq!(app.wait_for_tokens(2).len(), 2, "the OS key store unlocked it");
+
+    app.click(&format!("[data-id='{by_link}'] .menu"));
+    app.type_into("#edit-group", "");
+    app.type_into("#edit-label", "alice@work.example");
+    app.click("#edit-dialog button[value='save']");
+    app.click(&format!("[data-id='{by_image}'] .menu"));
+    app.click("#edit-dialog .delete");
+    app.shown("#confirm-delete");
+    app.screenshot("desktop-confirm-delete.png");
+    app.click("#confirm-delete");
+    assert_eq!(app.wait_for_tokens(1), vec![by_link.clone()]);
+    let listed = sandbox.list_json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["label"], "alice@work.example");
+    assert_eq!(listed[0]["group"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_passphrase_vault_refuses_a_wrong_passphrase_and_locks_itself_when_idle() {
+    let sandbox = Sandbox::new();
+    let app = App::start(&sandbox, &[("TESSERA_AUTO_LOCK_SECS", "4")]);
+    app.click("#use-keystore");
+    app.type_into("#new-passphrase", "short");
+    app.type_into("#confirm-passphrase", "short");
+    app.click("#create-vault");
+    app.wait_for_text("#create-error", "at least 8");
+    app.type_into("#new-passphrase", PASSPHRASE);
+    app.type_into("#confirm-passphrase", PASSPHRASE);
+    app.click("#create-vault");
+    app.shown("#empty-state");
+    let slots = sandbox.run(&["slots", "list"]).ok();
+    assert!(slots.contains("passphrase") && !slots.contains("os-keystore"), "{slots}");
+
+    app.shown("#unlock-screen");
+    assert!(app.token_ids().is_empty());
+    app.type_into("#passphrase", "not the passphrase");
+    app.click("#unlock-button");
+    app.wait_for_text("#unlock-error", "wrong passphrase");
+    app.type_into("#passphrase", PASSPHRASE);
+    app.click("#unlock-button");
+    app.shown("#empty-state");
+}
+
+#[test]
+fn the_page_may_call_only_the_apps_own_commands() {
+    let sandbox = Sandbox::new();
+    let app = App::start(&sandbox, &[]);
+    app.shown("#setup-screen");
+    let call = |command: &str| {
+        let script = "const done = arguments[arguments.length - 1];
+            window.__TAURI_INTERNALS__.invoke(arguments[0]).then(() => done('allowed'), (e) => done(String(e?.message ?? e)));";
+        app.run(async |page| page.execute_async(script, vec![json!(command)]).await.unwrap())
+    };
+    assert_eq!(call("vault_status"), "allowed", "the app's own commands work");
+    for refused in
+        ["plugin:clipboard-manager|read_text", "plugin:clipboard-manager|write_text", "plugin:app|version"]
+    {
+        let answer = call(refused);
+        assert!(answer.as_str().unwrap().contains("not allowed"), "{refused}: {answer}");
+    }
+}

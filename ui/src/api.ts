@@ -1,0 +1,53 @@
+// The app's commands, typed. Each is one `invoke` of a command in src-tauri/src/commands.rs; the
+// argument names are the Rust parameters' in camelCase (Tauri's convention).
+
+import { invoke } from "@tauri-apps/api/core";
+
+import type { TokenRow } from "./view";
+
+/** What the first screen needs to know. */
+export interface VaultStatus {
+  exists: boolean;
+  unlocked: boolean;
+  path: string;
+  slots: string[];
+  auto_lock_secs: number;
+}
+
+/** A token's public details, as an add or an edit returns them. */
+export type TokenInfo = Omit<TokenRow, "code">;
+
+/** What an add did. */
+export interface Added {
+  tokens: TokenInfo[];
+  warnings: string[];
+}
+
+/** A token typed in by hand. */
+export interface ManualForm {
+  issuer: string | null;
+  label: string;
+  secret: string;
+  kind: "totp" | "hotp" | "steam";
+  algorithm: "SHA1" | "SHA256" | "SHA512";
+  digits: number;
+  period: number;
+  counter: number;
+  group: string | null;
+}
+
+export const vaultStatus = () => invoke<VaultStatus>("vault_status");
+export const createVault = (useKeystore: boolean, passphrase: string | null) =>
+  invoke<void>("create_vault", { useKeystore, passphrase });
+export const unlock = (passphrase: string | null) => invoke<void>("unlock", { passphrase });
+export const lock = () => invoke<void>("lock");
+export const noteActivity = () => invoke<void>("note_activity");
+export const listTokens = () => invoke<TokenRow[]>("list_tokens");
+export const takeCode = (id: string) => invoke<string>("take_code", { id });
+export const copyCode = (id: string) => invoke<{ clears_in_secs: number }>("copy_code", { id });
+export const addUri = (uri: string, group: string | null) => invoke<Added>("add_uri", { uri, group });
+export const addImage = (bytes: Uint8Array) => invoke<Added>("add_image", bytes);
+export const addManual = (form: ManualForm) => invoke<Added>("add_manual", { form });
+export const editToken = (id: string, issuer: string, label: string, group: string) =>
+  invoke<TokenInfo>("edit_token", { id, issuer, label, group });
+export const removeToken = (id: string) => invoke<void>("remove_token", { id });

@@ -1,0 +1,571 @@
+// The desktop app's screens: create or unlock the vault, then the token list with live codes.
+// State lives in Rust (src-tauri); this file draws it with the pure rules of view.ts and turns
+// clicks and keys into commands (api.ts).
+
+import { listen } from "@tauri-apps/api/event";
+
+import * as api from "./api";
+import {
+  asCommandError,
+  avatarColor,
+  createFormProblem,
+  formatCode,
+  fractionLeft,
+  initials,
+  moveSelection,
+  refreshInMs,
+  secondsLeft,
+  sections,
+  subtitle,
+  title,
+  type SortOrder,
+  type TokenRow,
+} from "./view";
+
+/** How often the user's activity is reported (it postpones the auto-lock). */
+const ACTIVITY_EVERY_MS = 10_000;
+/** How long a counter-based code taken on request stays on screen. */
+const ON_REQUEST_CODE_MS = 30_000;
+/** Where sort order is remembered (not a secret). */
+const SORT_KEY = "tessera.sort";
+
+function element<T extends HTMLElement = HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`missing #${id}`);
+  return found as T;
+}
+
+const screens = {
+  setup: element("setup-screen"),
+  unlock: element("unlock-screen"),
+  tokens: element("tokens-screen"),
+};
+const list = element("token-list");
+const search = element<HTMLInputElement>("search");
+const sort = element<HTMLSelectElement>("sort");
+const toastBox = element("toast");
+
+let rows: TokenRow[] = [];
+let fetchedAt = performance.now();
+let refreshTimer: number | undefined;
+let selected = -1;
+/** Codes of counter-based tokens taken on request, until they are hidden again. */
+const takenCodes = new Map<string, { code: string; until: number }>();
+
+function show(screen: keyof typeof screens): void {
+  for (const [name, section] of Object.entries(screens)) section.hidden = name !== screen;
+  if (screen !== "tokens") {
+    rows = [];
+    takenCodes.clear();
+    list.replaceChildren();
+    window.clearTimeout(refreshTimer);
+  }
+}
+
+let toastTimer: number | undefined;
+function toast(message: string, kind: "info" | "error" = "info"): void {
+  toastBox.textContent = message;
+  toastBox.className = kind;
+  toastBox.hidden = false;
+  window.clearTimeout(toastTimer);
+  toastTimer = window.setTimeout(() => (toastBox.hidden = true), kind === "error" ? 6000 : 3500);
+}
+
+/** Runs a command; a `locked` failure goes back to the unlock screen, others are shown. */
+async function attempt<T>(action: () => Promise<T>, errorBox?: HTMLElement): Promise<T | undefined> {
+  try {
+    if (errorBox) errorBox.textContent = "";
+    return await action();
+  } catch (thrown) {
+    const error = asCommandError(thrown);
+    if (error.kind === "locked" && !screens.tokens.hidden) {
+      await showUnlock();
+      toast("Tessera locked the vault.");
+    } else if (errorBox) {
+      errorBox.textContent = error.message;
+    } else {
+      toast(error.message, "error");
+    }
+    return undefined;
+  }
+}
+
+// ---- First run and unlock ----
+
+async function start(): Promise<void> {
+  const status = await api.vaultStatus();
+  if (!status.exists) {
+    show("setup");
+    element("use-keystore").focus();
+  } else if (status.unlocked) {
+    await showTokens();
+  } else {
+    await showUnlock(status);
+    if (status.slots.includes("os-keystore")) await tryUnlock(null);
+  }
+}
+
+async function showUnlock(status?: api.VaultStatus): Promise<void> {
+  const known = status ?? (await api.vaultStatus());
+  show("unlock");
+  element("vault-path").textContent = known.path;
+  element("passphrase-field").hidden = !known.slots.includes("passphrase");
+  const passphrase = element<HTMLInputElement>("passphrase");
+  passphrase.value = "";
+  (known.slots.includes("passphrase") ? passphrase : element("unlock-button")).focus();
+}
+
+async function tryUnlock(passphrase: string | null): Promise<void> {
+  const done = await attempt(() => api.unlock(passphrase).then(() => true), element("unlock-error"));
+  if (done) await showTokens();
+}
+
+element("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const useKeystore = element<HTMLInputElement>("use-keystore").checked;
+  const passphrase = element<HTMLInputElement>("new-passphrase").value;
+  const confirm = element<HTMLInputElement>("confirm-passphrase").value;
+  const problem = createFormProblem(useKeystore, passphrase, confirm);
+  const errorBox = element("create-error");
+  if (problem) {
+    errorBox.textContent = problem;
+    return;
+  }
+  const button = element<HTMLButtonElement>("create-vault");
+  button.disabled = true;
+  const done = await attempt(
+    () => api.createVault(useKeystore, passphrase || null).then(() => true),
+    errorBox,
+  );
+  button.disabled = false;
+  if (done) await showTokens();
+});
+
+element<HTMLInputElement>("use-keystore").addEventListener("change", (event) => {
+  const checked = (event.target as HTMLInputElement).checked;
+  element("passphrase-optional").textContent = checked
+    ? "(optional: also lets you open the vault elsewhere)"
+    : "(required)";
+});
+
+element("unlock-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const value = element<HTMLInputElement>("passphrase").value;
+  await tryUnlock(value || null);
+});
+
+// ---- The token list ----
+
+async function showTokens(): Promise<void> {
+  show("tokens");
+  sort.value = localStorage.getItem(SORT_KEY) ?? "name";
+  await refresh();
+  search.focus();
+}
+
+async function refresh(): Promise<void> {
+  const fresh = await attempt(api.listTokens);
+  if (!fresh) return;
+  rows = fresh;
+  fetchedAt = performance.now();
+  draw();
+  window.clearTimeout(refreshTimer);
+  const next = refreshInMs(rows);
+  if (next !== null) refreshTimer = window.setTimeout(refresh, next + 150);
+}
+
+function shownCode(row: TokenRow): string | null {
+  if (row.code.state === "live") return row.code.code;
+  const taken = takenCodes.get(row.id);
+  return taken && taken.until > Date.now() ? taken.code : null;
+}
+
+function tokenCard(row: TokenRow): HTMLElement {
+  const card = document.createElement("article");
+  card.className = "token";
+  card.setAttribute("role", "listitem");
+  card.tabIndex = -1;
+  card.dataset.id = row.id;
+
+  const avatar = document.createElement("div");
+  avatar.className = "avatar";
+  avatar.textContent = initials(title(row));
+  avatar.style.setProperty("background-color", avatarColor(title(row)));
+  avatar.setAttribute("aria-hidden", "true");
+
+  const names = document.createElement("div");
+  names.className = "names";
+  const issuer = document.createElement("div");
+  issuer.className = "issuer";
+  issuer.textContent = title(row);
+  const label = document.createElement("div");
+  label.className = "label";
+  label.textContent = subtitle(row);
+  names.append(issuer, label);
+
+  const codeBox = document.createElement("div");
+  codeBox.className = "code-box";
+  const code = shownCode(row);
+  const codeButton = document.createElement("button");
+  codeButton.className = "code";
+  if (row.code.state === "pin_required") {
+    codeButton.textContent = "PIN needed";
+    codeButton.disabled = true;
+    codeButton.title = "This push token's codes approve logins; use tessera push to answer with the PIN";
+  } else if (code === null) {
+    codeButton.textContent = "Show code";
+    codeButton.classList.add("on-request");
+    codeButton.title = "Take the next code";
+    codeButton.addEventListener("click", () => void takeOnRequest(row));
+  } else {
+    codeButton.textContent = formatCode(code);
+    codeButton.dataset.code = code;
+    codeButton.title = "Copy (Enter)";
+    codeButton.setAttribute("aria-label", `Copy code for ${title(row)}`);
+    codeButton.addEventListener("click", () => void copy(row));
+  }
+  codeBox.append(codeButton);
+  if (row.code.state === "live") {
+    const next = document.createElement("div");
+    next.className = "next";
+    next.textContent = `next ${formatCode(row.code.next)}`;
+    codeBox.append(next);
+  }
+
+  const timer = document.createElement("div");
+  timer.className = "timer";
+  if (row.code.state === "live") {
+    timer.innerHTML =
+      '<svg viewBox="0 0 36 36" aria-hidden="true"><circle class="track" cx="18" cy="18" r="15.9"/><circle class="ring" cx="18" cy="18" r="15.9"/></svg><span class="seconds"></span>';
+  }
+
+  const menu = document.createElement("button");
+  menu.className = "menu icon-button";
+  menu.title = "Edit or delete";
+  menu.setAttribute("aria-label", `Edit or delete ${title(row)}`);
+  menu.innerHTML =
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="5" cy="12" r="1.5"/><circle cx="12" cy="12" r="1.5"/><circle cx="19" cy="12" r="1.5"/></svg>';
+  menu.addEventListener("click", () => openEdit(row));
+
+  card.append(avatar, names, codeBox, timer, menu);
+  card.addEventListener("focus", () => {
+    selected = visibleCards().indexOf(card);
+  });
+  return card;
+}
+
+function draw(): void {
+  const shown = sections(rows, search.value, sort.value as SortOrder);
+  const fragment = document.createDocumentFragment();
+  for (const section of shown) {
+    if (section.group !== null || shown.length > 1) {
+      const heading = document.createElement("h3");
+      heading.className = "group";
+      heading.textContent = section.group ?? "No group";
+      fragment.append(heading);
+    }
+    for (const row of section.rows) fragment.append(tokenCard(row));
+  }
+  const focusedId = (document.activeElement as HTMLElement | null)?.dataset?.id;
+  list.replaceChildren(fragment);
+  element("empty-state").hidden = rows.length > 0;
+  element("no-match").hidden = rows.length === 0 || shown.length > 0;
+  const groups = [...new Set(rows.flatMap((r) => (r.group ? [r.group] : [])))];
+  element("group-names").replaceChildren(...groups.map((g) => Object.assign(document.createElement("option"), { value: g })));
+  if (focusedId) list.querySelector<HTMLElement>(`[data-id="${focusedId}"]`)?.focus();
+  tick();
+}
+
+/** Updates countdowns without fetching; the list is fetched again when a code expires. */
+function tick(): void {
+  const elapsed = performance.now() - fetchedAt;
+  for (const card of visibleCards()) {
+    const row = rows.find((r) => r.id === card.dataset.id);
+    if (!row || row.code.state !== "live") continue;
+    const left = secondsLeft(row.code, elapsed);
+    const seconds = card.querySelector(".seconds");
+    if (seconds) seconds.textContent = String(left);
+    const ring = card.querySelector<SVGCircleElement>(".ring");
+    ring?.style.setProperty("stroke-dashoffset", String(100 * (1 - fractionLeft(row.code, elapsed))));
+    card.classList.toggle("expiring", left <= 5);
+  }
+}
+window.setInterval(() => {
+  if (!screens.tokens.hidden) tick();
+}, 1000);
+
+function visibleCards(): HTMLElement[] {
+  return [...list.querySelectorAll<HTMLElement>(".token")];
+}
+
+async function copy(row: TokenRow): Promise<void> {
+  const copied = await attempt(() => api.copyCode(row.id));
+  if (copied) toast(`Copied the code for ${title(row)}. The clipboard clears in ${copied.clears_in_secs} s.`);
+}
+
+async function takeOnRequest(row: TokenRow): Promise<void> {
+  const code = await attempt(() => api.takeCode(row.id));
+  if (code === undefined) return;
+  takenCodes.set(row.id, { code, until: Date.now() + ON_REQUEST_CODE_MS });
+  window.setTimeout(draw, ON_REQUEST_CODE_MS + 100);
+  await refresh();
+}
+
+search.addEventListener("input", () => {
+  selected = -1;
+  draw();
+});
+sort.addEventListener("change", () => {
+  localStorage.setItem(SORT_KEY, sort.value);
+  draw();
+});
+element("lock-button").addEventListener("click", () => void lockNow());
+window.addEventListener("focus", () => {
+  if (!screens.tokens.hidden) void refresh();
+});
+
+async function lockNow(): Promise<void> {
+  await api.lock();
+  await showUnlock();
+}
+
+// ---- Adding ----
+
+const addDialog = element<HTMLDialogElement>("add-dialog");
+let addTab = "link";
+
+function openAdd(): void {
+  element<HTMLFormElement>("add-form").reset();
+  element("add-error").textContent = "";
+  selectTab("link");
+  addDialog.showModal();
+  element("add-uri").focus();
+}
+
+function selectTab(tab: string): void {
+  addTab = tab;
+  for (const button of addDialog.querySelectorAll<HTMLElement>("[role=tab]")) {
+    button.setAttribute("aria-selected", String(button.dataset.tab === tab));
+  }
+  for (const panel of addDialog.querySelectorAll<HTMLElement>(".tab-panel")) {
+    panel.hidden = panel.dataset.panel !== tab;
+  }
+  element<HTMLButtonElement>("add-submit").hidden = tab === "image";
+}
+
+for (const button of addDialog.querySelectorAll<HTMLElement>("[role=tab]")) {
+  button.addEventListener("click", () => selectTab(button.dataset.tab ?? "link"));
+}
+
+function optional(id: string): string | null {
+  const value = element<HTMLInputElement>(id).value.trim();
+  return value.length > 0 ? value : null;
+}
+
+async function added(result: api.Added | undefined): Promise<void> {
+  if (!result) return;
+  addDialog.close();
+  const names = result.tokens.map((t) => t.issuer ?? t.label).join(", ");
+  toast([`Added ${names}.`, ...result.warnings].join(" "));
+  await refresh();
+}
+
+element("add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const errorBox = element("add-error");
+  const group = optional("add-group");
+  if (addTab === "link") {
+    await added(await attempt(() => api.addUri(element<HTMLTextAreaElement>("add-uri").value, group), errorBox));
+  } else if (addTab === "manual") {
+    const number = (id: string) => Number(element<HTMLInputElement>(id).value);
+    const form: api.ManualForm = {
+      issuer: optional("manual-issuer"),
+      label: element<HTMLInputElement>("manual-label").value,
+      secret: element<HTMLInputElement>("manual-secret").value,
+      kind: element<HTMLSelectElement>("manual-kind").value as api.ManualForm["kind"],
+      algorithm: element<HTMLSelectElement>("manual-algorithm").value as api.ManualForm["algorithm"],
+      digits: number("manual-digits"),
+      period: number("manual-period"),
+      counter: number("manual-counter"),
+      group,
+    };
+    await added(await attempt(() => api.addManual(form), errorBox));
+  }
+});
+
+async function addFromFile(file: File | undefined | null): Promise<void> {
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  await added(await attempt(() => api.addImage(bytes), element("add-error")));
+}
+
+element<HTMLInputElement>("add-image").addEventListener("change", (event) => {
+  void addFromFile((event.target as HTMLInputElement).files?.[0]);
+});
+const dropZone = element("drop-zone");
+dropZone.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  dropZone.classList.add("over");
+});
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("over");
+  void addFromFile(event.dataTransfer?.files[0]);
+});
+document.addEventListener("paste", (event) => {
+  const image = [...(event.clipboardData?.files ?? [])].find((f) => f.type.startsWith("image/"));
+  if (!image || screens.tokens.hidden) return;
+  event.preventDefault();
+  if (!addDialog.open) openAdd();
+  selectTab("image");
+  void addFromFile(image);
+});
+
+element("add-button").addEventListener("click", openAdd);
+element("empty-add").addEventListener("click", openAdd);
+
+// ---- Editing and deleting ----
+
+const editDialog = element<HTMLDialogElement>("edit-dialog");
+let editing: TokenRow | null = null;
+
+function openEdit(row: TokenRow): void {
+  editing = row;
+  element<HTMLInputElement>("edit-issuer").value = row.issuer ?? "";
+  element<HTMLInputElement>("edit-label").value = row.label;
+  element<HTMLInputElement>("edit-group").value = row.group ?? "";
+  element("edit-error").textContent = "";
+  editDialog.showModal();
+  element("edit-issuer").focus();
+}
+
+element("edit-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!editing) return;
+  const row = editing;
+  const saved = await attempt(
+    () =>
+      api.editToken(
+        row.id,
+        element<HTMLInputElement>("edit-issuer").value,
+        element<HTMLInputElement>("edit-label").value,
+        element<HTMLInputElement>("edit-group").value,
+      ),
+    element("edit-error"),
+  );
+  if (saved) {
+    editDialog.close();
+    await refresh();
+  }
+});
+
+const editActions = editDialog.querySelector(".actions");
+const deleteButton = document.createElement("button");
+deleteButton.type = "button";
+deleteButton.className = "danger delete";
+deleteButton.textContent = "Delete…";
+deleteButton.addEventListener("click", () => {
+  if (!editing) return;
+  editDialog.close();
+  confirmDelete(editing);
+});
+editActions?.prepend(deleteButton);
+
+const confirmDialog = element<HTMLDialogElement>("confirm-dialog");
+let deleting: TokenRow | null = null;
+
+function confirmDelete(row: TokenRow): void {
+  deleting = row;
+  element("confirm-text").textContent =
+    `${title(row)}${subtitle(row) ? ` (${subtitle(row)})` : ""} will be removed from this vault. ` +
+    "Make sure you can still log in to it another way: the code cannot be recovered.";
+  confirmDialog.returnValue = "";
+  confirmDialog.showModal();
+}
+
+confirmDialog.addEventListener("close", async () => {
+  const row = deleting;
+  deleting = null;
+  if (confirmDialog.returnValue !== "delete" || !row) return;
+  const removed = await attempt(() => api.removeToken(row.id).then(() => true));
+  if (removed) {
+    toast(`Deleted ${title(row)}.`);
+    await refresh();
+  }
+});
+
+for (const dialog of [addDialog, editDialog]) {
+  dialog.querySelector(".cancel")?.addEventListener("click", () => dialog.close());
+}
+
+// ---- Keyboard and activity ----
+
+function anyDialogOpen(): boolean {
+  return addDialog.open || editDialog.open || confirmDialog.open;
+}
+
+document.addEventListener("keydown", (event) => {
+  if (screens.tokens.hidden || anyDialogOpen()) return;
+  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
+  const cards = visibleCards();
+  const focus = (index: number) => {
+    selected = index;
+    cards[index]?.focus();
+  };
+  const current = cards[selected];
+  const row = current ? rows.find((r) => r.id === current.dataset.id) : undefined;
+  const ctrl = event.ctrlKey || event.metaKey;
+  if (ctrl && event.key.toLowerCase() === "n") {
+    event.preventDefault();
+    openAdd();
+  } else if (ctrl && event.key.toLowerCase() === "l") {
+    event.preventDefault();
+    void lockNow();
+  } else if ((ctrl && event.key.toLowerCase() === "f") || (event.key === "/" && !typing)) {
+    event.preventDefault();
+    search.focus();
+    search.select();
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    focus(moveSelection(typing ? -1 : selected, event.key === "ArrowDown" ? 1 : -1, cards.length));
+  } else if (event.key === "Escape" && event.target === search) {
+    search.value = "";
+    draw();
+  } else if (event.key === "Enter" && event.target === search && cards.length > 0) {
+    event.preventDefault();
+    focus(0);
+    const first = rows.find((r) => r.id === cards[0]?.dataset.id);
+    if (first && first.code.state === "live") void copy(first);
+  } else if (!typing && row && event.key === "Enter") {
+    event.preventDefault();
+    if (shownCode(row) !== null) void copy(row);
+    else if (row.code.state === "on_request") void takeOnRequest(row);
+  } else if (!typing && row && (event.key === "e" || event.key === "F2")) {
+    event.preventDefault();
+    openEdit(row);
+  } else if (!typing && row && event.key === "Delete") {
+    event.preventDefault();
+    confirmDelete(row);
+  }
+});
+
+let lastActivity = 0;
+function activity(): void {
+  const now = Date.now();
+  if (now - lastActivity < ACTIVITY_EVERY_MS || screens.tokens.hidden) return;
+  lastActivity = now;
+  void api.noteActivity().catch(() => undefined);
+}
+for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
+  document.addEventListener(kind, activity, { passive: true });
+}
+
+void listen<string>("vault-locked", async () => {
+  if (screens.tokens.hidden) return;
+  for (const dialog of [addDialog, editDialog, confirmDialog]) dialog.close();
+  await showUnlock();
+  toast("Tessera locked the vault after a while without use.");
+});
+
+void start().catch((thrown) => toast(asCommandError(thrown).message, "error"));

@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+
+import {
+  asCommandError,
+  avatarColor,
+  createFormProblem,
+  formatCode,
+  fractionLeft,
+  initials,
+  matches,
+  moveSelection,
+  refreshInMs,
+  secondsLeft,
+  sections,
+  sortRows,
+  subtitle,
+  title,
+  type TokenRow,
+} from "./view";
+
+function row(overrides: Partial<TokenRow>): TokenRow {
+  return {
+    id: "0000000000000000",
+    issuer: "GitHub",
+    label: "octocat",
+    kind: "totp",
+    algorithm: "SHA1",
+    digits: 6,
+    period: 30,
+    group: null,
+    icon: null,
+    created_at: 100,
+    last_used_at: null,
+    code: { state: "live", code: "123456", next: "654321", period: 30, seconds_left: 12 },
+    ...overrides,
+  };
+}
+
+describe("names", () => {
+  it("titles a row by issuer, or by account when there is none", () => {
+    expect(title(row({}))).toBe("GitHub");
+    expect(subtitle(row({}))).toBe("octocat");
+    expect(title(row({ issuer: null, label: "me@example.com" }))).toBe("me@example.com");
+    expect(subtitle(row({ issuer: null }))).toBe("");
+  });
+
+  it("makes initials from up to two words", () => {
+    expect(initials("GitHub")).toBe("G");
+    expect(initials("Acme corp")).toBe("AC");
+    expect(initials("me@example.com")).toBe("ME");
+    expect(initials("")).toBe("?");
+  });
+
+  it("gives known issuers their brand colour and others a stable hue", () => {
+    expect(avatarColor("GitHub")).toBe("#24292f");
+    expect(avatarColor("Google Workspace")).toBe("#4285f4");
+    expect(avatarColor("Acme")).toMatch(/^hsl\(\d+ 55% 45%\)$/);
+    expect(avatarColor("Acme")).toBe(avatarColor("Acme"));
+    expect(avatarColor("Acme")).not.toBe(avatarColor("Emca"));
+  });
+});
+
+describe("codes", () => {
+  it("splits codes in two for reading", () => {
+    expect(formatCode("123456")).toBe("123 456");
+    expect(formatCode("12345678")).toBe("1234 5678");
+    expect(formatCode("1234567")).toBe("123 4567");
+    expect(formatCode("2BC9F")).toBe("2BC9F");
+  });
+
+  it("counts down from the seconds left when fetched", () => {
+    const code = row({}).code;
+    expect(secondsLeft(code, 0)).toBe(12);
+    expect(secondsLeft(code, 2500)).toBe(10);
+    expect(secondsLeft(code, 60_000)).toBe(0);
+    expect(fractionLeft(code, 0)).toBeCloseTo(0.4);
+    expect(fractionLeft(code, 12_000)).toBe(0);
+    expect(secondsLeft({ state: "on_request" }, 0)).toBe(0);
+  });
+
+  it("refreshes when the first live code expires, and never for lists without one", () => {
+    const soon = row({ code: { state: "live", code: "1", next: "2", period: 30, seconds_left: 3 } });
+    expect(refreshInMs([row({}), soon, row({ kind: "hotp", code: { state: "on_request" } })])).toBe(3000);
+    expect(refreshInMs([row({ code: { state: "pin_required" } })])).toBeNull();
+    expect(refreshInMs([])).toBeNull();
+  });
+});
+
+describe("search, sort and groups", () => {
+  const rows = [
+    row({ id: "a", issuer: "GitLab", label: "work", group: "Work", created_at: 3, last_used_at: 50 }),
+    row({ id: "b", issuer: "github", label: "octocat", created_at: 1, last_used_at: 90 }),
+    row({ id: "c", issuer: "AWS", label: "root", group: "Work", created_at: 2 }),
+    row({ id: "d", issuer: null, label: "bank", group: "Home", created_at: 4 }),
+  ];
+  const ids = (list: TokenRow[]) => list.map((r) => r.id);
+
+  it("matches every word of the query in issuer, account or group, in any case", () => {
+    expect(matches(rows[0]!, "git work")).toBe(true);
+    expect(matches(rows[0]!, "git home")).toBe(false);
+    expect(matches(rows[3]!, "HOME")).toBe(true);
+    expect(matches(rows[1]!, "  ")).toBe(true);
+  });
+
+  it("sorts by name, by last use, or newest first", () => {
+    expect(ids(sortRows(rows, "name"))).toEqual(["c", "d", "b", "a"]);
+    expect(ids(sortRows(rows, "recent"))).toEqual(["b", "a", "c", "d"]);
+    expect(ids(sortRows(rows, "added"))).toEqual(["d", "a", "c", "b"]);
+  });
+
+  it("puts ungrouped tokens first, then groups by name, leaving out empty ones", () => {
+    const shown = sections(rows, "", "name");
+    expect(shown.map((s) => s.group)).toEqual([null, "Home", "Work"]);
+    expect(shown.map((s) => ids(s.rows))).toEqual([["b"], ["d"], ["c", "a"]]);
+    expect(sections(rows, "aws", "name")).toEqual([{ group: "Work", rows: [rows[2]] }]);
+    expect(sections(rows, "nothing", "name")).toEqual([]);
+  });
+});
+
+describe("forms and errors", () => {
+  it("checks the create-vault form as the core would", () => {
+    expect(createFormProblem(true, "", "")).toBeNull();
+    expect(createFormProblem(false, "", "")).toMatch(/Choose a passphrase/);
+    expect(createFormProblem(true, "short", "short")).toMatch(/at least 8/);
+    expect(createFormProblem(false, "long enough", "long enougH")).toMatch(/differ/);
+    expect(createFormProblem(false, "long enough", "long enough")).toBeNull();
+  });
+
+  it("reads the app's {kind, message} errors and anything else thrown", () => {
+    expect(asCommandError({ kind: "locked", message: "the vault is locked" })).toEqual({
+      kind: "locked",
+      message: "the vault is locked",
+    });
+    expect(asCommandError(new Error("boom"))).toEqual({ kind: "internal", message: "boom" });
+    expect(asCommandError("text")).toEqual({ kind: "internal", message: "text" });
+  });
+
+  it("moves the keyboard selection within the list", () => {
+    expect(moveSelection(-1, 1, 3)).toBe(0);
+    expect(moveSelection(-1, -1, 3)).toBe(2);
+    expect(moveSelection(2, 1, 3)).toBe(2);
+    expect(moveSelection(0, -1, 3)).toBe(0);
+    expect(moveSelection(0, 1, 0)).toBe(-1);
+  });
+});

@@ -1,0 +1,196 @@
+// View logic: pure functions from the vault's rows to what the screen shows. No DOM, no IPC, so
+// every rule here is unit-tested (view.test.ts); main.ts only draws what these return.
+
+/** What a row may show of its code (the core's `CodeState`). */
+export type CodeView =
+  | { state: "live"; code: string; next: string; period: number; seconds_left: number }
+  | { state: "on_request" }
+  | { state: "pin_required" };
+
+/** A token as `list_tokens` returns it: public details and its code state, never the seed. */
+export interface TokenRow {
+  id: string;
+  issuer: string | null;
+  label: string;
+  kind: "totp" | "hotp" | "steam";
+  algorithm: string;
+  digits: number;
+  period?: number;
+  counter?: number;
+  group: string | null;
+  icon: string | null;
+  created_at: number;
+  last_used_at: number | null;
+  push?: { server: string; serial: string };
+  code: CodeView;
+}
+
+/** How the list is ordered within each group. */
+export type SortOrder = "name" | "recent" | "added";
+
+/** A group heading and its rows; `group` is null for tokens in no group. */
+export interface Section {
+  group: string | null;
+  rows: TokenRow[];
+}
+
+/** `issuer` (or the label when there is no issuer): the row's title. */
+export function title(row: TokenRow): string {
+  return row.issuer ?? row.label;
+}
+
+/** The line under the title: the account, unless the title already is it. */
+export function subtitle(row: TokenRow): string {
+  return row.issuer === null ? "" : row.label;
+}
+
+/** A code split for reading aloud: 6 → "123 456", 8 → "1234 5678", 7 → "123 4567"; Steam's 5 as is. */
+export function formatCode(code: string): string {
+  if (code.length < 6) return code;
+  const half = Math.floor(code.length / 2);
+  return `${code.slice(0, half)} ${code.slice(half)}`;
+}
+
+/** True when every word of the query appears in the issuer, account or group (any case). */
+export function matches(row: TokenRow, query: string): boolean {
+  const haystack = [row.issuer ?? "", row.label, row.group ?? ""].join(" ").toLocaleLowerCase();
+  return query
+    .toLocaleLowerCase()
+    .split(/\s+/)
+    .filter((word) => word.length > 0)
+    .every((word) => haystack.includes(word));
+}
+
+const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
+
+function byName(a: TokenRow, b: TokenRow): number {
+  return collator.compare(title(a), title(b)) || collator.compare(a.label, b.label);
+}
+
+/** The rows in `order`: by name, most recently used first (never-used last, by name), or newest first. */
+export function sortRows(rows: readonly TokenRow[], order: SortOrder): TokenRow[] {
+  const sorted = [...rows];
+  switch (order) {
+    case "name":
+      return sorted.sort(byName);
+    case "recent":
+      return sorted.sort((a, b) => (b.last_used_at ?? -1) - (a.last_used_at ?? -1) || byName(a, b));
+    case "added":
+      return sorted.sort((a, b) => b.created_at - a.created_at || byName(a, b));
+  }
+}
+
+/**
+ * What the list shows: the rows matching `query`, in `order`, in sections by group: tokens in no
+ * group first, then groups by name. Empty sections are left out.
+ */
+export function sections(rows: readonly TokenRow[], query: string, order: SortOrder): Section[] {
+  const groups = new Map<string | null, TokenRow[]>();
+  for (const row of sortRows(rows.filter((r) => matches(r, query)), order)) {
+    const list = groups.get(row.group) ?? [];
+    list.push(row);
+    groups.set(row.group, list);
+  }
+  const names = [...groups.keys()].filter((g): g is string => g !== null).sort(collator.compare);
+  const ordered: (string | null)[] = groups.has(null) ? [null, ...names] : names;
+  return ordered.map((group) => ({ group, rows: groups.get(group) ?? [] }));
+}
+
+/** Seconds a live code has left `elapsedMs` after the list was fetched (0 once it has expired). */
+export function secondsLeft(code: CodeView, elapsedMs: number): number {
+  if (code.state !== "live") return 0;
+  return Math.max(0, Math.ceil(code.seconds_left - elapsedMs / 1000));
+}
+
+/** The fraction of the period left, for the countdown ring (1 = just started, 0 = expired). */
+export function fractionLeft(code: CodeView, elapsedMs: number): number {
+  if (code.state !== "live") return 0;
+  return Math.min(1, Math.max(0, (code.seconds_left - elapsedMs / 1000) / code.period));
+}
+
+/** Milliseconds until the first live code in `rows` expires, when the list must be fetched again. */
+export function refreshInMs(rows: readonly TokenRow[]): number | null {
+  const lefts = rows.flatMap((r) => (r.code.state === "live" ? [r.code.seconds_left * 1000] : []));
+  return lefts.length === 0 ? null : Math.min(...lefts);
+}
+
+/** Up to two letters for the avatar: "GitHub" → "G", "Acme Corp" → "AC". */
+export function initials(name: string): string {
+  const words = name.split(/[\s._@:-]+/).filter((w) => w.length > 0);
+  const letters = words.slice(0, 2).map((w) => [...w][0] ?? "");
+  return letters.join("").toLocaleUpperCase() || "?";
+}
+
+/**
+ * Brand colours of well-known issuers, for their avatars. Logos themselves are not bundled
+ * (trademarks) and the URI's `image` is never fetched (it would tell a third party which accounts
+ * the user has).
+ */
+const BRAND_COLORS: Record<string, string> = {
+  amazon: "#ff9900",
+  aws: "#ff9900",
+  apple: "#555555",
+  bitwarden: "#175ddc",
+  cloudflare: "#f38020",
+  digitalocean: "#0080ff",
+  discord: "#5865f2",
+  dropbox: "#0061ff",
+  facebook: "#1877f2",
+  github: "#24292f",
+  gitlab: "#fc6d26",
+  google: "#4285f4",
+  microsoft: "#00a4ef",
+  npm: "#cb3837",
+  proton: "#6d4aff",
+  pypi: "#3775a9",
+  reddit: "#ff4500",
+  slack: "#4a154b",
+  steam: "#171a21",
+  tessera: "#2db49a",
+};
+
+/** The avatar colour: the issuer's brand colour when known, else a stable hue from the name. */
+export function avatarColor(name: string): string {
+  const key = name.toLocaleLowerCase().replace(/[^a-z0-9]/g, "");
+  const known = Object.entries(BRAND_COLORS).find(([brand]) => key === brand || key.startsWith(brand));
+  if (known) return known[1];
+  let hash = 0;
+  for (const char of name) hash = (hash * 31 + (char.codePointAt(0) ?? 0)) >>> 0;
+  return `hsl(${hash % 360} 55% 45%)`;
+}
+
+/** A command's failure (`{kind, message}` from the app, or anything else thrown). */
+export interface CommandError {
+  kind: string;
+  message: string;
+}
+
+/** The failure as a `CommandError`. */
+export function asCommandError(error: unknown): CommandError {
+  if (typeof error === "object" && error !== null && "kind" in error && "message" in error) {
+    return { kind: String(error.kind), message: String(error.message) };
+  }
+  return { kind: "internal", message: error instanceof Error ? error.message : String(error) };
+}
+
+/** The shortest passphrase the vault accepts (the core's `MIN_PASSPHRASE_CHARS`). */
+export const MIN_PASSPHRASE_CHARS = 8;
+
+/** What is wrong with the create-vault form, or null when it can be submitted. */
+export function createFormProblem(useKeystore: boolean, passphrase: string, confirm: string): string | null {
+  if (!useKeystore && passphrase.length === 0) {
+    return "Choose a passphrase, or let the system key store unlock the vault.";
+  }
+  if (passphrase.length > 0 && [...passphrase].length < MIN_PASSPHRASE_CHARS) {
+    return `The passphrase must be at least ${MIN_PASSPHRASE_CHARS} characters long.`;
+  }
+  if (passphrase !== confirm) return "The two passphrases differ.";
+  return null;
+}
+
+/** The index selected after moving `delta` rows from `current` in a list of `count` (clamped). */
+export function moveSelection(current: number, delta: number, count: number): number {
+  if (count === 0) return -1;
+  if (current < 0) return delta > 0 ? 0 : count - 1;
+  return Math.min(count - 1, Math.max(0, current + delta));
+}
