@@ -2,7 +2,8 @@
 # Benchmarks: the core's criterion suite (codes, verification, vault open/save, Argon2id unlock,
 # QR decoding), whole `tessera` processes timed with hyperfine against a real Secret Service, the
 # verification server under load (tessera-loadgen), and push latency with 10,000 connected devices
-# (tessera-pushbench), on SQLite and PostgreSQL, and QR decoders on webcam-like frames (tessera-scanbench).
+# (tessera-pushbench), on SQLite and PostgreSQL, QR decoders on webcam-like frames (tessera-scanbench), and
+# the desktop app's start to first code, idle memory and package size (tessera-desktopbench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
@@ -18,6 +19,8 @@ for connections in 8 16 32; do
 done
 ./target/release/tessera-pushbench --devices 10000 --round-trips 1000
 for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
+scripts/build-deb.sh
+scripts/with-keyring.sh ./target/release/tessera-desktopbench --runs 5 --tokens 20 --idle 10
 scripts/with-postgres.sh sh -c '
   for connections in 8 16; do
     psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"

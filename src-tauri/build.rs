@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "list_tokens",
     "take_code",
     "copy_code",
+    "one_swipe",
     "add_uri",
     "add_image",
     "add_manual",

@@ -130,12 +130,22 @@ impl Drop for Server {
 
 /// A process's resident memory in KiB (Linux `/proc/PID/status`).
 pub fn resident_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+    kib_field(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// A process's proportional set size in KiB (Linux `/proc/PID/smaps_rollup`): its pages, with
+/// pages shared with other processes divided among them.
+pub fn proportional_kib(pid: u32) -> Result<u64, String> {
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+/// The `NAME: VALUE kB` line `field` of a `/proc` file, in KiB.
+fn kib_field(path: &str, field: &str) -> Result<u64, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS line in /proc status".into())
+        .ok_or_else(|| format!("no {field} line in {path}"))
 }
 
 /// Runs a benchmark program's body on a two-thread runtime (the machine's two cores) and turns

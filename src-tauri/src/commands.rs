@@ -4,10 +4,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::{InvokeBody, Request};
 use tauri::{AppHandle, Runtime, State};
 use tessera_core::error::ErrorCode;
+use tessera_core::oneswipe;
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
@@ -181,6 +183,49 @@ pub fn copy_code<R: Runtime>(
     let code = session.act(|vault| take(vault, &id))?;
     clipboard::copy_then_clear(&app, code, clipboard::CLEAR_AFTER)?;
     Ok(Copied { clears_in_secs: clipboard::CLEAR_AFTER.as_secs() })
+}
+
+/// A One Swipe code as the screen shows it.
+#[derive(Debug, Serialize)]
+pub struct OneSwipeView {
+    /// The token's name.
+    name: String,
+    /// The QR code, as an SVG `data:` URL.
+    image: String,
+    /// Seconds until the code expires.
+    seconds_left: u64,
+    /// Its whole lifetime in seconds.
+    lifetime_secs: u8,
+}
+
+/// Makes a One Swipe code of push token `id` (a signed, single-use QR code that a login screen's
+/// webcam reads), valid for the default 30 s. When the vault has an answer PIN, `pin` is checked
+/// first and the attempt counted, right or wrong, as for push answers.
+#[tauri::command(async)]
+pub fn one_swipe(
+    session: State<'_, Session>,
+    id: String,
+    pin: Option<String>,
+) -> CommandResult<OneSwipeView> {
+    let id = TokenId::parse(&id)?;
+    let pin = pin.filter(|p| !p.is_empty()).map(SecretString::new);
+    session.act(|vault| {
+        let at = now();
+        vault.update(|v| Ok::<_, CommandError>(v.check_answer_pin(pin.as_ref(), at)))??;
+        let lifetime_secs = oneswipe::DEFAULT_LIFETIME_SECS;
+        let (code, name) = vault.update(|v| -> CommandResult<_> {
+            let code = v.take_one_swipe(&id, at, lifetime_secs)?;
+            let name = v.get(&id).map(|t| t.display_name()).unwrap_or_default();
+            Ok((code, name))
+        })?;
+        let svg = qr::render_svg(code.to_text().expose())?;
+        Ok(OneSwipeView {
+            name,
+            image: format!("data:image/svg+xml;base64,{}", BASE64.encode(svg.as_bytes())),
+            seconds_left: code.expires_at().saturating_sub(now()),
+            lifetime_secs,
+        })
+    })
 }
 
 /// What an add did: the tokens added, and what was odd but accepted.

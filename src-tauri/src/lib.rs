@@ -46,6 +46,7 @@ pub fn run() -> ExitCode {
             commands::list_tokens,
             commands::take_code,
             commands::copy_code,
+            commands::one_swipe,
             commands::add_uri,
             commands::add_image,
             commands::add_manual,

@@ -51,3 +51,14 @@ fn scanbench_reports_every_decoder_at_both_sizes() {
     }
     assert!(out.contains("frames/s"), "{out}");
 }
+
+#[test]
+fn desktopbench_times_the_first_code_and_reads_the_apps_memory() {
+    crate::support::require_secret_service();
+    binary("tessera-desktop");
+    let out = run("tessera-desktopbench", &["--runs", "2", "--tokens", "3", "--idle", "1"]);
+    let start = out.lines().find(|line| line.starts_with("start to first code on screen (3 tokens, 2 runs"));
+    assert!(start.is_some_and(|line| line.contains("median")), "{out}");
+    let memory = out.lines().find(|line| line.starts_with("idle memory after 1 s: RSS")).unwrap_or_default();
+    assert!(memory.contains("tessera-desktop") && memory.contains("WebKitWebProces"), "{out}");
+}

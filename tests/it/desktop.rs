@@ -10,11 +10,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::server_support::free_port;
-use crate::support::{Sandbox, WebDriverSession, binary, oathtool, require_secret_service, unix_now};
+use crate::push::user_with_device;
+use crate::server_support::{Db, Server, free_port};
+use crate::support::{
+    Sandbox, WebDriverSession, binary, oathtool, require_secret_service, test_output_dir, unix_now,
+};
 
 /// RFC 6238's SHA-1 test seed, base32.
 const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -154,7 +158,7 @@ impl App {
 
     /// Waits until the list shows `count` tokens.
     fn wait_for_tokens(&self, count: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ids = self.token_ids();
             if ids.len() == count {
@@ -252,8 +256,14 @@ fn a_new_user_creates_a_vault_adds_tokens_by_link_and_image_and_copies_a_code() 
 
     app.type_into("#search", "octo");
     assert_eq!(app.token_ids(), vec![by_image.clone()], "the search keeps only GitHub");
-    app.type_into("#search", "");
+    let search = app.shown("#search");
+    app.run(async |_| search.send_keys(&Key::Escape.to_string()).await.unwrap());
     app.wait_for_tokens(2);
+    assert_eq!(
+        app.evaluate("return document.querySelector('#search').value", vec![]),
+        "",
+        "Esc clears the search"
+    );
 
     let listed = sandbox.list_json();
     let issuers: Vec<_> = listed.as_array().unwrap().iter().map(|t| t["issuer"].as_str().unwrap()).collect();
@@ -326,4 +336,26 @@ fn the_page_may_call_only_the_apps_own_commands() {
         let answer = call(refused);
         assert!(answer.as_str().unwrap().contains("not allowed"), "{refused}: {answer}");
     }
+}
+
+#[test]
+fn the_one_swipe_code_on_screen_logs_in_at_the_server_once() {
+    let server = Server::start(Db::Sqlite, "");
+    let sandbox = Sandbox::with_keystore_vault();
+    user_with_device(&server, &sandbox, "kim", None);
+    let app = App::start(&sandbox, &[]);
+
+    app.click(".oneswipe-button");
+    app.wait_for_text("#oneswipe-countdown", "Valid for");
+    app.screenshot("desktop-one-swipe.png");
+    let screenshot = std::fs::read(test_output_dir().join("desktop-one-swipe.png")).unwrap();
+    let texts = tessera_core::qr::decode_image(&screenshot).unwrap();
+    let payload =
+        texts.first().expect("the screenshot of the window shows a readable QR code").expose().to_owned();
+
+    let (status, body) = server.post("/api/v1/oneswipe", &json!({ "payload": payload }));
+    assert_eq!((status, body["result"].as_str()), (200, Some("accept")), "{body}");
+    assert_eq!(body["username"], "kim");
+    let (_, replayed) = server.post("/api/v1/oneswipe", &json!({ "payload": payload }));
+    assert_eq!(replayed["reason"], "replayed", "{replayed}");
 }

@@ -1,6 +1,7 @@
 //! Running the built binaries in throwaway directories.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
@@ -30,9 +31,11 @@ pub fn binary(name: &str) -> PathBuf {
         "tessera" => &["core", "platform", "camera", "client", "cli"],
         "tessera-server" => &["core", "server"],
         "tessera-desktop" => &["core", "platform", "src-tauri", "ui"],
-        "tessera-loadgen" | "tessera-pushbench" | "tessera-framegen" | "tessera-scanbench" => {
-            &["core", "camera", "client", "bench"]
-        }
+        "tessera-loadgen"
+        | "tessera-pushbench"
+        | "tessera-framegen"
+        | "tessera-scanbench"
+        | "tessera-desktopbench" => &["core", "camera", "client", "bench"],
         other => panic!("no sources known for {other}"),
     };
     for crate_dir in sources {
@@ -214,6 +217,7 @@ impl WebDriverSession {
     pub fn start(mut driver: Command, port: u16, capabilities: serde_json::Value) -> Self {
         let program = driver.get_program().to_string_lossy().into_owned();
         let driver = driver
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -253,7 +257,13 @@ impl Drop for WebDriverSession {
         if let Some(client) = self.client.take() {
             let _ = self.runtime.block_on(client.close());
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_process_group(&mut self.driver);
     }
+}
+
+/// Kills `leader` and every process in its group (a driver's browser or app, and their helpers),
+/// which killing the leader alone would leave running.
+pub fn kill_process_group(leader: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", leader.id())]).status();
+    let _ = leader.wait();
 }

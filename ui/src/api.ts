@@ -36,6 +36,14 @@ export interface ManualForm {
   group: string | null;
 }
 
+/** A One Swipe code on screen. */
+export interface OneSwipeView {
+  name: string;
+  image: string;
+  seconds_left: number;
+  lifetime_secs: number;
+}
+
 export const vaultStatus = () => invoke<VaultStatus>("vault_status");
 export const createVault = (useKeystore: boolean, passphrase: string | null) =>
   invoke<void>("create_vault", { useKeystore, passphrase });
@@ -51,3 +59,4 @@ export const addManual = (form: ManualForm) => invoke<Added>("add_manual", { for
 export const editToken = (id: string, issuer: string, label: string, group: string) =>
   invoke<TokenInfo>("edit_token", { id, issuer, label, group });
 export const removeToken = (id: string) => invoke<void>("remove_token", { id });
+export const oneSwipe = (id: string, pin: string | null) => invoke<OneSwipeView>("one_swipe", { id, pin });

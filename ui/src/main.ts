@@ -13,6 +13,7 @@ import {
   fractionLeft,
   initials,
   moveSelection,
+  oneSwipeRefreshInMs,
   refreshInMs,
   secondsLeft,
   sections,
@@ -78,7 +79,7 @@ async function attempt<T>(action: () => Promise<T>, errorBox?: HTMLElement): Pro
     return await action();
   } catch (thrown) {
     const error = asCommandError(thrown);
-    if (error.kind === "locked" && !screens.tokens.hidden) {
+    if (error.kind === "locked" && !screens.tokens.hidden && !(await api.vaultStatus()).unlocked) {
       await showUnlock();
       toast("Tessera locked the vault.");
     } else if (errorBox) {
@@ -202,6 +203,14 @@ function tokenCard(row: TokenRow): HTMLElement {
   label.className = "label";
   label.textContent = subtitle(row);
   names.append(issuer, label);
+  if (row.push) {
+    const swipe = document.createElement("button");
+    swipe.className = "oneswipe-button";
+    swipe.textContent = "One Swipe";
+    swipe.title = "Show a One Swipe code for a login screen's camera";
+    swipe.addEventListener("click", () => void openOneSwipe(row));
+    names.append(swipe);
+  }
 
   const codeBox = document.createElement("div");
   codeBox.className = "code-box";
@@ -499,10 +508,87 @@ for (const dialog of [addDialog, editDialog]) {
   dialog.querySelector(".cancel")?.addEventListener("click", () => dialog.close());
 }
 
+// ---- One Swipe ----
+
+const oneSwipeDialog = element<HTMLDialogElement>("oneswipe-dialog");
+const oneSwipeImage = element<HTMLImageElement>("oneswipe-qr");
+let oneSwipeRow: TokenRow | null = null;
+let oneSwipePin: string | null = null;
+let oneSwipeRefresh: number | undefined;
+let oneSwipeCountdown: number | undefined;
+
+async function openOneSwipe(row: TokenRow): Promise<void> {
+  oneSwipeRow = row;
+  oneSwipePin = null;
+  element("oneswipe-name").textContent = title(row);
+  oneSwipeDialog.showModal();
+  await showOneSwipe();
+}
+
+/** Shows a fresh code, and schedules the next one 5 s before this one expires. */
+async function showOneSwipe(): Promise<void> {
+  window.clearTimeout(oneSwipeRefresh);
+  window.clearInterval(oneSwipeCountdown);
+  const row = oneSwipeRow;
+  if (!row || !oneSwipeDialog.open) return;
+  const errorBox = element("oneswipe-error");
+  const pinForm = element("oneswipe-pin-form");
+  let view: api.OneSwipeView;
+  try {
+    view = await api.oneSwipe(row.id, oneSwipePin);
+  } catch (thrown) {
+    const error = asCommandError(thrown);
+    oneSwipeImage.hidden = true;
+    element("oneswipe-countdown").textContent = "";
+    if (error.kind === "locked" && (await api.vaultStatus()).unlocked) {
+      oneSwipePin = null;
+      pinForm.hidden = false;
+      errorBox.textContent = error.message;
+      element("oneswipe-pin").focus();
+    } else if (error.kind === "locked") {
+      oneSwipeDialog.close();
+      await showUnlock();
+    } else {
+      errorBox.textContent = error.message;
+    }
+    return;
+  }
+  pinForm.hidden = true;
+  errorBox.textContent = "";
+  oneSwipeImage.src = view.image;
+  oneSwipeImage.hidden = false;
+  const shownAt = performance.now();
+  const countdown = () => {
+    const left = Math.max(0, Math.ceil(view.seconds_left - (performance.now() - shownAt) / 1000));
+    element("oneswipe-countdown").textContent = `Valid for ${left} s`;
+  };
+  countdown();
+  oneSwipeCountdown = window.setInterval(countdown, 1000);
+  oneSwipeRefresh = window.setTimeout(() => void showOneSwipe(), oneSwipeRefreshInMs(view.seconds_left));
+}
+
+element("oneswipe-pin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const pin = element<HTMLInputElement>("oneswipe-pin");
+  oneSwipePin = pin.value;
+  pin.value = "";
+  void showOneSwipe();
+});
+
+oneSwipeDialog.addEventListener("close", () => {
+  window.clearTimeout(oneSwipeRefresh);
+  window.clearInterval(oneSwipeCountdown);
+  oneSwipeImage.removeAttribute("src");
+  oneSwipeImage.hidden = true;
+  oneSwipeRow = null;
+  oneSwipePin = null;
+});
+oneSwipeDialog.querySelector(".cancel")?.addEventListener("click", () => oneSwipeDialog.close());
+
 // ---- Keyboard and activity ----
 
 function anyDialogOpen(): boolean {
-  return addDialog.open || editDialog.open || confirmDialog.open;
+  return addDialog.open || editDialog.open || confirmDialog.open || oneSwipeDialog.open;
 }
 
 document.addEventListener("keydown", (event) => {
@@ -563,7 +649,7 @@ for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
 
 void listen<string>("vault-locked", async () => {
   if (screens.tokens.hidden) return;
-  for (const dialog of [addDialog, editDialog, confirmDialog]) dialog.close();
+  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog]) dialog.close();
   await showUnlock();
   toast("Tessera locked the vault after a while without use.");
 });

@@ -9,6 +9,7 @@ import {
   initials,
   matches,
   moveSelection,
+  oneSwipeRefreshInMs,
   refreshInMs,
   secondsLeft,
   sections,
@@ -76,6 +77,12 @@ describe("codes", () => {
     expect(fractionLeft(code, 0)).toBeCloseTo(0.4);
     expect(fractionLeft(code, 12_000)).toBe(0);
     expect(secondsLeft({ state: "on_request" }, 0)).toBe(0);
+  });
+
+  it("replaces a One Swipe code 5 s before it expires, and never sooner than in 1 s", () => {
+    expect(oneSwipeRefreshInMs(30)).toBe(25_000);
+    expect(oneSwipeRefreshInMs(6)).toBe(1000);
+    expect(oneSwipeRefreshInMs(2)).toBe(1000);
   });
 
   it("refreshes when the first live code expires, and never for lists without one", () => {

@@ -194,3 +194,11 @@ export function moveSelection(current: number, delta: number, count: number): nu
   if (current < 0) return delta > 0 ? 0 : count - 1;
   return Math.min(count - 1, Math.max(0, current + delta));
 }
+
+/** Seconds before a One Swipe code expires at which it is replaced (as the CLI does). */
+export const ONE_SWIPE_REFRESH_BEFORE_SECS = 5;
+
+/** Milliseconds until a One Swipe code shown with `secondsLeft` to live is replaced (at least 1 s). */
+export function oneSwipeRefreshInMs(secondsLeft: number): number {
+  return Math.max(1, secondsLeft - ONE_SWIPE_REFRESH_BEFORE_SECS) * 1000;
+}
