@@ -92,8 +92,8 @@ pub fn note_activity(session: State<'_, Session>) {
     session.note_activity();
 }
 
-/// A token list row as the web view receives it.
-#[derive(Debug, Serialize)]
+/// A token list row as the web view receives it (no `Debug`: it holds codes).
+#[derive(Serialize)]
 pub struct TokenRow {
     #[serde(flatten)]
     info: TokenInfo,
@@ -101,7 +101,7 @@ pub struct TokenRow {
 }
 
 /// What the row shows of the code.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CodeView {
     /// A time-based code with the next one and the seconds left.
@@ -185,8 +185,8 @@ pub fn copy_code<R: Runtime>(
     Ok(Copied { clears_in_secs: clipboard::CLEAR_AFTER.as_secs() })
 }
 
-/// A One Swipe code as the screen shows it.
-#[derive(Debug, Serialize)]
+/// A One Swipe code as the screen shows it (no `Debug`: the image is a login credential).
+#[derive(Serialize)]
 pub struct OneSwipeView {
     /// The token's name.
     name: String,
@@ -276,7 +276,7 @@ pub fn add_image(session: State<'_, Session>, request: Request<'_>) -> CommandRe
 pub struct ManualForm {
     issuer: Option<String>,
     label: String,
-    secret: String,
+    secret: SecretString,
     kind: String,
     algorithm: String,
     digits: u8,
@@ -291,7 +291,7 @@ pub fn add_manual(session: State<'_, Session>, form: ManualForm) -> CommandResul
     let entry = ManualEntry {
         issuer: form.issuer,
         label: form.label,
-        secret: SecretString::new(form.secret),
+        secret: form.secret,
         kind: form.kind,
         algorithm: form.algorithm,
         digits: form.digits,
