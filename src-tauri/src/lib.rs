@@ -3,6 +3,7 @@
 //! bridge to the vault.
 //!
 //! - [`session`]: the vault file and, while unlocked, the vault; auto-lock.
+//! - [`sleep`]: locking when the computer goes to sleep.
 //! - [`commands`]: what the web view may call.
 //! - [`clipboard`]: copying codes, cleared after 30 s.
 //! - [`error`]: failures as `{kind, message}`.
@@ -11,6 +12,7 @@ pub mod clipboard;
 pub mod commands;
 pub mod error;
 pub mod session;
+pub mod sleep;
 
 use std::process::ExitCode;
 
@@ -55,6 +57,7 @@ pub fn run() -> ExitCode {
         ])
         .setup(|app| {
             watch_idle(app.handle().clone());
+            sleep::watch(app.handle().clone());
             Ok(())
         })
         .run(tauri::generate_context!());
@@ -79,7 +82,8 @@ fn watch_idle(app: tauri::AppHandle) {
     });
 }
 
+/// Tells the person who started the app (standard error) about a problem outside the window.
 #[allow(clippy::print_stderr)]
-fn report(message: &str) {
+pub(crate) fn report(message: &str) {
     eprintln!("{message}");
 }

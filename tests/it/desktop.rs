@@ -359,3 +359,26 @@ fn the_one_swipe_code_on_screen_logs_in_at_the_server_once() {
     let (_, replayed) = server.post("/api/v1/oneswipe", &json!({ "payload": payload }));
     assert_eq!(replayed["reason"], "replayed", "{replayed}");
 }
+
+#[test]
+fn the_vault_locks_when_the_computer_goes_to_sleep() {
+    let sandbox = Sandbox::with_keystore_vault();
+    let app = App::start(&sandbox, &[("TESSERA_SLEEP_SIGNAL_BUS", "session")]);
+    app.shown("#empty-state");
+    let prepare_for_sleep = |going_to_sleep: bool| {
+        let sent = Command::new("dbus-send")
+            .args(["--session", "--type=signal", "/org/freedesktop/login1"])
+            .arg("org.freedesktop.login1.Manager.PrepareForSleep")
+            .arg(format!("boolean:{going_to_sleep}"))
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    prepare_for_sleep(false);
+    std::thread::sleep(Duration::from_millis(500));
+    let locked = || app.evaluate("return document.getElementById('unlock-screen').hidden === false", vec![]);
+    assert_eq!(locked(), false, "waking up (false) does not lock");
+    prepare_for_sleep(true);
+    app.wait_for_text("#toast", "went to sleep");
+    assert_eq!(locked(), true);
+}

@@ -647,11 +647,15 @@ for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
   document.addEventListener(kind, activity, { passive: true });
 }
 
-void listen<string>("vault-locked", async () => {
+void listen<string>("vault-locked", async (event) => {
   if (screens.tokens.hidden) return;
   for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog]) dialog.close();
   await showUnlock();
-  toast("Tessera locked the vault after a while without use.");
+  toast(
+    event.payload === "sleep"
+      ? "Tessera locked the vault as the computer went to sleep."
+      : "Tessera locked the vault after a while without use.",
+  );
 });
 
 void start().catch((thrown) => toast(asCommandError(thrown).message, "error"));
