@@ -1,9 +1,8 @@
 //! One function per command: parse what the command line gave, call the core, print the result.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use tessera_core::otp::{Algorithm, OtpMethod};
+use tessera_core::otp::{Algorithm, OtpMethod, unix_now};
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
@@ -85,7 +84,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 
 /// The answer PIN, asked for only when `contents` has one and is not making attempts wait.
 pub(crate) fn pin_if_set(contents: &Vault) -> Result<Option<SecretString>, Failure> {
-    if !contents.answer_pin_needed(now())? {
+    if !contents.answer_pin_needed(unix_now())? {
         return Ok(None);
     }
     terminal::pin().map(Some).ok_or_else(|| {
@@ -101,12 +100,8 @@ pub(crate) fn check_pin(vault: &UnlockedVault, contents: &Vault) -> Result<(), F
     let Some(pin) = pin_if_set(contents)? else {
         return Ok(());
     };
-    vault.update(|v| Ok::<_, VaultError>(v.check_answer_pin(Some(&pin), now())))??;
+    vault.update(|v| Ok::<_, VaultError>(v.check_answer_pin(Some(&pin), unix_now())))??;
     Ok(())
-}
-
-pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn unlock(store: &VaultStore) -> Result<UnlockedVault, Failure> {
@@ -152,7 +147,7 @@ fn add(vault: &UnlockedVault, args: AddArgs) -> Result<(), Failure> {
     } else {
         return Err(Failure::Usage("give an otpauth:// URI, --qr IMAGE, or --secret with --label".into()));
     };
-    let added_at = now();
+    let added_at = unix_now();
     let added = vault.update(|v| {
         tokens
             .into_iter()
@@ -279,7 +274,7 @@ fn code(vault: &UnlockedVault, query: &str, at: Option<u64>) -> Result<(), Failu
         output(token.peek_code(time).expose());
         return Ok(());
     }
-    let time = now();
+    let time = unix_now();
     let (code, remaining) = vault.update(|v| {
         let token = v.resolve(query)?;
         let (id, remaining) =
@@ -383,7 +378,7 @@ fn import(vault: &UnlockedVault, path: &Path) -> Result<(), Failure> {
             warn(format!("line {}: {warning}", line.line));
         }
     }
-    let imported_at = now();
+    let imported_at = unix_now();
     let report = vault.update(|v| transfer::import_into(v, lines, imported_at).map_err(Failure::from))?;
     for line in &report.duplicates {
         note(format!("line {line}: already in the vault, skipped"));

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tessera_core::oneswipe::OneSwipe;
+use tessera_core::otp::unix_now;
 use tessera_core::qr;
 use tessera_core::vault::{TokenId, UnlockedVault, VaultError};
 
-use crate::commands::{check_pin, now};
+use crate::commands::check_pin;
 use crate::terminal::{self, Failure, note, output, output_raw};
 
 /// Seconds before expiry at which the terminal display switches to a fresh code.
@@ -53,9 +54,9 @@ pub fn oneswipe(
         Output::Terminal => loop {
             let code = take(vault, &id, valid_for)?;
             let picture = qr::render_terminal(code.to_text().expose())?;
-            let refresh_at = code.expires_at().saturating_sub(REFRESH_BEFORE_EXPIRY_SECS).max(now() + 1);
-            while now() < refresh_at {
-                let left = code.expires_at().saturating_sub(now());
+            let refresh_at = code.expires_at().saturating_sub(REFRESH_BEFORE_EXPIRY_SECS).max(unix_now() + 1);
+            while unix_now() < refresh_at {
+                let left = code.expires_at().saturating_sub(unix_now());
                 output_raw("\x1b[2J\x1b[H");
                 output(&picture);
                 output(format!(
@@ -69,5 +70,5 @@ pub fn oneswipe(
 }
 
 fn take(vault: &UnlockedVault, id: &TokenId, valid_for: u8) -> Result<OneSwipe, Failure> {
-    Ok(vault.update(|v| v.take_one_swipe(id, now(), valid_for).map_err(VaultError::from))?)
+    Ok(vault.update(|v| v.take_one_swipe(id, unix_now(), valid_for).map_err(VaultError::from))?)
 }

@@ -8,11 +8,12 @@ use std::path::Path;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tessera_client::{ChannelEvent, Device};
+use tessera_core::otp::unix_now;
 use tessera_core::push::{Answer, Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
 use tessera_core::qr;
 use tessera_core::vault::{PushBinding, TokenError, TokenId, UnlockedVault, VaultError};
 
-use crate::commands::{check_pin, now, pin_if_set};
+use crate::commands::{check_pin, pin_if_set};
 use crate::terminal::{self, Failure, NEW_PIN_ENV, note, output, read_line, warn};
 
 impl From<tessera_client::ClientError> for Failure {
@@ -62,11 +63,13 @@ pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Re
     let otp = registered.totp()?;
     let binding =
         PushBinding::new(link.server.clone(), registered.serial.clone(), &key, registered.server_public_key);
-    vault.update(|v| v.add_push(otp, binding, now()).map(|_| ()).map_err(VaultError::from)).map_err(|e| {
-        Failure::Usage(format!(
-            "the device registered but could not be saved ({e}); ask for a new enrollment link"
-        ))
-    })?;
+    vault.update(|v| v.add_push(otp, binding, unix_now()).map(|_| ()).map_err(VaultError::from)).map_err(
+        |e| {
+            Failure::Usage(format!(
+                "the device registered but could not be saved ({e}); ask for a new enrollment link"
+            ))
+        },
+    )?;
     note(format!(
         "Enrolled as a push device for {} at {} ({}). Run `tessera push listen` to receive login requests.",
         registered.username, registered.issuer, registered.serial
@@ -123,7 +126,7 @@ fn describe(challenge: &Challenge) -> String {
         "Login request for {} at {}{from}, expires in {} s\n  Transaction {}{numbers}",
         challenge.username,
         challenge.service,
-        challenge.seconds_left(now()),
+        challenge.seconds_left(unix_now()),
         challenge.transaction_id
     )
 }
@@ -225,7 +228,7 @@ async fn send(
     number: Option<u8>,
 ) -> Result<(), Failure> {
     check_pin(vault, &vault.read()?)?;
-    let at = now();
+    let at = unix_now();
     let otp = match decision {
         Decision::Approve => Some(vault.update(|v| v.take_push_code(id, at).map_err(VaultError::from))?),
         Decision::Deny(_) => None,
@@ -298,7 +301,7 @@ pub fn deny(vault: &UnlockedVault, transaction_id: &str, reason: &str) -> Result
 pub fn set_pin(vault: &UnlockedVault) -> Result<(), Failure> {
     let current = pin_if_set(&vault.read()?)?;
     let new = terminal::new_secret(NEW_PIN_ENV, "PIN")?;
-    vault.update(|v| Ok::<_, VaultError>(v.set_answer_pin(current.as_ref(), &new, now())))??;
+    vault.update(|v| Ok::<_, VaultError>(v.set_answer_pin(current.as_ref(), &new, unix_now())))??;
     note(
         "This vault now asks for its PIN before answering login requests and before showing push tokens' codes.",
     );
@@ -308,7 +311,7 @@ pub fn set_pin(vault: &UnlockedVault) -> Result<(), Failure> {
 /// `tessera push pin clear`.
 pub fn clear_pin(vault: &UnlockedVault) -> Result<(), Failure> {
     let current = pin_if_set(&vault.read()?)?;
-    vault.update(|v| Ok::<_, VaultError>(v.clear_answer_pin(current.as_ref(), now())))??;
+    vault.update(|v| Ok::<_, VaultError>(v.clear_answer_pin(current.as_ref(), unix_now())))??;
     note("This vault no longer asks for a PIN.");
     Ok(())
 }

@@ -8,11 +8,12 @@
 //! challenge that fails the check is reported as such and never shown as a login request.
 
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
+use tessera_core::otp::unix_now;
 use tessera_core::push::{
     Challenge, Delivery, EnrollmentLink, KeyPair, PublicKey, PushError, RegisterRequest, RegisterResponse,
     SignedAnswer, WakeAddress, WakeUpdate, device_auth_message,
@@ -100,10 +101,6 @@ fn backoff(failures: u32) -> Duration {
         Err(_) => 1.0,
     };
     ceiling.mul_f64(0.5 + fraction / 2.0)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 async fn checked(

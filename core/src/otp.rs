@@ -256,6 +256,11 @@ impl fmt::Debug for OtpCode {
     }
 }
 
+/// Unix seconds now, the clock codes are made and checked against (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// HOTP (RFC 4226 §5.3): HMAC of the counter, dynamic truncation, `digits` decimal digits.
 pub fn hotp(secret: &SecretBytes, algorithm: Algorithm, digits: Digits, counter: u64) -> OtpCode {
     Hmac::new(secret, algorithm, 1).decimal_code(counter, digits)

@@ -440,10 +440,7 @@ fn outbound_client(
     })
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+pub use tessera_core::otp::unix_now;
 
 pub(crate) fn unix_now_ms() -> i64 {
     SystemTime::now()

@@ -2,14 +2,13 @@
 //! `capabilities/default.json`). Each one parses what the UI sent, calls the core, and converts
 //! the result; the rules live in `tessera-core`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::{InvokeBody, Request};
 use tauri::{AppHandle, Runtime, State};
 use tessera_core::error::ErrorCode;
 use tessera_core::oneswipe;
+use tessera_core::otp::unix_now;
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
@@ -23,10 +22,6 @@ use crate::session::Session;
 
 /// Largest image accepted for QR reading (a full-screen 4K screenshot is about 10 MB as PNG).
 const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 /// What the first screen needs to know.
 #[derive(Debug, Serialize)]
@@ -141,14 +136,15 @@ impl From<Listed> for TokenRow {
 /// refresh codes.
 #[tauri::command(async)]
 pub fn list_tokens(session: State<'_, Session>) -> CommandResult<Vec<TokenRow>> {
-    session.with_vault(|vault| Ok(vault.read()?.listing(now()).into_iter().map(TokenRow::from).collect()))
+    session
+        .with_vault(|vault| Ok(vault.read()?.listing(unix_now()).into_iter().map(TokenRow::from).collect()))
 }
 
 /// Takes a token's code for use (for HOTP this advances the counter; the use is recorded). A push
 /// token's code approves logins, so with an answer PIN set it is not given out here.
 fn take(vault: &UnlockedVault, id: &str) -> CommandResult<String> {
     let id = TokenId::parse(id)?;
-    let at = now();
+    let at = unix_now();
     let code = vault.update(|v| -> CommandResult<_> {
         let token = v.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         if v.pin_guards(token) {
@@ -210,7 +206,7 @@ pub fn one_swipe(
     let id = TokenId::parse(&id)?;
     let pin = pin.filter(|p| !p.is_empty()).map(SecretString::new);
     session.act(|vault| {
-        let at = now();
+        let at = unix_now();
         vault.update(|v| Ok::<_, CommandError>(v.check_answer_pin(pin.as_ref(), at)))??;
         let lifetime_secs = oneswipe::DEFAULT_LIFETIME_SECS;
         let (code, name) = vault.update(|v| -> CommandResult<_> {
@@ -222,7 +218,7 @@ pub fn one_swipe(
         Ok(OneSwipeView {
             name,
             image: format!("data:image/svg+xml;base64,{}", BASE64.encode(svg.as_bytes())),
-            seconds_left: code.expires_at().saturating_sub(now()),
+            seconds_left: code.expires_at().saturating_sub(unix_now()),
             lifetime_secs,
         })
     })
@@ -238,7 +234,7 @@ pub struct Added {
 fn add_all(session: &Session, parsed: Vec<ParsedUri>, group: Option<String>) -> CommandResult<Added> {
     let warnings = parsed.iter().flat_map(|p| p.warnings.iter().map(ToString::to_string)).collect();
     let tokens: Vec<OtpAuth> = parsed.into_iter().map(|p| p.otp).collect();
-    let at = now();
+    let at = unix_now();
     let tokens = session.act(|vault| {
         vault.update(|v| -> CommandResult<_> {
             Ok(tokens
