@@ -41,10 +41,7 @@ impl Server {
     pub async fn start(options: ServerOptions<'_>, http: &reqwest::Client) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        let port = free_port()?;
         let config = dir.join("bench.toml");
         let text = "[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n";
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
@@ -126,6 +123,14 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// A process's resident memory in KiB (Linux `/proc/PID/status`).

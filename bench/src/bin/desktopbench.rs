@@ -68,9 +68,9 @@ fn run(args: &Args) -> Result<(), String> {
     make_vault(&bin_dir.join("tessera"), &vault, args.tokens)?;
 
     let (xvfb, display) = start_xvfb()?;
-    let port = free_port()?;
+    let port = tessera_bench::free_port()?;
     let driver = Command::new("tauri-driver")
-        .args(["--port", &port.to_string(), "--native-port", &free_port()?.to_string()])
+        .args(["--port", &port.to_string(), "--native-port", &tessera_bench::free_port()?.to_string()])
         .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
         .env("DISPLAY", &display)
         .env("GDK_BACKEND", "x11")
@@ -269,13 +269,6 @@ fn start_xvfb() -> Result<(Killed, String), String> {
     }
     let display = format!(":{}", number.trim());
     Ok((Killed(xvfb), display))
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 fn wait_for_port(port: u16) -> Result<(), String> {
