@@ -23,6 +23,11 @@ use crate::session::Session;
 /// Largest image accepted for QR reading (a full-screen 4K screenshot is about 10 MB as PNG).
 const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
 
+/// A passphrase or PIN from a form field; an empty field means none was given.
+fn given_secret(field: Option<String>) -> Option<SecretString> {
+    field.filter(|text| !text.is_empty()).map(SecretString::new)
+}
+
 /// What the first screen needs to know.
 #[derive(Debug, Serialize)]
 pub struct VaultStatus {
@@ -58,7 +63,7 @@ pub fn create_vault(
     passphrase: Option<String>,
     use_keystore: bool,
 ) -> CommandResult<()> {
-    let passphrase = passphrase.filter(|p| !p.is_empty()).map(SecretString::new);
+    let passphrase = given_secret(passphrase);
     let keystore = use_keystore.then_some(session.keystore() as _);
     let vault = session.store().create(keystore, passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))?;
     session.set_unlocked(vault);
@@ -69,7 +74,7 @@ pub fn create_vault(
 /// (a `locked` error asks the UI for it).
 #[tauri::command(async)]
 pub fn unlock(session: State<'_, Session>, passphrase: Option<String>) -> CommandResult<()> {
-    let passphrase = passphrase.filter(|p| !p.is_empty()).map(SecretString::new);
+    let passphrase = given_secret(passphrase);
     let vault = session.store().unlock_any(Some(session.keystore()), || passphrase)?;
     session.set_unlocked(vault);
     Ok(())
@@ -204,7 +209,7 @@ pub fn one_swipe(
     pin: Option<String>,
 ) -> CommandResult<OneSwipeView> {
     let id = TokenId::parse(&id)?;
-    let pin = pin.filter(|p| !p.is_empty()).map(SecretString::new);
+    let pin = given_secret(pin);
     session.act(|vault| {
         let at = unix_now();
         vault.update(|v| Ok::<_, CommandError>(v.check_answer_pin(pin.as_ref(), at)))??;
