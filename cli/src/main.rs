@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "tessera", version, about, propagate_version = true)]
 pub struct Cli {
     /// Vault file [default: the platform data directory's vault.tessera]
-    #[arg(long, global = true, env = "TESSERA_VAULT", value_name = "PATH")]
+    #[arg(long, global = true, env = tessera_platform::VAULT_ENV, value_name = "PATH")]
     vault: Option<PathBuf>,
 
     #[command(subcommand)]
