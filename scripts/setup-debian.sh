@@ -22,8 +22,8 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-# Node.js for the desktop UI's build (Vite) and unit tests (Vitest); a machine may already have a
-# newer one than Debian's, with its own npm.
+# Node.js (18 or newer: Debian 12's) for the desktop UI's build (Vite 6) and unit tests (Vitest 3); a
+# machine may already have a newer one than Debian's, with its own npm.
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
