@@ -17,6 +17,8 @@ const COMMANDS: &[&str] = &[
     "add_manual",
     "edit_token",
     "remove_token",
+    "push_status",
+    "answer_push",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,18 +7,22 @@ use std::path::Path;
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tessera_client::{ChannelEvent, Device};
+use tessera_client::ChannelEvent;
+use tessera_client::devices::{self, VaultDevice};
 use tessera_core::otp::unix_now;
-use tessera_core::push::{Answer, Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
+use tessera_core::push::{Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
 use tessera_core::qr;
-use tessera_core::vault::{PushBinding, TokenError, TokenId, UnlockedVault, VaultError};
+use tessera_core::vault::{TokenError, UnlockedVault, VaultError};
 
-use crate::commands::{check_pin, pin_if_set};
+use crate::commands::pin_if_set;
 use crate::terminal::{self, Failure, NEW_PIN_ENV, note, output, read_line, warn};
 
 impl From<tessera_client::ClientError> for Failure {
     fn from(error: tessera_client::ClientError) -> Self {
-        Self::Usage(error.to_string())
+        match error {
+            tessera_client::ClientError::Vault(error) => Self::Vault(*error),
+            other => Self::Usage(other.to_string()),
+        }
     }
 }
 
@@ -40,36 +44,22 @@ fn enrollment_link(argument: &str) -> Result<EnrollmentLink, Failure> {
     if argument == "-" {
         return Ok(EnrollmentLink::parse(terminal::argument_or_stdin("-")?.expose())?);
     }
-    if argument.starts_with("tessera://") || !Path::new(argument).is_file() {
+    if EnrollmentLink::is_meant(argument) || !Path::new(argument).is_file() {
         return Ok(EnrollmentLink::parse(argument)?);
     }
     let texts = qr::decode_image_file(Path::new(argument))?;
-    texts
-        .iter()
-        .find_map(|text| EnrollmentLink::parse(text.expose()).ok())
+    EnrollmentLink::find_in(&texts)
         .ok_or_else(|| Failure::Usage(format!("no Tessera enrollment QR code found in {argument}")))
 }
 
 /// `tessera enroll`: registers a new device key with the server and keeps it in the vault.
 pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Result<(), Failure> {
     let link = enrollment_link(argument)?;
-    let local =
-        ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| link.server.starts_with(p));
-    if link.server.starts_with("http://") && !local {
+    if link.is_cleartext() {
         warn(format!("{} is not HTTPS: anyone on the network can read this enrollment", link.server));
     }
     let name = name.or_else(|| std::env::var("HOSTNAME").ok()).map(|n| n.chars().take(64).collect());
-    let (key, registered) = runtime()?.block_on(tessera_client::register(&link, name, None))?;
-    let otp = registered.totp()?;
-    let binding =
-        PushBinding::new(link.server.clone(), registered.serial.clone(), &key, registered.server_public_key);
-    vault.update(|v| v.add_push(otp, binding, unix_now()).map(|_| ()).map_err(VaultError::from)).map_err(
-        |e| {
-            Failure::Usage(format!(
-                "the device registered but could not be saved ({e}); ask for a new enrollment link"
-            ))
-        },
-    )?;
+    let (_, registered) = runtime()?.block_on(devices::enroll(vault, &link, name, unix_now()))?;
     note(format!(
         "Enrolled as a push device for {} at {} ({}). Run `tessera push listen` to receive login requests.",
         registered.username, registered.issuer, registered.serial
@@ -77,18 +67,13 @@ pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Re
     Ok(())
 }
 
-/// The vault's push devices: (token id, device, stream cursor).
-fn devices(vault: &UnlockedVault) -> Result<Vec<(TokenId, Device, u64)>, Failure> {
-    let contents = vault.read()?;
-    let devices = contents
-        .push_tokens()
-        .filter_map(|token| token.push().map(|binding| (token.id().clone(), binding)))
-        .map(|(id, binding)| Ok((id, Device::new(binding)?, binding.last_seq)))
-        .collect::<Result<Vec<_>, Failure>>()?;
-    if devices.is_empty() {
+/// The vault's push devices; none is an error.
+fn vault_devices(vault: &UnlockedVault) -> Result<Vec<VaultDevice>, Failure> {
+    let found = devices::vault_devices(&vault.read()?)?;
+    if found.is_empty() {
         return Err(TokenError::NoPushDevice.into());
     }
-    Ok(devices)
+    Ok(found)
 }
 
 /// A challenge as `listen --json` prints it.
@@ -133,14 +118,10 @@ fn describe(challenge: &Challenge) -> String {
 
 /// `tessera push listen`.
 pub fn listen(vault: &UnlockedVault, json: bool, auto_deny: bool, count: Option<u32>) -> Result<(), Failure> {
-    let devices = devices(vault)?;
+    let found = vault_devices(vault)?;
     let runtime = runtime()?;
     runtime.block_on(async {
-        let channels = devices.iter().map(|(id, device, after)| {
-            let id = id.clone();
-            Box::pin(device.clone().channel(*after).map(move |event| (id.clone(), event)))
-        });
-        let mut events = futures_util::stream::select_all(channels);
+        let mut events = devices::channels(&found);
         let mut seen = 0u32;
         while let Some((id, event)) = events.next().await {
             match event {
@@ -152,7 +133,7 @@ pub fn listen(vault: &UnlockedVault, json: bool, auto_deny: bool, count: Option<
                 }
                 ChannelEvent::Challenge(delivery) => {
                     let seq = delivery.seq;
-                    vault.update(|v| v.set_push_cursor(&id, seq).map_err(VaultError::from))?;
+                    devices::record_seen(vault, &id, seq)?;
                     let challenge = &delivery.challenge.challenge;
                     if json {
                         let line = ChallengeLine {
@@ -172,14 +153,13 @@ pub fn listen(vault: &UnlockedVault, json: bool, auto_deny: bool, count: Option<
                     } else {
                         output(describe(challenge));
                     }
-                    let device = devices.iter().find(|(token, ..)| *token == id).map(|(_, device, _)| device);
-                    if let Some(device) = device {
+                    if let Some(device) = found.iter().find(|d| d.token == id) {
                         if auto_deny {
-                            send(vault, device, &id, challenge, Decision::Deny(DenyReason::Cancelled), None)
+                            send(vault, device, challenge, Decision::Deny(DenyReason::Cancelled), None)
                                 .await?;
                         } else if std::io::stdin().is_terminal()
                             && let Some((decision, number)) = ask(challenge)?
-                            && let Err(failure) = send(vault, device, &id, challenge, decision, number).await
+                            && let Err(failure) = send(vault, device, challenge, decision, number).await
                         {
                             warn(format!("{failure}; the request is left unanswered"));
                         }
@@ -218,24 +198,19 @@ fn ask(challenge: &Challenge) -> Result<Option<(Decision, Option<u8>)>, Failure>
     })
 }
 
-/// Signs and sends an answer; an approval carries the token's current TOTP (approve-with-OTP).
+/// Signs and sends an answer (asking for the answer PIN when the vault has one); an approval
+/// carries the token's current TOTP (approve-with-OTP).
 async fn send(
     vault: &UnlockedVault,
-    device: &Device,
-    id: &TokenId,
+    device: &VaultDevice,
     challenge: &Challenge,
     decision: Decision,
     number: Option<u8>,
 ) -> Result<(), Failure> {
-    check_pin(vault, &vault.read()?)?;
-    let at = unix_now();
-    let otp = match decision {
-        Decision::Approve => Some(vault.update(|v| v.take_push_code(id, at).map_err(VaultError::from))?),
-        Decision::Deny(_) => None,
-    };
-    let otp = otp.map(|code| tessera_core::secret::SecretString::new(code.expose().to_owned()));
-    let answer = Answer::to(challenge, decision, number, otp, at)?.sign(device.key());
-    let receipt = device.answer(answer).await?;
+    let pin = pin_if_set(&vault.read()?)?;
+    let answer =
+        devices::sign_answer(vault, &device.token, challenge, decision, number, pin.as_ref(), unix_now())?;
+    let receipt = device.device.answer(answer).await?;
     match (decision, receipt.status.as_str()) {
         (Decision::Approve, "approved") => note(format!("Approved {}.", challenge.transaction_id)),
         (Decision::Approve, _) => {
@@ -251,26 +226,11 @@ async fn send(
     Ok(())
 }
 
-/// Finds a pending transaction among the vault's push devices.
-async fn find(
-    devices: &[(TokenId, Device, u64)],
-    transaction_id: &str,
-) -> Result<(TokenId, Device, Challenge), Failure> {
-    for (id, device, _) in devices {
-        if let Some(challenge) = device.find(transaction_id).await? {
-            return Ok((id.clone(), device.clone(), challenge));
-        }
-    }
-    Err(Failure::Vault(VaultError::Token(TokenError::NotFound(format!(
-        "{transaction_id} (no pending login request: it may have expired or been answered)"
-    )))))
-}
-
 /// `tessera push approve`.
 pub fn approve(vault: &UnlockedVault, transaction_id: &str, number: Option<u8>) -> Result<(), Failure> {
-    let devices = devices(vault)?;
+    let found = vault_devices(vault)?;
     runtime()?.block_on(async {
-        let (id, device, challenge) = find(&devices, transaction_id).await?;
+        let (device, challenge) = devices::find_pending(&found, transaction_id).await?;
         let number = match (challenge.number_matching, number) {
             (NumberMatching::Off, _) | (_, Some(_)) => number,
             (_, None) if std::io::stdin().is_terminal() => {
@@ -283,17 +243,17 @@ pub fn approve(vault: &UnlockedVault, transaction_id: &str, number: Option<u8>) 
                 ));
             }
         };
-        send(vault, &device, &id, &challenge, Decision::Approve, number).await
+        send(vault, device, &challenge, Decision::Approve, number).await
     })
 }
 
 /// `tessera push deny`.
 pub fn deny(vault: &UnlockedVault, transaction_id: &str, reason: &str) -> Result<(), Failure> {
-    let devices = devices(vault)?;
+    let found = vault_devices(vault)?;
     let reason = if reason == "not-me" { DenyReason::NotMe } else { DenyReason::Cancelled };
     runtime()?.block_on(async {
-        let (id, device, challenge) = find(&devices, transaction_id).await?;
-        send(vault, &device, &id, &challenge, Decision::Deny(reason), None).await
+        let (device, challenge) = devices::find_pending(&found, transaction_id).await?;
+        send(vault, device, &challenge, Decision::Deny(reason), None).await
     })
 }
 

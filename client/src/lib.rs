@@ -6,6 +6,11 @@
 //! `Last-Event-ID`, so nothing is lost or repeated, and back-off grows to 30 s while the server is
 //! unreachable. Every challenge's server signature is checked here, before any caller sees it; a
 //! challenge that fails the check is reported as such and never shown as a login request.
+//!
+//! [`devices`] is the same for a vault's push tokens: keeping a registration, answering with
+//! the answer PIN and a fresh TOTP, so every app follows the same rules.
+
+pub mod devices;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -19,7 +24,7 @@ use tessera_core::push::{
     SignedAnswer, WakeAddress, WakeUpdate, device_auth_message,
 };
 use tessera_core::secret::SecretBytes;
-use tessera_core::vault::PushBinding;
+use tessera_core::vault::{PushBinding, VaultError};
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -47,6 +52,18 @@ pub enum ClientError {
     /// A signature or key check failed.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// The vault refused (a wrong answer PIN, an unknown token, a failed write).
+    #[error(transparent)]
+    Vault(Box<VaultError>),
+    /// The server registered the device but the vault could not keep it.
+    #[error("the device registered but could not be saved ({0}); ask for a new enrollment link")]
+    NotKept(Box<VaultError>),
+}
+
+impl From<VaultError> for ClientError {
+    fn from(error: VaultError) -> Self {
+        Self::Vault(Box::new(error))
+    }
 }
 
 impl tessera_core::error::Classify for ClientError {
@@ -62,6 +79,7 @@ impl tessera_core::error::Classify for ClientError {
             Self::Refused { .. } => ErrorCode::InvalidInput,
             Self::Malformed(_) => ErrorCode::Internal,
             Self::Push(e) => e.code(),
+            Self::Vault(e) | Self::NotKept(e) => e.code(),
         }
     }
 }
@@ -211,6 +229,11 @@ impl Device {
     pub fn share_connections_with(mut self, other: &Device) -> Self {
         self.http = other.http.clone();
         self
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// The push token's serial.

@@ -227,6 +227,25 @@ impl fmt::Debug for EnrollmentLink {
 }
 
 impl EnrollmentLink {
+    /// True when `text` is meant as an enrollment link (it starts with [`ENROLL_PREFIX`]), so an
+    /// app that takes several kinds of link sends it here and reports this parser's errors.
+    pub fn is_meant(text: &str) -> bool {
+        text.trim_start().starts_with(ENROLL_PREFIX)
+    }
+
+    /// The first enrollment link among the texts of an image's QR codes.
+    pub fn find_in(texts: &[SecretString]) -> Option<Self> {
+        texts.iter().find_map(|text| Self::parse(text.expose()).ok())
+    }
+
+    /// True when the server is reached by plain HTTP on another computer: anyone on the network
+    /// can read the enrollment and the device's later traffic. (Plain HTTP to this computer, as
+    /// in a local demo, is not.)
+    pub fn is_cleartext(&self) -> bool {
+        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+        self.server.starts_with("http://") && !local.iter().any(|prefix| self.server.starts_with(prefix))
+    }
+
     /// Parses `tessera://enroll?v=1&server=...&serial=...&code=...[&issuer=...][&account=...]`.
     pub fn parse(text: &str) -> Result<Self, PushError> {
         let text = text.trim();
@@ -788,6 +807,29 @@ impl Canonical {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enrollment_links_are_recognised_found_and_judged_for_cleartext() {
+        let link = |server: &str| {
+            format!(
+                "tessera://enroll?v=1&server={}&serial=P-1&code=AAAAAAAAAAAAAAAAAAAA",
+                utf8_percent_encode(server, NON_ALPHANUMERIC)
+            )
+        };
+        assert!(EnrollmentLink::is_meant(&format!("  {}", link("https://a"))));
+        assert!(!EnrollmentLink::is_meant("otpauth://totp/A?secret=JBSWY3DPEHPK3PXP"));
+        let texts = [
+            SecretString::new("otpauth://totp/A?secret=JBSWY3DPEHPK3PXP".into()),
+            SecretString::new(link("https://a")),
+        ];
+        assert_eq!(EnrollmentLink::find_in(&texts).map(|l| l.server), Some("https://a".to_owned()));
+        assert_eq!(EnrollmentLink::find_in(&texts[..1]), None);
+        let cleartext = |server: &str| EnrollmentLink::parse(&link(server)).unwrap().is_cleartext();
+        assert!(cleartext("http://auth.example.com"));
+        assert!(!cleartext("https://auth.example.com"));
+        assert!(!cleartext("http://127.0.0.1:8080"));
+        assert!(!cleartext("http://localhost:8080"));
+    }
 
     const NOW: u64 = 1_800_000_000;
 

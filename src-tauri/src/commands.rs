@@ -6,10 +6,13 @@ use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::{InvokeBody, Request};
 use tauri::{AppHandle, Runtime, State};
+use tessera_client::ClientError;
+use tessera_client::devices;
 use tessera_core::error::ErrorCode;
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
+use tessera_core::push::{Decision, DenyReason, EnrollmentLink};
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{
@@ -18,6 +21,7 @@ use tessera_core::vault::{
 
 use crate::clipboard;
 use crate::error::{CommandError, CommandResult};
+use crate::push::{PushCenter, PushStatus};
 use crate::session::Session;
 
 /// Largest image accepted for QR reading (a full-screen 4K screenshot is about 10 MB as PNG).
@@ -73,11 +77,23 @@ pub fn create_vault(
 /// Unlocks the vault: with the OS key store when it has such a slot, else with `passphrase`
 /// (a `locked` error asks the UI for it).
 #[tauri::command(async)]
-pub fn unlock(session: State<'_, Session>, passphrase: Option<String>) -> CommandResult<()> {
+pub fn unlock<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    passphrase: Option<String>,
+) -> CommandResult<()> {
     let passphrase = given_secret(passphrase);
     let vault = session.store().unlock_any(Some(session.keystore()), || passphrase)?;
     session.set_unlocked(vault);
+    open_push_channels(&app, &session, &center);
     Ok(())
+}
+
+/// Opens the channels of the vault's push devices (see [`PushCenter::sync`]). Push trouble never
+/// fails the command that changed the vault: the token list shows whether push is connected.
+fn open_push_channels<R: Runtime>(app: &AppHandle<R>, session: &Session, center: &PushCenter) {
+    let _ = session.with_vault(|vault| center.sync(app, &vault.read()?));
 }
 
 /// Locks the vault now.
@@ -251,17 +267,66 @@ fn add_all(session: &Session, parsed: Vec<ParsedUri>, group: Option<String>) -> 
     Ok(Added { tokens, warnings })
 }
 
-/// Adds the token an `otpauth://` URI describes.
-#[tauri::command(async)]
-pub fn add_uri(session: State<'_, Session>, uri: String, group: Option<String>) -> CommandResult<Added> {
+/// This computer's name, which the server shows in the user's device list.
+fn device_name() -> String {
+    let name = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|name| name.trim().chars().take(48).collect::<String>())
+        .filter(|name| !name.is_empty());
+    name.map_or_else(|| "Tessera desktop".to_owned(), |name| format!("Tessera desktop ({name})"))
+}
+
+/// Registers this app as a push device from an enrollment link, keeps it in the vault, and
+/// opens its channel.
+async fn enroll<R: Runtime>(
+    app: &AppHandle<R>,
+    session: &Session,
+    center: &PushCenter,
+    link: EnrollmentLink,
+) -> CommandResult<Added> {
+    if !session.is_unlocked() {
+        return Err(CommandError::locked());
+    }
+    let warnings = if link.is_cleartext() {
+        vec![format!("{} is not HTTPS: anyone on the network could read this enrollment.", link.server)]
+    } else {
+        Vec::new()
+    };
+    let (key, registered) = tessera_client::register(&link, Some(device_name()), None).await?;
+    let token =
+        session.act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))?;
+    open_push_channels(app, session, center);
+    Ok(Added { tokens: vec![token], warnings })
+}
+
+/// Adds the token an `otpauth://` URI describes, or enrolls this app as a push device from a
+/// `tessera://enroll` link.
+#[tauri::command]
+pub async fn add_uri<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    uri: String,
+    group: Option<String>,
+) -> CommandResult<Added> {
     let uri = SecretString::new(uri);
+    if EnrollmentLink::is_meant(uri.expose()) {
+        return enroll(&app, &session, &center, EnrollmentLink::parse(uri.expose())?).await;
+    }
     add_all(&session, vec![OtpAuth::parse(uri.expose().trim())?], group)
 }
 
 /// Adds every token in the QR codes of an image (PNG, JPEG, WebP, GIF or BMP) sent as the raw
-/// request body: a screenshot, a photo, or a file the user opened.
-#[tauri::command(async)]
-pub fn add_image(session: State<'_, Session>, request: Request<'_>) -> CommandResult<Added> {
+/// request body (a screenshot, a photo, or a file the user opened), or enrolls this app as a push
+/// device when the image holds an enrollment QR code.
+#[tauri::command]
+pub async fn add_image<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    request: Request<'_>,
+) -> CommandResult<Added> {
     let InvokeBody::Raw(bytes) = request.body() else {
         return Err(CommandError::new(ErrorCode::InvalidInput, "expected the image's bytes"));
     };
@@ -269,6 +334,9 @@ pub fn add_image(session: State<'_, Session>, request: Request<'_>) -> CommandRe
         return Err(CommandError::new(ErrorCode::InvalidInput, "the image is larger than 32 MB"));
     }
     let texts = qr::decode_image(bytes)?;
+    if let Some(link) = EnrollmentLink::find_in(&texts) {
+        return enroll(&app, &session, &center, link).await;
+    }
     add_all(&session, otpauth::tokens_from_qr_texts(&texts)?, None)
 }
 
@@ -322,9 +390,85 @@ pub fn edit_token(
     session.act(|vault| vault.update(|v| -> CommandResult<_> { Ok(TokenInfo::of(v.edit(&id, edit)?)) }))
 }
 
-/// Removes a token (the UI asks for confirmation first).
+/// Removes a token (the UI asks for confirmation first); a push token's channel closes.
 #[tauri::command(async)]
-pub fn remove_token(session: State<'_, Session>, id: String) -> CommandResult<()> {
+pub fn remove_token<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    id: String,
+) -> CommandResult<()> {
     let id = TokenId::parse(&id)?;
-    session.act(|vault| vault.update(|v| -> CommandResult<_> { Ok(v.remove(&id).map(drop)?) }))
+    session.act(|vault| vault.update(|v| -> CommandResult<_> { Ok(v.remove(&id).map(drop)?) }))?;
+    open_push_channels(&app, &session, &center);
+    Ok(())
+}
+
+/// Push devices, whether their channels are open, and the login requests waiting. It shows no
+/// secret, so it works while the vault is locked: the lock screen says when a request waits.
+#[tauri::command]
+pub fn push_status(center: State<'_, PushCenter>) -> PushStatus {
+    center.status()
+}
+
+/// How the user answered a login request.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// It is me: approve (with the number, when the request asks for one).
+    Approve,
+    /// Deny without reporting.
+    Deny,
+    /// Deny and report that the user did not start this login.
+    NotMe,
+}
+
+/// What the server did with an answer.
+#[derive(Debug, Serialize)]
+pub struct Answered {
+    /// `approved` or `denied`.
+    status: String,
+}
+
+/// Answers a login request: checks the answer PIN when the vault has one, signs the answer (an
+/// approval carries the token's TOTP) and sends it to the server.
+#[tauri::command]
+pub async fn answer_push<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    transaction_id: String,
+    reply: Reply,
+    number: Option<u8>,
+    pin: Option<String>,
+) -> CommandResult<Answered> {
+    let gone =
+        || CommandError::new(ErrorCode::Expired, "this login request has expired or was already answered");
+    let pending = center.pending(&transaction_id).ok_or_else(gone)?;
+    let decision = match reply {
+        Reply::Approve => Decision::Approve,
+        Reply::Deny => Decision::Deny(DenyReason::Cancelled),
+        Reply::NotMe => Decision::Deny(DenyReason::NotMe),
+    };
+    let pin = given_secret(pin);
+    let signed = session.act(|vault| {
+        let (token, challenge) = (&pending.device.token, &pending.challenge);
+        Ok(devices::sign_answer(vault, token, challenge, decision, number, pin.as_ref(), unix_now())?)
+    });
+    let signed = signed.inspect_err(|_| open_push_channels(&app, &session, &center))?;
+    let receipt = match pending.device.device.answer(signed).await {
+        Err(ClientError::Refused { status: 404 | 409 | 410, .. }) => {
+            center.forget(&transaction_id);
+            return Err(gone());
+        }
+        other => other?,
+    };
+    center.forget(&transaction_id);
+    if decision == Decision::Approve && receipt.status != "approved" {
+        return Err(CommandError::new(
+            ErrorCode::Denied,
+            "the server refused the approval: the number did not match the login screen's",
+        ));
+    }
+    Ok(Answered { status: receipt.status })
 }

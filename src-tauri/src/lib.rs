@@ -4,6 +4,7 @@
 //!
 //! - [`session`]: the vault file and, while unlocked, the vault; auto-lock.
 //! - [`sleep`]: locking when the computer goes to sleep.
+//! - [`push`]: the push channels in the background, and login requests for the user.
 //! - [`commands`]: what the web view may call.
 //! - [`clipboard`]: copying codes, cleared after 30 s.
 //! - [`error`]: failures as `{kind, message}`.
@@ -11,6 +12,7 @@
 pub mod clipboard;
 pub mod commands;
 pub mod error;
+pub mod push;
 pub mod session;
 pub mod sleep;
 
@@ -20,6 +22,7 @@ use tauri::{Emitter, Manager};
 use tessera_core::vault::VaultStore;
 use tessera_platform::{OsKeyStore, vault_path_from_environment};
 
+use crate::push::PushCenter;
 use crate::session::Session;
 
 /// Event sent to the web view when the vault locked itself.
@@ -38,7 +41,9 @@ pub fn run() -> ExitCode {
     );
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_notification::init())
         .manage(session)
+        .manage(PushCenter::default())
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
             commands::create_vault,
@@ -54,6 +59,8 @@ pub fn run() -> ExitCode {
             commands::add_manual,
             commands::edit_token,
             commands::remove_token,
+            commands::push_status,
+            commands::answer_push,
         ])
         .setup(|app| {
             watch_idle(app.handle().clone());

@@ -14,7 +14,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::push::user_with_device;
+use crate::push::{finish, send_validate, user_with_device, wait_status};
 use crate::server_support::{Db, Server, free_port};
 use crate::support::{
     Sandbox, WebDriverSession, binary, oathtool, require_secret_service, test_output_dir, unix_now,
@@ -381,4 +381,117 @@ fn the_vault_locks_when_the_computer_goes_to_sleep() {
     prepare_for_sleep(true);
     app.wait_for_text("#toast", "went to sleep");
     assert_eq!(locked(), true);
+}
+
+/// Watches the session bus for desktop notifications (`org.freedesktop.Notifications.Notify`),
+/// as a notification daemon would receive them.
+struct NotificationWatch {
+    monitor: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl NotificationWatch {
+    fn start() -> Self {
+        let mut monitor = Command::new("dbus-monitor")
+            .args([
+                "--session",
+                "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-monitor (Debian dbus)");
+        let (send, lines) = std::sync::mpsc::channel();
+        let stdout = monitor.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { monitor, lines }
+    }
+
+    /// Waits (up to 10 s) for a notification whose text says `needle`.
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains(needle) {
+                return;
+            }
+            seen.push(line);
+        }
+        panic!("no notification said {needle:?}; the bus carried: {seen:#?}");
+    }
+}
+
+impl Drop for NotificationWatch {
+    fn drop(&mut self) {
+        let _ = self.monitor.kill();
+        let _ = self.monitor.wait();
+    }
+}
+
+/// Starts a login for `username` at "ACME VPN" with an empty passcode (a push); returns the
+/// transaction and the number the login screen shows.
+fn start_push_login(server: &Server, username: &str) -> (String, u64) {
+    let (status, body) = send_validate(
+        server,
+        json!({ "username": username, "password": "hunter2hunter2", "passcode": "", "client_ip": "203.0.113.9", "service": "ACME VPN" }),
+    );
+    assert_eq!((status, body["result"].as_str()), (200, Some("challenge")), "{body}");
+    (body["transaction_id"].as_str().unwrap().to_owned(), body["number"].as_u64().unwrap())
+}
+
+#[test]
+fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
+    let server = Server::start(Db::Sqlite, "");
+    let user = json!({ "username": "lee", "password": "hunter2hunter2" });
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    let (status, enrollment) =
+        server.admin("POST", "/api/v1/users/lee/tokens", Some(json!({ "kind": "push" })));
+    assert_eq!(status, 201, "{enrollment}");
+    let notifications = NotificationWatch::start();
+    let sandbox = Sandbox::with_keystore_vault();
+    let app = App::start(&sandbox, &[]);
+
+    app.shown("#empty-state");
+    app.click("#add-button");
+    app.type_into("#add-uri", enrollment["enrollment_uri"].as_str().unwrap());
+    app.click("#add-submit");
+    app.wait_for_text("#toast", "as a push device");
+    let [device]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
+    assert!(app.text(&format!("[data-id='{device}'] .label")).contains("lee"), "the push token is listed");
+
+    let (transaction, number) = start_push_login(&server, "lee");
+    app.shown("#push-dialog");
+    notifications.wait_for("Login request: ACME VPN");
+    app.wait_for_text("#push-headline", "lee is logging in to ACME VPN");
+    assert!(app.text("#push-context").contains("203.0.113.9"), "the dialog says where the login comes from");
+    let choices = app.evaluate(
+        "return [...document.querySelectorAll('#push-choices button')].map(b => Number(b.textContent))",
+        vec![],
+    );
+    let choices: Vec<u64> = serde_json::from_value(choices).unwrap();
+    assert_eq!(choices.len(), 3, "three numbers to pick from: {choices:?}");
+    assert!(choices.contains(&number), "the login screen's number {number} is offered: {choices:?}");
+    app.screenshot("desktop-push-request.png");
+    app.click(&format!("#push-choices button[aria-label='Approve with {number}']"));
+    app.wait_for_text("#toast", "Approved");
+    assert_eq!(wait_status(&server, &transaction, 5), "approved");
+    assert_eq!(finish(&server, "lee", &transaction), "accept", "the relying party completes the login");
+
+    app.click("#lock-button");
+    app.shown("#unlock-screen");
+    let (transaction, _) = start_push_login(&server, "lee");
+    app.wait_for_text("#push-waiting", "Unlock to approve or deny");
+    app.screenshot("desktop-push-while-locked.png");
+    app.click("#unlock-button");
+    app.shown("#push-dialog");
+    app.click("#push-not-me");
+    app.wait_for_text("#toast", "Denied and reported");
+    assert_eq!(wait_status(&server, &transaction, 5), "denied");
+    assert_eq!(finish(&server, "lee", &transaction), "reject");
 }

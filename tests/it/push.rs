@@ -103,7 +103,7 @@ fn start_push(server: &Server, username: &str, passcode: &str) -> Value {
     body
 }
 
-fn send_validate(server: &Server, body: Value) -> (u16, Value) {
+pub(crate) fn send_validate(server: &Server, body: Value) -> (u16, Value) {
     let response = crate::server_support::client()
         .post(format!("{}/api/v1/validate", server.url))
         .header("user-agent", "Firefox/140 e2e")
@@ -113,14 +113,14 @@ fn send_validate(server: &Server, body: Value) -> (u16, Value) {
     (response.status().as_u16(), response.json().unwrap())
 }
 
-fn wait_status(server: &Server, transaction: &str, seconds: u64) -> String {
+pub(crate) fn wait_status(server: &Server, transaction: &str, seconds: u64) -> String {
     let (status, body) =
         server.admin("GET", &format!("/api/v1/transactions/{transaction}?wait={seconds}"), None);
     assert_eq!(status, 200, "{body}");
     body["status"].as_str().unwrap().to_owned()
 }
 
-fn finish(server: &Server, username: &str, transaction: &str) -> String {
+pub(crate) fn finish(server: &Server, username: &str, transaction: &str) -> String {
     let (_, body) = send_validate(server, json!({ "username": username, "transaction_id": transaction }));
     body["result"].as_str().unwrap().to_owned()
 }

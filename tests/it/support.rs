@@ -30,7 +30,7 @@ pub fn binary(name: &str) -> PathBuf {
     let sources: &[&str] = match name {
         "tessera" => &["core", "platform", "camera", "client", "cli"],
         "tessera-server" => &["core", "server"],
-        "tessera-desktop" => &["core", "platform", "src-tauri", "ui"],
+        "tessera-desktop" => &["core", "platform", "client", "src-tauri", "ui"],
         "tessera-loadgen"
         | "tessera-pushbench"
         | "tessera-framegen"

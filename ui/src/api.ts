@@ -3,7 +3,7 @@
 
 import { invoke } from "@tauri-apps/api/core";
 
-import type { TokenRow } from "./view";
+import type { PushRequest, TokenRow } from "./view";
 
 /** What the first screen needs to know. */
 export interface VaultStatus {
@@ -44,6 +44,16 @@ export interface OneSwipeView {
   lifetime_secs: number;
 }
 
+/** Push devices, whether their channels are open, and the login requests waiting. */
+export interface PushStatus {
+  devices: number;
+  connected: boolean;
+  requests: PushRequest[];
+}
+
+/** How the user answers a login request. */
+export type Reply = "approve" | "deny" | "not_me";
+
 export const vaultStatus = () => invoke<VaultStatus>("vault_status");
 export const createVault = (useKeystore: boolean, passphrase: string | null) =>
   invoke<void>("create_vault", { useKeystore, passphrase });
@@ -60,3 +70,6 @@ export const editToken = (id: string, issuer: string, label: string, group: stri
   invoke<TokenInfo>("edit_token", { id, issuer, label, group });
 export const removeToken = (id: string) => invoke<void>("remove_token", { id });
 export const oneSwipe = (id: string, pin: string | null) => invoke<OneSwipeView>("one_swipe", { id, pin });
+export const pushStatus = () => invoke<PushStatus>("push_status");
+export const answerPush = (transactionId: string, reply: Reply, number: number | null, pin: string | null) =>
+  invoke<{ status: string }>("answer_push", { transactionId, reply, number, pin });

@@ -13,12 +13,18 @@ import {
   fractionLeft,
   initials,
   moveSelection,
+  nextRequest,
+  numberPrompt,
   oneSwipeRefreshInMs,
   refreshInMs,
+  requestContext,
+  requestHeadline,
   secondsLeft,
   sections,
   subtitle,
   title,
+  typedNumber,
+  type PushRequest,
   type SortOrder,
   type TokenRow,
 } from "./view";
@@ -114,6 +120,7 @@ async function showUnlock(status?: api.VaultStatus): Promise<void> {
   const passphrase = element<HTMLInputElement>("passphrase");
   passphrase.value = "";
   (known.slots.includes("passphrase") ? passphrase : element("unlock-button")).focus();
+  await showWaitingRequest();
 }
 
 async function tryUnlock(passphrase: string | null): Promise<void> {
@@ -162,6 +169,7 @@ async function showTokens(): Promise<void> {
   sort.value = localStorage.getItem(SORT_KEY) ?? "name";
   await refresh();
   search.focus();
+  await checkPush();
 }
 
 async function refresh(): Promise<void> {
@@ -220,7 +228,7 @@ function tokenCard(row: TokenRow): HTMLElement {
   if (row.code.state === "pin_required") {
     codeButton.textContent = "PIN needed";
     codeButton.disabled = true;
-    codeButton.title = "This push token's codes approve logins; use tessera push to answer with the PIN";
+    codeButton.title = "This push token's codes approve logins, so they are guarded by the vault's PIN";
   } else if (code === null) {
     codeButton.textContent = "Show code";
     codeButton.classList.add("on-request");
@@ -330,7 +338,7 @@ sort.addEventListener("change", () => {
 });
 element("lock-button").addEventListener("click", () => void lockNow());
 window.addEventListener("focus", () => {
-  if (!screens.tokens.hidden) void refresh();
+  if (!screens.tokens.hidden) void refresh().then(checkPush);
 });
 
 async function lockNow(): Promise<void> {
@@ -374,9 +382,10 @@ function optional(id: string): string | null {
 async function added(result: api.Added | undefined): Promise<void> {
   if (!result) return;
   addDialog.close();
-  const names = result.tokens.map((t) => t.issuer ?? t.label).join(", ");
-  toast([`Added ${names}.`, ...result.warnings].join(" "));
+  const names = result.tokens.map((t) => (t.push ? `${title(t)} as a push device` : title(t)));
+  toast([`Added ${names.join(", ")}.`, ...result.warnings].join(" "));
   await refresh();
+  await checkPush();
 }
 
 element("add-form").addEventListener("submit", async (event) => {
@@ -585,10 +594,156 @@ oneSwipeDialog.addEventListener("close", () => {
 });
 oneSwipeDialog.querySelector(".cancel")?.addEventListener("click", () => oneSwipeDialog.close());
 
+// ---- Push: login requests ----
+
+const pushDialog = element<HTMLDialogElement>("push-dialog");
+let pushRequest: PushRequest | null = null;
+let pushShownAt = 0;
+let pushCountdown: number | undefined;
+
+/** Opens the approval dialog for the next waiting request, and shows whether push is connected. */
+async function checkPush(): Promise<void> {
+  const status = await api.pushStatus().catch(() => null);
+  if (!status || screens.tokens.hidden) return;
+  element("push-offline").hidden = status.devices === 0 || status.connected;
+  const next = nextRequest(status.requests);
+  if (next && !pushDialog.open) openPush(next);
+}
+
+/** On the lock screen: says that a login request waits for the unlock. */
+async function showWaitingRequest(): Promise<void> {
+  const status = await api.pushStatus().catch(() => null);
+  const next = status ? nextRequest(status.requests) : null;
+  const notice = element("push-waiting");
+  notice.hidden = next === null;
+  if (next) notice.textContent = `${requestHeadline(next)}. Unlock to approve or deny.`;
+}
+
+function openPush(request: PushRequest): void {
+  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog]) dialog.close();
+  pushRequest = request;
+  pushShownAt = performance.now();
+  element("push-headline").textContent = requestHeadline(request);
+  element("push-context").replaceChildren(
+    ...requestContext(request).flatMap(([label, value]) => [
+      Object.assign(document.createElement("dt"), { textContent: label }),
+      Object.assign(document.createElement("dd"), { textContent: value }),
+    ]),
+  );
+  element("push-prompt").textContent = numberPrompt(request);
+  const choices = element("push-choices");
+  choices.hidden = request.number_matching !== "pick";
+  choices.replaceChildren(
+    ...request.number_choices.map((number) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = String(number);
+      button.setAttribute("aria-label", `Approve with ${number}`);
+      button.addEventListener("click", () => void answerPush("approve", number));
+      return button;
+    }),
+  );
+  element("push-type").hidden = request.number_matching !== "type";
+  element<HTMLInputElement>("push-number").value = "";
+  element("push-approve").hidden = request.number_matching === "pick";
+  const guarded = rows.find((r) => r.id === request.token_id)?.code.state === "pin_required";
+  element("push-pin-field").hidden = !guarded;
+  element<HTMLInputElement>("push-pin").value = "";
+  element("push-error").textContent = "";
+  if (!pushDialog.open) pushDialog.showModal();
+  const first = request.number_matching === "type" ? "push-number" : guarded ? "push-pin" : "push-deny";
+  element(first).focus();
+  window.clearInterval(pushCountdown);
+  pushTick();
+  pushCountdown = window.setInterval(pushTick, 1000);
+}
+
+function pushTick(): void {
+  if (!pushRequest) return;
+  const left = Math.max(0, Math.ceil(pushRequest.seconds_left - (performance.now() - pushShownAt) / 1000));
+  element("push-countdown").textContent = `Expires in ${left} s`;
+  if (left === 0) {
+    pushDialog.close();
+    toast("The login request expired.");
+  }
+}
+
+async function answerPush(reply: api.Reply, picked?: number): Promise<void> {
+  const request = pushRequest;
+  if (!request) return;
+  const errorBox = element("push-error");
+  let number: number | null = null;
+  if (reply === "approve" && request.number_matching === "pick") number = picked ?? null;
+  if (reply === "approve" && request.number_matching === "type") {
+    number = typedNumber(element<HTMLInputElement>("push-number").value);
+    if (number === null) {
+      errorBox.textContent = "Type the number the login screen shows.";
+      element("push-number").focus();
+      return;
+    }
+  }
+  const pinField = element<HTMLInputElement>("push-pin");
+  const pin = element("push-pin-field").hidden ? null : pinField.value;
+  for (const button of pushDialog.querySelectorAll("button")) button.disabled = true;
+  try {
+    errorBox.textContent = "";
+    const answered = await api.answerPush(request.transaction_id, reply, number, pin);
+    pushDialog.close();
+    toast(
+      answered.status === "approved"
+        ? `Approved: ${request.username} is logging in to ${request.service}.`
+        : reply === "not_me"
+          ? "Denied and reported. Change your password: someone else knows it."
+          : "Denied.",
+    );
+  } catch (thrown) {
+    const error = asCommandError(thrown);
+    if (error.kind === "expired") {
+      pushDialog.close();
+      toast(error.message);
+    } else if (error.kind === "locked" && (await api.vaultStatus()).unlocked) {
+      element("push-pin-field").hidden = false;
+      pinField.value = "";
+      pinField.focus();
+      errorBox.textContent = error.message;
+    } else if (error.kind === "locked") {
+      pushDialog.close();
+      await showUnlock();
+    } else {
+      errorBox.textContent = error.message;
+    }
+  } finally {
+    for (const button of pushDialog.querySelectorAll("button")) button.disabled = false;
+  }
+  await refresh();
+}
+
+element("push-approve").addEventListener("click", () => void answerPush("approve"));
+element("push-deny").addEventListener("click", () => void answerPush("deny"));
+element("push-not-me").addEventListener("click", () => void answerPush("not_me"));
+element("push-number").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") void answerPush("approve");
+});
+pushDialog.addEventListener("close", () => {
+  window.clearInterval(pushCountdown);
+  element<HTMLInputElement>("push-pin").value = "";
+  pushRequest = null;
+  if (!screens.tokens.hidden) window.setTimeout(() => void checkPush(), 300);
+});
+
+void listen<PushRequest>("push-request", async () => {
+  if (!screens.unlock.hidden) await showWaitingRequest();
+  else if (!screens.tokens.hidden) await checkPush();
+});
+window.setInterval(() => {
+  if (!screens.tokens.hidden) void checkPush();
+  else if (!screens.unlock.hidden) void showWaitingRequest();
+}, 5000);
+
 // ---- Keyboard and activity ----
 
 function anyDialogOpen(): boolean {
-  return addDialog.open || editDialog.open || confirmDialog.open || oneSwipeDialog.open;
+  return addDialog.open || editDialog.open || confirmDialog.open || oneSwipeDialog.open || pushDialog.open;
 }
 
 document.addEventListener("keydown", (event) => {
@@ -649,7 +804,7 @@ for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
 
 void listen<string>("vault-locked", async (event) => {
   if (screens.tokens.hidden) return;
-  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog]) dialog.close();
+  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog, pushDialog]) dialog.close();
   await showUnlock();
   toast(
     event.payload === "sleep"

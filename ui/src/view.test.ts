@@ -9,13 +9,19 @@ import {
   initials,
   matches,
   moveSelection,
+  nextRequest,
+  numberPrompt,
   oneSwipeRefreshInMs,
   refreshInMs,
+  requestContext,
+  requestHeadline,
   secondsLeft,
   sections,
   sortRows,
   subtitle,
   title,
+  typedNumber,
+  type PushRequest,
   type TokenRow,
 } from "./view";
 
@@ -148,5 +154,55 @@ describe("forms and errors", () => {
     expect(moveSelection(2, 1, 3)).toBe(2);
     expect(moveSelection(0, -1, 3)).toBe(0);
     expect(moveSelection(0, 1, 0)).toBe(-1);
+  });
+});
+
+function request(overrides: Partial<PushRequest>): PushRequest {
+  return {
+    transaction_id: "TX-1",
+    token_id: "0000000000000000",
+    username: "alice",
+    service: "ACME VPN",
+    client_ip: "203.0.113.9",
+    user_agent: "Firefox/140",
+    created_at: 1_700_000_000,
+    expires_at: 1_700_000_060,
+    seconds_left: 42,
+    number_matching: "pick",
+    number_choices: [12, 47, 83],
+    ...overrides,
+  };
+}
+
+describe("login requests", () => {
+  it("shows the oldest request that has time left", () => {
+    const old = request({ transaction_id: "old", created_at: 10, seconds_left: 0 });
+    const first = request({ transaction_id: "first", created_at: 20 });
+    const second = request({ transaction_id: "second", created_at: 30 });
+    expect(nextRequest([second, old, first])?.transaction_id).toBe("first");
+    expect(nextRequest([old])).toBeNull();
+    expect(nextRequest([])).toBeNull();
+  });
+
+  it("says who logs in where, and what the server saw", () => {
+    expect(requestHeadline(request({}))).toBe("alice is logging in to ACME VPN");
+    expect(requestContext(request({}), "UTC")).toEqual([
+      ["From", "203.0.113.9"],
+      ["Browser", "Firefox/140"],
+      ["Started", "22:13:20"],
+    ]);
+    expect(requestContext(request({ client_ip: null, user_agent: null }), "UTC")).toEqual([["Started", "22:13:20"]]);
+  });
+
+  it("asks for the number the way the request says", () => {
+    expect(numberPrompt(request({}))).toMatch(/Choose/);
+    expect(numberPrompt(request({ number_matching: "type" }))).toMatch(/Type/);
+    expect(numberPrompt(request({ number_matching: "off", number_choices: [] }))).toMatch(/right now/);
+  });
+
+  it("takes only one or two typed digits as a number", () => {
+    expect(typedNumber(" 47 ")).toBe(47);
+    expect(typedNumber("7")).toBe(7);
+    for (const bad of ["", "4 7", "100", "-1", "4e1", "0x2f", "47a"]) expect(typedNumber(bad)).toBeNull();
   });
 });
