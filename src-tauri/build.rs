@@ -19,6 +19,9 @@ const COMMANDS: &[&str] = &[
     "remove_token",
     "push_status",
     "answer_push",
+    "list_cameras",
+    "scan_camera",
+    "stop_camera",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

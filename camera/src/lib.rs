@@ -6,11 +6,13 @@
 //! decoded straight to grey. The replay source reads recorded or generated frames from a
 //! directory, which is how the capture path is tested and measured on machines without a camera.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use nokhwa::utils::FrameFormat;
 use nokhwa::utils::{CameraFormat, CameraIndex, RequestedFormat, RequestedFormatType, Resolution};
+use tessera_core::error::{Classify, ErrorCode};
 use tessera_core::qr::{self, LumaFrame};
 use tessera_core::secret::SecretString;
 
@@ -49,6 +51,16 @@ pub enum CameraError {
     /// A replay directory without any image.
     #[error("{0} holds no frames (PNG, JPEG, WebP, GIF, BMP or PGM files)")]
     NoFrames(PathBuf),
+}
+
+impl Classify for CameraError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Open { .. } | Self::NoFrames(_) => ErrorCode::NotFound,
+            Self::Capture(_) | Self::Io { .. } => ErrorCode::Storage,
+            Self::BadFrame(_) => ErrorCode::InvalidInput,
+        }
+    }
 }
 
 /// One grey frame, owned.
@@ -120,6 +132,23 @@ fn decode_image(bytes: &[u8], path: Option<&Path>) -> Result<Frame, CameraError>
     })?;
     let (width, height) = grey.dimensions();
     Frame::new(width, height, grey.into_raw())
+}
+
+impl Frame {
+    /// The frame scaled down to at most `max_width` pixels wide, as a JPEG: a live preview that
+    /// lets the user aim the camera.
+    pub fn preview_jpeg(&self, max_width: u32) -> Result<Vec<u8>, CameraError> {
+        let grey = image::GrayImage::from_raw(self.width, self.height, self.luma.clone())
+            .ok_or_else(|| CameraError::BadFrame("frame size and pixels disagree".into()))?;
+        let width = self.width.min(max_width.max(1));
+        let height = (u64::from(self.height) * u64::from(width) / u64::from(self.width)).max(1) as u32;
+        let small = image::imageops::resize(&grey, width, height, image::imageops::FilterType::Triangle);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70)
+            .encode_image(&small)
+            .map_err(|e| CameraError::BadFrame(e.to_string()))?;
+        Ok(jpeg)
+    }
 }
 
 /// Anything that yields frames: a webcam, or a replay of files.
@@ -229,18 +258,35 @@ pub struct NothingRead {
     pub frames: u64,
     /// Codes seen but not accepted (another kind of QR code).
     pub refused: u64,
+    /// The watcher stopped the scan (the user cancelled).
+    pub stopped: bool,
 }
 
 /// Reads frames until one holds a code `accept` takes, the source runs out, or `timeout` passes.
 pub fn scan(
     source: &mut dyn FrameSource,
-    mut accept: impl FnMut(&str) -> bool,
+    accept: impl FnMut(&str) -> bool,
     timeout: Option<Duration>,
 ) -> Result<Result<Read, NothingRead>, CameraError> {
+    scan_watching(source, accept, timeout, |_| ControlFlow::Continue(()))
+}
+
+/// [`scan`], showing each frame to `watch` before it is decoded (for a live preview); `watch`
+/// stops the scan by returning `Break`.
+pub fn scan_watching(
+    source: &mut dyn FrameSource,
+    mut accept: impl FnMut(&str) -> bool,
+    timeout: Option<Duration>,
+    mut watch: impl FnMut(&Frame) -> ControlFlow<()>,
+) -> Result<Result<Read, NothingRead>, CameraError> {
     let started = Instant::now();
-    let mut nothing = NothingRead { frames: 0, refused: 0 };
+    let mut nothing = NothingRead { frames: 0, refused: 0, stopped: false };
     while timeout.is_none_or(|limit| started.elapsed() < limit) {
         let Some(frame) = source.next_frame()? else { break };
+        if watch(&frame).is_break() {
+            nothing.stopped = true;
+            break;
+        }
         nothing.frames += 1;
         for text in qr::decode_luma(frame.as_luma()) {
             if accept(text.expose()) {
@@ -322,7 +368,32 @@ mod tests {
     fn codes_of_another_kind_are_counted_and_skipped() {
         let mut source = Frames(vec![code_frame(), code_frame()]);
         let nothing = scan(&mut source, |_| false, None).unwrap().unwrap_err();
-        assert_eq!(nothing, NothingRead { frames: 2, refused: 2 });
+        assert_eq!(nothing, NothingRead { frames: 2, refused: 2, stopped: false });
+    }
+
+    #[test]
+    fn a_watcher_sees_each_frame_and_can_stop_the_scan() {
+        let blank = Frame::new(64, 64, vec![255; 64 * 64]).unwrap();
+        let mut source = Frames(vec![blank.clone(), blank, code_frame()]);
+        let mut seen = 0;
+        let watch = |_: &Frame| {
+            seen += 1;
+            if seen == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        };
+        let nothing = scan_watching(&mut source, |_| true, None, watch).unwrap().unwrap_err();
+        assert_eq!(nothing, NothingRead { frames: 1, refused: 0, stopped: true });
+        assert_eq!(source.0.len(), 1, "the code after the stop is never read");
+    }
+
+    #[test]
+    fn previews_are_small_jpegs_of_the_frame() {
+        let frame = Frame::new(1280, 720, vec![128; 1280 * 720]).unwrap();
+        let jpeg = frame.preview_jpeg(480).unwrap();
+        let preview = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();
+        assert_eq!((preview.width(), preview.height()), (480, 270));
+        let small = code_frame();
+        let same = image::load_from_memory(&small.preview_jpeg(4096).unwrap()).unwrap();
+        assert_eq!((same.width(), same.height()), (small.width(), small.height()), "never scaled up");
     }
 
     #[test]

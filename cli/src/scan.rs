@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use tessera_camera::{Camera, FrameSource, Replay};
 use tessera_core::oneswipe::OneSwipe;
-use tessera_core::otpauth::OtpAuth;
-use tessera_core::push::EnrollmentLink;
+use tessera_core::otpauth;
 
 use crate::terminal::{Failure, note, output};
 
@@ -48,7 +47,7 @@ impl Kind {
         match self {
             Self::Any => true,
             Self::OneSwipe => OneSwipe::parse(text).is_ok(),
-            Self::Enrollment => OtpAuth::parse(text).is_ok() || EnrollmentLink::parse(text).is_ok(),
+            Self::Enrollment => otpauth::adds_to_vault(text),
         }
     }
 }

@@ -641,6 +641,12 @@ pub fn tokens_from_qr_texts(texts: &[SecretString]) -> Result<Vec<ParsedUri>, Ur
     if tokens.is_empty() { Err(last_error) } else { Ok(tokens) }
 }
 
+/// True for a QR code's text that adds to a vault: an `otpauth://` token or a Tessera push
+/// enrollment link. Camera scans stop at the first such code and pass over any other.
+pub fn adds_to_vault(text: &str) -> bool {
+    OtpAuth::parse(text).is_ok() || crate::push::EnrollmentLink::parse(text).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@
 
 use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
-use tauri::ipc::{InvokeBody, Request};
-use tauri::{AppHandle, Runtime, State};
+use tauri::ipc::{Channel, InvokeBody, Request};
+use tauri::{AppHandle, Manager, Runtime, State};
 use tessera_client::ClientError;
 use tessera_client::devices;
 use tessera_core::error::ErrorCode;
@@ -19,6 +19,7 @@ use tessera_core::vault::{
     CodeState, KdfParams, Listed, PinError, TokenEdit, TokenError, TokenId, TokenInfo, UnlockedVault,
 };
 
+use crate::camera::{self, CameraChoice, CameraControl};
 use crate::clipboard;
 use crate::error::{CommandError, CommandResult};
 use crate::push::{PushCenter, PushStatus};
@@ -310,11 +311,59 @@ pub async fn add_uri<R: Runtime>(
     uri: String,
     group: Option<String>,
 ) -> CommandResult<Added> {
-    let uri = SecretString::new(uri);
-    if EnrollmentLink::is_meant(uri.expose()) {
-        return enroll(&app, &session, &center, EnrollmentLink::parse(uri.expose())?).await;
+    add_text(&app, &session, &center, SecretString::new(uri), group).await
+}
+
+/// Adds the token of an `otpauth://` URI, or enrolls from a `tessera://enroll` link.
+async fn add_text<R: Runtime>(
+    app: &AppHandle<R>,
+    session: &Session,
+    center: &PushCenter,
+    text: SecretString,
+    group: Option<String>,
+) -> CommandResult<Added> {
+    if EnrollmentLink::is_meant(text.expose()) {
+        return enroll(app, session, center, EnrollmentLink::parse(text.expose())?).await;
     }
-    add_all(&session, vec![OtpAuth::parse(uri.expose().trim())?], group)
+    add_all(session, vec![OtpAuth::parse(text.expose().trim())?], group)
+}
+
+/// The cameras to scan with.
+#[tauri::command(async)]
+pub fn list_cameras() -> Vec<CameraChoice> {
+    camera::choices()
+}
+
+/// Scans `camera` until it sees a token's or an enrollment link's QR code, then adds it. Each
+/// frame goes to `preview` as a JPEG `data:` URL. `None` when the user stopped the scan.
+#[tauri::command]
+pub async fn scan_camera<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    camera: u32,
+    group: Option<String>,
+    preview: Channel<String>,
+) -> CommandResult<Option<Added>> {
+    session.note_activity();
+    let scanning = app.clone();
+    let read = tauri::async_runtime::spawn_blocking(move || {
+        camera::scan(camera, &scanning.state::<CameraControl>(), |frame| {
+            let _ = preview.send(frame);
+        })
+    })
+    .await
+    .map_err(|e| CommandError::new(ErrorCode::Internal, format!("the camera scan failed: {e}")))??;
+    match read {
+        Some(text) => add_text(&app, &session, &center, text, group).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Stops a running camera scan.
+#[tauri::command]
+pub fn stop_camera(control: State<'_, CameraControl>) {
+    control.stop();
 }
 
 /// Adds every token in the QR codes of an image (PNG, JPEG, WebP, GIF or BMP) sent as the raw

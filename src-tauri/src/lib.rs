@@ -7,8 +7,10 @@
 //! - [`push`]: the push channels in the background, and login requests for the user.
 //! - [`commands`]: what the web view may call.
 //! - [`clipboard`]: copying codes, cleared after 30 s.
+//! - [`camera`]: adding a token with the webcam, with a live preview.
 //! - [`error`]: failures as `{kind, message}`.
 
+pub mod camera;
 pub mod clipboard;
 pub mod commands;
 pub mod error;
@@ -22,6 +24,7 @@ use tauri::{Emitter, Manager};
 use tessera_core::vault::VaultStore;
 use tessera_platform::{OsKeyStore, vault_path_from_environment};
 
+use crate::camera::CameraControl;
 use crate::push::PushCenter;
 use crate::session::Session;
 
@@ -44,6 +47,7 @@ pub fn run() -> ExitCode {
         .plugin(tauri_plugin_notification::init())
         .manage(session)
         .manage(PushCenter::default())
+        .manage(CameraControl::default())
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
             commands::create_vault,
@@ -61,6 +65,9 @@ pub fn run() -> ExitCode {
             commands::remove_token,
             commands::push_status,
             commands::answer_push,
+            commands::list_cameras,
+            commands::scan_camera,
+            commands::stop_camera,
         ])
         .setup(|app| {
             watch_idle(app.handle().clone());

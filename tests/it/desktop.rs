@@ -293,6 +293,52 @@ fn a_new_user_creates_a_vault_adds_tokens_by_link_and_image_and_copies_a_code() 
     assert_eq!(listed[0]["group"], serde_json::Value::Null);
 }
 
+/// Webcam-like frames for the replay camera: 30 frames of a QR code that adds nothing (a web
+/// address), then one of a token's `otpauth://` QR code, each on a 640×480 grey scene.
+fn camera_frames(dir: &Path, uri: &str) -> std::path::PathBuf {
+    let frames = dir.join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let scene = |text: &str, name: &str| {
+        let code = tessera_core::qr::render_image(text, 5).unwrap();
+        let mut frame =
+            image::GrayImage::from_fn(640, 480, |x, y| image::Luma([90 + ((x + 2 * y) % 60) as u8]));
+        let (left, top) = ((640 - code.width()) / 2, (480 - code.height()) / 2);
+        image::imageops::overlay(&mut frame, &code, i64::from(left), i64::from(top));
+        frame.save(frames.join(name)).unwrap();
+    };
+    for index in 0..30 {
+        scene("https://example.com/not-a-token", &format!("frame-{index:03}.png"));
+    }
+    scene(uri, "frame-100.png");
+    frames
+}
+
+#[test]
+fn the_webcam_tab_previews_frames_and_adds_the_token_it_sees() {
+    let sandbox = Sandbox::with_keystore_vault();
+    let secret = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
+    let frames = camera_frames(sandbox.dir.path(), &format!("otpauth://totp/Camera:kim?secret={secret}"));
+    let app = App::start(&sandbox, &[("TESSERA_CAMERA_REPLAY", frames.to_str().unwrap())]);
+    app.shown("#empty-state");
+    app.click("#add-button");
+    app.click("[data-tab='camera']");
+    app.shown("#camera-preview");
+    app.wait_for_text("#camera-status", "Hold the QR code up to the camera");
+    let preview = app.evaluate(
+        "const img = document.getElementById('camera-preview'); return [img.naturalWidth, img.naturalHeight]",
+        vec![],
+    );
+    assert_eq!(preview, json!([480, 360]), "the preview shows the 640×480 frames scaled to 480 wide");
+    app.screenshot("desktop-add-camera.png");
+    let [token]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
+    app.assert_code_matches_oathtool(&token, secret, 6);
+    assert_eq!(
+        app.text(&format!("[data-id='{token}'] .issuer")),
+        "Camera",
+        "the web address was passed over"
+    );
+}
+
 #[test]
 fn a_passphrase_vault_refuses_a_wrong_passphrase_and_locks_itself_when_idle() {
     let sandbox = Sandbox::new();

@@ -1,7 +1,7 @@
 // The app's commands, typed. Each is one `invoke` of a command in src-tauri/src/commands.rs; the
 // argument names are the Rust parameters' in camelCase (Tauri's convention).
 
-import { invoke } from "@tauri-apps/api/core";
+import { type Channel, invoke } from "@tauri-apps/api/core";
 
 import type { PushRequest, TokenRow } from "./view";
 
@@ -73,3 +73,7 @@ export const oneSwipe = (id: string, pin: string | null) => invoke<OneSwipeView>
 export const pushStatus = () => invoke<PushStatus>("push_status");
 export const answerPush = (transactionId: string, reply: Reply, number: number | null, pin: string | null) =>
   invoke<{ status: string }>("answer_push", { transactionId, reply, number, pin });
+export const listCameras = () => invoke<{ index: number; name: string }[]>("list_cameras");
+export const scanCamera = (camera: number, group: string | null, preview: Channel<string>) =>
+  invoke<Added | null>("scan_camera", { camera, group, preview });
+export const stopCamera = () => invoke<void>("stop_camera");

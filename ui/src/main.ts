@@ -2,6 +2,7 @@
 // State lives in Rust (src-tauri); this file draws it with the pure rules of view.ts and turns
 // clicks and keys into commands (api.ts).
 
+import { Channel } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
 import * as api from "./api";
@@ -367,7 +368,9 @@ function selectTab(tab: string): void {
   for (const panel of addDialog.querySelectorAll<HTMLElement>(".tab-panel")) {
     panel.hidden = panel.dataset.panel !== tab;
   }
-  element<HTMLButtonElement>("add-submit").hidden = tab === "image";
+  element<HTMLButtonElement>("add-submit").hidden = tab === "image" || tab === "camera";
+  if (tab === "camera") void startCamera();
+  else void stopCamera();
 }
 
 for (const button of addDialog.querySelectorAll<HTMLElement>("[role=tab]")) {
@@ -416,6 +419,75 @@ async function addFromFile(file: File | undefined | null): Promise<void> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   await added(await attempt(() => api.addImage(bytes), element("add-error")));
 }
+
+// The camera tab: a live preview while the app looks for a QR code in each frame.
+const cameraSelect = element<HTMLSelectElement>("camera-select");
+const cameraPreview = element<HTMLImageElement>("camera-preview");
+const cameraStatus = element("camera-status");
+const cameraToggle = element<HTMLButtonElement>("camera-toggle");
+let cameraScanning = false;
+let cameraRun: Promise<void> = Promise.resolve();
+
+function startCamera(): Promise<void> {
+  if (cameraScanning) return cameraRun;
+  cameraScanning = true;
+  cameraRun = scanWithCamera().finally(() => {
+    cameraScanning = false;
+  });
+  return cameraRun;
+}
+
+async function scanWithCamera(): Promise<void> {
+  if (cameraSelect.options.length === 0) {
+    const cameras = (await attempt(api.listCameras)) ?? [];
+    cameraSelect.replaceChildren(
+      ...cameras.map((c) => Object.assign(document.createElement("option"), { value: String(c.index), textContent: c.name })),
+    );
+    if (cameras.length === 0) {
+      cameraStatus.textContent = "No camera found. Open a picture of the QR code in the QR image tab instead.";
+      cameraToggle.hidden = true;
+      return;
+    }
+  }
+  cameraToggle.hidden = false;
+  cameraToggle.textContent = "Stop";
+  cameraStatus.textContent = "Hold the QR code up to the camera…";
+  const preview = new Channel<string>();
+  preview.onmessage = (frame) => {
+    const next = new Image();
+    next.src = frame;
+    void next
+      .decode()
+      .then(() => {
+        if (!cameraScanning) return;
+        cameraPreview.src = frame;
+        cameraPreview.hidden = false;
+      })
+      .catch(() => undefined);
+  };
+  const result = await attempt(
+    () => api.scanCamera(Number(cameraSelect.value), optional("add-group"), preview),
+    element("add-error"),
+  );
+  cameraToggle.textContent = "Scan again";
+  if (result) await added(result);
+  else if (result === null) cameraStatus.textContent = "Stopped.";
+  else cameraStatus.textContent = "";
+}
+
+async function stopCamera(): Promise<void> {
+  cameraPreview.hidden = true;
+  cameraPreview.removeAttribute("src");
+  if (cameraScanning) await api.stopCamera().catch(() => undefined);
+}
+
+cameraToggle.addEventListener("click", () => void (cameraScanning ? stopCamera() : startCamera()));
+cameraSelect.addEventListener("change", async () => {
+  await stopCamera();
+  await cameraRun;
+  void startCamera();
+});
+addDialog.addEventListener("close", () => void stopCamera());
 
 element<HTMLInputElement>("add-image").addEventListener("change", (event) => {
   void addFromFile((event.target as HTMLInputElement).files?.[0]);
