@@ -22,6 +22,7 @@ const COMMANDS: &[&str] = &[
     "list_cameras",
     "scan_camera",
     "stop_camera",
+    "token_qr",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

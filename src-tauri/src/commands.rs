@@ -33,6 +33,11 @@ fn given_secret(field: Option<String>) -> Option<SecretString> {
     field.filter(|text| !text.is_empty()).map(SecretString::new)
 }
 
+/// An SVG image as a `data:` URL for an `<img>` (the CSP allows `data:` images only).
+fn svg_data_url(svg: &str) -> String {
+    format!("data:image/svg+xml;base64,{}", BASE64.encode(svg.as_bytes()))
+}
+
 /// What the first screen needs to know.
 #[derive(Debug, Serialize)]
 pub struct VaultStatus {
@@ -236,13 +241,45 @@ pub fn one_swipe(
             let name = v.get(&id).map(|t| t.display_name()).unwrap_or_default();
             Ok((code, name))
         })?;
-        let svg = qr::render_svg(code.to_text().expose())?;
         Ok(OneSwipeView {
             name,
-            image: format!("data:image/svg+xml;base64,{}", BASE64.encode(svg.as_bytes())),
+            image: svg_data_url(&qr::render_svg(code.to_text().expose())?),
             seconds_left: code.expires_at().saturating_sub(unix_now()),
             lifetime_secs,
         })
+    })
+}
+
+/// A token's QR code for moving it to another device (no `Debug`: it holds the seed).
+#[derive(Serialize)]
+pub struct TokenQr {
+    /// The token's name.
+    name: String,
+    /// The QR code of its `otpauth://` URI, as an SVG `data:` URL.
+    image: String,
+}
+
+/// A token's QR code, to move it to another device. It shows the seed, so it needs the owner
+/// again: the vault's passphrase when it has one (else the OS key store), and for a push token
+/// the answer PIN when the vault has one.
+#[tauri::command(async)]
+pub fn token_qr(
+    session: State<'_, Session>,
+    id: String,
+    passphrase: Option<String>,
+    pin: Option<String>,
+) -> CommandResult<TokenQr> {
+    let id = TokenId::parse(&id)?;
+    let (passphrase, pin) = (given_secret(passphrase), given_secret(pin));
+    session.act(|vault| {
+        session.store().reauthenticate(session.keystore(), passphrase.as_ref())?;
+        let contents = vault.read()?;
+        let token = contents.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        if contents.pin_guards(token) {
+            vault.update(|v| Ok::<_, CommandError>(v.check_answer_pin(pin.as_ref(), unix_now())))??;
+        }
+        let image = svg_data_url(&qr::render_svg(token.otp().to_uri().expose())?);
+        Ok(TokenQr { name: token.display_name(), image })
     })
 }
 

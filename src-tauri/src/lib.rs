@@ -68,6 +68,7 @@ pub fn run() -> ExitCode {
             commands::list_cameras,
             commands::scan_camera,
             commands::stop_camera,
+            commands::token_qr,
         ])
         .setup(|app| {
             watch_idle(app.handle().clone());

@@ -366,6 +366,38 @@ fn a_passphrase_vault_refuses_a_wrong_passphrase_and_locks_itself_when_idle() {
 }
 
 #[test]
+fn a_tokens_qr_code_for_moving_it_needs_the_passphrase_even_when_the_key_store_unlocked() {
+    require_secret_service();
+    let sandbox = Sandbox::new();
+    sandbox.run_env(&["init", "--passphrase"], &[("TESSERA_PASSPHRASE", PASSPHRASE)]).ok();
+    let uri = format!("otpauth://totp/Moving:kim?secret={RFC_SECRET}");
+    sandbox.run(&["add", &uri]).ok();
+    let app = App::start(&sandbox, &[]);
+    let [token]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
+    app.click(&format!("[data-id='{token}'] .menu"));
+    app.click("#edit-show-qr");
+    app.click("#qr-show");
+    app.wait_for_text("#qr-error", "passphrase is needed");
+    app.type_into("#qr-passphrase", "not the passphrase");
+    app.click("#qr-show");
+    app.wait_for_text("#qr-error", "wrong passphrase");
+    assert_eq!(app.evaluate("return document.getElementById('qr-image').hidden", vec![]), true);
+    app.type_into("#qr-passphrase", PASSPHRASE);
+    app.click("#qr-show");
+    app.shown("#qr-image");
+    app.screenshot("desktop-move-token.png");
+    let screenshot = std::fs::read(test_output_dir().join("desktop-move-token.png")).unwrap();
+    let texts = tessera_core::qr::decode_image(&screenshot).unwrap();
+    let moved = tessera_core::otpauth::OtpAuth::parse(texts[0].expose()).unwrap().otp;
+    let original = tessera_core::otpauth::OtpAuth::parse(&uri).unwrap().otp;
+    assert_eq!(
+        moved.to_uri().expose(),
+        original.to_uri().expose(),
+        "the QR code on screen is the same token"
+    );
+}
+
+#[test]
 fn the_page_may_call_only_the_apps_own_commands() {
     let sandbox = Sandbox::new();
     let app = App::start(&sandbox, &[]);

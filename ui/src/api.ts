@@ -77,3 +77,5 @@ export const listCameras = () => invoke<{ index: number; name: string }[]>("list
 export const scanCamera = (camera: number, group: string | null, preview: Channel<string>) =>
   invoke<Added | null>("scan_camera", { camera, group, preview });
 export const stopCamera = () => invoke<void>("stop_camera");
+export const tokenQr = (id: string, passphrase: string | null, pin: string | null) =>
+  invoke<{ name: string; image: string }>("token_qr", { id, passphrase, pin });

@@ -560,7 +560,64 @@ deleteButton.addEventListener("click", () => {
   editDialog.close();
   confirmDelete(editing);
 });
-editActions?.prepend(deleteButton);
+const qrButton = document.createElement("button");
+qrButton.type = "button";
+qrButton.id = "edit-show-qr";
+qrButton.textContent = "Show QR code…";
+qrButton.title = "Move this token to another device";
+qrButton.addEventListener("click", () => {
+  if (!editing) return;
+  editDialog.close();
+  void openQr(editing);
+});
+editActions?.prepend(deleteButton, qrButton);
+
+// ---- Moving a token: its QR code, behind the passphrase ----
+
+const qrDialog = element<HTMLDialogElement>("qr-dialog");
+const qrImage = element<HTMLImageElement>("qr-image");
+let qrRow: TokenRow | null = null;
+let qrHide: number | undefined;
+
+async function openQr(row: TokenRow): Promise<void> {
+  qrRow = row;
+  const status = await api.vaultStatus();
+  element("qr-name").textContent = subtitle(row) ? `${title(row)} (${subtitle(row)})` : title(row);
+  element("qr-passphrase-field").hidden = !status.slots.includes("passphrase");
+  element("qr-pin-field").hidden = row.code.state !== "pin_required";
+  element("qr-form").hidden = false;
+  element("qr-error").textContent = "";
+  qrDialog.showModal();
+  const first = [element("qr-passphrase-field"), element("qr-pin-field")].find((field) => !field.hidden);
+  (first?.querySelector("input") ?? element("qr-show")).focus();
+}
+
+element("qr-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const row = qrRow;
+  if (!row) return;
+  const passphrase = element<HTMLInputElement>("qr-passphrase");
+  const pin = element<HTMLInputElement>("qr-pin");
+  const shown = await attempt(() => api.tokenQr(row.id, passphrase.value, pin.value), element("qr-error"));
+  passphrase.value = "";
+  pin.value = "";
+  if (!shown) return;
+  element("qr-form").hidden = true;
+  qrImage.src = shown.image;
+  qrImage.hidden = false;
+  element("qr-hint").hidden = false;
+  window.clearTimeout(qrHide);
+  qrHide = window.setTimeout(() => qrDialog.close(), 60_000);
+});
+
+qrDialog.addEventListener("close", () => {
+  window.clearTimeout(qrHide);
+  qrImage.removeAttribute("src");
+  qrImage.hidden = true;
+  element("qr-hint").hidden = true;
+  qrRow = null;
+});
+qrDialog.querySelector(".cancel")?.addEventListener("click", () => qrDialog.close());
 
 const confirmDialog = element<HTMLDialogElement>("confirm-dialog");
 let deleting: TokenRow | null = null;
@@ -692,7 +749,7 @@ async function showWaitingRequest(): Promise<void> {
 }
 
 function openPush(request: PushRequest): void {
-  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog]) dialog.close();
+  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog, qrDialog]) dialog.close();
   pushRequest = request;
   pushShownAt = performance.now();
   element("push-headline").textContent = requestHeadline(request);
@@ -815,7 +872,9 @@ window.setInterval(() => {
 // ---- Keyboard and activity ----
 
 function anyDialogOpen(): boolean {
-  return addDialog.open || editDialog.open || confirmDialog.open || oneSwipeDialog.open || pushDialog.open;
+  return (
+    addDialog.open || editDialog.open || confirmDialog.open || oneSwipeDialog.open || pushDialog.open || qrDialog.open
+  );
 }
 
 document.addEventListener("keydown", (event) => {
@@ -876,7 +935,7 @@ for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
 
 void listen<string>("vault-locked", async (event) => {
   if (screens.tokens.hidden) return;
-  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog, pushDialog]) dialog.close();
+  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog, pushDialog, qrDialog]) dialog.close();
   await showUnlock();
   toast(
     event.payload === "sleep"

@@ -145,6 +145,24 @@ impl VaultStore {
         Ok(UnlockedVault { store: self.clone(), vault_id: header.vault_id, master })
     }
 
+    /// Proves again, before something sensitive (showing a seed), that the user may open this
+    /// vault: by its passphrase when it has a passphrase slot (the OS key store would answer
+    /// without the user), else by the OS key store.
+    pub fn reauthenticate(
+        &self,
+        keystore: &dyn KeyStore,
+        passphrase: Option<&SecretString>,
+    ) -> Result<(), VaultError> {
+        let bytes = self.read_locked()?;
+        let header = Sealed::parse(&bytes)?.header;
+        if header.slots.iter().any(|s| SlotKindName::of(&s.kind) == SlotKindName::Passphrase) {
+            let passphrase = passphrase.ok_or(VaultError::PassphraseRequired { keystore_error: None })?;
+            header.unlock_with_passphrase(passphrase).map(drop)
+        } else {
+            header.unlock_with_keystore(keystore).map(drop)
+        }
+    }
+
     /// Unlocks with whatever works, in the order people expect: the OS key store first (no
     /// prompt) when the vault has such a slot and a key store is given, then the passphrase,
     /// which `passphrase` is asked for only if it is needed. No lock is held while asking.
@@ -639,6 +657,29 @@ mod tests {
         }
         let wrong = || Some(SecretString::new("not the passphrase".into()));
         assert!(matches!(store.unlock_any(Some(&empty), wrong), Err(VaultError::WrongPassphrase)));
+    }
+
+    #[test]
+    fn reauthentication_needs_the_passphrase_when_there_is_one_and_the_key_store_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let keystore = MemoryKeyStore::new();
+        let both = VaultStore::new(dir.path().join("both.tessera"));
+        both.create(Some(&keystore), Some((&passphrase(), TEST_KDF))).unwrap();
+        assert!(
+            matches!(both.reauthenticate(&keystore, None), Err(VaultError::PassphraseRequired { .. })),
+            "the key store alone is not enough when there is a passphrase"
+        );
+        let wrong = SecretString::new("not the passphrase".into());
+        assert!(matches!(both.reauthenticate(&keystore, Some(&wrong)), Err(VaultError::WrongPassphrase)));
+        both.reauthenticate(&MemoryKeyStore::new(), Some(&passphrase())).unwrap();
+
+        let keystore_only = VaultStore::new(dir.path().join("keystore.tessera"));
+        keystore_only.create(Some(&keystore), None).unwrap();
+        keystore_only.reauthenticate(&keystore, None).unwrap();
+        assert!(matches!(
+            keystore_only.reauthenticate(&MemoryKeyStore::new(), None),
+            Err(VaultError::KeyStoreKeyMissing)
+        ));
     }
 
     #[test]
