@@ -144,6 +144,12 @@ pub fn proportional_kib(pid: u32) -> Result<u64, String> {
     kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
 }
 
+/// A process's anonymous memory in KiB (`Anonymous:` in `/proc/PID/smaps_rollup`): the heap and
+/// other memory it made itself, as opposed to pages of the files it maps (shared libraries).
+pub fn anonymous_kib(pid: u32) -> Result<u64, String> {
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Anonymous:")
+}
+
 /// The `NAME: VALUE kB` line `field` of a `/proc` file, in KiB.
 fn kib_field(path: &str, field: &str) -> Result<u64, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;

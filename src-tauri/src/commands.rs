@@ -24,6 +24,7 @@ use crate::clipboard;
 use crate::error::{CommandError, CommandResult};
 use crate::push::{PushCenter, PushStatus};
 use crate::session::Session;
+use crate::tray;
 
 /// Largest image accepted for QR reading (a full-screen 4K screenshot is about 10 MB as PNG).
 const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
@@ -104,8 +105,9 @@ fn open_push_channels<R: Runtime>(app: &AppHandle<R>, session: &Session, center:
 
 /// Locks the vault now.
 #[tauri::command]
-pub fn lock(session: State<'_, Session>) {
+pub fn lock<R: Runtime>(app: AppHandle<R>, session: State<'_, Session>) {
     session.lock();
+    tray::show_tokens(&app, None);
 }
 
 /// The user did something: postpones the auto-lock.
@@ -162,22 +164,28 @@ impl From<Listed> for TokenRow {
 /// Every token with what may be shown of its code now. Not user activity: the UI calls it to
 /// refresh codes.
 #[tauri::command(async)]
-pub fn list_tokens(session: State<'_, Session>) -> CommandResult<Vec<TokenRow>> {
-    session
-        .with_vault(|vault| Ok(vault.read()?.listing(unix_now()).into_iter().map(TokenRow::from).collect()))
+pub fn list_tokens<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+) -> CommandResult<Vec<TokenRow>> {
+    let rows: Vec<TokenRow> = session.with_vault(|vault| {
+        Ok(vault.read()?.listing(unix_now()).into_iter().map(TokenRow::from).collect())
+    })?;
+    let names = rows.iter().map(|row| (row.info.id.clone(), row.info.display_name())).collect();
+    tray::show_tokens(&app, Some(names));
+    Ok(rows)
 }
 
 /// Takes a token's code for use (for HOTP this advances the counter; the use is recorded). A push
 /// token's code approves logins, so with an answer PIN set it is not given out here.
-fn take(vault: &UnlockedVault, id: &str) -> CommandResult<String> {
-    let id = TokenId::parse(id)?;
+fn take(vault: &UnlockedVault, id: &TokenId) -> CommandResult<String> {
     let at = unix_now();
     let code = vault.update(|v| -> CommandResult<_> {
-        let token = v.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let token = v.get(id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         if v.pin_guards(token) {
             return Err(PinError::Required.into());
         }
-        Ok(v.take_code(&id, at)?)
+        Ok(v.take_code(id, at)?)
     })?;
     Ok(code.expose().to_owned())
 }
@@ -185,6 +193,7 @@ fn take(vault: &UnlockedVault, id: &str) -> CommandResult<String> {
 /// Takes the next code of an HOTP token (or the current one of any other).
 #[tauri::command(async)]
 pub fn take_code(session: State<'_, Session>, id: String) -> CommandResult<String> {
+    let id = TokenId::parse(&id)?;
     session.act(|vault| take(vault, &id))
 }
 
@@ -203,8 +212,17 @@ pub fn copy_code<R: Runtime>(
     session: State<'_, Session>,
     id: String,
 ) -> CommandResult<Copied> {
-    let code = session.act(|vault| take(vault, &id))?;
-    clipboard::copy_then_clear(&app, code, clipboard::CLEAR_AFTER)?;
+    copy_to_clipboard(&app, &session, &TokenId::parse(&id)?)
+}
+
+/// Takes token `id`'s code into the clipboard (for [`copy_code`] and the tray menu).
+pub fn copy_to_clipboard<R: Runtime>(
+    app: &AppHandle<R>,
+    session: &Session,
+    id: &TokenId,
+) -> CommandResult<Copied> {
+    let code = session.act(|vault| take(vault, id))?;
+    clipboard::copy_then_clear(app, code, clipboard::CLEAR_AFTER)?;
     Ok(Copied { clears_in_secs: clipboard::CLEAR_AFTER.as_secs() })
 }
 

@@ -5,6 +5,7 @@
 //! - [`session`]: the vault file and, while unlocked, the vault; auto-lock.
 //! - [`sleep`]: locking when the computer goes to sleep.
 //! - [`push`]: the push channels in the background, and login requests for the user.
+//! - [`tray`]: the tray icon's menu (copy a code, show, lock, quit).
 //! - [`commands`]: what the web view may call.
 //! - [`clipboard`]: copying codes, cleared after 30 s.
 //! - [`camera`]: adding a token with the webcam, with a live preview.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod push;
 pub mod session;
 pub mod sleep;
+pub mod tray;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,7 @@ pub fn run() -> ExitCode {
         .manage(session)
         .manage(PushCenter::default())
         .manage(CameraControl::default())
+        .on_page_load(software_rendering)
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
             commands::create_vault,
@@ -71,6 +74,9 @@ pub fn run() -> ExitCode {
             commands::token_qr,
         ])
         .setup(|app| {
+            if let Err(error) = tray::install(app.handle()) {
+                report(&format!("Tessera: no tray icon ({error})"));
+            }
             watch_idle(app.handle().clone());
             sleep::watch(app.handle().clone());
             Ok(())
@@ -91,10 +97,37 @@ fn watch_idle(app: tauri::AppHandle) {
         loop {
             std::thread::sleep(session::IDLE_CHECK_EVERY);
             if app.state::<Session>().lock_if_idle() {
-                let _ = app.emit(LOCKED_EVENT, "idle");
+                locked(&app, "idle");
             }
         }
     });
+}
+
+/// Renders the page without GPU compositing on Linux: this small, mostly static UI draws as fast
+/// in software, and WebKitGTK's GL compositor costs about 80 MB in the web process (measured
+/// with `tessera-desktopbench`, see the README). Set as the page starts loading: the webview
+/// exists then, and the main loop runs.
+fn software_rendering<R: tauri::Runtime>(
+    webview: &tauri::Webview<R>,
+    payload: &tauri::webview::PageLoadPayload<'_>,
+) {
+    #[cfg(target_os = "linux")]
+    if payload.event() == tauri::webview::PageLoadEvent::Finished {
+        let _ = webview.with_webview(|webview| {
+            use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+            if let Some(settings) = webview.inner().settings() {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (webview, payload);
+}
+
+/// Tells the web view and the tray that the vault locked itself (`reason`: `idle`, `sleep`, `tray`).
+pub(crate) fn locked<R: tauri::Runtime>(app: &tauri::AppHandle<R>, reason: &str) {
+    let _ = app.emit(LOCKED_EVENT, reason);
+    tray::show_tokens(app, None);
 }
 
 /// Tells the person who started the app (standard error) about a problem outside the window.

@@ -215,10 +215,8 @@ fn bring_to_user<R: Runtime>(app: &AppHandle<R>, request: &PushRequest) {
         .title(format!("Login request: {}", request.service))
         .body(format!("{} is logging in. Open Tessera to approve or deny.", request.username))
         .show();
+    crate::tray::show_window(app);
     if let Some(window) = app.get_webview_window("main") {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
         let _ = window.request_user_attention(Some(tauri::UserAttentionType::Critical));
     }
 }

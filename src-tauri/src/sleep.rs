@@ -15,7 +15,7 @@ pub fn watch(app: AppHandle) {
 
     use dbus::blocking::Connection;
     use dbus::message::MatchRule;
-    use tauri::{Emitter, Manager};
+    use tauri::Manager;
 
     std::thread::spawn(move || {
         let connection = match std::env::var(SLEEP_BUS_ENV).as_deref() {
@@ -29,7 +29,7 @@ pub fn watch(app: AppHandle) {
         let rule = MatchRule::new_signal("org.freedesktop.login1.Manager", "PrepareForSleep");
         let handler = move |(going_to_sleep,): (bool,), _: &Connection, _: &dbus::Message| {
             if going_to_sleep && app.state::<crate::session::Session>().lock() {
-                let _ = app.emit(crate::LOCKED_EVENT, "sleep");
+                crate::locked(&app, "sleep");
             }
             true
         };

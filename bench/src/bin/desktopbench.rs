@@ -150,7 +150,7 @@ async fn start_once(
     let memory = match idle {
         Some(seconds) => {
             tokio::time::sleep(Duration::from_secs(seconds)).await;
-            Some(app_processes()?)
+            Some(app_processes(app)?)
         }
         None => None,
     };
@@ -163,10 +163,12 @@ struct Process {
     name: String,
     rss_kib: u64,
     pss_kib: u64,
+    anonymous_kib: u64,
 }
 
-/// The app's process and all its descendants, from `/proc`.
-fn app_processes() -> Result<Vec<Process>, String> {
+/// The app's process (the one running `app`) and all its descendants, from `/proc`. The name is
+/// not enough: the kernel cuts names to 15 characters, so this bench is "tessera-desktop" too.
+fn app_processes(app: &Path) -> Result<Vec<Process>, String> {
     let mut parents: HashMap<u32, u32> = HashMap::new();
     let mut names: HashMap<u32, String> = HashMap::new();
     for entry in std::fs::read_dir("/proc").map_err(|e| e.to_string())?.flatten() {
@@ -179,10 +181,11 @@ fn app_processes() -> Result<Vec<Process>, String> {
         parents.insert(pid, parent);
         names.insert(pid, name.to_owned());
     }
+    let app = app.canonicalize().map_err(|e| format!("{}: {e}", app.display()))?;
     let root = names
-        .iter()
-        .find(|(_, name)| name.as_str() == "tessera-desktop")
-        .map(|(pid, _)| *pid)
+        .keys()
+        .copied()
+        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app))
         .ok_or("the app's process was not found")?;
     let in_tree = |mut pid: u32| {
         while pid > 1 {
@@ -198,7 +201,8 @@ fn app_processes() -> Result<Vec<Process>, String> {
         if in_tree(pid) {
             let rss_kib = tessera_bench::resident_kib(pid)?;
             let pss_kib = tessera_bench::proportional_kib(pid)?;
-            processes.push(Process { name: name.clone(), rss_kib, pss_kib });
+            let anonymous_kib = tessera_bench::anonymous_kib(pid)?;
+            processes.push(Process { name: name.clone(), rss_kib, pss_kib, anonymous_kib });
         }
     }
     processes.sort_by_key(|p| std::cmp::Reverse(p.rss_kib));
@@ -210,11 +214,13 @@ fn print_memory(processes: &[Process], idle: u64) {
     let parts: Vec<String> = processes.iter().map(|p| format!("{} {:.1}", p.name, mib(p.rss_kib))).collect();
     let rss: u64 = processes.iter().map(|p| p.rss_kib).sum();
     let pss: u64 = processes.iter().map(|p| p.pss_kib).sum();
+    let anonymous: u64 = processes.iter().map(|p| p.anonymous_kib).sum();
     println!(
-        "idle memory after {idle} s: RSS {:.1} MiB ({}), PSS {:.1} MiB, in {} processes",
+        "idle memory after {idle} s: RSS {:.1} MiB ({}), PSS {:.1} MiB, anonymous (not shared-library pages) {:.1} MiB, in {} processes",
         mib(rss),
         parts.join(" + "),
         mib(pss),
+        mib(anonymous),
         processes.len()
     );
 }
