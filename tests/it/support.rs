@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The directory holding the workspace's built binaries (next to this test's `deps/`).
 fn bin_dir() -> PathBuf {
@@ -204,6 +204,9 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Longest a WebDriver step (opening the session, or one `run`) may take.
+const SESSION_STEP_LIMIT: Duration = Duration::from_secs(90);
+
 /// A WebDriver session and the driver process behind it (ChromeDriver, tauri-driver); the session
 /// is closed and the driver stopped on drop.
 pub struct WebDriverSession {
@@ -222,27 +225,33 @@ impl WebDriverSession {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{program} (installed by scripts/setup-debian.sh): {e}"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "{program} did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let client = runtime.block_on(async {
-            fantoccini::ClientBuilder::rustls()
-                .unwrap()
-                .capabilities(capabilities.as_object().unwrap().clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-                .unwrap()
-        });
-        Self { client: Some(client), driver, runtime }
+        let mut builder = fantoccini::ClientBuilder::rustls().unwrap();
+        builder.capabilities(capabilities.as_object().unwrap().clone());
+        let url = format!("http://127.0.0.1:{port}");
+        let mut session = Self { client: None, driver, runtime };
+        let client = session
+            .runtime
+            .block_on(tokio::time::timeout(SESSION_STEP_LIMIT, builder.connect(&url)))
+            .unwrap_or_else(|_| panic!("{program} opened no session within {SESSION_STEP_LIMIT:?}"))
+            .unwrap();
+        session.client = Some(client);
+        session
     }
 
-    /// Runs `task` with the session.
+    /// Runs `task` with the session; a task still running after [`SESSION_STEP_LIMIT`] fails the
+    /// test (a hung browser or app must not hang the suite).
     pub fn run<T>(&self, task: impl AsyncFnOnce(&fantoccini::Client) -> T) -> T {
-        self.runtime.block_on(task(self.client.as_ref().unwrap()))
+        let step = tokio::time::timeout(SESSION_STEP_LIMIT, task(self.client.as_ref().unwrap()));
+        self.runtime
+            .block_on(step)
+            .unwrap_or_else(|_| panic!("a WebDriver step took over {SESSION_STEP_LIMIT:?}"))
     }
 
     /// Saves what the page shows as `target/test-output/NAME`.
@@ -255,7 +264,7 @@ impl WebDriverSession {
 impl Drop for WebDriverSession {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let _ = self.runtime.block_on(client.close());
+            let _ = self.runtime.block_on(tokio::time::timeout(Duration::from_secs(10), client.close()));
         }
         kill_process_group(&mut self.driver);
     }
