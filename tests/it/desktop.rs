@@ -573,3 +573,190 @@ fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
     assert_eq!(wait_status(&server, &transaction, 5), "denied");
     assert_eq!(finish(&server, "lee", &transaction), "reject");
 }
+
+/// A tray host for the test: owns `org.kde.StatusNotifierWatcher` on the session bus, as a desktop's
+/// panel does, records the tray icons that register, and reads and clicks their menus
+/// (`com.canonical.dbusmenu`) as a user clicking the tray would.
+struct TrayHost {
+    registered: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    serving: Option<std::thread::JoinHandle<()>>,
+    bus: dbus::blocking::Connection,
+}
+
+/// A menu entry: its dbusmenu id and label.
+type MenuEntry = (i32, String);
+
+impl TrayHost {
+    fn start() -> Self {
+        use dbus::channel::{MatchingReceiver, Sender};
+        use dbus::message::MatchRule;
+        let registered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ready, started) = std::sync::mpsc::channel();
+        let serving = {
+            let (registered, stop) = (registered.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let watcher = dbus::blocking::Connection::new_session().unwrap();
+                watcher.request_name("org.kde.StatusNotifierWatcher", false, true, true).unwrap();
+                watcher.start_receive(
+                    MatchRule::new_method_call(),
+                    Box::new(move |call, bus| {
+                        let reply = match (call.interface().as_deref(), call.member().as_deref()) {
+                            (Some("org.kde.StatusNotifierWatcher"), Some("RegisterStatusNotifierItem")) => {
+                                let service: String = call.read1().unwrap_or_default();
+                                let sender = call.sender().map(|s| s.to_string()).unwrap_or_default();
+                                registered.lock().unwrap().push((sender, service));
+                                call.method_return()
+                            }
+                            (Some("org.freedesktop.DBus.Properties"), Some("Get")) => {
+                                let (_, property): (String, String) = call.read2().unwrap_or_default();
+                                let value: Box<dyn dbus::arg::RefArg> = match property.as_str() {
+                                    "IsStatusNotifierHostRegistered" => Box::new(true),
+                                    "ProtocolVersion" => Box::new(0i32),
+                                    _ => Box::new(Vec::<String>::new()),
+                                };
+                                call.method_return().append1(dbus::arg::Variant(value))
+                            }
+                            (Some("org.freedesktop.DBus.Properties"), Some("GetAll")) => {
+                                let mut all = dbus::arg::PropMap::new();
+                                all.insert(
+                                    "IsStatusNotifierHostRegistered".into(),
+                                    dbus::arg::Variant(Box::new(true)),
+                                );
+                                all.insert("ProtocolVersion".into(), dbus::arg::Variant(Box::new(0i32)));
+                                all.insert(
+                                    "RegisteredStatusNotifierItems".into(),
+                                    dbus::arg::Variant(Box::new(Vec::<String>::new())),
+                                );
+                                call.method_return().append1(all)
+                            }
+                            _ => call.method_return(),
+                        };
+                        let _ = bus.send(reply);
+                        true
+                    }),
+                );
+                ready.send(()).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = watcher.process(Duration::from_millis(100));
+                }
+            })
+        };
+        started.recv_timeout(Duration::from_secs(10)).expect("the tray host started");
+        let bus = dbus::blocking::Connection::new_session().unwrap();
+        Self { registered, stop, serving: Some(serving), bus }
+    }
+
+    /// The menu of the registered tray icon that offers `label`, within 15 s: its bus name and
+    /// menu path, and every entry.
+    fn menu_offering(&self, label: &str) -> (String, dbus::Path<'static>, Vec<MenuEntry>) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let registered = self.registered.lock().unwrap().clone();
+            for (sender, service) in registered {
+                let path =
+                    if service.starts_with('/') { service.clone() } else { "/StatusNotifierItem".into() };
+                let name = if service.starts_with('/') { sender.clone() } else { service.clone() };
+                let Some(menu) = self.menu_path(&name, &path) else { continue };
+                let entries = self.entries(&name, &menu);
+                if entries.iter().any(|(_, l)| l == label) {
+                    return (name, menu, entries);
+                }
+            }
+            assert!(Instant::now() < deadline, "no tray icon offers {label:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn menu_path(&self, name: &str, item: &str) -> Option<dbus::Path<'static>> {
+        use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+        let proxy = self.bus.with_proxy(name, item, Duration::from_secs(5));
+        proxy.get::<dbus::Path<'static>>("org.kde.StatusNotifierItem", "Menu").ok()
+    }
+
+    fn entries(&self, name: &str, menu: &dbus::Path<'static>) -> Vec<MenuEntry> {
+        use dbus::arg::RefArg;
+        type Layout = (i32, dbus::arg::PropMap, Vec<dbus::arg::Variant<Box<dyn RefArg>>>);
+        let proxy = self.bus.with_proxy(name, menu.clone(), Duration::from_secs(5));
+        let Ok((_, root)): Result<(u32, Layout), _> =
+            proxy.method_call("com.canonical.dbusmenu", "GetLayout", (0i32, -1i32, Vec::<String>::new()))
+        else {
+            return Vec::new();
+        };
+        fn walk(item: &dyn RefArg, entries: &mut Vec<MenuEntry>) {
+            let Some(mut fields) = item.as_iter() else { return };
+            let id = fields.next().and_then(|id| id.as_i64()).unwrap_or(-1) as i32;
+            let mut label = String::new();
+            if let Some(mut properties) = fields.next().and_then(|p| p.as_iter()) {
+                while let (Some(key), Some(value)) = (properties.next(), properties.next()) {
+                    if key.as_str() == Some("label") {
+                        label = value.as_str().unwrap_or_default().replace('_', "");
+                    }
+                }
+            }
+            entries.push((id, label));
+            for child in fields.next().and_then(|c| c.as_iter()).into_iter().flatten() {
+                if let Some(inner) = child.as_iter().and_then(|mut v| v.next()) {
+                    walk(inner, entries);
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        for child in &root.2 {
+            walk(&*child.0, &mut entries);
+        }
+        entries
+    }
+
+    /// Clicks the entry `label` of the menu at `name`/`menu`.
+    fn click(&self, name: &str, menu: &dbus::Path<'static>, entries: &[MenuEntry], label: &str) {
+        let id = entries
+            .iter()
+            .find(|(_, l)| l == label)
+            .unwrap_or_else(|| panic!("no {label:?} in {entries:?}"))
+            .0;
+        let proxy = self.bus.with_proxy(name, menu.clone(), Duration::from_secs(5));
+        let event = (id, "clicked", dbus::arg::Variant(0i32), 0u32);
+        let _: () = proxy.method_call("com.canonical.dbusmenu", "Event", event).unwrap();
+    }
+}
+
+impl Drop for TrayHost {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.join();
+        }
+    }
+}
+
+#[test]
+fn the_tray_menu_copies_a_code_and_locks_the_vault() {
+    let tray = TrayHost::start();
+    let sandbox = Sandbox::with_keystore_vault();
+    sandbox.run(&["add", &format!("otpauth://totp/Traytest:kim?secret={RFC_SECRET}")]).ok();
+    let app = App::start(&sandbox, &[]);
+    app.wait_for_tokens(1);
+
+    let (name, menu, entries) = tray.menu_offering("Traytest:kim");
+    for expected in ["Show Tessera", "Copy a code", "Lock", "Quit Tessera"] {
+        assert!(entries.iter().any(|(_, l)| l == expected), "{expected:?} is in the tray menu: {entries:?}");
+    }
+    tray.click(&name, &menu, &entries, "Traytest:kim");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = unix_now();
+        let expected = oathtool(&["--totp", "-b", &format!("--now=@{now}"), RFC_SECRET]);
+        if app.clipboard() == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the clipboard holds {:?}, not the code", app.clipboard());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    tray.click(&name, &menu, &entries, "Lock");
+    app.shown("#unlock-screen");
+    let (_, _, locked) = tray.menu_offering("Unlock Tessera to copy codes");
+    assert!(!locked.iter().any(|(_, l)| l == "Traytest:kim"), "a locked vault's tokens leave the menu");
+}

@@ -238,7 +238,7 @@ impl WebDriverSession {
         let mut session = Self { client: None, driver, runtime };
         let client = session
             .runtime
-            .block_on(tokio::time::timeout(SESSION_STEP_LIMIT, builder.connect(&url)))
+            .block_on(async { tokio::time::timeout(SESSION_STEP_LIMIT, builder.connect(&url)).await })
             .unwrap_or_else(|_| panic!("{program} opened no session within {SESSION_STEP_LIMIT:?}"))
             .unwrap();
         session.client = Some(client);
@@ -248,9 +248,9 @@ impl WebDriverSession {
     /// Runs `task` with the session; a task still running after [`SESSION_STEP_LIMIT`] fails the
     /// test (a hung browser or app must not hang the suite).
     pub fn run<T>(&self, task: impl AsyncFnOnce(&fantoccini::Client) -> T) -> T {
-        let step = tokio::time::timeout(SESSION_STEP_LIMIT, task(self.client.as_ref().unwrap()));
+        let client = self.client.as_ref().unwrap();
         self.runtime
-            .block_on(step)
+            .block_on(async { tokio::time::timeout(SESSION_STEP_LIMIT, task(client)).await })
             .unwrap_or_else(|_| panic!("a WebDriver step took over {SESSION_STEP_LIMIT:?}"))
     }
 
@@ -264,7 +264,9 @@ impl WebDriverSession {
 impl Drop for WebDriverSession {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let _ = self.runtime.block_on(tokio::time::timeout(Duration::from_secs(10), client.close()));
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), client.close()).await });
         }
         kill_process_group(&mut self.driver);
     }

@@ -550,27 +550,16 @@ element("edit-form").addEventListener("submit", async (event) => {
   }
 });
 
-const editActions = editDialog.querySelector(".actions");
-const deleteButton = document.createElement("button");
-deleteButton.type = "button";
-deleteButton.className = "danger delete";
-deleteButton.textContent = "Delete…";
-deleteButton.addEventListener("click", () => {
-  if (!editing) return;
-  editDialog.close();
-  confirmDelete(editing);
-});
-const qrButton = document.createElement("button");
-qrButton.type = "button";
-qrButton.id = "edit-show-qr";
-qrButton.textContent = "Show QR code…";
-qrButton.title = "Move this token to another device";
-qrButton.addEventListener("click", () => {
-  if (!editing) return;
-  editDialog.close();
-  void openQr(editing);
-});
-editActions?.prepend(deleteButton, qrButton);
+/** Closes the edit dialog and hands its token to `next` (delete, show QR). */
+function fromEdit(next: (row: TokenRow) => void): () => void {
+  return () => {
+    if (!editing) return;
+    editDialog.close();
+    next(editing);
+  };
+}
+element("edit-delete").addEventListener("click", fromEdit(confirmDelete));
+element("edit-show-qr").addEventListener("click", fromEdit((row) => void openQr(row)));
 
 // ---- Moving a token: its QR code, behind the passphrase ----
 
