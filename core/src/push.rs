@@ -230,7 +230,8 @@ impl EnrollmentLink {
     /// True when `text` is meant as an enrollment link (it starts with [`ENROLL_PREFIX`]), so an
     /// app that takes several kinds of link sends it here and reports this parser's errors.
     pub fn is_meant(text: &str) -> bool {
-        text.trim_start().starts_with(ENROLL_PREFIX)
+        let start = text.trim_start().as_bytes().get(..ENROLL_PREFIX.len());
+        start.is_some_and(|start| start.eq_ignore_ascii_case(ENROLL_PREFIX.as_bytes()))
     }
 
     /// The first enrollment link among the texts of an image's QR codes.
@@ -242,8 +243,16 @@ impl EnrollmentLink {
     /// can read the enrollment and the device's later traffic. (Plain HTTP to this computer, as
     /// in a local demo, is not.)
     pub fn is_cleartext(&self) -> bool {
-        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-        self.server.starts_with("http://") && !local.iter().any(|prefix| self.server.starts_with(prefix))
+        let Some(rest) = self.server.strip_prefix("http://") else { return false };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+        let host = match host_and_port.strip_prefix('[') {
+            Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+            None => host_and_port.split(':').next().unwrap_or_default(),
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        !loopback
     }
 
     /// Parses `tessera://enroll?v=1&server=...&serial=...&code=...[&issuer=...][&account=...]`.
@@ -829,6 +838,12 @@ mod tests {
         assert!(!cleartext("https://auth.example.com"));
         assert!(!cleartext("http://127.0.0.1:8080"));
         assert!(!cleartext("http://localhost:8080"));
+        assert!(!cleartext("http://[::1]:8080/base"));
+        assert!(!cleartext("http://127.0.0.2"));
+        assert!(cleartext("http://localhost.evil.example"), "a look-alike host is not this computer");
+        assert!(cleartext("http://127.0.0.1@evil.example"), "user info is not the host");
+        assert!(cleartext("http://127.0.0.1.evil.example:80"));
+        assert!(EnrollmentLink::is_meant("TESSERA://ENROLL?V=1"), "QR codes are often upper case");
     }
 
     const NOW: u64 = 1_800_000_000;

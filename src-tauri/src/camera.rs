@@ -45,9 +45,20 @@ pub struct CameraControl {
 }
 
 impl CameraControl {
-    /// Asks the running scan, if any, to stop after the current frame.
+    /// Asks the running scan to stop after the current frame, or the next one to stop at once (the
+    /// page may stop a scan whose command has not reached this side yet).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Marks a scan as running until dropped, even if the scan panics.
+struct Running<'a>(&'a CameraControl);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(false, Ordering::SeqCst);
+        self.0.running.store(false, Ordering::SeqCst);
     }
 }
 
@@ -81,7 +92,7 @@ pub fn scan(
     if control.running.swap(true, Ordering::SeqCst) {
         return Err(CommandError::new(ErrorCode::Conflict, "the camera is already scanning"));
     }
-    control.stop.store(false, Ordering::SeqCst);
+    let _running = Running(control);
     let result = open(index).and_then(|mut source| {
         let mut last = Instant::now() - FRAME_INTERVAL;
         let watch = |frame: &tessera_camera::Frame| {
@@ -97,7 +108,6 @@ pub fn scan(
         };
         tessera_camera::scan_watching(source.as_mut(), otpauth::adds_to_vault, Some(SCAN_TIMEOUT), watch)
     });
-    control.running.store(false, Ordering::SeqCst);
     match result? {
         Ok(read) => Ok(Some(read.text)),
         Err(nothing) if nothing.stopped => Ok(None),

@@ -281,16 +281,21 @@ pub struct TokenQr {
 /// again: the vault's passphrase when it has one (else the OS key store), and for a push token
 /// the answer PIN when the vault has one.
 #[tauri::command(async)]
-pub fn token_qr(
+pub fn token_qr<R: Runtime>(
+    app: AppHandle<R>,
     session: State<'_, Session>,
+    center: State<'_, PushCenter>,
     id: String,
     passphrase: Option<String>,
     pin: Option<String>,
 ) -> CommandResult<TokenQr> {
     let id = TokenId::parse(&id)?;
     let (passphrase, pin) = (given_secret(passphrase), given_secret(pin));
-    session.act(|vault| {
-        session.store().reauthenticate(session.keystore(), passphrase.as_ref())?;
+    if !session.is_unlocked() {
+        return Err(CommandError::locked());
+    }
+    session.store().reauthenticate(session.keystore(), passphrase.as_ref())?;
+    let shown = session.act(|vault| {
         let contents = vault.read()?;
         let token = contents.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         if contents.pin_guards(token) {
@@ -298,7 +303,8 @@ pub fn token_qr(
         }
         let image = svg_data_url(&qr::render_svg(token.otp().to_uri().expose())?);
         Ok(TokenQr { name: token.display_name(), image })
-    })
+    });
+    shown.inspect_err(|_| open_push_channels(&app, &session, &center))
 }
 
 /// What an add did: the tokens added, and what was odd but accepted.
@@ -350,8 +356,15 @@ async fn enroll<R: Runtime>(
         Vec::new()
     };
     let (key, registered) = tessera_client::register(&link, Some(device_name()), None).await?;
-    let token =
-        session.act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))?;
+    let token = session
+        .act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
+        .map_err(|error| match error.kind {
+            ErrorCode::Locked => CommandError::new(
+                ErrorCode::Locked,
+                "the vault locked while this computer registered, so the device could not be saved; unlock and ask for a new enrollment link",
+            ),
+            _ => error,
+        })?;
     open_push_channels(app, session, center);
     Ok(Added { tokens: vec![token], warnings })
 }

@@ -77,6 +77,8 @@ pub fn run() -> ExitCode {
             if let Err(error) = tray::install(app.handle()) {
                 report(&format!("Tessera: no tray icon ({error})"));
             }
+            let handle = app.handle().clone();
+            app.state::<Session>().on_idle_lock(move || locked(&handle, "idle"));
             watch_idle(app.handle().clone());
             sleep::watch(app.handle().clone());
             Ok(())
@@ -91,14 +93,13 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Locks the vault once the user has been idle for the auto-lock time, and tells the web view.
+/// Locks the vault once the user has been idle for the auto-lock time (the session tells the
+/// web view and the tray).
 fn watch_idle(app: tauri::AppHandle) {
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(session::IDLE_CHECK_EVERY);
-            if app.state::<Session>().lock_if_idle() {
-                locked(&app, "idle");
-            }
+            app.state::<Session>().lock_if_idle();
         }
     });
 }

@@ -5,7 +5,7 @@
 //! app exits. Activity is what the user does, reported by the web view; the UI's own refreshes of
 //! the code list do not count, so an app left open locks itself.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tessera_core::vault::{UnlockedVault, VaultStore};
@@ -26,6 +26,7 @@ pub struct Session {
     keystore: OsKeyStore,
     auto_lock: Duration,
     state: Mutex<State>,
+    on_idle_lock: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 struct State {
@@ -41,7 +42,14 @@ impl Session {
             keystore,
             auto_lock,
             state: Mutex::new(State { unlocked: None, last_activity: Instant::now() }),
+            on_idle_lock: OnceLock::new(),
         }
+    }
+
+    /// Calls `notify` whenever the vault locks itself for being idle, wherever that is noticed
+    /// (the idle watcher, or a command arriving after the auto-lock time). Set once.
+    pub fn on_idle_lock(&self, notify: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_idle_lock.set(Box::new(notify));
     }
 
     /// The auto-lock time from [`AUTO_LOCK_ENV`], else [`DEFAULT_AUTO_LOCK`].
@@ -86,19 +94,28 @@ impl Session {
         self.lock_state().unlocked.is_some()
     }
 
-    /// Records that the user did something, postponing the auto-lock.
+    /// Records that the user did something, postponing the auto-lock (a vault already idle past
+    /// it locks first: activity never revives it).
     pub fn note_activity(&self) {
+        self.lock_if_idle();
         self.lock_state().last_activity = Instant::now();
     }
 
-    /// Locks the vault if the user has been idle for the auto-lock time; true if it did.
+    /// Locks the vault if the user has been idle for the auto-lock time, and says so to the
+    /// [`Session::on_idle_lock`] listener; true if it did.
     pub fn lock_if_idle(&self) -> bool {
-        let mut state = self.lock_state();
-        if state.unlocked.is_some() && state.last_activity.elapsed() >= self.auto_lock {
-            state.unlocked = None;
-            return true;
+        let locked = {
+            let mut state = self.lock_state();
+            let idle = state.unlocked.is_some() && state.last_activity.elapsed() >= self.auto_lock;
+            if idle {
+                state.unlocked = None;
+            }
+            idle
+        };
+        if locked && let Some(notify) = self.on_idle_lock.get() {
+            notify();
         }
-        false
+        locked
     }
 
     /// Runs `action` on the unlocked vault; a locked (or idle-expired) vault is a `locked` error.
@@ -152,6 +169,24 @@ mod tests {
         let error = session.with_vault(|_| Ok(())).unwrap_err();
         assert_eq!(error.kind, tessera_core::error::ErrorCode::Locked);
         assert!(!session.is_unlocked());
+    }
+
+    #[test]
+    fn an_idle_lock_is_reported_once_wherever_it_is_noticed_and_activity_does_not_revive_it() {
+        let (_dir, session) = unlocked_session(Duration::from_millis(50));
+        let reported = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = reported.clone();
+        session.on_idle_lock(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(session.act(|_| Ok(())).is_err(), "a command after the auto-lock time is refused");
+        assert!(
+            session.with_vault(|_| Ok(())).is_err(),
+            "and the activity it noted did not revive the vault"
+        );
+        assert!(!session.lock_if_idle());
+        assert_eq!(reported.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -50,16 +50,20 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Shows `tokens` (`None`: locked) in the menu, if that differs from what it shows.
+/// Shows `tokens` (`None`: locked) in the menu, if that differs from what it shows. The menu is
+/// built and set without holding the lock: from a background thread, Tauri runs that on the main
+/// thread and waits, and the main thread may be here too (the lock command, the tray's Lock).
 pub fn show_tokens<R: Runtime>(app: &AppHandle<R>, tokens: Shown) {
     let Some(tray) = app.try_state::<Tray<R>>() else { return };
-    let mut shown = tray.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if *shown == tokens {
-        return;
+    {
+        let mut shown = tray.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *shown == tokens {
+            return;
+        }
+        shown.clone_from(&tokens);
     }
     if let Ok(menu) = menu(app, &tokens) {
         let _ = tray.icon.set_menu(Some(menu));
-        *shown = tokens;
     }
 }
 

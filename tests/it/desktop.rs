@@ -278,6 +278,8 @@ fn a_new_user_creates_a_vault_adds_tokens_by_link_and_image_and_copies_a_code() 
     assert_eq!(app.wait_for_tokens(2).len(), 2, "the OS key store unlocked it");
 
     app.click(&format!("[data-id='{by_link}'] .menu"));
+    app.shown("#edit-dialog .delete");
+    app.screenshot("desktop-edit.png");
     app.type_into("#edit-group", "");
     app.type_into("#edit-label", "alice@work.example");
     app.click("#edit-dialog button[value='save']");

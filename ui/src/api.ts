@@ -70,12 +70,18 @@ export const editToken = (id: string, issuer: string, label: string, group: stri
   invoke<TokenInfo>("edit_token", { id, issuer, label, group });
 export const removeToken = (id: string) => invoke<void>("remove_token", { id });
 export const oneSwipe = (id: string, pin: string | null) => invoke<OneSwipeView>("one_swipe", { id, pin });
+/** Push devices, channel state and waiting login requests (works while locked). */
 export const pushStatus = () => invoke<PushStatus>("push_status");
+/** Approves (with the login screen's number), denies, or reports a login request. */
 export const answerPush = (transactionId: string, reply: Reply, number: number | null, pin: string | null) =>
   invoke<{ status: string }>("answer_push", { transactionId, reply, number, pin });
+/** The cameras to scan with. */
 export const listCameras = () => invoke<{ index: number; name: string }[]>("list_cameras");
+/** Scans until a token's QR code is seen and adds it (null when stopped); frames go to `preview`. */
 export const scanCamera = (camera: number, group: string | null, preview: Channel<string>) =>
   invoke<Added | null>("scan_camera", { camera, group, preview });
+/** Stops a camera scan. */
 export const stopCamera = () => invoke<void>("stop_camera");
+/** A token's QR code for moving it, behind the passphrase (and the PIN for push tokens). */
 export const tokenQr = (id: string, passphrase: string | null, pin: string | null) =>
   invoke<{ name: string; image: string }>("token_qr", { id, passphrase, pin });

@@ -426,11 +426,14 @@ const cameraPreview = element<HTMLImageElement>("camera-preview");
 const cameraStatus = element("camera-status");
 const cameraToggle = element<HTMLButtonElement>("camera-toggle");
 let cameraScanning = false;
+/** Set when the user leaves the camera tab before the scan reached the app. */
+let cameraCancelled = false;
 let cameraRun: Promise<void> = Promise.resolve();
 
 function startCamera(): Promise<void> {
   if (cameraScanning) return cameraRun;
   cameraScanning = true;
+  cameraCancelled = false;
   cameraRun = scanWithCamera().finally(() => {
     cameraScanning = false;
   });
@@ -465,6 +468,7 @@ async function scanWithCamera(): Promise<void> {
       })
       .catch(() => undefined);
   };
+  if (cameraCancelled) return;
   const result = await attempt(
     () => api.scanCamera(Number(cameraSelect.value), optional("add-group"), preview),
     element("add-error"),
@@ -478,7 +482,9 @@ async function scanWithCamera(): Promise<void> {
 async function stopCamera(): Promise<void> {
   cameraPreview.hidden = true;
   cameraPreview.removeAttribute("src");
-  if (cameraScanning) await api.stopCamera().catch(() => undefined);
+  if (!cameraScanning) return;
+  cameraCancelled = true;
+  await api.stopCamera().catch(() => undefined);
 }
 
 cameraToggle.addEventListener("click", () => void (cameraScanning ? stopCamera() : startCamera()));
@@ -545,7 +551,7 @@ element("edit-form").addEventListener("submit", async (event) => {
     element("edit-error"),
   );
   if (saved) {
-    editDialog.close();
+    if (editing === row) editDialog.close();
     await refresh();
   }
 });
@@ -716,6 +722,9 @@ oneSwipeDialog.querySelector(".cancel")?.addEventListener("click", () => oneSwip
 
 const pushDialog = element<HTMLDialogElement>("push-dialog");
 let pushRequest: PushRequest | null = null;
+/** Requests the user closed without answering: they are not opened again (they expire soon). */
+const dismissedRequests = new Set<string>();
+let answering = false;
 let pushShownAt = 0;
 let pushCountdown: number | undefined;
 
@@ -724,7 +733,7 @@ async function checkPush(): Promise<void> {
   const status = await api.pushStatus().catch(() => null);
   if (!status || screens.tokens.hidden) return;
   element("push-offline").hidden = status.devices === 0 || status.connected;
-  const next = nextRequest(status.requests);
+  const next = nextRequest(status.requests.filter((r) => !dismissedRequests.has(r.transaction_id)));
   if (next && !pushDialog.open) openPush(next);
 }
 
@@ -738,7 +747,7 @@ async function showWaitingRequest(): Promise<void> {
 }
 
 function openPush(request: PushRequest): void {
-  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog, qrDialog]) dialog.close();
+  for (const dialog of dialogs) if (dialog !== pushDialog) dialog.close();
   pushRequest = request;
   pushShownAt = performance.now();
   element("push-headline").textContent = requestHeadline(request);
@@ -788,7 +797,7 @@ function pushTick(): void {
 
 async function answerPush(reply: api.Reply, picked?: number): Promise<void> {
   const request = pushRequest;
-  if (!request) return;
+  if (!request || answering) return;
   const errorBox = element("push-error");
   let number: number | null = null;
   if (reply === "approve" && request.number_matching === "pick") number = picked ?? null;
@@ -803,10 +812,12 @@ async function answerPush(reply: api.Reply, picked?: number): Promise<void> {
   const pinField = element<HTMLInputElement>("push-pin");
   const pin = element("push-pin-field").hidden ? null : pinField.value;
   for (const button of pushDialog.querySelectorAll("button")) button.disabled = true;
+  answering = true;
   try {
     errorBox.textContent = "";
     const answered = await api.answerPush(request.transaction_id, reply, number, pin);
-    pushDialog.close();
+    dismissedRequests.add(request.transaction_id);
+    if (pushRequest === request) pushDialog.close();
     toast(
       answered.status === "approved"
         ? `Approved: ${request.username} is logging in to ${request.service}.`
@@ -816,7 +827,9 @@ async function answerPush(reply: api.Reply, picked?: number): Promise<void> {
     );
   } catch (thrown) {
     const error = asCommandError(thrown);
-    if (error.kind === "expired") {
+    if (pushRequest !== request) {
+      toast(error.message, "error");
+    } else if (error.kind === "expired") {
       pushDialog.close();
       toast(error.message);
     } else if (error.kind === "locked" && (await api.vaultStatus()).unlocked) {
@@ -831,6 +844,7 @@ async function answerPush(reply: api.Reply, picked?: number): Promise<void> {
       errorBox.textContent = error.message;
     }
   } finally {
+    answering = false;
     for (const button of pushDialog.querySelectorAll("button")) button.disabled = false;
   }
   await refresh();
@@ -845,6 +859,7 @@ element("push-number").addEventListener("keydown", (event) => {
 pushDialog.addEventListener("close", () => {
   window.clearInterval(pushCountdown);
   element<HTMLInputElement>("push-pin").value = "";
+  if (pushRequest) dismissedRequests.add(pushRequest.transaction_id);
   pushRequest = null;
   if (!screens.tokens.hidden) window.setTimeout(() => void checkPush(), 300);
 });
@@ -860,10 +875,11 @@ window.setInterval(() => {
 
 // ---- Keyboard and activity ----
 
+/** Every dialog: the keyboard shortcuts pause while one is open, and locking closes them all. */
+const dialogs = [addDialog, editDialog, confirmDialog, oneSwipeDialog, pushDialog, qrDialog];
+
 function anyDialogOpen(): boolean {
-  return (
-    addDialog.open || editDialog.open || confirmDialog.open || oneSwipeDialog.open || pushDialog.open || qrDialog.open
-  );
+  return dialogs.some((dialog) => dialog.open);
 }
 
 document.addEventListener("keydown", (event) => {
@@ -924,7 +940,8 @@ for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
 
 void listen<string>("vault-locked", async (event) => {
   if (screens.tokens.hidden) return;
-  for (const dialog of [addDialog, editDialog, confirmDialog, oneSwipeDialog, pushDialog, qrDialog]) dialog.close();
+  pushRequest = null; // closed by the lock, not dismissed: it opens again after the unlock
+  for (const dialog of dialogs) dialog.close();
   await showUnlock();
   toast(
     event.payload === "sleep"
