@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::push::{finish, send_validate, user_with_device, wait_status};
 use crate::server_support::{Db, Server, free_port};
 use crate::support::{
-    Sandbox, WebDriverSession, binary, oathtool, require_secret_service, test_output_dir, unix_now,
+    Sandbox, WebDriverSession, binary, lines_of, oathtool, require_secret_service, test_output_dir, unix_now,
 };
 
 /// RFC 6238's SHA-1 test seed, base32.
@@ -481,15 +481,7 @@ impl NotificationWatch {
             .stderr(Stdio::null())
             .spawn()
             .expect("dbus-monitor (Debian dbus)");
-        let (send, lines) = std::sync::mpsc::channel();
-        let stdout = monitor.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(monitor.stdout.take().unwrap());
         Self { monitor, lines }
     }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tessera_core::push::{Answer, Decision, DenyReason, EnrollmentLink, SignedAnswer};
 
 use crate::server_support::{Db, Server};
-use crate::support::Sandbox;
+use crate::support::{Sandbox, lines_of};
 
 /// A `tessera push listen --json` process and the lines it prints.
 struct Listener {
@@ -26,15 +26,7 @@ impl Listener {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (send, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         Self { child, lines }
     }
 

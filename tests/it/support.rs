@@ -272,6 +272,21 @@ impl Drop for WebDriverSession {
     }
 }
 
+/// The lines a child process writes to `stream`, on a channel as they come (read by a thread, so a
+/// test can wait for a line with a timeout).
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Kills `leader` and every process in its group (a driver's browser or app, and their helpers),
 /// which killing the leader alone would leave running.
 pub fn kill_process_group(leader: &mut std::process::Child) {
