@@ -88,6 +88,22 @@ impl App {
         self.session.screenshot(name);
     }
 
+    /// Saves a screenshot as `name` once it shows a readable QR code (within 10 s: an image that
+    /// was just shown may not be painted yet), and returns the codes' texts.
+    fn screenshot_with_qr(&self, name: &str) -> Vec<tessera_core::secret::SecretString> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.screenshot(name);
+            let screenshot = std::fs::read(test_output_dir().join(name)).unwrap();
+            let texts = tessera_core::qr::decode_image(&screenshot).unwrap();
+            if !texts.is_empty() {
+                return texts;
+            }
+            assert!(Instant::now() < deadline, "the window never showed a readable QR code (see {name})");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The element `css` selects, once it is displayed (within 10 s).
     fn shown(&self, css: &str) -> Element {
         self.run(async |page| {
@@ -387,9 +403,7 @@ fn a_tokens_qr_code_for_moving_it_needs_the_passphrase_even_when_the_key_store_u
     app.type_into("#qr-passphrase", PASSPHRASE);
     app.click("#qr-show");
     app.shown("#qr-image");
-    app.screenshot("desktop-move-token.png");
-    let screenshot = std::fs::read(test_output_dir().join("desktop-move-token.png")).unwrap();
-    let texts = tessera_core::qr::decode_image(&screenshot).unwrap();
+    let texts = app.screenshot_with_qr("desktop-move-token.png");
     let moved = tessera_core::otpauth::OtpAuth::parse(texts[0].expose()).unwrap().otp;
     let original = tessera_core::otpauth::OtpAuth::parse(&uri).unwrap().otp;
     assert_eq!(
@@ -427,11 +441,8 @@ fn the_one_swipe_code_on_screen_logs_in_at_the_server_once() {
 
     app.click(".oneswipe-button");
     app.wait_for_text("#oneswipe-countdown", "Valid for");
-    app.screenshot("desktop-one-swipe.png");
-    let screenshot = std::fs::read(test_output_dir().join("desktop-one-swipe.png")).unwrap();
-    let texts = tessera_core::qr::decode_image(&screenshot).unwrap();
-    let payload =
-        texts.first().expect("the screenshot of the window shows a readable QR code").expose().to_owned();
+    let texts = app.screenshot_with_qr("desktop-one-swipe.png");
+    let payload = texts[0].expose().to_owned();
 
     let (status, body) = server.post("/api/v1/oneswipe", &json!({ "payload": payload }));
     assert_eq!((status, body["result"].as_str()), (200, Some("accept")), "{body}");
