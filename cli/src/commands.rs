@@ -100,8 +100,7 @@ pub(crate) fn check_pin(vault: &UnlockedVault, contents: &Vault) -> Result<(), F
     let Some(pin) = pin_if_set(contents)? else {
         return Ok(());
     };
-    vault.update(|v| Ok::<_, VaultError>(v.check_answer_pin(Some(&pin), unix_now())))??;
-    Ok(())
+    Ok(vault.update_behind_pin(Some(&pin), unix_now(), |_| Ok(()))?)
 }
 
 fn unlock(store: &VaultStore) -> Result<UnlockedVault, Failure> {

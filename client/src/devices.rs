@@ -111,16 +111,14 @@ pub fn sign_answer(
     now: u64,
 ) -> Result<SignedAnswer, ClientError> {
     let mut answer = Answer::to(challenge, decision, number, None, now)?;
-    let (key, otp) = vault.update(|v| {
-        Ok::<_, VaultError>(v.check_answer_pin(pin, now).map_err(VaultError::from).and_then(|()| {
-            let key = v.get(token).and_then(|t| t.push()).ok_or(TokenError::NoPushDevice)?.key_pair();
-            let otp = match decision {
-                Decision::Approve => Some(v.take_push_code(token, now)?),
-                Decision::Deny(_) => None,
-            };
-            Ok((key, otp))
-        }))
-    })??;
+    let (key, otp) = vault.update_behind_pin(pin, now, |v| {
+        let key = v.get(token).and_then(|t| t.push()).ok_or(TokenError::NoPushDevice)?.key_pair();
+        let otp = match decision {
+            Decision::Approve => Some(v.take_push_code(token, now)?),
+            Decision::Deny(_) => None,
+        };
+        Ok((key, otp))
+    })?;
     answer.otp = otp.map(|code| SecretString::new(code.expose().to_owned()));
     Ok(answer.sign(&key?))
 }

@@ -251,10 +251,8 @@ pub fn one_swipe(
     let id = TokenId::parse(&id)?;
     let pin = given_secret(pin);
     session.act(|vault| {
-        let at = unix_now();
-        vault.update(|v| Ok::<_, CommandError>(v.check_answer_pin(pin.as_ref(), at)))??;
-        let lifetime_secs = oneswipe::DEFAULT_LIFETIME_SECS;
-        let (code, name) = vault.update(|v| -> CommandResult<_> {
+        let (at, lifetime_secs) = (unix_now(), oneswipe::DEFAULT_LIFETIME_SECS);
+        let (code, name) = vault.update_behind_pin(pin.as_ref(), at, |v| {
             let code = v.take_one_swipe(&id, at, lifetime_secs)?;
             let name = v.get(&id).map(|t| t.display_name()).unwrap_or_default();
             Ok((code, name))
@@ -299,7 +297,7 @@ pub fn token_qr<R: Runtime>(
         let contents = vault.read()?;
         let token = contents.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         if contents.pin_guards(token) {
-            vault.update(|v| Ok::<_, CommandError>(v.check_answer_pin(pin.as_ref(), unix_now())))??;
+            vault.update_behind_pin(pin.as_ref(), unix_now(), |_| Ok(()))?;
         }
         let image = svg_data_url(&qr::render_svg(token.otp().to_uri().expose())?);
         Ok(TokenQr { name: token.display_name(), image })

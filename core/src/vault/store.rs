@@ -324,6 +324,28 @@ impl UnlockedVault {
         self.transact(|_, vault| change(vault))
     }
 
+    /// [`UnlockedVault::update`] behind the answer PIN (`pin` may be `None` when the vault has
+    /// none): `change` runs only after a right PIN. The attempt is written right or wrong, so the
+    /// limit on wrong PINs holds across runs; if `change` fails, the attempt is all that is written.
+    pub fn update_behind_pin<R>(
+        &self,
+        pin: Option<&SecretString>,
+        now: u64,
+        change: impl FnOnce(&mut Vault) -> Result<R, VaultError>,
+    ) -> Result<R, VaultError> {
+        self.update(|vault| {
+            if let Err(refused) = vault.check_answer_pin(pin, now) {
+                return Ok(Err(refused.into()));
+            }
+            let mut changed = vault.clone();
+            let result = change(&mut changed);
+            if result.is_ok() {
+                *vault = changed;
+            }
+            Ok::<_, VaultError>(result)
+        })?
+    }
+
     /// The vault's key slots.
     pub fn slots(&self) -> Result<Vec<SlotInfo>, VaultError> {
         self.store.slots()
@@ -680,6 +702,35 @@ mod tests {
             keystore_only.reauthenticate(&MemoryKeyStore::new(), None),
             Err(VaultError::KeyStoreKeyMissing)
         ));
+    }
+
+    #[test]
+    fn a_change_behind_the_pin_runs_after_a_right_pin_and_every_attempt_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VaultStore::new(dir.path().join("vault.tessera"));
+        let vault = store.create(Some(&MemoryKeyStore::new()), None).unwrap();
+        let pin = SecretString::new("2468".into());
+        vault.update(|v| v.set_answer_pin(None, &pin, 0).map_err(VaultError::from)).unwrap();
+        let wrong = SecretString::new("1357".into());
+        let before = vault.read().unwrap();
+        let refused = vault.update_behind_pin(Some(&wrong), 0, |v| {
+            v.add(otp("never"), None, 0).map(drop).map_err(VaultError::from)
+        });
+        assert!(matches!(refused, Err(VaultError::Pin(crate::vault::PinError::Wrong { .. }))));
+        assert!(vault.read().unwrap().tokens().is_empty(), "a wrong PIN runs nothing");
+        assert_ne!(vault.read().unwrap(), before, "the wrong attempt is written");
+        let failed = vault.update_behind_pin(Some(&pin), 0, |v| {
+            v.add(otp("half"), None, 0)?;
+            Err::<(), _>(VaultError::Internal("fails after a change"))
+        });
+        assert!(matches!(failed, Err(VaultError::Internal(_))));
+        assert!(vault.read().unwrap().tokens().is_empty(), "a failed change is not written");
+        vault
+            .update_behind_pin(Some(&pin), 0, |v| {
+                v.add(otp("kept"), None, 0).map(drop).map_err(VaultError::from)
+            })
+            .unwrap();
+        assert_eq!(vault.read().unwrap().tokens().len(), 1);
     }
 
     #[test]
