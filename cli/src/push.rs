@@ -55,8 +55,8 @@ fn enrollment_link(argument: &str) -> Result<EnrollmentLink, Failure> {
 /// `tessera enroll`: registers a new device key with the server and keeps it in the vault.
 pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Result<(), Failure> {
     let link = enrollment_link(argument)?;
-    if link.is_cleartext() {
-        warn(format!("{} is not HTTPS: anyone on the network can read this enrollment", link.server));
+    if let Some(warning) = link.cleartext_warning() {
+        warn(warning);
     }
     let name = name.or_else(|| std::env::var("HOSTNAME").ok()).map(|n| n.chars().take(64).collect());
     let (_, registered) = runtime()?.block_on(devices::enroll(vault, &link, name, unix_now()))?;

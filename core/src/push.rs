@@ -255,6 +255,12 @@ impl EnrollmentLink {
         !loopback
     }
 
+    /// What to tell the user when [`EnrollmentLink::is_cleartext`] holds.
+    pub fn cleartext_warning(&self) -> Option<String> {
+        self.is_cleartext()
+            .then(|| format!("{} is not HTTPS: anyone on the network can read this enrollment", self.server))
+    }
+
     /// Parses `tessera://enroll?v=1&server=...&serial=...&code=...[&issuer=...][&account=...]`.
     pub fn parse(text: &str) -> Result<Self, PushError> {
         let text = text.trim();
@@ -835,6 +841,11 @@ mod tests {
         assert_eq!(EnrollmentLink::find_in(&texts[..1]), None);
         let cleartext = |server: &str| EnrollmentLink::parse(&link(server)).unwrap().is_cleartext();
         assert!(cleartext("http://auth.example.com"));
+        let plain = EnrollmentLink::parse(&link("http://auth.example.com")).unwrap();
+        assert!(
+            plain.cleartext_warning().is_some_and(|w| w.starts_with("http://auth.example.com is not HTTPS"))
+        );
+        assert_eq!(EnrollmentLink::parse(&link("https://a")).unwrap().cleartext_warning(), None);
         assert!(!cleartext("https://auth.example.com"));
         assert!(!cleartext("http://127.0.0.1:8080"));
         assert!(!cleartext("http://localhost:8080"));

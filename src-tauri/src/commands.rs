@@ -348,11 +348,7 @@ async fn enroll<R: Runtime>(
     if !session.is_unlocked() {
         return Err(CommandError::locked());
     }
-    let warnings = if link.is_cleartext() {
-        vec![format!("{} is not HTTPS: anyone on the network could read this enrollment.", link.server)]
-    } else {
-        Vec::new()
-    };
+    let warnings = link.cleartext_warning().into_iter().collect();
     let (key, registered) = tessera_client::register(&link, Some(device_name()), None).await?;
     let token = session
         .act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
