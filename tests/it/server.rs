@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -46,6 +47,17 @@ fn code(phone: &Sandbox, at: Option<u64>) -> String {
     phone.run(&args).ok().trim().to_owned()
 }
 
+/// The current code, taken with at least 10 s left in its 30 s step so the server checks it in the
+/// same step. A code checked one step late is accepted but teaches the server a drift of -1 step,
+/// and then the tests' "next step" codes would fall outside the window.
+fn code_early_in_step(phone: &Sandbox) -> String {
+    let into_step = unix_now() % 30;
+    if into_step >= 20 {
+        std::thread::sleep(Duration::from_secs(30 - into_step));
+    }
+    code(phone, None)
+}
+
 fn audit(server: &Server, query: &str) -> Vec<Value> {
     let (status, body) = server.admin("GET", &format!("/api/v1/audit?{query}"), None);
     assert_eq!(status, 200, "{body}");
@@ -60,7 +72,7 @@ fn enroll_validate_replay_lockout_unlock_restart(db: Db) {
     let serial = enrollment["serial"].as_str().unwrap().to_owned();
     let phone = phone_with(&enrollment);
 
-    let first = code(&phone, None);
+    let first = code_early_in_step(&phone);
     assert_eq!(server.result("alice", &first), "accept");
     let (_, replay) = server.validate("alice", None, &first);
     assert_eq!(
@@ -215,7 +227,7 @@ fn two_servers_on_one_postgres_accept_a_code_once() {
     let second = Arc::new(Server::start(db.clone(), ""));
     let enrollment = first.user_with_token("carol", json!({ "kind": "totp" }));
     let phone = phone_with(&enrollment);
-    assert_eq!(count_accepts(&[first.clone(), second.clone()], &code(&phone, None), 50), 1);
+    assert_eq!(count_accepts(&[first.clone(), second.clone()], &code_early_in_step(&phone), 50), 1);
     let (_, tokens) = first.admin("GET", "/api/v1/users/carol/tokens", None);
     assert_eq!(tokens[0]["locked"], true, "49 replays are 49 failed attempts, counted across both replicas");
     let serial = tokens[0]["serial"].as_str().unwrap();
@@ -518,7 +530,7 @@ fn locks_lift_and_escalate(db: Db) {
     server.result("jack", "000000");
     server.result("jack", "000000");
     assert_eq!(server.validate("jack", None, &code(&phone, None)).1["reason"], "locked");
-    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    std::thread::sleep(Duration::from_millis(2_100));
     assert_eq!(server.result("jack", "000000"), "reject", "the lock lifted, but this failure locks again");
     let relocked = std::time::Instant::now();
     assert_eq!(
@@ -526,13 +538,13 @@ fn locks_lift_and_escalate(db: Db) {
         "locked",
         "for twice as long: 4 s"
     );
-    std::thread::sleep(std::time::Duration::from_millis(2_200));
+    std::thread::sleep(Duration::from_millis(2_200));
     assert_eq!(
         server.validate("jack", None, &code(&phone, None)).1["reason"],
         "locked",
         "2.2 s is not enough"
     );
-    std::thread::sleep(std::time::Duration::from_millis(4_100).saturating_sub(relocked.elapsed()));
+    std::thread::sleep(Duration::from_millis(4_100).saturating_sub(relocked.elapsed()));
     assert_eq!(server.result("jack", &code(&phone, None)), "accept");
     assert_eq!(
         server.admin("GET", "/api/v1/users/jack/tokens", None).1[0]["failures"],
@@ -697,7 +709,7 @@ fn tls_with_a_configured_certificate() {
             healthy = response.status().is_success();
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let plain = client().get(format!("http://127.0.0.1:{port}/healthz")).send();
     let _ = child.kill();
