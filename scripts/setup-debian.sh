@@ -16,6 +16,7 @@ packages=(
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev file
                                      # the Tauri 2 desktop app (WebKitGTK web view, tray)
   webkit2gtk-driver xvfb xauth xclip # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard
+  default-jre-headless libjna-java   # the mobile library's Kotlin bindings, run on the JVM through JNA
 )
 
 missing=()
@@ -42,4 +43,14 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 # tauri-driver: the WebDriver front for the desktop app's end-to-end tests (drives WebKitWebDriver).
 if [ "$(tauri-driver --version 2>/dev/null)" != "tauri-driver 2.1.0" ]; then
   cargo install tauri-driver --version 2.1.0 --locked
+fi
+
+# kotlinc for the Kotlin binding tests (npm's kotlin-compiler: the compiler, the standard library
+# and kotlinx-coroutines), in tools/kotlin (git-ignored).
+kotlin_version=2.4.20
+kotlin_dir="$(cd "$(dirname "$0")/.." && pwd)/tools/kotlin"
+if ! grep -q "\"version\": \"$kotlin_version\"" "$kotlin_dir/node_modules/kotlin-compiler/package.json" 2>/dev/null; then
+  mkdir -p "$kotlin_dir"
+  (cd "$kotlin_dir" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+    npm install --no-audit --no-fund --loglevel=error "kotlin-compiler@$kotlin_version")
 fi

@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: machine setup, formatting, lints, build, then every test
 # (unit, property, oathtool cross-checks, the CLI against a real Secret Service, the server
 # against SQLite and a real PostgreSQL, the browser login page in headless Chromium, the desktop
-# app's UI unit tests in Vitest and the real desktop app under Xvfb through tauri-driver).
+# app's UI unit tests in Vitest and the real desktop app under Xvfb through tauri-driver, the
+# mobile library's Kotlin bindings on the JVM and its Python bindings against a real server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,17 @@ for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
 done
 step "cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
+# Built on its own, as the phones get it: with graviola, without ring (a workspace build would
+# unify the client's features and link ring too).
+step "the mobile library (tessera-ffi) for the Kotlin and Python binding tests"
+cargo build --locked -p tessera-ffi --lib
+# No Android NDK or Apple SDK here, so nothing can be linked; static libraries need no linker and
+# prove every crate of the library compiles, and its assembly assembles, for the phones.
+step "the mobile library for Android and iOS (aarch64 static libraries)"
+rustup target add aarch64-linux-android aarch64-apple-ios >/dev/null 2>&1
+for target in aarch64-linux-android aarch64-apple-ios; do
+  cargo rustc --locked -p tessera-ffi --lib --target "$target" --crate-type staticlib
+done
 step "the login page's One Swipe decoder (WebAssembly)"
 scripts/build-web.sh
 step "cargo test (with PostgreSQL, inside a private D-Bus session with gnome-keyring)"

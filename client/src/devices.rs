@@ -122,3 +122,152 @@ pub fn sign_answer(
     answer.otp = otp.map(|code| SecretString::new(code.expose().to_owned()));
     Ok(answer.sign(&key?))
 }
+
+/// A login request kept for answering: the device it came to and its verified challenge.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The device, which signs and sends the answer.
+    pub device: VaultDevice,
+    /// The challenge, signature already checked.
+    pub challenge: Challenge,
+}
+
+/// The devices a listener serves and the login requests they delivered that wait for the user.
+/// The desktop app and the mobile library each keep one behind a mutex.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    devices: Vec<VaultDevice>,
+    pending: Vec<Pending>,
+}
+
+impl Inbox {
+    /// Serves `devices` from now on; requests for devices no longer among them are dropped.
+    pub fn serve(&mut self, devices: Vec<VaultDevice>) {
+        self.pending.retain(|p| devices.iter().any(|d| d.token == p.device.token));
+        self.devices = devices;
+    }
+
+    /// The devices served.
+    pub fn devices(&self) -> &[VaultDevice] {
+        &self.devices
+    }
+
+    /// Keeps a request `token`'s channel delivered; `None` when it is already kept or the token
+    /// is not a device served here.
+    pub fn arrived(&mut self, token: &TokenId, challenge: Challenge) -> Option<&Pending> {
+        let device = self.devices.iter().find(|d| d.token == *token)?.clone();
+        if self.pending.iter().any(|p| p.challenge.transaction_id == challenge.transaction_id) {
+            return None;
+        }
+        self.pending.push(Pending { device, challenge });
+        self.pending.last()
+    }
+
+    /// The requests not yet expired at `now` (expired ones are dropped).
+    pub fn waiting(&mut self, now: u64) -> &[Pending] {
+        self.pending.retain(|p| p.challenge.expires_at > now);
+        &self.pending
+    }
+
+    /// Request `transaction_id`, unless it expired before `now`.
+    pub fn pending(&self, transaction_id: &str, now: u64) -> Option<Pending> {
+        self.pending
+            .iter()
+            .find(|p| p.challenge.transaction_id == transaction_id && p.challenge.expires_at > now)
+            .cloned()
+    }
+
+    /// Forgets a request (answered, or refused by the server as answered or expired).
+    pub fn forget(&mut self, transaction_id: &str) {
+        self.pending.retain(|p| p.challenge.transaction_id != transaction_id);
+    }
+}
+
+/// What became of an answer sent with [`deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// The server took it: `approved` or `denied`.
+    Answered(String),
+    /// The request had expired or was answered elsewhere.
+    Gone,
+}
+
+/// Sends a signed answer. A refused approval (a number or code that did not match) is a
+/// [`ClientError::Refused`] with code `denied`, so no edge mistakes it for a success.
+pub async fn deliver(
+    device: &Device,
+    answer: SignedAnswer,
+    decision: Decision,
+) -> Result<Delivered, ClientError> {
+    let receipt = match device.answer(answer).await {
+        Err(ClientError::Refused { status: 404 | 409 | 410, .. }) => return Ok(Delivered::Gone),
+        other => other?,
+    };
+    if decision == Decision::Approve && receipt.status != "approved" {
+        return Err(ClientError::Refused {
+            status: 403,
+            code: "denied".into(),
+            message: "the number or the one-time code did not match".into(),
+        });
+    }
+    Ok(Delivered::Answered(receipt.status))
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::push::NumberMatching;
+    use tessera_core::secret::SecretBytes;
+
+    use super::*;
+
+    fn device(token: &str) -> VaultDevice {
+        let server_key = KeyPair::generate().unwrap().public();
+        let device =
+            Device::from_parts("http://127.0.0.1:1", token, &SecretBytes::new(vec![7; 32]), server_key);
+        VaultDevice { token: TokenId::parse(token).unwrap(), device: device.unwrap(), cursor: 0 }
+    }
+
+    fn challenge(transaction_id: &str, expires_at: u64) -> Challenge {
+        Challenge {
+            v: 1,
+            transaction_id: transaction_id.into(),
+            username: "ann".into(),
+            serial: "PUSH-1".into(),
+            service: "VPN".into(),
+            client_ip: None,
+            user_agent: None,
+            created_at: expires_at - 60,
+            expires_at,
+            number_matching: NumberMatching::Pick,
+            number_choices: vec![12, 34, 56],
+        }
+    }
+
+    #[test]
+    fn an_inbox_keeps_each_request_once_until_it_expires_or_is_forgotten() {
+        let (a, b) = ("00000000000000aa", "00000000000000bb");
+        let mut inbox = Inbox::default();
+        inbox.serve(vec![device(a), device(b)]);
+        let token_a = TokenId::parse(a).unwrap();
+        assert!(inbox.arrived(&token_a, challenge("t1", 1_000)).is_some());
+        assert!(
+            inbox.arrived(&token_a, challenge("t1", 1_000)).is_none(),
+            "a redelivery is not a new request"
+        );
+        assert!(
+            inbox.arrived(&TokenId::parse("00000000000000cc").unwrap(), challenge("t2", 1_000)).is_none()
+        );
+        assert!(inbox.arrived(&TokenId::parse(b).unwrap(), challenge("t3", 2_000)).is_some());
+
+        assert_eq!(inbox.pending("t1", 999).map(|p| p.device.token), Some(token_a));
+        assert!(inbox.pending("t1", 1_000).is_none(), "expired at its expiry time");
+        assert_eq!(inbox.waiting(1_500).len(), 1, "expired requests are dropped");
+        inbox.forget("t3");
+        assert!(inbox.waiting(0).is_empty());
+
+        assert!(inbox.arrived(&TokenId::parse(b).unwrap(), challenge("t4", 2_000)).is_some());
+        inbox.serve(vec![device(a)]);
+        assert!(inbox.waiting(0).is_empty(), "a removed device's requests go with it");
+        assert_eq!(inbox.devices().len(), 1);
+    }
+}

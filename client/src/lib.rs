@@ -100,12 +100,34 @@ pub struct AnswerReceipt {
 }
 
 fn http_client() -> Result<reqwest::Client, ClientError> {
+    #[cfg(feature = "ring")]
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(ClientError::Network("no TLS crypto provider is installed in this program".into()));
+    }
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ClientError::Network(e.to_string()))
+        .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")));
+    with_trusted_roots(builder)?.build().map_err(|e| ClientError::Network(e.to_string()))
+}
+
+/// Elsewhere the operating system's verifier decides which servers to trust. Android's needs the
+/// app's Java context handed over first, which a library loaded through JNA cannot do, so there the
+/// client trusts Mozilla's root certificates instead.
+#[cfg(target_os = "android")]
+fn with_trusted_roots(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der.as_ref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Network(format!("the built-in root certificates are unreadable: {e}")))?;
+    Ok(builder.tls_certs_only(roots))
+}
+
+#[cfg(not(target_os = "android"))]
+#[allow(clippy::unnecessary_wraps)]
+fn with_trusted_roots(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
+    Ok(builder)
 }
 
 /// The wait before reconnect attempt `failures`: doubling from 250 ms up to [`MAX_BACKOFF`], each

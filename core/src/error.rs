@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// A coarse, stable classification of failures, shared by all edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
+// Not `non_exhaustive`: the edges that map every code (the FFI's error enum) should stop
+// compiling when one is added, until they map it too.
 pub enum ErrorCode {
     /// The vault or account is locked: a credential is missing or wrong.
     Locked,

@@ -216,6 +216,12 @@ impl OtpAuth {
         &self.account
     }
 
+    /// `issuer:label`, the issuer alone when the label is empty, or the label alone: how lists
+    /// and error messages name a token.
+    pub fn display_name(&self) -> String {
+        display_name(self.issuer(), &self.account)
+    }
+
     /// The seed.
     pub fn secret(&self) -> &SecretBytes {
         &self.secret
@@ -639,6 +645,15 @@ pub fn tokens_from_qr_texts(texts: &[SecretString]) -> Result<Vec<ParsedUri>, Ur
         }
     }
     if tokens.is_empty() { Err(last_error) } else { Ok(tokens) }
+}
+
+/// `issuer:label`, the issuer alone when the label is empty, or the label alone.
+pub(crate) fn display_name(issuer: Option<&str>, label: &str) -> String {
+    match issuer {
+        Some(issuer) if label.is_empty() => issuer.to_owned(),
+        Some(issuer) => format!("{issuer}:{label}"),
+        None => label.to_owned(),
+    }
 }
 
 /// True for a QR code's text that adds to a vault: an `otpauth://` token or a Tessera push

@@ -6,8 +6,7 @@ use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::{Channel, InvokeBody, Request};
 use tauri::{AppHandle, Manager, Runtime, State};
-use tessera_client::ClientError;
-use tessera_client::devices;
+use tessera_client::devices::{self, Delivered};
 use tessera_core::error::ErrorCode;
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
@@ -567,19 +566,10 @@ pub async fn answer_push<R: Runtime>(
         Ok(devices::sign_answer(vault, token, challenge, decision, number, pin.as_ref(), unix_now())?)
     });
     let signed = signed.inspect_err(|_| open_push_channels(&app, &session, &center))?;
-    let receipt = match pending.device.device.answer(signed).await {
-        Err(ClientError::Refused { status: 404 | 409 | 410, .. }) => {
-            center.forget(&transaction_id);
-            return Err(gone());
-        }
-        other => other?,
-    };
+    let delivered = devices::deliver(&pending.device.device, signed, decision).await;
     center.forget(&transaction_id);
-    if decision == Decision::Approve && receipt.status != "approved" {
-        return Err(CommandError::new(
-            ErrorCode::Denied,
-            "the server refused the approval: the number did not match the login screen's",
-        ));
+    match delivered? {
+        Delivered::Answered(status) => Ok(Answered { status }),
+        Delivered::Gone => Err(gone()),
     }
-    Ok(Answered { status: receipt.status })
 }

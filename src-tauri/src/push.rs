@@ -15,7 +15,7 @@ use tauri::async_runtime::JoinHandle;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tauri_plugin_notification::NotificationExt;
 use tessera_client::ChannelEvent;
-use tessera_client::devices::{self, VaultDevice};
+use tessera_client::devices::{self, Inbox, Pending, VaultDevice};
 use tessera_core::otp::unix_now;
 use tessera_core::push::{Challenge, NumberMatching};
 use tessera_core::vault::{TokenId, Vault};
@@ -71,15 +71,6 @@ impl PushRequest {
     }
 }
 
-/// A request kept for answering: the device it came to and the verified challenge.
-#[derive(Clone)]
-pub struct Pending {
-    /// The device, which signs and sends the answer.
-    pub device: VaultDevice,
-    /// The challenge, signature already checked.
-    pub challenge: Challenge,
-}
-
 /// The open channels and the requests waiting for an answer.
 #[derive(Default)]
 pub struct PushCenter {
@@ -91,8 +82,7 @@ struct State {
     /// `(server, serial)` of each device the listener serves, to know when to restart it.
     listening_to: Vec<(String, String)>,
     listener: Option<JoinHandle<()>>,
-    devices: Vec<VaultDevice>,
-    pending: Vec<Pending>,
+    inbox: Inbox,
     connected: bool,
 }
 
@@ -121,10 +111,9 @@ impl PushCenter {
         if let Some(listener) = state.listener.take() {
             listener.abort();
         }
-        state.pending.retain(|p| found.iter().any(|d| d.token == p.device.token));
         state.connected = false;
         state.listening_to = wanted;
-        state.devices = found.clone();
+        state.inbox.serve(found.clone());
         if !found.is_empty() {
             state.listener = Some(tauri::async_runtime::spawn(listen(app.clone(), found)));
         }
@@ -135,43 +124,29 @@ impl PushCenter {
     pub fn status(&self) -> PushStatus {
         let now = unix_now();
         let mut state = self.lock_state();
-        state.pending.retain(|p| p.challenge.expires_at > now);
-        PushStatus {
-            devices: state.devices.len(),
-            connected: state.connected,
-            requests: state
-                .pending
-                .iter()
-                .map(|p| PushRequest::of(&p.device.token, &p.challenge, now))
-                .collect(),
-        }
+        let requests = state
+            .inbox
+            .waiting(now)
+            .iter()
+            .map(|p| PushRequest::of(&p.device.token, &p.challenge, now))
+            .collect();
+        PushStatus { devices: state.inbox.devices().len(), connected: state.connected, requests }
     }
 
     /// The pending request of `transaction_id`, if it has not expired.
     pub fn pending(&self, transaction_id: &str) -> Option<Pending> {
-        let now = unix_now();
-        let state = self.lock_state();
-        state
-            .pending
-            .iter()
-            .find(|p| p.challenge.transaction_id == transaction_id && p.challenge.expires_at > now)
-            .cloned()
+        self.lock_state().inbox.pending(transaction_id, unix_now())
     }
 
     /// Forgets a request (answered here, or refused by the server as answered or expired).
     pub fn forget(&self, transaction_id: &str) {
-        self.lock_state().pending.retain(|p| p.challenge.transaction_id != transaction_id);
+        self.lock_state().inbox.forget(transaction_id);
     }
 
-    fn arrived(&self, token: TokenId, challenge: Challenge) -> Option<PushRequest> {
+    fn arrived(&self, token: &TokenId, challenge: Challenge) -> Option<PushRequest> {
         let mut state = self.lock_state();
-        let device = state.devices.iter().find(|d| d.token == token)?.clone();
-        if state.pending.iter().any(|p| p.challenge.transaction_id == challenge.transaction_id) {
-            return None;
-        }
-        let request = PushRequest::of(&token, &challenge, unix_now());
-        state.pending.push(Pending { device, challenge });
-        Some(request)
+        let kept = state.inbox.arrived(token, challenge)?;
+        Some(PushRequest::of(token, &kept.challenge, unix_now()))
     }
 
     fn set_connected(&self, connected: bool) {
@@ -198,7 +173,7 @@ async fn listen<R: Runtime>(app: AppHandle<R>, found: Vec<VaultDevice>) {
                 let _ = app
                     .state::<Session>()
                     .with_vault(|vault| Ok(devices::record_seen(vault, &token, delivery.seq)?));
-                if let Some(request) = center.arrived(token, delivery.challenge.challenge) {
+                if let Some(request) = center.arrived(&token, delivery.challenge.challenge) {
                     bring_to_user(&app, &request);
                 }
             }

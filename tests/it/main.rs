@@ -15,6 +15,7 @@ mod cli_bad_input;
 mod cli_concurrency;
 mod cli_slots;
 mod desktop;
+mod ffi;
 mod layering;
 mod login_page;
 mod oneswipe;

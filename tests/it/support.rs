@@ -24,12 +24,14 @@ pub fn test_output_dir() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("{} is missing: run `cargo build --workspace --bins` first", path.display())
+        panic!("{} is missing: run `cargo build --workspace --bins` (and `-p tessera-ffi --lib` for the library) first", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let sources: &[&str] = match name {
         "tessera" => &["core", "platform", "camera", "client", "cli"],
         "tessera-server" => &["core", "server"],
+        "libtessera_ffi.so" => &["core", "client", "ffi"],
+        "uniffi-bindgen" => &["uniffi-bindgen"],
         "tessera-desktop" => &["core", "platform", "client", "src-tauri", "ui"],
         "tessera-loadgen"
         | "tessera-pushbench"

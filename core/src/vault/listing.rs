@@ -56,7 +56,7 @@ pub struct PushInfo {
 impl TokenInfo {
     /// `issuer:label`, or the label alone, as [`Token::display_name`] names it.
     pub fn display_name(&self) -> String {
-        super::model::display_name(self.issuer.as_deref(), &self.label)
+        crate::otpauth::display_name(self.issuer.as_deref(), &self.label)
     }
 
     /// The public details of `token`.

@@ -71,15 +71,6 @@ pub struct Token {
     push: Option<PushBinding>,
 }
 
-/// `issuer:label`, the issuer alone when the label is empty, or the label alone.
-pub(crate) fn display_name(issuer: Option<&str>, label: &str) -> String {
-    match issuer {
-        Some(issuer) if label.is_empty() => issuer.to_owned(),
-        Some(issuer) => format!("{issuer}:{label}"),
-        None => label.to_owned(),
-    }
-}
-
 /// What makes a token a push device: its server, the device's signing key, and the server's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushBinding {
@@ -134,7 +125,7 @@ impl Token {
 
     /// `issuer:label`, or the label alone: how lists and error messages name a token.
     pub fn display_name(&self) -> String {
-        display_name(self.issuer(), self.label())
+        self.otp.display_name()
     }
 
     /// How codes are made.
