@@ -188,12 +188,20 @@ impl Inbox {
 pub enum Delivered {
     /// The server took it: `approved` or `denied`.
     Answered(String),
+    /// An approval the server turned into a denial: the number (or the code) did not match.
+    NotApproved,
     /// The request had expired or was answered elsewhere.
     Gone,
 }
 
-/// Sends a signed answer. A refused approval (a number or code that did not match) is a
-/// [`ClientError::Refused`] with code `denied`, so no edge mistakes it for a success.
+impl Delivered {
+    /// What to tell the user when an approval was not approved.
+    pub const NOT_APPROVED: &str =
+        "the server refused the approval: the number did not match the login screen's";
+}
+
+/// Sends a signed answer. Every `Ok` means the request is settled and can be forgotten; an error
+/// (the network, a busy server) leaves it for the user to try again.
 pub async fn deliver(
     device: &Device,
     answer: SignedAnswer,
@@ -204,11 +212,7 @@ pub async fn deliver(
         other => other?,
     };
     if decision == Decision::Approve && receipt.status != "approved" {
-        return Err(ClientError::Refused {
-            status: 403,
-            code: "denied".into(),
-            message: "the number or the one-time code did not match".into(),
-        });
+        return Ok(Delivered::NotApproved);
     }
     Ok(Delivered::Answered(receipt.status))
 }

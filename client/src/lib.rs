@@ -103,7 +103,9 @@ fn http_client() -> Result<reqwest::Client, ClientError> {
     #[cfg(feature = "ring")]
     let _ = rustls::crypto::ring::default_provider().install_default();
     if rustls::crypto::CryptoProvider::get_default().is_none() {
-        return Err(ClientError::Network("no TLS crypto provider is installed in this program".into()));
+        return Err(ClientError::Malformed(
+            "no TLS crypto provider is installed in this program (a bug)".into(),
+        ));
     }
     let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -5,27 +5,50 @@
 //! APNs) wakes it to listen; the request itself only ever comes through the signed channel.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use tessera_client::ChannelEvent;
 use tessera_client::devices::{self, Delivered, Inbox};
+use tessera_client::{ChannelEvent, ClientError};
 use tessera_core::otp::unix_now;
-use tessera_core::push::{Challenge, Decision, DenyReason, NumberMatching};
+use tessera_core::push::{Challenge, Decision, DenyReason, NumberMatching, SignedAnswer};
 use tessera_core::secret::SecretString;
-use tessera_core::vault::TokenId;
+use tessera_core::vault::{TokenError, TokenId, VaultError};
 use tokio::task::AbortHandle;
 
-use crate::vault::{Vault, locked};
+use crate::vault::Vault;
 use crate::{TesseraError, runtime};
 
-/// The login requests waiting for an answer, and the devices the listener serves.
+/// The seconds until the next time step, when `error` says the token's code for this one is used.
+fn step_wait(error: &ClientError) -> Option<u32> {
+    match error {
+        ClientError::Vault(vault) => match vault.as_ref() {
+            VaultError::Token(TokenError::CodeNotReady { wait_secs }) if *wait_secs <= 60 => Some(*wait_secs),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The login requests waiting for an answer, the devices the listener serves, and the listener.
 #[derive(Default)]
-pub(crate) struct Inboxes(Mutex<Inbox>);
+pub(crate) struct Inboxes {
+    inbox: Mutex<Inbox>,
+    listener: Mutex<Option<AbortHandle>>,
+}
 
 impl Inboxes {
     /// The inbox, even if a panic elsewhere poisoned the mutex (each change is one list edit).
     fn lock(&self) -> MutexGuard<'_, Inbox> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `task` as the one listener, stopping the one before it.
+    fn replace_listener(&self, task: AbortHandle) {
+        let mut listener = self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(previous) = listener.replace(task) {
+            previous.abort();
+        }
     }
 }
 
@@ -104,13 +127,13 @@ pub enum Reply {
 }
 
 /// What the app hears from the listener. Called on the library's threads: post to the UI thread.
-/// The methods must not throw.
+/// An exception thrown here is ignored: the listener goes on.
 #[uniffi::export(with_foreign)]
 pub trait PushListener: Send + Sync {
     /// A login request arrived (signature and expiry already checked).
-    fn on_request(&self, request: PushRequest);
+    fn on_request(&self, request: PushRequest) -> Result<(), TesseraError>;
     /// The channel to a server opened (`true`) or dropped (`false`; it reconnects by itself).
-    fn on_connection_changed(&self, connected: bool);
+    fn on_connection_changed(&self, connected: bool) -> Result<(), TesseraError>;
 }
 
 /// The running listener: closing (dropping) it closes the channels.
@@ -137,8 +160,10 @@ impl Drop for PushSubscription {
 #[uniffi::export]
 impl Vault {
     /// Opens the challenge channels of the vault's push devices and hands each login request to
-    /// `listener` until the returned subscription is closed. Needs the unlocked vault (it reads
-    /// the devices); the channels stay open if the vault locks, and answering unlocks nothing.
+    /// `listener` until the returned subscription is closed (keep a reference to it: dropping it
+    /// stops listening). Needs the unlocked vault (it reads the devices); the channels stay open if
+    /// the vault locks, and answering unlocks nothing. One listener at a time: a new one replaces
+    /// the last (call it again after enrolling or removing a push token).
     pub fn listen(
         self: Arc<Self>,
         listener: Arc<dyn PushListener>,
@@ -155,8 +180,12 @@ impl Vault {
             let mut events = devices::channels(&found);
             while let Some((token, event)) = events.next().await {
                 match event {
-                    ChannelEvent::Connected => listener.on_connection_changed(true),
-                    ChannelEvent::Disconnected(_) => listener.on_connection_changed(false),
+                    ChannelEvent::Connected => {
+                        let _ = listener.on_connection_changed(true);
+                    }
+                    ChannelEvent::Disconnected(_) => {
+                        let _ = listener.on_connection_changed(false);
+                    }
                     ChannelEvent::Rejected(_) => {}
                     ChannelEvent::Challenge(delivery) => {
                         let _ = vault.with_unlocked(|v| Ok(devices::record_seen(v, &token, delivery.seq)?));
@@ -166,12 +195,13 @@ impl Vault {
                             .arrived(&token, delivery.challenge.challenge)
                             .map(|kept| PushRequest::of(&token, &kept.challenge));
                         if let Some(request) = request {
-                            listener.on_request(request);
+                            let _ = listener.on_request(request);
                         }
                     }
                 }
             }
         });
+        self.push.replace_listener(task.abort_handle());
         Ok(Arc::new(PushSubscription { task: task.abort_handle() }))
     }
 
@@ -212,21 +242,49 @@ impl Vault {
             Reply::NotMe => Decision::Deny(DenyReason::NotMe),
         };
         let pin = pin.filter(|p| !p.is_empty()).map(SecretString::new);
-        let signed = self.with_unlocked(|vault| {
-            let (token, challenge) = (&pending.device.token, &pending.challenge);
-            Ok(devices::sign_answer(vault, token, challenge, decision, number, pin.as_ref(), unix_now())?)
-        });
-        let signed = signed.map_err(|error| match error {
-            TesseraError::Locked { .. } if !self.is_unlocked() => locked(),
-            other => other,
-        })?;
-        let device = pending.device.device.clone();
-        let delivered =
-            runtime::run(async move { Ok(devices::deliver(&device, signed, decision).await?) }).await;
-        self.push.lock().forget(&transaction_id);
-        match delivered? {
-            Delivered::Answered(status) => Ok(status),
-            Delivered::Gone => Err(gone()),
-        }
+        // Signing runs Argon2 for the PIN and writes the vault: off the caller's thread.
+        runtime::run(async move {
+            let vault = self.clone();
+            let device = pending.device.clone();
+            let signed = tokio::task::spawn_blocking(move || -> Result<SignedAnswer, TesseraError> {
+                let (token, challenge) = (&pending.device.token, &pending.challenge);
+                let sign = || {
+                    vault.with_unlocked(|unlocked| {
+                        Ok(devices::sign_answer(
+                            unlocked,
+                            token,
+                            challenge,
+                            decision,
+                            number,
+                            pin.as_ref(),
+                            unix_now(),
+                        ))
+                    })
+                };
+                match sign()? {
+                    // The token signed its code for this time step already (a One Swipe or an
+                    // approval moments ago): approve with the next step's, a few seconds later.
+                    Err(error) if let Some(wait_secs) = step_wait(&error) => {
+                        std::thread::sleep(
+                            Duration::from_secs(u64::from(wait_secs)) + Duration::from_millis(200),
+                        );
+                        Ok(sign()??)
+                    }
+                    signed => Ok(signed?),
+                }
+            })
+            .await
+            .map_err(TesseraError::internal)??;
+            let delivered = devices::deliver(&device.device, signed, decision).await?;
+            self.push.lock().forget(&transaction_id);
+            match delivered {
+                Delivered::Answered(status) => Ok(status),
+                Delivered::NotApproved => {
+                    Err(TesseraError::Denied { reason: Delivered::NOT_APPROVED.into() })
+                }
+                Delivered::Gone => Err(gone()),
+            }
+        })
+        .await
     }
 }

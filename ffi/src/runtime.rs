@@ -3,19 +3,28 @@
 //! provider (graviola: pure Rust, so the library builds for phones without a C cross-compiler).
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use tokio::runtime::Runtime;
 
 use crate::TesseraError;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+static TLS: Once = Once::new();
+
+/// Installs graviola as the process's TLS crypto provider, once. Every path that may make an
+/// HTTP client (a vault's push devices are made with one) runs this first.
+pub(crate) fn install_tls() {
+    TLS.call_once(|| {
+        let _ = rustls::crypto::CryptoProvider::install_default(rustls_graviola::default_provider());
+    });
+}
 
 /// The runtime, made on first use.
 pub(crate) fn runtime() -> Result<&'static Runtime, TesseraError> {
+    install_tls();
     RUNTIME
         .get_or_init(|| {
-            let _ = rustls::crypto::CryptoProvider::install_default(rustls_graviola::default_provider());
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("tessera")

@@ -24,14 +24,16 @@ pub fn decode_qr_luma(
         ),
     };
     let (w, stride) = (width as usize, row_stride as usize);
-    if stride < w {
-        return Err(invalid());
+    if width == 0 || height == 0 || stride < w {
+        return Err(TesseraError::InvalidInput {
+            reason: format!("a {width}×{height} frame with {row_stride}-byte rows is not a camera frame"),
+        });
     }
     let needed = stride
         .checked_mul(height.saturating_sub(1) as usize)
         .and_then(|n| n.checked_add(w))
         .ok_or_else(invalid)?;
-    if height == 0 || luma.len() < needed {
+    if luma.len() < needed {
         return Err(invalid());
     }
     let pixels: Vec<u8> =
@@ -132,6 +134,10 @@ mod tests {
         );
         assert!(decode_qr_luma(640, 480, 600, vec![0; 640 * 480]).is_err(), "rows shorter than the width");
         assert!(decode_qr_luma(640, 0, 640, Vec::new()).is_err());
+        assert!(
+            decode_qr_luma(0, 5, 0, Vec::new()).is_err(),
+            "no width and no stride is refused, not a panic"
+        );
         assert!(decode_qr_luma(2, 2, 3, vec![255; 5]).unwrap().is_empty(), "the last row needs no padding");
     }
 

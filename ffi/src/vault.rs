@@ -185,6 +185,7 @@ impl Vault {
     /// The vault at `path` (which may not exist yet), locked, with the app's key store.
     #[uniffi::constructor]
     pub fn new(path: String, key_store: Arc<dyn KeyStore>) -> Arc<Self> {
+        runtime::install_tls();
         Arc::new(Self {
             store: VaultStore::new(path),
             key_store: PlatformKeyStore(key_store),
@@ -342,14 +343,19 @@ impl Vault {
             return Err(locked());
         }
         let warnings = link.cleartext_warning().into_iter().collect();
-        let registering = link.clone();
-        let (key, registered) = runtime::run(async move {
-            Ok(tessera_client::register(&registering, Some(device_name), None).await?)
+        // Registering and keeping run as one task: were the caller's coroutine cancelled between
+        // them, the server would hold a device (and a spent link) this vault does not know.
+        let token = runtime::run(async move {
+            let (key, registered) = tessera_client::register(&link, Some(device_name), None).await?;
+            self.with_unlocked(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
+                .map_err(|error| match error {
+                    TesseraError::Locked { .. } => TesseraError::Locked {
+                        reason: "the vault locked while this phone registered, so the device could not be saved; unlock and ask for a new enrollment link".into(),
+                    },
+                    other => other,
+                })
         })
         .await?;
-        let token = self.with_unlocked(|vault| {
-            Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?)
-        })?;
         Ok(Added { tokens: vec![token.into()], warnings })
     }
 }

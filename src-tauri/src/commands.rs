@@ -566,10 +566,11 @@ pub async fn answer_push<R: Runtime>(
         Ok(devices::sign_answer(vault, token, challenge, decision, number, pin.as_ref(), unix_now())?)
     });
     let signed = signed.inspect_err(|_| open_push_channels(&app, &session, &center))?;
-    let delivered = devices::deliver(&pending.device.device, signed, decision).await;
+    let delivered = devices::deliver(&pending.device.device, signed, decision).await?;
     center.forget(&transaction_id);
-    match delivered? {
+    match delivered {
         Delivered::Answered(status) => Ok(Answered { status }),
+        Delivered::NotApproved => Err(CommandError::new(ErrorCode::Denied, Delivered::NOT_APPROVED)),
         Delivered::Gone => Err(gone()),
     }
 }

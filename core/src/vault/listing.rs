@@ -132,7 +132,7 @@ impl Vault {
         let seconds_left = period.seconds_remaining(unix_time);
         CodeState::Live {
             code: token.peek_code(unix_time),
-            next: token.peek_code(unix_time + u64::from(seconds_left)),
+            next: token.peek_code(unix_time.saturating_add(u64::from(seconds_left))),
             period: period.get(),
             seconds_left,
         }

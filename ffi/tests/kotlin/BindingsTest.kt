@@ -94,7 +94,50 @@ fun finishLogin(user: String, transaction: String): String =
 fun liveCodes(vault: Vault, at: ULong): List<String> =
     vault.tokensAt(at).map { row -> (row.code as Code.Live).code }
 
+/** A listener whose connection callback throws, as a careless UI callback might. */
+class ThrowingListener : PushListener {
+    val requests = LinkedBlockingQueue<PushRequest>()
+    var thrown = 0
+
+    override fun onRequest(request: PushRequest) {
+        requests.put(request)
+    }
+
+    override fun onConnectionChanged(connected: Boolean) {
+        thrown++
+        throw IllegalStateException("touched the UI from a background thread")
+    }
+}
+
+/**
+ * The app started again: the vault enrolled by the first run is opened in a new process (a new,
+ * empty key store, so by the passphrase) and listens without enrolling first.
+ */
+fun restarted() {
+    val user = env("TESSERA_TEST_USER")
+    val vault = Vault(env("TESSERA_TEST_DIR") + "/vault.tessera", MapKeyStore())
+    vault.unlock("correct horse battery staple")
+    val device = vault.tokens().single { it.token.pushServer != null }.token
+    val listener = ThrowingListener()
+    val subscription = vault.listen(listener)
+    val (transaction, number) = startLogin(user)
+    val request = listener.requests.poll(20, TimeUnit.SECONDS) ?: throw AssertionError("no request after a restart")
+    check(request.transactionId == transaction && request.tokenId == device.id, "the request reached the restarted app")
+    check(listener.thrown >= 1, "although the listener threw on the connection callback")
+    check(runBlocking { vault.answerPush(transaction, Reply.APPROVE, number.toUInt(), null) } == "approved", "approved")
+    check(finishLogin(user, transaction) == "accept", "the login went through")
+
+    val (reported, _) = startLogin(user)
+    check(listener.requests.poll(20, TimeUnit.SECONDS)?.transactionId == reported, "another request")
+    check(runBlocking { vault.answerPush(reported, Reply.NOT_ME, null, null) } == "denied", "it wasn't me")
+    check(finishLogin(user, reported) == "reject", "the login was refused")
+    subscription.close()
+    vault.close()
+    println("kotlin (restarted): $checks checks passed")
+}
+
 fun main() {
+    if (System.getenv("TESSERA_TEST_PHASE") == "restarted") return restarted()
     val dir = env("TESSERA_TEST_DIR")
     val user = env("TESSERA_TEST_USER")
     val path = "$dir/vault.tessera"
@@ -226,9 +269,9 @@ fun main() {
     check(again.requests.poll(20, TimeUnit.SECONDS)?.transactionId == third, "the missed request arrives on resuming")
     check(listener.requests.isEmpty(), "and only to the new listener")
     reopened.lock()
-    throws<TesseraException.Locked>("answering while locked") { runBlocking { reopened.answerPush(third, Reply.NOT_ME, null, null) } }
+    throws<TesseraException.Locked>("answering while locked") { runBlocking { reopened.answerPush(third, Reply.DENY, null, null) } }
     reopened.unlock(null)
-    check(runBlocking { reopened.answerPush(third, Reply.NOT_ME, null, null) } == "denied", "it wasn't me")
+    check(runBlocking { reopened.answerPush(third, Reply.DENY, null, null) } == "denied", "denied")
     check(finishLogin(user, third) == "reject", "the login was refused")
     resumed.close()
 

@@ -237,7 +237,7 @@ def main():
     check(again.requests.get(timeout=20).transaction_id == transaction, "the missed request arrives on resuming")
     reopened.lock()
     throws(TesseraError.Locked, "answering while locked",
-           lambda: asyncio.run(reopened.answer_push(transaction, Reply.NOT_ME, None, None)))
+           lambda: asyncio.run(reopened.answer_push(transaction, Reply.DENY, None, None)))
     reopened.unlock(None)
     check(asyncio.run(reopened.answer_push(transaction, Reply.NOT_ME, None, None)) == "denied", "it wasn't me")
     check(finish_login(transaction) == "reject", "the login was refused")
