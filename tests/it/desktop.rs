@@ -120,6 +120,17 @@ impl App {
         })
     }
 
+    /// Waits (up to 10 s) until the `<dialog>` with id `id` is closed.
+    fn wait_closed(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.evaluate("return document.getElementById(arguments[0]).open", vec![json!(id)])
+            == json!(true)
+        {
+            assert!(Instant::now() < deadline, "#{id} stayed open");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Clicks the element `css` selects, finding it again if the list was redrawn meanwhile.
     fn click(&self, css: &str) {
         for _ in 0..3 {
@@ -299,6 +310,8 @@ fn a_new_user_creates_a_vault_adds_tokens_by_link_and_image_and_copies_a_code() 
     app.type_into("#edit-group", "");
     app.type_into("#edit-label", "alice@work.example");
     app.click("#edit-dialog button[value='save']");
+    // The dialog is modal: the list behind it takes no click until the save has closed it.
+    app.wait_closed("edit-dialog");
     app.click(&format!("[data-id='{by_image}'] .menu"));
     app.click("#edit-dialog .delete");
     app.shown("#confirm-delete");

@@ -1,4 +1,4 @@
-//! The mobile library across the language boundary. The workspace's `uniffi-bindgen` generates the
+//! The mobile library across the language boundary, and the Android app's view-model on the JVM. The workspace's `uniffi-bindgen` generates the
 //! Kotlin, Swift and Python bindings of the built `libtessera_ffi.so` with the top-level
 //! `uniffi.toml`; the Kotlin test program is compiled with kotlinc and run on the JVM (JNA), the
 //! Python one with python3, each against the real library and a real `tessera-server`. Swift
@@ -111,7 +111,7 @@ fn kotlin_compiler() -> PathBuf {
 const JNA: &str = "/usr/share/java/jna.jar";
 
 #[test]
-fn kotlin_bindings_run_on_the_jvm_against_the_library_and_a_real_server() {
+fn kotlin_bindings_and_the_android_view_model_run_on_the_jvm_against_the_library_and_a_real_server() {
     let kotlin = kotlin_compiler();
     assert!(
         Path::new(JNA).exists(),
@@ -127,6 +127,8 @@ fn kotlin_bindings_run_on_the_jvm_against_the_library_and_a_real_server() {
     let compiled = Command::new(kotlin.join("bin/kotlinc"))
         .arg(&generated)
         .arg(workspace().join("ffi/tests/kotlin/BindingsTest.kt"))
+        .arg(workspace().join("ffi/tests/kotlin/ModelCheck.kt"))
+        .arg(workspace().join("android/app/src/main/java/dev/tessera/app/model"))
         .arg("-cp")
         .arg(format!("{JNA}:{}", coroutines.display()))
         .arg("-d")
@@ -137,23 +139,34 @@ fn kotlin_bindings_run_on_the_jvm_against_the_library_and_a_real_server() {
 
     let (server, link) = server_with_push_enrollment("kim");
     let library_dir = binary("libtessera_ffi.so").parent().unwrap().to_path_buf();
-    let mut java = Command::new("java");
-    java.arg(format!("-Djna.library.path={}", library_dir.display()))
-        .arg("-cp")
-        .arg(format!(
-            "{}:{}:{}:{JNA}",
-            jar.display(),
-            kotlin.join("lib/kotlin-stdlib.jar").display(),
-            coroutines.display()
-        ))
-        .arg("BindingsTestKt");
-    let mut restarted = Command::new(java.get_program());
-    restarted.args(java.get_args()).env("TESSERA_TEST_PHASE", "restarted");
-    let printed = run_test_program(java, &server, &link, "kim", work.path());
+    let classpath = format!(
+        "{}:{}:{}:{JNA}",
+        jar.display(),
+        kotlin.join("lib/kotlin-stdlib.jar").display(),
+        coroutines.display()
+    );
+    let java = |phase: &str| {
+        let mut command = Command::new("java");
+        command
+            .arg(format!("-Djna.library.path={}", library_dir.display()))
+            .args(["-cp", &classpath, "BindingsTestKt"])
+            .env("TESSERA_TEST_PHASE", phase);
+        command
+    };
+    // The whole surface; then a second process, as after an app restart, on the vault the first
+    // enrolled; then the Android view-model with another user.
+    let printed = run_test_program(java("all"), &server, &link, "kim", work.path());
     assert!(printed.contains("kotlin: ") && printed.contains("checks passed"), "{printed}");
     println!("{printed}");
-    let printed = run_test_program(restarted, &server, &link, "kim", work.path());
+    let printed = run_test_program(java("restarted"), &server, &link, "kim", work.path());
     assert!(printed.contains("kotlin (restarted): "), "{printed}");
+    println!("{printed}");
+    let model_link = server.user_with_token("mia", json!({ "kind": "push" }))["enrollment_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let printed = run_test_program(java("model"), &server, &model_link, "mia", work.path());
+    assert!(printed.contains("kotlin (view-model): "), "{printed}");
     println!("{printed}");
 }
 

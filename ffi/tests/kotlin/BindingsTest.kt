@@ -137,7 +137,10 @@ fun restarted() {
 }
 
 fun main() {
-    if (System.getenv("TESSERA_TEST_PHASE") == "restarted") return restarted()
+    when (System.getenv("TESSERA_TEST_PHASE")) {
+        "restarted" -> return restarted()
+        "model" -> return modelPhase()
+    }
     val dir = env("TESSERA_TEST_DIR")
     val user = env("TESSERA_TEST_USER")
     val path = "$dir/vault.tessera"

@@ -1,0 +1,228 @@
+// The app's state over the generated bindings: what each screen shows, and the actions a screen
+// calls. Plain Kotlin with coroutines and no Android import, so it is compiled and tested on the JVM
+// in CI (ffi/tests/kotlin/ModelCheck.kt) against the real library and a real server. Every rule is
+// in the Rust library; this only turns its answers into screen state.
+package dev.tessera.app.model
+
+import dev.tessera.core.Code
+import dev.tessera.core.OneSwipeCode
+import dev.tessera.core.PushListener
+import dev.tessera.core.PushRequest
+import dev.tessera.core.PushSubscription
+import dev.tessera.core.Reply
+import dev.tessera.core.Scanned
+import dev.tessera.core.TesseraException
+import dev.tessera.core.TokenRow
+import dev.tessera.core.Vault
+import dev.tessera.core.parseScanned
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.withContext
+
+/** One row of the token list. */
+data class TokenView(
+    val id: String,
+    val name: String,
+    val group: String?,
+    /** The code, grouped for reading ("123 456"); null when it is shown on request or needs the PIN. */
+    val code: String?,
+    val nextCode: String?,
+    val secondsLeft: Int,
+    val period: Int,
+    val isPush: Boolean,
+    val needsPin: Boolean,
+) {
+    /** How much of the code's time is left, 1 to 0, for the countdown ring. */
+    val remaining: Float get() = if (period == 0) 0f else secondsLeft.toFloat() / period
+}
+
+/** What the main screen shows. */
+sealed interface Screen {
+    /** No vault yet: the first-run screen. */
+    data object FirstRun : Screen
+
+    /** The vault is locked (requests that wait are still listed in [TesseraModel.requests]). */
+    data object Locked : Screen
+
+    /** The token list, filtered by [query]. */
+    data class Tokens(val tokens: List<TokenView>, val query: String) : Screen
+}
+
+/** `123456` → `123 456`, `12345678` → `1234 5678`: codes are read aloud and typed in halves. */
+fun groupCode(code: String): String =
+    if (code.length < 6 || code.length % 2 != 0) code else code.substring(0, code.length / 2) + " " + code.substring(code.length / 2)
+
+fun TokenRow.toView(): TokenView {
+    val live = code as? Code.Live
+    return TokenView(
+        id = token.id,
+        name = token.name,
+        group = token.group,
+        code = live?.let { groupCode(it.code) },
+        nextCode = live?.let { groupCode(it.next) },
+        secondsLeft = live?.secondsLeft?.toInt() ?: 0,
+        period = live?.period?.toInt() ?: 0,
+        isPush = token.pushServer != null,
+        needsPin = code is Code.PinRequired,
+    )
+}
+
+/**
+ * The app's state. [io] runs the library's slow calls (Argon2 on unlock, file writes, the network);
+ * the screens collect the flows on the main thread.
+ */
+class TesseraModel(
+    private val vault: Vault,
+    private val deviceName: String,
+    private val io: CoroutineDispatcher = Dispatchers.IO,
+) : PushListener {
+    private val screenState = MutableStateFlow<Screen>(if (vault.exists()) Screen.Locked else Screen.FirstRun)
+    private val requestState = MutableStateFlow<List<PushRequest>>(emptyList())
+    private val connectedState = MutableStateFlow(false)
+    private val messageState = MutableStateFlow<String?>(null)
+    private var subscription: PushSubscription? = null
+    private var query = ""
+
+    val screen: StateFlow<Screen> = screenState.asStateFlow()
+
+    /** Login requests waiting for the user: the approval screen shows the first. */
+    val requests: StateFlow<List<PushRequest>> = requestState.asStateFlow()
+
+    /** Whether the push channel is open. */
+    val connected: StateFlow<Boolean> = connectedState.asStateFlow()
+
+    /** The last error or notice for a snackbar; [dismissMessage] clears it. */
+    val message: StateFlow<String?> = messageState.asStateFlow()
+
+    fun dismissMessage() {
+        messageState.value = null
+    }
+
+    /** Creates the vault, unlocked by the key store and, when given, a passphrase. */
+    suspend fun create(passphrase: String?): Boolean = work {
+        vault.create(passphrase?.ifEmpty { null }, true)
+        afterUnlock()
+    } != null
+
+    /** Unlocks by the key store, or by [passphrase] when the key store cannot. */
+    suspend fun unlock(passphrase: String?): Boolean = work {
+        vault.unlock(passphrase?.ifEmpty { null })
+        afterUnlock()
+    } != null
+
+    /** Locks now (the activity calls it when the app goes to the background). */
+    fun lock() {
+        vault.lock()
+        screenState.value = Screen.Locked
+    }
+
+    /** Reloads the codes (the list calls it every second while shown). */
+    suspend fun refresh() {
+        work { showTokens() }
+    }
+
+    suspend fun search(text: String) {
+        query = text
+        refresh()
+    }
+
+    /**
+     * Adds what was scanned or pasted: a token, or this phone as a push device. Returns the names
+     * added, or null (with [message] set) when nothing was.
+     */
+    suspend fun add(text: String): List<String>? = work {
+        val added = when (val scanned = parseScanned(text)) {
+            is Scanned.Token -> vault.addUri(text, null)
+            is Scanned.Enrollment -> vault.enroll(text, deviceName).also { listen() }
+            Scanned.Other -> throw TesseraException.InvalidInput("this QR code holds no token and no enrollment link")
+        }
+        added.warnings.firstOrNull()?.let { messageState.value = it }
+        showTokens()
+        added.tokens.map { it.name }
+    }
+
+    /** Takes a code to copy (an HOTP code advances its counter). */
+    suspend fun takeCode(id: String): String? = work { vault.takeCode(id) }
+
+    suspend fun remove(id: String): Boolean = work {
+        vault.removeToken(id)
+        showTokens()
+        listen()
+    } != null
+
+    /** A One Swipe code of push token [id] to show as a QR code. */
+    suspend fun oneSwipe(id: String, pin: String?): OneSwipeCode? = work { vault.oneSwipe(id, pin?.ifEmpty { null }) }
+
+    /** Answers a login request; returns the server's `approved` or `denied`, or null on error. */
+    suspend fun answer(transactionId: String, reply: Reply, number: UInt?, pin: String?): String? {
+        val status = work { vault.answerPush(transactionId, reply, number, pin?.ifEmpty { null }) }
+        if (status != null || vault.pendingRequests().none { it.transactionId == transactionId }) {
+            requestState.update { waiting -> waiting.filter { it.transactionId != transactionId } }
+        }
+        return status
+    }
+
+    override fun onRequest(request: PushRequest) {
+        requestState.update { waiting -> waiting.filter { it.transactionId != request.transactionId } + request }
+    }
+
+    override fun onConnectionChanged(connected: Boolean) {
+        connectedState.value = connected
+    }
+
+    /** Stops listening (when the app is closed for good). */
+    fun close() {
+        subscription?.close()
+        subscription = null
+    }
+
+    private fun afterUnlock() {
+        showTokens()
+        if (subscription == null) listen()
+    }
+
+    private fun listen() {
+        val rows = vault.tokens()
+        subscription?.close()
+        subscription = if (rows.any { it.token.pushServer != null }) vault.listen(this) else null
+    }
+
+    private fun showTokens() {
+        val views = vault.tokens().map { it.toView() }
+        val shown = if (query.isBlank()) views else views.filter { it.name.contains(query.trim(), ignoreCase = true) }
+        screenState.value = Screen.Tokens(shown, query)
+    }
+
+    /** Runs [block] on [io]; a library error becomes [message] and null. */
+    private suspend fun <T> work(block: suspend () -> T): T? = withContext(io) {
+        try {
+            block()
+        } catch (e: TesseraException) {
+            if (e is TesseraException.Locked && !vault.isUnlocked()) screenState.value = Screen.Locked
+            messageState.value = reasonOf(e)
+            null
+        }
+    }
+}
+
+/** The library's message for the user. */
+fun reasonOf(error: TesseraException): String = when (error) {
+    is TesseraException.Locked -> error.reason
+    is TesseraException.NotFound -> error.reason
+    is TesseraException.Conflict -> error.reason
+    is TesseraException.InvalidInput -> error.reason
+    is TesseraException.InvalidCode -> error.reason
+    is TesseraException.Expired -> error.reason
+    is TesseraException.AlreadyUsed -> error.reason
+    is TesseraException.Denied -> error.reason
+    is TesseraException.RateLimited -> error.reason
+    is TesseraException.Crypto -> error.reason
+    is TesseraException.Storage -> error.reason
+    is TesseraException.Network -> error.reason
+    is TesseraException.KeyStore -> error.reason
+    is TesseraException.Internal -> error.reason
+}

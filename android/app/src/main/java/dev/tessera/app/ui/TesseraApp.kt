@@ -1,0 +1,220 @@
+// The screens: first run and unlock, the token list with live codes and countdowns, scanning,
+// the push approval with number matching, and One Swipe. Each calls one TesseraModel action.
+package dev.tessera.app.ui
+
+import android.graphics.BitmapFactory
+import androidx.compose.foundation.Image
+import androidx.compose.foundation.ExperimentalFoundationApi
+import androidx.compose.foundation.combinedClickable
+import androidx.compose.foundation.layout.Arrangement
+import androidx.compose.foundation.layout.Column
+import androidx.compose.foundation.layout.Row
+import androidx.compose.foundation.layout.fillMaxSize
+import androidx.compose.foundation.layout.fillMaxWidth
+import androidx.compose.foundation.layout.padding
+import androidx.compose.foundation.lazy.LazyColumn
+import androidx.compose.foundation.lazy.items
+import androidx.compose.material3.AlertDialog
+import androidx.compose.material3.Button
+import androidx.compose.material3.CircularProgressIndicator
+import androidx.compose.material3.ListItem
+import androidx.compose.material3.MaterialTheme
+import androidx.compose.material3.OutlinedButton
+import androidx.compose.material3.OutlinedTextField
+import androidx.compose.material3.Scaffold
+import androidx.compose.material3.SnackbarHost
+import androidx.compose.material3.SnackbarHostState
+import androidx.compose.material3.Text
+import androidx.compose.material3.TextButton
+import androidx.compose.runtime.Composable
+import androidx.compose.runtime.LaunchedEffect
+import androidx.compose.runtime.collectAsState
+import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.remember
+import androidx.compose.runtime.rememberCoroutineScope
+import androidx.compose.runtime.setValue
+import androidx.compose.ui.Modifier
+import androidx.compose.ui.graphics.asImageBitmap
+import androidx.compose.ui.platform.LocalClipboardManager
+import androidx.compose.ui.text.AnnotatedString
+import androidx.compose.ui.text.input.PasswordVisualTransformation
+import androidx.compose.ui.unit.dp
+import dev.tessera.app.model.Screen
+import dev.tessera.app.model.TesseraModel
+import dev.tessera.app.model.TokenView
+import dev.tessera.core.OneSwipeCode
+import dev.tessera.core.PushRequest
+import dev.tessera.core.Reply
+import dev.tessera.core.qrPng
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
+
+@Composable
+fun TesseraApp(model: TesseraModel, pendingLink: String?) {
+    val screen by model.screen.collectAsState()
+    val requests by model.requests.collectAsState()
+    val message by model.message.collectAsState()
+    val snackbar = remember { SnackbarHostState() }
+    LaunchedEffect(message) {
+        message?.let {
+            snackbar.showSnackbar(it)
+            model.dismissMessage()
+        }
+    }
+    MaterialTheme {
+        Scaffold(snackbarHost = { SnackbarHost(snackbar) }) { padding ->
+            Column(Modifier.padding(padding).fillMaxSize()) {
+                when (val shown = screen) {
+                    Screen.FirstRun -> PassphraseScreen(model, creating = true)
+                    Screen.Locked -> PassphraseScreen(model, creating = false, waiting = requests.size)
+                    is Screen.Tokens -> TokenListScreen(model, shown, pendingLink)
+                }
+            }
+            if (screen is Screen.Tokens) requests.firstOrNull()?.let { ApprovalDialog(model, it) }
+        }
+    }
+}
+
+@Composable
+private fun PassphraseScreen(model: TesseraModel, creating: Boolean, waiting: Int = 0) {
+    val scope = rememberCoroutineScope()
+    var passphrase by remember { mutableStateOf("") }
+    Column(Modifier.padding(24.dp), verticalArrangement = Arrangement.spacedBy(16.dp)) {
+        Text(if (creating) "Create your vault" else "Tessera is locked", style = MaterialTheme.typography.headlineSmall)
+        if (waiting > 0) Text("A login request is waiting: unlock to answer it.")
+        OutlinedTextField(
+            passphrase, { passphrase = it },
+            label = { Text(if (creating) "Passphrase (optional, 12 characters or more)" else "Passphrase") },
+            visualTransformation = PasswordVisualTransformation(), modifier = Modifier.fillMaxWidth(),
+        )
+        Button(onClick = {
+            scope.launch { if (creating) model.create(passphrase) else model.unlock(passphrase) }
+            passphrase = ""
+        }) { Text(if (creating) "Create" else "Unlock") }
+    }
+}
+
+@Composable
+private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens, pendingLink: String?) {
+    val scope = rememberCoroutineScope()
+    val clipboard = LocalClipboardManager.current
+    var scanning by remember { mutableStateOf(false) }
+    var swipe by remember { mutableStateOf<OneSwipeCode?>(null) }
+    LaunchedEffect(pendingLink) { pendingLink?.let { model.add(it) } }
+    LaunchedEffect(Unit) {
+        while (true) {
+            model.refresh()
+            delay(1_000)
+        }
+    }
+    if (scanning) {
+        ScanScreen(onText = { text -> scope.launch { if (model.add(text) != null) scanning = false } }, onClose = { scanning = false })
+        return
+    }
+    swipe?.let { code -> OneSwipeDialog(code) { swipe = null } }
+    Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
+        Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+            OutlinedTextField(shown.query, { text -> scope.launch { model.search(text) } }, label = { Text("Search") }, modifier = Modifier.weight(1f))
+            Button(onClick = { scanning = true }) { Text("Scan") }
+        }
+        LazyColumn {
+            items(shown.tokens, key = { it.id }) { token ->
+                TokenRow(
+                    token,
+                    onCopy = { scope.launch { model.takeCode(token.id)?.let { clipboard.setText(AnnotatedString(it)) } } },
+                    onOneSwipe = { scope.launch { swipe = model.oneSwipe(token.id, null) } },
+                )
+            }
+        }
+    }
+}
+
+@OptIn(ExperimentalFoundationApi::class)
+@Composable
+private fun TokenRow(token: TokenView, onCopy: () -> Unit, onOneSwipe: () -> Unit) {
+    var showNext by remember { mutableStateOf(false) }
+    ListItem(
+        headlineContent = { Text(token.name) },
+        supportingContent = {
+            Text(
+                when {
+                    token.needsPin -> "PIN needed"
+                    token.code == null -> "Tap for a code"
+                    showNext -> "next ${token.nextCode}"
+                    else -> token.code
+                },
+                style = MaterialTheme.typography.headlineMedium,
+            )
+        },
+        trailingContent = {
+            Row {
+                if (token.period > 0) CircularProgressIndicator(progress = { token.remaining })
+                if (token.isPush) TextButton(onClick = onOneSwipe) { Text("One Swipe") }
+            }
+        },
+        modifier = Modifier.combinedClickable(onClick = onCopy, onLongClick = { showNext = !showNext }),
+    )
+}
+
+@Composable
+private fun ApprovalDialog(model: TesseraModel, request: PushRequest) {
+    val scope = rememberCoroutineScope()
+    var typed by remember(request.transactionId) { mutableStateOf("") }
+    val answer = { reply: Reply, number: UInt? -> scope.launch { model.answer(request.transactionId, reply, number, null) } }
+    AlertDialog(
+        onDismissRequest = {},
+        title = { Text("Log in to ${request.service}?") },
+        text = {
+            Column(verticalArrangement = Arrangement.spacedBy(8.dp)) {
+                Text("${request.username} from ${request.clientIp ?: "an unknown address"}")
+                request.userAgent?.let { Text(it) }
+                when (request.numberMatching) {
+                    dev.tessera.core.NumberMatchingMode.PICK -> Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+                        request.numberChoices.forEach { n -> Button(onClick = { answer(Reply.APPROVE, n) }) { Text("$n") } }
+                    }
+                    dev.tessera.core.NumberMatchingMode.TYPE -> OutlinedTextField(typed, { typed = it.filter(Char::isDigit).take(2) }, label = { Text("Number on the login screen") })
+                    dev.tessera.core.NumberMatchingMode.OFF -> {}
+                }
+            }
+        },
+        confirmButton = {
+            if (request.numberMatching != dev.tessera.core.NumberMatchingMode.PICK) {
+                Button(onClick = { answer(Reply.APPROVE, typed.toUIntOrNull()) }) { Text("Approve") }
+            }
+        },
+        dismissButton = {
+            Row {
+                OutlinedButton(onClick = { answer(Reply.DENY, null) }) { Text("Deny") }
+                TextButton(onClick = { answer(Reply.NOT_ME, null) }) { Text("It wasn't me") }
+            }
+        },
+    )
+}
+
+@Composable
+private fun OneSwipeDialog(code: OneSwipeCode, onClose: () -> Unit) {
+    val image = remember(code.payload) {
+        val png = qrPng(code.payload, 8u)
+        BitmapFactory.decodeByteArray(png, 0, png.size).asImageBitmap()
+    }
+    var secondsLeft by remember(code.payload) { mutableStateOf(0L) }
+    LaunchedEffect(code.payload) {
+        while (true) {
+            secondsLeft = code.expiresAt.toLong() - System.currentTimeMillis() / 1000
+            if (secondsLeft <= 0) onClose()
+            delay(250)
+        }
+    }
+    AlertDialog(
+        onDismissRequest = onClose,
+        title = { Text("One Swipe: ${code.tokenName}") },
+        text = {
+            Column {
+                Image(image, contentDescription = "One Swipe QR code", modifier = Modifier.fillMaxWidth())
+                Text("Show it to the login screen's camera. $secondsLeft s left.")
+            }
+        },
+        confirmButton = { TextButton(onClick = onClose) { Text("Done") } },
+    )
+}

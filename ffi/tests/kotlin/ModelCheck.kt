@@ -1,0 +1,65 @@
+// The Android app's view-model (android/app/src/main/java/dev/tessera/app/model) on the JVM,
+// against the real library and a real server: the state each screen shows through a first run,
+// adding a token, search, lock and unlock, enrolling, a push approval and a One Swipe code.
+// Run by tests/it/ffi.rs as BindingsTestKt with TESSERA_TEST_PHASE=model.
+
+import dev.tessera.app.model.Screen
+import dev.tessera.app.model.TesseraModel
+import dev.tessera.app.model.groupCode
+import dev.tessera.core.Reply
+import dev.tessera.core.Vault
+import kotlinx.coroutines.runBlocking
+
+fun tokensOf(model: TesseraModel): Screen.Tokens =
+    model.screen.value as? Screen.Tokens ?: throw AssertionError("not the token list: ${model.screen.value}")
+
+fun modelPhase() = runBlocking {
+    val user = env("TESSERA_TEST_USER")
+    val vault = Vault(env("TESSERA_TEST_DIR") + "/model.tessera", MapKeyStore())
+    val model = TesseraModel(vault, "JVM view-model phone")
+    check(model.screen.value == Screen.FirstRun, "a first run")
+    check(!model.create("short"), "a short passphrase is refused")
+    check(model.message.value!!.contains("at least"), "with the library's message: ${model.message.value}")
+    model.dismissMessage()
+    check(model.create("correct horse battery staple"), "created")
+    check(tokensOf(model).tokens.isEmpty(), "an empty list")
+
+    check(groupCode("123456") == "123 456" && groupCode("12345678") == "1234 5678" && groupCode("12345") == "12345", "codes are grouped")
+    val added = model.add("otpauth://totp/ACME:ann@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME")
+    check(added == listOf("ACME:ann@example.com"), "added $added")
+    model.add("otpauth://totp/Other:bob?secret=JBSWY3DPEHPK3PXP")
+    val row = tokensOf(model).tokens.first { it.name == "ACME:ann@example.com" }
+    check(Regex("[0-9]{3} [0-9]{3}").matches(row.code!!) && row.secondsLeft in 1..30 && row.remaining in 0f..1f, "a live row: $row")
+    check(model.add("https://example.com") == null && model.message.value!!.contains("no token"), "a web address is not added")
+    model.search("acme")
+    check(tokensOf(model).tokens.map { it.name } == listOf("ACME:ann@example.com") && tokensOf(model).query == "acme", "search")
+    model.search("")
+    check(model.takeCode(row.id)!!.length == 6, "a code to copy")
+
+    model.lock()
+    check(model.screen.value == Screen.Locked, "locked")
+    model.refresh()
+    check(model.screen.value == Screen.Locked, "a locked vault shows no tokens")
+    check(model.unlock(null), "unlocked by the key store")
+    check(tokensOf(model).tokens.size == 2, "both tokens")
+
+    val enrolled = model.add(env("TESSERA_TEST_ENROLL"))!!
+    val device = tokensOf(model).tokens.single { it.isPush }
+    check(enrolled == listOf(device.name), "enrolled as $enrolled")
+    val (transaction, number) = startLogin(user)
+    val deadline = System.currentTimeMillis() + 20_000
+    while (model.requests.value.isEmpty() && System.currentTimeMillis() < deadline) Thread.sleep(50)
+    val request = model.requests.value.singleOrNull() ?: throw AssertionError("no request reached the view-model")
+    check(request.transactionId == transaction && model.connected.value, "the approval screen's request")
+    check(model.answer(transaction, Reply.DENY, null, null) == "denied", "denied from the approval screen")
+    check(model.requests.value.isEmpty(), "the request left the screen")
+    check(finishLogin(user, transaction) == "reject", "and the login was refused")
+    check(number in 10..99, "the login screen showed a number")
+
+    val swipe = model.oneSwipe(device.id, null)!!
+    check(field(post("/api/v1/oneswipe", """{"payload":"${swipe.payload}"}"""), "result") == "accept", "One Swipe logged in")
+    check(model.remove(device.id) && tokensOf(model).tokens.none { it.isPush }, "the push token removed")
+    model.close()
+    vault.close()
+    println("kotlin (view-model): $checks checks passed")
+}
