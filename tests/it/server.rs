@@ -47,15 +47,17 @@ fn code(phone: &Sandbox, at: Option<u64>) -> String {
     phone.run(&args).ok().trim().to_owned()
 }
 
-/// The current code, taken with at least 10 s left in its 30 s step so the server checks it in the
-/// same step. A code checked one step late is accepted but teaches the server a drift of -1 step,
-/// and then the tests' "next step" codes would fall outside the window.
-fn code_early_in_step(phone: &Sandbox) -> String {
+/// The current code and the time it was made for, taken with at least 10 s left in its 30 s step
+/// so the server checks it in the same step. A code checked one step late is accepted but teaches
+/// the server a drift of -1 step; the tests' "next step" code is then taken for this code's time
+/// plus one step (not the clock's), which stays inside the window whichever step the server saw.
+fn code_early_in_step(phone: &Sandbox) -> (String, u64) {
     let into_step = unix_now() % 30;
     if into_step >= 20 {
         std::thread::sleep(Duration::from_secs(30 - into_step));
     }
-    code(phone, None)
+    let at = unix_now();
+    (code(phone, Some(at)), at)
 }
 
 fn audit(server: &Server, query: &str) -> Vec<Value> {
@@ -72,7 +74,7 @@ fn enroll_validate_replay_lockout_unlock_restart(db: Db) {
     let serial = enrollment["serial"].as_str().unwrap().to_owned();
     let phone = phone_with(&enrollment);
 
-    let first = code_early_in_step(&phone);
+    let (first, first_at) = code_early_in_step(&phone);
     assert_eq!(server.result("alice", &first), "accept");
     let (_, replay) = server.validate("alice", None, &first);
     assert_eq!(
@@ -84,7 +86,7 @@ fn enroll_validate_replay_lockout_unlock_restart(db: Db) {
         let (_, body) = server.validate("alice", None, if attempt % 2 == 0 { "000000" } else { "999999" });
         assert_eq!(body["result"], "reject");
     }
-    let next = code(&phone, Some(unix_now() + 30));
+    let next = code(&phone, Some(first_at + 30));
     let (_, locked) = server.validate("alice", None, &next);
     assert_eq!((locked["result"].as_str(), locked["reason"].as_str()), (Some("reject"), Some("locked")));
     let (_, tokens) = server.admin("GET", "/api/v1/users/alice/tokens", None);
@@ -227,12 +229,13 @@ fn two_servers_on_one_postgres_accept_a_code_once() {
     let second = Arc::new(Server::start(db.clone(), ""));
     let enrollment = first.user_with_token("carol", json!({ "kind": "totp" }));
     let phone = phone_with(&enrollment);
-    assert_eq!(count_accepts(&[first.clone(), second.clone()], &code_early_in_step(&phone), 50), 1);
+    let (valid, valid_at) = code_early_in_step(&phone);
+    assert_eq!(count_accepts(&[first.clone(), second.clone()], &valid, 50), 1);
     let (_, tokens) = first.admin("GET", "/api/v1/users/carol/tokens", None);
     assert_eq!(tokens[0]["locked"], true, "49 replays are 49 failed attempts, counted across both replicas");
     let serial = tokens[0]["serial"].as_str().unwrap();
     assert_eq!(second.admin("POST", &format!("/api/v1/tokens/{serial}/unlock"), None).0, 200);
-    let next = code(&phone, Some(unix_now() + 30));
+    let next = code(&phone, Some(valid_at + 30));
     assert_eq!(
         second.result("carol", &next),
         "accept",
