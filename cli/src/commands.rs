@@ -314,8 +314,7 @@ fn rename(
     if label.is_none() && issuer.is_none() && group.is_none() {
         return Err(Failure::Usage("give a new label, --issuer or --group".into()));
     }
-    let optional = |value: String| Some(value).filter(|v| !v.trim().is_empty());
-    let edit = TokenEdit { issuer: issuer.map(optional), label, group: group.map(optional), icon: None };
+    let edit = TokenEdit { issuer: issuer.map(Some), label, group: group.map(Some), icon: None };
     let name = vault.update(|v| {
         let id = v.resolve(query)?.id().clone();
         Ok::<_, Failure>(v.edit(&id, edit)?.display_name())

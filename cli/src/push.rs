@@ -8,7 +8,7 @@ use std::path::Path;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tessera_client::ChannelEvent;
-use tessera_client::devices::{self, VaultDevice};
+use tessera_client::devices::{self, Delivered, VaultDevice};
 use tessera_core::otp::unix_now;
 use tessera_core::push::{Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
 use tessera_core::qr;
@@ -210,17 +210,17 @@ async fn send(
     let pin = pin_if_set(&vault.read()?)?;
     let answer =
         devices::sign_answer(vault, &device.token, challenge, decision, number, pin.as_ref(), unix_now())?;
-    let receipt = device.device.answer(answer).await?;
-    match (decision, receipt.status.as_str()) {
-        (Decision::Approve, "approved") => note(format!("Approved {}.", challenge.transaction_id)),
-        (Decision::Approve, _) => {
-            return Err(Failure::Usage(format!(
-                "the server denied {}: the number or the one-time code did not match",
-                challenge.transaction_id
-            )));
+    let transaction = &challenge.transaction_id;
+    match (decision, devices::deliver(&device.device, answer, decision).await?) {
+        (Decision::Approve, Delivered::Answered(_)) => note(format!("Approved {transaction}.")),
+        (Decision::Deny(reason), Delivered::Answered(_)) => {
+            note(format!("Denied {transaction} ({}).", reason.as_str()));
         }
-        (Decision::Deny(reason), _) => {
-            note(format!("Denied {} ({}).", challenge.transaction_id, reason.as_str()))
+        (_, Delivered::NotApproved(refusal)) => {
+            return Err(Failure::Usage(format!("{transaction}: {}", refusal.message())));
+        }
+        (_, Delivered::Gone) => {
+            return Err(Failure::Usage(format!("{transaction} has expired or was answered already")));
         }
     }
     Ok(())

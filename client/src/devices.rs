@@ -4,6 +4,9 @@
 //! answer PIN checked out (every attempt saved, so the limit on wrong PINs holds), and an approval
 //! carries the token's TOTP for a time step it has not signed before.
 
+use std::future::Future;
+use std::time::Duration;
+
 use futures_util::{Stream, StreamExt};
 use tessera_core::push::{
     Answer, Challenge, Decision, EnrollmentLink, KeyPair, RegisterResponse, SignedAnswer,
@@ -52,6 +55,11 @@ pub fn keep_registration(
         .update(|v| v.add_push(otp, binding, now).map(TokenInfo::of).map_err(VaultError::from))
         .map_err(|error| ClientError::NotKept(Box::new(error)))
 }
+
+/// What to tell the user when the vault locked between registering with the server and keeping
+/// the registration (apps that lock while the network works: the desktop's idle lock, a phone
+/// going to the background).
+pub const LOCKED_WHILE_REGISTERING: &str = "the vault locked while this device registered, so the device could not be saved; unlock and ask for a new enrollment link";
 
 /// Registers with the server of `link` and keeps the device in the vault.
 pub async fn enroll(
@@ -138,13 +146,19 @@ pub struct Pending {
 pub struct Inbox {
     devices: Vec<VaultDevice>,
     pending: Vec<Pending>,
+    answering: Vec<String>,
 }
 
 impl Inbox {
     /// Serves `devices` from now on; requests for devices no longer among them are dropped.
-    pub fn serve(&mut self, devices: Vec<VaultDevice>) {
+    /// True when the devices are not the ones served before (by server and serial), so the
+    /// listener's channels must be reopened.
+    pub fn serve(&mut self, devices: Vec<VaultDevice>) -> bool {
+        let address = |d: &VaultDevice| (d.device.server().to_owned(), d.device.serial().to_owned());
+        let changed = !self.devices.iter().map(address).eq(devices.iter().map(address));
         self.pending.retain(|p| devices.iter().any(|d| d.token == p.device.token));
         self.devices = devices;
+        changed
     }
 
     /// The devices served.
@@ -177,9 +191,26 @@ impl Inbox {
             .cloned()
     }
 
-    /// Forgets a request (answered, or refused by the server as answered or expired).
-    pub fn forget(&mut self, transaction_id: &str) {
-        self.pending.retain(|p| p.challenge.transaction_id != transaction_id);
+    /// Request `transaction_id` for answering, unless it expired before `now` or an answer to it
+    /// is on its way already (a second tap would spend another time step's code for nothing).
+    /// End with [`Inbox::end_answer`].
+    pub fn begin_answer(&mut self, transaction_id: &str, now: u64) -> Option<Pending> {
+        if self.answering.iter().any(|t| t == transaction_id) {
+            return None;
+        }
+        let pending = self.pending(transaction_id, now)?;
+        self.answering.push(transaction_id.to_owned());
+        Some(pending)
+    }
+
+    /// Ends an answer [`Inbox::begin_answer`] began: a settled request (answered, or refused by
+    /// the server as answered or expired) is forgotten; an unsettled one (a network error) can be
+    /// answered again.
+    pub fn end_answer(&mut self, transaction_id: &str, settled: bool) {
+        self.answering.retain(|t| t != transaction_id);
+        if settled {
+            self.pending.retain(|p| p.challenge.transaction_id != transaction_id);
+        }
     }
 }
 
@@ -188,16 +219,38 @@ impl Inbox {
 pub enum Delivered {
     /// The server took it: `approved` or `denied`.
     Answered(String),
-    /// An approval the server turned into a denial: the number (or the code) did not match.
-    NotApproved,
+    /// An approval the server turned into a denial.
+    NotApproved(Refusal),
     /// The request had expired or was answered elsewhere.
     Gone,
 }
 
-impl Delivered {
-    /// What to tell the user when an approval was not approved.
-    pub const NOT_APPROVED: &str =
-        "the server refused the approval: the number did not match the login screen's";
+/// Why the server turned an approval into a denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The number picked or typed is not the login screen's.
+    WrongNumber,
+    /// The one-time code the approval carried was refused (most often a device clock that is off).
+    CodeRefused,
+}
+
+impl Refusal {
+    /// The refusal the server's receipt names (`bad_otp`; anything else is taken as the number).
+    fn of(reason: Option<&str>) -> Self {
+        if reason == Some("bad_otp") { Self::CodeRefused } else { Self::WrongNumber }
+    }
+
+    /// What to tell the user.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::WrongNumber => {
+                "the server refused the approval: the number did not match the login screen's"
+            }
+            Self::CodeRefused => {
+                "the server refused the approval's one-time code: check that this device's clock is right"
+            }
+        }
+    }
 }
 
 /// Sends a signed answer. Every `Ok` means the request is settled and can be forgotten; an error
@@ -212,9 +265,45 @@ pub async fn deliver(
         other => other?,
     };
     if decision == Decision::Approve && receipt.status != "approved" {
-        return Ok(Delivered::NotApproved);
+        return Ok(Delivered::NotApproved(Refusal::of(receipt.reason.as_deref())));
     }
     Ok(Delivered::Answered(receipt.status))
+}
+
+/// Longest wait for a time step's code to free up before an approval (one step of 30 s, with a
+/// margin); a token with a longer step gives its error instead.
+const MAX_CODE_WAIT: Duration = Duration::from_secs(61);
+
+/// How long to wait before `error`'s token has an unused code again: the token signed the codes
+/// of this time step and the next already (approvals or One Swipe codes moments ago).
+fn code_wait(error: &ClientError) -> Option<Duration> {
+    let ClientError::Vault(vault) = error else { return None };
+    let VaultError::Token(TokenError::CodeNotReady { wait_secs }) = vault.as_ref() else { return None };
+    let wait = Duration::from_secs(u64::from(*wait_secs)) + Duration::from_millis(200);
+    (wait <= MAX_CODE_WAIT).then_some(wait)
+}
+
+/// Answers `pending` and sends the answer: `sign` runs [`sign_answer`] on the edge's unlocked
+/// vault (its outer error is the edge's own, a locked vault say). When the token has no unused
+/// time step's code left, it is signed once more at the next step, a few seconds later, rather
+/// than refused. Every `Ok` settles the request, as for [`deliver`].
+pub async fn answer<E, F, Fut>(pending: &Pending, decision: Decision, mut sign: F) -> Result<Delivered, E>
+where
+    E: From<ClientError>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<SignedAnswer, ClientError>, E>>,
+{
+    let signed = match sign().await? {
+        Err(error) => match code_wait(&error) {
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                sign().await??
+            }
+            None => return Err(error.into()),
+        },
+        Ok(signed) => signed,
+    };
+    Ok(deliver(&pending.device.device, signed, decision).await?)
 }
 
 #[cfg(test)]
@@ -266,12 +355,50 @@ mod tests {
         assert_eq!(inbox.pending("t1", 999).map(|p| p.device.token), Some(token_a));
         assert!(inbox.pending("t1", 1_000).is_none(), "expired at its expiry time");
         assert_eq!(inbox.waiting(1_500).len(), 1, "expired requests are dropped");
-        inbox.forget("t3");
-        assert!(inbox.waiting(0).is_empty());
+        assert!(inbox.begin_answer("t3", 1_500).is_some());
+        inbox.end_answer("t3", true);
+        assert!(inbox.waiting(0).is_empty(), "an answered request is forgotten");
 
         assert!(inbox.arrived(&TokenId::parse(b).unwrap(), challenge("t4", 2_000)).is_some());
-        inbox.serve(vec![device(a)]);
+        assert!(inbox.serve(vec![device(a)]), "a device fewer");
         assert!(inbox.waiting(0).is_empty(), "a removed device's requests go with it");
         assert_eq!(inbox.devices().len(), 1);
+        assert!(!inbox.serve(vec![device(a)]), "the same devices again");
+        assert!(inbox.serve(vec![device(a), device(b)]));
+    }
+
+    #[test]
+    fn one_answer_at_a_time_and_a_failed_one_can_be_tried_again() {
+        let a = "00000000000000aa";
+        let token = TokenId::parse(a).unwrap();
+        let mut inbox = Inbox::default();
+        inbox.serve(vec![device(a)]);
+        inbox.arrived(&token, challenge("t1", 1_000));
+        inbox.arrived(&token, challenge("t2", 1_000));
+        assert!(inbox.begin_answer("t1", 10).is_some());
+        assert!(inbox.begin_answer("t1", 10).is_none(), "a second tap while the first is on its way");
+        assert!(inbox.begin_answer("t2", 10).is_some(), "another request is not held up");
+        inbox.end_answer("t1", false);
+        assert!(inbox.begin_answer("t1", 10).is_some(), "after a network error, try again");
+        inbox.end_answer("t1", true);
+        assert!(inbox.begin_answer("t1", 10).is_none(), "settled");
+        assert_eq!(inbox.waiting(10).len(), 1);
+    }
+
+    #[test]
+    fn a_refused_approval_says_whether_the_number_or_the_code_was_wrong() {
+        assert_eq!(Refusal::of(Some("bad_otp")), Refusal::CodeRefused);
+        assert_eq!(Refusal::of(Some("wrong_number")), Refusal::WrongNumber);
+        assert_eq!(Refusal::of(None), Refusal::WrongNumber, "a server that gives no reason");
+        assert!(Refusal::CodeRefused.message().contains("clock"));
+    }
+
+    #[test]
+    fn only_a_used_up_time_step_is_waited_for() {
+        let not_ready =
+            |wait_secs| ClientError::from(VaultError::Token(TokenError::CodeNotReady { wait_secs }));
+        assert_eq!(code_wait(&not_ready(12)), Some(Duration::from_millis(12_200)));
+        assert_eq!(code_wait(&not_ready(3_600)), None, "a long step is reported, not waited for");
+        assert_eq!(code_wait(&ClientError::from(VaultError::Token(TokenError::NoPushDevice))), None);
     }
 }

@@ -97,6 +97,10 @@ pub struct AnswerReceipt {
     pub transaction_id: String,
     /// `approved` or `denied`.
     pub status: String,
+    /// Why it was denied (`wrong_number`, `bad_otp`, or the device's own reason); older servers
+    /// leave it out.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 fn http_client() -> Result<reqwest::Client, ClientError> {

@@ -149,6 +149,11 @@ impl SecretString {
         Self(text)
     }
 
+    /// A passphrase or PIN from a form field: an empty field means none was given.
+    pub fn from_field(field: Option<String>) -> Option<Self> {
+        field.filter(|text| !text.is_empty()).map(Self::new)
+    }
+
     /// The text. Callers must not copy it into unprotected memory.
     pub fn expose(&self) -> &str {
         &self.0

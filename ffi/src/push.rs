@@ -4,37 +4,41 @@
 //! [`PushSubscription`] closes the channels. When the app is not running, a platform push (FCM,
 //! APNs) wakes it to listen; the request itself only ever comes through the signed channel.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures_util::StreamExt;
-use tessera_client::devices::{self, Delivered, Inbox};
+use tessera_client::devices::{self, Delivered, Inbox, VaultDevice};
 use tessera_client::{ChannelEvent, ClientError};
 use tessera_core::otp::unix_now;
 use tessera_core::push::{Challenge, Decision, DenyReason, NumberMatching, SignedAnswer};
 use tessera_core::secret::SecretString;
-use tessera_core::vault::{TokenError, TokenId, VaultError};
+use tessera_core::vault::TokenId;
 use tokio::task::AbortHandle;
 
 use crate::vault::Vault;
 use crate::{TesseraError, runtime};
 
-/// The seconds until the next time step, when `error` says the token's code for this one is used.
-fn step_wait(error: &ClientError) -> Option<u32> {
-    match error {
-        ClientError::Vault(vault) => match vault.as_ref() {
-            VaultError::Token(TokenError::CodeNotReady { wait_secs }) if *wait_secs <= 60 => Some(*wait_secs),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// The login requests waiting for an answer, the devices the listener serves, and the listener.
 #[derive(Default)]
 pub(crate) struct Inboxes {
     inbox: Mutex<Inbox>,
-    listener: Mutex<Option<AbortHandle>>,
+    listening: Mutex<Option<Listening>>,
+    subscriptions: std::sync::atomic::AtomicU64,
+}
+
+/// The app's listener and the task running its channels (none while there are no devices).
+struct Listening {
+    subscription: u64,
+    listener: Arc<dyn PushListener>,
+    task: Option<AbortHandle>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 impl Inboxes {
@@ -43,11 +47,75 @@ impl Inboxes {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `task` as the one listener, stopping the one before it.
-    fn replace_listener(&self, task: AbortHandle) {
-        let mut listener = self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(previous) = listener.replace(task) {
-            previous.abort();
+    fn listening(&self) -> MutexGuard<'_, Option<Listening>> {
+        self.listening.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes `listener` the one listener (the one before it stops); returns its subscription's number.
+    fn subscribe(&self, listener: Arc<dyn PushListener>) -> u64 {
+        let subscription = self.subscriptions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.listening() = Some(Listening { subscription, listener, task: None });
+        subscription
+    }
+
+    /// Stops listening, if `subscription` is still the listener's.
+    fn unsubscribe(&self, subscription: u64) {
+        let mut listening = self.listening();
+        if listening.as_ref().is_some_and(|l| l.subscription == subscription) {
+            listening.take();
+        }
+    }
+
+    /// Serves `found`, the vault's devices now: the listener's channels are reopened when they
+    /// changed (or `restart`), closed when there are none.
+    fn sync(&self, vault: &Weak<Vault>, found: Vec<VaultDevice>, restart: bool) -> Result<(), TesseraError> {
+        let changed = self.lock().serve(found.clone());
+        let mut listening = self.listening();
+        let Some(listening) = listening.as_mut() else { return Ok(()) };
+        if !(changed || restart || (listening.task.is_none() && !found.is_empty())) {
+            return Ok(());
+        }
+        if let Some(task) = listening.task.take() {
+            task.abort();
+        }
+        if !found.is_empty() {
+            let task = runtime::runtime()?.spawn(listen(vault.clone(), listening.listener.clone(), found));
+            listening.task = Some(task.abort_handle());
+        }
+        Ok(())
+    }
+}
+
+/// Runs the channels of `found` for `listener` until the subscription ends or the devices change.
+async fn listen(vault: Weak<Vault>, listener: Arc<dyn PushListener>, found: Vec<VaultDevice>) {
+    let mut events = devices::channels(&found);
+    while let Some((token, event)) = events.next().await {
+        match event {
+            ChannelEvent::Connected => {
+                let _ = listener.on_connection_changed(true);
+            }
+            ChannelEvent::Disconnected(_) => {
+                let _ = listener.on_connection_changed(false);
+            }
+            ChannelEvent::Rejected(_) => {}
+            ChannelEvent::Challenge(delivery) => {
+                let Some(vault) = vault.upgrade() else { return };
+                let seq = delivery.seq;
+                let (recording, seen) = (vault.clone(), token.clone());
+                // A vault write (fsync): off the runtime's two threads.
+                let _ = tokio::task::spawn_blocking(move || {
+                    recording.with_unlocked(|v| Ok(devices::record_seen(v, &seen, seq)?))
+                })
+                .await;
+                let request = vault
+                    .push
+                    .lock()
+                    .arrived(&token, delivery.challenge.challenge)
+                    .map(|kept| PushRequest::of(&token, &kept.challenge));
+                if let Some(request) = request {
+                    let _ = listener.on_request(request);
+                }
+            }
         }
     }
 }
@@ -139,7 +207,8 @@ pub trait PushListener: Send + Sync {
 /// The running listener: closing (dropping) it closes the channels.
 #[derive(uniffi::Object)]
 pub struct PushSubscription {
-    task: AbortHandle,
+    vault: Weak<Vault>,
+    subscription: u64,
 }
 
 #[uniffi::export]
@@ -147,62 +216,31 @@ impl PushSubscription {
     /// Closes the channels now (closing the object does the same). The listener is released on
     /// the library's threads moments later.
     pub fn cancel(&self) {
-        self.task.abort();
+        if let Some(vault) = self.vault.upgrade() {
+            vault.push.unsubscribe(self.subscription);
+        }
     }
 }
 
 impl Drop for PushSubscription {
     fn drop(&mut self) {
-        self.task.abort();
+        self.cancel();
     }
 }
 
 #[uniffi::export]
 impl Vault {
-    /// Opens the challenge channels of the vault's push devices and hands each login request to
-    /// `listener` until the returned subscription is closed (keep a reference to it: dropping it
-    /// stops listening). Needs the unlocked vault (it reads the devices); the channels stay open if
-    /// the vault locks, and answering unlocks nothing. One listener at a time: a new one replaces
-    /// the last (call it again after enrolling or removing a push token).
-    pub fn listen(
-        self: Arc<Self>,
-        listener: Arc<dyn PushListener>,
-    ) -> Result<Arc<PushSubscription>, TesseraError> {
-        let found = self.with_unlocked(|vault| Ok(devices::vault_devices(&vault.read()?)?))?;
-        if found.is_empty() {
-            return Err(TesseraError::NotFound {
-                reason: "the vault has no push device: enroll one first".into(),
-            });
+    /// Hands each login request that reaches the vault's push devices to `listener` until the
+    /// returned subscription is closed (keep a reference to it: dropping it stops listening).
+    /// The channels open while the vault is unlocked (they need the devices' keys) and stay open
+    /// when it locks; enrolling or removing a push token through this object reopens them, so
+    /// call it once, at start. One listener at a time: a new one replaces the last.
+    pub fn listen(&self, listener: Arc<dyn PushListener>) -> Result<Arc<PushSubscription>, TesseraError> {
+        let subscription = self.push.subscribe(listener);
+        if self.is_unlocked() {
+            self.sync_push(true)?;
         }
-        self.push.lock().serve(found.clone());
-        let vault = self.clone();
-        let task = runtime::runtime()?.spawn(async move {
-            let mut events = devices::channels(&found);
-            while let Some((token, event)) = events.next().await {
-                match event {
-                    ChannelEvent::Connected => {
-                        let _ = listener.on_connection_changed(true);
-                    }
-                    ChannelEvent::Disconnected(_) => {
-                        let _ = listener.on_connection_changed(false);
-                    }
-                    ChannelEvent::Rejected(_) => {}
-                    ChannelEvent::Challenge(delivery) => {
-                        let _ = vault.with_unlocked(|v| Ok(devices::record_seen(v, &token, delivery.seq)?));
-                        let request = vault
-                            .push
-                            .lock()
-                            .arrived(&token, delivery.challenge.challenge)
-                            .map(|kept| PushRequest::of(&token, &kept.challenge));
-                        if let Some(request) = request {
-                            let _ = listener.on_request(request);
-                        }
-                    }
-                }
-            }
-        });
-        self.push.replace_listener(task.abort_handle());
-        Ok(Arc::new(PushSubscription { task: task.abort_handle() }))
+        Ok(Arc::new(PushSubscription { vault: self.me(), subscription }))
     }
 
     /// The login requests waiting for an answer now.
@@ -217,9 +255,10 @@ impl Vault {
 
     /// Answers login request `transaction_id`: checks the answer PIN when the vault has one (the
     /// attempt is counted), signs the answer (an approval carries the token's TOTP) and sends it.
-    /// Returns the server's status, `approved` or `denied`.
+    /// Returns the server's status, `approved` or `denied`. A second call while one is on its way
+    /// is refused; after a network error the request can be answered again.
     pub async fn answer_push(
-        self: Arc<Self>,
+        &self,
         transaction_id: String,
         reply: Reply,
         number: Option<u32>,
@@ -235,56 +274,63 @@ impl Vault {
         let gone = || TesseraError::Expired {
             reason: "this login request has expired or was already answered".into(),
         };
-        let pending = self.push.lock().pending(&transaction_id, unix_now()).ok_or_else(gone)?;
+        let pending = self.push.lock().begin_answer(&transaction_id, unix_now()).ok_or_else(gone)?;
         let decision = match reply {
             Reply::Approve => Decision::Approve,
             Reply::Deny => Decision::Deny(DenyReason::Cancelled),
             Reply::NotMe => Decision::Deny(DenyReason::NotMe),
         };
-        let pin = pin.filter(|p| !p.is_empty()).map(SecretString::new);
-        // Signing runs Argon2 for the PIN and writes the vault: off the caller's thread.
-        runtime::run(async move {
-            let vault = self.clone();
-            let device = pending.device.clone();
-            let signed = tokio::task::spawn_blocking(move || -> Result<SignedAnswer, TesseraError> {
-                let (token, challenge) = (&pending.device.token, &pending.challenge);
-                let sign = || {
-                    vault.with_unlocked(|unlocked| {
-                        Ok(devices::sign_answer(
-                            unlocked,
-                            token,
-                            challenge,
-                            decision,
-                            number,
-                            pin.as_ref(),
-                            unix_now(),
-                        ))
-                    })
-                };
-                match sign()? {
-                    // The token signed its code for this time step already (a One Swipe or an
-                    // approval moments ago): approve with the next step's, a few seconds later.
-                    Err(error) if let Some(wait_secs) = step_wait(&error) => {
-                        std::thread::sleep(
-                            Duration::from_secs(u64::from(wait_secs)) + Duration::from_millis(200),
-                        );
-                        Ok(sign()??)
-                    }
-                    signed => Ok(signed?),
+        let pin = SecretString::from_field(pin).map(Arc::new);
+        let vault = self.me();
+        let delivered = runtime::run(async move {
+            let sign = || {
+                let (vault, pending, pin) = (vault.clone(), pending.clone(), pin.clone());
+                // Argon2 for the PIN and a vault write: off the runtime's two threads.
+                async move {
+                    tokio::task::spawn_blocking(move || sign_answer(&vault, &pending, decision, number, pin))
+                        .await
+                        .map_err(TesseraError::internal)?
                 }
-            })
-            .await
-            .map_err(TesseraError::internal)??;
-            let delivered = devices::deliver(&device.device, signed, decision).await?;
-            self.push.lock().forget(&transaction_id);
-            match delivered {
-                Delivered::Answered(status) => Ok(status),
-                Delivered::NotApproved => {
-                    Err(TesseraError::Denied { reason: Delivered::NOT_APPROVED.into() })
-                }
-                Delivered::Gone => Err(gone()),
-            }
+            };
+            devices::answer(&pending, decision, sign).await
         })
-        .await
+        .await;
+        self.push.lock().end_answer(&transaction_id, delivered.is_ok());
+        if delivered.is_err() {
+            // Ten wrong PINs remove the push devices: their channels close.
+            let _ = self.sync_push(false);
+        }
+        match delivered? {
+            Delivered::Answered(status) => Ok(status),
+            Delivered::NotApproved(refusal) => Err(TesseraError::Denied { reason: refusal.message().into() }),
+            Delivered::Gone => Err(gone()),
+        }
+    }
+}
+
+/// Signs the answer to `pending` on the unlocked vault (the outer error: the vault is locked or gone).
+fn sign_answer(
+    vault: &Weak<Vault>,
+    pending: &devices::Pending,
+    decision: Decision,
+    number: Option<u8>,
+    pin: Option<Arc<SecretString>>,
+) -> Result<Result<SignedAnswer, ClientError>, TesseraError> {
+    let vault = vault.upgrade().ok_or_else(crate::vault::locked)?;
+    vault.with_unlocked(|unlocked| {
+        let (token, challenge) = (&pending.device.token, &pending.challenge);
+        Ok(devices::sign_answer(unlocked, token, challenge, decision, number, pin.as_deref(), unix_now()))
+    })
+}
+
+impl Vault {
+    /// Reopens the listener's channels for the vault's push devices now, if they changed (or
+    /// `restart`); nothing while the vault is locked or no one listens.
+    pub(crate) fn sync_push(&self, restart: bool) -> Result<(), TesseraError> {
+        if self.push.listening().is_none() {
+            return Ok(());
+        }
+        let found = self.with_unlocked(|vault| Ok(devices::vault_devices(&vault.read()?)?))?;
+        self.push.sync(&self.me(), found, restart)
     }
 }

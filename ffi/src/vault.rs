@@ -2,17 +2,16 @@
 //! store the app provides. Calls that run Argon2 (create, unlock) or the network (enroll, answer)
 //! take time: apps call them off the main thread (the network ones are `suspend`/`async`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tessera_client::devices;
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
-use tessera_core::otpauth::{ManualEntry, OtpAuth, ParsedUri};
+use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
 use tessera_core::push::EnrollmentLink;
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{
-    CodeState, KdfParams, Listed, PinError, TokenEdit, TokenError, TokenId, TokenInfo, UnlockedVault,
-    VaultStore,
+    CodeState, KdfParams, Listed, TokenEdit, TokenId, TokenInfo, UnlockedVault, VaultError, VaultStore,
 };
 
 use crate::TesseraError;
@@ -21,12 +20,14 @@ use crate::push::Inboxes;
 use crate::runtime;
 
 /// A vault file, locked or unlocked. The unlocked vault (which holds the master key) lives only
-/// in this object and is dropped, zeroizing the key, on [`Vault::lock`].
+/// in this object and is dropped, zeroizing the key, on [`Vault::lock`] (once a call that was
+/// using it returns).
 #[derive(uniffi::Object)]
 pub struct Vault {
+    me: Weak<Vault>,
     store: VaultStore,
     key_store: PlatformKeyStore,
-    unlocked: Mutex<Option<UnlockedVault>>,
+    unlocked: Mutex<Option<Arc<UnlockedVault>>>,
     pub(crate) push: Inboxes,
 }
 
@@ -175,18 +176,14 @@ pub struct OneSwipeCode {
     pub lifetime_secs: u8,
 }
 
-/// A passphrase or PIN from a form field: empty means none was given.
-fn given(field: Option<String>) -> Option<SecretString> {
-    field.filter(|text| !text.is_empty()).map(SecretString::new)
-}
-
 #[uniffi::export]
 impl Vault {
     /// The vault at `path` (which may not exist yet), locked, with the app's key store.
     #[uniffi::constructor]
     pub fn new(path: String, key_store: Arc<dyn KeyStore>) -> Arc<Self> {
         runtime::install_tls();
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             store: VaultStore::new(path),
             key_store: PlatformKeyStore(key_store),
             unlocked: Mutex::new(None),
@@ -206,18 +203,21 @@ impl Vault {
 
     /// Creates the vault, unlocked by the app's key store, a passphrase, or both, and unlocks it.
     pub fn create(&self, passphrase: Option<String>, use_key_store: bool) -> Result<(), TesseraError> {
-        let passphrase = given(passphrase);
+        let passphrase = SecretString::from_field(passphrase);
         let key_store = use_key_store.then_some(&self.key_store as _);
         let unlocked = self.store.create(key_store, passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))?;
-        *self.lock_state() = Some(unlocked);
+        *self.lock_state() = Some(Arc::new(unlocked));
         Ok(())
     }
 
     /// Unlocks the vault: by the app's key store when the vault has such a slot and it opens it,
     /// else with `passphrase` (a `Locked` error when it is needed and missing or wrong).
     pub fn unlock(&self, passphrase: Option<String>) -> Result<(), TesseraError> {
-        let unlocked = self.store.unlock_any(Some(&self.key_store), || given(passphrase))?;
-        *self.lock_state() = Some(unlocked);
+        let unlocked =
+            self.store.unlock_any(Some(&self.key_store), || SecretString::from_field(passphrase))?;
+        *self.lock_state() = Some(Arc::new(unlocked));
+        // The channels may not have opened yet (a listener set while locked).
+        let _ = self.sync_push(false);
         Ok(())
     }
 
@@ -279,13 +279,7 @@ impl Vault {
         group: Option<String>,
     ) -> Result<Token, TesseraError> {
         let id = TokenId::parse(&id)?;
-        let blank_is_none = |text: Option<String>| text.filter(|t| !t.trim().is_empty());
-        let edit = TokenEdit {
-            issuer: Some(blank_is_none(issuer)),
-            label: Some(label),
-            group: Some(blank_is_none(group)),
-            icon: None,
-        };
+        let edit = TokenEdit { issuer: Some(issuer), label: Some(label), group: Some(group), icon: None };
         self.with_unlocked(|vault| {
             Ok(vault.update(|v| -> Result<_, TesseraError> { Ok(TokenInfo::of(v.edit(&id, edit)?)) })?.into())
         })
@@ -296,30 +290,49 @@ impl Vault {
         let id = TokenId::parse(&id)?;
         self.with_unlocked(|vault| {
             vault.update(|v| -> Result<_, TesseraError> { Ok(v.remove(&id).map(drop)?) })
-        })
+        })?;
+        self.sync_push(false)
     }
 
     /// Takes a token's code for use: for HOTP this advances the counter; the use is recorded. A
     /// push token's code approves logins, so with an answer PIN set it is not given out here.
     pub fn take_code(&self, id: String) -> Result<String, TesseraError> {
-        let (id, at) = (TokenId::parse(&id)?, unix_now());
-        let code = self.with_unlocked(|vault| {
-            vault.update(|v| -> Result<_, TesseraError> {
-                let token = v.get(&id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
-                if v.pin_guards(token) {
-                    return Err(PinError::Required.into());
-                }
-                Ok(v.take_code(&id, at)?)
-            })
-        })?;
+        let id = TokenId::parse(&id)?;
+        let code =
+            self.with_unlocked(|vault| Ok(vault.update(|v| v.take_unguarded_code(&id, unix_now()))?))?;
         Ok(code.expose().to_owned())
+    }
+
+    /// True when the vault asks for its answer PIN before answering login requests, making One
+    /// Swipe codes and giving out push tokens' codes.
+    pub fn has_answer_pin(&self) -> Result<bool, TesseraError> {
+        self.with_unlocked(|vault| Ok(vault.read()?.has_answer_pin()))
+    }
+
+    /// Sets the answer PIN (4 to 64 characters); replacing one needs the `current` PIN, which is
+    /// checked and counted as for answers.
+    pub fn set_answer_pin(&self, current: Option<String>, new: String) -> Result<(), TesseraError> {
+        let (current, new) = (SecretString::from_field(current), SecretString::new(new));
+        let at = unix_now();
+        self.with_unlocked(|vault| {
+            Ok(vault.update(|v| Ok::<_, VaultError>(v.set_answer_pin(current.as_ref(), &new, at)))??)
+        })
+    }
+
+    /// Removes the answer PIN, given the current one (checked and counted).
+    pub fn clear_answer_pin(&self, current: String) -> Result<(), TesseraError> {
+        let current = SecretString::new(current);
+        let at = unix_now();
+        self.with_unlocked(|vault| {
+            Ok(vault.update(|v| Ok::<_, VaultError>(v.clear_answer_pin(Some(&current), at)))??)
+        })
     }
 
     /// Makes a One Swipe code of push token `id`, valid for 30 s: a signed, single-use payload that
     /// a login screen's webcam reads. With an answer PIN set, `pin` is checked and the attempt
     /// counted, right or wrong.
     pub fn one_swipe(&self, id: String, pin: Option<String>) -> Result<OneSwipeCode, TesseraError> {
-        let (id, pin) = (TokenId::parse(&id)?, given(pin));
+        let (id, pin) = (TokenId::parse(&id)?, SecretString::from_field(pin));
         let (at, lifetime_secs) = (unix_now(), oneswipe::DEFAULT_LIFETIME_SECS);
         self.with_unlocked(|vault| {
             let (code, token_name) = vault.update_behind_pin(pin.as_ref(), at, |v| {
@@ -336,38 +349,69 @@ impl Vault {
     }
 
     /// Registers this phone as a push device from a `tessera://enroll` link (pasted or scanned)
-    /// and keeps it in the vault. `device_name` is what the server shows in the user's devices.
-    pub async fn enroll(self: Arc<Self>, link: String, device_name: String) -> Result<Added, TesseraError> {
+    /// and keeps it in the vault; the listener's channels then include it. `device_name` is what
+    /// the server shows in the user's devices.
+    pub async fn enroll(&self, link: String, device_name: String) -> Result<Added, TesseraError> {
         let link = EnrollmentLink::parse(link.trim())?;
         if !self.is_unlocked() {
             return Err(locked());
         }
         let warnings = link.cleartext_warning().into_iter().collect();
+        let vault = self.me();
         // Registering and keeping run as one task: were the caller's coroutine cancelled between
         // them, the server would hold a device (and a spent link) this vault does not know.
         let token = runtime::run(async move {
             let (key, registered) = tessera_client::register(&link, Some(device_name), None).await?;
-            self.with_unlocked(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
-                .map_err(|error| match error {
-                    TesseraError::Locked { .. } => TesseraError::Locked {
-                        reason: "the vault locked while this phone registered, so the device could not be saved; unlock and ask for a new enrollment link".into(),
-                    },
-                    other => other,
+            let keep = move || {
+                let vault = vault.upgrade().ok_or_else(locked)?;
+                vault.with_unlocked(|v| {
+                    Ok(devices::keep_registration(v, &link, &key, &registered, unix_now())?)
                 })
+            };
+            tokio::task::spawn_blocking(keep).await.map_err(TesseraError::internal)?.map_err(|error| {
+                match error {
+                    TesseraError::Locked { .. } => {
+                        TesseraError::Locked { reason: devices::LOCKED_WHILE_REGISTERING.into() }
+                    }
+                    other => other,
+                }
+            })
         })
         .await?;
+        let _ = self.sync_push(false);
         Ok(Added { tokens: vec![token.into()], warnings })
+    }
+
+    /// Adds what was scanned or pasted: the token of an `otpauth://` URI, or this phone as a push
+    /// device from a `tessera://enroll` link ([`Vault::enroll`], named `device_name`).
+    /// A text that is neither is an `InvalidInput` error.
+    pub async fn add_scanned(&self, text: String, device_name: String) -> Result<Added, TesseraError> {
+        if EnrollmentLink::is_meant(text.trim()) {
+            return self.enroll(text, device_name).await;
+        }
+        if !otpauth::adds_to_vault(text.trim()) {
+            return Err(TesseraError::InvalidInput {
+                reason: "this QR code holds no token and no push enrollment link".into(),
+            });
+        }
+        self.add_uri(text, None)
     }
 }
 
 impl Vault {
-    /// Runs `action` on the unlocked vault; a locked vault is a `Locked` error.
+    /// Runs `action` on the unlocked vault; a locked vault is a `Locked` error. The lock is not
+    /// held while `action` runs (Argon2 for a PIN, a file write), so locking never waits for it.
     pub(crate) fn with_unlocked<R>(
         &self,
         action: impl FnOnce(&UnlockedVault) -> Result<R, TesseraError>,
     ) -> Result<R, TesseraError> {
-        let state = self.lock_state();
-        action(state.as_ref().ok_or_else(locked)?)
+        let unlocked = self.lock_state().clone().ok_or_else(locked)?;
+        action(&unlocked)
+    }
+
+    /// This object, for the library's tasks (which must not keep it alive).
+    pub(crate) fn me(&self) -> Weak<Vault> {
+        self.me.clone()
     }
 
     fn add_all(&self, parsed: Vec<ParsedUri>, group: Option<String>) -> Result<Added, TesseraError> {
@@ -386,7 +430,7 @@ impl Vault {
 
     /// The unlocked vault slot, even if a panic elsewhere poisoned the mutex (every change to it
     /// is one assignment).
-    fn lock_state(&self) -> MutexGuard<'_, Option<UnlockedVault>> {
+    fn lock_state(&self) -> MutexGuard<'_, Option<Arc<UnlockedVault>>> {
         self.unlocked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

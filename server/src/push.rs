@@ -115,6 +115,10 @@ pub struct AnswerReceipt {
     pub transaction_id: String,
     /// Its status now: `approved` or `denied`.
     pub status: String,
+    /// Why it was denied: `wrong_number` or `bad_otp` (an approval refused), or the device's
+    /// own reason (`cancelled`, `not_me`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Request context for a push, taken from the validate call.
@@ -697,7 +701,11 @@ impl Service {
         if mute.is_some() {
             self.report_fraud(&username, &tx, &answer.serial, ip_text.as_deref()).await?;
         }
-        Ok(AnswerReceipt { transaction_id: tx.id, status: status.to_owned() })
+        Ok(AnswerReceipt {
+            transaction_id: tx.id,
+            status: status.to_owned(),
+            reason: (status == "denied").then(|| reason.to_owned()),
+        })
     }
 
     /// "Not me": an audit alert and, when configured, a webhook call.

@@ -15,7 +15,7 @@ use tessera_core::push::{Decision, DenyReason, EnrollmentLink};
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{
-    CodeState, KdfParams, Listed, PinError, TokenEdit, TokenError, TokenId, TokenInfo, UnlockedVault,
+    CodeState, KdfParams, Listed, TokenEdit, TokenError, TokenId, TokenInfo, UnlockedVault,
 };
 
 use crate::camera::{self, CameraChoice, CameraControl};
@@ -27,11 +27,6 @@ use crate::tray;
 
 /// Largest image accepted for QR reading (a full-screen 4K screenshot is about 10 MB as PNG).
 const MAX_IMAGE_BYTES: usize = 32 * 1024 * 1024;
-
-/// A passphrase or PIN from a form field; an empty field means none was given.
-fn given_secret(field: Option<String>) -> Option<SecretString> {
-    field.filter(|text| !text.is_empty()).map(SecretString::new)
-}
 
 /// An SVG image as a `data:` URL for an `<img>` (the CSP allows `data:` images only).
 fn svg_data_url(svg: &str) -> String {
@@ -73,7 +68,7 @@ pub fn create_vault(
     passphrase: Option<String>,
     use_keystore: bool,
 ) -> CommandResult<()> {
-    let passphrase = given_secret(passphrase);
+    let passphrase = SecretString::from_field(passphrase);
     let keystore = use_keystore.then_some(session.keystore() as _);
     let vault = session.store().create(keystore, passphrase.as_ref().map(|p| (p, KdfParams::DEFAULT)))?;
     session.set_unlocked(vault);
@@ -89,7 +84,7 @@ pub fn unlock<R: Runtime>(
     center: State<'_, PushCenter>,
     passphrase: Option<String>,
 ) -> CommandResult<()> {
-    let passphrase = given_secret(passphrase);
+    let passphrase = SecretString::from_field(passphrase);
     let vault = session.store().unlock_any(Some(session.keystore()), || passphrase)?;
     session.set_unlocked(vault);
     open_push_channels(&app, &session, &center);
@@ -175,17 +170,10 @@ pub fn list_tokens<R: Runtime>(
     Ok(rows)
 }
 
-/// Takes a token's code for use (for HOTP this advances the counter; the use is recorded). A push
-/// token's code approves logins, so with an answer PIN set it is not given out here.
+/// Takes a token's code for use (for HOTP this advances the counter; the use is recorded); a push
+/// token guarded by the answer PIN is refused.
 fn take(vault: &UnlockedVault, id: &TokenId) -> CommandResult<String> {
-    let at = unix_now();
-    let code = vault.update(|v| -> CommandResult<_> {
-        let token = v.get(id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
-        if v.pin_guards(token) {
-            return Err(PinError::Required.into());
-        }
-        Ok(v.take_code(id, at)?)
-    })?;
+    let code = vault.update(|v| v.take_unguarded_code(id, unix_now()))?;
     Ok(code.expose().to_owned())
 }
 
@@ -248,7 +236,7 @@ pub fn one_swipe(
     pin: Option<String>,
 ) -> CommandResult<OneSwipeView> {
     let id = TokenId::parse(&id)?;
-    let pin = given_secret(pin);
+    let pin = SecretString::from_field(pin);
     session.act(|vault| {
         let (at, lifetime_secs) = (unix_now(), oneswipe::DEFAULT_LIFETIME_SECS);
         let (code, name) = vault.update_behind_pin(pin.as_ref(), at, |v| {
@@ -287,7 +275,7 @@ pub fn token_qr<R: Runtime>(
     pin: Option<String>,
 ) -> CommandResult<TokenQr> {
     let id = TokenId::parse(&id)?;
-    let (passphrase, pin) = (given_secret(passphrase), given_secret(pin));
+    let (passphrase, pin) = (SecretString::from_field(passphrase), SecretString::from_field(pin));
     if !session.is_unlocked() {
         return Err(CommandError::locked());
     }
@@ -352,10 +340,7 @@ async fn enroll<R: Runtime>(
     let token = session
         .act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
         .map_err(|error| match error.kind {
-            ErrorCode::Locked => CommandError::new(
-                ErrorCode::Locked,
-                "the vault locked while this computer registered, so the device could not be saved; unlock and ask for a new enrollment link",
-            ),
+            ErrorCode::Locked => CommandError::new(ErrorCode::Locked, devices::LOCKED_WHILE_REGISTERING),
             _ => error,
         })?;
     open_push_channels(app, session, center);
@@ -490,13 +475,8 @@ pub fn edit_token(
     group: String,
 ) -> CommandResult<TokenInfo> {
     let id = TokenId::parse(&id)?;
-    let blank_is_none = |text: String| Some(text).filter(|t| !t.trim().is_empty());
-    let edit = TokenEdit {
-        issuer: Some(blank_is_none(issuer)),
-        label: Some(label),
-        group: Some(blank_is_none(group)),
-        icon: None,
-    };
+    let edit =
+        TokenEdit { issuer: Some(Some(issuer)), label: Some(label), group: Some(Some(group)), icon: None };
     session.act(|vault| vault.update(|v| -> CommandResult<_> { Ok(TokenInfo::of(v.edit(&id, edit)?)) }))
 }
 
@@ -554,23 +534,25 @@ pub async fn answer_push<R: Runtime>(
 ) -> CommandResult<Answered> {
     let gone =
         || CommandError::new(ErrorCode::Expired, "this login request has expired or was already answered");
-    let pending = center.pending(&transaction_id).ok_or_else(gone)?;
+    let pending = center.begin_answer(&transaction_id).ok_or_else(gone)?;
     let decision = match reply {
         Reply::Approve => Decision::Approve,
         Reply::Deny => Decision::Deny(DenyReason::Cancelled),
         Reply::NotMe => Decision::Deny(DenyReason::NotMe),
     };
-    let pin = given_secret(pin);
-    let signed = session.act(|vault| {
-        let (token, challenge) = (&pending.device.token, &pending.challenge);
-        Ok(devices::sign_answer(vault, token, challenge, decision, number, pin.as_ref(), unix_now())?)
-    });
-    let signed = signed.inspect_err(|_| open_push_channels(&app, &session, &center))?;
-    let delivered = devices::deliver(&pending.device.device, signed, decision).await?;
-    center.forget(&transaction_id);
+    let pin = SecretString::from_field(pin);
+    let (token, challenge) = (&pending.device.token, &pending.challenge);
+    let delivered = devices::answer(&pending, decision, || {
+        std::future::ready(session.act(|vault| {
+            Ok(devices::sign_answer(vault, token, challenge, decision, number, pin.as_ref(), unix_now()))
+        }))
+    })
+    .await;
+    center.end_answer(&transaction_id, delivered.is_ok());
+    let delivered = delivered.inspect_err(|_| open_push_channels(&app, &session, &center))?;
     match delivered {
         Delivered::Answered(status) => Ok(Answered { status }),
-        Delivered::NotApproved => Err(CommandError::new(ErrorCode::Denied, Delivered::NOT_APPROVED)),
+        Delivered::NotApproved(refusal) => Err(CommandError::new(ErrorCode::Denied, refusal.message())),
         Delivered::Gone => Err(gone()),
     }
 }

@@ -79,8 +79,6 @@ pub struct PushCenter {
 
 #[derive(Default)]
 struct State {
-    /// `(server, serial)` of each device the listener serves, to know when to restart it.
-    listening_to: Vec<(String, String)>,
     listener: Option<JoinHandle<()>>,
     inbox: Inbox,
     connected: bool,
@@ -102,18 +100,15 @@ impl PushCenter {
     /// of devices that are gone.
     pub fn sync<R: Runtime>(&self, app: &AppHandle<R>, contents: &Vault) -> CommandResult<()> {
         let found = devices::vault_devices(contents)?;
-        let wanted: Vec<(String, String)> =
-            found.iter().map(|d| (d.device.server().to_owned(), d.device.serial().to_owned())).collect();
         let mut state = self.lock_state();
-        if state.listening_to == wanted && (state.listener.is_some() || wanted.is_empty()) {
+        let changed = state.inbox.serve(found.clone());
+        if !changed && (state.listener.is_some() || found.is_empty()) {
             return Ok(());
         }
         if let Some(listener) = state.listener.take() {
             listener.abort();
         }
         state.connected = false;
-        state.listening_to = wanted;
-        state.inbox.serve(found.clone());
         if !found.is_empty() {
             state.listener = Some(tauri::async_runtime::spawn(listen(app.clone(), found)));
         }
@@ -133,14 +128,15 @@ impl PushCenter {
         PushStatus { devices: state.inbox.devices().len(), connected: state.connected, requests }
     }
 
-    /// The pending request of `transaction_id`, if it has not expired.
-    pub fn pending(&self, transaction_id: &str) -> Option<Pending> {
-        self.lock_state().inbox.pending(transaction_id, unix_now())
+    /// The pending request of `transaction_id` for answering, unless it expired or an answer to it
+    /// is on its way already; end with [`PushCenter::end_answer`].
+    pub fn begin_answer(&self, transaction_id: &str) -> Option<Pending> {
+        self.lock_state().inbox.begin_answer(transaction_id, unix_now())
     }
 
-    /// Forgets a request (answered here, or refused by the server as answered or expired).
-    pub fn forget(&self, transaction_id: &str) {
-        self.lock_state().inbox.forget(transaction_id);
+    /// Ends an answer: a settled request is forgotten, an unsettled one can be answered again.
+    pub fn end_answer(&self, transaction_id: &str, settled: bool) {
+        self.lock_state().inbox.end_answer(transaction_id, settled);
     }
 
     fn arrived(&self, token: &TokenId, challenge: Challenge) -> Option<PushRequest> {

@@ -13,6 +13,7 @@ use crate::otpauth::{OtpAuth, UriError};
 use crate::push::{KeyPair, PublicKey, PushError};
 use crate::secret::{SecretBytes, SecretString, fill_random};
 
+use super::VaultError;
 use super::answer_pin::{AnswerPin, PinCheck, PinError};
 
 /// Shortest id prefix a query may use to pick a token.
@@ -367,6 +368,17 @@ impl Vault {
         Ok(code)
     }
 
+    /// [`Vault::take_code`] as a token list gives codes out, without asking for the answer PIN:
+    /// a push token's code approves logins, so with an answer PIN set it is refused
+    /// ([`PinError::Required`]) and only a PIN-checked path (an answer, One Swipe) may take it.
+    pub fn take_unguarded_code(&mut self, id: &TokenId, unix_time: u64) -> Result<OtpCode, VaultError> {
+        let token = self.get(id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        if self.pin_guards(token) {
+            return Err(PinError::Required.into());
+        }
+        Ok(self.take_code(id, unix_time)?)
+    }
+
     /// Takes a push token's TOTP code for a signed message (an approval or a One Swipe code),
     /// never the same time step twice, because the server accepts each step once. A second message
     /// within one step carries the next step's code, which the server's ±1-step window accepts; a
@@ -392,7 +404,9 @@ impl Vault {
 
     /// Makes a One Swipe code: a push token's signed, single-use login payload, valid for
     /// `lifetime_secs`, with the token's current TOTP code attached (the payload's nonce makes it
-    /// single-use, so codes in the same time step are fine). Persist the vault before showing it.
+    /// single-use, so codes in the same time step are fine). The server burns that step when it
+    /// redeems the code, so the step counts as signed: the next approval carries a later one.
+    /// Persist the vault before showing it.
     pub fn take_one_swipe(
         &mut self,
         id: &TokenId,
@@ -400,6 +414,13 @@ impl Vault {
         lifetime_secs: u8,
     ) -> Result<OneSwipe, TokenError> {
         let otp = self.take_code(id, unix_time)?;
+        let index = self.index_of(id)?;
+        let token = self.tokens.get_mut(index).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
+        let name = token.display_name();
+        let (Some(push), Some(period)) = (token.push.as_mut(), token.otp.method().period()) else {
+            return Err(TokenError::NotPush(name));
+        };
+        push.last_otp_step = push.last_otp_step.max(period.step_at(unix_time));
         let token = self.get(id).ok_or_else(|| TokenError::NotFound(id.to_string()))?;
         let push = token.push().ok_or_else(|| TokenError::NotPush(token.display_name()))?;
         let device = push.key_pair().map_err(|_| TokenError::DamagedDeviceKey(token.display_name()))?;
@@ -711,6 +732,13 @@ mod tests {
         assert_eq!((token.display_name().as_str(), token.group()), ("GitHub:mona", Some("personal")));
         let bad_group = TokenEdit { group: Some(Some("x\u{7}".into())), ..Default::default() };
         assert_eq!(vault.edit(&id, bad_group).unwrap_err(), TokenError::InvalidGroup);
+        let blanks = TokenEdit {
+            issuer: Some(Some("  ".into())),
+            group: Some(Some(" ".into())),
+            ..Default::default()
+        };
+        let token = vault.edit(&id, blanks).unwrap();
+        assert_eq!((token.issuer(), token.group()), (None, None), "a blank field (a cleared form) removes");
     }
 
     fn binding(device: &KeyPair) -> PushBinding {
@@ -754,6 +782,15 @@ mod tests {
         );
         let github = vault.resolve("github").unwrap().id().clone();
         assert!(matches!(vault.take_one_swipe(&github, now, 30), Err(TokenError::NotPush(_))));
+
+        let second = vault.take_one_swipe(&id, now, 30).unwrap();
+        assert_eq!(second.otp(6).expose(), code.otp(6).expose(), "One Swipe codes may share a step");
+        let approval = vault.take_push_code(&id, now).unwrap();
+        assert_eq!(
+            approval.expose(),
+            OtpMethod::default_totp().code_at(&seed, now + 30).expose(),
+            "the server burns a redeemed One Swipe's step, so an approval after it takes the next"
+        );
     }
 
     #[test]
@@ -810,6 +847,22 @@ mod tests {
         vault.clear_answer_pin(Some(&pin("1357")), 0).unwrap();
         assert_eq!(vault.clear_answer_pin(Some(&pin("1357")), 0), Err(PinError::NotSet));
         assert!(!vault.pin_guards(vault.get(&id).unwrap()));
+    }
+
+    #[test]
+    fn codes_are_given_out_without_a_pin_only_where_the_pin_does_not_guard_them() {
+        let (mut vault, id) = with_push_token();
+        let github = vault.resolve("github").unwrap().id().clone();
+        assert!(vault.take_unguarded_code(&id, 100).is_ok(), "no PIN set");
+        vault.set_answer_pin(None, &pin("2468"), 0).unwrap();
+        let uses = vault.get(&id).unwrap().use_count();
+        assert!(matches!(vault.take_unguarded_code(&id, 100), Err(VaultError::Pin(PinError::Required))));
+        assert_eq!(vault.get(&id).unwrap().use_count(), uses, "a refused code is not taken");
+        assert!(vault.take_unguarded_code(&github, 100).is_ok(), "plain tokens need no PIN");
+        assert!(matches!(
+            vault.take_unguarded_code(&TokenId::parse("00000000000000ff").unwrap(), 100),
+            Err(VaultError::Token(TokenError::NotFound(_)))
+        ));
     }
 
     #[test]

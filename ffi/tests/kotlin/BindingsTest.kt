@@ -4,6 +4,8 @@
 // TESSERA_TEST_ENROLL (a push enrollment link for that user).
 
 import dev.tessera.core.*
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.runBlocking
 import java.io.File
 import java.net.URI
@@ -111,15 +113,16 @@ class ThrowingListener : PushListener {
 
 /**
  * The app started again: the vault enrolled by the first run is opened in a new process (a new,
- * empty key store, so by the passphrase) and listens without enrolling first.
+ * empty key store, so by the passphrase), listening from before the unlock, without enrolling.
  */
 fun restarted() {
     val user = env("TESSERA_TEST_USER")
     val vault = Vault(env("TESSERA_TEST_DIR") + "/vault.tessera", MapKeyStore())
-    vault.unlock("correct horse battery staple")
-    val device = vault.tokens().single { it.token.pushServer != null }.token
+    // Listening starts with the app, before the unlock: the channels open at the unlock.
     val listener = ThrowingListener()
     val subscription = vault.listen(listener)
+    vault.unlock("correct horse battery staple")
+    val device = vault.tokens().single { it.token.pushServer != null }.token
     val (transaction, number) = startLogin(user)
     val request = listener.requests.poll(20, TimeUnit.SECONDS) ?: throw AssertionError("no request after a restart")
     check(request.transactionId == transaction && request.tokenId == device.id, "the request reached the restarted app")
@@ -227,14 +230,16 @@ fun main() {
     throws<TesseraException.KeyStore>("the key store threw something else") { Vault("$dir/third.tessera", failing).create(null, true) }
     check(!File("$dir/second.tessera").exists() && !File("$dir/third.tessera").exists(), "no vault was left behind")
 
-    // Push: enroll at the real server, receive a login request through the listener, approve it.
-    val enrolled = runBlocking { reopened.enroll(env("TESSERA_TEST_ENROLL"), "JVM test phone") }
+    // Push: listen (with no push device yet, as an app does at start), enroll at the real server
+    // from the scanned link: the channel opens by itself; a login request arrives, is approved.
+    val listener = Listener()
+    val subscription = reopened.listen(listener)
+    throws<TesseraException.InvalidInput>("a scanned web address") { runBlocking { reopened.addScanned("https://example.com/", "phone") } }
+    val enrolled = runBlocking { reopened.addScanned(env("TESSERA_TEST_ENROLL"), "JVM test phone") }
     val device = enrolled.tokens.single()
     check(device.pushServer == env("TESSERA_TEST_SERVER") && enrolled.warnings.isEmpty(), "enrolled: $enrolled")
     val reused = throws<TesseraException>("the enrollment link is single-use") { runBlocking { reopened.enroll(env("TESSERA_TEST_ENROLL"), "again") } }
     check(reused.message!!.contains("invalid, expired or already used"), "reused: $reused")
-    val listener = Listener()
-    val subscription = reopened.listen(listener)
     check(listener.connections.poll(20, TimeUnit.SECONDS) == true, "the channel opened")
 
     val (first, number) = startLogin(user)
@@ -242,7 +247,12 @@ fun main() {
     check(request.transactionId == first && request.username == user && request.tokenId == device.id, "the request: $request")
     check(request.numberMatching == NumberMatchingMode.PICK && request.numberChoices.contains(number.toUInt()), "the number is among the choices")
     check(reopened.pendingRequests() == listOf(request), "it waits")
-    check(runBlocking { reopened.answerPush(first, Reply.APPROVE, number.toUInt(), null) } == "approved", "approved")
+    // Two taps at once: one answer goes out, the other is refused.
+    val taps = runBlocking {
+        List(2) { async { runCatching { reopened.answerPush(first, Reply.APPROVE, number.toUInt(), null) } } }.awaitAll()
+    }
+    check(taps.count { it.getOrNull() == "approved" } == 1, "approved once: $taps")
+    check(taps.count { it.exceptionOrNull() is TesseraException.Expired } == 1, "the second tap is refused: $taps")
     check(finishLogin(user, first) == "accept", "the login went through")
     throws<TesseraException.Expired>("answering twice") { runBlocking { reopened.answerPush(first, Reply.APPROVE, number.toUInt(), null) } }
     check(reopened.pendingRequests().isEmpty(), "nothing waits")
@@ -260,6 +270,18 @@ fun main() {
     check(field(redeemed, "result") == "accept" && field(redeemed, "username") == user, "redeemed: $redeemed")
     check(field(post("/api/v1/oneswipe", """{"payload":"${swipe.payload}"}"""), "result") == "reject", "only once")
     throws<TesseraException.InvalidInput>("One Swipe from a token that is not a push device") { reopened.oneSwipe(reopened.tokens().first().token.id, null) }
+
+    // The answer PIN: set, needed, replaced with the right one only, removed.
+    check(!reopened.hasAnswerPin(), "no PIN yet")
+    throws<TesseraException.InvalidInput>("a PIN too short") { reopened.setAnswerPin(null, "12") }
+    reopened.setAnswerPin(null, "2468")
+    check(reopened.hasAnswerPin(), "a PIN set")
+    check(reopened.tokens().single { it.token.id == device.id }.code is Code.PinRequired, "the push token's code needs it")
+    throws<TesseraException.Locked>("a push code without the PIN") { reopened.takeCode(device.id) }
+    throws<TesseraException.Locked>("One Swipe without the PIN") { reopened.oneSwipe(device.id, null) }
+    throws<TesseraException.Locked>("replacing it with a wrong one") { reopened.setAnswerPin("1111", "1357") }
+    reopened.clearAnswerPin("2468")
+    check(!reopened.hasAnswerPin(), "removed")
 
     // Closing the subscription closes the channel: a request made now reaches no one, until the
     // app listens again and the channel resumes after the last request it saw.

@@ -1,6 +1,7 @@
 // The Android app's view-model (android/app/src/main/java/dev/tessera/app/model) on the JVM,
 // against the real library and a real server: the state each screen shows through a first run,
-// adding a token, search, lock and unlock, enrolling, a push approval and a One Swipe code.
+// adding a token, search, lock and unlock, enrolling from a link offered while locked, a push
+// denial, an answer PIN, a One Swipe code and an approval with the PIN.
 // Run by tests/it/ffi.rs as BindingsTestKt with TESSERA_TEST_PHASE=model.
 
 import dev.tessera.app.model.Screen
@@ -40,24 +41,35 @@ fun modelPhase() = runBlocking {
     check(model.screen.value == Screen.Locked, "locked")
     model.refresh()
     check(model.screen.value == Screen.Locked, "a locked vault shows no tokens")
+    // The app opened with an enrollment link while locked: it is used once, at the unlock.
+    model.offerLink(env("TESSERA_TEST_ENROLL"))
     check(model.unlock(null), "unlocked by the key store")
-    check(tokensOf(model).tokens.size == 2, "both tokens")
+    val device = tokensOf(model).tokens.singleOrNull { it.isPush } ?: throw AssertionError("the offered link was not enrolled: ${model.message.value}")
+    check(tokensOf(model).tokens.size == 3, "both tokens and the push device")
 
-    val enrolled = model.add(env("TESSERA_TEST_ENROLL"))!!
-    val device = tokensOf(model).tokens.single { it.isPush }
-    check(enrolled == listOf(device.name), "enrolled as $enrolled")
     val (transaction, number) = startLogin(user)
     val deadline = System.currentTimeMillis() + 20_000
     while (model.requests.value.isEmpty() && System.currentTimeMillis() < deadline) Thread.sleep(50)
     val request = model.requests.value.singleOrNull() ?: throw AssertionError("no request reached the view-model")
     check(request.transactionId == transaction && model.connected.value, "the approval screen's request")
     check(model.answer(transaction, Reply.DENY, null, null) == "denied", "denied from the approval screen")
-    check(model.requests.value.isEmpty(), "the request left the screen")
+    check(model.requests.value.isEmpty() && model.answering.value == null, "the request left the screen")
     check(finishLogin(user, transaction) == "reject", "and the login was refused")
     check(number in 10..99, "the login screen showed a number")
 
-    val swipe = model.oneSwipe(device.id, null)!!
+    // An answer PIN: One Swipe and answers ask for it.
+    check(!model.hasPin.value && model.setPin(null, "2468") && model.hasPin.value, "a PIN set")
+    check(tokensOf(model).tokens.single { it.isPush }.needsPin, "the push token's code needs the PIN")
+    check(model.oneSwipe(device.id, null) == null && model.message.value!!.contains("PIN"), "One Swipe without the PIN: ${model.message.value}")
+    val swipe = model.oneSwipe(device.id, "2468")!!
     check(field(post("/api/v1/oneswipe", """{"payload":"${swipe.payload}"}"""), "result") == "accept", "One Swipe logged in")
+    val (approved, approvedNumber) = startLogin(user)
+    val approvedDeadline = System.currentTimeMillis() + 20_000
+    while (model.requests.value.isEmpty() && System.currentTimeMillis() < approvedDeadline) Thread.sleep(50)
+    check(model.answer(approved, Reply.APPROVE, approvedNumber.toUInt(), "0000") == null, "a wrong PIN")
+    check(model.requests.value.any { it.transactionId == approved }, "the request stays for another try")
+    check(model.answer(approved, Reply.APPROVE, approvedNumber.toUInt(), "2468") == "approved", "approved with the PIN: ${model.message.value}")
+    check(finishLogin(user, approved) == "accept", "and the login went through")
     check(model.remove(device.id) && tokensOf(model).tokens.none { it.isPush }, "the push token removed")
     model.close()
     vault.close()

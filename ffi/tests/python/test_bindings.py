@@ -194,12 +194,12 @@ def main():
     throws(TesseraError.KeyStore, "the key store raised something else",
            lambda: Vault(f"{DIR}/third.tessera", failing).create(None, True))
 
+    listener = Listener()
+    subscription = reopened.listen(listener)
     enrolled = asyncio.run(reopened.enroll(ENROLL, "Python test phone"))
     device = enrolled.tokens[0]
     check(device.push_server == SERVER, f"enrolled: {enrolled}")
-    listener = Listener()
-    subscription = reopened.listen(listener)
-    check(listener.connections.get(timeout=20) is True, "the channel opened")
+    check(listener.connections.get(timeout=20) is True, "the channel opened once a device was enrolled")
 
     transaction, number = start_login()
     request = listener.requests.get(timeout=20)
@@ -222,6 +222,15 @@ def main():
     redeemed = post("/api/v1/oneswipe", {"payload": swipe.payload})
     check(redeemed["result"] == "accept" and redeemed["username"] == USER, f"redeemed: {redeemed}")
     check(post("/api/v1/oneswipe", {"payload": swipe.payload})["result"] == "reject", "only once")
+
+    reopened.set_answer_pin(None, "2468")
+    check(reopened.has_answer_pin(), "an answer PIN")
+    throws(TesseraError.Locked, "One Swipe without it", lambda: reopened.one_swipe(device.id, None))
+    check(reopened.one_swipe(device.id, "2468").payload, "One Swipe with it")
+    reopened.clear_answer_pin("2468")
+    check(not reopened.has_answer_pin(), "removed")
+    throws(TesseraError.InvalidInput, "neither a token nor an enrollment link",
+           lambda: asyncio.run(reopened.add_scanned("https://example.com/", "phone")))
 
     subscription.cancel()
     del subscription

@@ -10,17 +10,14 @@ import dev.tessera.core.PushListener
 import dev.tessera.core.PushRequest
 import dev.tessera.core.PushSubscription
 import dev.tessera.core.Reply
-import dev.tessera.core.Scanned
 import dev.tessera.core.TesseraException
 import dev.tessera.core.TokenRow
 import dev.tessera.core.Vault
-import dev.tessera.core.parseScanned
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
-import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.withContext
 
 /** One row of the token list. */
@@ -73,7 +70,8 @@ fun TokenRow.toView(): TokenView {
 
 /**
  * The app's state. [io] runs the library's slow calls (Argon2 on unlock, file writes, the network);
- * the screens collect the flows on the main thread.
+ * the screens collect the flows on the main thread. It outlives the activity (the app keeps it in
+ * a ViewModel), so a rotation neither locks the vault nor repeats an action.
  */
 class TesseraModel(
     private val vault: Vault,
@@ -84,13 +82,22 @@ class TesseraModel(
     private val requestState = MutableStateFlow<List<PushRequest>>(emptyList())
     private val connectedState = MutableStateFlow(false)
     private val messageState = MutableStateFlow<String?>(null)
+    private val answeringState = MutableStateFlow<String?>(null)
+    private val pinState = MutableStateFlow(false)
     private var subscription: PushSubscription? = null
+    private var pendingLink: String? = null
     private var query = ""
 
     val screen: StateFlow<Screen> = screenState.asStateFlow()
 
-    /** Login requests waiting for the user: the approval screen shows the first. */
+    /** Login requests waiting for the user (the library's list): the approval screen shows the first. */
     val requests: StateFlow<List<PushRequest>> = requestState.asStateFlow()
+
+    /** The request whose answer is on its way: the approval screen's buttons wait meanwhile. */
+    val answering: StateFlow<String?> = answeringState.asStateFlow()
+
+    /** Whether the vault asks for its answer PIN (answers and One Swipe then ask for it). */
+    val hasPin: StateFlow<Boolean> = pinState.asStateFlow()
 
     /** Whether the push channel is open. */
     val connected: StateFlow<Boolean> = connectedState.asStateFlow()
@@ -114,13 +121,13 @@ class TesseraModel(
         afterUnlock()
     } != null
 
-    /** Locks now (the activity calls it when the app goes to the background). */
+    /** Locks now (the activity calls it when the app leaves the screen). */
     fun lock() {
         vault.lock()
         screenState.value = Screen.Locked
     }
 
-    /** Reloads the codes (the list calls it every second while shown). */
+    /** Reloads the codes and the waiting requests (the list calls it every second while shown). */
     suspend fun refresh() {
         work { showTokens() }
     }
@@ -135,14 +142,18 @@ class TesseraModel(
      * added, or null (with [message] set) when nothing was.
      */
     suspend fun add(text: String): List<String>? = work {
-        val added = when (val scanned = parseScanned(text)) {
-            is Scanned.Token -> vault.addUri(text, null)
-            is Scanned.Enrollment -> vault.enroll(text, deviceName).also { listen() }
-            Scanned.Other -> throw TesseraException.InvalidInput("this QR code holds no token and no enrollment link")
-        }
+        val added = vault.addScanned(text, deviceName)
         added.warnings.firstOrNull()?.let { messageState.value = it }
         showTokens()
         added.tokens.map { it.name }
+    }
+
+    /**
+     * A link the app was opened with (a `tessera://enroll` or `otpauth://` link): added now, or at
+     * the next unlock, once.
+     */
+    suspend fun offerLink(link: String) {
+        if (vault.isUnlocked()) add(link) else pendingLink = link
     }
 
     /** Takes a code to copy (an HOTP code advances its counter). */
@@ -151,23 +162,35 @@ class TesseraModel(
     suspend fun remove(id: String): Boolean = work {
         vault.removeToken(id)
         showTokens()
-        listen()
     } != null
 
     /** A One Swipe code of push token [id] to show as a QR code. */
     suspend fun oneSwipe(id: String, pin: String?): OneSwipeCode? = work { vault.oneSwipe(id, pin?.ifEmpty { null }) }
 
-    /** Answers a login request; returns the server's `approved` or `denied`, or null on error. */
+    /** Sets or replaces the answer PIN ([current] is needed to replace one). */
+    suspend fun setPin(current: String?, new: String): Boolean = work {
+        vault.setAnswerPin(current?.ifEmpty { null }, new)
+        pinState.value = vault.hasAnswerPin()
+        showTokens()
+    } != null
+
+    /**
+     * Answers a login request; returns the server's `approved` or `denied`, or null on error (the
+     * request then stays on screen when it can be answered again). A tap while an answer is on
+     * its way does nothing.
+     */
     suspend fun answer(transactionId: String, reply: Reply, number: UInt?, pin: String?): String? {
-        val status = work { vault.answerPush(transactionId, reply, number, pin?.ifEmpty { null }) }
-        if (status != null || vault.pendingRequests().none { it.transactionId == transactionId }) {
-            requestState.update { waiting -> waiting.filter { it.transactionId != transactionId } }
+        if (!answeringState.compareAndSet(null, transactionId)) return null
+        try {
+            return work { vault.answerPush(transactionId, reply, number, pin?.ifEmpty { null }) }
+        } finally {
+            answeringState.value = null
+            requestState.value = vault.pendingRequests()
         }
-        return status
     }
 
     override fun onRequest(request: PushRequest) {
-        requestState.update { waiting -> waiting.filter { it.transactionId != request.transactionId } + request }
+        requestState.value = vault.pendingRequests()
     }
 
     override fun onConnectionChanged(connected: Boolean) {
@@ -180,21 +203,21 @@ class TesseraModel(
         subscription = null
     }
 
-    private fun afterUnlock() {
+    private suspend fun afterUnlock() {
+        if (subscription == null) subscription = vault.listen(this)
+        pinState.value = vault.hasAnswerPin()
         showTokens()
-        if (subscription == null) listen()
-    }
-
-    private fun listen() {
-        val rows = vault.tokens()
-        subscription?.close()
-        subscription = if (rows.any { it.token.pushServer != null }) vault.listen(this) else null
+        pendingLink?.let { link ->
+            pendingLink = null
+            add(link)
+        }
     }
 
     private fun showTokens() {
         val views = vault.tokens().map { it.toView() }
         val shown = if (query.isBlank()) views else views.filter { it.name.contains(query.trim(), ignoreCase = true) }
         screenState.value = Screen.Tokens(shown, query)
+        requestState.value = vault.pendingRequests()
     }
 
     /** Runs [block] on [io]; a library error becomes [message] and null. */
