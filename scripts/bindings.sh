@@ -4,10 +4,17 @@
 # TesseraCore), into target/bindings/ or the directory given. A given directory that exists must be
 # empty or hold bindings from an earlier run: nothing else is ever deleted.
 set -euo pipefail
-out="$(realpath -m "${1:-$(dirname "$0")/../target/bindings}")"
+out="${1:-$(dirname "$0")/../target/bindings}"
+# An absolute path without GNU realpath (macOS runs this for the iOS build).
+mkdir -p "$(dirname "$out")"
+out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 marker=".tessera-bindings"
+if [ -e "$out" ] && [ ! -d "$out" ]; then
+  echo "bindings: $out is a file; give an empty or new directory" >&2
+  exit 2
+fi
 if [ -d "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -e "$out/$marker" ]; then
   echo "bindings: $out exists and holds other files; give an empty or new directory" >&2
   exit 2

@@ -1,5 +1,6 @@
 // The app's state over the Swift bindings, as android/…/model/TesseraModel.kt is for Android:
-// the screens read it and call one action each; every rule is in the Rust library.
+// the screens read it and call one action each; every rule is in the Rust library. The library's
+// slow calls (Argon2 on unlock, file writes, the network) run off the main actor.
 import Foundation
 import UIKit
 
@@ -11,6 +12,10 @@ struct TokenView: Identifiable, Equatable {
     let secondsLeft: Int
     let period: Int
     let isPush: Bool
+    let needsPin: Bool
+
+    /// How much of the code's time is left, 1 to 0, for the countdown ring.
+    var remaining: Double { period == 0 ? 0 : Double(secondsLeft) / Double(period) }
 }
 
 /// `123456` → `123 456`: codes are read and typed in halves.
@@ -20,6 +25,19 @@ func groupCode(_ code: String) -> String {
     return String(code[..<middle]) + " " + String(code[middle...])
 }
 
+extension TesseraError {
+    /// The library's message for the user.
+    var reason: String {
+        switch self {
+        case let .Locked(reason), let .NotFound(reason), let .Conflict(reason), let .InvalidInput(reason),
+             let .InvalidCode(reason), let .Expired(reason), let .AlreadyUsed(reason), let .Denied(reason),
+             let .RateLimited(reason), let .Crypto(reason), let .Storage(reason), let .Network(reason),
+             let .KeyStore(reason), let .Internal(reason):
+            return reason
+        }
+    }
+}
+
 @MainActor
 final class AppModel: ObservableObject, PushListener {
     enum Screen: Equatable { case firstRun, locked, tokens }
@@ -27,11 +45,15 @@ final class AppModel: ObservableObject, PushListener {
     @Published private(set) var screen: Screen
     @Published private(set) var tokens: [TokenView] = []
     @Published private(set) var requests: [PushRequest] = []
+    /// The request whose answer is on its way: the approval sheet's buttons wait meanwhile.
+    @Published private(set) var answering: String?
+    @Published private(set) var hasPin = false
     @Published var message: String?
     @Published var query = ""
 
     private let vault: Vault
     private var subscription: PushSubscription?
+    private var pendingLink: String?
 
     init() {
         let directory = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
@@ -40,8 +62,17 @@ final class AppModel: ObservableObject, PushListener {
         screen = vault.exists() ? .locked : .firstRun
     }
 
-    func create(passphrase: String) async { await run { try self.vault.create(passphrase: passphrase.isEmpty ? nil : passphrase, useKeyStore: true); self.afterUnlock() } }
-    func unlock(passphrase: String) async { await run { try self.vault.unlock(passphrase: passphrase.isEmpty ? nil : passphrase); self.afterUnlock() } }
+    func create(passphrase: String) async {
+        let vault = vault
+        await run { try await Self.background { try vault.create(passphrase: passphrase.isEmpty ? nil : passphrase, useKeyStore: true) } }
+        await afterUnlock()
+    }
+
+    func unlock(passphrase: String) async {
+        let vault = vault
+        await run { try await Self.background { try vault.unlock(passphrase: passphrase.isEmpty ? nil : passphrase) } }
+        await afterUnlock()
+    }
 
     func lock() {
         vault.lock()
@@ -53,64 +84,101 @@ final class AppModel: ObservableObject, PushListener {
         do { try showTokens() } catch { report(error) }
     }
 
+    /// Adds what was scanned or pasted: a token, or this phone as a push device.
     func add(_ text: String) async -> Bool {
-        await run {
-            switch try parseScanned(text: text) {
-            case .token: _ = try self.vault.addUri(uri: text, group: nil)
-            case .enrollment:
-                _ = try await self.vault.enroll(link: text, deviceName: UIDevice.current.name)
-                try self.listen()
-            case .other: throw TesseraError.InvalidInput(reason: "this QR code holds no token and no enrollment link")
-            }
+        let (vault, name) = (vault, UIDevice.current.name)
+        return await run {
+            let added = try await vault.addScanned(text: text, deviceName: name)
+            if let warning = added.warnings.first { self.message = warning }
             try self.showTokens()
         }
     }
 
-    func copy(_ id: String) async {
-        await run { UIPasteboard.general.setItems([[UIPasteboard.typeAutomatic: try self.vault.takeCode(id: id)]], options: [.expirationDate: Date().addingTimeInterval(30)]) }
+    /// A link the app was opened with: added now, or at the next unlock, once.
+    func offer(_ link: String) async {
+        if vault.isUnlocked() { _ = await add(link) } else { pendingLink = link }
     }
 
-    func oneSwipe(_ id: String) async -> OneSwipeCode? {
+    func copy(_ id: String) async {
+        let vault = vault
+        await run {
+            let code = try await Self.background { try vault.takeCode(id: id) }
+            UIPasteboard.general.setItems([[UIPasteboard.typeAutomatic: code]], options: [.localOnly: true, .expirationDate: Date().addingTimeInterval(30)])
+            try self.showTokens()
+        }
+    }
+
+    func oneSwipe(_ id: String, pin: String?) async -> OneSwipeCode? {
+        let vault = vault
         var code: OneSwipeCode?
-        await run { code = try self.vault.oneSwipe(id: id, pin: nil) }
+        await run { code = try await Self.background { try vault.oneSwipe(id: id, pin: pin) } }
         return code
     }
 
-    func answer(_ request: PushRequest, _ reply: Reply, number: UInt32?) async {
-        await run { _ = try await self.vault.answerPush(transactionId: request.transactionId, reply: reply, number: number, pin: nil) }
-        requests.removeAll { $0.transactionId == request.transactionId }
+    /// Sets or replaces the answer PIN (`current` is needed to replace one).
+    func setPin(current: String?, new: String) async -> Bool {
+        let vault = vault
+        return await run {
+            try await Self.background { try vault.setAnswerPin(current: current, new: new) }
+            self.hasPin = try vault.hasAnswerPin()
+            try self.showTokens()
+        }
+    }
+
+    /// Answers a login request; a tap while an answer is on its way does nothing. After an error
+    /// the request stays when it can be answered again (the library's list decides).
+    func answer(_ request: PushRequest, _ reply: Reply, number: UInt32?, pin: String?) async {
+        guard answering == nil else { return }
+        answering = request.transactionId
+        await run { _ = try await self.vault.answerPush(transactionId: request.transactionId, reply: reply, number: number, pin: pin) }
+        answering = nil
+        requests = vault.pendingRequests()
     }
 
     nonisolated func onRequest(request: PushRequest) throws {
-        Task { @MainActor in self.requests.append(request) }
+        Task { @MainActor in self.requests = self.vault.pendingRequests() }
     }
 
     nonisolated func onConnectionChanged(connected: Bool) throws {}
 
-    private func afterUnlock() {
+    private func afterUnlock() async {
+        guard vault.isUnlocked() else { return }
         do {
+            // Once: the library reopens the channels itself after enrolling or removing a device.
+            if subscription == nil { subscription = try vault.listen(listener: self) }
+            hasPin = try vault.hasAnswerPin()
             try showTokens()
-            if subscription == nil { try listen() }
         } catch { report(error) }
-    }
-
-    private func listen() throws {
-        subscription = try tokens.contains(where: \.isPush) ? vault.listen(listener: self) : nil
+        if let link = pendingLink {
+            pendingLink = nil
+            _ = await add(link)
+        }
     }
 
     private func showTokens() throws {
         let rows = try vault.tokens().map { row -> TokenView in
-            if case let .live(code, next, period, secondsLeft) = row.code {
-                return TokenView(id: row.token.id, name: row.token.name, code: groupCode(code), nextCode: groupCode(next), secondsLeft: Int(secondsLeft), period: Int(period), isPush: row.token.pushServer != nil)
+            let isPush = row.token.pushServer != nil
+            switch row.code {
+            case let .live(code, next, period, secondsLeft):
+                return TokenView(id: row.token.id, name: row.token.name, code: groupCode(code), nextCode: groupCode(next), secondsLeft: Int(secondsLeft), period: Int(period), isPush: isPush, needsPin: false)
+            case .onRequest:
+                return TokenView(id: row.token.id, name: row.token.name, code: nil, nextCode: nil, secondsLeft: 0, period: 0, isPush: isPush, needsPin: false)
+            case .pinRequired:
+                return TokenView(id: row.token.id, name: row.token.name, code: nil, nextCode: nil, secondsLeft: 0, period: 0, isPush: isPush, needsPin: true)
             }
-            return TokenView(id: row.token.id, name: row.token.name, code: nil, nextCode: nil, secondsLeft: 0, period: 0, isPush: row.token.pushServer != nil)
         }
         tokens = query.isEmpty ? rows : rows.filter { $0.name.localizedCaseInsensitiveContains(query) }
+        requests = vault.pendingRequests()
         screen = .tokens
     }
 
+    /// Runs a blocking library call on a background thread.
+    private nonisolated static func background<T: Sendable>(_ call: @escaping @Sendable () throws -> T) async throws -> T {
+        try await Task.detached(priority: .userInitiated) { try call() }.value
+    }
+
     @discardableResult
-    private func run(_ action: @escaping () async throws -> Void) async -> Bool {
+    private func run(_ action: () async throws -> Void) async -> Bool {
         do {
             try await action()
             return true
@@ -121,7 +189,7 @@ final class AppModel: ObservableObject, PushListener {
     }
 
     private func report(_ error: Error) {
-        message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+        message = (error as? TesseraError)?.reason ?? error.localizedDescription
         if !vault.isUnlocked() { screen = vault.exists() ? .locked : .firstRun }
     }
 }

@@ -1,6 +1,7 @@
 // Scanning with AVFoundation: each frame's luma plane (the Y plane of the camera's bi-planar
-// 4:2:0 buffer, with its row stride) goes to the library's QR decoder; the first text that is a
-// token or an enrollment link is handed back.
+// 4:2:0 buffer, with its row stride) goes to the library's QR decoder; a text that is a token or
+// an enrollment link is handed back once (the same code in the next frames is not handed again,
+// so a failed add is not repeated, while another code can still be tried).
 import AVFoundation
 import SwiftUI
 
@@ -15,7 +16,8 @@ final class ScannerController: UIViewController, AVCaptureVideoDataOutputSampleB
     private let session = AVCaptureSession()
     private let frames = DispatchQueue(label: "dev.tessera.scan")
     private let onText: (String) -> Void
-    private var found = false
+    private var tried: String?
+    private var preview: AVCaptureVideoPreviewLayer?
 
     init(onText: @escaping (String) -> Void) {
         self.onText = onText
@@ -34,10 +36,15 @@ final class ScannerController: UIViewController, AVCaptureVideoDataOutputSampleB
         output.setSampleBufferDelegate(self, queue: frames)
         session.addOutput(output)
         let preview = AVCaptureVideoPreviewLayer(session: session)
-        preview.frame = view.bounds
         preview.videoGravity = .resizeAspectFill
         view.layer.addSublayer(preview)
+        self.preview = preview
         frames.async { self.session.startRunning() }
+    }
+
+    override func viewDidLayoutSubviews() {
+        super.viewDidLayoutSubviews()
+        preview?.frame = view.bounds
     }
 
     override func viewWillDisappear(_ animated: Bool) {
@@ -46,7 +53,7 @@ final class ScannerController: UIViewController, AVCaptureVideoDataOutputSampleB
     }
 
     func captureOutput(_ output: AVCaptureOutput, didOutput sample: CMSampleBuffer, from connection: AVCaptureConnection) {
-        guard !found, let buffer = CMSampleBufferGetImageBuffer(sample) else { return }
+        guard let buffer = CMSampleBufferGetImageBuffer(sample) else { return }
         CVPixelBufferLockBaseAddress(buffer, .readOnly)
         defer { CVPixelBufferUnlockBaseAddress(buffer, .readOnly) }
         guard let base = CVPixelBufferGetBaseAddressOfPlane(buffer, 0) else { return }
@@ -55,8 +62,8 @@ final class ScannerController: UIViewController, AVCaptureVideoDataOutputSampleB
         let stride = CVPixelBufferGetBytesPerRowOfPlane(buffer, 0)
         let luma = Data(bytes: base, count: stride * height)
         let texts = (try? decodeQrLuma(width: UInt32(width), height: UInt32(height), rowStride: UInt32(stride), luma: luma)) ?? []
-        guard let text = texts.first(where: { (try? parseScanned(text: $0)) != .other }) else { return }
-        found = true
+        guard let text = texts.first(where: { (try? parseScanned(text: $0)) != .other }), text != tried else { return }
+        tried = text
         DispatchQueue.main.async { self.onText(text) }
     }
 }

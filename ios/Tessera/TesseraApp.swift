@@ -1,6 +1,7 @@
 // The SwiftUI app: first run and unlock, the token list with live codes and countdowns, scanning
-// with AVFoundation, the push approval with number matching, and One Swipe. Codes are hidden from
-// the app switcher's snapshot and the vault locks when the app leaves the screen.
+// with AVFoundation, the push approval with number matching (and the answer PIN when set), One
+// Swipe, and setting the answer PIN. Codes are covered whenever the app is not active (the app
+// switcher's snapshot) and the vault locks when the app goes to the background.
 import SwiftUI
 
 @main
@@ -12,10 +13,11 @@ struct TesseraApp: App {
         WindowGroup {
             RootView()
                 .environmentObject(model)
-                .onOpenURL { url in Task { await model.add(url.absoluteString) } }
+                .onOpenURL { url in Task { await model.offer(url.absoluteString) } }
         }
         .onChange(of: phase) { newPhase in
-            if newPhase != .active { model.lock() }
+            // Not on .inactive: the camera permission prompt and Control Center pass through it.
+            if newPhase == .background { model.lock() }
         }
     }
 }
@@ -67,6 +69,8 @@ struct PassphraseView: View {
 struct TokenListView: View {
     @EnvironmentObject var model: AppModel
     @State private var scanning = false
+    @State private var settingPin = false
+    @State private var swipeFor: String?
     @State private var swipe: OneSwipeCode?
     private let tick = Timer.publish(every: 1, on: .main, in: .common).autoconnect()
 
@@ -76,13 +80,15 @@ struct TokenListView: View {
                 HStack {
                     VStack(alignment: .leading) {
                         Text(token.name).font(.headline)
-                        Text(token.code ?? "Tap for a code").font(.system(.title, design: .monospaced))
+                        Text(token.code ?? (token.needsPin ? "PIN needed" : "Tap for a code")).font(.system(.title, design: .monospaced))
                     }
                     Spacer()
-                    if token.period > 0 {
-                        ProgressView(value: Double(token.secondsLeft), total: Double(token.period)).progressViewStyle(.circular)
+                    if token.period > 0 { CountdownRing(remaining: token.remaining) }
+                    if token.isPush {
+                        Button("One Swipe") {
+                            if model.hasPin { swipeFor = token.id } else { Task { swipe = await model.oneSwipe(token.id, pin: nil) } }
+                        }
                     }
-                    if token.isPush { Button("One Swipe") { Task { swipe = await model.oneSwipe(token.id) } } }
                 }
                 .contentShape(Rectangle())
                 .onTapGesture { Task { await model.copy(token.id) } }
@@ -90,7 +96,10 @@ struct TokenListView: View {
             }
             .searchable(text: $model.query)
             .onChange(of: model.query) { _ in model.refresh() }
-            .toolbar { Button("Scan") { scanning = true } }
+            .toolbar {
+                Button("PIN") { settingPin = true }
+                Button("Scan") { scanning = true }
+            }
             .navigationTitle("Tessera")
         }
         .onReceive(tick) { _ in model.refresh() }
@@ -98,6 +107,66 @@ struct TokenListView: View {
             ScannerView { text in Task { if await model.add(text) { scanning = false } } }
         }
         .sheet(item: $swipe) { code in OneSwipeView(code: code) }
+        .sheet(isPresented: Binding(get: { swipeFor != nil }, set: { if !$0 { swipeFor = nil } })) {
+            PinSheet(title: "One Swipe") { pin in
+                guard let id = swipeFor else { return }
+                if let code = await model.oneSwipe(id, pin: pin) {
+                    swipeFor = nil
+                    swipe = code
+                }
+            }
+        }
+        .sheet(isPresented: $settingPin) { SetPinSheet { settingPin = false } }
+    }
+}
+
+/// The share of a code's time left, as a ring.
+struct CountdownRing: View {
+    let remaining: Double
+
+    var body: some View {
+        ZStack {
+            Circle().stroke(Color.secondary.opacity(0.25), lineWidth: 4)
+            Circle().trim(from: 0, to: remaining).stroke(remaining < 0.2 ? Color.orange : Color.accentColor, lineWidth: 4)
+                .rotationEffect(.degrees(-90))
+        }
+        .frame(width: 28, height: 28)
+        .accessibilityLabel("\(Int(remaining * 100)) percent of the code's time left")
+    }
+}
+
+struct PinSheet: View {
+    let title: String
+    let onPin: (String) async -> Void
+    @State private var pin = ""
+
+    var body: some View {
+        Form {
+            Section(title) {
+                SecureField("Your answer PIN", text: $pin).keyboardType(.numberPad)
+                Button("OK") { Task { await onPin(pin) } }.disabled(pin.isEmpty)
+            }
+        }
+    }
+}
+
+struct SetPinSheet: View {
+    @EnvironmentObject var model: AppModel
+    let done: () -> Void
+    @State private var current = ""
+    @State private var new = ""
+
+    var body: some View {
+        Form {
+            Section(model.hasPin ? "Change the answer PIN" : "Set an answer PIN") {
+                Text("Asked before approving a login and before One Swipe. Ten wrong PINs in a row remove this iPhone's push devices.")
+                if model.hasPin { SecureField("Current PIN", text: $current).keyboardType(.numberPad) }
+                SecureField("New PIN (4 or more characters)", text: $new).keyboardType(.numberPad)
+                Button("Save") {
+                    Task { if await model.setPin(current: current.isEmpty ? nil : current, new: new) { done() } }
+                }.disabled(new.isEmpty)
+            }
+        }
     }
 }
 
@@ -109,30 +178,44 @@ struct ApprovalView: View {
     @EnvironmentObject var model: AppModel
     let request: PushRequest
     @State private var typed = ""
+    @State private var pin = ""
+    @State private var now = Date()
+    private let tick = Timer.publish(every: 0.5, on: .main, in: .common).autoconnect()
 
     var body: some View {
+        let idle = model.answering == nil
+        let approvable = idle && (!model.hasPin || !pin.isEmpty)
+        let left = max(Int(request.expiresAt) - Int(now.timeIntervalSince1970), 0)
         VStack(spacing: 16) {
             Text("Log in to \(request.service)?").font(.title2)
             Text("\(request.username) from \(request.clientIp ?? "an unknown address")")
             if let agent = request.userAgent { Text(agent).font(.footnote) }
+            Text("\(left) s left").font(.footnote).monospacedDigit()
+            if model.hasPin { SecureField("Your answer PIN", text: $pin).keyboardType(.numberPad).textFieldStyle(.roundedBorder) }
             switch request.numberMatching {
             case .pick:
+                Text("Tap the number the login screen shows")
                 HStack {
                     ForEach(request.numberChoices, id: \.self) { number in
-                        Button("\(number)") { Task { await model.answer(request, .approve, number: number) } }.buttonStyle(.borderedProminent)
+                        Button("\(number)") { approve(number) }.buttonStyle(.borderedProminent).disabled(!approvable)
                     }
                 }
             case .type:
                 TextField("Number on the login screen", text: $typed).keyboardType(.numberPad)
-                Button("Approve") { Task { await model.answer(request, .approve, number: UInt32(typed)) } }
+                Button("Approve") { approve(UInt32(typed)) }.disabled(!approvable)
             case .off:
-                Button("Approve") { Task { await model.answer(request, .approve, number: nil) } }
+                Button("Approve") { approve(nil) }.disabled(!approvable)
             }
-            Button("Deny", role: .cancel) { Task { await model.answer(request, .deny, number: nil) } }
-            Button("It wasn't me", role: .destructive) { Task { await model.answer(request, .notMe, number: nil) } }
+            Button("Deny", role: .cancel) { Task { await model.answer(request, .deny, number: nil, pin: nil) } }.disabled(!idle)
+            Button("It wasn't me", role: .destructive) { Task { await model.answer(request, .notMe, number: nil, pin: nil) } }.disabled(!idle)
         }
         .padding()
         .interactiveDismissDisabled()
+        .onReceive(tick) { now = $0 }
+    }
+
+    private func approve(_ number: UInt32?) {
+        Task { await model.answer(request, .approve, number: number, pin: pin.isEmpty ? nil : pin) }
     }
 }
 

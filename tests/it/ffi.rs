@@ -183,3 +183,85 @@ fn python_bindings_run_against_the_library_and_a_real_server() {
     assert!(printed.contains("checks passed"), "{printed}");
     println!("{printed}");
 }
+
+/// The calls `text` makes on `receiver` (`receiver.name(label: …)`): each method's name and its
+/// first argument label, if any (a Swift call's label, or none).
+fn calls_on(text: &str, receiver: &str) -> Vec<(String, Option<String>)> {
+    let ident =
+        |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    let pattern = format!("{receiver}.");
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices(&pattern) {
+        if text[..at].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[at + pattern.len()..];
+        let name = ident(rest);
+        let Some(arguments) = rest[name.len()..].strip_prefix('(') else { continue };
+        let label = ident(arguments);
+        let labelled = !label.is_empty() && arguments[label.len()..].starts_with(':');
+        found.push((name, labelled.then_some(label)));
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn read_all(dir: &Path, extension: &str) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == extension) {
+            text.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    text
+}
+
+/// The shells cannot be compiled here (no Xcode, no Android SDK), so their calls are checked
+/// against what the generated bindings and the JVM-tested view-model declare: a renamed export
+/// or model action fails here rather than on a developer's Mac or in Android Studio.
+#[test]
+fn the_ios_and_android_screens_call_only_what_the_bindings_and_the_model_declare() {
+    let out = tempfile::tempdir().unwrap();
+    generate(out.path());
+    let swift =
+        std::fs::read_to_string(out.path().join(format!("{}.swift", configured("swift", "module_name"))))
+            .unwrap();
+    let ios = read_all(&workspace().join("ios/Tessera"), "swift");
+    let calls = calls_on(&ios, "vault");
+    assert!(calls.len() >= 12, "the iOS model's calls were found: {calls:?}");
+    for (name, label) in calls {
+        let declared = match &label {
+            Some(label) => format!("func {name}({label}:"),
+            None => format!("func {name}()"),
+        };
+        assert!(
+            swift.contains(&declared),
+            "ios/ calls vault.{name}({label:?}), which the Swift bindings lack"
+        );
+    }
+    for function in ["decodeQrLuma(width:", "parseScanned(text:", "qrPng(text:"] {
+        assert!(ios.contains(function) && swift.contains(&format!("func {function}")), "{function}");
+    }
+    for case in
+        ["live(", "onRequest", "pinRequired", "pick", "type", "off", "approve", "deny", "notMe", "other"]
+    {
+        assert!(swift.contains(&format!("case {case}")), "the Swift bindings have `case {case}`");
+    }
+
+    let model = std::fs::read_to_string(
+        workspace().join("android/app/src/main/java/dev/tessera/app/model/TesseraModel.kt"),
+    )
+    .unwrap();
+    let android = read_all(&workspace().join("android/app/src/main/java/dev/tessera/app/ui"), "kt")
+        + &read_all(&workspace().join("android/app/src/main/java/dev/tessera/app"), "kt");
+    let calls = calls_on(&android, "model");
+    assert!(calls.len() >= 10, "the Android screens' calls were found: {calls:?}");
+    for (name, _) in calls {
+        assert!(
+            model.contains(&format!("fun {name}(")) || model.contains(&format!("val {name}:")),
+            "android/ calls model.{name}, which TesseraModel lacks"
+        );
+    }
+}

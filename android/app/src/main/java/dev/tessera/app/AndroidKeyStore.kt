@@ -5,8 +5,11 @@
 package dev.tessera.app
 
 import android.content.Context
+import android.content.pm.PackageManager
+import android.os.Build
 import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyProperties
+import android.security.keystore.StrongBoxUnavailableException
 import android.util.Base64
 import dev.tessera.core.KeyStore
 import dev.tessera.core.TesseraException
@@ -18,6 +21,8 @@ import javax.crypto.spec.GCMParameterSpec
 
 class AndroidKeyStore(context: Context) : KeyStore {
     private val prefs = context.getSharedPreferences("tessera-keystore", Context.MODE_PRIVATE)
+    private val hasStrongBox = Build.VERSION.SDK_INT >= Build.VERSION_CODES.P &&
+        context.packageManager.hasSystemFeature(PackageManager.FEATURE_STRONGBOX_KEYSTORE)
 
     override fun load(account: String): ByteArray? = guarded {
         val sealed = prefs.getString(account, null) ?: return@guarded null
@@ -42,14 +47,24 @@ class AndroidKeyStore(context: Context) : KeyStore {
     private fun wrappingKey(): SecretKey {
         val keystore = java.security.KeyStore.getInstance(PROVIDER).apply { load(null) }
         (keystore.getKey(ALIAS, null) as? SecretKey)?.let { return it }
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P && hasStrongBox) {
+            try {
+                return generate(strongBox = true)
+            } catch (e: StrongBoxUnavailableException) {
+                // Advertised but unusable: the TEE-backed key below.
+            }
+        }
+        return generate(strongBox = false)
+    }
+
+    private fun generate(strongBox: Boolean): SecretKey {
+        val spec = KeyGenParameterSpec.Builder(ALIAS, KeyProperties.PURPOSE_ENCRYPT or KeyProperties.PURPOSE_DECRYPT)
+            .setBlockModes(KeyProperties.BLOCK_MODE_GCM)
+            .setEncryptionPaddings(KeyProperties.ENCRYPTION_PADDING_NONE)
+            .setKeySize(256)
+        if (strongBox && Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) spec.setIsStrongBoxBacked(true)
         val generator = KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, PROVIDER)
-        generator.init(
-            KeyGenParameterSpec.Builder(ALIAS, KeyProperties.PURPOSE_ENCRYPT or KeyProperties.PURPOSE_DECRYPT)
-                .setBlockModes(KeyProperties.BLOCK_MODE_GCM)
-                .setEncryptionPaddings(KeyProperties.ENCRYPTION_PADDING_NONE)
-                .setKeySize(256)
-                .build(),
-        )
+        generator.init(spec.build())
         return generator.generateKey()
     }
 

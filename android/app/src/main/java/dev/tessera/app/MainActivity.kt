@@ -1,35 +1,47 @@
 // The one activity: FLAG_SECURE (codes and One Swipe QR codes stay out of screenshots and the
-// recents list), the vault in app-private storage, locked whenever the app leaves the screen.
+// recents list), the vault locked whenever the app leaves the screen (not on a rotation: the
+// model lives in a ViewModel), and tessera://enroll links handed to the model once each.
 package dev.tessera.app
 
-import android.os.Build
+import android.content.Intent
 import android.os.Bundle
 import android.view.WindowManager
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.setContent
-import dev.tessera.app.model.TesseraModel
+import androidx.activity.viewModels
+import androidx.lifecycle.lifecycleScope
 import dev.tessera.app.ui.TesseraApp
-import dev.tessera.core.Vault
+import kotlinx.coroutines.launch
 
 class MainActivity : ComponentActivity() {
-    private lateinit var model: TesseraModel
+    private val holder: TesseraViewModel by viewModels()
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         window.setFlags(WindowManager.LayoutParams.FLAG_SECURE, WindowManager.LayoutParams.FLAG_SECURE)
-        val vault = Vault(filesDir.resolve("vault.tessera").path, AndroidKeyStore(applicationContext))
-        model = TesseraModel(vault, "${Build.MANUFACTURER} ${Build.MODEL}")
-        val link = intent?.data?.toString()
-        setContent { TesseraApp(model, pendingLink = link) }
+        if (savedInstanceState == null) offer(intent)
+        setContent { TesseraApp(holder.model) }
+    }
+
+    override fun onNewIntent(intent: Intent) {
+        super.onNewIntent(intent)
+        offer(intent)
+    }
+
+    override fun onStart() {
+        super.onStart()
+        holder.onScreen = true
     }
 
     override fun onStop() {
         super.onStop()
-        model.lock()
+        holder.onScreen = false
+        if (!isChangingConfigurations) holder.model.lock()
     }
 
-    override fun onDestroy() {
-        model.close()
-        super.onDestroy()
+    private fun offer(intent: Intent?) {
+        val link = intent?.data?.toString() ?: return
+        intent.data = null
+        lifecycleScope.launch { holder.model.offerLink(link) }
     }
 }

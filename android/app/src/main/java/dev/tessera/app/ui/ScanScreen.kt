@@ -1,6 +1,7 @@
 // Scanning with CameraX: each frame's luma (Y) plane goes to the library's QR decoder with its row
-// stride, at most one frame at a time; the first text that is a token or an enrollment link is
-// handed to the model (which tells the two apart with the library).
+// stride, at most one frame at a time. A text that is a token or an enrollment link is handed to
+// the model once (the same code seen in the next frames is not handed again, so a failed add is
+// not repeated); the camera is released when the screen goes.
 package dev.tessera.app.ui
 
 import android.Manifest
@@ -32,6 +33,7 @@ import dev.tessera.core.Scanned
 import dev.tessera.core.decodeQrLuma
 import dev.tessera.core.parseScanned
 import java.util.concurrent.Executors
+import java.util.concurrent.atomic.AtomicReference
 
 @Composable
 fun ScanScreen(onText: (String) -> Unit, onClose: () -> Unit) {
@@ -49,10 +51,16 @@ fun ScanScreen(onText: (String) -> Unit, onClose: () -> Unit) {
             return@Column
         }
         val analyzer = remember { Executors.newSingleThreadExecutor() }
-        DisposableEffect(Unit) { onDispose { analyzer.shutdown() } }
+        val providerFuture = remember { ProcessCameraProvider.getInstance(context) }
+        val tried = remember { AtomicReference<String?>(null) }
+        DisposableEffect(Unit) {
+            onDispose {
+                providerFuture.addListener({ providerFuture.get().unbindAll() }, ContextCompat.getMainExecutor(context))
+                analyzer.shutdown()
+            }
+        }
         AndroidView(modifier = Modifier.fillMaxSize(), factory = { viewContext ->
             val view = PreviewView(viewContext)
-            val providerFuture = ProcessCameraProvider.getInstance(viewContext)
             providerFuture.addListener({
                 val preview = Preview.Builder().build().also { it.surfaceProvider = view.surfaceProvider }
                 val analysis = ImageAnalysis.Builder()
@@ -66,6 +74,7 @@ fun ScanScreen(onText: (String) -> Unit, onClose: () -> Unit) {
                             decodeQrLuma(it.width.toUInt(), it.height.toUInt(), plane.rowStride.toUInt(), luma)
                         }.getOrDefault(emptyList())
                         texts.firstOrNull { text -> runCatching { parseScanned(text) !is Scanned.Other }.getOrDefault(true) }
+                            ?.takeIf { text -> tried.getAndSet(text) != text }
                             ?.let { text -> ContextCompat.getMainExecutor(viewContext).execute { onText(text) } }
                     }
                 }

@@ -1,5 +1,6 @@
 // The screens: first run and unlock, the token list with live codes and countdowns, scanning,
-// the push approval with number matching, and One Swipe. Each calls one TesseraModel action.
+// the push approval with number matching (and the answer PIN when set), One Swipe, and setting the
+// answer PIN. Each calls one TesseraModel action.
 package dev.tessera.app.ui
 
 import android.graphics.BitmapFactory
@@ -36,13 +37,15 @@ import androidx.compose.runtime.rememberCoroutineScope
 import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.graphics.asImageBitmap
-import androidx.compose.ui.platform.LocalClipboardManager
-import androidx.compose.ui.text.AnnotatedString
+import androidx.compose.foundation.text.KeyboardOptions
+import androidx.compose.ui.platform.LocalContext
+import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.text.input.PasswordVisualTransformation
 import androidx.compose.ui.unit.dp
 import dev.tessera.app.model.Screen
 import dev.tessera.app.model.TesseraModel
 import dev.tessera.app.model.TokenView
+import dev.tessera.core.NumberMatchingMode
 import dev.tessera.core.OneSwipeCode
 import dev.tessera.core.PushRequest
 import dev.tessera.core.Reply
@@ -51,7 +54,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 
 @Composable
-fun TesseraApp(model: TesseraModel, pendingLink: String?) {
+fun TesseraApp(model: TesseraModel) {
     val screen by model.screen.collectAsState()
     val requests by model.requests.collectAsState()
     val message by model.message.collectAsState()
@@ -68,7 +71,7 @@ fun TesseraApp(model: TesseraModel, pendingLink: String?) {
                 when (val shown = screen) {
                     Screen.FirstRun -> PassphraseScreen(model, creating = true)
                     Screen.Locked -> PassphraseScreen(model, creating = false, waiting = requests.size)
-                    is Screen.Tokens -> TokenListScreen(model, shown, pendingLink)
+                    is Screen.Tokens -> TokenListScreen(model, shown)
                 }
             }
             if (screen is Screen.Tokens) requests.firstOrNull()?.let { ApprovalDialog(model, it) }
@@ -96,12 +99,14 @@ private fun PassphraseScreen(model: TesseraModel, creating: Boolean, waiting: In
 }
 
 @Composable
-private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens, pendingLink: String?) {
+private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens) {
     val scope = rememberCoroutineScope()
-    val clipboard = LocalClipboardManager.current
+    val context = LocalContext.current
+    val hasPin by model.hasPin.collectAsState()
     var scanning by remember { mutableStateOf(false) }
+    var settingPin by remember { mutableStateOf(false) }
+    var swipeFor by remember { mutableStateOf<String?>(null) }
     var swipe by remember { mutableStateOf<OneSwipeCode?>(null) }
-    LaunchedEffect(pendingLink) { pendingLink?.let { model.add(it) } }
     LaunchedEffect(Unit) {
         while (true) {
             model.refresh()
@@ -113,21 +118,76 @@ private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens, pendingLi
         return
     }
     swipe?.let { code -> OneSwipeDialog(code) { swipe = null } }
+    swipeFor?.let { id ->
+        PinDialog("One Swipe", "Your answer PIN", onCancel = { swipeFor = null }) { pin ->
+            scope.launch { model.oneSwipe(id, pin)?.let { swipe = it; swipeFor = null } }
+        }
+    }
+    if (settingPin) {
+        SetPinDialog(hasPin, onCancel = { settingPin = false }) { current, new ->
+            scope.launch { if (model.setPin(current, new)) settingPin = false }
+        }
+    }
     Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
         Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
             OutlinedTextField(shown.query, { text -> scope.launch { model.search(text) } }, label = { Text("Search") }, modifier = Modifier.weight(1f))
             Button(onClick = { scanning = true }) { Text("Scan") }
+            TextButton(onClick = { settingPin = true }) { Text("PIN") }
         }
         LazyColumn {
             items(shown.tokens, key = { it.id }) { token ->
                 TokenRow(
                     token,
-                    onCopy = { scope.launch { model.takeCode(token.id)?.let { clipboard.setText(AnnotatedString(it)) } } },
-                    onOneSwipe = { scope.launch { swipe = model.oneSwipe(token.id, null) } },
+                    onCopy = { scope.launch { model.takeCode(token.id)?.let { copySensitive(context, it) } } },
+                    onOneSwipe = {
+                        if (hasPin) swipeFor = token.id else scope.launch { swipe = model.oneSwipe(token.id, null) }
+                    },
                 )
             }
         }
     }
+}
+
+@Composable
+private fun PinDialog(title: String, label: String, onCancel: () -> Unit, onPin: (String) -> Unit) {
+    var pin by remember { mutableStateOf("") }
+    AlertDialog(
+        onDismissRequest = onCancel,
+        title = { Text(title) },
+        text = { PinField(pin, label) { pin = it } },
+        confirmButton = { Button(onClick = { onPin(pin) }, enabled = pin.isNotEmpty()) { Text("OK") } },
+        dismissButton = { TextButton(onClick = onCancel) { Text("Cancel") } },
+    )
+}
+
+@Composable
+private fun SetPinDialog(hasPin: Boolean, onCancel: () -> Unit, onSet: (String?, String) -> Unit) {
+    var current by remember { mutableStateOf("") }
+    var new by remember { mutableStateOf("") }
+    AlertDialog(
+        onDismissRequest = onCancel,
+        title = { Text(if (hasPin) "Change the answer PIN" else "Set an answer PIN") },
+        text = {
+            Column(verticalArrangement = Arrangement.spacedBy(8.dp)) {
+                Text("Asked before approving a login and before One Swipe. Ten wrong PINs in a row remove this phone's push devices.")
+                if (hasPin) PinField(current, "Current PIN") { current = it }
+                PinField(new, "New PIN (4 or more characters)") { new = it }
+            }
+        },
+        confirmButton = { Button(onClick = { onSet(current.ifEmpty { null }, new) }, enabled = new.isNotEmpty()) { Text("Save") } },
+        dismissButton = { TextButton(onClick = onCancel) { Text("Cancel") } },
+    )
+}
+
+@Composable
+private fun PinField(value: String, label: String, onChange: (String) -> Unit) {
+    OutlinedTextField(
+        value, onChange,
+        label = { Text(label) },
+        visualTransformation = PasswordVisualTransformation(),
+        keyboardOptions = KeyboardOptions(keyboardType = KeyboardType.NumberPassword),
+        singleLine = true,
+    )
 }
 
 @OptIn(ExperimentalFoundationApi::class)
@@ -160,8 +220,22 @@ private fun TokenRow(token: TokenView, onCopy: () -> Unit, onOneSwipe: () -> Uni
 @Composable
 private fun ApprovalDialog(model: TesseraModel, request: PushRequest) {
     val scope = rememberCoroutineScope()
+    val hasPin by model.hasPin.collectAsState()
+    val answering by model.answering.collectAsState()
+    val idle = answering == null
     var typed by remember(request.transactionId) { mutableStateOf("") }
-    val answer = { reply: Reply, number: UInt? -> scope.launch { model.answer(request.transactionId, reply, number, null) } }
+    var pin by remember(request.transactionId) { mutableStateOf("") }
+    var secondsLeft by remember(request.transactionId) { mutableStateOf(0L) }
+    LaunchedEffect(request.transactionId) {
+        while (true) {
+            secondsLeft = (request.expiresAt.toLong() - System.currentTimeMillis() / 1000).coerceAtLeast(0)
+            delay(500)
+        }
+    }
+    val answer = { reply: Reply, number: UInt? ->
+        scope.launch { model.answer(request.transactionId, reply, number, pin.takeIf { reply == Reply.APPROVE }) }
+    }
+    val approvable = idle && (!hasPin || pin.isNotEmpty())
     AlertDialog(
         onDismissRequest = {},
         title = { Text("Log in to ${request.service}?") },
@@ -169,24 +243,33 @@ private fun ApprovalDialog(model: TesseraModel, request: PushRequest) {
             Column(verticalArrangement = Arrangement.spacedBy(8.dp)) {
                 Text("${request.username} from ${request.clientIp ?: "an unknown address"}")
                 request.userAgent?.let { Text(it) }
+                Text("$secondsLeft s left")
+                if (hasPin) PinField(pin, "Your answer PIN") { pin = it }
                 when (request.numberMatching) {
-                    dev.tessera.core.NumberMatchingMode.PICK -> Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
-                        request.numberChoices.forEach { n -> Button(onClick = { answer(Reply.APPROVE, n) }) { Text("$n") } }
+                    NumberMatchingMode.PICK -> {
+                        Text("Tap the number the login screen shows")
+                        Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+                            request.numberChoices.forEach { n -> Button(onClick = { answer(Reply.APPROVE, n) }, enabled = approvable) { Text("$n") } }
+                        }
                     }
-                    dev.tessera.core.NumberMatchingMode.TYPE -> OutlinedTextField(typed, { typed = it.filter(Char::isDigit).take(2) }, label = { Text("Number on the login screen") })
-                    dev.tessera.core.NumberMatchingMode.OFF -> {}
+                    NumberMatchingMode.TYPE -> OutlinedTextField(
+                        typed, { typed = it.filter(Char::isDigit).take(2) },
+                        label = { Text("Number on the login screen") },
+                        keyboardOptions = KeyboardOptions(keyboardType = KeyboardType.Number),
+                    )
+                    NumberMatchingMode.OFF -> {}
                 }
             }
         },
         confirmButton = {
-            if (request.numberMatching != dev.tessera.core.NumberMatchingMode.PICK) {
-                Button(onClick = { answer(Reply.APPROVE, typed.toUIntOrNull()) }) { Text("Approve") }
+            if (request.numberMatching != NumberMatchingMode.PICK) {
+                Button(onClick = { answer(Reply.APPROVE, typed.toUIntOrNull()) }, enabled = approvable) { Text("Approve") }
             }
         },
         dismissButton = {
             Row {
-                OutlinedButton(onClick = { answer(Reply.DENY, null) }) { Text("Deny") }
-                TextButton(onClick = { answer(Reply.NOT_ME, null) }) { Text("It wasn't me") }
+                OutlinedButton(onClick = { answer(Reply.DENY, null) }, enabled = idle) { Text("Deny") }
+                TextButton(onClick = { answer(Reply.NOT_ME, null) }, enabled = idle) { Text("It wasn't me") }
             }
         },
     )
