@@ -15,7 +15,8 @@ packages=(
   chromium chromium-driver           # the browser login page's tests (fake camera, WebDriver)
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev file
                                      # the Tauri 2 desktop app (WebKitGTK web view, tray)
-  webkit2gtk-driver xvfb xauth xclip # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard
+  webkit2gtk-driver xvfb xauth xclip x11-apps
+                                     # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard, xwd
   default-jre-headless libjna-java   # the mobile library's Kotlin bindings, run on the JVM through JNA
 )
 

@@ -50,7 +50,6 @@ pub fn run() -> ExitCode {
         .manage(session)
         .manage(PushCenter::default())
         .manage(CameraControl::default())
-        .on_page_load(software_rendering)
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
             commands::create_vault,
@@ -104,25 +103,32 @@ fn watch_idle(app: tauri::AppHandle) {
     });
 }
 
-/// Renders the page without GPU compositing on Linux: this small, mostly static UI draws as fast
-/// in software, and WebKitGTK's GL compositor costs about 80 MB in the web process (measured
-/// with `tessera-desktopbench`, see the README). Set as the page starts loading: the webview
-/// exists then, and the main loop runs.
-fn software_rendering<R: tauri::Runtime>(
-    webview: &tauri::Webview<R>,
-    payload: &tauri::webview::PageLoadPayload<'_>,
-) {
+/// WebKitGTK's switch for GPU compositing, read once as its processes start.
+#[cfg(target_os = "linux")]
+const COMPOSITING_SWITCH: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+/// On Linux, makes sure WebKitGTK renders the page without GPU compositing: this small, mostly
+/// static window draws as fast in software, and the compositor costs about 60 MiB in the web
+/// process (RSS 230 → 170 MiB, measured with `tessera-desktopbench`, see the README). WebKit
+/// reads [`COMPOSITING_SWITCH`] from the environment as it starts, and safe Rust cannot change
+/// a running process's environment, so the first start runs the app again in the same process
+/// (`exec`: the same PID and arguments) with the switch set. A switch the user set is kept.
+pub fn render_without_gpu_compositing() {
     #[cfg(target_os = "linux")]
-    if payload.event() == tauri::webview::PageLoadEvent::Finished {
-        let _ = webview.with_webview(|webview| {
-            use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
-            if let Some(settings) = webview.inner().settings() {
-                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
-            }
-        });
+    {
+        use std::os::unix::process::CommandExt;
+        if std::env::var_os(COMPOSITING_SWITCH).is_some() {
+            return;
+        }
+        let Ok(executable) = std::env::current_exe() else { return };
+        let mut arguments = std::env::args_os();
+        let mut command = std::process::Command::new(executable);
+        if let Some(name) = arguments.next() {
+            command.arg0(name);
+        }
+        let error = command.args(arguments).env(COMPOSITING_SWITCH, "1").exec();
+        report(&format!("Tessera: starting with software compositing failed ({error}); going on without"));
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (webview, payload);
 }
 
 /// Tells the web view and the tray that the vault locked itself (`reason`: `idle`, `sleep`, `tray`).

@@ -52,6 +52,26 @@ impl Drop for Display {
     }
 }
 
+/// An `xwd` dump (X11 window dump: a header of big-endian 32-bit fields, a colour map, then
+/// the pixels) of a 24-bit TrueColor window, as an image. Xvfb's 24-bit screens dump 32 bits per
+/// pixel in the X server's byte order.
+fn png_of_xwd(dump: &[u8]) -> image::RgbImage {
+    let field = |index: usize| {
+        let bytes = dump.get(index * 4..index * 4 + 4).expect("an xwd header");
+        u32::from_be_bytes(bytes.try_into().unwrap()) as usize
+    };
+    let (header_size, width, height, byte_order) = (field(0), field(4), field(5), field(7));
+    let (bits_per_pixel, bytes_per_line, colours) = (field(11), field(12), field(19));
+    assert_eq!(bits_per_pixel, 32, "a 24-bit display dumps 32 bits per pixel");
+    let pixels = &dump[header_size + colours * 12..];
+    image::RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        let at = y as usize * bytes_per_line + x as usize * 4;
+        let pixel: [u8; 4] = pixels[at..at + 4].try_into().unwrap();
+        let value = if byte_order == 0 { u32::from_le_bytes(pixel) } else { u32::from_be_bytes(pixel) };
+        image::Rgb([(value >> 16) as u8, (value >> 8) as u8, value as u8])
+    })
+}
+
 /// The app under tauri-driver on its own display, with its vault in `sandbox`; ended on drop
 /// (the session first, then the display).
 struct App {
@@ -84,8 +104,17 @@ impl App {
         self.session.run(task)
     }
 
+    /// Saves what the window shows on the display as `target/test-output/NAME` (PNG), read from
+    /// the X server with `xwd`: the pixels a user sees. (WebDriver's screenshot waits for the
+    /// page's next paint, and a still page drawn without GPU compositing, as the app draws,
+    /// never has one: it would hang on the first-run and lock screens.)
     fn screenshot(&self, name: &str) {
-        self.session.screenshot(name);
+        let xwd = Command::new("xwd")
+            .args(["-display", &self.display.name, "-name", "Tessera", "-silent"])
+            .output()
+            .expect("xwd (Debian x11-apps, installed by scripts/setup-debian.sh)");
+        assert!(xwd.status.success(), "xwd: {}", String::from_utf8_lossy(&xwd.stderr));
+        png_of_xwd(&xwd.stdout).save(test_output_dir().join(name)).unwrap();
     }
 
     /// Saves a screenshot as `name` once it shows a readable QR code (within 10 s: an image that
