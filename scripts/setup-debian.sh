@@ -15,8 +15,9 @@ packages=(
   chromium chromium-driver           # the browser login page's tests (fake camera, WebDriver)
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev file
                                      # the Tauri 2 desktop app (WebKitGTK web view, tray)
-  webkit2gtk-driver xvfb xauth xclip x11-apps
-                                     # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard, xwd
+  webkit2gtk-driver xvfb xauth xclip x11-apps python3-xlib
+                                     # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard,
+                                     # xwd for screenshots, python3-xlib to play the window manager
   default-jre-headless libjna-java   # the mobile library's Kotlin bindings, run on the JVM through JNA
 )
 

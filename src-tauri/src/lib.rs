@@ -33,23 +33,26 @@ use crate::session::Session;
 /// Event sent to the web view when the vault locked itself.
 pub const LOCKED_EVENT: &str = "vault-locked";
 
-/// Runs the app until its window closes.
+/// Runs the app until it quits (its window closes, or Quit in the tray while the tray keeps it).
 pub fn run() -> ExitCode {
     let Some(path) = vault_path_from_environment() else {
         report("Tessera: no home directory to keep the vault in; set TESSERA_VAULT to a file path");
         return ExitCode::FAILURE;
     };
+    let one_instance = one_instance_per_vault(&path);
     let session = Session::new(
         VaultStore::new(path),
         OsKeyStore::from_environment(),
         Session::auto_lock_from_environment(),
     );
     let result = tauri::Builder::default()
+        .plugin(one_instance)
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_notification::init())
         .manage(session)
         .manage(PushCenter::default())
         .manage(CameraControl::default())
+        .on_window_event(tray::on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
             commands::create_vault,
@@ -90,6 +93,20 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One app per vault: starting Tessera again (from the menu, or while it sits in the tray) shows
+/// the running app's window instead of opening the vault twice. On Linux the running app owns a
+/// session bus name made from the vault's path, so apps on other vaults (other users' sessions,
+/// the tests) run side by side.
+fn one_instance_per_vault(vault: &std::path::Path) -> tauri::plugin::TauriPlugin<tauri::Wry> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    vault.hash(&mut hasher);
+    tauri_plugin_single_instance::Builder::new()
+        .dbus_id(format!("dev.tessera.desktop.vault{:016x}", hasher.finish()))
+        .callback(|app, _arguments, _directory| tray::show_window(app))
+        .build()
 }
 
 /// Locks the vault once the user has been idle for the auto-lock time (the session tells the

@@ -1,12 +1,18 @@
 //! The tray icon: quick access without the window. Its menu copies any token's code (while the
 //! vault is unlocked), shows the window, locks the vault, and quits. The menu is rebuilt only when
 //! the tokens' names or the lock state change, which the token list and the lock paths report.
+//!
+//! Where the desktop shows tray icons, closing the window leaves Tessera running there, so login
+//! requests still reach the user (push needs the app running); where it shows none (GNOME without
+//! its AppIndicator extension), closing quits, since nothing would be left to quit from.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tauri::menu::{Menu, MenuBuilder, MenuEvent, SubmenuBuilder};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime, Window, WindowEvent};
+use tauri_plugin_notification::NotificationExt;
 use tessera_core::vault::TokenId;
 
 use crate::session::Session;
@@ -23,6 +29,7 @@ type Shown = Option<Vec<(String, String)>>;
 pub struct Tray<R: Runtime> {
     icon: TrayIcon<R>,
     shown: Mutex<Shown>,
+    told_about_hiding: AtomicBool,
 }
 
 /// Puts the icon in the tray, with the menu for a locked vault.
@@ -46,7 +53,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         builder = builder.icon(icon.clone());
     }
     let icon = builder.build(app)?;
-    app.manage(Tray { icon, shown: Mutex::new(None) });
+    app.manage(Tray { icon, shown: Mutex::new(None), told_about_hiding: AtomicBool::new(false) });
     Ok(())
 }
 
@@ -105,6 +112,46 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
                 show_window(app);
             }
         }
+    }
+}
+
+/// Closing the main window: hides it instead, while the tray shows Tessera's icon (the first
+/// time, a notification says so and how to quit). Elsewhere the window closes and the app quits.
+pub fn on_window_event<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
+    let WindowEvent::CloseRequested { api, .. } = event else { return };
+    let app = window.app_handle();
+    let Some(tray) = app.try_state::<Tray<R>>() else { return };
+    if !desktop_shows_tray_icons() {
+        return;
+    }
+    api.prevent_close();
+    let _ = window.hide();
+    if !tray.told_about_hiding.swap(true, Ordering::Relaxed) {
+        let _ = app
+            .notification()
+            .builder()
+            .title("Tessera is still running")
+            .body("Login requests will reach you here. To quit, use Quit Tessera in its tray menu.")
+            .show();
+    }
+}
+
+/// Whether the desktop shows tray icons: on Linux, a panel owns the StatusNotifierWatcher on
+/// the session bus (KDE, Xfce, Cinnamon, GNOME with its AppIndicator extension); macOS and
+/// Windows always do.
+fn desktop_shows_tray_icons() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::time::Duration;
+        let Ok(bus) = dbus::blocking::Connection::new_session() else { return false };
+        let proxy = bus.with_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", Duration::from_secs(2));
+        let owned: Result<(bool,), _> =
+            proxy.method_call("org.freedesktop.DBus", "NameHasOwner", ("org.kde.StatusNotifierWatcher",));
+        owned.is_ok_and(|(owned,)| owned)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
     }
 }
 

@@ -133,6 +133,29 @@ impl App {
         }
     }
 
+    /// Plays the window manager (`tests/it/x11_window.py`, Debian's python3-xlib): `close` asks
+    /// the window to close as its title bar's close button does; `state` says `shown` or `hidden`.
+    /// `None` when the window is gone.
+    fn window_manager(&self, command: &str) -> Option<String> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("it/x11_window.py");
+        let output = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([command, "Tessera"])
+            .env("DISPLAY", &self.display.name)
+            .output()
+            .expect("Debian's python3 with python3-xlib (scripts/setup-debian.sh installs them)");
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Waits (up to 15 s) until the window is `shown`, `hidden`, or (`None`) gone.
+    fn wait_for_window(&self, state: Option<&str>) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.window_manager("state").as_deref() != state {
+            assert!(Instant::now() < deadline, "the window did not become {state:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The element `css` selects, once it is displayed (within 10 s).
     fn shown(&self, css: &str) -> Element {
         self.run(async |page| {
@@ -621,10 +644,59 @@ fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
     assert_eq!(finish(&server, "lee", &transaction), "reject");
 }
 
+#[test]
+fn closing_the_window_keeps_tessera_in_the_tray_for_logins_and_starting_it_again_shows_it() {
+    let tray = TrayHost::start();
+    let server = Server::start(Db::Sqlite, "");
+    let user = json!({ "username": "noa", "password": "hunter2hunter2" });
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    let (_, enrollment) = server.admin("POST", "/api/v1/users/noa/tokens", Some(json!({ "kind": "push" })));
+    let sandbox = Sandbox::with_keystore_vault();
+    let app = App::start(&sandbox, &[]);
+    app.shown("#empty-state");
+    app.click("#add-button");
+    app.type_into("#add-uri", enrollment["enrollment_uri"].as_str().unwrap());
+    app.click("#add-submit");
+    app.wait_for_text("#toast", "as a push device");
+    let (name, menu, _) = tray.menu_where("noa's push token", |label| label.contains("noa"));
+
+    let notifications = NotificationWatch::start();
+    assert_eq!(app.window_manager("close").as_deref(), Some(""), "the close button");
+    app.wait_for_window(Some("hidden"));
+    notifications.wait_for("Tessera is still running");
+    let (transaction, number) = start_push_login(&server, "noa");
+    app.wait_for_window(Some("shown"));
+    app.shown("#push-dialog");
+    app.click(&format!("#push-choices button[aria-label='Approve with {number}']"));
+    assert_eq!(wait_status(&server, &transaction, 5), "approved", "approved from the hidden app");
+    assert_eq!(finish(&server, "noa", &transaction), "accept");
+
+    app.window_manager("close");
+    app.wait_for_window(Some("hidden"));
+    let second = Command::new(binary("tessera-desktop"))
+        .env("DISPLAY", &app.display.name)
+        .env("GDK_BACKEND", "x11")
+        .env("TESSERA_VAULT", &sandbox.vault)
+        .env("TESSERA_KEYRING_SERVICE", "dev.tessera.test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(second.success(), "a second start hands over to the running app and ends: {second}");
+    app.wait_for_window(Some("shown"));
+    assert_eq!(app.wait_for_tokens(1).len(), 1, "the same app, its vault still open");
+
+    let entries = tray.entries(&name, &menu);
+    tray.click(&name, &menu, &entries, "Quit Tessera");
+    app.wait_for_window(None);
+}
+
 /// A tray host for the test: owns `org.kde.StatusNotifierWatcher` on the session bus, as a desktop's
 /// panel does, records the tray icons that register, and reads and clicks their menus
 /// (`com.canonical.dbusmenu`) as a user clicking the tray would.
 struct TrayHost {
+    /// One tray host at a time: tray icons register with whichever owns the watcher's name.
+    _alone: std::sync::MutexGuard<'static, ()>,
     registered: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     serving: Option<std::thread::JoinHandle<()>>,
@@ -638,6 +710,8 @@ impl TrayHost {
     fn start() -> Self {
         use dbus::channel::{MatchingReceiver, Sender};
         use dbus::message::MatchRule;
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let registered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (ready, started) = std::sync::mpsc::channel();
@@ -692,12 +766,22 @@ impl TrayHost {
         };
         started.recv_timeout(Duration::from_secs(10)).expect("the tray host started");
         let bus = dbus::blocking::Connection::new_session().unwrap();
-        Self { registered, stop, serving: Some(serving), bus }
+        Self { _alone: alone, registered, stop, serving: Some(serving), bus }
     }
 
     /// The menu of the registered tray icon that offers `label`, within 15 s: its bus name and
     /// menu path, and every entry.
     fn menu_offering(&self, label: &str) -> (String, dbus::Path<'static>, Vec<MenuEntry>) {
+        self.menu_where(&format!("{label:?}"), |l| l == label)
+    }
+
+    /// The menu of the registered tray icon with an entry whose label passes `wanted` (described
+    /// as `what`), within 15 s.
+    fn menu_where(
+        &self,
+        what: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> (String, dbus::Path<'static>, Vec<MenuEntry>) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let registered = self.registered.lock().unwrap().clone();
@@ -707,11 +791,11 @@ impl TrayHost {
                 let name = if service.starts_with('/') { sender.clone() } else { service.clone() };
                 let Some(menu) = self.menu_path(&name, &path) else { continue };
                 let entries = self.entries(&name, &menu);
-                if entries.iter().any(|(_, l)| l == label) {
+                if entries.iter().any(|(_, l)| wanted(l)) {
                     return (name, menu, entries);
                 }
             }
-            assert!(Instant::now() < deadline, "no tray icon offers {label:?}");
+            assert!(Instant::now() < deadline, "no tray icon offers {what}");
             std::thread::sleep(Duration::from_millis(200));
         }
     }
