@@ -237,8 +237,11 @@ impl Vault {
     /// call it once, at start. One listener at a time: a new one replaces the last.
     pub fn listen(&self, listener: Arc<dyn PushListener>) -> Result<Arc<PushSubscription>, TesseraError> {
         let subscription = self.push.subscribe(listener);
-        if self.is_unlocked() {
-            self.sync_push(true)?;
+        if self.is_unlocked()
+            && let Err(error) = self.sync_push(true)
+        {
+            self.push.unsubscribe(subscription);
+            return Err(error);
         }
         Ok(Arc::new(PushSubscription { vault: self.me(), subscription }))
     }
