@@ -76,6 +76,7 @@ pub fn run() -> ExitCode {
             commands::token_qr,
         ])
         .setup(|app| {
+            render_without_gpu_compositing(app.handle());
             if let Err(error) = tray::install(app.handle()) {
                 report(&format!("Tessera: no tray icon ({error})"));
             }
@@ -120,32 +121,22 @@ fn watch_idle(app: tauri::AppHandle) {
     });
 }
 
-/// WebKitGTK's switch for GPU compositing, read once as its processes start.
-#[cfg(target_os = "linux")]
-const COMPOSITING_SWITCH: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
-
-/// On Linux, makes sure WebKitGTK renders the page without GPU compositing: this small, mostly
-/// static window draws as fast in software, and the compositor costs about 60 MiB in the web
-/// process (RSS 230 → 170 MiB, measured with `tessera-desktopbench`, see the README). WebKit
-/// reads [`COMPOSITING_SWITCH`] from the environment as it starts, and safe Rust cannot change
-/// a running process's environment, so the first start runs the app again in the same process
-/// (`exec`: the same PID and arguments) with the switch set. A switch the user set is kept.
-pub fn render_without_gpu_compositing() {
+/// Has WebKitGTK draw the page without GPU compositing on Linux: this small, mostly static window
+/// draws as fast in software, and the compositor costs about 80 MiB in the web process. Set as
+/// the app starts, before the page's first paint (set once the page had loaded, it saved only a
+/// sixth of that: the compositor's memory stayed). Measured with `tessera-desktopbench` (README).
+fn render_without_gpu_compositing<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        if std::env::var_os(COMPOSITING_SWITCH).is_some() {
-            return;
-        }
-        let Ok(executable) = std::env::current_exe() else { return };
-        let mut arguments = std::env::args_os();
-        let mut command = std::process::Command::new(executable);
-        if let Some(name) = arguments.next() {
-            command.arg0(name);
-        }
-        let error = command.args(arguments).env(COMPOSITING_SWITCH, "1").exec();
-        report(&format!("Tessera: starting with software compositing failed ({error}); going on without"));
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.with_webview(|webview| {
+            use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+            if let Some(settings) = webview.inner().settings() {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
+        });
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = app;
 }
 
 /// Tells the web view and the tray that the vault locked itself (`reason`: `idle`, `sleep`, `tray`).

@@ -3,6 +3,5 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() -> std::process::ExitCode {
-    tessera_desktop::render_without_gpu_compositing();
     tessera_desktop::run()
 }
