@@ -324,6 +324,17 @@ fn a_new_user_creates_a_vault_adds_tokens_by_link_and_image_and_copies_a_code() 
     let code = app.assert_code_matches_oathtool(&by_image, image_secret, 8);
     app.screenshot("desktop-tokens.png");
     assert_eq!(app.text(&format!("[data-id='{by_image}'] .issuer")), "GitHub");
+    let avatars = app.evaluate(
+        "return [arguments[0], arguments[1]].map(id => { \
+           const avatar = document.querySelector(`[data-id='${id}'] .avatar`); \
+           return [avatar.querySelector('svg')?.dataset.brand ?? null, avatar.textContent]; })",
+        vec![json!(by_image), json!(by_link)],
+    );
+    assert_eq!(
+        avatars,
+        json!([["GitHub", ""], [null, "E"]]),
+        "a known issuer shows its icon, another its initials"
+    );
 
     app.click(&format!("[data-id='{by_image}'] .code"));
     app.wait_for_text("#toast", "clipboard clears in 30 s");

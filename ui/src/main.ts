@@ -9,6 +9,8 @@ import * as api from "./api";
 import {
   asCommandError,
   avatarColor,
+  issuerIcon,
+  type IssuerIcon,
   createFormProblem,
   formatCode,
   fractionLeft,
@@ -190,6 +192,19 @@ function shownCode(row: TokenRow): string | null {
   return taken && taken.until > Date.now() ? taken.code : null;
 }
 
+/** A brand's icon as an inline SVG, in its readable colour on the avatar's brand colour. */
+function iconImage(icon: IssuerIcon): SVGSVGElement {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.classList.add("brand");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", icon.path);
+  path.setAttribute("fill", icon.glyph);
+  svg.append(path);
+  svg.dataset.brand = icon.title;
+  return svg;
+}
+
 function tokenCard(row: TokenRow): HTMLElement {
   const card = document.createElement("article");
   card.className = "token";
@@ -199,9 +214,11 @@ function tokenCard(row: TokenRow): HTMLElement {
 
   const avatar = document.createElement("div");
   avatar.className = "avatar";
-  avatar.textContent = initials(title(row));
   avatar.style.setProperty("background-color", avatarColor(title(row)));
   avatar.setAttribute("aria-hidden", "true");
+  const icon = issuerIcon(title(row));
+  if (icon) avatar.append(iconImage(icon));
+  else avatar.textContent = initials(title(row));
 
   const names = document.createElement("div");
   names.className = "names";

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import {
   asCommandError,
   avatarColor,
+  issuerIcon,
+  readableOn,
   createFormProblem,
   formatCode,
   fractionLeft,
@@ -59,11 +61,39 @@ describe("names", () => {
   });
 
   it("gives known issuers their brand colour and others a stable hue", () => {
-    expect(avatarColor("GitHub")).toBe("#24292f");
+    expect(avatarColor("GitHub")).toBe("#181717");
     expect(avatarColor("Google Workspace")).toBe("#4285f4");
+    expect(avatarColor("Microsoft"), "a brand without an icon").toBe("#00a4ef");
+    expect(avatarColor("AWS root")).toBe("#ff9900");
     expect(avatarColor("Acme")).toMatch(/^hsl\(\d+ 55% 45%\)$/);
     expect(avatarColor("Acme")).toBe(avatarColor("Acme"));
     expect(avatarColor("Acme")).not.toBe(avatarColor("Emca"));
+  });
+});
+
+describe("issuer icons", () => {
+  it("finds well-known issuers by name, written as services write it", () => {
+    expect(issuerIcon("GitHub")?.title).toBe("GitHub");
+    expect(issuerIcon("github.com")?.title).toBe("GitHub");
+    expect(issuerIcon("Google Workspace")?.title).toBe("Google");
+    expect(issuerIcon("Proton Mail")?.title, "the longest brand that matches").toBe("Proton Mail");
+    expect(issuerIcon("X")?.title).toBe("X");
+    expect(issuerIcon("GitHub")?.path).toMatch(/^M/);
+  });
+
+  it("leaves unknown issuers and chance prefixes without an icon", () => {
+    expect(issuerIcon("Acme")).toBeUndefined();
+    expect(issuerIcon("Microsoft"), "removed from Simple Icons at its owner's request").toBeUndefined();
+    expect(issuerIcon("Xerox"), "X is matched only as itself").toBeUndefined();
+    expect(issuerIcon("Boxcryptor")).toBeUndefined();
+    expect(issuerIcon("")).toBeUndefined();
+  });
+
+  it("draws each glyph in the colour that reads on its brand colour", () => {
+    expect(readableOn("#181717")).toBe("#ffffff");
+    expect(readableOn("#fffc00")).toBe("#1f2328");
+    expect(issuerIcon("Snapchat")?.glyph).toBe("#1f2328");
+    expect(issuerIcon("GitHub")?.glyph).toBe("#ffffff");
   });
 });
 
