@@ -2,6 +2,7 @@
 //! the CLI and the phone apps; the web UI (`ui/`) calls the [`commands`], which are the only
 //! bridge to the vault.
 //!
+//! - [`instance`]: one app per vault.
 //! - [`session`]: the vault file and, while unlocked, the vault; auto-lock.
 //! - [`sleep`]: locking when the computer goes to sleep.
 //! - [`push`]: the push channels in the background, and login requests for the user.
@@ -15,6 +16,7 @@ pub mod camera;
 pub mod clipboard;
 pub mod commands;
 pub mod error;
+pub mod instance;
 pub mod push;
 pub mod session;
 pub mod sleep;
@@ -39,14 +41,23 @@ pub fn run() -> ExitCode {
         report("Tessera: no home directory to keep the vault in; set TESSERA_VAULT to a file path");
         return ExitCode::FAILURE;
     };
-    let one_instance = one_instance_per_vault(&path);
+    let claim = match instance::start(&path) {
+        Ok(instance::Start::First(claim)) => claim,
+        Ok(instance::Start::HandedOver) => return ExitCode::SUCCESS,
+        Err(message) => {
+            report(&message);
+            return ExitCode::FAILURE;
+        }
+    };
     let session = Session::new(
         VaultStore::new(path),
         OsKeyStore::from_environment(),
         Session::auto_lock_from_environment(),
     );
-    let result = tauri::Builder::default()
-        .plugin(one_instance)
+    let builder = tauri::Builder::default();
+    #[cfg(not(target_os = "linux"))]
+    let builder = builder.plugin(instance::plugin());
+    let result = builder
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_notification::init())
         .manage(session)
@@ -75,7 +86,8 @@ pub fn run() -> ExitCode {
             commands::stop_camera,
             commands::token_qr,
         ])
-        .setup(|app| {
+        .setup(move |app| {
+            claim.serve(app.handle());
             render_without_gpu_compositing(app.handle());
             if let Err(error) = tray::install(app.handle()) {
                 report(&format!("Tessera: no tray icon ({error})"));
@@ -94,20 +106,6 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// One app per vault: starting Tessera again (from the menu, or while it sits in the tray) shows
-/// the running app's window instead of opening the vault twice. On Linux the running app owns a
-/// session bus name made from the vault's path, so apps on other vaults (other users' sessions,
-/// the tests) run side by side.
-fn one_instance_per_vault(vault: &std::path::Path) -> tauri::plugin::TauriPlugin<tauri::Wry> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    vault.hash(&mut hasher);
-    tauri_plugin_single_instance::Builder::new()
-        .dbus_id(format!("dev.tessera.desktop.vault{:016x}", hasher.finish()))
-        .callback(|app, _arguments, _directory| tray::show_window(app))
-        .build()
 }
 
 /// Locks the vault once the user has been idle for the auto-lock time (the session tells the
