@@ -133,6 +133,15 @@ impl App {
         }
     }
 
+    /// Enrolls the app, its vault still empty, as a push device from a pasted enrollment link.
+    fn enroll_from_link(&self, link: &str) {
+        self.shown("#empty-state");
+        self.click("#add-button");
+        self.type_into("#add-uri", link);
+        self.click("#add-submit");
+        self.wait_for_text("#toast", "as a push device");
+    }
+
     /// Plays the window manager (`tests/it/x11_window.py`, Debian's python3-xlib): `close` asks
     /// the window to close as its title bar's close button does; `state` says `shown` or `hidden`.
     /// `None` when the window is gone.
@@ -595,6 +604,17 @@ impl Drop for NotificationWatch {
 
 /// Starts a login for `username` at "ACME VPN" with an empty passcode (a push); returns the
 /// transaction and the number the login screen shows.
+/// A user with the password `start_push_login` gives and a push token waiting for a device: its
+/// enrollment link.
+fn user_with_push_token(server: &Server, username: &str) -> String {
+    let user = json!({ "username": username, "password": "hunter2hunter2" });
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    let (status, enrollment) =
+        server.admin("POST", &format!("/api/v1/users/{username}/tokens"), Some(json!({ "kind": "push" })));
+    assert_eq!(status, 201, "{enrollment}");
+    enrollment["enrollment_uri"].as_str().unwrap().to_owned()
+}
+
 fn start_push_login(server: &Server, username: &str) -> (String, u64) {
     let (status, body) = send_validate(
         server,
@@ -607,20 +627,11 @@ fn start_push_login(server: &Server, username: &str) -> (String, u64) {
 #[test]
 fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
     let server = Server::start(Db::Sqlite, "");
-    let user = json!({ "username": "lee", "password": "hunter2hunter2" });
-    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
-    let (status, enrollment) =
-        server.admin("POST", "/api/v1/users/lee/tokens", Some(json!({ "kind": "push" })));
-    assert_eq!(status, 201, "{enrollment}");
+    let link = user_with_push_token(&server, "lee");
     let notifications = NotificationWatch::start();
     let sandbox = Sandbox::with_keystore_vault();
     let app = App::start(&sandbox, &[]);
-
-    app.shown("#empty-state");
-    app.click("#add-button");
-    app.type_into("#add-uri", enrollment["enrollment_uri"].as_str().unwrap());
-    app.click("#add-submit");
-    app.wait_for_text("#toast", "as a push device");
+    app.enroll_from_link(&link);
     let [device]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
     assert!(app.text(&format!("[data-id='{device}'] .label")).contains("lee"), "the push token is listed");
 
@@ -659,16 +670,10 @@ fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
 fn closing_the_window_keeps_tessera_in_the_tray_for_logins_and_starting_it_again_shows_it() {
     let tray = TrayHost::start();
     let server = Server::start(Db::Sqlite, "");
-    let user = json!({ "username": "noa", "password": "hunter2hunter2" });
-    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
-    let (_, enrollment) = server.admin("POST", "/api/v1/users/noa/tokens", Some(json!({ "kind": "push" })));
+    let link = user_with_push_token(&server, "noa");
     let sandbox = Sandbox::with_keystore_vault();
     let app = App::start(&sandbox, &[]);
-    app.shown("#empty-state");
-    app.click("#add-button");
-    app.type_into("#add-uri", enrollment["enrollment_uri"].as_str().unwrap());
-    app.click("#add-submit");
-    app.wait_for_text("#toast", "as a push device");
+    app.enroll_from_link(&link);
     let (name, menu, _) = tray.menu_where("noa's push token", |label| label.contains("noa"));
 
     let notifications = NotificationWatch::start();
