@@ -7,6 +7,7 @@ packages=(
   build-essential pkg-config curl ca-certificates
   libdbus-1-dev dbus gnome-keyring   # keyring crate + a real Secret Service for its tests
   oathtool                           # reference OTP generator the tests compare against
+  faketime                           # a phone whose clock shows a code made minutes ago
   postgresql                         # the shared database of server replicas, tested for real
   hyperfine                          # whole-process timings in scripts/bench.sh
   python3                            # the demo unpacks the enrollment QR from JSON

@@ -162,29 +162,40 @@ pub fn verify(
     now: u64,
     policy: &Policy,
 ) -> Verification {
-    check(secret, method, state, passcode, now, policy, Replay::Refused)
+    check(secret, method, state, passcode, now, policy, Carrier::Typed)
 }
 
-/// Checks a code carried inside a signed, single-use message (a One Swipe code), whose nonce
-/// already guarantees single use: a time step at or before the last accepted one is not a replay
-/// here, so two such messages within one step both pass. An accepted step still advances
-/// `last_step` (never backwards), so the same code can never be used again as a typed passcode.
+/// Checks a code carried inside a signed, single-use message (a One Swipe code) that says the
+/// device made it at `made_at` by its own clock. The code is checked at that moment, not at the
+/// server's: the signature vouches for the time, and the message's own expiry (checked by the
+/// caller) bounds how long it lives, so a code shown for two minutes works for two minutes. The
+/// token's learnt drift is neither applied nor changed, as the device's clock is not being guessed.
+///
+/// The message's nonce already guarantees single use: a time step at or before the last accepted
+/// one is not a replay here, so two such messages within one step both pass. An accepted step
+/// still advances `last_step` (never backwards), so the same code can never be used again as a
+/// typed passcode. Locks and failures are counted at the server's `now`.
 pub fn verify_in_single_use_message(
     secret: &SecretBytes,
     method: &OtpMethod,
     state: TokenState,
     passcode: &str,
+    made_at: u64,
     now: u64,
     policy: &Policy,
 ) -> Verification {
-    check(secret, method, state, passcode, now, policy, Replay::GuardedByMessage)
+    check(secret, method, state, passcode, now, policy, Carrier::SignedMessage { made_at })
 }
 
-/// Whether an already-used time step is refused here or guarded by the message carrying the code.
+/// How the code reached the server, which decides the moment it is checked at and whether an
+/// already-used time step is a replay.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Replay {
-    Refused,
-    GuardedByMessage,
+enum Carrier {
+    /// Typed by the user: checked at the server's clock corrected by the token's drift; a used
+    /// step is a replay.
+    Typed,
+    /// Inside a signed single-use message made at `made_at` by the device's clock.
+    SignedMessage { made_at: u64 },
 }
 
 fn check(
@@ -194,7 +205,7 @@ fn check(
     passcode: &str,
     now: u64,
     policy: &Policy,
-    replay: Replay,
+    carrier: Carrier,
 ) -> Verification {
     let rejected = |reason, next| Verification { verdict: Verdict::Rejected(reason), next };
     if !state.enabled {
@@ -204,12 +215,12 @@ fn check(
         return rejected(RejectReason::Locked, state);
     }
     let used = |step: u64| state.last_step.is_some_and(|last| step <= last);
-    match find_match(secret, method, &state, passcode, now, policy) {
+    match find_match(secret, method, &state, passcode, now, policy, carrier) {
         Some(Match::Counter(counter)) => Verification {
             verdict: Verdict::Accepted { matched: counter },
             next: TokenState { counter: counter.saturating_add(1), ..state.unlocked() },
         },
-        Some(Match::Step { step, .. }) if used(step) && replay == Replay::Refused => {
+        Some(Match::Step { step, .. }) if used(step) && carrier == Carrier::Typed => {
             rejected(RejectReason::Replayed, state.after_failure(now, policy))
         }
         Some(Match::Step { step, drift }) => Verification {
@@ -232,12 +243,18 @@ fn find_match(
     passcode: &str,
     now: u64,
     policy: &Policy,
+    carrier: Carrier,
 ) -> Option<Match> {
     let bound = i64::from(policy.resync_window.min(MAX_RESYNC_WINDOW));
     let drift = state.drift.clamp(-bound, bound);
-    let shifted_time = |period: u32| shift(now, drift.saturating_mul(i64::from(period)));
-    let with_drift =
-        |found: crate::otp::TotpMatch| Match::Step { step: found.step, drift: drift + found.drift };
+    let shifted_time = |period: u32| match carrier {
+        Carrier::Typed => shift(now, drift.saturating_mul(i64::from(period))),
+        Carrier::SignedMessage { made_at } => made_at,
+    };
+    let with_drift = |found: crate::otp::TotpMatch| match carrier {
+        Carrier::Typed => Match::Step { step: found.step, drift: drift + found.drift },
+        Carrier::SignedMessage { .. } => Match::Step { step: found.step, drift: state.drift },
+    };
     match *method {
         OtpMethod::Hotp { algorithm, digits, .. } => verify_hotp(
             secret,
@@ -391,7 +408,8 @@ mod tests {
     fn codes_in_single_use_messages_pass_twice_but_burn_the_step_for_passcodes() {
         let policy = Policy::default();
         let code = code_at_step(current_step());
-        let check = |state| verify_in_single_use_message(&seed(), &totp_method(), state, &code, NOW, &policy);
+        let check =
+            |state| verify_in_single_use_message(&seed(), &totp_method(), state, &code, NOW, NOW, &policy);
         let first = check(TokenState::new(0));
         assert_eq!(first.verdict, Verdict::Accepted { matched: current_step() });
         let second = check(first.next);
@@ -401,9 +419,29 @@ mod tests {
         assert_eq!(typed.verdict, Verdict::Rejected(RejectReason::Replayed));
         let older = check(TokenState { last_step: Some(current_step() + 1), ..TokenState::new(0) });
         assert_eq!(older.next.last_step, Some(current_step() + 1), "never moves back");
-        let wrong = verify_in_single_use_message(&seed(), &totp_method(), first.next, "000000", NOW, &policy);
+        let wrong =
+            verify_in_single_use_message(&seed(), &totp_method(), first.next, "000000", NOW, NOW, &policy);
         assert_eq!(wrong.verdict, Verdict::Rejected(RejectReason::WrongCode));
         assert_eq!((wrong.next.failures, wrong.next.last_step), (1, Some(current_step())));
+    }
+
+    #[test]
+    fn codes_in_single_use_messages_are_checked_when_the_device_made_them() {
+        let policy = Policy::default();
+        let code = code_at_step(current_step());
+        let drifted = TokenState { drift: 3, ..TokenState::new(0) };
+        let later = NOW + 110;
+        let check = |state, made_at| {
+            verify_in_single_use_message(&seed(), &totp_method(), state, &code, made_at, later, &policy)
+        };
+        let made_now = check(drifted, NOW);
+        assert_eq!(made_now.verdict, Verdict::Accepted { matched: current_step() });
+        assert_eq!(made_now.next.drift, 3, "the learnt drift is kept, not replaced");
+        let typed_later = verify(&seed(), &totp_method(), TokenState::new(0), &code, later, &policy);
+        assert_eq!(typed_later.verdict, Verdict::Rejected(RejectReason::WrongCode), "typed, it is stale");
+        let claimed_later = check(TokenState::new(0), later);
+        assert_eq!(claimed_later.verdict, Verdict::Rejected(RejectReason::WrongCode), "another moment");
+        assert_eq!(claimed_later.next.failures, 1);
     }
 
     #[test]

@@ -294,6 +294,7 @@ impl Service {
                 &method,
                 token.state,
                 otp.expose(),
+                code.issued_at(),
                 now,
                 &self.policy,
             );

@@ -17,10 +17,15 @@ const OTHER_SERVER_KEY: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1
 /// A One Swipe code as the login side's camera reads it: PNG from the CLI, webcam-like frames,
 /// `tessera scan --frames`.
 fn shown_and_scanned(phone: &Sandbox, args: &[&str], seed: u64) -> String {
+    shown_and_scanned_with(phone, args, seed, &[])
+}
+
+/// [`shown_and_scanned`] with extra environment variables for the CLI that makes the code.
+fn shown_and_scanned_with(phone: &Sandbox, args: &[&str], seed: u64, env: &[(&str, &str)]) -> String {
     let png = phone.path(&format!("oneswipe-{seed}.png"));
     let mut command = vec!["oneswipe", "--png", png.to_str().unwrap()];
     command.extend_from_slice(args);
-    let made = phone.run(&command);
+    let made = phone.run_env(&command, env);
     assert!(made.stderr.contains("One Swipe code for"), "{}", made.stderr);
     let frames = phone.path(&format!("frames-{seed}"));
     let generated = std::process::Command::new(binary("tessera-framegen"))
@@ -90,6 +95,29 @@ fn a_scanned_code_logs_in_once(db: Db) {
             "{expected:?} is audited: {outcomes:?}"
         );
     }
+}
+
+/// libfaketime, which scripts/setup-debian.sh installs: it moves a program's clock.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn a_code_shown_for_two_minutes_logs_in_until_it_expires() {
+    let server = Server::start(Db::Sqlite, "[push]\noneswipe_clock_skew_secs = 0\n");
+    let phone = Sandbox::with_keystore_vault();
+    user_with_device(&server, &phone, "gina", None);
+    assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is missing: run scripts/setup-debian.sh");
+    let made_75_seconds_ago =
+        [("LD_PRELOAD", LIBFAKETIME), ("FAKETIME", "-75s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let payload = shown_and_scanned_with(&phone, &["--valid-for", "120"], 4, &made_75_seconds_ago);
+    let (status, body) = redeem(&server, json!({ "payload": payload }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], "accept", "its code is checked when it was made, not now: {body}");
+    assert_eq!(body["username"], "gina");
+
+    let made_130_seconds_ago =
+        [("LD_PRELOAD", LIBFAKETIME), ("FAKETIME", "-130s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let stale = shown_and_scanned_with(&phone, &["--valid-for", "120"], 5, &made_130_seconds_ago);
+    assert_rejected(redeem(&server, json!({ "payload": stale })), "expired");
 }
 
 #[test]

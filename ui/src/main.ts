@@ -24,6 +24,7 @@ import {
   requestHeadline,
   secondsLeft,
   sections,
+  stepChanged,
   subtitle,
   title,
   typedNumber,
@@ -38,6 +39,8 @@ const ACTIVITY_EVERY_MS = 10_000;
 const ON_REQUEST_CODE_MS = 30_000;
 /** Where sort order is remembered (not a secret). */
 const SORT_KEY = "tessera.sort";
+/** How long after a time step's boundary the list is fetched again, so the app's clock is surely past it. */
+const CODE_CHANGE_MARGIN_MS = 40;
 
 function element<T extends HTMLElement = HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -56,7 +59,8 @@ const sort = element<HTMLSelectElement>("sort");
 const toastBox = element("toast");
 
 let rows: TokenRow[] = [];
-let fetchedAt = performance.now();
+/** When `rows` were fetched (Unix milliseconds). */
+let fetchedAt = Date.now();
 let refreshTimer: number | undefined;
 let selected = -1;
 /** Codes of counter-based tokens taken on request, until they are hidden again. */
@@ -179,11 +183,11 @@ async function refresh(): Promise<void> {
   const fresh = await attempt(api.listTokens);
   if (!fresh) return;
   rows = fresh;
-  fetchedAt = performance.now();
+  fetchedAt = Date.now();
   draw();
   window.clearTimeout(refreshTimer);
-  const next = refreshInMs(rows);
-  if (next !== null) refreshTimer = window.setTimeout(refresh, next + 150);
+  const next = refreshInMs(rows, fetchedAt);
+  if (next !== null) refreshTimer = window.setTimeout(refresh, next + CODE_CHANGE_MARGIN_MS);
 }
 
 function shownCode(row: TokenRow): string | null {
@@ -311,17 +315,21 @@ function draw(): void {
   tick();
 }
 
-/** Updates countdowns without fetching; the list is fetched again when a code expires. */
+/** Updates countdowns without fetching; fetches the list again when a shown code belongs to a past step. */
 function tick(): void {
-  const elapsed = performance.now() - fetchedAt;
+  const now = Date.now();
+  if (stepChanged(rows, fetchedAt, now)) {
+    void refresh();
+    return;
+  }
   for (const card of visibleCards()) {
     const row = rows.find((r) => r.id === card.dataset.id);
     if (!row || row.code.state !== "live") continue;
-    const left = secondsLeft(row.code, elapsed);
+    const left = secondsLeft(row.code, now);
     const seconds = card.querySelector(".seconds");
     if (seconds) seconds.textContent = String(left);
     const ring = card.querySelector<SVGCircleElement>(".ring");
-    ring?.style.setProperty("stroke-dashoffset", String(100 * (1 - fractionLeft(row.code, elapsed))));
+    ring?.style.setProperty("stroke-dashoffset", String(100 * (1 - fractionLeft(row.code, now))));
     card.classList.toggle("expiring", left <= 5);
   }
 }

@@ -19,6 +19,8 @@ import {
   requestHeadline,
   secondsLeft,
   sections,
+  stepAt,
+  stepChanged,
   sortRows,
   subtitle,
   title,
@@ -26,6 +28,9 @@ import {
   type PushRequest,
   type TokenRow,
 } from "./view";
+
+/** Unix milliseconds at which a 30 s and a 60 s time step begin. */
+const STEP_START = 1_700_000_040_000;
 
 function row(overrides: Partial<TokenRow>): TokenRow {
   return {
@@ -105,14 +110,15 @@ describe("codes", () => {
     expect(formatCode("2BC9F")).toBe("2BC9F");
   });
 
-  it("counts down from the seconds left when fetched", () => {
+  it("counts down on the wall clock, to the step's boundary", () => {
     const code = row({}).code;
-    expect(secondsLeft(code, 0)).toBe(12);
-    expect(secondsLeft(code, 2500)).toBe(10);
-    expect(secondsLeft(code, 60_000)).toBe(0);
-    expect(fractionLeft(code, 0)).toBeCloseTo(0.4);
-    expect(fractionLeft(code, 12_000)).toBe(0);
-    expect(secondsLeft({ state: "on_request" }, 0)).toBe(0);
+    expect(secondsLeft(code, STEP_START)).toBe(30);
+    expect(secondsLeft(code, STEP_START + 17_500)).toBe(13);
+    expect(secondsLeft(code, STEP_START + 29_999)).toBe(1);
+    expect(fractionLeft(code, STEP_START)).toBe(1);
+    expect(fractionLeft(code, STEP_START + 18_000)).toBeCloseTo(0.4);
+    expect(secondsLeft({ state: "on_request" }, STEP_START)).toBe(0);
+    expect(fractionLeft({ state: "on_request" }, STEP_START)).toBe(0);
   });
 
   it("replaces a One Swipe code 5 s before it expires, and never sooner than in 1 s", () => {
@@ -121,11 +127,21 @@ describe("codes", () => {
     expect(oneSwipeRefreshInMs(2)).toBe(1000);
   });
 
-  it("refreshes when the first live code expires, and never for lists without one", () => {
-    const soon = row({ code: { state: "live", code: "1", next: "2", period: 30, seconds_left: 3 } });
-    expect(refreshInMs([row({}), soon, row({ kind: "hotp", code: { state: "on_request" } })])).toBe(3000);
-    expect(refreshInMs([row({ code: { state: "pin_required" } })])).toBeNull();
-    expect(refreshInMs([])).toBeNull();
+  it("refreshes on the first live code's boundary, and never for lists without one", () => {
+    const minute = row({ code: { state: "live", code: "1", next: "2", period: 60, seconds_left: 50 } });
+    expect(refreshInMs([minute, row({}), row({ kind: "hotp", code: { state: "on_request" } })], STEP_START + 27_000)).toBe(3000);
+    expect(refreshInMs([minute], STEP_START + 27_000)).toBe(33_000);
+    expect(refreshInMs([row({ code: { state: "pin_required" } })], STEP_START)).toBeNull();
+    expect(refreshInMs([], STEP_START)).toBeNull();
+  });
+
+  it("calls a list stale once the wall clock leaves the step its codes were made in", () => {
+    const rows = [row({})];
+    expect(stepChanged(rows, STEP_START + 100, STEP_START + 29_900)).toBe(false);
+    expect(stepChanged(rows, STEP_START + 29_900, STEP_START + 30_050)).toBe(true);
+    expect(stepChanged(rows, STEP_START + 100, STEP_START - 600_000)).toBe(true);
+    expect(stepChanged([row({ code: { state: "on_request" } })], 0, STEP_START)).toBe(false);
+    expect(stepAt(30, STEP_START)).toBe(STEP_START / 30_000);
   });
 });
 

@@ -195,22 +195,42 @@ export function sections(rows: readonly TokenRow[], query: string, order: SortOr
   return ordered.map((group) => ({ group, rows: groups.get(group) ?? [] }));
 }
 
-/** Seconds a live code has left `elapsedMs` after the list was fetched (0 once it has expired). */
-export function secondsLeft(code: CodeView, elapsedMs: number): number {
+/**
+ * Milliseconds of the current time step left at `nowMs` (Unix milliseconds). The step is read from
+ * the wall clock, as the code itself is, so the countdown and the change of code stay on the
+ * step's boundary whatever the fetch's latency, a late timer or a change of the system clock.
+ */
+function msLeft(period: number, nowMs: number): number {
+  const periodMs = period * 1000;
+  return periodMs - (((nowMs % periodMs) + periodMs) % periodMs);
+}
+
+/** The time step a live code of `period` seconds belongs to at `nowMs`. */
+export function stepAt(period: number, nowMs: number): number {
+  return Math.floor(nowMs / (period * 1000));
+}
+
+/** Seconds a live code has left at `nowMs` (0 for codes that are not live). */
+export function secondsLeft(code: CodeView, nowMs: number): number {
   if (code.state !== "live") return 0;
-  return Math.max(0, Math.ceil(code.seconds_left - elapsedMs / 1000));
+  return Math.ceil(msLeft(code.period, nowMs) / 1000);
 }
 
 /** The fraction of the period left, for the countdown ring (1 = just started, 0 = expired). */
-export function fractionLeft(code: CodeView, elapsedMs: number): number {
+export function fractionLeft(code: CodeView, nowMs: number): number {
   if (code.state !== "live") return 0;
-  return Math.min(1, Math.max(0, (code.seconds_left - elapsedMs / 1000) / code.period));
+  return msLeft(code.period, nowMs) / (code.period * 1000);
 }
 
-/** Milliseconds until the first live code in `rows` expires, when the list must be fetched again. */
-export function refreshInMs(rows: readonly TokenRow[]): number | null {
-  const lefts = rows.flatMap((r) => (r.code.state === "live" ? [r.code.seconds_left * 1000] : []));
+/** Milliseconds from `nowMs` until the first live code in `rows` changes, when the list must be fetched again. */
+export function refreshInMs(rows: readonly TokenRow[], nowMs: number): number | null {
+  const lefts = rows.flatMap((r) => (r.code.state === "live" ? [msLeft(r.code.period, nowMs)] : []));
   return lefts.length === 0 ? null : Math.min(...lefts);
+}
+
+/** True when a code in `rows`, fetched at `fetchedMs`, belongs to another step at `nowMs`: the list is stale. */
+export function stepChanged(rows: readonly TokenRow[], fetchedMs: number, nowMs: number): boolean {
+  return rows.some((r) => r.code.state === "live" && stepAt(r.code.period, fetchedMs) !== stepAt(r.code.period, nowMs));
 }
 
 /** Up to two letters for the avatar: "GitHub" → "G", "Acme Corp" → "AC". */
