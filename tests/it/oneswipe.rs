@@ -100,23 +100,27 @@ fn a_scanned_code_logs_in_once(db: Db) {
 /// libfaketime, which scripts/setup-debian.sh installs: it moves a program's clock.
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// [`shown_and_scanned`] by a phone whose clock runs `seconds` behind: a code made that long ago.
+fn shown_and_scanned_made_ago(phone: &Sandbox, args: &[&str], seed: u64, seconds: u32) -> String {
+    assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is missing: run scripts/setup-debian.sh");
+    let offset = format!("-{seconds}s");
+    let env =
+        [("LD_PRELOAD", LIBFAKETIME), ("FAKETIME", offset.as_str()), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    shown_and_scanned_with(phone, args, seed, &env)
+}
+
 #[test]
 fn a_code_shown_for_two_minutes_logs_in_until_it_expires() {
     let server = Server::start(Db::Sqlite, "[push]\noneswipe_clock_skew_secs = 0\n");
     let phone = Sandbox::with_keystore_vault();
     user_with_device(&server, &phone, "gina", None);
-    assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is missing: run scripts/setup-debian.sh");
-    let made_75_seconds_ago =
-        [("LD_PRELOAD", LIBFAKETIME), ("FAKETIME", "-75s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
-    let payload = shown_and_scanned_with(&phone, &["--valid-for", "120"], 4, &made_75_seconds_ago);
+    let payload = shown_and_scanned_made_ago(&phone, &["--valid-for", "120"], 4, 75);
     let (status, body) = redeem(&server, json!({ "payload": payload }));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"], "accept", "its code is checked when it was made, not now: {body}");
     assert_eq!(body["username"], "gina");
 
-    let made_130_seconds_ago =
-        [("LD_PRELOAD", LIBFAKETIME), ("FAKETIME", "-130s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
-    let stale = shown_and_scanned_with(&phone, &["--valid-for", "120"], 5, &made_130_seconds_ago);
+    let stale = shown_and_scanned_made_ago(&phone, &["--valid-for", "120"], 5, 130);
     assert_rejected(redeem(&server, json!({ "payload": stale })), "expired");
 }
 

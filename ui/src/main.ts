@@ -16,10 +16,10 @@ import {
   fractionLeft,
   initials,
   moveSelection,
+  msToNextSecond,
   nextRequest,
   numberPrompt,
   oneSwipeRefreshInMs,
-  refreshInMs,
   requestContext,
   requestHeadline,
   secondsLeft,
@@ -39,8 +39,8 @@ const ACTIVITY_EVERY_MS = 10_000;
 const ON_REQUEST_CODE_MS = 30_000;
 /** Where sort order is remembered (not a secret). */
 const SORT_KEY = "tessera.sort";
-/** How long after a time step's boundary the list is fetched again, so the app's clock is surely past it. */
-const CODE_CHANGE_MARGIN_MS = 40;
+/** How long after each whole second the countdowns are redrawn, so the app's clock (read in whole seconds) is surely past it. */
+const TICK_MARGIN_MS = 40;
 
 function element<T extends HTMLElement = HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -59,9 +59,8 @@ const sort = element<HTMLSelectElement>("sort");
 const toastBox = element("toast");
 
 let rows: TokenRow[] = [];
-/** When `rows` were fetched (Unix milliseconds). */
+/** When `rows` were asked for (Unix milliseconds): their codes are of that moment's step or a later one. */
 let fetchedAt = Date.now();
-let refreshTimer: number | undefined;
 let selected = -1;
 /** Codes of counter-based tokens taken on request, until they are hidden again. */
 const takenCodes = new Map<string, { code: string; until: number }>();
@@ -72,7 +71,6 @@ function show(screen: keyof typeof screens): void {
     rows = [];
     takenCodes.clear();
     list.replaceChildren();
-    window.clearTimeout(refreshTimer);
   }
 }
 
@@ -180,14 +178,12 @@ async function showTokens(): Promise<void> {
 }
 
 async function refresh(): Promise<void> {
+  const asked = Date.now();
   const fresh = await attempt(api.listTokens);
   if (!fresh) return;
   rows = fresh;
-  fetchedAt = Date.now();
+  fetchedAt = asked;
   draw();
-  window.clearTimeout(refreshTimer);
-  const next = refreshInMs(rows, fetchedAt);
-  if (next !== null) refreshTimer = window.setTimeout(refresh, next + CODE_CHANGE_MARGIN_MS);
 }
 
 function shownCode(row: TokenRow): string | null {
@@ -333,9 +329,14 @@ function tick(): void {
     card.classList.toggle("expiring", left <= 5);
   }
 }
-window.setInterval(() => {
-  if (!screens.tokens.hidden) tick();
-}, 1000);
+/** Ticks just after each whole second of the wall clock, where countdowns change and codes with them. */
+function tickEverySecond(): void {
+  window.setTimeout(() => {
+    if (!screens.tokens.hidden) tick();
+    tickEverySecond();
+  }, msToNextSecond(Date.now()) + TICK_MARGIN_MS);
+}
+tickEverySecond();
 
 function visibleCards(): HTMLElement[] {
   return [...list.querySelectorAll<HTMLElement>(".token")];

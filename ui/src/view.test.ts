@@ -11,10 +11,10 @@ import {
   initials,
   matches,
   moveSelection,
+  msToNextSecond,
   nextRequest,
   numberPrompt,
   oneSwipeRefreshInMs,
-  refreshInMs,
   requestContext,
   requestHeadline,
   secondsLeft,
@@ -127,12 +127,10 @@ describe("codes", () => {
     expect(oneSwipeRefreshInMs(2)).toBe(1000);
   });
 
-  it("refreshes on the first live code's boundary, and never for lists without one", () => {
-    const minute = row({ code: { state: "live", code: "1", next: "2", period: 60, seconds_left: 50 } });
-    expect(refreshInMs([minute, row({}), row({ kind: "hotp", code: { state: "on_request" } })], STEP_START + 27_000)).toBe(3000);
-    expect(refreshInMs([minute], STEP_START + 27_000)).toBe(33_000);
-    expect(refreshInMs([row({ code: { state: "pin_required" } })], STEP_START)).toBeNull();
-    expect(refreshInMs([], STEP_START)).toBeNull();
+  it("ticks on the wall clock's whole seconds, where steps begin", () => {
+    expect(msToNextSecond(STEP_START + 27_250)).toBe(750);
+    expect(msToNextSecond(STEP_START + 29_999)).toBe(1);
+    expect(msToNextSecond(STEP_START + 30_000)).toBe(1000);
   });
 
   it("calls a list stale once the wall clock leaves the step its codes were made in", () => {

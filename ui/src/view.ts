@@ -202,7 +202,7 @@ export function sections(rows: readonly TokenRow[], query: string, order: SortOr
  */
 function msLeft(period: number, nowMs: number): number {
   const periodMs = period * 1000;
-  return periodMs - (((nowMs % periodMs) + periodMs) % periodMs);
+  return periodMs - (nowMs % periodMs);
 }
 
 /** The time step a live code of `period` seconds belongs to at `nowMs`. */
@@ -222,10 +222,9 @@ export function fractionLeft(code: CodeView, nowMs: number): number {
   return msLeft(code.period, nowMs) / (code.period * 1000);
 }
 
-/** Milliseconds from `nowMs` until the first live code in `rows` changes, when the list must be fetched again. */
-export function refreshInMs(rows: readonly TokenRow[], nowMs: number): number | null {
-  const lefts = rows.flatMap((r) => (r.code.state === "live" ? [msLeft(r.code.period, nowMs)] : []));
-  return lefts.length === 0 ? null : Math.min(...lefts);
+/** Milliseconds from `nowMs` to the next whole second, where countdowns change (and codes, on a step's boundary). */
+export function msToNextSecond(nowMs: number): number {
+  return msLeft(1, nowMs);
 }
 
 /** True when a code in `rows`, fetched at `fetchedMs`, belongs to another step at `nowMs`: the list is stale. */
