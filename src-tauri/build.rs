@@ -14,6 +14,8 @@ const COMMANDS: &[&str] = &[
     "one_swipe",
     "add_uri",
     "add_image",
+    "confirm_enrollment",
+    "cancel_enrollment",
     "add_manual",
     "edit_token",
     "remove_token",

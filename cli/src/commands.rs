@@ -54,7 +54,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Export { output, .. } => export(&vault, output),
                 Command::Import { otpauth } => import(&vault, &otpauth),
                 Command::Slots(command) => slots(&vault, command),
-                Command::Enroll { link, name } => crate::push::enroll(&vault, &link, name),
+                Command::Enroll { link, name, yes, insecure_http } => {
+                    crate::push::enroll(&vault, &link, name, yes, insecure_http)
+                }
                 Command::Push(PushCommand::Listen { json, auto_deny, count }) => {
                     crate::push::listen(&vault, json, auto_deny, count)
                 }

@@ -102,13 +102,21 @@ pub enum Command {
     /// Manage the ways to unlock the vault
     #[command(subcommand)]
     Slots(SlotsCommand),
-    /// Enroll this vault as a push device from an enrollment link or a QR image of one
+    /// Enroll this vault as a push device from an enrollment link or a QR image of one (shows the
+    /// server, issuer and account, and asks before sending anything)
     Enroll {
         /// A tessera://enroll?... link, a QR code image file with one, or - to read the link from stdin
         link: String,
         /// A name for this device, shown to administrators
         #[arg(long)]
         name: Option<String>,
+        /// Enroll without asking (for scripts: check the server yourself)
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Enroll even though the server is reached by plain HTTP on another computer, where anyone
+        /// on the network can read the enrollment and take over this push device
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Answer push login requests
     #[command(subcommand)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tessera_client::ChannelEvent;
 use tessera_client::devices::{self, Delivered, VaultDevice};
 use tessera_core::otp::unix_now;
-use tessera_core::push::{Challenge, Decision, DenyReason, EnrollmentLink, NumberMatching};
+use tessera_core::push::{Challenge, Cleartext, Decision, DenyReason, EnrollmentLink, NumberMatching};
 use tessera_core::qr;
 use tessera_core::vault::{TokenError, UnlockedVault, VaultError};
 
@@ -52,14 +52,36 @@ fn enrollment_link(argument: &str) -> Result<EnrollmentLink, Failure> {
         .ok_or_else(|| Failure::Usage(format!("no Tessera enrollment QR code found in {argument}")))
 }
 
-/// `tessera enroll`: registers a new device key with the server and keeps it in the vault.
-pub fn enroll(vault: &UnlockedVault, argument: &str, name: Option<String>) -> Result<(), Failure> {
+/// `tessera enroll`: shows where the link leads and asks (unless `yes`), then registers a new
+/// device key with the server and keeps it in the vault. A server on another computer reached by
+/// plain HTTP is refused unless `insecure_http`.
+pub fn enroll(
+    vault: &UnlockedVault,
+    argument: &str,
+    name: Option<String>,
+    yes: bool,
+    insecure_http: bool,
+) -> Result<(), Failure> {
     let link = enrollment_link(argument)?;
+    let cleartext = if insecure_http { Cleartext::AcceptedByUser } else { Cleartext::Refuse };
+    link.check_transport(cleartext)
+        .map_err(|refused| Failure::Usage(format!("{refused} (--insecure-http)")))?;
+    let preview = link.preview();
+    note(format!(
+        "Enroll this vault as a push device?\n  Server:  {} ({})\n  Issuer:  {}\n  Account: {}",
+        preview.host,
+        preview.server,
+        preview.issuer.as_deref().unwrap_or("(not named)"),
+        preview.account.as_deref().unwrap_or("(not named)"),
+    ));
     if let Some(warning) = link.cleartext_warning() {
         warn(warning);
     }
+    if !yes && !terminal::confirm("Enroll?")? {
+        return Err(Failure::Usage("enrollment cancelled: nothing was sent".into()));
+    }
     let name = name.or_else(|| std::env::var("HOSTNAME").ok()).map(|n| n.chars().take(64).collect());
-    let (_, registered) = runtime()?.block_on(devices::enroll(vault, &link, name, unix_now()))?;
+    let (_, registered) = runtime()?.block_on(devices::enroll(vault, &link, name, cleartext, unix_now()))?;
     note(format!(
         "Enrolled as a push device for {} at {} ({}). Run `tessera push listen` to receive login requests.",
         registered.username, registered.issuer, registered.serial

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tessera_core::push::{
-    Answer, Challenge, Decision, EnrollmentLink, KeyPair, RegisterResponse, SignedAnswer,
+    Answer, Challenge, Cleartext, Decision, EnrollmentLink, KeyPair, RegisterResponse, SignedAnswer,
 };
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{PushBinding, TokenError, TokenId, TokenInfo, UnlockedVault, Vault, VaultError};
@@ -61,14 +61,16 @@ pub fn keep_registration(
 /// going to the background).
 pub const LOCKED_WHILE_REGISTERING: &str = "the vault locked while this device registered, so the device could not be saved; unlock and ask for a new enrollment link";
 
-/// Registers with the server of `link` and keeps the device in the vault.
+/// Registers with the server of `link` (see [`crate::register`] for `cleartext`) and keeps the
+/// device in the vault.
 pub async fn enroll(
     vault: &UnlockedVault,
     link: &EnrollmentLink,
     device_name: Option<String>,
+    cleartext: Cleartext,
     now: u64,
 ) -> Result<(TokenInfo, RegisterResponse), ClientError> {
-    let (key, registered) = crate::register(link, device_name, None).await?;
+    let (key, registered) = crate::register(link, device_name, None, cleartext).await?;
     let token = keep_registration(vault, link, &key, &registered, now)?;
     Ok((token, registered))
 }

@@ -20,14 +20,22 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tessera_core::otp::unix_now;
 use tessera_core::push::{
-    Challenge, Delivery, EnrollmentLink, KeyPair, PublicKey, PushError, RegisterRequest, RegisterResponse,
-    SignedAnswer, WakeAddress, WakeUpdate, device_auth_message,
+    Challenge, Cleartext, Delivery, EnrollmentLink, KeyPair, PublicKey, PushError, RegisterRequest,
+    RegisterResponse, SignedAnswer, WakeAddress, WakeUpdate, device_auth_message,
 };
 use tessera_core::secret::SecretBytes;
 use tessera_core::vault::{PushBinding, VaultError};
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Redirects followed before giving up.
+const MAX_REDIRECTS: usize = 5;
+
+/// True when a redirect would leave HTTPS for plain HTTP: enrollment codes, device signatures
+/// and answers must never travel in the clear because a server (or someone on its path) said so.
+fn downgrades(previous: &[reqwest::Url], next: &reqwest::Url) -> bool {
+    next.scheme() == "http" && previous.iter().any(|url| url.scheme() == "https")
+}
 
 /// Why a request to the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +121,15 @@ fn http_client() -> Result<reqwest::Client, ClientError> {
     }
     let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if downgrades(attempt.previous(), attempt.url()) {
+                attempt.error("the server redirected from HTTPS to plain HTTP")
+            } else if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))
         .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")));
     with_trusted_roots(builder)?.build().map_err(|e| ClientError::Network(e.to_string()))
 }
@@ -171,11 +188,17 @@ async fn json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Re
 
 /// Registers this device from an enrollment link: a new key pair is made here and only its
 /// public half leaves the device. Returns the key pair and what the server sent back.
+///
+/// Callers show [`EnrollmentLink::preview`] and ask the person first. A link to another computer
+/// over plain HTTP is refused before anything is sent unless `cleartext` says the person accepted
+/// that risk.
 pub async fn register(
     link: &EnrollmentLink,
     device_name: Option<String>,
     wake: Option<WakeAddress>,
+    cleartext: Cleartext,
 ) -> Result<(KeyPair, RegisterResponse), ClientError> {
+    link.check_transport(cleartext)?;
     let key = KeyPair::generate().map_err(|e| ClientError::Malformed(e.to_string()))?;
     let request = RegisterRequest {
         serial: link.serial.clone(),
@@ -412,6 +435,31 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_redirects_from_https_to_http_are_downgrades() {
+        let url = |text: &str| reqwest::Url::parse(text).unwrap();
+        assert!(downgrades(&[url("https://a.example/x")], &url("http://a.example/x")));
+        assert!(downgrades(
+            &[url("https://a.example/"), url("https://b.example/")],
+            &url("http://c.example/")
+        ));
+        assert!(!downgrades(&[url("https://a.example/")], &url("https://b.example/")));
+        assert!(!downgrades(&[url("http://127.0.0.1:8480/")], &url("http://127.0.0.1:8481/")));
+    }
+
+    #[tokio::test]
+    async fn a_cleartext_link_to_another_computer_is_refused_before_anything_is_sent() {
+        let link = EnrollmentLink::parse(
+            "tessera://enroll?v=1&server=http%3A%2F%2F192.0.2.1%3A9&serial=PUSH-A&code=AAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .unwrap();
+        let refused = register(&link, None, None, Cleartext::Refuse).await;
+        assert!(
+            matches!(refused, Err(ClientError::Push(PushError::Cleartext(ref server))) if server == "http://192.0.2.1:9"),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn reconnect_waits_grow_stay_bounded_and_spread() {

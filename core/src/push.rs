@@ -76,6 +76,12 @@ pub enum PushError {
     /// The server's registration answer holds an unusable TOTP token.
     #[error("the server sent an invalid approve-with-OTP token ({0}); ask for a new enrollment link")]
     InvalidRegistration(String),
+    /// The link's server is reached by plain HTTP on another computer and the person did not
+    /// accept that risk.
+    #[error(
+        "{0} is not HTTPS: anyone on the network could read this enrollment and take over the push device. Ask for an https:// link, or confirm that you accept the risk"
+    )]
+    Cleartext(String),
 }
 
 impl crate::error::Classify for PushError {
@@ -84,6 +90,7 @@ impl crate::error::Classify for PushError {
         match self {
             Self::BadSignature | Self::InvalidKey => ErrorCode::Crypto,
             Self::Expired | Self::NotYetValid => ErrorCode::Expired,
+            Self::Cleartext(_) => ErrorCode::Denied,
             _ => ErrorCode::InvalidInput,
         }
     }
@@ -226,7 +233,58 @@ impl fmt::Debug for EnrollmentLink {
     }
 }
 
+/// What a person confirms before a device enrolls: where it registers, for whom, and whether the
+/// connection can be read by others. Apps show it and ask before sending anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnrollmentPreview {
+    /// The server's base URL.
+    pub server: String,
+    /// The server's host (and port), what the person should recognise.
+    pub host: String,
+    /// The organization, as the link names it.
+    pub issuer: Option<String>,
+    /// The account, as the link names it.
+    pub account: Option<String>,
+    /// Plain HTTP to another computer: enrolling needs a second, explicit confirmation.
+    pub cleartext: bool,
+}
+
+/// Whether a device may enroll over plain HTTP with another computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleartext {
+    /// Refused (the default for every app).
+    Refuse,
+    /// The person saw the warning and insisted (`--insecure-http`, a second confirmation).
+    AcceptedByUser,
+}
+
 impl EnrollmentLink {
+    /// What to show before enrolling.
+    pub fn preview(&self) -> EnrollmentPreview {
+        EnrollmentPreview {
+            server: self.server.clone(),
+            host: self.host().to_owned(),
+            issuer: self.issuer.clone(),
+            account: self.account.clone(),
+            cleartext: self.is_cleartext(),
+        }
+    }
+
+    /// The server's host and port, without scheme, user info or path.
+    pub fn host(&self) -> &str {
+        let rest = self.server.split_once("://").map_or(self.server.as_str(), |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        authority.rsplit('@').next().unwrap_or_default()
+    }
+
+    /// Refuses a cleartext link unless the person accepted the risk.
+    pub fn check_transport(&self, cleartext: Cleartext) -> Result<(), PushError> {
+        if self.is_cleartext() && cleartext == Cleartext::Refuse {
+            return Err(PushError::Cleartext(self.server.clone()));
+        }
+        Ok(())
+    }
+
     /// True when `text` is meant as an enrollment link (it starts with [`ENROLL_PREFIX`]), so an
     /// app that takes several kinds of link sends it here and reports this parser's errors.
     pub fn is_meant(text: &str) -> bool {
@@ -243,9 +301,10 @@ impl EnrollmentLink {
     /// can read the enrollment and the device's later traffic. (Plain HTTP to this computer, as
     /// in a local demo, is not.)
     pub fn is_cleartext(&self) -> bool {
-        let Some(rest) = self.server.strip_prefix("http://") else { return false };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+        if !self.server.starts_with("http://") {
+            return false;
+        }
+        let host_and_port = self.host();
         let host = match host_and_port.strip_prefix('[') {
             Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
             None => host_and_port.split(':').next().unwrap_or_default(),
@@ -343,10 +402,11 @@ impl EnrollmentLink {
 pub enum NumberMatching {
     /// No number (not recommended: NIST SP 800-63B rev 4 wants a secret to cross).
     Off,
-    /// The device offers the number among decoys; the user picks the one on the login screen.
-    #[default]
+    /// The device offers the number among decoys; the user picks the one on the login screen (a
+    /// user who taps at random gets through one time in three).
     Pick,
-    /// The user types the number from the login screen.
+    /// The user types the number from the login screen (NIST SP 800-63B rev 4's preference).
+    #[default]
     Type,
 }
 
@@ -854,6 +914,16 @@ mod tests {
         assert!(cleartext("http://localhost.evil.example"), "a look-alike host is not this computer");
         assert!(cleartext("http://127.0.0.1@evil.example"), "user info is not the host");
         assert!(cleartext("http://127.0.0.1.evil.example:80"));
+        let link_to = |server: &str| EnrollmentLink::parse(&link(server)).unwrap();
+        let preview = link_to("http://user@auth.example.com:8080/base").preview();
+        assert_eq!((preview.host.as_str(), preview.cleartext), ("auth.example.com:8080", true));
+        assert!(matches!(
+            link_to("http://auth.example.com").check_transport(Cleartext::Refuse),
+            Err(PushError::Cleartext(_))
+        ));
+        assert!(link_to("http://auth.example.com").check_transport(Cleartext::AcceptedByUser).is_ok());
+        assert!(link_to("https://auth.example.com").check_transport(Cleartext::Refuse).is_ok());
+        assert!(link_to("http://127.0.0.1:8480").check_transport(Cleartext::Refuse).is_ok());
         assert!(EnrollmentLink::is_meant("TESSERA://ENROLL?V=1"), "QR codes are often upper case");
     }
 

@@ -68,7 +68,40 @@ impl TokenState {
         Self { enabled: true, counter, ..Self::default() }
     }
 
-    /// True when failures have locked the token and the lock has not lifted.
+    /// True when failures have locked the token and the lock has not lifted (see [`Lockout`]).
+    pub fn is_locked(&self, now: u64, policy: &Policy) -> bool {
+        self.lockout().is_locked(now, policy)
+    }
+
+    /// The state after a failed attempt (wrong code, wrong PIN, replay).
+    pub fn after_failure(self, now: u64, policy: &Policy) -> Self {
+        let Lockout { failures, locked_at } = self.lockout().after_failure(now, policy);
+        Self { failures, locked_at, ..self }
+    }
+
+    /// The token's failure count and lock.
+    pub fn lockout(&self) -> Lockout {
+        Lockout { failures: self.failures, locked_at: self.locked_at }
+    }
+
+    /// The state after a success or an administrator's unlock.
+    pub fn unlocked(self) -> Self {
+        Self { failures: 0, locked_at: None, ..self }
+    }
+}
+
+/// Consecutive failures and the lock they caused: a token's, or a user's password's (a wrong
+/// password locks the user like a wrong code locks a token, whether or not the user has a token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Lockout {
+    /// Consecutive failures.
+    pub failures: u32,
+    /// When the lock began (Unix seconds).
+    pub locked_at: Option<u64>,
+}
+
+impl Lockout {
+    /// True when failures have locked and the lock has not lifted.
     ///
     /// The first lock (at `max_failures` consecutive failures) lasts `lockout_reset_secs`; once it
     /// lifts, every further failure locks again for twice as long as the one before (at most a
@@ -85,18 +118,14 @@ impl TokenState {
         now < at.saturating_add(duration)
     }
 
-    /// The state after a failed attempt (wrong code, wrong PIN, replay).
+    /// The lockout after one more failure.
+    #[must_use]
     pub fn after_failure(mut self, now: u64, policy: &Policy) -> Self {
         self.failures = self.failures.saturating_add(1);
         if self.failures >= policy.max_failures {
             self.locked_at = Some(now);
         }
         self
-    }
-
-    /// The state after a success or an administrator's unlock.
-    pub fn unlocked(self) -> Self {
-        Self { failures: 0, locked_at: None, ..self }
     }
 }
 

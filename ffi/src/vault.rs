@@ -8,7 +8,7 @@ use tessera_client::devices;
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
-use tessera_core::push::EnrollmentLink;
+use tessera_core::push::{Cleartext, EnrollmentLink};
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{
     CodeState, KdfParams, Listed, TokenEdit, TokenId, TokenInfo, UnlockedVault, VaultError, VaultStore,
@@ -130,13 +130,40 @@ impl From<Listed> for TokenRow {
     }
 }
 
-/// What an add did: the tokens added, and what was odd but accepted.
+/// What an add did: the tokens added, and what was odd but accepted. For an enrollment link
+/// nothing is added yet: `enrollment` says where it leads; show it, ask, then call
+/// [`Vault::enroll`].
 #[derive(Debug, uniffi::Record)]
 pub struct Added {
     /// The new tokens.
     pub tokens: Vec<Token>,
     /// Warnings for the user (a short seed, a plain-HTTP server).
     pub warnings: Vec<String>,
+    /// An enrollment link waiting for the user's confirmation.
+    pub enrollment: Option<EnrollmentPreview>,
+}
+
+/// Where an enrollment link leads, shown to the user before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EnrollmentPreview {
+    /// The server's base URL.
+    pub server: String,
+    /// The server's host (and port): what the user should recognise.
+    pub host: String,
+    /// The organization the link names.
+    pub issuer: Option<String>,
+    /// The account the link names.
+    pub account: Option<String>,
+    /// Plain HTTP to another computer: ask a second time, with a red warning, and pass
+    /// `accept_cleartext` to [`Vault::enroll`] only when the user insists.
+    pub cleartext: bool,
+}
+
+impl From<tessera_core::push::EnrollmentPreview> for EnrollmentPreview {
+    fn from(preview: tessera_core::push::EnrollmentPreview) -> Self {
+        let tessera_core::push::EnrollmentPreview { server, host, issuer, account, cleartext } = preview;
+        Self { server, host, issuer, account, cleartext }
+    }
 }
 
 /// A token typed in by hand.
@@ -348,20 +375,35 @@ impl Vault {
         })
     }
 
+    /// Where a `tessera://enroll` link leads, to show the user before [`Vault::enroll`].
+    pub fn enrollment_preview(&self, link: String) -> Result<EnrollmentPreview, TesseraError> {
+        Ok(EnrollmentLink::parse(link.trim())?.preview().into())
+    }
+
     /// Registers this phone as a push device from a `tessera://enroll` link (pasted or scanned)
     /// and keeps it in the vault; the listener's channels then include it. `device_name` is what
-    /// the server shows in the user's devices.
-    pub async fn enroll(&self, link: String, device_name: String) -> Result<Added, TesseraError> {
+    /// the server shows in the user's devices. Call it only after the user confirmed the
+    /// [`Vault::enrollment_preview`]; a server reached by plain HTTP on another computer is
+    /// refused (`Denied`) unless `accept_cleartext` says the user confirmed a second warning.
+    pub async fn enroll(
+        &self,
+        link: String,
+        device_name: String,
+        accept_cleartext: bool,
+    ) -> Result<Added, TesseraError> {
         let link = EnrollmentLink::parse(link.trim())?;
         if !self.is_unlocked() {
             return Err(locked());
         }
+        let cleartext = if accept_cleartext { Cleartext::AcceptedByUser } else { Cleartext::Refuse };
+        link.check_transport(cleartext)?;
         let warnings = link.cleartext_warning().into_iter().collect();
         let vault = self.me();
         // Registering and keeping run as one task: were the caller's coroutine cancelled between
         // them, the server would hold a device (and a spent link) this vault does not know.
         let token = runtime::run(async move {
-            let (key, registered) = tessera_client::register(&link, Some(device_name), None).await?;
+            let (key, registered) =
+                tessera_client::register(&link, Some(device_name), None, cleartext).await?;
             let keep = move || {
                 let vault = vault.upgrade().ok_or_else(locked)?;
                 vault.with_unlocked(|v| {
@@ -379,15 +421,17 @@ impl Vault {
         })
         .await?;
         let _ = self.sync_push(false);
-        Ok(Added { tokens: vec![token.into()], warnings })
+        Ok(Added { tokens: vec![token.into()], warnings, enrollment: None })
     }
 
-    /// Adds what was scanned or pasted: the token of an `otpauth://` URI, or this phone as a push
-    /// device from a `tessera://enroll` link ([`Vault::enroll`], named `device_name`).
-    /// A text that is neither is an `InvalidInput` error.
-    pub async fn add_scanned(&self, text: String, device_name: String) -> Result<Added, TesseraError> {
+    /// Adds what was scanned or pasted: the token of an `otpauth://` URI; for a
+    /// `tessera://enroll` link, nothing yet: the answer's `enrollment` says where it leads, and
+    /// [`Vault::enroll`] registers once the user confirmed. A text that is neither is an
+    /// `InvalidInput` error.
+    pub fn add_scanned(&self, text: String) -> Result<Added, TesseraError> {
         if EnrollmentLink::is_meant(text.trim()) {
-            return self.enroll(text, device_name).await;
+            let enrollment = Some(self.enrollment_preview(text)?);
+            return Ok(Added { tokens: Vec::new(), warnings: Vec::new(), enrollment });
         }
         if !otpauth::adds_to_vault(text.trim()) {
             return Err(TesseraError::InvalidInput {
@@ -425,7 +469,7 @@ impl Vault {
                     .collect()
             })
         })?;
-        Ok(Added { tokens, warnings })
+        Ok(Added { tokens, warnings, enrollment: None })
     }
 
     /// The unlocked vault slot, even if a panic elsewhere poisoned the mutex (every change to it

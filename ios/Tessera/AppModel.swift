@@ -38,6 +38,14 @@ extension TesseraError {
     }
 }
 
+/// An enrollment link waiting for the user's confirmation; `warned` once the red plain-HTTP warning showed.
+struct PendingEnrollment: Identifiable, Equatable {
+    let link: String
+    let preview: EnrollmentPreview
+    var warned: Bool
+    var id: String { link }
+}
+
 @MainActor
 final class AppModel: ObservableObject, PushListener {
     enum Screen: Equatable { case firstRun, locked, tokens }
@@ -48,6 +56,8 @@ final class AppModel: ObservableObject, PushListener {
     /// The request whose answer is on its way: the approval sheet's buttons wait meanwhile.
     @Published private(set) var answering: String?
     @Published private(set) var hasPin = false
+    /// An enrollment link waiting for confirmation: the enrollment sheet shows it.
+    @Published private(set) var enrollment: PendingEnrollment?
     @Published var message: String?
     @Published var query = ""
 
@@ -76,6 +86,7 @@ final class AppModel: ObservableObject, PushListener {
 
     func lock() {
         vault.lock()
+        enrollment = nil
         screen = .locked
     }
 
@@ -84,14 +95,38 @@ final class AppModel: ObservableObject, PushListener {
         do { try showTokens() } catch { report(error) }
     }
 
-    /// Adds what was scanned or pasted: a token, or this phone as a push device.
+    /// Adds what was scanned or pasted: a token; for an enrollment link, nothing yet: [enrollment]
+    /// asks the user first.
     func add(_ text: String) async -> Bool {
-        let (vault, name) = (vault, UIDevice.current.name)
+        let vault = vault
         return await run {
-            let added = try await vault.addScanned(text: text, deviceName: name)
+            let added = try vault.addScanned(text: text)
+            if let preview = added.enrollment { self.enrollment = PendingEnrollment(link: text, preview: preview, warned: false) }
             if let warning = added.warnings.first { self.message = warning }
             try self.showTokens()
         }
+    }
+
+    /// The user confirmed [enrollment]: a plain-HTTP server first gets the red warning, then enrolls.
+    func confirmEnrollment() async {
+        guard var pending = enrollment else { return }
+        if pending.preview.cleartext && !pending.warned {
+            pending.warned = true
+            enrollment = pending
+            return
+        }
+        enrollment = nil
+        let (vault, name) = (vault, UIDevice.current.name)
+        _ = await run {
+            let added = try await vault.enroll(link: pending.link, deviceName: name, acceptCleartext: pending.warned)
+            if let warning = added.warnings.first { self.message = warning }
+            try self.showTokens()
+        }
+    }
+
+    /// The user declined [enrollment]: nothing was sent.
+    func cancelEnrollment() {
+        enrollment = nil
     }
 
     /// A link the app was opened with: added now, or at the next unlock, once.

@@ -38,7 +38,42 @@ struct RootView: View {
         .sheet(item: Binding(get: { model.screen == .tokens ? model.requests.first : nil }, set: { _ in })) { request in
             ApprovalView(request: request)
         }
+        .sheet(item: Binding(get: { model.screen == .tokens ? model.enrollment : nil }, set: { if $0 == nil { model.cancelEnrollment() } })) { pending in
+            EnrollView(pending: pending)
+        }
         .alert(model.message ?? "", isPresented: Binding(get: { model.message != nil }, set: { if !$0 { model.message = nil } })) {}
+    }
+}
+
+/// Where an enrollment link leads, asked before anything is sent; plain HTTP gets a second, red step.
+struct EnrollView: View {
+    @EnvironmentObject var model: AppModel
+    let pending: PendingEnrollment
+
+    var body: some View {
+        NavigationStack {
+            Form {
+                Section {
+                    Text("This phone will approve logins for this account. Enroll only if you asked for it.")
+                    LabeledContent("Server", value: pending.preview.host)
+                    LabeledContent("Organization", value: pending.preview.issuer ?? "(not named)")
+                    LabeledContent("Account", value: pending.preview.account ?? "(not named)")
+                }
+                if pending.warned {
+                    Section {
+                        Text("Not secure. \(pending.preview.server) is reached by plain HTTP. Anyone on this network can read this enrollment and take over this push device.")
+                            .foregroundStyle(.red).bold()
+                    }
+                }
+                Section {
+                    Button(pending.warned ? "Enroll over HTTP anyway" : (pending.preview.cleartext ? "Continue" : "Enroll"), role: pending.warned ? .destructive : nil) {
+                        Task { await model.confirmEnrollment() }
+                    }
+                    Button("Cancel", role: .cancel) { model.cancelEnrollment() }
+                }
+            }
+            .navigationTitle("Enroll as a push device?")
+        }
     }
 }
 

@@ -44,8 +44,8 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sy
 python3 -c 'import json,sys,base64; open(sys.argv[2],"wb").write(base64.b64decode(json.load(open(sys.argv[1]))["qr_png_base64"]))' \
   "$demo/push.json" "$demo/push.png"
 echo "serial: $(field "$demo/push.json" serial)"
-say "tessera enroll $demo/push.png"
-tessera enroll "$demo/push.png"
+say "tessera enroll $demo/push.png --yes   # shows the server, organization and account; --yes confirms"
+tessera enroll "$demo/push.png" --yes
 say "curl -X POST $server/api/v1/validate -d '{\"username\":\"alice\",\"passcode\":\"\"}'   # empty passcode: push"
 curl -s -X POST "$server/api/v1/validate" -H "$json" -d '{"username":"alice","passcode":""}' | tee "$demo/challenge.json"; echo
 transaction="$(field "$demo/challenge.json" transaction_id)"

@@ -65,8 +65,11 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     #[serde(default)]
     policy: FilePolicy,
+    require_application_key: Option<bool>,
     #[serde(default)]
     rate_limit: FileRateLimit,
+    #[serde(default)]
+    limits: FileLimits,
     tls: Option<TlsConfig>,
     #[serde(default)]
     push: FilePush,
@@ -150,7 +153,8 @@ pub struct PushPolicy {
     pub mute_secs: u64,
     /// How long an enrollment link stays usable.
     pub enrollment_ttl_secs: u64,
-    /// Clock difference tolerated between devices and the server for One Swipe codes, both ways.
+    /// How far ahead of the server's clock a device may date a One Swipe code (the skew widens
+    /// the start of a code's validity, never its end).
     pub oneswipe_clock_skew_secs: u64,
     /// Where "not me" alerts are POSTed, if anywhere.
     pub webhook_url: Option<String>,
@@ -178,6 +182,54 @@ struct FilePolicy {
 struct FileRateLimit {
     per_ip_per_minute: Option<u32>,
     per_user_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_in_flight: Option<usize>,
+    max_long_polls: Option<usize>,
+    max_device_streams: Option<usize>,
+    streams_per_device: Option<usize>,
+    stream_max_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+}
+
+/// How much of the server one kind of work may hold, and for how long. Long-polls and device
+/// streams have their own, smaller pools, and request bodies are read before a request takes a
+/// place in any pool, so slow or parked connections cannot starve validations and health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests served at once (validations, One Swipe, answers, admin); more get 503.
+    pub max_in_flight: usize,
+    /// Long-polls (`/push/pending`, `/transactions/{id}`) waiting at once; more get 503.
+    pub max_long_polls: usize,
+    /// Device streams (`/push/stream`) open at once; more get 503. Streams hold no place of the
+    /// other pools, so this is sized for the devices a server keeps connected (about 31 KiB each).
+    pub max_device_streams: usize,
+    /// Streams one push device may hold; a newer one closes its oldest.
+    pub streams_per_device: usize,
+    /// A device stream ends after this many seconds and the device authenticates again.
+    pub stream_max_secs: u64,
+    /// Time allowed to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Time allowed to send a request's body, in all.
+    pub body_read_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            max_long_polls: 256,
+            max_device_streams: 16_384,
+            streams_per_device: 4,
+            stream_max_secs: 3600,
+            header_read_timeout_secs: 5,
+            body_read_timeout_secs: 10,
+        }
+    }
 }
 
 /// Log output format.
@@ -233,6 +285,10 @@ pub struct Config {
     pub policy: Policy,
     /// Rate limits on validation.
     pub rate_limits: RateLimits,
+    /// Concurrency pools and read timeouts.
+    pub limits: Limits,
+    /// Refuse validations that present no application key.
+    pub require_application_key: bool,
     /// TLS, when configured.
     pub tls: Option<TlsConfig>,
     /// Push approval.
@@ -356,6 +412,7 @@ impl Config {
             apns: file.push.apns.map(|apns| ApnsConfig { endpoint: trimmed_url(apns.endpoint), ..apns }),
         };
         check_push(&push)?;
+        let limits = limits_of(&file.limits)?;
         Ok(Self {
             listen,
             web_dir: args.web_dir.clone().or(file.web_dir).unwrap_or_else(default_web_dir),
@@ -370,6 +427,8 @@ impl Config {
                 per_ip_per_minute: file.rate_limit.per_ip_per_minute.unwrap_or(600),
                 per_user_per_minute: file.rate_limit.per_user_per_minute.unwrap_or(30),
             },
+            limits,
+            require_application_key: file.require_application_key.unwrap_or(false),
             tls,
             push,
         })
@@ -428,6 +487,43 @@ fn check_push(push: &PushPolicy) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+fn limits_of(file: &FileLimits) -> Result<Limits, ConfigError> {
+    let default = Limits::default();
+    let limits = Limits {
+        max_in_flight: file.max_in_flight.unwrap_or(default.max_in_flight),
+        max_long_polls: file.max_long_polls.unwrap_or(default.max_long_polls),
+        max_device_streams: file.max_device_streams.unwrap_or(default.max_device_streams),
+        streams_per_device: file.streams_per_device.unwrap_or(default.streams_per_device),
+        stream_max_secs: file.stream_max_secs.unwrap_or(default.stream_max_secs),
+        header_read_timeout_secs: file.header_read_timeout_secs.unwrap_or(default.header_read_timeout_secs),
+        body_read_timeout_secs: file.body_read_timeout_secs.unwrap_or(default.body_read_timeout_secs),
+    };
+    let request_timeout = crate::api::REQUEST_TIMEOUT.as_secs();
+    if [limits.max_in_flight, limits.max_long_polls, limits.max_device_streams, limits.streams_per_device]
+        .contains(&0)
+    {
+        return Err(ConfigError::OutOfRange(
+            "limits.max_in_flight, max_long_polls, max_device_streams and streams_per_device must be at least 1"
+                .into(),
+        ));
+    }
+    if !(1..=86_400).contains(&limits.stream_max_secs) {
+        return Err(ConfigError::OutOfRange("limits.stream_max_secs must be 1 to 86400".into()));
+    }
+    for (name, secs) in [
+        ("header_read_timeout_secs", limits.header_read_timeout_secs),
+        ("body_read_timeout_secs", limits.body_read_timeout_secs),
+    ] {
+        if !(1..request_timeout).contains(&secs) {
+            return Err(ConfigError::OutOfRange(format!(
+                "limits.{name} must be 1 to {} (under the {request_timeout} s request timeout)",
+                request_timeout - 1
+            )));
+        }
+    }
+    Ok(limits)
 }
 
 fn trimmed_url(url: String) -> String {

@@ -1,11 +1,14 @@
 //! The server's secrets and how they are kept.
 //!
-//! - **Server key**: 256 bits that encrypt every token seed in the database (AES-256-GCM, the
-//!   token serial bound as associated data, so a seed cannot be moved to another token's row). It
-//!   lives outside the database, in `TESSERA_SERVER_KEY` or a `server.key` file (mode 0600)
-//!   created on first run: a stolen database alone reveals no seed. Replicas sharing one
-//!   PostgreSQL must share the key; the database stores a check value so a wrong key is refused
-//!   at startup instead of failing every validation.
+//! - **Server key**: 256 bits from which two keys are derived with HKDF-SHA256 under distinct
+//!   labels: the key that encrypts every token seed in the database (AES-256-GCM, the token serial
+//!   bound as associated data, so a seed cannot be moved to another token's row) and the Ed25519
+//!   key that signs push challenges. The server key lives outside the database, in
+//!   `TESSERA_SERVER_KEY` or a `server.key` file (mode 0600) created on first run: a stolen
+//!   database alone reveals no seed. Replicas sharing one PostgreSQL must share the key; the
+//!   database stores a check value so a wrong key is refused at startup instead of failing every
+//!   validation. Databases from before the derivation (seeds sealed with the server key itself)
+//!   are re-sealed once at startup ([`crate::service::Service::new`]).
 //! - **Admin API keys**: 256-bit random bearer tokens; the database keeps only their SHA-256.
 //! - **User passwords/PINs**: Argon2id PHC strings (OWASP parameters: 19 MiB, 2 passes).
 
@@ -28,6 +31,8 @@ pub const SERVER_KEY_FILE: &str = "server.key";
 pub const ADMIN_KEY_PREFIX: &str = "tsk_";
 
 const SEED_AAD: &[u8] = b"tessera/server/seed/v1|";
+const SEED_KEY_LABEL: &[u8] = b"tessera/seed-sealing-key/v1";
+const PUSH_KEY_LABEL: &[u8] = b"tessera/push-signing-key/v1";
 const CHECK_AAD: &[u8] = b"tessera/server/key-check/v1";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -62,8 +67,11 @@ pub enum KeyError {
     Hashing(String),
 }
 
-/// The key that encrypts seeds at rest.
-pub struct ServerKey(Zeroizing<[u8; 32]>);
+/// The server key and the seed-sealing key derived from it.
+pub struct ServerKey {
+    root: Zeroizing<[u8; 32]>,
+    seeds: Zeroizing<[u8; 32]>,
+}
 
 impl std::fmt::Debug for ServerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,7 +101,7 @@ impl ServerKey {
                     path: shown,
                     source,
                 })?;
-                Ok(Self(key))
+                Self::from_root(key)
             }
             Err(source) => Err(KeyError::Io { action: "read", path: shown, source }),
         }
@@ -111,74 +119,97 @@ impl ServerKey {
             return Err(KeyError::Malformed(source.into()));
         }
         key.copy_from_slice(&bytes);
-        Ok(Self(key))
+        Self::from_root(key)
+    }
+
+    fn from_root(root: Zeroizing<[u8; 32]>) -> Result<Self, KeyError> {
+        let seeds = derive(&root, SEED_KEY_LABEL)?;
+        Ok(Self { root, seeds })
     }
 
     /// Encrypts a seed for the token `serial`: `nonce | ciphertext | tag`.
     pub fn seal_seed(&self, serial: &str, seed: &SecretBytes) -> Result<Vec<u8>, KeyError> {
-        self.seal(&[SEED_AAD, serial.as_bytes()].concat(), seed.expose())
+        seal(&self.seeds, &[SEED_AAD, serial.as_bytes()].concat(), seed.expose())
     }
 
     /// Decrypts the seed of the token `serial`.
     pub fn open_seed(&self, serial: &str, sealed: &[u8]) -> Result<SecretBytes, KeyError> {
-        self.open(&[SEED_AAD, serial.as_bytes()].concat(), sealed)
+        open(&self.seeds, &[SEED_AAD, serial.as_bytes()].concat(), sealed)
+            .map(|plain| SecretBytes::new(plain.to_vec()))
+    }
+
+    /// Decrypts a seed sealed before the sealing key was derived (with the server key itself).
+    pub fn open_legacy_seed(&self, serial: &str, sealed: &[u8]) -> Result<SecretBytes, KeyError> {
+        open(&self.root, &[SEED_AAD, serial.as_bytes()].concat(), sealed)
             .map(|plain| SecretBytes::new(plain.to_vec()))
     }
 
     /// The Ed25519 key that signs push challenges, derived from the server key (HKDF-SHA256), so
     /// replicas sharing the server key sign alike and there is no second secret to distribute.
     pub fn push_signing_key(&self) -> Result<tessera_core::push::KeyPair, KeyError> {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        hkdf::Hkdf::<Sha256>::new(None, self.0.as_ref())
-            .expand(b"tessera/push-signing-key/v1", seed.as_mut())
-            .map_err(|_| KeyError::Hashing("HKDF output length".into()))?;
+        let seed = derive(&self.root, PUSH_KEY_LABEL)?;
         tessera_core::push::KeyPair::from_seed(&SecretBytes::from_slice(seed.as_ref()))
             .map_err(|_| KeyError::Hashing("push key".into()))
     }
 
     /// A value stored in the database proving which key encrypted its seeds.
     pub fn check_value(&self) -> Result<Vec<u8>, KeyError> {
-        self.seal(CHECK_AAD, b"tessera")
+        seal(&self.seeds, CHECK_AAD, b"tessera")
     }
 
     /// True when `check` was made by this key.
     pub fn matches_check_value(&self, check: &[u8]) -> bool {
-        self.open(CHECK_AAD, check).is_ok()
+        open(&self.seeds, CHECK_AAD, check).is_ok()
     }
 
-    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce).map_err(|e| KeyError::Random(e.to_string()))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let body = out.get_mut(NONCE_LEN..).unwrap_or_default();
-        let tag = self
-            .cipher()
-            .encrypt_inout_detached(&Nonce::<Aes256Gcm>::from(nonce), aad, body.into())
-            .map_err(|_| KeyError::Undecryptable)?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+    /// A seed and check value as servers sealed them before the sealing key was derived.
+    #[cfg(test)]
+    pub(crate) fn legacy_seal(&self, serial: &str, seed: &SecretBytes) -> (Vec<u8>, Vec<u8>) {
+        let sealed = seal(&self.root, &[SEED_AAD, serial.as_bytes()].concat(), seed.expose());
+        (sealed.unwrap_or_default(), seal(&self.root, CHECK_AAD, b"tessera").unwrap_or_default())
     }
 
-    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        if sealed.len() < NONCE_LEN + TAG_LEN {
-            return Err(KeyError::Undecryptable);
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| KeyError::Undecryptable)?;
-        let tag = Tag::<Aes256Gcm>::try_from(tag).map_err(|_| KeyError::Undecryptable)?;
-        let mut plain = Zeroizing::new(body.to_vec());
-        self.cipher()
-            .decrypt_inout_detached(&Nonce::<Aes256Gcm>::from(nonce), aad, plain.as_mut_slice().into(), &tag)
-            .map_err(|_| KeyError::Undecryptable)?;
-        Ok(plain)
+    /// True when `check` was made by this key before the sealing key was derived.
+    pub fn matches_legacy_check_value(&self, check: &[u8]) -> bool {
+        open(&self.root, CHECK_AAD, check).is_ok()
     }
+}
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.0).into())
+fn derive(root: &[u8; 32], label: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<Sha256>::new(None, root)
+        .expand(label, key.as_mut())
+        .map_err(|_| KeyError::Hashing("HKDF output length".into()))?;
+    Ok(key)
+}
+
+fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce).map_err(|e| KeyError::Random(e.to_string()))?;
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let body = out.get_mut(NONCE_LEN..).unwrap_or_default();
+    let tag = Aes256Gcm::new(key.into())
+        .encrypt_inout_detached(&Nonce::<Aes256Gcm>::from(nonce), aad, body.into())
+        .map_err(|_| KeyError::Undecryptable)?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(KeyError::Undecryptable);
     }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| KeyError::Undecryptable)?;
+    let tag = Tag::<Aes256Gcm>::try_from(tag).map_err(|_| KeyError::Undecryptable)?;
+    let mut plain = Zeroizing::new(body.to_vec());
+    Aes256Gcm::new(key.into())
+        .decrypt_inout_detached(&Nonce::<Aes256Gcm>::from(nonce), aad, plain.as_mut_slice().into(), &tag)
+        .map_err(|_| KeyError::Undecryptable)?;
+    Ok(plain)
 }
 
 /// Refuses a key file that group or others can read (as ssh does with private keys).
@@ -199,11 +230,12 @@ fn check_private(path: &Path, shown: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// A new admin API key: `tsk_` and 64 hex digits. Show it once; store only [`credential_hash`].
-pub fn new_admin_key() -> Result<SecretString, KeyError> {
+/// A new API key (admin or application): `prefix` and 64 hex digits (256 bits). Show it once;
+/// store only [`credential_hash`].
+pub fn new_key(prefix: &str) -> Result<SecretString, KeyError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     fill_random(bytes.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
-    Ok(SecretString::new(format!("{ADMIN_KEY_PREFIX}{}", data_encoding::HEXLOWER.encode(bytes.as_ref()))))
+    Ok(SecretString::new(format!("{prefix}{}", data_encoding::HEXLOWER.encode(bytes.as_ref()))))
 }
 
 /// The stored form of a random credential (admin key, enrollment code): SHA-256, hex. A fast hash
@@ -281,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn seeds_are_sealed_with_a_derived_key_not_the_server_key() {
+        let seed = SecretBytes::from_slice(b"12345678901234567890");
+        let sealed = key().seal_seed("TOTP-1", &seed).unwrap();
+        assert!(key().open_legacy_seed("TOTP-1", &sealed).is_err(), "the server key itself does not open it");
+        let legacy = seal(&key().root, &[SEED_AAD, b"TOTP-1"].concat(), seed.expose()).unwrap();
+        assert_eq!(key().open_legacy_seed("TOTP-1", &legacy).unwrap(), seed);
+        assert!(key().open_seed("TOTP-1", &legacy).is_err());
+        let legacy_check = seal(&key().root, CHECK_AAD, b"tessera").unwrap();
+        assert!(key().matches_legacy_check_value(&legacy_check) && !key().matches_check_value(&legacy_check));
+    }
+
+    #[test]
     fn push_signing_keys_follow_the_server_key() {
         let first = key().push_signing_key().unwrap().public();
         assert_eq!(first, key().push_signing_key().unwrap().public(), "replicas with one key sign alike");
@@ -314,7 +358,7 @@ mod tests {
 
     #[test]
     fn admin_keys() {
-        let key = new_admin_key().unwrap();
+        let key = new_key(ADMIN_KEY_PREFIX).unwrap();
         assert!(key.expose().starts_with(ADMIN_KEY_PREFIX) && key.expose().len() == 68);
         assert_eq!(credential_hash(key.expose()).len(), 64);
         assert!(admin_key_matches(key.expose(), key.expose()));

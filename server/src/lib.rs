@@ -2,6 +2,7 @@
 //! user's passcode right?".
 //!
 //! - [`config`]: flags, environment and TOML file.
+//! - [`applications`]: relying parties' keys, which decide what a push device shows.
 //! - [`keys`]: the server key (seeds encrypted at rest), admin API keys, password hashing.
 //! - [`store`]: SQLite or PostgreSQL behind one set of queries, with compare-and-swap state updates.
 //! - [`service`]: users, enrollment, validation, audit; the rules come from `tessera_core::verifier`.
@@ -12,6 +13,7 @@
 //! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
 
 pub mod api;
+pub mod applications;
 pub mod config;
 pub mod keys;
 pub mod metrics;
@@ -118,6 +120,7 @@ pub async fn ensure_first_admin_key(service: &Service, data_dir: &Path) -> Resul
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     let service = open_service(&config).await?;
     ensure_first_admin_key(&service, &config.data_dir).await?;
+    warn_about_unsafe_settings(&config);
     let web_decoder = api::login::WebDecoder::load(&config.web_dir);
     if web_decoder.is_none() {
         tracing::warn!(
@@ -140,12 +143,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             for minute in 0u64.. {
                 tick.tick().await;
                 service.limiter().forget_idle();
-                if retention_days > 0 && minute % 60 == 0 {
-                    match service.prune_audit(retention_days).await {
-                        Ok(0) => {}
-                        Ok(pruned) => tracing::info!(pruned, retention_days, "pruned old audit records"),
-                        Err(error) => tracing::warn!(%error, "pruning the audit log failed"),
-                    }
+                if minute % 60 == 0 {
+                    prune(&service, retention_days).await;
                 }
             }
         })
@@ -159,33 +158,29 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         store::Backend::Sqlite => "SQLite",
         store::Backend::Postgres => "PostgreSQL",
     };
-    let bind_error = |source| ServerError::Io { action: format!("listen on {}", config.listen), source };
-
+    let handle = axum_server::Handle::new();
     let stopping = {
-        let service = service.clone();
+        let (service, handle) = (service.clone(), handle.clone());
         tokio::spawn(async move {
             shutdown_signal().await;
             service.stop();
+            handle.graceful_shutdown(Some(GRACE));
         })
     };
-    let stopped = || {
-        let service = service.clone();
-        async move { service.stopped().await }
-    };
+    let listener_socket = std::net::TcpListener::bind(config.listen)
+        .map_err(|source| ServerError::Io { action: format!("listen on {}", config.listen), source })?;
+    let address =
+        listener_socket.local_addr().map_err(|source| ServerError::Io { action: "listen".into(), source })?;
+    let mut server = axum_server::from_tcp(listener_socket)
+        .map_err(|source| ServerError::Io { action: format!("listen on {address}"), source })?
+        .handle(handle);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Duration::from_secs(config.limits.header_read_timeout_secs));
+    tracing::info!(%address, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{address}");
     let served = match &config.tls {
-        None => {
-            let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(bind_error)?;
-            let address = listener.local_addr().map_err(bind_error)?;
-            tracing::info!(%address, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{address}");
-            let serving = axum::serve(listener, app).with_graceful_shutdown(stopped()).into_future();
-            tokio::select! {
-                served = serving => served,
-                () = async { stopped().await; tokio::time::sleep(GRACE).await } => {
-                    tracing::warn!("requests still open {} s after the shutdown began were cut off", GRACE.as_secs());
-                    Ok(())
-                }
-            }
-        }
+        None => server.serve(app).await,
         Some(tls) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
@@ -197,15 +192,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
                     ),
                     source,
                 })?;
-            let handle = axum_server::Handle::new();
-            let shutdown = handle.clone();
-            let stopped = stopped();
-            tokio::spawn(async move {
-                stopped.await;
-                shutdown.graceful_shutdown(Some(GRACE));
-            });
-            tracing::info!(address = %config.listen, database, data_dir = %config.data_dir.display(), "listening on {scheme}://{}", config.listen);
-            axum_server::bind_rustls(config.listen, rustls).handle(handle).serve(app).await
+            server.acceptor(axum_server::tls_rustls::RustlsAcceptor::new(rustls)).serve(app).await
         }
     };
     cleanup.abort();
@@ -218,6 +205,37 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     served.map_err(|source| ServerError::Io { action: "serve".into(), source })
 }
 
+/// Hourly: old audit records (past the retention) and push transactions (past a day).
+async fn prune(service: &Service, retention_days: u32) {
+    if retention_days > 0 {
+        match service.prune_audit(retention_days).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, retention_days, "pruned old audit records"),
+            Err(error) => tracing::warn!(%error, "pruning the audit log failed"),
+        }
+    }
+    match service.prune_transactions().await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "pruned old push transactions"),
+        Err(error) => tracing::warn!(%error, "pruning push transactions failed"),
+    }
+}
+
+/// Says at startup what an operator should change before users depend on the server.
+fn warn_about_unsafe_settings(config: &Config) {
+    if !config.push.public_url.starts_with("https://") {
+        tracing::warn!(
+            public_url = %config.push.public_url,
+            "push.public_url is not https: enrollment links and device traffic can be read and altered on the network (devices refuse such links off this computer unless the user insists)"
+        );
+    }
+    if !config.require_application_key {
+        tracing::warn!(
+            "require_application_key is off: anyone may call /api/v1/validate, and devices show the server's service name for such calls; create application keys (tessera-server admin create-app) and turn it on"
+        );
+    }
+}
+
 /// Listens to other replicas' push notifications (PostgreSQL `LISTEN`) and wakes this process's
 /// waiting devices and login clients; reconnects after a failure.
 async fn republish_notifications(pool: &sqlx::PgPool, service: &Service) {
@@ -226,7 +244,7 @@ async fn republish_notifications(pool: &sqlx::PgPool, service: &Service) {
             Ok(mut listener) => match listener.listen("tessera_push").await {
                 Ok(()) => {
                     while let Ok(notification) = listener.recv().await {
-                        service.hub().publish(notification.payload());
+                        service.notified(notification.payload());
                     }
                     tracing::warn!("the push notification listener lost its connection; reconnecting");
                 }

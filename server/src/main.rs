@@ -79,9 +79,37 @@ enum AdminCommand {
         /// Token serial
         serial: String,
     },
+    /// Clear a user's password lock and the locks of all their tokens
+    UnlockUser {
+        /// User name
+        username: String,
+    },
     /// Create an admin API key and print it (once)
     CreateKey {
         /// A name for the key (shown in the audit log)
+        name: String,
+    },
+    /// List the admin API keys (ids, names, creation times; never the keys)
+    ListKeys,
+    /// Revoke an admin API key by its id (see list-keys)
+    RevokeKey {
+        /// The key's id
+        id: i64,
+    },
+    /// Create a relying-party application and print its key (once): the application sends it as
+    /// `Authorization: Bearer <key>` on /api/v1/validate, and devices show its service name
+    CreateApp {
+        /// A unique name (shown in the audit log as app:<name>)
+        name: String,
+        /// What devices show as the application asking for a login [default: the name]
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+    },
+    /// List the relying-party applications (never their keys)
+    ListApps,
+    /// Revoke an application: its key stops working at once
+    RevokeApp {
+        /// The application's name
         name: String,
     },
     /// Show recent audit records
@@ -180,9 +208,26 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::ListUsers => println!("{}", pretty(&service.users().await?)),
         AdminCommand::ListTokens { username } => println!("{}", pretty(&service.tokens(&username).await?)),
         AdminCommand::Unlock { serial } => println!("{}", pretty(&service.unlock(&actor, &serial).await?)),
+        AdminCommand::UnlockUser { username } => {
+            println!("{}", pretty(&service.unlock_user(&actor, &username).await?));
+        }
         AdminCommand::CreateKey { name } => {
             let key = service.create_admin_key(&actor, &name).await?;
             println!("{}", key.expose());
+        }
+        AdminCommand::ListKeys => println!("{}", pretty(&service.admin_keys().await?)),
+        AdminCommand::RevokeKey { id } => {
+            service.revoke_admin_key(&actor, id).await?;
+            println!("revoked admin key {id}");
+        }
+        AdminCommand::CreateApp { name, service: service_name } => {
+            let created = service.create_application(&actor, &name, service_name.as_deref()).await?;
+            println!("{}", created.key.expose());
+        }
+        AdminCommand::ListApps => println!("{}", pretty(&service.applications().await?)),
+        AdminCommand::RevokeApp { name } => {
+            service.revoke_application(&actor, &name).await?;
+            println!("revoked application {name}");
         }
         AdminCommand::Audit { username, limit } => {
             let filter = AuditFilter { username, limit: Some(limit), ..AuditFilter::default() };

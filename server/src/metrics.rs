@@ -1,5 +1,6 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): validations by result, their
-//! latency, lockouts, pushes by outcome, open device connections, and FCM/APNs wake-ups.
+//! latency, lockouts, pushes by outcome, open device connections, notification channels held,
+//! and FCM/APNs wake-ups.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +30,7 @@ pub struct Metrics {
     devices: Gauge,
     wakeups: Family<WakeLabel, Counter>,
     one_swipes: Family<ResultLabel, Counter>,
+    hub_channels: Gauge,
 }
 
 impl Metrics {
@@ -69,7 +71,18 @@ impl Metrics {
             "One Swipe codes presented, by result (accept, or the reason for the reject)",
             one_swipes.clone(),
         );
-        Self { registry, validations, latency, lockouts, pushes, devices, wakeups, one_swipes }
+        let hub_channels = Gauge::default();
+        registry.register(
+            "push_hub_channels",
+            "Notification channels held for waiting devices and login clients (bounded by the waiters)",
+            hub_channels.clone(),
+        );
+        Self { registry, validations, latency, lockouts, pushes, devices, wakeups, one_swipes, hub_channels }
+    }
+
+    /// Sets the number of notification channels held now.
+    pub fn hub_channels(&self, count: usize) {
+        self.hub_channels.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Counts a validation and its latency.

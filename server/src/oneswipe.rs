@@ -18,11 +18,14 @@ use tessera_core::verifier::{self, Verdict};
 use utoipa::ToSchema;
 
 use crate::push::{i64_of, transaction_key, u64_of};
-use crate::service::{Service, ServiceError, check_text, unix_now, unix_now_ms};
-use crate::store::{NewAudit, RecordedAnswer, StateUpdate, TokenRow};
+use crate::service::{Service, ServiceError, check_text, unix_now, unix_now_ms, usable_tokens};
+use crate::store::{NewAudit, RecordedAnswer, StateUpdate, TokenRow, UserChange, UserRow};
 
 /// Attempts at a token update that raced with another request for the same token.
 const MAX_ATTEMPTS: usize = 4;
+/// Redeemed nonces are kept this long past their code's expiry, so a replica whose clock runs up
+/// to this far behind another's still finds them (a code must never be accepted twice).
+const NONCE_MARGIN_SECS: u64 = 300;
 
 /// A One Swipe code read by a login screen.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,7 +74,8 @@ pub enum RejectReason {
     NotYetValid,
     /// Redeemed before.
     Replayed,
-    /// The attached one-time code is wrong or used.
+    /// The attached one-time code is wrong or used (audited as such; callers are answered
+    /// `invalid_credentials`, as for a wrong password).
     BadOtp,
     /// The token is locked after too many failures.
     Locked,
@@ -79,7 +83,7 @@ pub enum RejectReason {
     Disabled,
     /// The code belongs to another user than the login screen's.
     WrongUser,
-    /// The password is missing or wrong.
+    /// The password is missing or wrong, or the attached one-time code is.
     InvalidCredentials,
     /// The transaction to approve is unknown, answered or expired.
     UnknownTransaction,
@@ -161,7 +165,13 @@ pub struct OneSwipeResponse {
 }
 
 impl OneSwipeResponse {
+    /// The refusal the caller sees: a wrong password and a wrong one-time code are both
+    /// `invalid_credentials`, so the answer never tells which part was wrong.
     fn reject(reason: RejectReason) -> Self {
+        let reason = match reason {
+            RejectReason::BadOtp => RejectReason::InvalidCredentials,
+            other => other,
+        };
         Self {
             result: OneSwipeResult::Reject,
             username: None,
@@ -175,6 +185,7 @@ impl OneSwipeResponse {
 
 /// Who presented the code, for the audit log.
 struct Presenter<'a> {
+    client_ip: Option<IpAddr>,
     ip: Option<&'a str>,
     username: Option<&'a str>,
     serial: Option<&'a str>,
@@ -210,26 +221,25 @@ impl Service {
             }
         }
         let ip = client_ip.map(|ip| ip.to_string());
-        let response = self.redeem(&request, client_ip, ip.as_deref()).await?;
-        let outcome = response.reason.map_or("accept", RejectReason::as_str);
+        let redeemed = self.redeem(&request, client_ip, ip.as_deref()).await?;
+        let outcome = redeemed.as_ref().err().map_or("accept", |reason| reason.as_str());
         self.metrics.one_swipe(outcome);
-        tracing::info!(username = response.username.as_deref(), client_ip = ?client_ip, result = outcome, "one swipe");
-        Ok(response)
+        tracing::info!(username = redeemed.as_ref().ok().and_then(|r| r.username.as_deref()), client_ip = ?client_ip, result = outcome, "one swipe");
+        Ok(redeemed.unwrap_or_else(OneSwipeResponse::reject))
     }
 
+    /// The accepted response, or why the code was refused (the precise reason: the caller is told
+    /// only its public form).
     async fn redeem(
         &self,
         request: &OneSwipeRequest,
         client_ip: Option<IpAddr>,
         ip: Option<&str>,
-    ) -> Result<OneSwipeResponse, ServiceError> {
+    ) -> Result<Result<OneSwipeResponse, RejectReason>, ServiceError> {
         let now = unix_now();
-        let mut presenter = Presenter { ip, username: request.username.as_deref(), serial: None };
+        let mut presenter = Presenter { ip, client_ip, username: request.username.as_deref(), serial: None };
         if !self.limiter.allow_client(client_ip) {
-            if self.limiter.audit_refusal("oneswipe_rate_limited", client_ip, "") {
-                self.store.audit(&presenter.audit("reject", Some("rate_limited"))).await?;
-            }
-            return Ok(OneSwipeResponse::reject(RejectReason::RateLimited));
+            return self.refuse(&presenter, RejectReason::RateLimited).await;
         }
         let server_key = self.push_key.public();
         let code = match OneSwipe::parse(request.payload.expose()).and_then(|code| {
@@ -248,8 +258,7 @@ impl Service {
             return self.refuse(&presenter, RejectReason::UnknownDevice).await;
         };
         let expected_user = presenter.username.replace(&user.username);
-        let skew = self.push.oneswipe_clock_skew_secs;
-        if let Err(error) = code.verify(&device_key, &server_key, now, skew) {
+        if let Err(error) = code.verify(&device_key, &server_key, now, self.push.oneswipe_clock_skew_secs) {
             return self.refuse(&presenter, RejectReason::of(&error)).await;
         }
         if expected_user.is_some_and(|expected| expected != user.username) {
@@ -261,30 +270,57 @@ impl Service {
         if !token.state.enabled {
             return self.refuse(&presenter, RejectReason::Disabled).await;
         }
-        if token.state.is_locked(now, &self.policy) {
-            return self.refuse(&presenter, RejectReason::Locked).await;
-        }
         let nonce = data_encoding::HEXLOWER.encode(&code.nonce());
-        let valid_until = i64_of(code.expires_at() + skew);
-        if !self.store.claim_one_swipe_nonce(token.id, &nonce, valid_until, i64_of(now)).await? {
+        let forget_after = i64_of(code.expires_at() + NONCE_MARGIN_SECS);
+        if !self.store.claim_one_swipe_nonce(token.id, &nonce, forget_after, i64_of(now)).await? {
             return self.refuse(&presenter, RejectReason::Replayed).await;
         }
-        if let Some(hash) = user.password_hash.as_deref() {
-            let password_ok = match &request.password {
-                Some(password) => self.check_password(password, Some(hash)).await,
-                None => false,
-            };
-            if !password_ok {
-                return self.refuse(&presenter, RejectReason::InvalidCredentials).await;
+        // The password's Argon2 work is done before the lock is looked at, so neither the answer
+        // nor its timing tells a locked account's right password from a wrong one.
+        let password_ok = self.password_matches(&user, request.password.as_ref()).await;
+        if user.password_lockout.is_locked(now, &self.policy) || token.state.is_locked(now, &self.policy) {
+            return self.refuse(&presenter, RejectReason::Locked).await;
+        }
+        if !password_ok {
+            return self.refuse_wrong_password(&presenter, &user.username).await;
+        }
+        self.redeem_code(request, &code, token, &user, &presenter, now).await
+    }
+
+    /// A wrong password counts against the user and their tokens, as at `validate`.
+    async fn refuse_wrong_password(
+        &self,
+        presenter: &Presenter<'_>,
+        username: &str,
+    ) -> Result<Result<OneSwipeResponse, RejectReason>, ServiceError> {
+        let audit = presenter.audit("reject", Some(RejectReason::InvalidCredentials.as_str()));
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((user, tokens)) = self.store.user_with_tokens(username).await? else { break };
+            if self.record_wrong_password(&user, &usable_tokens(tokens), &audit).await? {
+                return Ok(Err(RejectReason::InvalidCredentials));
             }
         }
+        self.store.audit(&presenter.audit("reject", Some("contention"))).await?;
+        Ok(Err(RejectReason::InvalidCredentials))
+    }
 
-        let mut token = token;
+    /// Checks the code's one-time code at its signed issue time and logs the user in (or
+    /// approves the transaction), with compare-and-swap on the token.
+    async fn redeem_code(
+        &self,
+        request: &OneSwipeRequest,
+        code: &OneSwipe,
+        mut token: TokenRow,
+        user: &UserRow,
+        presenter: &Presenter<'_>,
+        now: u64,
+    ) -> Result<Result<OneSwipeResponse, RejectReason>, ServiceError> {
+        let serial = token.serial.clone();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 match self.store.token(&serial).await? {
                     Some(fresh) => token = fresh,
-                    None => return self.refuse(&presenter, RejectReason::UnknownDevice).await,
+                    None => return self.refuse(presenter, RejectReason::UnknownDevice).await,
                 }
             }
             let (seed, method) = self.material(&token)?;
@@ -308,38 +344,35 @@ impl Service {
             if !accepted {
                 let audit = presenter.audit("reject", Some(RejectReason::BadOtp.as_str()));
                 if self.store.commit(std::slice::from_ref(&update), None, &audit).await? {
-                    return Ok(OneSwipeResponse::reject(RejectReason::BadOtp));
+                    return Ok(Err(RejectReason::BadOtp));
                 }
                 continue;
             }
             let committed = match &request.transaction_id {
-                Some(id) => self.approve_transaction(id, &token, &update, &presenter, now).await?,
+                Some(id) => self.approve_transaction(id, &token, &update, presenter, now).await?,
                 None => {
                     let audit = presenter.audit("accept", None);
-                    Some(
-                        self.store
-                            .commit(std::slice::from_ref(&update), Some((user.id, i64_of(now))), &audit)
-                            .await?,
-                    )
+                    let success = UserChange::Success { user_id: user.id, at: i64_of(now) };
+                    Some(self.store.commit(std::slice::from_ref(&update), Some(&success), &audit).await?)
                 }
             };
             match committed {
                 Some(true) => {
-                    return Ok(OneSwipeResponse {
+                    return Ok(Ok(OneSwipeResponse {
                         result: OneSwipeResult::Accept,
                         username: Some(user.username.clone()),
                         message: format!("signed in as {}", user.username),
                         reason: None,
                         serial: Some(serial.clone()),
                         transaction_id: request.transaction_id.clone(),
-                    });
+                    }));
                 }
                 Some(false) => continue,
-                None => return self.refuse(&presenter, RejectReason::UnknownTransaction).await,
+                None => return self.refuse(presenter, RejectReason::UnknownTransaction).await,
             }
         }
         self.store.audit(&presenter.audit("reject", Some("contention"))).await?;
-        Ok(OneSwipeResponse::reject(RejectReason::BadOtp))
+        Ok(Err(RejectReason::BadOtp))
     }
 
     /// Approves the user's pending push transaction with the code. `None` when there is no such
@@ -375,12 +408,17 @@ impl Service {
         Ok(Some(applied))
     }
 
-    async fn refuse(
+    /// Audits a refusal that changes no state (at most once a minute per reason, client and
+    /// device, so floods of bad codes cannot fill the audit log) and returns its reason.
+    async fn refuse<T>(
         &self,
         presenter: &Presenter<'_>,
         reason: RejectReason,
-    ) -> Result<OneSwipeResponse, ServiceError> {
-        self.store.audit(&presenter.audit("reject", Some(reason.as_str()))).await?;
-        Ok(OneSwipeResponse::reject(reason))
+    ) -> Result<Result<T, RejectReason>, ServiceError> {
+        let kind = format!("oneswipe.{}", reason.as_str());
+        if self.limiter.audit_refusal(&kind, presenter.client_ip, presenter.serial.unwrap_or_default()) {
+            self.store.audit(&presenter.audit("reject", Some(reason.as_str()))).await?;
+        }
+        Ok(Err(reason))
     }
 }

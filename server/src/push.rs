@@ -9,9 +9,10 @@
 //! login started on another. A notification only says "look again": the database is the truth, so
 //! a lost or duplicated notification never loses or duplicates a challenge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -23,7 +24,7 @@ use tessera_core::push::{
 };
 use tessera_core::secret::{SecretBytes, SecretString, fill_random};
 use tessera_core::verifier::{self, Verdict};
-use tokio::sync::watch;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::keys::KeyError;
 use crate::service::{
@@ -41,40 +42,190 @@ const DEVICE_AUTH_SKEW_SECS: u64 = 120;
 /// Longest a long-poll waits: shorter than the request timeout, so the poll answers (still
 /// pending) instead of the server cutting it off with a 503.
 pub const MAX_WAIT_SECS: u64 = 25;
+/// Device streams look for challenges, and check that the device is still registered, at least
+/// this often even without a notification.
+const RECHECK: Duration = Duration::from_secs(30);
+/// An approved push can still complete its login this long after the request expired (the login
+/// client learns of the approval a moment after it happens).
+const APPROVAL_GRACE_SECS: i64 = 10;
 const _: () = assert!(MAX_WAIT_SECS < crate::api::REQUEST_TIMEOUT.as_secs());
 
-/// Watch channels keyed by `user:<id>` and `tx:<id>`: subscribers learn that something changed.
+/// Watch channels keyed by `user:<id>`, `tx:<id>` and `device:<serial>`: subscribers learn that
+/// something changed. A channel exists only while someone subscribes to it: the last
+/// [`Subscription`] to go removes it, so the map is bounded by the waiters, whatever keys callers
+/// ask about.
 #[derive(Default)]
 pub struct Hub {
-    channels: Mutex<HashMap<String, watch::Sender<u64>>>,
+    channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+}
+
+/// A receiver of one hub key's changes; dropping the last one of a key removes the key.
+pub struct Subscription {
+    key: String,
+    receiver: watch::Receiver<u64>,
+    channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+}
+
+impl Subscription {
+    /// Resolves at the next `publish` of the key (or at once when one came since the last call).
+    pub async fn changed(&mut self) {
+        if self.receiver.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut channels = lock(&self.channels);
+        if channels.get(&self.key).is_some_and(|sender| sender.receiver_count() <= 1) {
+            channels.remove(&self.key);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Hub {
-    /// A receiver that wakes on every later `publish` of `key`.
-    pub fn subscribe(&self, key: &str) -> watch::Receiver<u64> {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        channels.entry(key.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe()
+    /// A subscription that wakes on every later `publish` of `key`.
+    pub fn subscribe(&self, key: &str) -> Subscription {
+        let receiver =
+            lock(&self.channels).entry(key.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe();
+        Subscription { key: key.to_owned(), receiver, channels: self.channels.clone() }
     }
 
-    /// Wakes the subscribers of `key` (and forgets channels nobody listens to).
+    /// Wakes the subscribers of `key`; a key nobody subscribes to is not created.
     pub fn publish(&self, key: &str) {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(sender) = channels.get(key) {
+        if let Some(sender) = lock(&self.channels).get(key) {
             sender.send_modify(|version| *version = version.wrapping_add(1));
-            if sender.receiver_count() == 0 {
-                channels.remove(key);
-            }
         }
     }
 
     /// Channels currently held (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.channels.lock().map(|c| c.len()).unwrap_or(0)
+        lock(&self.channels).len()
     }
 
     /// True when no channel is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The hub key that announces a push device's revocation (disabled or deleted).
+pub fn device_key(serial: &str) -> String {
+    format!("device:{serial}")
+}
+
+/// The open device streams: a global cap, and a cap per device past which a new stream closes the
+/// device's oldest (a phone that changed networks comes back before the server notices the old
+/// connection died, so the newest must win; replayed credentials can only churn, never pile up).
+pub struct DeviceStreams {
+    permits: Arc<Semaphore>,
+    per_device: usize,
+    open: OpenStreams,
+    next_id: AtomicU64,
+}
+
+/// Each push token's open streams, oldest first: a stream id and the signal that closes it.
+type OpenStreams = Arc<Mutex<HashMap<i64, VecDeque<(u64, Arc<Notify>)>>>>;
+
+/// One open device stream's place; dropping it frees the place.
+pub struct StreamSlot {
+    _permit: OwnedSemaphorePermit,
+    token_id: i64,
+    id: u64,
+    replaced: Arc<Notify>,
+    open: OpenStreams,
+}
+
+impl DeviceStreams {
+    /// Streams within the configured limits.
+    pub fn new(limits: crate::config::Limits) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limits.max_device_streams)),
+            per_device: limits.streams_per_device,
+            open: Arc::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// A place for a new stream of the push token `token_id`, closing the token's oldest streams
+    /// beyond the per-device cap; `Busy` when the server holds as many streams as it may.
+    pub fn open(&self, token_id: i64) -> Result<StreamSlot, ServiceError> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            ServiceError::Busy("the server holds as many device streams as it may; try again later".into())
+        })?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let replaced = Arc::new(Notify::new());
+        let mut open = lock(&self.open);
+        let streams = open.entry(token_id).or_default();
+        streams.push_back((id, replaced.clone()));
+        while streams.len() > self.per_device {
+            if let Some((_, oldest)) = streams.pop_front() {
+                oldest.notify_one();
+            }
+        }
+        Ok(StreamSlot { _permit: permit, token_id, id, replaced, open: self.open.clone() })
+    }
+
+    /// Streams open now.
+    pub fn len(&self) -> usize {
+        lock(&self.open).values().map(VecDeque::len).sum()
+    }
+
+    /// True when no stream is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl StreamSlot {
+    /// Resolves when a newer stream of the same device took this one's place.
+    pub async fn replaced(&self) {
+        self.replaced.notified().await;
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(streams) = open.get_mut(&self.token_id) {
+            streams.retain(|(id, _)| *id != self.id);
+            if streams.is_empty() {
+                open.remove(&self.token_id);
+            }
+        }
+    }
+}
+
+/// Why a device stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The push token was disabled or deleted, or its device re-registered.
+    Revoked,
+    /// A newer stream of the same device took its place.
+    Replaced,
+    /// It reached its maximum lifetime: the device authenticates again.
+    Expired,
+    /// The server is shutting down.
+    Stopping,
+    /// The device went away.
+    Closed,
+}
+
+impl StreamEnd {
+    /// The name sent to the device in the stream's last event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Replaced => "replaced",
+            Self::Expired => "expired",
+            Self::Stopping => "stopping",
+            Self::Closed => "closed",
+        }
     }
 }
 
@@ -121,14 +272,14 @@ pub struct AnswerReceipt {
     pub reason: Option<String>,
 }
 
-/// Request context for a push, taken from the validate call.
-pub struct PushContext<'a> {
-    /// The login client's address (as the calling application reports it, or the caller's).
+/// What a push shows on the device about the login.
+pub struct PushContext {
+    /// The login client's address (as an authenticated application reports it, or the caller's).
     pub client_ip: Option<String>,
     /// The login client's user agent.
-    pub user_agent: Option<&'a str>,
-    /// The application name (defaults to the configured service name).
-    pub service: Option<&'a str>,
+    pub user_agent: Option<String>,
+    /// The application asking: an authenticated application's service name, else the server's.
+    pub service: String,
 }
 
 /// A random id: 128 bits, base32, with a prefix.
@@ -299,12 +450,7 @@ impl Service {
 
     /// Wakes the user's devices that gave a wake-up address, in the background: the login
     /// request does not wait for Google or Apple.
-    async fn wake_devices(
-        &self,
-        user_id: i64,
-        transaction_id: &str,
-        expires_at: u64,
-    ) -> Result<(), ServiceError> {
+    async fn wake_devices(&self, user_id: i64, expires_at: u64) -> Result<(), ServiceError> {
         if !self.waker.is_enabled() {
             return Ok(());
         }
@@ -322,9 +468,8 @@ impl Service {
             .collect();
         for (serial, address) in targets {
             let (waker, store, metrics) = (self.waker.clone(), self.store.clone(), self.metrics.clone());
-            let transaction_id = transaction_id.to_owned();
             tokio::spawn(async move {
-                let wake = WakeUp { serial: &serial, transaction_id: &transaction_id, expires_at };
+                let wake = WakeUp { serial: &serial, expires_at };
                 let outcome = waker.wake(&address, &wake).await;
                 metrics.wakeup(address.service(), outcome.label());
                 match outcome {
@@ -408,11 +553,6 @@ impl Service {
         }
     }
 
-    /// A receiver woken when the user's challenges change.
-    pub fn watch_user(&self, user_id: i64) -> watch::Receiver<u64> {
-        self.hub.subscribe(&user_key(user_id))
-    }
-
     /// Waits (up to `wait`) for deliveries after `after`.
     pub async fn wait_for_deliveries(
         &self,
@@ -420,16 +560,14 @@ impl Service {
         after: i64,
         wait: Duration,
     ) -> Result<Vec<Delivery>, ServiceError> {
-        let mut changes = self.watch_user(device.token.user_id);
+        let mut changes = self.hub.subscribe(&user_key(device.token.user_id));
         let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(MAX_WAIT_SECS));
         loop {
             let found = self.deliveries(device, after).await?;
-            if !found.is_empty() {
+            if !found.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(found);
             }
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                return Ok(found);
-            }
+            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
         }
     }
 
@@ -451,13 +589,13 @@ impl Service {
     pub(crate) async fn start_push(
         &self,
         user: &UserRow,
-        context: &PushContext<'_>,
+        context: &PushContext,
     ) -> Result<(ValidateResponse, &'static str), ServiceError> {
         let now = unix_now();
         let mode = self.push.number_matching;
         let numbers = NumberChallenge::new(mode).map_err(|e| KeyError::Random(e.to_string()))?;
         let id = random_id("TX")?;
-        let service = context.service.unwrap_or(&self.push.service_name);
+        let service = context.service.as_str();
         let recent_since =
             user.last_success_at.unwrap_or(0).max(i64_of(now.saturating_sub(self.push.window_secs)));
         let audit = NewAudit {
@@ -468,7 +606,7 @@ impl Service {
             serial: None,
             client_ip: context.client_ip.as_deref(),
             result: "challenge",
-            reason: Some(&id),
+            reason: None,
         };
         let created = self
             .store
@@ -478,7 +616,7 @@ impl Service {
                     user_id: user.id,
                     service,
                     client_ip: context.client_ip.as_deref(),
-                    user_agent: context.user_agent,
+                    user_agent: context.user_agent.as_deref(),
                     number_matching: mode.as_str(),
                     number: numbers.number.map(i64::from),
                     choices: &numbers.choices,
@@ -497,7 +635,7 @@ impl Service {
             Ok(()) => {
                 self.metrics.push("sent");
                 self.publish(&user_key(user.id)).await;
-                self.wake_devices(user.id, &id, now + self.push.expiry_secs).await?;
+                self.wake_devices(user.id, now + self.push.expiry_secs).await?;
                 let message = match numbers.number {
                     Some(number) => {
                         format!("approve the login on your device; it will ask for the number {number}")
@@ -556,14 +694,19 @@ impl Service {
                         transaction_id,
                         user.id,
                         i64_of(now),
+                        APPROVAL_GRACE_SECS,
                         &audit("accept", Some("push_approved")),
                     )
                     .await?;
                 if consumed {
                     return Ok((ValidateResponse::accept_push(answered_by.clone()), "push_approved"));
                 }
-                self.store.audit(&audit("reject", Some("push_consumed"))).await?;
-                Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "push_consumed"))
+                let expired = tx
+                    .as_ref()
+                    .is_some_and(|tx| tx.expires_at.saturating_add(APPROVAL_GRACE_SECS) < i64_of(now));
+                let reason = if expired { "push_expired" } else { "push_consumed" };
+                self.store.audit(&audit("reject", Some(reason))).await?;
+                Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), reason))
             }
             Some("pending") if tx.as_ref().is_some_and(|tx| u64_of(tx.expires_at) >= now) => Ok((
                 ValidateResponse::challenge(
@@ -593,16 +736,27 @@ impl Service {
         signed: SignedAnswer,
         ip: Option<IpAddr>,
     ) -> Result<AnswerReceipt, ServiceError> {
+        if !self.limiter.allow_client(ip) {
+            return Err(ServiceError::TooManyRequests(
+                "too many answers from this address; try again later".into(),
+            ));
+        }
         let now = unix_now();
         let answer = &signed.answer;
         let ip_text = ip.map(|ip| ip.to_string());
-        let found = self.store.token_with_owner(&answer.serial).await?.filter(|(t, _)| t.kind == "push");
+        let found = self
+            .store
+            .token_with_owner(&answer.serial)
+            .await?
+            .filter(|(t, _)| t.kind == "push" && t.state.enabled);
         let key = found
             .as_ref()
             .and_then(|(t, _)| t.device_public_key.as_deref())
             .and_then(|k| PublicKey::parse(k).ok());
         let (Some((token, owner)), Some(key)) = (found, key) else {
-            return Err(ServiceError::Unauthorized("unknown push device".into()));
+            return Err(ServiceError::Unauthorized(
+                "this push device is unknown, disabled or no longer registered".into(),
+            ));
         };
         let username = owner.username;
         let audit = |result: &'static str, reason: &'static str| NewAudit {
@@ -615,29 +769,42 @@ impl Service {
             result,
             reason: Some(reason),
         };
+        // Refusals change nothing, so they are audited at most once a minute per reason, client
+        // and device: forged or repeated answers cannot fill the audit log.
+        let refuse = |reason: &'static str, error: ServiceError| async move {
+            if self.limiter.audit_refusal(&format!("push.answer.{reason}"), ip, &answer.serial) {
+                self.store.audit(&audit("reject", reason)).await?;
+            }
+            Err::<AnswerReceipt, ServiceError>(error)
+        };
         if signed.verify(&key).is_err() {
-            self.store.audit(&audit("reject", "bad_signature")).await?;
-            return Err(ServiceError::Unauthorized("the answer's signature does not verify".into()));
+            let error = ServiceError::Unauthorized("the answer's signature does not verify".into());
+            return refuse("bad_signature", error).await;
         }
         let Some(tx) =
             self.store.transaction(&answer.transaction_id).await?.filter(|tx| tx.user_id == token.user_id)
         else {
-            self.store.audit(&audit("reject", "unknown_transaction")).await?;
-            return Err(ServiceError::NotFound("transaction", answer.transaction_id.clone()));
+            return refuse(
+                "unknown_transaction",
+                ServiceError::NotFound("transaction", answer.transaction_id.clone()),
+            )
+            .await;
         };
         if tx.status != "pending" {
-            self.store.audit(&audit("reject", "already_answered")).await?;
-            return Err(ServiceError::Conflict("this request was already answered".into()));
+            return refuse(
+                "already_answered",
+                ServiceError::Conflict("this request was already answered".into()),
+            )
+            .await;
         }
         if now > u64_of(tx.expires_at) {
-            self.store.audit(&audit("reject", "late")).await?;
-            return Err(ServiceError::Gone("this request has expired".into()));
+            return refuse("late", ServiceError::Gone("this request has expired".into())).await;
         }
         if answer.answered_at.abs_diff(now) > tessera_core::push::CLOCK_SKEW_SECS {
-            self.store.audit(&audit("reject", "stale_answer")).await?;
-            return Err(ServiceError::Unauthorized(
+            let error = ServiceError::Unauthorized(
                 "the answer is dated too far from now (check the device's clock)".into(),
-            ));
+            );
+            return refuse("stale_answer", error).await;
         }
 
         let (status, reason, token_update, mute) = match answer.decision {
@@ -693,8 +860,11 @@ impl Service {
             )
             .await?;
         if !applied {
-            self.store.audit(&audit("reject", "already_answered")).await?;
-            return Err(ServiceError::Conflict("this request was already answered".into()));
+            return refuse(
+                "already_answered",
+                ServiceError::Conflict("this request was already answered".into()),
+            )
+            .await;
         }
         self.metrics.push(status);
         self.publish(&transaction_key(&tx.id)).await;
@@ -761,14 +931,21 @@ impl Service {
         Ok(())
     }
 
-    /// A transaction's status, waiting up to `wait` while it is pending.
+    /// A transaction's status, waiting up to `wait` while it is pending. Only an existing,
+    /// pending transaction is waited on, so unknown ids cost one read and leave nothing behind.
     pub async fn transaction_status(
         &self,
         id: &str,
         wait: Duration,
+        ip: Option<IpAddr>,
     ) -> Result<TransactionStatus, ServiceError> {
-        let mut changes = self.hub.subscribe(&transaction_key(id));
+        if !self.limiter.allow_client(ip) {
+            return Err(ServiceError::TooManyRequests(
+                "too many requests from this address; try again later".into(),
+            ));
+        }
         let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(MAX_WAIT_SECS));
+        let mut changes: Option<Subscription> = None;
         loop {
             let tx = self
                 .store
@@ -778,17 +955,89 @@ impl Service {
             let now = unix_now();
             let expired = tx.status == "pending" && now > u64_of(tx.expires_at);
             let status = if expired { "expired".to_owned() } else { tx.status.clone() };
-            if status != "pending" {
+            if status != "pending" || tokio::time::Instant::now() >= deadline {
                 return Ok(TransactionStatus { transaction_id: tx.id, status, expires_at: tx.expires_at });
             }
+            let Some(changes) = changes.as_mut() else {
+                // Subscribed only now that the transaction is known to be pending, then read again
+                // so a change between the read and the subscription is not missed.
+                changes = Some(self.hub.subscribe(&transaction_key(id)));
+                continue;
+            };
             let until_expiry = tokio::time::Instant::now()
                 + Duration::from_secs(u64_of(tx.expires_at).saturating_sub(now) + 1);
-            let wake = deadline.min(until_expiry);
-            let timed_out = tokio::time::timeout_at(wake, changes.changed()).await.is_err();
-            if timed_out && wake == deadline {
-                return Ok(TransactionStatus { transaction_id: tx.id, status, expires_at: tx.expires_at });
+            let _ = tokio::time::timeout_at(deadline.min(until_expiry), changes.changed()).await;
+        }
+    }
+
+    /// A place for a device stream (see [`DeviceStreams`]).
+    pub fn open_stream(&self, device: &Device) -> Result<StreamSlot, ServiceError> {
+        self.streams.open(device.token.id)
+    }
+
+    /// Serves a device's stream: sends each new challenge to `events`, until the device goes, the
+    /// token is disabled or deleted (announced on every replica, and checked every
+    /// [`RECHECK`] in case a notification was lost), a newer stream replaces it, it reaches its
+    /// maximum lifetime, or the server stops.
+    pub async fn serve_stream(
+        &self,
+        device: &Device,
+        mut after: i64,
+        slot: &StreamSlot,
+        events: &mpsc::Sender<Delivery>,
+    ) -> StreamEnd {
+        let mut challenges = self.hub.subscribe(&user_key(device.token.user_id));
+        let mut revocations = self.hub.subscribe(&device_key(&device.token.serial));
+        let ends = tokio::time::Instant::now() + Duration::from_secs(self.limits.stream_max_secs);
+        let mut recheck = false;
+        loop {
+            if recheck && !self.still_registered(device).await {
+                return StreamEnd::Revoked;
+            }
+            recheck = false;
+            match self.deliveries(device, after).await {
+                Ok(deliveries) => {
+                    for delivery in deliveries {
+                        let seq = i64::try_from(delivery.seq).unwrap_or(after);
+                        if events.send(delivery).await.is_err() {
+                            return StreamEnd::Closed;
+                        }
+                        after = seq;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "reading challenges for a device failed"),
+            }
+            tokio::select! {
+                () = challenges.changed() => {}
+                () = revocations.changed() => recheck = true,
+                () = tokio::time::sleep(RECHECK) => recheck = true,
+                () = slot.replaced() => return StreamEnd::Replaced,
+                () = tokio::time::sleep_until(ends) => return StreamEnd::Expired,
+                () = events.closed() => return StreamEnd::Closed,
+                () = self.stopped() => return StreamEnd::Stopping,
             }
         }
+    }
+
+    /// Whether the device's push token still exists, is enabled, and holds the device's key.
+    async fn still_registered(&self, device: &Device) -> bool {
+        match self.store.token(&device.token.serial).await {
+            Ok(Some(token)) => {
+                token.state.enabled
+                    && token.device_public_key.is_some()
+                    && token.device_public_key == device.token.device_public_key
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(%error, "checking a device's registration failed; the stream stays open");
+                true
+            }
+        }
+    }
+
+    /// Announces that a push token was disabled or deleted: its open streams end, on every replica.
+    pub(crate) async fn revoke_device(&self, serial: &str) {
+        self.publish(&device_key(serial)).await;
     }
 
     /// Whether the user has a registered, enabled push device.
@@ -810,16 +1059,39 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_hub_wakes_subscribers_and_forgets_idle_keys() {
+    async fn the_hub_wakes_subscribers_and_holds_keys_only_while_subscribed() {
         let hub = Hub::default();
         let mut first = hub.subscribe("user:1");
+        let second = hub.subscribe("user:1");
         hub.publish("user:1");
-        assert!(first.has_changed().unwrap());
-        first.changed().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), first.changed()).await.unwrap();
         hub.publish("user:2");
         assert_eq!(hub.len(), 1, "publishing to nobody creates nothing");
         drop(first);
-        hub.publish("user:1");
-        assert!(hub.is_empty(), "a channel nobody listens to is dropped");
+        assert_eq!(hub.len(), 1, "a key stays while one subscriber is left");
+        drop(second);
+        assert!(hub.is_empty(), "the last subscriber to go removes the key");
+    }
+
+    #[test]
+    fn a_device_keeps_at_most_its_cap_of_streams_and_the_newest_win() {
+        let limits =
+            crate::config::Limits { max_device_streams: 3, streams_per_device: 2, ..Default::default() };
+        let streams = DeviceStreams::new(limits);
+        let first = streams.open(7).unwrap();
+        let _second = streams.open(7).unwrap();
+        let third = streams.open(7).unwrap();
+        assert_eq!(streams.len(), 2);
+        let replaced = futures_util::FutureExt::now_or_never(first.replaced());
+        assert!(replaced.is_some(), "the oldest stream was told to close");
+        assert!(futures_util::FutureExt::now_or_never(third.replaced()).is_none());
+        assert!(
+            matches!(streams.open(8), Err(ServiceError::Busy(_))),
+            "three places in all, and the replaced one still holds its place until it closes"
+        );
+        drop(first);
+        let other = streams.open(8).unwrap();
+        drop((third, other));
+        assert_eq!(streams.len(), 1);
     }
 }

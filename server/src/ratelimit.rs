@@ -1,6 +1,8 @@
 //! Limits on what a client can make the server do, per process (GCRA through `governor`).
 //!
-//! - Validations per client address and per user name.
+//! - Validations (and the other public calls: One Swipe codes, device answers, transaction
+//!   polls) per client and per user name. A client is an IPv4 address or an IPv6 /64, since one
+//!   IPv6 host owns a whole /64; the user's budget is spent only by requests the client's allowed.
 //! - Unknown user names get the same lock as real accounts (`max_failures` attempts, then
 //!   `locked`), so a run of failures does not tell which names exist.
 //! - Refused requests are audited at most once a minute per client and name, so a flood cannot
@@ -10,7 +12,7 @@
 //! The lockout NIST SP 800-63B requires is counted in the database and so holds across replicas;
 //! these limits live in each process.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -22,13 +24,40 @@ use crate::config::RateLimits;
 /// Failed admin authentications allowed per client address and minute.
 const ADMIN_FAILURES_PER_MINUTE: u32 = 20;
 
+/// Who a per-client limit counts: an IPv4 address, or the /64 network of an IPv6 address (an
+/// IPv4 address mapped into IPv6 counts as that IPv4 address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    /// The key of a client address.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX)))),
+            },
+            v4 @ IpAddr::V4(_) => Self(v4),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(network) => write!(f, "{network}/64"),
+            IpAddr::V4(address) => write!(f, "{address}"),
+        }
+    }
+}
+
 /// The limiters.
 pub struct Limiter {
-    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_ip: Option<DefaultKeyedRateLimiter<ClientKey>>,
     per_user: Option<DefaultKeyedRateLimiter<String>>,
     unknown_users: DefaultKeyedRateLimiter<String>,
     refusal_audits: DefaultKeyedRateLimiter<String>,
-    admin_failures: DefaultKeyedRateLimiter<IpAddr>,
+    admin_failures: DefaultKeyedRateLimiter<ClientKey>,
 }
 
 impl Limiter {
@@ -49,17 +78,16 @@ impl Limiter {
         }
     }
 
-    /// Takes one validation from the client's and the user's budgets; false when either is spent.
+    /// Takes one validation from the client's budget and, only when the client is allowed, from
+    /// the user's: a client over its limit cannot hold someone else's account at 429.
     pub fn allow_validation(&self, ip: Option<IpAddr>, username: &str) -> bool {
-        let ip_ok = self.allow_client(ip);
-        let user_ok = self.allow_user(username);
-        ip_ok && user_ok
+        self.allow_client(ip) && self.allow_user(username)
     }
 
     /// Takes one attempt from the client's budget; false when it is spent.
     pub fn allow_client(&self, ip: Option<IpAddr>) -> bool {
         match (&self.per_ip, ip) {
-            (Some(limiter), Some(ip)) => limiter.check_key(&ip).is_ok(),
+            (Some(limiter), Some(ip)) => limiter.check_key(&ClientKey::of(ip)).is_ok(),
             _ => true,
         }
     }
@@ -77,13 +105,14 @@ impl Limiter {
     /// True when a refusal of this kind, from this client, for this name should be audited now
     /// (once a minute for each combination).
     pub fn audit_refusal(&self, kind: &str, ip: Option<IpAddr>, username: &str) -> bool {
-        let key = format!("{kind}|{}|{username}", ip.map(|ip| ip.to_string()).unwrap_or_default());
+        let client = ip.map(|ip| ClientKey::of(ip).to_string()).unwrap_or_default();
+        let key = format!("{kind}|{client}|{username}");
         self.refusal_audits.check_key(&key).is_ok()
     }
 
     /// Counts a failed admin authentication; false once the address has too many.
     pub fn allow_admin_failure(&self, ip: Option<IpAddr>) -> bool {
-        ip.is_none_or(|ip| self.admin_failures.check_key(&ip).is_ok())
+        ip.is_none_or(|ip| self.admin_failures.check_key(&ClientKey::of(ip)).is_ok())
     }
 
     /// Forgets keys whose budget is full again (called periodically to bound memory).
@@ -129,6 +158,31 @@ mod tests {
             limiter.audit_refusal("unknown_user_locked", ip, "alice"),
             "each kind of refusal has its own budget"
         );
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_client_and_an_ipv4_address_is_one_client() {
+        let limiter =
+            Limiter::new(RateLimits { per_ip_per_minute: 1, per_user_per_minute: 0 }, &Policy::default());
+        let ip = |text: &str| Some(text.parse().unwrap());
+        assert!(limiter.allow_client(ip("2001:db8::1")));
+        assert!(!limiter.allow_client(ip("2001:db8::2")), "the same /64 shares a budget");
+        assert!(!limiter.allow_client(ip("2001:db8:0:0:ffff:ffff:ffff:ffff")));
+        assert!(limiter.allow_client(ip("2001:db8:0:1::1")), "the next /64 is another client");
+        assert!(limiter.allow_client(ip("192.0.2.1")));
+        assert!(!limiter.allow_client(ip("::ffff:192.0.2.1")), "an IPv4-mapped address is that IPv4 address");
+        assert!(limiter.allow_client(ip("192.0.2.2")));
+        assert_eq!(ClientKey::of("2001:db8::1".parse().unwrap()).to_string(), "2001:db8::/64");
+    }
+
+    #[test]
+    fn a_refused_client_spends_nothing_of_the_users_budget() {
+        let limiter =
+            Limiter::new(RateLimits { per_ip_per_minute: 1, per_user_per_minute: 2 }, &Policy::default());
+        let (attacker, user) = (Some("198.51.100.7".parse().unwrap()), Some("192.0.2.1".parse().unwrap()));
+        assert!(limiter.allow_validation(attacker, "alice"));
+        assert!((0..10).all(|_| !limiter.allow_validation(attacker, "alice")));
+        assert!(limiter.allow_validation(user, "alice"), "alice's own login still has its budget");
     }
 
     #[test]

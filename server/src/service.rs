@@ -17,11 +17,14 @@ use tessera_core::secret::{SecretBytes, SecretString, fill_random};
 use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
 use utoipa::ToSchema;
 
+use crate::applications::{Application, ApplicationCache};
+use crate::config::Limits;
 use crate::keys::{self, KeyError, ServerKey};
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::store::{
-    AuditEntry, AuditFilter, NewAudit, NewToken, StateUpdate, Store, StoreError, TokenRow, UserRow,
+    AdminKeyRow, AuditEntry, AuditFilter, NewAudit, NewToken, StateUpdate, Store, StoreError, TokenRow,
+    UserChange, UserRow,
 };
 
 /// Bytes of seed generated per token: 160 bits (RFC 4226 §4's recommendation).
@@ -90,6 +93,9 @@ pub enum ServiceError {
     /// Too many attempts.
     #[error("{0}")]
     TooManyRequests(String),
+    /// The server holds as much of this kind of work as it may.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// A new user.
@@ -138,6 +144,11 @@ pub struct UserView {
     pub username: String,
     /// Whether a password/PIN is required at validation.
     pub has_password: bool,
+    /// Consecutive wrong passwords.
+    pub password_failures: u32,
+    /// Locked by wrong passwords (every validation answers `locked` until the lock lifts or an
+    /// administrator unlocks the user).
+    pub locked: bool,
     /// Phone.
     pub phone: Option<String>,
     /// Email.
@@ -146,11 +157,13 @@ pub struct UserView {
     pub created_at: i64,
 }
 
-impl From<&UserRow> for UserView {
-    fn from(user: &UserRow) -> Self {
+impl UserView {
+    fn of(user: &UserRow, now: u64, policy: &Policy) -> Self {
         Self {
             username: user.username.clone(),
             has_password: user.password_hash.is_some(),
+            password_failures: user.password_lockout.failures,
+            locked: user.password_lockout.is_locked(now, policy),
             phone: user.phone.clone(),
             email: user.email.clone(),
             created_at: user.created_at,
@@ -412,10 +425,37 @@ pub struct Service {
     pub(crate) push: crate::config::PushPolicy,
     pub(crate) push_key: tessera_core::push::KeyPair,
     pub(crate) hub: crate::push::Hub,
+    pub(crate) streams: crate::push::DeviceStreams,
     pub(crate) http: reqwest::Client,
     pub(crate) waker: Arc<crate::wake::Waker>,
+    pub(crate) applications: ApplicationCache,
+    pub(crate) limits: Limits,
+    require_application_key: bool,
     stopping: tokio::sync::watch::Sender<bool>,
 }
+
+/// Who asks for a validation, as the HTTP edge saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The client's address (the connection's, or the one a trusted proxy appended).
+    pub ip: Option<IpAddr>,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The relying party, when it presented its application key.
+    pub application: Option<Application>,
+}
+
+impl Caller {
+    /// The audit log's actor: `app:<name>` for an application, `validate` for anonymous calls.
+    fn audit_actor(&self) -> String {
+        self.application.as_ref().map_or_else(|| "validate".to_owned(), |app| format!("app:{}", app.name))
+    }
+}
+
+/// The meta entry saying seeds are sealed with the key derived from the server key.
+const SEED_SEALING_MARKER: &str = "seed_sealing";
+const SEED_SEALING_VERSION: &[u8] = b"hkdf-sha256/v1";
+const KEY_CHECK: &str = "server_key_check";
 
 /// A factory of outbound HTTPS clients (webhook, FCM, APNs) that trust the platform's CAs plus
 /// those in `ca_file`, with a 10 s timeout.
@@ -449,7 +489,7 @@ pub(crate) fn unix_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn now_i64() -> i64 {
+pub(crate) fn now_i64() -> i64 {
     i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
 
@@ -505,13 +545,7 @@ impl Service {
         config: &crate::config::Config,
         admin_token: Option<SecretString>,
     ) -> Result<Arc<Self>, ServiceError> {
-        let check = store.meta_insert_once("server_key_check", &key.check_value()?).await?;
-        if !key.matches_check_value(&check) {
-            return Err(ServiceError::InvalidInput(
-                "the server key does not match this database (every replica needs the same TESSERA_SERVER_KEY or server.key)"
-                    .into(),
-            ));
-        }
+        check_key_and_reseal(&store, &key).await?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let push_key = key.push_signing_key()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -531,10 +565,35 @@ impl Service {
             push: config.push.clone(),
             push_key,
             hub: crate::push::Hub::default(),
+            streams: crate::push::DeviceStreams::new(config.limits),
             http,
             waker: Arc::new(waker),
+            applications: ApplicationCache::default(),
+            limits: config.limits,
+            require_application_key: config.require_application_key,
             stopping: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Whether `/validate` refuses callers without an application key.
+    pub fn requires_application_key(&self) -> bool {
+        self.require_application_key
+    }
+
+    /// Handles another replica's notification: a revoked application empties the key cache;
+    /// anything else wakes this process's waiters on that key.
+    pub fn notified(&self, key: &str) {
+        if key == crate::applications::APPLICATIONS_CHANGED {
+            self.applications.clear();
+        } else {
+            self.hub.publish(key);
+        }
+    }
+
+    /// Deletes push transactions created more than a day ago; returns how many.
+    pub async fn prune_transactions(&self) -> Result<u64, ServiceError> {
+        let cutoff = now_i64().saturating_sub(TRANSACTION_RETENTION_SECS);
+        Ok(self.store.prune_transactions(cutoff).await?)
     }
 
     /// Starts the shutdown: open device channels close (devices reconnect, to another replica
@@ -612,13 +671,32 @@ impl Service {
     /// Creates an admin key; the returned key is shown once and never stored.
     pub async fn create_admin_key(&self, actor: &Actor, name: &str) -> Result<SecretString, ServiceError> {
         check_name("key name", name)?;
-        let key = keys::new_admin_key()?;
+        let key = keys::new_key(keys::ADMIN_KEY_PREFIX)?;
         let audit = AdminAudit::new(actor, "admin_key.create").reason(name);
         self.store
             .create_admin_key(name, &keys::credential_hash(key.expose()), now_i64(), &audit.record())
             .await
             .map_err(conflict)?;
         Ok(key)
+    }
+
+    /// The admin keys (never the keys themselves).
+    pub async fn admin_keys(&self) -> Result<Vec<AdminKeyRow>, ServiceError> {
+        Ok(self.store.admin_keys().await?)
+    }
+
+    /// Revokes an admin key: it stops working at once.
+    pub async fn revoke_admin_key(&self, actor: &Actor, id: i64) -> Result<(), ServiceError> {
+        let key = self
+            .store
+            .admin_key(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("admin key", id.to_string()))?;
+        let audit = AdminAudit::new(actor, "admin_key.revoke").reason(&key.name);
+        if !self.store.delete_admin_key(id, &audit.record()).await? {
+            return Err(ServiceError::NotFound("admin key", id.to_string()));
+        }
+        Ok(())
     }
 
     /// True when the database has no admin key yet.
@@ -650,17 +728,49 @@ impl Service {
             )
             .await
             .map_err(conflict)?;
-        Ok(UserView::from(&user))
+        Ok(self.user_view(&user))
+    }
+
+    fn user_view(&self, user: &UserRow) -> UserView {
+        UserView::of(user, unix_now(), &self.policy)
     }
 
     /// One user.
     pub async fn user(&self, username: &str) -> Result<UserView, ServiceError> {
-        Ok(UserView::from(&self.existing_user(username).await?))
+        Ok(self.user_view(&self.existing_user(username).await?))
     }
 
     /// All users.
     pub async fn users(&self) -> Result<Vec<UserView>, ServiceError> {
-        Ok(self.store.users().await?.iter().map(UserView::from).collect())
+        Ok(self.store.users().await?.iter().map(|user| self.user_view(user)).collect())
+    }
+
+    /// Clears a user's password lock and unlocks all their tokens, audited in one transaction.
+    pub async fn unlock_user(&self, actor: &Actor, username: &str) -> Result<UserView, ServiceError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (user, tokens) = self
+                .store
+                .user_with_tokens(username)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound("user", username.into()))?;
+            let updates: Vec<StateUpdate> = tokens
+                .iter()
+                .filter(|t| t.state.failures > 0 || t.state.locked_at.is_some())
+                .map(|t| StateUpdate {
+                    token_id: t.id,
+                    expected_version: t.version,
+                    state: t.state.unlocked(),
+                    used_at: None,
+                })
+                .collect();
+            let audit = AdminAudit::new(actor, "user.unlock").user(username);
+            let change = UserChange::Unlock { user_id: user.id };
+            if self.store.commit(&updates, Some(&change), &audit.record()).await? {
+                let unlocked = UserRow { password_lockout: Default::default(), ..user };
+                return Ok(self.user_view(&unlocked));
+            }
+        }
+        Err(ServiceError::Conflict("the user is changing too often; try again".into()))
     }
 
     /// Changes a user's password, phone or email.
@@ -687,14 +797,19 @@ impl Service {
         if !self.store.update_user(&user, &audit.record()).await? {
             return Err(ServiceError::NotFound("user", username.into()));
         }
-        Ok(UserView::from(&user))
+        Ok(self.user_view(&user))
     }
 
     /// Deletes a user and their tokens.
     pub async fn delete_user(&self, actor: &Actor, username: &str) -> Result<(), ServiceError> {
         let audit = AdminAudit::new(actor, "user.delete").user(username);
+        let user = self.existing_user(username).await?;
+        let tokens = self.store.tokens_of(user.id).await?;
         if !self.store.delete_user(username, &audit.record()).await? {
             return Err(ServiceError::NotFound("user", username.into()));
+        }
+        for token in tokens.iter().filter(|t| t.kind == "push") {
+            self.revoke_device(&token.serial).await;
         }
         Ok(())
     }
@@ -837,12 +952,19 @@ impl Service {
         enabled: bool,
     ) -> Result<TokenView, ServiceError> {
         let action = if enabled { "token.enable" } else { "token.disable" };
-        self.change_token(actor, serial, action, |state| Ok(TokenState { enabled, ..state })).await
+        let view = self
+            .change_token(actor, serial, action, false, |state| Ok(TokenState { enabled, ..state }))
+            .await?;
+        if !enabled {
+            self.revoke_device(serial).await;
+        }
+        Ok(view)
     }
 
-    /// Clears a token's failures and lock.
+    /// Clears a token's failures and lock, and its owner's password lock (a locked user could not
+    /// use the token anyway).
     pub async fn unlock(&self, actor: &Actor, serial: &str) -> Result<TokenView, ServiceError> {
-        self.change_token(actor, serial, "token.unlock", |state| Ok(state.unlocked())).await
+        self.change_token(actor, serial, "token.unlock", true, |state| Ok(state.unlocked())).await
     }
 
     /// Resynchronizes a token from two consecutive codes.
@@ -859,7 +981,7 @@ impl Service {
         let second = normalize_code_input(second);
         let now = unix_now();
         let policy = self.policy;
-        self.change_token(actor, serial, "token.resync", move |state| {
+        self.change_token(actor, serial, "token.resync", false, move |state| {
             verifier::resync(&seed, &method, state, first.expose(), second.expose(), now, &policy)
                 .map_err(|e| ServiceError::InvalidInput(e.to_string()))
         })
@@ -874,6 +996,7 @@ impl Service {
         if !self.store.delete_token(serial, &audit.record()).await? {
             return Err(ServiceError::NotFound("token", serial.into()));
         }
+        self.revoke_device(serial).await;
         Ok(())
     }
 
@@ -891,6 +1014,7 @@ impl Service {
         actor: &Actor,
         serial: &str,
         action: &'static str,
+        unlock_owner: bool,
         change: impl Fn(TokenState) -> Result<TokenState, ServiceError>,
     ) -> Result<TokenView, ServiceError> {
         for _ in 0..MAX_ATTEMPTS {
@@ -900,7 +1024,8 @@ impl Service {
             let update =
                 StateUpdate { token_id: token.id, expected_version: token.version, state, used_at: None };
             let audit = AdminAudit::new(actor, action).user(&owner).serial(serial);
-            if self.store.commit(&[update], None, &audit.record()).await? {
+            let owner_change = unlock_owner.then_some(UserChange::Unlock { user_id: token.user_id });
+            if self.store.commit(&[update], owner_change.as_ref(), &audit.record()).await? {
                 let updated = TokenRow { state, ..token };
                 return Ok(self.token_view(&updated, &owner, unix_now()));
             }
@@ -957,14 +1082,15 @@ impl Service {
 
     /// Checks a user's passcode (and password/PIN, when they have one) against their tokens.
     ///
-    /// Every outcome is audited with its precise reason (refusals by rate limit at most once a
-    /// minute per client and name); the caller only learns accept, locked, rate-limited or
-    /// "authentication failed".
+    /// Every outcome is audited with its precise reason (refusals by rate limit, and unknown user
+    /// names, at most once a minute per client and name); the caller only learns accept, locked,
+    /// rate-limited or "authentication failed". What the user's device shows about the login (the
+    /// service, the end user's address and browser) comes from the caller's application key, or
+    /// from the connection when there is none, never from the request alone.
     pub async fn validate(
         &self,
         request: ValidateRequest,
-        client_ip: Option<IpAddr>,
-        user_agent: Option<&str>,
+        caller: &Caller,
     ) -> Result<ValidateResponse, ServiceError> {
         check_name("username", &request.username)?;
         if let Some(ip) = &request.client_ip {
@@ -980,140 +1106,194 @@ impl Service {
                 check_text(field, value, max)?;
             }
         }
-        let user_agent = user_agent.filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control));
         let started = Instant::now();
-        let (response, reason, serial) = self.decide(&request, client_ip, user_agent).await?;
+        let attempt = Attempt::new(&request, caller);
+        let (response, reason, serial) = self.decide(&request, &attempt).await?;
         let result = match response.result {
             ValidationResult::Accept => "accept",
             ValidationResult::Reject => "reject",
             ValidationResult::Challenge => "challenge",
         };
         self.metrics.validation(result, started.elapsed().as_secs_f64());
-        tracing::info!(username = %request.username, client_ip = ?client_ip, result, reason, serial = serial.as_deref(), "validation");
+        tracing::info!(username = %request.username, client_ip = ?caller.ip, application = attempt.actor, result, reason, serial = serial.as_deref(), "validation");
         Ok(response)
     }
 
     async fn decide(
         &self,
         request: &ValidateRequest,
-        client_ip: Option<IpAddr>,
-        user_agent: Option<&str>,
+        attempt: &Attempt<'_>,
     ) -> Result<(ValidateResponse, &'static str, Option<String>), ServiceError> {
-        let ip = client_ip.map(|ip| ip.to_string());
-        let audit_reject = |reason: &'static str| NewAudit {
-            at_ms: unix_now_ms(),
-            actor: "validate",
-            action: "validate",
-            username: Some(&request.username),
-            serial: None,
-            client_ip: ip.as_deref(),
-            result: "reject",
-            reason: Some(reason),
-        };
         let reject = |public, reason| (ValidateResponse::reject(public), reason, None);
-        if !self.limiter.allow_validation(client_ip, &request.username) {
-            if self.limiter.audit_refusal("rate_limited", client_ip, &request.username) {
-                self.store.audit(&audit_reject("rate_limited")).await?;
-            }
+        if !self.limiter.allow_validation(attempt.ip, &request.username) {
+            self.audit_refusal("rate_limited", attempt).await?;
             return Ok(reject(PublicReason::RateLimited, "rate_limited"));
         }
-        // "-nopush" at the end of the password asks for a passcode instead of a push; it is
-        // not part of the password.
-        let (password, nopush) = match request.password.as_ref().map(SecretString::expose) {
-            Some(text) if text.ends_with(NOPUSH_SUFFIX) => {
-                let stripped = text.get(..text.len() - NOPUSH_SUFFIX.len()).unwrap_or_default();
-                (Some(SecretString::new(stripped.to_owned())).filter(|p| !p.expose().is_empty()), true)
-            }
-            _ => (request.password.clone(), false),
-        };
-        let password = password.as_ref();
         let Some((user, tokens)) = self.store.user_with_tokens(&request.username).await? else {
-            if let Some(password) = password {
-                self.check_password(password, None).await;
-            }
-            if !self.limiter.allow_unknown_user(&request.username) {
-                if self.limiter.audit_refusal("unknown_user_locked", client_ip, &request.username) {
-                    self.store.audit(&audit_reject("unknown_user_locked")).await?;
-                }
-                return Ok(reject(PublicReason::Locked, "unknown_user_locked"));
-            }
-            self.store.audit(&audit_reject("unknown_user")).await?;
-            return Ok(reject(PublicReason::InvalidCredentials, "unknown_user"));
+            return self.unknown_user(attempt).await;
         };
         if let Some(transaction_id) = &request.transaction_id {
-            let (response, reason) = self.finish_push(&user, transaction_id, ip.as_deref()).await?;
+            let (response, reason) = self.finish_push(&user, transaction_id, attempt.ip_text()).await?;
             return Ok((response, reason, None));
         }
         let now = unix_now();
-        let has_push_device = Self::has_push_device(&tokens);
-        let otp_tokens = |tokens: Vec<TokenRow>| -> Vec<TokenRow> {
-            tokens
-                .into_iter()
-                .filter(|t| match t.kind.as_str() {
-                    "totp" | "hotp" => true,
-                    "push" => t.device_public_key.is_some(),
-                    _ => false,
-                })
-                .collect()
-        };
-        let mut tokens = otp_tokens(tokens);
-
-        // A locked account answers `locked` whatever the password, after the same Argon2 work, so
-        // the answer cannot be used to test passwords while the tokens are locked.
-        let usable: Vec<&TokenRow> = tokens.iter().filter(|t| t.state.enabled).collect();
-        if !usable.is_empty() && usable.iter().all(|t| t.state.is_locked(now, &self.policy)) {
-            if let Some(password) = password {
+        let tokens = usable_tokens(tokens);
+        if self.is_locked_out(&user, &tokens, now) {
+            // The same Argon2 work as any other answer, so the answer cannot be used to test
+            // passwords while the account is locked.
+            if let Some(password) = &attempt.password {
                 self.check_password(password, user.password_hash.as_deref()).await;
             }
-            self.store.audit(&audit_reject("locked")).await?;
+            self.store.audit(&attempt.rejected("locked")).await?;
             return Ok(reject(PublicReason::Locked, "locked"));
         }
-        let password_ok = match (password, user.password_hash.as_deref()) {
-            (Some(password), hash) => self.check_password(password, hash).await || hash.is_none(),
-            (None, hash) => hash.is_none(),
-        };
+        if !self.password_matches(&user, attempt.password.as_ref()).await {
+            return self.wrong_password(user, tokens, attempt).await;
+        }
+        if tokens.is_empty() {
+            self.store.audit(&attempt.rejected("no_token")).await?;
+            return Ok(reject(PublicReason::InvalidCredentials, "no_token"));
+        }
         let passcode =
             normalize_code_input(request.passcode.as_ref().map(SecretString::expose).unwrap_or_default());
-
-        if password_ok && passcode.char_count() <= 1 {
-            if nopush {
-                self.store.audit(&NewAudit { result: "challenge", ..audit_reject("nopush") }).await?;
+        if passcode.char_count() <= 1 {
+            if attempt.nopush {
+                self.store.audit(&NewAudit { result: "challenge", ..attempt.rejected("nopush") }).await?;
                 let message = "enter the passcode from your token".to_owned();
                 return Ok((ValidateResponse::challenge(None, None, message), "nopush", None));
             }
-            if has_push_device {
-                let context = crate::push::PushContext {
-                    client_ip: request.client_ip.clone().or_else(|| ip.clone()),
-                    user_agent: request.user_agent.as_deref().or(user_agent),
-                    service: request.service.as_deref(),
-                };
-                let (response, reason) = self.start_push(&user, &context).await?;
+            if Self::has_push_device(&tokens) {
+                let (response, reason) = self.start_push(&user, &attempt.push_context(&self.push)).await?;
                 return Ok((response, reason, None));
             }
         }
+        self.check_passcode(user, tokens, &passcode, attempt).await
+    }
 
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                tokens = otp_tokens(self.store.tokens_of(user.id).await?);
+    /// A name with no account: the same Argon2 work and the same lock after `max_failures` as a
+    /// real account, so a run of failures does not tell which names exist.
+    async fn unknown_user(
+        &self,
+        attempt: &Attempt<'_>,
+    ) -> Result<(ValidateResponse, &'static str, Option<String>), ServiceError> {
+        if let Some(password) = &attempt.password {
+            self.check_password(password, None).await;
+        }
+        let (public, reason) = if self.limiter.allow_unknown_user(attempt.username) {
+            (PublicReason::InvalidCredentials, "unknown_user")
+        } else {
+            (PublicReason::Locked, "unknown_user_locked")
+        };
+        self.audit_refusal(reason, attempt).await?;
+        Ok((ValidateResponse::reject(public), reason, None))
+    }
+
+    /// Audits a refusal that changes no state, at most once a minute per kind, client and name.
+    async fn audit_refusal(&self, reason: &'static str, attempt: &Attempt<'_>) -> Result<(), ServiceError> {
+        if self.limiter.audit_refusal(reason, attempt.ip, attempt.username) {
+            self.store.audit(&attempt.rejected(reason)).await?;
+        }
+        Ok(())
+    }
+
+    /// True when wrong passwords locked the user, or failures locked every usable token.
+    fn is_locked_out(&self, user: &UserRow, usable: &[TokenRow], now: u64) -> bool {
+        user.password_lockout.is_locked(now, &self.policy)
+            || (!usable.is_empty() && usable.iter().all(|t| t.state.is_locked(now, &self.policy)))
+    }
+
+    /// Whether the password is the user's (a user without one needs none).
+    pub(crate) async fn password_matches(&self, user: &UserRow, password: Option<&SecretString>) -> bool {
+        match (password, user.password_hash.as_deref()) {
+            (Some(password), hash) => self.check_password(password, hash).await || hash.is_none(),
+            (None, hash) => hash.is_none(),
+        }
+    }
+
+    /// A wrong password counts once against the user and once on each usable token (a user with
+    /// no usable token locks too), in one transaction with the audit record.
+    async fn wrong_password(
+        &self,
+        mut user: UserRow,
+        mut tokens: Vec<TokenRow>,
+        attempt: &Attempt<'_>,
+    ) -> Result<(ValidateResponse, &'static str, Option<String>), ServiceError> {
+        let audit = attempt.rejected("wrong_password");
+        for attempt_number in 0..MAX_ATTEMPTS {
+            if attempt_number > 0 {
+                let Some((fresh_user, fresh_tokens)) = self.store.user_with_tokens(&user.username).await?
+                else {
+                    break;
+                };
+                (user, tokens) = (fresh_user, usable_tokens(fresh_tokens));
+            }
+            if self.record_wrong_password(&user, &tokens, &audit).await? {
+                return Ok((
+                    ValidateResponse::reject(PublicReason::InvalidCredentials),
+                    "wrong_password",
+                    None,
+                ));
+            }
+        }
+        self.store.audit(&attempt.rejected("contention")).await?;
+        Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "contention", None))
+    }
+
+    /// Writes one wrong password's failures (user and usable tokens, compare-and-swap) with its
+    /// audit record; false when the user or a token moved since it was read.
+    pub(crate) async fn record_wrong_password(
+        &self,
+        user: &UserRow,
+        usable: &[TokenRow],
+        audit: &NewAudit<'_>,
+    ) -> Result<bool, ServiceError> {
+        let now = unix_now();
+        let decision = Decision::failure_everywhere(usable, now, &self.policy, "wrong_password");
+        let lockout = user.password_lockout.after_failure(now, &self.policy);
+        let change = UserChange::WrongPassword {
+            user_id: user.id,
+            expected_failures: user.password_lockout.failures,
+            lockout,
+        };
+        let committed = self.store.commit(&decision.updates, Some(&change), audit).await?;
+        if committed {
+            let user_locked =
+                lockout.is_locked(now, &self.policy) && !user.password_lockout.is_locked(now, &self.policy);
+            self.metrics.lockouts(decision.new_lockouts + u64::from(user_locked));
+        }
+        Ok(committed)
+    }
+
+    /// The passcode against the user's usable tokens, committed with compare-and-swap (a
+    /// contended token is read again and the code decided again).
+    async fn check_passcode(
+        &self,
+        user: UserRow,
+        mut tokens: Vec<TokenRow>,
+        passcode: &SecretString,
+        attempt: &Attempt<'_>,
+    ) -> Result<(ValidateResponse, &'static str, Option<String>), ServiceError> {
+        let now = unix_now();
+        for attempt_number in 0..MAX_ATTEMPTS {
+            if attempt_number > 0 {
+                tokens = usable_tokens(self.store.tokens_of(user.id).await?);
             }
             if tokens.is_empty() {
-                self.store.audit(&audit_reject("no_token")).await?;
-                return Ok(reject(PublicReason::InvalidCredentials, "no_token"));
+                self.store.audit(&attempt.rejected("no_token")).await?;
+                return Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "no_token", None));
             }
-            let decision = if password_ok {
-                self.check_tokens(&tokens, &passcode, now)?
-            } else {
-                Decision::failure_everywhere(&tokens, now, &self.policy, "wrong_password")
-            };
+            let decision = self.check_tokens(&tokens, passcode, now)?;
             let audit = NewAudit {
                 serial: decision.accepted.as_deref(),
                 result: if decision.accepted.is_some() { "accept" } else { "reject" },
                 reason: decision.accepted.is_none().then_some(decision.reason),
-                ..audit_reject(decision.reason)
+                ..attempt.rejected(decision.reason)
             };
-            let success =
-                decision.accepted.as_ref().map(|_| (user.id, i64::try_from(now).unwrap_or(i64::MAX)));
-            if self.store.commit(&decision.updates, success, &audit).await? {
+            let success = decision.accepted.as_ref().map(|_| UserChange::Success {
+                user_id: user.id,
+                at: i64::try_from(now).unwrap_or(i64::MAX),
+            });
+            if self.store.commit(&decision.updates, success.as_ref(), &audit).await? {
                 self.metrics.lockouts(decision.new_lockouts);
                 let response = match &decision.accepted {
                     Some(serial) => ValidateResponse::accept(serial.clone()),
@@ -1123,8 +1303,8 @@ impl Service {
                 return Ok((response, decision.reason, decision.accepted));
             }
         }
-        self.store.audit(&audit_reject("contention")).await?;
-        Ok(reject(PublicReason::InvalidCredentials, "contention"))
+        self.store.audit(&attempt.rejected("contention")).await?;
+        Ok((ValidateResponse::reject(PublicReason::InvalidCredentials), "contention", None))
     }
 
     fn check_tokens(
@@ -1167,8 +1347,6 @@ impl Service {
             "locked"
         } else if reasons.contains(&RejectReason::Replayed) {
             "replayed"
-        } else if reasons.iter().all(|r| *r == RejectReason::Disabled) {
-            "disabled"
         } else {
             "wrong_code"
         };
@@ -1192,6 +1370,96 @@ pub enum AdminAuth {
     Refused,
     /// Too many failed attempts from this address.
     TooManyFailures,
+}
+
+/// One validation request as the rules see it: the password split from its `-nopush` suffix,
+/// who asks, and what a push would show on the device.
+struct Attempt<'a> {
+    username: &'a str,
+    password: Option<SecretString>,
+    nopush: bool,
+    ip: Option<IpAddr>,
+    ip_text: Option<String>,
+    actor: String,
+    caller: &'a Caller,
+    request: &'a ValidateRequest,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(request: &'a ValidateRequest, caller: &'a Caller) -> Self {
+        // "-nopush" at the end of the password asks for a passcode instead of a push; it is not
+        // part of the password.
+        let (password, nopush) = match request.password.as_ref().map(SecretString::expose) {
+            Some(text) if text.ends_with(NOPUSH_SUFFIX) => {
+                let stripped = text.get(..text.len() - NOPUSH_SUFFIX.len()).unwrap_or_default();
+                (Some(SecretString::new(stripped.to_owned())).filter(|p| !p.expose().is_empty()), true)
+            }
+            _ => (request.password.clone(), false),
+        };
+        Self {
+            username: &request.username,
+            password,
+            nopush,
+            ip: caller.ip,
+            ip_text: caller.ip.map(|ip| ip.to_string()),
+            actor: caller.audit_actor(),
+            caller,
+            request,
+        }
+    }
+
+    fn ip_text(&self) -> Option<&str> {
+        self.ip_text.as_deref()
+    }
+
+    /// The audit record of a rejection for `reason` (other outcomes override its fields).
+    fn rejected(&self, reason: &'static str) -> NewAudit<'_> {
+        NewAudit {
+            at_ms: unix_now_ms(),
+            actor: &self.actor,
+            action: "validate",
+            username: Some(self.username),
+            serial: None,
+            client_ip: self.ip_text(),
+            result: "reject",
+            reason: Some(reason),
+        }
+    }
+
+    /// What the device will show: the application's service name (or the server's) and, only
+    /// from an authenticated application, the end user's address and browser from the body.
+    fn push_context(&self, push: &crate::config::PushPolicy) -> crate::push::PushContext {
+        let user_agent =
+            self.caller.user_agent.clone().filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control));
+        match &self.caller.application {
+            Some(application) => crate::push::PushContext {
+                client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
+                user_agent: self.request.user_agent.clone().or(user_agent),
+                service: application.service_name.clone(),
+            },
+            None => crate::push::PushContext {
+                client_ip: self.ip_text.clone(),
+                user_agent,
+                service: push.service_name.clone(),
+            },
+        }
+    }
+}
+
+/// The tokens a passcode can be checked against: enabled TOTP and HOTP tokens, and push tokens
+/// whose device has registered.
+pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
+    tokens
+        .into_iter()
+        .filter(|t| {
+            t.state.enabled
+                && match t.kind.as_str() {
+                    "totp" | "hotp" => true,
+                    "push" => t.device_public_key.is_some(),
+                    _ => false,
+                }
+        })
+        .collect()
 }
 
 /// What one validation attempt will write.
@@ -1236,13 +1504,63 @@ impl Decision {
     }
 }
 
+/// Push transactions are kept this long (for the audit trail of who approved what), then pruned.
+const TRANSACTION_RETENTION_SECS: i64 = 24 * 60 * 60;
+
+/// Refuses a server key that did not seal this database's seeds, and re-seals seeds of a database
+/// from before the sealing key was derived from the server key (once, in one transaction; the
+/// check value changes with them, so an older server refuses to start on the database afterwards
+/// instead of failing every validation).
+async fn check_key_and_reseal(store: &Store, key: &ServerKey) -> Result<(), ServiceError> {
+    let wrong_key = || {
+        ServiceError::InvalidInput(
+            "the server key does not match this database (every replica needs the same TESSERA_SERVER_KEY or server.key)"
+                .into(),
+        )
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let resealed = store.meta(SEED_SEALING_MARKER).await?.is_some();
+        let check = store.meta(KEY_CHECK).await?;
+        let seeds = match (&check, resealed) {
+            (Some(check), true) => {
+                return if key.matches_check_value(check) { Ok(()) } else { Err(wrong_key()) };
+            }
+            (Some(check), false) if !key.matches_legacy_check_value(check) => return Err(wrong_key()),
+            (Some(_), false) => store.sealed_seeds().await?,
+            (None, _) => Vec::new(),
+        };
+        let resealed_seeds = seeds
+            .into_iter()
+            .map(|old| {
+                let seed = key.open_legacy_seed(&old.serial, &old.sealed)?;
+                let new = key.seal_seed(&old.serial, &seed)?;
+                Ok((old, new))
+            })
+            .collect::<Result<Vec<_>, KeyError>>()?;
+        let count = resealed_seeds.len();
+        let meta = [(KEY_CHECK, key.check_value()?)];
+        if store.reseal(&resealed_seeds, &meta, (SEED_SEALING_MARKER, SEED_SEALING_VERSION)).await? {
+            if check.is_some() {
+                tracing::info!(
+                    tokens = count,
+                    "token seeds re-sealed with the key derived from the server key"
+                );
+            }
+            return Ok(());
+        }
+    }
+    Err(ServiceError::Conflict(
+        "the database's seeds changed while they were being re-sealed; start again".into(),
+    ))
+}
+
 pub(crate) fn new_serial(kind: TokenKind) -> Result<String, ServiceError> {
     let mut bytes = [0u8; 5];
     fill_random(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
     Ok(format!("{}-{}", kind.as_str().to_uppercase(), data_encoding::BASE32_NOPAD.encode(&bytes)))
 }
 
-fn conflict(error: StoreError) -> ServiceError {
+pub(crate) fn conflict(error: StoreError) -> ServiceError {
     match error {
         StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
         other => ServiceError::Store(other),
@@ -1258,7 +1576,7 @@ pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), Serv
     Ok(())
 }
 
-fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
+pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
     if name.is_empty() || name.trim() != name {
         return Err(ServiceError::InvalidInput(format!(
             "{field} must be non-empty, without surrounding spaces"
@@ -1281,4 +1599,137 @@ fn check_email(email: String) -> Result<String, ServiceError> {
         && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid { Ok(email) } else { Err(ServiceError::InvalidInput("email is not a valid address".into())) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Config, ConfigArgs};
+
+    /// A service on SQLite in a temporary directory, configured by `toml`.
+    async fn service(toml: &str) -> (tempfile::TempDir, Arc<Service>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            format!("{toml}\n[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n"),
+        )
+        .unwrap();
+        let args =
+            ConfigArgs { config: Some(path), data_dir: Some(dir.path().join("data")), ..Default::default() };
+        let service = crate::open_service(&Config::load(&args).unwrap()).await.unwrap();
+        (dir, service)
+    }
+
+    fn request(username: &str, password: &str, passcode: &str) -> ValidateRequest {
+        ValidateRequest {
+            username: username.into(),
+            password: Some(SecretString::new(password.into())),
+            passcode: Some(SecretString::new(passcode.into())),
+            transaction_id: None,
+            client_ip: None,
+            user_agent: None,
+            service: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_transaction_ids_leave_nothing_in_the_hub() {
+        let (_dir, service) = service("").await;
+        for i in 0..1_000 {
+            let id = format!("TX{i:060}");
+            assert!(matches!(
+                service.transaction_status(&id, Duration::from_secs(1), None).await,
+                Err(ServiceError::NotFound(..))
+            ));
+        }
+        assert!(service.hub().is_empty(), "the hub holds {} channels", service.hub().len());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_locks_a_user_with_no_usable_token_and_nopush_tells_nothing() {
+        let (_dir, service) = service("[policy]\nmax_failures = 3\n").await;
+        let new = NewUser {
+            username: "ivy".into(),
+            password: Some(SecretString::new("2580".into())),
+            phone: None,
+            email: None,
+        };
+        service.create_user(&Actor::Cli, new).await.unwrap();
+        let caller = Caller::default();
+        let answer = service.validate(request("ivy", "2580-nopush", ""), &caller).await.unwrap();
+        assert_eq!(
+            (answer.result, answer.reason),
+            (ValidationResult::Reject, Some(PublicReason::InvalidCredentials)),
+            "the right password of a user with no usable token gets a plain reject, not a challenge"
+        );
+        for guess in ["0000", "1111", "2222"] {
+            let answer =
+                service.validate(request("ivy", &format!("{guess}-nopush"), ""), &caller).await.unwrap();
+            assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials));
+        }
+        let answer = service.validate(request("ivy", "2580-nopush", ""), &caller).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::Locked), "three wrong passwords lock the user");
+        let view = service.user("ivy").await.unwrap();
+        assert_eq!((view.password_failures, view.locked), (3, true));
+        let view = service.unlock_user(&Actor::Cli, "ivy").await.unwrap();
+        assert_eq!((view.password_failures, view.locked), (0, false));
+        let answer = service.validate(request("ivy", "0000-nopush", ""), &caller).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials), "unlocked, the count starts again");
+    }
+
+    #[tokio::test]
+    async fn seeds_sealed_with_the_server_key_itself_are_resealed_once_with_a_derived_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        keys::create_private_dir(&data).unwrap();
+        let key = ServerKey::load_or_create(&data).unwrap();
+        let seed = SecretBytes::from_slice(b"12345678901234567890");
+        let (sealed, check) = key.legacy_seal("TOTP-LEGACY", &seed);
+        {
+            let store =
+                Store::open(&format!("sqlite://{}", data.join("tessera.db").display())).await.unwrap();
+            let audit = NewAudit {
+                at_ms: 0,
+                actor: "test",
+                action: "setup",
+                username: None,
+                serial: None,
+                client_ip: None,
+                result: "ok",
+                reason: None,
+            };
+            store.reseal(&[], &[(KEY_CHECK, check)], ("unrelated", b"x")).await.unwrap();
+            let user = store.create_user("old", None, None, None, 0, &audit).await.unwrap();
+            let token = NewToken {
+                serial: "TOTP-LEGACY",
+                user_id: user.id,
+                kind: "totp",
+                algorithm: "SHA1",
+                digits: 6,
+                period: 30,
+                seed: &sealed,
+                description: None,
+                created_at: 0,
+                enrollment_code_hash: None,
+                enrollment_expires_at: None,
+            };
+            store.create_token(token, &audit).await.unwrap();
+            store.close().await;
+        }
+        let args = ConfigArgs { data_dir: Some(data.clone()), ..Default::default() };
+        for start in 0..2 {
+            let service = crate::open_service(&Config::load(&args).unwrap()).await.unwrap();
+            let token = service.store.token("TOTP-LEGACY").await.unwrap().unwrap();
+            assert_ne!(token.seed.as_deref(), Some(sealed.as_slice()), "start {start}: re-sealed");
+            let (opened, _) = service.material(&token).unwrap();
+            assert_eq!(opened, seed, "start {start}: the seed survives");
+            service.store.close().await;
+        }
+        let other = ServerKey::from_hex(&"cd".repeat(32), "test").unwrap();
+        let store = Store::open(&format!("sqlite://{}", data.join("tessera.db").display())).await.unwrap();
+        assert!(check_key_and_reseal(&store, &other).await.is_err(), "another key is still refused");
+    }
 }

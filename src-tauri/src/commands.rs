@@ -11,7 +11,7 @@ use tessera_core::error::ErrorCode;
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
-use tessera_core::push::{Decision, DenyReason, EnrollmentLink};
+use tessera_core::push::{Cleartext, Decision, DenyReason, EnrollmentLink, EnrollmentPreview};
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{
@@ -292,11 +292,31 @@ pub fn token_qr<R: Runtime>(
     shown.inspect_err(|_| open_push_channels(&app, &session, &center))
 }
 
-/// What an add did: the tokens added, and what was odd but accepted.
+/// What an add did: the tokens added, and what was odd but accepted. When what was added is an
+/// enrollment link, nothing is added yet: `enrollment` says where it leads, and the user confirms
+/// with [`confirm_enrollment`] (or [`cancel_enrollment`]) before anything is sent.
 #[derive(Debug, Serialize)]
 pub struct Added {
     tokens: Vec<TokenInfo>,
     warnings: Vec<String>,
+    enrollment: Option<EnrollmentPreview>,
+}
+
+impl Added {
+    fn tokens(tokens: Vec<TokenInfo>, warnings: Vec<String>) -> Self {
+        Self { tokens, warnings, enrollment: None }
+    }
+}
+
+/// The enrollment link waiting for the user's confirmation (kept here: its single-use code never
+/// goes to the web view).
+#[derive(Default)]
+pub struct PendingEnrollment(std::sync::Mutex<Option<EnrollmentLink>>);
+
+impl PendingEnrollment {
+    fn replace(&self, link: Option<EnrollmentLink>) -> Option<EnrollmentLink> {
+        std::mem::replace(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner), link)
+    }
 }
 
 fn add_all(session: &Session, parsed: Vec<ParsedUri>, group: Option<String>) -> CommandResult<Added> {
@@ -311,7 +331,7 @@ fn add_all(session: &Session, parsed: Vec<ParsedUri>, group: Option<String>) -> 
                 .collect::<Result<_, _>>()?)
         })
     })?;
-    Ok(Added { tokens, warnings })
+    Ok(Added::tokens(tokens, warnings))
 }
 
 /// This computer's name, which the server shows in the user's device list.
@@ -324,52 +344,72 @@ fn device_name() -> String {
     name.map_or_else(|| "Tessera desktop".to_owned(), |name| format!("Tessera desktop ({name})"))
 }
 
-/// Registers this app as a push device from an enrollment link, keeps it in the vault, and
-/// opens its channel.
-async fn enroll<R: Runtime>(
-    app: &AppHandle<R>,
-    session: &Session,
-    center: &PushCenter,
-    link: EnrollmentLink,
+/// Holds an enrollment link until the user confirms where it leads.
+fn ask_to_enroll(pending: &PendingEnrollment, link: EnrollmentLink) -> Added {
+    let preview = link.preview();
+    pending.replace(Some(link));
+    Added { tokens: Vec::new(), warnings: Vec::new(), enrollment: Some(preview) }
+}
+
+/// Registers this app as a push device from the enrollment link the user just confirmed, keeps
+/// it in the vault, and opens its channel. `accept_cleartext` says the user also confirmed the
+/// second warning about a server reached by plain HTTP on another computer.
+#[tauri::command]
+pub async fn confirm_enrollment<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    pending: State<'_, PendingEnrollment>,
+    accept_cleartext: bool,
 ) -> CommandResult<Added> {
     if !session.is_unlocked() {
         return Err(CommandError::locked());
     }
-    let warnings = link.cleartext_warning().into_iter().collect();
-    let (key, registered) = tessera_client::register(&link, Some(device_name()), None).await?;
+    let link = pending.replace(None).ok_or_else(|| {
+        CommandError::new(ErrorCode::NotFound, "no enrollment is waiting; add the link again")
+    })?;
+    let cleartext = if accept_cleartext { Cleartext::AcceptedByUser } else { Cleartext::Refuse };
+    let (key, registered) = tessera_client::register(&link, Some(device_name()), None, cleartext).await?;
     let token = session
         .act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
         .map_err(|error| match error.kind {
             ErrorCode::Locked => CommandError::new(ErrorCode::Locked, devices::LOCKED_WHILE_REGISTERING),
             _ => error,
         })?;
-    open_push_channels(app, session, center);
-    Ok(Added { tokens: vec![token], warnings })
+    open_push_channels(&app, &session, &center);
+    Ok(Added::tokens(vec![token], link.cleartext_warning().into_iter().collect()))
+}
+
+/// Forgets the enrollment link waiting for confirmation: nothing was sent.
+#[tauri::command]
+pub fn cancel_enrollment(pending: State<'_, PendingEnrollment>) {
+    pending.replace(None);
 }
 
 /// Adds the token an `otpauth://` URI describes, or enrolls this app as a push device from a
 /// `tessera://enroll` link.
-#[tauri::command]
-pub async fn add_uri<R: Runtime>(
-    app: AppHandle<R>,
+#[tauri::command(async)]
+pub fn add_uri(
     session: State<'_, Session>,
-    center: State<'_, PushCenter>,
+    pending: State<'_, PendingEnrollment>,
     uri: String,
     group: Option<String>,
 ) -> CommandResult<Added> {
-    add_text(&app, &session, &center, SecretString::new(uri), group).await
+    add_text(&session, &pending, SecretString::new(uri), group)
 }
 
-/// Adds the token of an `otpauth://` URI, or enrolls from a `tessera://enroll` link.
-async fn add_text<R: Runtime>(
-    app: &AppHandle<R>,
+/// Adds the token of an `otpauth://` URI, or asks to enroll from a `tessera://enroll` link.
+fn add_text(
     session: &Session,
-    center: &PushCenter,
+    pending: &PendingEnrollment,
     text: SecretString,
     group: Option<String>,
 ) -> CommandResult<Added> {
     if EnrollmentLink::is_meant(text.expose()) {
-        return enroll(app, session, center, EnrollmentLink::parse(text.expose())?).await;
+        if !session.is_unlocked() {
+            return Err(CommandError::locked());
+        }
+        return Ok(ask_to_enroll(pending, EnrollmentLink::parse(text.expose())?));
     }
     add_all(session, vec![OtpAuth::parse(text.expose().trim())?], group)
 }
@@ -386,7 +426,7 @@ pub fn list_cameras() -> Vec<CameraChoice> {
 pub async fn scan_camera<R: Runtime>(
     app: AppHandle<R>,
     session: State<'_, Session>,
-    center: State<'_, PushCenter>,
+    pending: State<'_, PendingEnrollment>,
     camera: u32,
     group: Option<String>,
     preview: Channel<String>,
@@ -401,7 +441,7 @@ pub async fn scan_camera<R: Runtime>(
     .await
     .map_err(|e| CommandError::new(ErrorCode::Internal, format!("the camera scan failed: {e}")))??;
     match read {
-        Some(text) => add_text(&app, &session, &center, text, group).await.map(Some),
+        Some(text) => add_text(&session, &pending, text, group).map(Some),
         None => Ok(None),
     }
 }
@@ -413,13 +453,12 @@ pub fn stop_camera(control: State<'_, CameraControl>) {
 }
 
 /// Adds every token in the QR codes of an image (PNG, JPEG, WebP, GIF or BMP) sent as the raw
-/// request body (a screenshot, a photo, or a file the user opened), or enrolls this app as a push
-/// device when the image holds an enrollment QR code.
-#[tauri::command]
-pub async fn add_image<R: Runtime>(
-    app: AppHandle<R>,
+/// request body (a screenshot, a photo, or a file the user opened), or asks to enroll this app as
+/// a push device when the image holds an enrollment QR code.
+#[tauri::command(async)]
+pub fn add_image(
     session: State<'_, Session>,
-    center: State<'_, PushCenter>,
+    pending: State<'_, PendingEnrollment>,
     request: Request<'_>,
 ) -> CommandResult<Added> {
     let InvokeBody::Raw(bytes) = request.body() else {
@@ -430,7 +469,10 @@ pub async fn add_image<R: Runtime>(
     }
     let texts = qr::decode_image(bytes)?;
     if let Some(link) = EnrollmentLink::find_in(&texts) {
-        return enroll(&app, &session, &center, link).await;
+        if !session.is_unlocked() {
+            return Err(CommandError::locked());
+        }
+        return Ok(ask_to_enroll(&pending, link));
     }
     add_all(&session, otpauth::tokens_from_qr_texts(&texts)?, None)
 }

@@ -63,6 +63,7 @@ pub fn run() -> ExitCode {
         .manage(session)
         .manage(PushCenter::default())
         .manage(CameraControl::default())
+        .manage(commands::PendingEnrollment::default())
         .on_window_event(tray::on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
@@ -76,6 +77,8 @@ pub fn run() -> ExitCode {
             commands::one_swipe,
             commands::add_uri,
             commands::add_image,
+            commands::confirm_enrollment,
+            commands::cancel_enrollment,
             commands::add_manual,
             commands::edit_token,
             commands::remove_token,

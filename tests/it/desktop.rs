@@ -14,7 +14,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::push::{finish, send_validate, user_with_device, wait_status};
+use crate::push::{finish, send_validate_as, user_with_device, wait_status};
 use crate::server_support::{Db, Server, free_port};
 use crate::support::{
     Sandbox, WebDriverSession, binary, lines_of, oathtool, require_secret_service, test_output_dir, unix_now,
@@ -133,12 +133,15 @@ impl App {
         }
     }
 
-    /// Enrolls the app, its vault still empty, as a push device from a pasted enrollment link.
+    /// Enrolls the app, its vault still empty, as a push device from a pasted enrollment link,
+    /// confirming the server and account the app shows first.
     fn enroll_from_link(&self, link: &str) {
         self.shown("#empty-state");
         self.click("#add-button");
         self.type_into("#add-uri", link);
         self.click("#add-submit");
+        self.shown("#enroll-dialog");
+        self.click("#enroll-submit");
         self.wait_for_text("#toast", "as a push device");
     }
 
@@ -616,9 +619,13 @@ fn user_with_push_token(server: &Server, username: &str) -> String {
 }
 
 fn start_push_login(server: &Server, username: &str) -> (String, u64) {
-    let (status, body) = send_validate(
+    static LOGINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let login = LOGINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let vpn = server.application(&format!("vpn-{username}-{login}"), "ACME VPN");
+    let (status, body) = send_validate_as(
         server,
-        json!({ "username": username, "password": "hunter2hunter2", "passcode": "", "client_ip": "203.0.113.9", "service": "ACME VPN" }),
+        Some(&vpn),
+        json!({ "username": username, "password": "hunter2hunter2", "passcode": "", "client_ip": "203.0.113.9" }),
     );
     assert_eq!((status, body["result"].as_str()), (200, Some("challenge")), "{body}");
     (body["transaction_id"].as_str().unwrap().to_owned(), body["number"].as_u64().unwrap())
@@ -626,12 +633,36 @@ fn start_push_login(server: &Server, username: &str) -> (String, u64) {
 
 #[test]
 fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
-    let server = Server::start(Db::Sqlite, "");
+    let server = Server::start(Db::Sqlite, "[push]\nnumber_matching = \"pick\"\n");
     let link = user_with_push_token(&server, "lee");
     let notifications = NotificationWatch::start();
     let sandbox = Sandbox::with_keystore_vault();
     let app = App::start(&sandbox, &[]);
-    app.enroll_from_link(&link);
+
+    let mut elsewhere = tessera_core::push::EnrollmentLink::parse(&link).unwrap();
+    elsewhere.server = "http://192.0.2.80:8480".into();
+    app.shown("#empty-state");
+    app.click("#add-button");
+    app.type_into("#add-uri", elsewhere.to_uri().expose());
+    app.click("#add-submit");
+    app.shown("#enroll-dialog");
+    assert_eq!(app.text("#enroll-host"), "192.0.2.80:8480", "the server is shown before anything is sent");
+    assert_eq!(app.text("#enroll-account"), "lee");
+    app.click("#enroll-submit");
+    app.wait_for_text("#enroll-cleartext", "Anyone on this network can read this enrollment");
+    app.wait_for_text("#enroll-submit", "Enroll over HTTP anyway");
+    app.screenshot("desktop-enroll-over-http-warning.png");
+    app.click("#enroll-dialog .cancel");
+    app.shown("#empty-state");
+
+    app.click("#add-button");
+    app.type_into("#add-uri", &link);
+    app.click("#add-submit");
+    app.shown("#enroll-dialog");
+    app.wait_for_text("#enroll-submit", "Enroll");
+    app.screenshot("desktop-enroll-confirm.png");
+    app.click("#enroll-submit");
+    app.wait_for_text("#toast", "as a push device");
     let [device]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
     assert!(app.text(&format!("[data-id='{device}'] .label")).contains("lee"), "the push token is listed");
 
@@ -669,7 +700,7 @@ fn the_app_enrolls_from_a_link_and_approves_a_push_with_the_right_number() {
 #[test]
 fn closing_the_window_keeps_tessera_in_the_tray_for_logins_and_starting_it_again_shows_it() {
     let tray = TrayHost::start();
-    let server = Server::start(Db::Sqlite, "");
+    let server = Server::start(Db::Sqlite, "[push]\nnumber_matching = \"pick\"\n");
     let link = user_with_push_token(&server, "noa");
     let sandbox = Sandbox::with_keystore_vault();
     let app = App::start(&sandbox, &[]);

@@ -74,7 +74,7 @@ fn the_top_level_uniffi_toml_names_the_kotlin_package_and_the_swift_modules() {
 
 /// A server with a user whose push token waits for a device: (server, enrollment link).
 fn server_with_push_enrollment(username: &str) -> (Server, String) {
-    let server = Server::start(Db::Sqlite, "");
+    let server = Server::start(Db::Sqlite, "[push]\nnumber_matching = \"pick\"\n");
     let enrollment = server.user_with_token(username, json!({ "kind": "push" }));
     let link = enrollment["enrollment_uri"].as_str().unwrap().to_owned();
     (server, link)

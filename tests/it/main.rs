@@ -20,6 +20,7 @@ mod layering;
 mod login_page;
 mod oneswipe;
 mod push;
+mod review;
 mod server;
 mod support;
 mod wake;

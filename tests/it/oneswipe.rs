@@ -98,7 +98,7 @@ fn a_scanned_code_logs_in_once(db: Db) {
 }
 
 /// libfaketime, which scripts/setup-debian.sh installs: it moves a program's clock.
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+pub(crate) const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// [`shown_and_scanned`] by a phone whose clock runs `seconds` behind: a code made that long ago.
 fn shown_and_scanned_made_ago(phone: &Sandbox, args: &[&str], seed: u64, seconds: u32) -> String {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tessera_core::push::{Answer, Decision, DenyReason, EnrollmentLink, SignedAnswer};
+use tessera_core::push::{Answer, Cleartext, Decision, DenyReason, EnrollmentLink, SignedAnswer};
 
 use crate::server_support::{Db, Server};
 use crate::support::{Sandbox, lines_of};
@@ -83,7 +83,7 @@ pub(crate) fn enroll_device(server: &Server, phone: &Sandbox, username: &str) {
     let bytes =
         data_encoding::BASE64.decode(enrollment["qr_png_base64"].as_str().unwrap().as_bytes()).unwrap();
     std::fs::write(&png, bytes).unwrap();
-    let enrolled = phone.run(&["enroll", png.to_str().unwrap(), "--name", "test phone"]);
+    let enrolled = phone.run(&["enroll", png.to_str().unwrap(), "--name", "test phone", "--yes"]);
     assert!(enrolled.stderr.contains("Enrolled as a push device"), "{}", enrolled.stderr);
 }
 
@@ -96,12 +96,19 @@ fn start_push(server: &Server, username: &str, passcode: &str) -> Value {
 }
 
 pub(crate) fn send_validate(server: &Server, body: Value) -> (u16, Value) {
-    let response = crate::server_support::client()
+    send_validate_as(server, None, body)
+}
+
+/// `validate` from a browser-like client, as the application with `key` when given.
+pub(crate) fn send_validate_as(server: &Server, key: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = crate::server_support::client()
         .post(format!("{}/api/v1/validate", server.url))
         .header("user-agent", "Firefox/140 e2e")
-        .json(&body)
-        .send()
-        .unwrap();
+        .json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().unwrap();
     (response.status().as_u16(), response.json().unwrap())
 }
 
@@ -120,12 +127,14 @@ pub(crate) fn finish(server: &Server, username: &str, transaction: &str) -> Stri
 on_both_databases!(approve_with_the_right_number_is_accepted_once, fatigue_limits_hold);
 
 fn approve_with_the_right_number_is_accepted_once(db: Db) {
-    let server = Server::start(db, "");
+    let server = Server::start(db, "[push]\nnumber_matching = \"pick\"\n");
+    let vpn = server.application("vpn", "ACME VPN");
     let phone = enrolled(&server, "alice");
     let mut listener = Listener::start(&phone);
-    let (_, body) = send_validate(
+    let (_, body) = send_validate_as(
         &server,
-        json!({ "username": "alice", "password": "pin1234", "passcode": "x", "client_ip": "203.0.113.9", "service": "ACME VPN" }),
+        Some(&vpn),
+        json!({ "username": "alice", "password": "pin1234", "passcode": "x", "client_ip": "203.0.113.9" }),
     );
     assert_eq!(body["result"], "challenge", "a one-character passcode asks the device: {body}");
     let transaction = body["transaction_id"].as_str().unwrap().to_owned();
@@ -193,8 +202,10 @@ fn fatigue_limits_hold(db: Db) {
 #[test]
 fn wrong_numbers_denials_and_not_me() {
     let hook = Webhook::start();
-    let server =
-        Server::start(Db::Sqlite, &format!("[push]\nwebhook_url = \"{}\"\nmute_secs = 600\n", hook.url));
+    let server = Server::start(
+        Db::Sqlite,
+        &format!("[push]\nwebhook_url = \"{}\"\nmute_secs = 600\nnumber_matching = \"pick\"\n", hook.url),
+    );
     let phone = enrolled(&server, "carol");
 
     let push = start_push(&server, "carol", "");
@@ -318,7 +329,7 @@ fn expired_requests_and_enrollment_links_are_refused() {
     assert_eq!(finish(&server, "erin", transaction), "reject");
     let stale = Sandbox::with_keystore_vault();
     stale
-        .run(&["enroll", later["enrollment_uri"].as_str().unwrap()])
+        .run(&["enroll", later["enrollment_uri"].as_str().unwrap(), "--yes"])
         .fails_with("invalid, expired or already used");
 }
 
@@ -381,12 +392,24 @@ fn enrollment_links_work_once() {
     let (_, enrollment) = server.admin("POST", "/api/v1/users/gina/tokens", Some(json!({ "kind": "push" })));
     let link = enrollment["enrollment_uri"].as_str().unwrap();
     let first = Sandbox::with_keystore_vault();
-    first.run(&["enroll", link]).ok();
+    let unconfirmed = first.run(&["enroll", link]);
+    assert!(
+        unconfirmed
+            .stderr
+            .contains(&format!("Server:  127.0.0.1:{}", server.url.rsplit(':').next().unwrap()))
+            && unconfirmed.stderr.contains("Account: gina"),
+        "the server and account are shown first: {}",
+        unconfirmed.stderr
+    );
+    unconfirmed.fails_with("pass --yes");
+    let audit = server.admin("GET", "/api/v1/audit?action=push.register", None).1;
+    assert_eq!(audit.as_array().unwrap().len(), 0, "nothing was sent before the confirmation: {audit}");
+    first.run(&["enroll", link, "--yes"]).ok();
     let second = Sandbox::with_keystore_vault();
-    second.run(&["enroll", link]).fails_with("invalid, expired or already used");
+    second.run(&["enroll", link, "--yes"]).fails_with("invalid, expired or already used");
     let mut forged = EnrollmentLink::parse(link).unwrap();
     forged.code = tessera_core::secret::SecretString::new("A".repeat(26));
-    second.run(&["enroll", forged.to_uri().expose()]).fails_with("invalid, expired or already used");
+    second.run(&["enroll", forged.to_uri().expose(), "--yes"]).fails_with("invalid, expired or already used");
     let audit = server.admin("GET", "/api/v1/audit?action=push.register", None).1;
     assert!(audit.as_array().unwrap().iter().any(|e| e["result"] == "ok"));
     assert!(audit.as_array().unwrap().iter().any(|e| e["reason"] == "bad_credential"));
@@ -415,28 +438,53 @@ fn number_matching_by_typing_and_off() {
     assert_eq!(finish(&off, "ivan", push["transaction_id"].as_str().unwrap()), "accept");
 }
 
-/// A device registered by the test itself, to send answers a well-behaved device never sends.
+/// A push device registered by the test itself, to send what a well-behaved device never sends.
+pub(crate) struct TestDevice {
+    pub device: tessera_client::Device,
+    /// The approve-with-OTP seed.
+    pub seed: tessera_core::secret::SecretBytes,
+    /// The server's push key (One Swipe codes name it).
+    pub server_key: tessera_core::push::PublicKey,
+}
+
+/// A new user (no password) with a [`TestDevice`].
+pub(crate) fn registered_device(
+    server: &Server,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+) -> TestDevice {
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(json!({ "username": name }))).0, 201);
+    register_device_for(server, runtime, name)
+}
+
+/// A new push token for the existing user `name`, registered as a [`TestDevice`].
+pub(crate) fn register_device_for(
+    server: &Server,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+) -> TestDevice {
+    let (_, enrollment) =
+        server.admin("POST", &format!("/api/v1/users/{name}/tokens"), Some(json!({ "kind": "push" })));
+    let link = EnrollmentLink::parse(enrollment["enrollment_uri"].as_str().unwrap()).unwrap();
+    let (key, registered) =
+        runtime.block_on(tessera_client::register(&link, None, None, Cleartext::Refuse)).unwrap();
+    let device = tessera_client::Device::from_parts(
+        &link.server,
+        &registered.serial,
+        &key.seed(),
+        registered.server_public_key,
+    )
+    .unwrap();
+    let seed = tessera_core::secret::SecretBytes::from_base32(registered.totp_secret.expose()).unwrap();
+    TestDevice { device, seed, server_key: registered.server_public_key }
+}
+
 #[test]
 fn replayed_forged_and_mismatched_answers_are_refused() {
     let server = Server::start(Db::Sqlite, "[push]\nnumber_matching = \"off\"\n");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut devices = Vec::new();
-    for name in ["jack", "kate"] {
-        server.admin("POST", "/api/v1/users", Some(json!({ "username": name })));
-        let (_, enrollment) =
-            server.admin("POST", &format!("/api/v1/users/{name}/tokens"), Some(json!({ "kind": "push" })));
-        let link = EnrollmentLink::parse(enrollment["enrollment_uri"].as_str().unwrap()).unwrap();
-        let (key, registered) = runtime.block_on(tessera_client::register(&link, None, None)).unwrap();
-        let device = tessera_client::Device::from_parts(
-            &link.server,
-            &registered.serial,
-            &key.seed(),
-            registered.server_public_key,
-        )
-        .unwrap();
-        let seed = tessera_core::secret::SecretBytes::from_base32(registered.totp_secret.expose()).unwrap();
-        devices.push((device, seed));
-    }
+    let devices: Vec<_> =
+        ["jack", "kate"].iter().map(|name| registered_device(&server, &runtime, name)).collect();
     let otp = |seed: &tessera_core::secret::SecretBytes| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         tessera_core::secret::SecretString::new(
@@ -452,8 +500,8 @@ fn replayed_forged_and_mismatched_answers_are_refused() {
         )
     };
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let (jack, jack_seed) = &devices[0];
-    let (kate, _) = &devices[1];
+    let (jack, jack_seed) = (&devices[0].device, &devices[0].seed);
+    let kate = &devices[1].device;
 
     let (_, push) = send_validate(&server, json!({ "username": "jack", "passcode": "" }));
     let transaction = push["transaction_id"].as_str().unwrap();

@@ -758,13 +758,38 @@ fn admin_subcommands_work_on_the_database_directly(db: Db) {
     let listed = admin(&["list-tokens", "kate"], "");
     assert!(listed.contains("\"kind\": \"totp\"") && !listed.contains("secret"), "{listed}");
     let key = admin(&["create-key", "ci"], "");
+    let app_key = admin(&["create-app", "vpn", "--service", "ACME VPN"], "");
+    assert!(app_key.trim().starts_with("tak_") && app_key.trim().len() == 68, "{app_key}");
 
-    let server = Server::start_plain(db, &data, &[("TESSERA_SERVER_KEY", SERVER_KEY)]);
-    let (status, body) = server.validate("kate", Some("2468"), &code(&phone, None));
-    assert_eq!((status, body["result"].as_str()), (200, Some("accept")));
+    let server = Server::start_plain(db.clone(), &data, &[("TESSERA_SERVER_KEY", SERVER_KEY)]);
+    let (status, body) = server.post_as(
+        app_key.trim(),
+        "/api/v1/validate",
+        &json!({ "username": "kate", "password": "2468", "passcode": code(&phone, None) }),
+    );
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("accept")),
+        "the application's key works: {body}"
+    );
     let response =
         client().get(format!("{}/api/v1/users", server.url)).bearer_auth(key.trim()).send().unwrap();
     assert_eq!(response.status().as_u16(), 200, "the key from `admin create-key` works");
+    drop(server);
+
+    let apps = admin(&["list-apps"], "");
+    assert!(apps.contains("\"service_name\": \"ACME VPN\"") && !apps.contains("tak_"), "{apps}");
+    admin(&["revoke-app", "vpn"], "");
+    let keys: Value = serde_json::from_str(&admin(&["list-keys"], "")).unwrap();
+    let ci = keys.as_array().unwrap().iter().find(|k| k["name"] == "ci").unwrap()["id"].to_string();
+    assert!(!keys.to_string().contains("tsk_"), "keys are never listed: {keys}");
+    admin(&["revoke-key", &ci], "");
+    let server = Server::start_plain(db, &data, &[("TESSERA_SERVER_KEY", SERVER_KEY)]);
+    let response =
+        client().get(format!("{}/api/v1/users", server.url)).bearer_auth(key.trim()).send().unwrap();
+    assert_eq!(response.status().as_u16(), 401, "a revoked admin key is refused");
+    let (status, _) = server.post_as(app_key.trim(), "/api/v1/validate", &json!({ "username": "kate" }));
+    assert_eq!(status, 401, "a revoked application's key is refused");
     drop(server);
     let log = admin(&["audit", "--username", "kate"], "");
     let actions: HashSet<&str> = log
@@ -776,4 +801,8 @@ fn admin_subcommands_work_on_the_database_directly(db: Db) {
         actions.contains("user.create") && actions.contains("token.enroll") && actions.contains("validate"),
         "{actions:?}"
     );
+    let log = admin(&["audit", "--limit", "200"], "");
+    for action in ["application.create", "application.revoke", "admin_key.revoke"] {
+        assert!(log.contains(action), "{action} is audited: {log}");
+    }
 }

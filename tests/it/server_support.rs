@@ -96,8 +96,17 @@ impl Server {
         Self::start_with_key(db, toml, SERVER_KEY)
     }
 
+    /// Like [`Server::start`], with extra environment variables (libfaketime's, say).
+    pub fn start_with_env(db: Db, toml: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_configured(db, toml, SERVER_KEY, env)
+    }
+
     /// Like [`Server::start`], with another server key (another server's identity).
     pub fn start_with_key(db: Db, toml: &str, server_key: &str) -> Self {
+        Self::start_configured(db, toml, server_key, &[])
+    }
+
+    fn start_configured(db: Db, toml: &str, server_key: &str, extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let config = dir.path().join("tessera.toml");
@@ -113,10 +122,11 @@ impl Server {
             ),
         )
         .unwrap();
-        let env = vec![
+        let mut env = vec![
             ("TESSERA_ADMIN_TOKEN".to_owned(), ADMIN_KEY.to_owned()),
             ("TESSERA_SERVER_KEY".to_owned(), server_key.to_owned()),
         ];
+        env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         Self::launch(db, data_dir, Some(config), env, Some(dir))
     }
 
@@ -211,6 +221,37 @@ impl Server {
         text
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the server is running")
+    }
+
+    /// The server's resident memory (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A metric's value from `/metrics` (the first sample whose line starts with `name`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        let line =
+            text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Creates a relying-party application; returns its key.
+    pub fn application(&self, name: &str, service_name: &str) -> String {
+        let (status, created) = self.admin(
+            "POST",
+            "/api/v1/applications",
+            Some(json!({ "name": name, "service_name": service_name })),
+        );
+        assert_eq!(status, 201, "{created}");
+        created["key"].as_str().unwrap().to_owned()
+    }
+
     /// Stops the server with SIGTERM and asserts a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -282,12 +323,17 @@ impl Server {
         body
     }
 
-    /// A GET without credentials: (status, body text).
     /// POSTs JSON without credentials (the public endpoints), returning the status and JSON body.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         send(self.client.post(format!("{}{path}", self.url)).json(body))
     }
 
+    /// POSTs JSON with a bearer key (an application's), returning the status and JSON body.
+    pub fn post_as(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        send(self.client.post(format!("{}{path}", self.url)).bearer_auth(key).json(body))
+    }
+
+    /// A GET without credentials: (status, body text).
     pub fn get(&self, path: &str) -> (u16, String) {
         let response = self.client.get(format!("{}{path}", self.url)).send().unwrap();
         (response.status().as_u16(), response.text().unwrap())

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use tessera_core::push::{EnrollmentLink, WakeAddress};
+use tessera_core::push::{Cleartext, EnrollmentLink, WakeAddress};
 
 use crate::server_support::{Db, Server, free_port};
 use crate::support::unix_now;
@@ -281,8 +281,9 @@ fn register(server: &Server, username: &str, wake: WakeAddress) -> tessera_clien
     assert_eq!(status, 201, "{enrollment}");
     let link = EnrollmentLink::parse(enrollment["enrollment_uri"].as_str().unwrap()).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (key, registered) =
-        runtime.block_on(tessera_client::register(&link, Some("phone".to_owned()), Some(wake))).unwrap();
+    let (key, registered) = runtime
+        .block_on(tessera_client::register(&link, Some("phone".to_owned()), Some(wake), Cleartext::Refuse))
+        .unwrap();
     tessera_client::Device::from_parts(
         &link.server,
         &registered.serial,
@@ -327,18 +328,18 @@ fn fcm_and_apns_wake_sleeping_devices_without_revealing_the_login() {
     assert_eq!(oauth.len(), 1, "FCM gets an access token first");
     for wake_up in &wake_ups {
         let text = format!("{wake_up:?}");
-        for private in ["wendy", "198.51.100.7", "Payroll"] {
+        for private in ["wendy", "198.51.100.7", "Payroll", transaction.as_str()] {
             assert!(!text.contains(private), "a wake-up names nothing about the login: {text}");
         }
         match wake_up {
             Seen::Fcm { token, message } => {
                 assert_eq!(token, &fcm_token);
-                assert_eq!(message["data"]["transaction_id"], transaction.as_str());
+                assert!(message["data"].get("transaction_id").is_none(), "{message}");
                 assert_eq!(message["data"]["serial"], android.serial());
             }
             Seen::Apns { token, headers, payload } => {
                 assert_eq!(token, &apns_token);
-                assert_eq!(headers["apns-collapse-id"], transaction);
+                assert_eq!(headers["apns-collapse-id"], iphone.serial(), "one notification per device");
                 let expires = headers["apns-expiration"].parse::<u64>().unwrap();
                 assert!(expires > unix_now() && expires <= unix_now() + 120, "expires with the challenge");
                 assert_eq!(payload["tessera"]["serial"], iphone.serial());
@@ -350,7 +351,13 @@ fn fcm_and_apns_wake_sleeping_devices_without_revealing_the_login() {
     let second = start_push(&server, "wendy");
     let seen: Vec<Seen> = (0..2).map(|_| services.next()).collect();
     assert!(seen.iter().all(|s| !matches!(s, Seen::OAuth)), "the FCM access token is reused: {seen:?}");
-    assert!(format!("{seen:?}").contains(&second));
+    let seen_text = format!("{seen:?}");
+    assert!(
+        seen_text.contains(android.serial())
+            && seen_text.contains(iphone.serial())
+            && !seen_text.contains(&second),
+        "the second login wakes both devices again, naming only them: {seen_text}"
+    );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let stale = format!("dead{}", "0".repeat(60));

@@ -17,10 +17,21 @@ export interface VaultStatus {
 /** A token's public details, as an add or an edit returns them. */
 export type TokenInfo = Omit<TokenRow, "code">;
 
-/** What an add did. */
+/** Where an enrollment link leads, shown before anything is sent. */
+export interface EnrollmentPreview {
+  server: string;
+  host: string;
+  issuer: string | null;
+  account: string | null;
+  /** Plain HTTP to another computer: a second, red confirmation is needed. */
+  cleartext: boolean;
+}
+
+/** What an add did; for an enrollment link, nothing yet: `enrollment` waits for confirmation. */
 export interface Added {
   tokens: TokenInfo[];
   warnings: string[];
+  enrollment: EnrollmentPreview | null;
 }
 
 /** A token typed in by hand. */
@@ -66,6 +77,11 @@ export const copyCode = (id: string) => invoke<{ clears_in_secs: number }>("copy
 export const addUri = (uri: string, group: string | null) => invoke<Added>("add_uri", { uri, group });
 export const addImage = (bytes: Uint8Array) => invoke<Added>("add_image", bytes);
 export const addManual = (form: ManualForm) => invoke<Added>("add_manual", { form });
+/** Enrolls from the link the user confirmed (with `acceptCleartext` after the second warning). */
+export const confirmEnrollment = (acceptCleartext: boolean) =>
+  invoke<Added>("confirm_enrollment", { acceptCleartext });
+/** Forgets the link waiting for confirmation. */
+export const cancelEnrollment = () => invoke<void>("cancel_enrollment");
 export const editToken = (id: string, issuer: string, label: string, group: string) =>
   invoke<TokenInfo>("edit_token", { id, issuer, label, group });
 export const removeToken = (id: string) => invoke<void>("remove_token", { id });

@@ -411,6 +411,10 @@ function optional(id: string): string | null {
 async function added(result: api.Added | undefined): Promise<void> {
   if (!result) return;
   addDialog.close();
+  if (result.enrollment) {
+    askToEnroll(result.enrollment);
+    return;
+  }
   const names = result.tokens.map((t) => (t.push ? `${title(t)} as a push device` : title(t)));
   toast([`Added ${names.join(", ")}.`, ...result.warnings].join(" "));
   await refresh();
@@ -667,6 +671,52 @@ for (const dialog of [addDialog, editDialog]) {
   dialog.querySelector(".cancel")?.addEventListener("click", () => dialog.close());
 }
 
+// ---- Enrollment: confirm where a link leads before anything is sent ----
+
+const enrollDialog = element<HTMLDialogElement>("enroll-dialog");
+const enrollSubmit = element<HTMLButtonElement>("enroll-submit");
+/** The link waiting (its code stays in the app's Rust side); `warned` once the red warning showed. */
+let enrolling: { preview: api.EnrollmentPreview; warned: boolean } | null = null;
+
+function askToEnroll(preview: api.EnrollmentPreview): void {
+  enrolling = { preview, warned: false };
+  element("enroll-host").textContent = preview.host;
+  element("enroll-issuer").textContent = preview.issuer ?? "(not named)";
+  element("enroll-account").textContent = preview.account ?? "(not named)";
+  element("enroll-server").textContent = preview.server;
+  element("enroll-cleartext").hidden = true;
+  enrollSubmit.textContent = preview.cleartext ? "Continue" : "Enroll";
+  enrollSubmit.classList.remove("danger");
+  enrollDialog.returnValue = "";
+  enrollDialog.showModal();
+}
+
+element("enroll-form").addEventListener("submit", async (event) => {
+  const submitter = (event as SubmitEvent).submitter as HTMLButtonElement | null;
+  const waiting = enrolling;
+  if (submitter?.value !== "enroll" || !waiting) return;
+  if (waiting.preview.cleartext && !waiting.warned) {
+    event.preventDefault();
+    waiting.warned = true;
+    element("enroll-cleartext-text").textContent =
+      ` ${waiting.preview.server} is reached by plain HTTP. Anyone on this network can read this enrollment ` +
+      "and take over this push device. Enroll only if you are sure this network is yours.";
+    element("enroll-cleartext").hidden = false;
+    enrollSubmit.textContent = "Enroll over HTTP anyway";
+    enrollSubmit.classList.add("danger");
+    return;
+  }
+  enrolling = null;
+  await added(await attempt(() => api.confirmEnrollment(waiting.warned)));
+});
+
+enrollDialog.addEventListener("close", () => {
+  if (enrolling) {
+    enrolling = null;
+    void api.cancelEnrollment();
+  }
+});
+
 // ---- One Swipe ----
 
 const oneSwipeDialog = element<HTMLDialogElement>("oneswipe-dialog");
@@ -902,7 +952,7 @@ window.setInterval(() => {
 // ---- Keyboard and activity ----
 
 /** Every dialog: the keyboard shortcuts pause while one is open, and locking closes them all. */
-const dialogs = [addDialog, editDialog, confirmDialog, oneSwipeDialog, pushDialog, qrDialog];
+const dialogs = [addDialog, editDialog, confirmDialog, enrollDialog, oneSwipeDialog, pushDialog, qrDialog];
 
 function anyDialogOpen(): boolean {
   return dialogs.some((dialog) => dialog.open);

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use tessera_bench::{Server, ServerOptions, histogram, percentiles, record};
 use tessera_client::{ChannelEvent, Device};
 use tessera_core::otpauth::OtpAuth;
-use tessera_core::push::{Answer, Challenge, Decision, EnrollmentLink};
+use tessera_core::push::{Answer, Challenge, Cleartext, Decision, EnrollmentLink};
 use tessera_core::secret::SecretString;
 use tokio::sync::mpsc;
 
@@ -228,8 +228,11 @@ async fn enroll_all(server: &Server, http: &reqwest::Client, args: &Args) -> Res
                 .await?;
             let uri = text(&enrollment, "enrollment_uri").ok_or("no enrollment_uri")?;
             let link = EnrollmentLink::parse(uri).map_err(|e| e.to_string())?;
-            let (key, registered) =
-                tessera_client::register(&link, None, None).await.map_err(|e| e.to_string())?;
+            // The operator named the server to load with throwaway devices: a plain-HTTP test
+            // server on another machine is theirs to choose.
+            let (key, registered) = tessera_client::register(&link, None, None, Cleartext::AcceptedByUser)
+                .await
+                .map_err(|e| e.to_string())?;
             let otp = registered.totp().map_err(|e| e.to_string())?;
             let device = Device::from_parts(
                 &link.server,

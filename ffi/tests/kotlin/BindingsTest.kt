@@ -234,11 +234,19 @@ fun main() {
     // from the scanned link: the channel opens by itself; a login request arrives, is approved.
     val listener = Listener()
     val subscription = reopened.listen(listener)
-    throws<TesseraException.InvalidInput>("a scanned web address") { runBlocking { reopened.addScanned("https://example.com/", "phone") } }
-    val enrolled = runBlocking { reopened.addScanned(env("TESSERA_TEST_ENROLL"), "JVM test phone") }
+    throws<TesseraException.InvalidInput>("a scanned web address") { reopened.addScanned("https://example.com/") }
+    val scanned = reopened.addScanned(env("TESSERA_TEST_ENROLL"))
+    val preview = scanned.enrollment ?: throw AssertionError("a scanned enrollment link asks first: $scanned")
+    check(scanned.tokens.isEmpty() && reopened.tokens().none { it.token.pushServer != null }, "nothing is enrolled before the user confirms")
+    check(preview.account == env("TESSERA_TEST_USER") && env("TESSERA_TEST_SERVER") == "http://${preview.host}" && !preview.cleartext, "the preview: $preview")
+    val overHttp = env("TESSERA_TEST_ENROLL").replace(Regex("server=[^&]*"), "server=http%3A%2F%2F192.0.2.1%3A9")
+    check(reopened.enrollmentPreview(overHttp).cleartext, "a plain-HTTP server elsewhere is flagged")
+    val refused = throws<TesseraException.Denied>("plain HTTP without the second confirmation") { runBlocking { reopened.enroll(overHttp, "phone", false) } }
+    check(refused.reason.contains("not HTTPS"), "refused: ${refused.reason}")
+    val enrolled = runBlocking { reopened.enroll(env("TESSERA_TEST_ENROLL"), "JVM test phone", false) }
     val device = enrolled.tokens.single()
     check(device.pushServer == env("TESSERA_TEST_SERVER") && enrolled.warnings.isEmpty(), "enrolled: $enrolled")
-    val reused = throws<TesseraException>("the enrollment link is single-use") { runBlocking { reopened.enroll(env("TESSERA_TEST_ENROLL"), "again") } }
+    val reused = throws<TesseraException>("the enrollment link is single-use") { runBlocking { reopened.enroll(env("TESSERA_TEST_ENROLL"), "again", false) } }
     check(reused.message!!.contains("invalid, expired or already used"), "reused: $reused")
     check(listener.connections.poll(20, TimeUnit.SECONDS) == true, "the channel opened")
 

@@ -41,9 +41,21 @@ fun modelPhase() = runBlocking {
     check(model.screen.value == Screen.Locked, "locked")
     model.refresh()
     check(model.screen.value == Screen.Locked, "a locked vault shows no tokens")
-    // The app opened with an enrollment link while locked: it is used once, at the unlock.
-    model.offerLink(env("TESSERA_TEST_ENROLL"))
+    // The app opened with an enrollment link while locked: at the unlock it asks, once; nothing is
+    // sent before the user confirms (a plain-HTTP server elsewhere takes a second confirmation).
+    val overHttp = env("TESSERA_TEST_ENROLL").replace(Regex("server=[^&]*"), "server=http%3A%2F%2F192.0.2.1%3A9")
+    model.offerLink(overHttp)
     check(model.unlock(null), "unlocked by the key store")
+    check(model.enrollment.value?.preview?.cleartext == true, "the enrollment dialog asks: ${model.enrollment.value}")
+    check(model.confirmEnrollment() == null && model.enrollment.value?.warned == true, "the first confirmation shows the red warning")
+    model.cancelEnrollment()
+    check(model.enrollment.value == null && tokensOf(model).tokens.none { it.isPush }, "cancelled: nothing enrolled")
+    model.lock()
+    model.offerLink(env("TESSERA_TEST_ENROLL"))
+    check(model.unlock(null), "unlocked again")
+    val asked = model.enrollment.value ?: throw AssertionError("the offered link did not ask: ${model.message.value}")
+    check(asked.preview.account == user && !asked.preview.cleartext && tokensOf(model).tokens.none { it.isPush }, "asked first: $asked")
+    check(model.confirmEnrollment() != null, "confirmed: ${model.message.value}")
     val device = tokensOf(model).tokens.singleOrNull { it.isPush } ?: throw AssertionError("the offered link was not enrolled: ${model.message.value}")
     check(tokensOf(model).tokens.size == 3, "both tokens and the push device")
 

@@ -196,7 +196,10 @@ def main():
 
     listener = Listener()
     subscription = reopened.listen(listener)
-    enrolled = asyncio.run(reopened.enroll(ENROLL, "Python test phone"))
+    asked = reopened.add_scanned(ENROLL)
+    check(asked.enrollment is not None and not asked.tokens, f"an enrollment link asks first: {asked}")
+    check(asked.enrollment.account == USER and SERVER == f"http://{asked.enrollment.host}", f"the preview: {asked.enrollment}")
+    enrolled = asyncio.run(reopened.enroll(ENROLL, "Python test phone", False))
     device = enrolled.tokens[0]
     check(device.push_server == SERVER, f"enrolled: {enrolled}")
     check(listener.connections.get(timeout=20) is True, "the channel opened once a device was enrolled")
@@ -230,7 +233,7 @@ def main():
     reopened.clear_answer_pin("2468")
     check(not reopened.has_answer_pin(), "removed")
     throws(TesseraError.InvalidInput, "neither a token nor an enrollment link",
-           lambda: asyncio.run(reopened.add_scanned("https://example.com/", "phone")))
+           lambda: reopened.add_scanned("https://example.com/"))
 
     subscription.cancel()
     del subscription

@@ -1,4 +1,5 @@
-//! Administration: users, tokens, audit. Every handler requires an admin API key.
+//! Administration: users, tokens, applications, admin keys, audit. Every handler requires an admin
+//! API key.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -6,8 +7,9 @@ use serde::Deserialize;
 
 use super::extract::{Admin, Json};
 use super::{ApiError, AppState, ErrorBody};
+use crate::applications::NewApplication;
 use crate::service::{EnrollRequest, Enrollment, NewUser, TokenView, UserChanges, UserView};
-use crate::store::{AuditEntry, AuditFilter};
+use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter};
 
 type Reply<T> = Result<axum::Json<T>, ApiError>;
 
@@ -90,7 +92,80 @@ pub async fn list_tokens(
     Ok(axum::Json(state.service.tokens(&username).await?))
 }
 
-/// Clears a token's failures and lock.
+/// Clears a user's password lock and the failures and locks of all their tokens.
+#[utoipa::path(post, path = "/api/v1/users/{username}/unlock", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(username): Path<String>,
+) -> Reply<UserView> {
+    Ok(axum::Json(state.service.unlock_user(&actor, &username).await?))
+}
+
+/// A new relying-party application.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplicationRequest {
+    /// Unique name, 1–128 printable characters (the audit log's `app:<name>`).
+    name: String,
+    /// What devices show as the application asking for a login (default: the name).
+    service_name: Option<String>,
+}
+
+/// Creates an application; the response holds its key, shown only this once.
+#[utoipa::path(post, path = "/api/v1/applications", tag = "admin", security(("admin_key" = [])),
+    request_body = NewApplicationRequest,
+    responses((status = 201, body = NewApplication), (status = 409, description = "The name is taken", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_application(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Json(request): Json<NewApplicationRequest>,
+) -> Result<(StatusCode, axum::Json<NewApplication>), ApiError> {
+    let created =
+        state.service.create_application(&actor, &request.name, request.service_name.as_deref()).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Lists the applications (never their keys).
+#[utoipa::path(get, path = "/api/v1/applications", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, body = [ApplicationRow])))]
+pub async fn list_applications(State(state): State<AppState>, _admin: Admin) -> Reply<Vec<ApplicationRow>> {
+    Ok(axum::Json(state.service.applications().await?))
+}
+
+/// Revokes an application: its key stops working at once on every replica.
+#[utoipa::path(delete, path = "/api/v1/applications/{name}", tag = "admin", security(("admin_key" = [])),
+    params(("name" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_application(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.revoke_application(&actor, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists the admin keys (never the keys themselves; `TESSERA_ADMIN_TOKEN` is not listed).
+#[utoipa::path(get, path = "/api/v1/admin-keys", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, body = [AdminKeyRow])))]
+pub async fn list_admin_keys(State(state): State<AppState>, _admin: Admin) -> Reply<Vec<AdminKeyRow>> {
+    Ok(axum::Json(state.service.admin_keys().await?))
+}
+
+/// Revokes an admin key by its id: it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/admin-keys/{id}", tag = "admin", security(("admin_key" = [])),
+    params(("id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_admin_key(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.service.revoke_admin_key(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clears a token's failures and lock, and its owner's password lock.
 #[utoipa::path(post, path = "/api/v1/tokens/{serial}/unlock", tag = "admin", security(("admin_key" = [])),
     params(("serial" = String, Path)), responses((status = 200, body = TokenView), (status = 404, body = ErrorBody)))]
 pub async fn unlock(

@@ -1,4 +1,5 @@
-//! Request extractors: JSON bodies with clear 4xx errors, the admin key, the client's address.
+//! Request extractors: JSON bodies with clear 4xx errors, the admin key, an application's key,
+//! the client's address.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -10,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tessera_core::error::ErrorCode;
 
 use super::{ApiError, AppState, MAX_BODY_BYTES};
+use crate::applications::{APPLICATION_KEY_PREFIX, Application};
 use crate::service::{Actor, AdminAuth};
 
 /// A JSON body whose rejections become `ApiError`s: 400 malformed, 413 too large, 415 not JSON,
@@ -94,7 +96,7 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let key = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|k| !k.is_empty());
-        let ip = client_ip(parts, state);
+        let ip = client_ip(parts, state)?;
         match state.service.authenticate_admin(key, ip).await? {
             AdminAuth::Admin(actor) => Ok(Self(actor)),
             AdminAuth::TooManyFailures => Err(ApiError::new(
@@ -115,38 +117,90 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The relying party calling `/validate`, when it presents its key (`Authorization: Bearer
+/// tak_...`). An unknown `tak_` key is refused, never taken as an anonymous call; other
+/// `Authorization` values (meant for a proxy, say) leave the call anonymous.
+pub struct CallingApplication(pub Option<Application>);
+
+impl FromRequestParts<AppState> for CallingApplication {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| k.starts_with(APPLICATION_KEY_PREFIX));
+        let Some(key) = key else { return Ok(Self(None)) };
+        let ip = client_ip(parts, state)?;
+        Ok(Self(Some(state.service.authenticate_application(key, ip).await?)))
+    }
+}
+
 /// The client's IP address: the socket peer, or, when the server is configured to trust its
 /// proxy, the last `X-Forwarded-For` entry (the one that proxy appended; earlier entries are
-/// whatever the client wrote).
+/// whatever the client wrote). A trusted header whose last entry is not an address (with or
+/// without a port) is refused with 400, never replaced by the proxy's own address: that would
+/// put every such client in one rate-limit bucket and write the proxy into the audit log.
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(client_ip(parts, state)))
+        Ok(Self(client_ip(parts, state)?))
     }
 }
 
-pub(super) fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
-    if state.trust_forwarded_for
-        && let Some(forwarded) = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .last()
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(forwarded);
+pub(super) fn client_ip(parts: &Parts, state: &AppState) -> Result<Option<IpAddr>, ApiError> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    if !state.trust_forwarded_for {
+        return Ok(peer);
     }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+    let values: Vec<_> = parts.headers.get_all("x-forwarded-for").iter().collect();
+    if values.is_empty() {
+        return Ok(peer);
+    }
+    let last = values.last().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next()).map(str::trim);
+    match last.and_then(forwarded_address) {
+        Some(ip) => Ok(Some(ip)),
+        None => {
+            tracing::warn!(peer = ?peer, "refused a request whose trusted X-Forwarded-For does not end in an address");
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidInput,
+                "X-Forwarded-For does not end in the client's address",
+            ))
+        }
+    }
+}
+
+/// An `X-Forwarded-For` entry's address: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or
+/// `[2001:db8::1]:4711`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry.parse().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|address| address.ip()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact_literals;
+    use super::{forwarded_address, redact_literals};
+
+    #[test]
+    fn forwarded_entries_with_and_without_ports() {
+        for (entry, address) in [
+            ("192.0.2.1", Some("192.0.2.1")),
+            ("192.0.2.1:4711", Some("192.0.2.1")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            ("[2001:db8::1]:4711", Some("2001:db8::1")),
+            ("unknown", None),
+            ("", None),
+            ("192.0.2.1:port", None),
+        ] {
+            assert_eq!(forwarded_address(entry), address.map(|a| a.parse().unwrap()), "{entry}");
+        }
+    }
 
     #[test]
     fn literals_are_cut_from_messages() {

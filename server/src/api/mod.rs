@@ -11,10 +11,13 @@ mod push;
 mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Serialize;
@@ -26,10 +29,8 @@ use crate::service::{Service, ServiceError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Requests served at once; more are refused with 503 rather than queued without bound.
-pub const MAX_IN_FLIGHT: usize = 1024;
 /// Longest a request may take before it is answered with 503.
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared handler state.
 #[derive(Clone)]
@@ -43,29 +44,45 @@ pub struct AppState {
 }
 
 /// The whole HTTP application.
+///
+/// Each kind of work has its own pool, so none can starve another: requests (validations, One
+/// Swipe, answers, administration, the login page) share `limits.max_in_flight` places,
+/// long-polls `limits.max_long_polls`, device streams `limits.max_device_streams` (held for the
+/// stream's life, not just until its headers); health checks and metrics take none. A request's
+/// body is read in full, within `limits.body_read_timeout_secs`, before it takes a place, so
+/// slow senders hold connections but no place.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let limits = state.service.limits;
+    let requests = Router::new()
         .route("/validate", post(validate::validate))
         .route("/oneswipe", post(oneswipe::redeem))
         .route("/users", post(admin::create_user).get(admin::list_users))
         .route("/users/{username}", get(admin::get_user).patch(admin::update_user).delete(admin::delete_user))
         .route("/users/{username}/tokens", post(admin::enroll).get(admin::list_tokens))
+        .route("/users/{username}/unlock", post(admin::unlock_user))
         .route("/tokens/{serial}/unlock", post(admin::unlock))
         .route("/tokens/{serial}/disable", post(admin::disable))
         .route("/tokens/{serial}/enable", post(admin::enable))
         .route("/tokens/{serial}/resync", post(admin::resync))
         .route("/tokens/{serial}", delete(admin::delete_token))
+        .route("/applications", post(admin::create_application).get(admin::list_applications))
+        .route("/applications/{name}", delete(admin::revoke_application))
+        .route("/admin-keys", get(admin::list_admin_keys))
+        .route("/admin-keys/{id}", delete(admin::revoke_admin_key))
         .route("/audit", get(admin::audit))
         .route("/push/register", post(push::register))
-        .route("/push/stream", get(push::stream))
-        .route("/push/pending", get(push::pending))
         .route("/push/answer", post(push::answer))
         .route("/push/wake", post(push::wake))
-        .route("/transactions/{id}", get(push::transaction))
         .route("/openapi.json", get(openapi));
+    let long_polls = Router::new()
+        .route("/push/pending", get(push::pending))
+        .route("/transactions/{id}", get(push::transaction));
+    let api = pool(requests, limits.max_in_flight)
+        .merge(pool(long_polls, limits.max_long_polls))
+        .route("/push/stream", get(push::stream));
     Router::new()
         .nest("/api/v1", api)
-        .merge(login::routes())
+        .merge(pool(login::routes(), limits.max_in_flight))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -77,20 +94,61 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ErrorCode::RateLimited,
-                        "the server is busy; try again",
-                    )
-                }))
-                .layer(tower::load_shed::LoadShedLayer::new())
-                .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT)),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(limits.body_read_timeout_secs),
+            read_body_first,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `router`'s routes sharing one pool of `places`: a request finding none free is answered 503 at
+/// once rather than queued.
+fn pool(router: Router<AppState>, places: usize) -> Router<AppState> {
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::RateLimited,
+                    "the server is busy; try again",
+                )
+            }))
+            .layer(tower::load_shed::LoadShedLayer::new())
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(places)),
+    )
+}
+
+/// Reads the whole request body (at most [`MAX_BODY_BYTES`]) within `timeout`, before the request
+/// reaches a pool: a client that sends its body slowly is cut off (408) without having held a
+/// place that validations need.
+async fn read_body_first(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(
+        timeout,
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY_BYTES)),
+    );
+    match read.await {
+        Ok(Ok(collected)) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
+        Ok(Err(error)) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidInput,
+                format!("request body larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response()
+        }
+        Ok(Err(_)) => {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, "the request body was cut short")
+                .into_response()
+        }
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::InvalidInput,
+            format!("the request body did not arrive within {} s", timeout.as_secs()),
+        )
+        .into_response(),
+    }
 }
 
 /// An error response: `{ "code": "...", "message": "..." }`.
@@ -143,6 +201,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooManyRequests(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message)
             }
+            ServiceError::Busy(message) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RateLimited, message)
+            }
             ServiceError::Store(e) => Self::internal(&e.to_string()),
             ServiceError::Key(e) => Self::internal(&e.to_string()),
         }
@@ -190,6 +251,7 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<Healt
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.service.metrics().hub_channels(state.service.hub().len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.service.metrics().render())
 }
 
@@ -204,6 +266,17 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "application_key",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "Application key (tak_...): optional unless require_application_key is set",
+                        ))
+                        .build(),
+                ),
+            );
             components.add_security_scheme(
                 "admin_key",
                 SecurityScheme::Http(
@@ -225,14 +298,15 @@ impl utoipa::Modify for BearerAuth {
         validate::validate, oneswipe::redeem,
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
-        admin::delete_token, admin::audit, healthz, metrics, openapi,
+        admin::delete_token, admin::unlock_user, admin::create_application, admin::list_applications,
+        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, healthz, metrics, openapi,
         push::register, push::stream, push::pending, push::answer, push::wake, push::transaction,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags(
         (name = "validate", description = "Checking passcodes, push logins, One Swipe codes"),
-        (name = "admin", description = "Users, tokens, audit (bearer admin key)"),
+        (name = "admin", description = "Users, tokens, applications, admin keys, audit (bearer admin key)"),
         (name = "push", description = "Push devices: registration, challenge channel, answers (device-signed)"),
     ),
 )]

@@ -11,13 +11,13 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tessera_core::push::{Delivery, RegisterRequest, RegisterResponse, SignedAnswer, WakeUpdate};
 
 use super::extract::{ClientIp, Json, client_ip};
 use super::{ApiError, AppState, ErrorBody};
-use crate::push::{AnswerReceipt, Device, TransactionStatus};
+use crate::push::{AnswerReceipt, Device, StreamEnd, TransactionStatus};
 
 /// Header naming the device's push token.
 pub const SERIAL_HEADER: &str = "tessera-serial";
@@ -25,8 +25,6 @@ pub const SERIAL_HEADER: &str = "tessera-serial";
 pub const TIMESTAMP_HEADER: &str = "tessera-timestamp";
 /// Header with the device's signature.
 pub const SIGNATURE_HEADER: &str = "tessera-signature";
-/// Devices re-check for challenges at least this often even without a notification.
-const RECHECK: Duration = Duration::from_secs(30);
 
 /// A device authenticated by its signed timestamp.
 pub struct AuthenticatedDevice(pub Device);
@@ -39,7 +37,7 @@ impl FromRequestParts<AppState> for AuthenticatedDevice {
             |name| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let (serial, timestamp, signature) =
             (header(SERIAL_HEADER), header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
-        let ip = client_ip(parts, state);
+        let ip = client_ip(parts, state)?;
         Ok(Self(state.service.authenticate_device(&serial, &timestamp, &signature, ip).await?))
     }
 }
@@ -75,53 +73,42 @@ fn resume_point(headers: &HeaderMap, resume: &Resume) -> i64 {
 }
 
 /// The device channel: Server-Sent Events, one `challenge` event (id = sequence number) per
-/// pending challenge, starting after `Last-Event-ID`; kept alive with comments every 15 s.
+/// pending challenge, starting after `Last-Event-ID`; kept alive with comments every 15 s. The
+/// stream ends with an `end` event (`{"reason": "revoked" | "replaced" | "expired" | "stopping"}`)
+/// when the push token is disabled or deleted, a newer stream of the device replaces it, it has
+/// been open `limits.stream_max_secs` (the device then authenticates again), or the server stops.
 #[utoipa::path(get, path = "/api/v1/push/stream", tag = "push", params(Resume),
-    responses((status = 200, description = "text/event-stream of challenge events"), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "text/event-stream of challenge events"), (status = 401, body = ErrorBody),
+        (status = 503, description = "The server holds as many device streams as it may", body = ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     AuthenticatedDevice(device): AuthenticatedDevice,
     headers: HeaderMap,
     Query(resume): Query<Resume>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let after = resume_point(&headers, &resume);
-    let (events, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
+    let slot = state.service.open_stream(&device)?;
+    let (deliveries, arriving) = tokio::sync::mpsc::channel::<Delivery>(16);
+    let (ended, end) = tokio::sync::oneshot::channel::<StreamEnd>();
     let service = state.service.clone();
     tokio::spawn(async move {
         service.metrics().device_connections(1);
-        let mut changes = service.watch_user(device.token.user_id);
-        let mut after = after;
-        'connection: loop {
-            match service.deliveries(&device, after).await {
-                Ok(deliveries) => {
-                    for delivery in deliveries {
-                        let seq = delivery.seq;
-                        let Ok(event) =
-                            Event::default().id(seq.to_string()).event("challenge").json_data(&delivery)
-                        else {
-                            continue;
-                        };
-                        if events.send(Ok(event)).await.is_err() {
-                            break 'connection;
-                        }
-                        after = i64::try_from(seq).unwrap_or(after);
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "reading challenges for a device failed"),
-            }
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { changes = service.watch_user(device.token.user_id) },
-                () = events.closed() => break,
-                () = service.stopped() => break,
-                () = tokio::time::sleep(RECHECK) => {}
-            }
-        }
+        let reason = service.serve_stream(&device, after, &slot, &deliveries).await;
+        drop(slot);
+        let _ = ended.send(reason);
         service.metrics().device_connections(-1);
     });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|event| (event, receiver))
+    let challenges = futures_util::stream::unfold(arriving, |mut arriving| async move {
+        let delivery = arriving.recv().await?;
+        let event = Event::default().id(delivery.seq.to_string()).event("challenge").json_data(&delivery);
+        Some((event.ok(), arriving))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let last = futures_util::stream::once(async move {
+        let reason = end.await.ok()?;
+        Event::default().event("end").json_data(serde_json::json!({ "reason": reason.as_str() })).ok()
+    });
+    let events = challenges.chain(last).filter_map(|event| std::future::ready(event.map(Ok)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// Long-poll fallback: the pending challenges after `after`, waiting up to `wait` seconds.
@@ -140,7 +127,8 @@ pub async fn pending(
 
 /// A device's signed answer: approve (with the number and the current TOTP) or deny.
 #[utoipa::path(post, path = "/api/v1/push/answer", tag = "push", request_body(content = Object, description = "tessera_core::push::SignedAnswer"),
-    responses((status = 200, body = AnswerReceipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = AnswerReceipt), (status = 401, description = "Bad signature, or the device is disabled, deleted or unregistered", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 409, description = "Already answered", body = ErrorBody), (status = 410, description = "Expired", body = ErrorBody)))]
 pub async fn answer(
     State(state): State<AppState>,
@@ -173,9 +161,11 @@ pub struct Wait {
 
 /// A push transaction's status; with `wait`, answers as soon as it changes (long-poll).
 #[utoipa::path(get, path = "/api/v1/transactions/{id}", tag = "validate", params(("id" = String, Path), Wait),
-    responses((status = 200, body = TransactionStatus), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TransactionStatus), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "As many long-polls wait as may", body = ErrorBody)))]
 pub async fn transaction(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Query(wait): Query<Wait>,
 ) -> Result<axum::Json<TransactionStatus>, ApiError> {
@@ -183,5 +173,5 @@ pub async fn transaction(
         return Err(crate::service::ServiceError::NotFound("transaction", String::new()).into());
     }
     let wait = Duration::from_secs(wait.wait.unwrap_or(0));
-    Ok(axum::Json(state.service.transaction_status(&id, wait).await?))
+    Ok(axum::Json(state.service.transaction_status(&id, wait, ip).await?))
 }

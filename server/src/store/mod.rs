@@ -9,15 +9,17 @@
 //! second sees a moved version, re-reads and decides again, and a code the first accepted is then
 //! a replay.
 
+mod credentials;
 pub mod db;
 mod push;
 
+pub use credentials::{AdminKeyRow, ApplicationRow};
 pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow};
 
 use std::path::Path;
 
 use db::{Database, Guarded, Param, Row, Statement, Value, statement};
-use tessera_core::verifier::TokenState;
+use tessera_core::verifier::{Lockout, TokenState};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,8 @@ pub struct UserRow {
     pub push_muted_until: Option<i64>,
     /// The last successful login (the push fatigue window starts here).
     pub last_success_at: Option<i64>,
+    /// Consecutive wrong passwords and the lock they caused.
+    pub password_lockout: Lockout,
 }
 
 /// A token row.
@@ -197,6 +201,17 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
+/// A token's seed as stored, sealed with the server key.
+#[derive(Debug, Clone)]
+pub struct SealedSeed {
+    /// Token row id.
+    pub token_id: i64,
+    /// The token's serial (the seal's associated data).
+    pub serial: String,
+    /// `nonce | ciphertext | tag`.
+    pub sealed: Vec<u8>,
+}
+
 /// A token state change guarded by the version it was computed from.
 pub struct StateUpdate {
     /// Token row id.
@@ -233,7 +248,8 @@ pub struct NewAudit<'a> {
 /// The user columns every user query reads, in the order `user_from` expects.
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, phone, email, created_at, push_muted_until, last_success_at"
+        "id, username, password_hash, phone, email, created_at, push_muted_until, last_success_at, \
+         password_failures, password_locked_at"
     };
 }
 
@@ -287,6 +303,7 @@ impl Store {
                 ("init", include_str!("../../migrations/postgres/0001_init.sql")),
                 ("push", include_str!("../../migrations/postgres/0002_push.sql")),
                 ("oneswipe", include_str!("../../migrations/postgres/0003_oneswipe.sql")),
+                ("review", include_str!("../../migrations/postgres/0004_review.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -308,10 +325,11 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 3] = [
+        const MIGRATIONS: [&str; 4] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
+            include_str!("../../migrations/sqlite/0004_review.sql"),
         ];
         let version = match self
             .db
@@ -346,22 +364,77 @@ impl Store {
 
     // --- meta ---------------------------------------------------------------------------------
 
-    /// Sets a value in the `meta` table unless it is set; returns the value now stored.
-    pub async fn meta_insert_once(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let insert = statement(
-            "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            vec![Param::Text(name.into()), Param::Blob(value.to_vec())],
-        );
-        let read = statement("SELECT value FROM meta WHERE name = $1", vec![Param::Text(name.into())]);
-        let (_, rows) = self
+    /// A value of the `meta` table.
+    pub async fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self
             .db
-            .atomically(vec![Guarded { statement: insert, rows: None }], vec![read])
-            .await?
-            .ok_or(StoreError::VersionMoved)?;
-        match rows.first().and_then(|r| r.first()).and_then(|r| r.first()) {
-            Some(Value::Blob(bytes)) => Ok(bytes.clone()),
-            _ => Err(StoreError::Corrupt("meta value")),
+            .query(statement("SELECT value FROM meta WHERE name = $1", vec![Param::Text(name.into())]))
+            .await?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(Value::Blob(bytes)) => Ok(Some(bytes.clone())),
+            None => Ok(None),
+            Some(_) => Err(StoreError::Corrupt("meta value")),
         }
+    }
+
+    /// Every token's row id, serial and sealed seed.
+    pub async fn sealed_seeds(&self) -> Result<Vec<SealedSeed>, StoreError> {
+        let rows = self
+            .db
+            .query(statement(
+                "SELECT id, serial, seed FROM tokens WHERE seed IS NOT NULL ORDER BY id",
+                vec![],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SealedSeed {
+                    token_id: int_at(Some(row), 0)?,
+                    serial: text_at(row, 1)?,
+                    sealed: match row.get(2) {
+                        Some(Value::Blob(bytes)) => bytes.clone(),
+                        _ => return Err(StoreError::Corrupt("expected a blob column")),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces every sealed seed (each only if it is still the one read), sets the `meta`
+    /// values, and records `marker`, all in one transaction. False when another process did it
+    /// first (the marker exists) or a seed changed meanwhile.
+    pub async fn reseal(
+        &self,
+        seeds: &[(SealedSeed, Vec<u8>)],
+        meta: &[(&str, Vec<u8>)],
+        marker: (&str, &[u8]),
+    ) -> Result<bool, StoreError> {
+        let mut statements = vec![Guarded {
+            statement: statement(
+                "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                vec![Param::Text(marker.0.into()), Param::Blob(marker.1.to_vec())],
+            ),
+            rows: Some(1),
+        }];
+        for (old, new) in seeds {
+            statements.push(Guarded {
+                statement: statement(
+                    "UPDATE tokens SET seed = $1 WHERE id = $2 AND seed = $3",
+                    vec![Param::Blob(new.clone()), Param::Int(old.token_id), Param::Blob(old.sealed.clone())],
+                ),
+                rows: Some(1),
+            });
+        }
+        for (name, value) in meta {
+            statements.push(Guarded {
+                statement: statement(
+                    "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2",
+                    vec![Param::Text((*name).into()), Param::Blob(value.clone())],
+                ),
+                rows: Some(1),
+            });
+        }
+        Ok(self.db.atomically(statements, vec![]).await?.is_some())
     }
 
     // --- users --------------------------------------------------------------------------------
@@ -563,60 +636,21 @@ impl Store {
             .is_some())
     }
 
-    /// Applies token state changes and appends an audit record in one transaction, recording
-    /// `success` (user id, time) as the user's last successful login when given. Returns false
-    /// (and changes nothing) when any token's version moved since it was read.
+    /// Applies token state changes, the user's change and an audit record in one transaction.
+    /// Returns false (and changes nothing) when any token's version, or the user's password
+    /// failure count, moved since it was read.
     pub async fn commit(
         &self,
         updates: &[StateUpdate],
-        success: Option<(i64, i64)>,
+        user: Option<&UserChange>,
         audit: &NewAudit<'_>,
     ) -> Result<bool, StoreError> {
         let mut statements = updates.iter().map(state_update).collect::<Result<Vec<_>, _>>()?;
-        if let Some((user_id, at)) = success {
-            statements.push(Guarded { statement: recorded_success(user_id, at), rows: None });
+        if let Some(change) = user {
+            statements.push(user_change(change)?);
         }
         statements.push(audited(audit));
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
-    }
-
-    // --- admin keys ---------------------------------------------------------------------------
-
-    /// Number of admin keys.
-    pub async fn admin_key_count(&self) -> Result<i64, StoreError> {
-        let rows = self.db.query(statement("SELECT COUNT(*) FROM admin_keys", vec![])).await?;
-        int_at(rows.first(), 0)
-    }
-
-    /// Stores an admin key's hash, with its audit record.
-    pub async fn create_admin_key(
-        &self,
-        name: &str,
-        key_hash: &str,
-        now: i64,
-        audit: &NewAudit<'_>,
-    ) -> Result<(), StoreError> {
-        let insert = statement(
-            "INSERT INTO admin_keys (name, key_hash, created_at) VALUES ($1, $2, $3)",
-            vec![Param::Text(name.into()), Param::Text(key_hash.into()), Param::Int(now)],
-        );
-        self.db
-            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![])
-            .await
-            .map_err(|e| unique_violation(e, "admin key"))?;
-        Ok(())
-    }
-
-    /// The name of the admin key with this hash.
-    pub async fn admin_key_name(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
-        let rows = self
-            .db
-            .query(statement(
-                "SELECT name FROM admin_keys WHERE key_hash = $1",
-                vec![Param::Text(key_hash.into())],
-            ))
-            .await?;
-        rows.first().map(|row| text_at(row, 0)).transpose()
     }
 
     // --- audit --------------------------------------------------------------------------------
@@ -678,10 +712,67 @@ impl Database {
     }
 }
 
-/// Records a user's successful login (the push fatigue window restarts there).
+/// What a validation changes on its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    /// A successful login at this time: the push fatigue window restarts there and the password
+    /// failures are cleared.
+    Success {
+        /// The user.
+        user_id: i64,
+        /// Unix seconds.
+        at: i64,
+    },
+    /// A wrong password: the new lockout, applied only if the failure count is still the one
+    /// read (compare-and-swap, as for tokens).
+    WrongPassword {
+        /// The user.
+        user_id: i64,
+        /// The failure count the new lockout was computed from.
+        expected_failures: u32,
+        /// The new lockout.
+        lockout: Lockout,
+    },
+    /// An administrator's unlock.
+    Unlock {
+        /// The user.
+        user_id: i64,
+    },
+}
+
+fn user_change(change: &UserChange) -> Result<Guarded, StoreError> {
+    Ok(match *change {
+        UserChange::Success { user_id, at } => {
+            Guarded { statement: recorded_success(user_id, at), rows: None }
+        }
+        UserChange::WrongPassword { user_id, expected_failures, lockout } => Guarded {
+            statement: statement(
+                "UPDATE users SET password_failures = $1, password_locked_at = $2 \
+                 WHERE id = $3 AND password_failures = $4",
+                vec![
+                    Param::Int(i64::from(lockout.failures)),
+                    Param::OptInt(lockout.locked_at.map(to_i64).transpose()?),
+                    Param::Int(user_id),
+                    Param::Int(i64::from(expected_failures)),
+                ],
+            ),
+            rows: Some(1),
+        },
+        UserChange::Unlock { user_id } => Guarded {
+            statement: statement(
+                "UPDATE users SET password_failures = 0, password_locked_at = NULL WHERE id = $1",
+                vec![Param::Int(user_id)],
+            ),
+            rows: None,
+        },
+    })
+}
+
+/// Records a user's successful login (the push fatigue window restarts there) and clears their
+/// password failures.
 fn recorded_success(user_id: i64, at: i64) -> Statement {
     statement(
-        "UPDATE users SET last_success_at = $1 WHERE id = $2",
+        "UPDATE users SET last_success_at = $1, password_failures = 0, password_locked_at = NULL WHERE id = $2",
         vec![Param::Int(at), Param::Int(user_id)],
     )
 }
@@ -796,6 +887,11 @@ fn user_from(row: &Row) -> Result<UserRow, StoreError> {
         created_at: int_at(Some(row), 5)?,
         push_muted_until: opt_int_at(row, 6)?,
         last_success_at: opt_int_at(row, 7)?,
+        password_lockout: Lockout {
+            failures: u32::try_from(int_at(Some(row), 8)?)
+                .map_err(|_| StoreError::Corrupt("failure count"))?,
+            locked_at: opt_int_at(row, 9)?.map(to_u64).transpose()?,
+        },
     })
 }
 

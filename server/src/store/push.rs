@@ -256,17 +256,20 @@ impl Store {
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
     }
 
-    /// Consumes an approved transaction for the user (once) and records the success.
+    /// Consumes an approved transaction for the user (once, while it has not expired more than
+    /// `grace` seconds before `now`) and records the success.
     pub async fn consume_transaction(
         &self,
         id: &str,
         user_id: i64,
         now: i64,
+        grace: i64,
         audit: &NewAudit<'_>,
     ) -> Result<bool, StoreError> {
         let consume = statement(
-            "UPDATE push_transactions SET status = 'consumed' WHERE id = $1 AND user_id = $2 AND status = 'approved'",
-            vec![Param::Text(id.into()), Param::Int(user_id)],
+            "UPDATE push_transactions SET status = 'consumed' \
+             WHERE id = $1 AND user_id = $2 AND status = 'approved' AND expires_at >= $3",
+            vec![Param::Text(id.into()), Param::Int(user_id), Param::Int(now.saturating_sub(grace))],
         );
         let success = super::recorded_success(user_id, now);
         Ok(self

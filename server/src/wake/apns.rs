@@ -70,7 +70,6 @@ impl Apns {
             },
             "tessera": {
                 "serial": wake.serial,
-                "transaction_id": wake.transaction_id,
             },
         });
         let response = self
@@ -81,7 +80,7 @@ impl Apns {
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")
             .header("apns-expiration", wake.expires_at.to_string())
-            .header("apns-collapse-id", wake.transaction_id)
+            .header("apns-collapse-id", wake.serial)
             .json(&payload)
             .send()
             .await;

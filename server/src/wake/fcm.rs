@@ -83,7 +83,6 @@ impl Fcm {
                 "data": {
                     "tessera": "push",
                     "serial": wake.serial,
-                    "transaction_id": wake.transaction_id,
                 },
                 "android": {
                     "priority": "HIGH",

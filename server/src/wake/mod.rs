@@ -22,8 +22,6 @@ const ATTEMPTS: u32 = 3;
 pub struct WakeUp<'a> {
     /// The push token woken.
     pub serial: &'a str,
-    /// The transaction to fetch.
-    pub transaction_id: &'a str,
     /// When the challenge expires (Unix seconds): the wake-up is worthless afterwards.
     pub expires_at: u64,
 }

@@ -5,6 +5,7 @@
 package dev.tessera.app.model
 
 import dev.tessera.core.Code
+import dev.tessera.core.EnrollmentPreview
 import dev.tessera.core.OneSwipeCode
 import dev.tessera.core.PushListener
 import dev.tessera.core.PushRequest
@@ -49,6 +50,12 @@ sealed interface Screen {
     data class Tokens(val tokens: List<TokenView>, val query: String) : Screen
 }
 
+/**
+ * An enrollment link waiting for the user's confirmation: where it leads, and whether the second,
+ * red warning about plain HTTP has been shown ([TesseraModel.confirmEnrollment] then enrolls anyway).
+ */
+data class PendingEnrollment(val link: String, val preview: EnrollmentPreview, val warned: Boolean)
+
 /** `123456` → `123 456`, `12345678` → `1234 5678`: codes are read aloud and typed in halves. */
 fun groupCode(code: String): String =
     if (code.length < 6 || code.length % 2 != 0) code else code.substring(0, code.length / 2) + " " + code.substring(code.length / 2)
@@ -84,6 +91,7 @@ class TesseraModel(
     private val messageState = MutableStateFlow<String?>(null)
     private val answeringState = MutableStateFlow<String?>(null)
     private val pinState = MutableStateFlow(false)
+    private val enrollmentState = MutableStateFlow<PendingEnrollment?>(null)
     private var subscription: PushSubscription? = null
     private var pendingLink: String? = null
     private var query = ""
@@ -98,6 +106,9 @@ class TesseraModel(
 
     /** Whether the vault asks for its answer PIN (answers and One Swipe then ask for it). */
     val hasPin: StateFlow<Boolean> = pinState.asStateFlow()
+
+    /** An enrollment link waiting for confirmation: the enrollment dialog shows it. */
+    val enrollment: StateFlow<PendingEnrollment?> = enrollmentState.asStateFlow()
 
     /** Whether the push channel is open. */
     val connected: StateFlow<Boolean> = connectedState.asStateFlow()
@@ -124,6 +135,7 @@ class TesseraModel(
     /** Locks now (the activity calls it when the app leaves the screen). */
     fun lock() {
         vault.lock()
+        enrollmentState.value = null
         screenState.value = Screen.Locked
     }
 
@@ -138,19 +150,45 @@ class TesseraModel(
     }
 
     /**
-     * Adds what was scanned or pasted: a token, or this phone as a push device. Returns the names
-     * added, or null (with [message] set) when nothing was.
+     * Adds what was scanned or pasted: a token; or, for an enrollment link, nothing yet: [enrollment]
+     * then asks the user. Returns the names added, or null (with [message] set) when nothing was.
      */
     suspend fun add(text: String): List<String>? = work {
-        val added = vault.addScanned(text, deviceName)
+        val added = vault.addScanned(text)
+        added.enrollment?.let { enrollmentState.value = PendingEnrollment(text, it, warned = false) }
         added.warnings.firstOrNull()?.let { messageState.value = it }
         showTokens()
         added.tokens.map { it.name }
     }
 
     /**
+     * The user confirmed [enrollment]. For a server reached by plain HTTP on another computer the
+     * first confirmation only shows the red warning (and returns null); the second enrolls. Returns
+     * the names added, or null.
+     */
+    suspend fun confirmEnrollment(): List<String>? {
+        val pending = enrollmentState.value ?: return null
+        if (pending.preview.cleartext && !pending.warned) {
+            enrollmentState.value = pending.copy(warned = true)
+            return null
+        }
+        enrollmentState.value = null
+        return work {
+            val added = vault.enroll(pending.link, deviceName, pending.warned)
+            added.warnings.firstOrNull()?.let { messageState.value = it }
+            showTokens()
+            added.tokens.map { it.name }
+        }
+    }
+
+    /** The user declined [enrollment]: nothing was sent. */
+    fun cancelEnrollment() {
+        enrollmentState.value = null
+    }
+
+    /**
      * A link the app was opened with (a `tessera://enroll` or `otpauth://` link): added now, or at
-     * the next unlock, once.
+     * the next unlock, once. An enrollment link only asks: nothing is sent until the user confirms.
      */
     suspend fun offerLink(link: String) {
         if (vault.isUnlocked()) add(link) else pendingLink = link

@@ -17,6 +17,7 @@ import androidx.compose.foundation.lazy.LazyColumn
 import androidx.compose.foundation.lazy.items
 import androidx.compose.material3.AlertDialog
 import androidx.compose.material3.Button
+import androidx.compose.material3.ButtonDefaults
 import androidx.compose.material3.CircularProgressIndicator
 import androidx.compose.material3.ListItem
 import androidx.compose.material3.MaterialTheme
@@ -39,9 +40,11 @@ import androidx.compose.ui.Modifier
 import androidx.compose.ui.graphics.asImageBitmap
 import androidx.compose.foundation.text.KeyboardOptions
 import androidx.compose.ui.platform.LocalContext
+import androidx.compose.ui.text.font.FontWeight
 import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.text.input.PasswordVisualTransformation
 import androidx.compose.ui.unit.dp
+import dev.tessera.app.model.PendingEnrollment
 import dev.tessera.app.model.Screen
 import dev.tessera.app.model.TesseraModel
 import dev.tessera.app.model.TokenView
@@ -58,6 +61,7 @@ fun TesseraApp(model: TesseraModel) {
     val screen by model.screen.collectAsState()
     val requests by model.requests.collectAsState()
     val message by model.message.collectAsState()
+    val enrollment by model.enrollment.collectAsState()
     val snackbar = remember { SnackbarHostState() }
     LaunchedEffect(message) {
         message?.let {
@@ -75,6 +79,7 @@ fun TesseraApp(model: TesseraModel) {
                 }
             }
             if (screen is Screen.Tokens) requests.firstOrNull()?.let { ApprovalDialog(model, it) }
+            if (screen is Screen.Tokens) enrollment?.let { EnrollDialog(model, it) }
         }
     }
 }
@@ -272,6 +277,47 @@ private fun ApprovalDialog(model: TesseraModel, request: PushRequest) {
                 TextButton(onClick = { answer(Reply.NOT_ME, null) }, enabled = idle) { Text("It wasn't me") }
             }
         },
+    )
+}
+
+/** Where an enrollment link leads, asked before anything is sent; plain HTTP gets a second, red step. */
+@Composable
+private fun EnrollDialog(model: TesseraModel, pending: PendingEnrollment) {
+    val scope = rememberCoroutineScope()
+    val preview = pending.preview
+    AlertDialog(
+        onDismissRequest = { model.cancelEnrollment() },
+        title = { Text("Enroll as a push device?") },
+        text = {
+            Column(verticalArrangement = Arrangement.spacedBy(8.dp)) {
+                Text("This phone will approve logins for this account. Enroll only if you asked for it.")
+                Text("Server: ${preview.host}", fontWeight = FontWeight.Bold)
+                Text("Organization: ${preview.issuer ?: "(not named)"}")
+                Text("Account: ${preview.account ?: "(not named)"}")
+                if (pending.warned) {
+                    Text(
+                        "Not secure. ${preview.server} is reached by plain HTTP. Anyone on this network can read this " +
+                            "enrollment and take over this push device.",
+                        color = MaterialTheme.colorScheme.error,
+                        fontWeight = FontWeight.Bold,
+                    )
+                }
+            }
+        },
+        confirmButton = {
+            val label = when {
+                pending.warned -> "Enroll over HTTP anyway"
+                preview.cleartext -> "Continue"
+                else -> "Enroll"
+            }
+            val colors = if (pending.warned) {
+                ButtonDefaults.buttonColors(containerColor = MaterialTheme.colorScheme.error)
+            } else {
+                ButtonDefaults.buttonColors()
+            }
+            Button(onClick = { scope.launch { model.confirmEnrollment() } }, colors = colors) { Text(label) }
+        },
+        dismissButton = { TextButton(onClick = { model.cancelEnrollment() }) { Text("Cancel") } },
     )
 }
 
