@@ -17,6 +17,7 @@ scripts/with-keyring.sh scripts/lib/process-bench.sh
 for connections in 8 16 32; do
   ./target/release/tessera-loadgen --seconds 10 --concurrency "$connections"
 done
+./target/release/tessera-loadgen --seconds 10 --concurrency 16 --application-key
 ./target/release/tessera-pushbench --devices 10000 --round-trips 1000
 for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
 scripts/build-deb.sh

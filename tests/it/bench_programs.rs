@@ -20,9 +20,12 @@ fn run(program: &str, args: &[&str]) -> String {
 fn loadgen_checks_every_answer_and_reports_throughput() {
     let server = binary("tessera-server");
     let server = server.to_str().unwrap();
-    let out =
-        run("tessera-loadgen", &["--seconds", "1", "--users", "8", "--concurrency", "2", "--server", server]);
+    let args = ["--seconds", "1", "--users", "8", "--concurrency", "2", "--server", server];
+    let out = run("tessera-loadgen", &args);
     assert!(out.contains("validations/s") && out.contains("p99"), "{out}");
+    assert!(out.contains("0 wrong answers, 0 HTTP errors"), "{out}");
+    let out = run("tessera-loadgen", &[&args[..], &["--application-key"]].concat());
+    assert!(out.contains("with 2 connections and an application key"), "{out}");
     assert!(out.contains("0 wrong answers, 0 HTTP errors"), "{out}");
 }
 

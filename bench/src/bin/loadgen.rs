@@ -5,7 +5,9 @@
 //! `--concurrency` keep-alive connections for `--seconds`. Each user alternates a right code and a
 //! wrong one, so every request writes: an accepted code advances the token's counter (replay
 //! protection), a wrong one counts a failure. Every answer is checked; a wrong answer is an error.
-//! Rate limits are off in the spawned server (one client address sends everything).
+//! Rate limits are off in the spawned server (one client address sends everything). With
+//! `--application-key` the validations present a relying-party application's key, as a VPN or web
+//! site does: the server checks it on every request (from its per-process cache).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -41,6 +43,9 @@ struct Args {
     /// tessera-server binary [default: next to this program]
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Send every validation with an application key (created through the admin API first)
+    #[arg(long)]
+    application_key: bool,
 }
 
 struct User {
@@ -77,6 +82,13 @@ async fn run(args: Args) -> Result<(), String> {
         users.push(enroll(&http, &server, &format!("load{i:05}")).await?);
     }
 
+    let key = if args.application_key {
+        let body = json!({ "name": "loadgen", "service_name": "Load generator" });
+        let created = server.admin(&http, reqwest::Method::POST, "/api/v1/applications", Some(&body)).await?;
+        Some(created.get("key").and_then(Value::as_str).ok_or("no application key in the answer")?.to_owned())
+    } else {
+        None
+    };
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let warm_up = Duration::from_secs(2);
@@ -90,8 +102,8 @@ async fn run(args: Args) -> Result<(), String> {
     let workers: Vec<_> = shares
         .into_iter()
         .map(|share| {
-            let (http, base, tally) = (http.clone(), base.clone(), tally.clone());
-            tokio::spawn(async move { worker(http, base, share, tally, started + warm_up, end).await })
+            let (http, base, tally, key) = (http.clone(), base.clone(), tally.clone(), key.clone());
+            tokio::spawn(async move { worker(http, base, key, share, tally, started + warm_up, end).await })
         })
         .collect();
     let mut histogram = histogram()?;
@@ -103,9 +115,10 @@ async fn run(args: Args) -> Result<(), String> {
     let measured = histogram.len();
     let seconds = args.seconds as f64;
     println!(
-        "{database}: {:.0} validations/s over {seconds:.0} s with {} connections; latency {}",
+        "{database}: {:.0} validations/s over {seconds:.0} s with {} connections{}; latency {}",
         measured as f64 / seconds,
         args.concurrency,
+        if key.is_some() { " and an application key" } else { "" },
         percentiles(&histogram),
     );
     let wrong = tally.wrong_answers.load(Ordering::Relaxed);
@@ -127,6 +140,7 @@ async fn run(args: Args) -> Result<(), String> {
 async fn worker(
     http: reqwest::Client,
     base: String,
+    key: Option<String>,
     mut users: Vec<User>,
     tally: Arc<Tally>,
     measure_from: Instant,
@@ -149,8 +163,11 @@ async fn worker(
             wrong_code(user)
         };
         let sent = Instant::now();
-        let response =
-            http.post(&url).json(&json!({ "username": user.name, "passcode": passcode })).send().await;
+        let mut request = http.post(&url).json(&json!({ "username": user.name, "passcode": passcode }));
+        if let Some(key) = &key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await;
         let elapsed = sent.elapsed();
         let body = match response {
             Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
