@@ -436,19 +436,22 @@ pub struct Service {
 
 /// Who asks for a validation, as the HTTP edge saw it.
 #[derive(Debug, Clone, Default)]
-pub struct Caller {
+pub struct Caller<'a> {
     /// The client's address (the connection's, or the one a trusted proxy appended).
     pub ip: Option<IpAddr>,
     /// The request's `User-Agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<&'a str>,
     /// The relying party, when it presented its application key.
     pub application: Option<Application>,
 }
 
-impl Caller {
+impl Caller<'_> {
     /// The audit log's actor: `app:<name>` for an application, `validate` for anonymous calls.
-    fn audit_actor(&self) -> String {
-        self.application.as_ref().map_or_else(|| "validate".to_owned(), |app| format!("app:{}", app.name))
+    fn audit_actor(&self) -> std::borrow::Cow<'static, str> {
+        match &self.application {
+            Some(app) => format!("app:{}", app.name).into(),
+            None => "validate".into(),
+        }
     }
 }
 
@@ -458,7 +461,8 @@ const SEED_SEALING_VERSION: &[u8] = b"hkdf-sha256/v1";
 const KEY_CHECK: &str = "server_key_check";
 
 /// A factory of outbound HTTPS clients (webhook, FCM, APNs) that trust the platform's CAs plus
-/// those in `ca_file`, with a 10 s timeout.
+/// those in `ca_file`, with a 10 s timeout, and follow no redirect (none of these services sends
+/// one, and one to plain HTTP would carry an alert or an access token in the clear).
 fn outbound_client(
     ca_file: Option<&std::path::Path>,
 ) -> Result<impl Fn() -> reqwest::ClientBuilder, ServiceError> {
@@ -476,7 +480,10 @@ fn outbound_client(
         None => Vec::new(),
     };
     Ok(move || {
-        reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).tls_certs_merge(extra.clone())
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(extra.clone())
     })
 }
 
@@ -1090,7 +1097,7 @@ impl Service {
     pub async fn validate(
         &self,
         request: ValidateRequest,
-        caller: &Caller,
+        caller: &Caller<'_>,
     ) -> Result<ValidateResponse, ServiceError> {
         check_name("username", &request.username)?;
         if let Some(ip) = &request.client_ip {
@@ -1115,7 +1122,7 @@ impl Service {
             ValidationResult::Challenge => "challenge",
         };
         self.metrics.validation(result, started.elapsed().as_secs_f64());
-        tracing::info!(username = %request.username, client_ip = ?caller.ip, application = attempt.actor, result, reason, serial = serial.as_deref(), "validation");
+        tracing::info!(username = %request.username, client_ip = ?caller.ip, application = %attempt.actor, result, reason, serial = serial.as_deref(), "validation");
         Ok(response)
     }
 
@@ -1380,13 +1387,13 @@ struct Attempt<'a> {
     nopush: bool,
     ip: Option<IpAddr>,
     ip_text: Option<String>,
-    actor: String,
-    caller: &'a Caller,
+    actor: std::borrow::Cow<'static, str>,
+    caller: &'a Caller<'a>,
     request: &'a ValidateRequest,
 }
 
 impl<'a> Attempt<'a> {
-    fn new(request: &'a ValidateRequest, caller: &'a Caller) -> Self {
+    fn new(request: &'a ValidateRequest, caller: &'a Caller<'a>) -> Self {
         // "-nopush" at the end of the password asks for a passcode instead of a push; it is not
         // part of the password.
         let (password, nopush) = match request.password.as_ref().map(SecretString::expose) {
@@ -1429,8 +1436,11 @@ impl<'a> Attempt<'a> {
     /// What the device will show: the application's service name (or the server's) and, only
     /// from an authenticated application, the end user's address and browser from the body.
     fn push_context(&self, push: &crate::config::PushPolicy) -> crate::push::PushContext {
-        let user_agent =
-            self.caller.user_agent.clone().filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control));
+        let user_agent = self
+            .caller
+            .user_agent
+            .filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control))
+            .map(str::to_owned);
         match &self.caller.application {
             Some(application) => crate::push::PushContext {
                 client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),

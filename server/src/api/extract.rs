@@ -19,15 +19,41 @@ use crate::service::{Actor, AdminAuth};
 /// password sent as the wrong type is never echoed back or logged.
 pub struct Json<T>(pub T);
 
+/// A request body the router read in full before the request took a place in its pool (see
+/// [`super::router`]); [`Json`] parses it from here.
+#[derive(Clone)]
+pub(super) struct ReadBody(pub(super) axum::body::Bytes);
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_error(&rejection)),
+        let Some(ReadBody(bytes)) = request.extensions().get::<ReadBody>().cloned() else {
+            return match axum::Json::<T>::from_request(request, state).await {
+                Ok(axum::Json(value)) => Ok(Self(value)),
+                Err(rejection) => Err(json_error(&rejection)),
+            };
+        };
+        if !json_content_type(request.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::InvalidInput,
+                MISSING_JSON,
+            ));
         }
+        axum::Json::<T>::from_bytes(&bytes).map(|axum::Json(value)| Self(value)).map_err(|e| json_error(&e))
     }
+}
+
+const MISSING_JSON: &str = "expected a JSON body with Content-Type: application/json";
+
+/// `application/json` or `application/…+json`, parameters aside (as axum's own check).
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
 fn json_error(rejection: &JsonRejection) -> ApiError {
@@ -37,9 +63,7 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
             format!("invalid request body: {}", redact_literals(&source_text(e)))
         }
         JsonRejection::JsonSyntaxError(e) => format!("malformed JSON: {}", redact_literals(&source_text(e))),
-        JsonRejection::MissingJsonContentType(_) => {
-            "expected a JSON body with Content-Type: application/json".into()
-        }
+        JsonRejection::MissingJsonContentType(_) => MISSING_JSON.into(),
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
             format!("request body larger than {MAX_BODY_BYTES} bytes")
         }

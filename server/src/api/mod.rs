@@ -17,7 +17,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Serialize;
@@ -94,10 +93,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            Duration::from_secs(limits.body_read_timeout_secs),
-            read_body_first,
-        ))
+        .layer(ReadBodyFirstLayer(Duration::from_secs(limits.body_read_timeout_secs)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -119,35 +115,79 @@ fn pool(router: Router<AppState>, places: usize) -> Router<AppState> {
     )
 }
 
+/// Reads every request body in full (see [`read_body`]) before the inner service sees it.
+#[derive(Clone, Copy)]
+struct ReadBodyFirstLayer(Duration);
+
+impl<S> tower::Layer<S> for ReadBodyFirstLayer {
+    type Service = ReadBodyFirst<S>;
+
+    fn layer(&self, inner: S) -> ReadBodyFirst<S> {
+        ReadBodyFirst { inner, timeout: self.0 }
+    }
+}
+
+#[derive(Clone)]
+struct ReadBodyFirst<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S> tower::Service<Request> for ReadBodyFirst<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            if axum::body::HttpBody::is_end_stream(request.body()) {
+                return inner.call(request).await;
+            }
+            match read_body(request, timeout).await {
+                Ok(request) => inner.call(request).await,
+                Err(refused) => Ok(refused.into_response()),
+            }
+        })
+    }
+}
+
 /// Reads the whole request body (at most [`MAX_BODY_BYTES`]) within `timeout`, before the request
 /// reaches a pool: a client that sends its body slowly is cut off (408) without having held a
-/// place that validations need.
-async fn read_body_first(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+/// place that validations need. The body goes on as an extension that [`extract::Json`] parses.
+async fn read_body(request: Request, timeout: Duration) -> Result<Request, ApiError> {
+    let (mut parts, body) = request.into_parts();
     let read = tokio::time::timeout(
         timeout,
         http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY_BYTES)),
     );
+    let refused = |status, message: String| Err(ApiError::new(status, ErrorCode::InvalidInput, message));
     match read.await {
-        Ok(Ok(collected)) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
+        Ok(Ok(collected)) => {
+            parts.extensions.insert(extract::ReadBody(collected.to_bytes()));
+            Ok(Request::from_parts(parts, Body::empty()))
+        }
         Ok(Err(error)) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::InvalidInput,
-                format!("request body larger than {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response()
+            refused(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY_BYTES} bytes"))
         }
-        Ok(Err(_)) => {
-            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, "the request body was cut short")
-                .into_response()
-        }
-        Err(_) => ApiError::new(
+        Ok(Err(_)) => refused(StatusCode::BAD_REQUEST, "the request body was cut short".into()),
+        Err(_) => refused(
             StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::InvalidInput,
             format!("the request body did not arrive within {} s", timeout.as_secs()),
-        )
-        .into_response(),
+        ),
     }
 }
 

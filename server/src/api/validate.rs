@@ -45,8 +45,7 @@ pub async fn validate(
             "this server requires an application key (Authorization: Bearer tak_...)",
         ));
     }
-    let user_agent =
-        headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     let response = state.service.validate(request, &Caller { ip, user_agent, application }).await?;
     let status = if response.reason == Some(PublicReason::RateLimited) {
         StatusCode::TOO_MANY_REQUESTS
