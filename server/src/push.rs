@@ -3,8 +3,10 @@
 //! devices' signed answers (with approve-with-OTP, number matching and "not me" muting), and the
 //! login client's wait for the outcome.
 //!
-//! Notifications go through a [`Hub`] of watch channels keyed by user (new challenge) and by
-//! transaction (new status). With PostgreSQL every change is also sent with `NOTIFY`, and each
+//! Notifications go through a [`Hub`] of watch channels keyed by user (new challenge), by
+//! transaction (new status) and by device (revoked); a channel lives only while someone waits on
+//! it. Device streams have their own pool and per-device cap ([`DeviceStreams`]), end when their
+//! token is disabled or deleted, and live at most `limits.stream_max_secs`. With PostgreSQL every change is also sent with `NOTIFY`, and each
 //! replica's listener republishes it locally, so a device connected to one replica hears about a
 //! login started on another. A notification only says "look again": the database is the truth, so
 //! a lost or duplicated notification never loses or duplicates a challenge.
