@@ -7,40 +7,73 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup-debian.sh
+# `--only STAGE` (repeatable) runs just those stages, for working on one of them; stages:
+# setup fmt ui clippy cross build ffi mobile web test. Without it, every stage runs, in this order.
+only=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) only+=("${2:?--only needs a stage}"); shift 2 ;;
+    *) echo "usage: scripts/test.sh [--only STAGE]..." >&2; exit 2 ;;
+  esac
+done
+stages=(setup fmt ui clippy cross build ffi mobile web test)
+for stage in "${only[@]}"; do
+  [[ " ${stages[*]} " == *" $stage "* ]] || { echo "unknown stage '$stage'; stages: ${stages[*]}" >&2; exit 2; }
+done
+wanted() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
+
+wanted setup && scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
-step "cargo fmt --check"
-cargo fmt --all -- --check
+if wanted fmt; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+fi
 # The desktop crate embeds ui/dist when it compiles, so the UI is built before anything else.
-step "desktop UI: Vitest unit tests, TypeScript check, Vite build"
-scripts/build-ui.sh --test
-step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+if wanted ui; then
+  step "desktop UI: Vitest unit tests, TypeScript check, Vite build"
+  scripts/build-ui.sh --test
+fi
+if wanted clippy; then
+  step "cargo clippy -D warnings"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
 # All OS-specific code lives in core (file modes, locking) and platform (keyring backends), so
 # checking them covers it. The CLI and client link ring, whose C sources need the target's SDK
 # headers (MSVC, Xcode) that this machine does not have.
-step "cargo check for Windows and macOS (compile only: no SDKs on this machine)"
-rustup target add x86_64-pc-windows-msvc aarch64-apple-darwin >/dev/null 2>&1
-for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
-  cargo check --locked -p tessera-core -p tessera-platform --target "$target"
-done
-step "cargo build (binaries the end-to-end tests run)"
-cargo build --workspace --bins --locked
+if wanted cross; then
+  step "cargo check for Windows and macOS (compile only: no SDKs on this machine)"
+  rustup target add x86_64-pc-windows-msvc aarch64-apple-darwin >/dev/null 2>&1
+  for target in x86_64-pc-windows-msvc aarch64-apple-darwin; do
+    cargo check --locked -p tessera-core -p tessera-platform --target "$target"
+  done
+fi
+if wanted build; then
+  step "cargo build (binaries the end-to-end tests run)"
+  cargo build --workspace --bins --locked
+fi
 # Built on its own, as the phones get it: with graviola, without ring (a workspace build would
 # unify the client's features and link ring too).
-step "the mobile library (tessera-ffi) for the Kotlin and Python binding tests"
-cargo build --locked -p tessera-ffi --lib
+if wanted ffi; then
+  step "the mobile library (tessera-ffi) for the Kotlin and Python binding tests"
+  cargo build --locked -p tessera-ffi --lib
+fi
 # No Android NDK or Apple SDK here, so nothing can be linked; static libraries need no linker and
 # prove every crate of the library compiles, and its assembly assembles, for the phones.
-step "the mobile library for Android and iOS (aarch64 static libraries)"
-rustup target add aarch64-linux-android aarch64-apple-ios >/dev/null 2>&1
-for target in aarch64-linux-android aarch64-apple-ios; do
-  cargo rustc --locked -p tessera-ffi --lib --target "$target" --crate-type staticlib
-done
-step "the login page's One Swipe decoder (WebAssembly)"
-scripts/build-web.sh
-step "cargo test (with PostgreSQL, inside a private D-Bus session with gnome-keyring)"
-scripts/with-postgres.sh scripts/with-keyring.sh cargo test --workspace --locked
-step "all checks passed"
+if wanted mobile; then
+  step "the mobile library for Android and iOS (aarch64 static libraries)"
+  rustup target add aarch64-linux-android aarch64-apple-ios >/dev/null 2>&1
+  for target in aarch64-linux-android aarch64-apple-ios; do
+    cargo rustc --locked -p tessera-ffi --lib --target "$target" --crate-type staticlib
+  done
+fi
+if wanted web; then
+  step "the login page's One Swipe decoder (WebAssembly)"
+  scripts/build-web.sh
+fi
+if wanted test; then
+  step "cargo test (with PostgreSQL, inside a private D-Bus session with gnome-keyring)"
+  scripts/with-postgres.sh scripts/with-keyring.sh cargo test --workspace --locked
+fi
+if [ ${#only[@]} -eq 0 ]; then step "all checks passed"; else step "passed: ${only[*]}"; fi

@@ -23,7 +23,7 @@ pub enum Content {
     NoCode,
 }
 
-/// The knobs of the generator, with the ranges the README's figures use.
+/// The knobs of the generator, with the ranges the figures in docs/benchmarks.md use.
 #[derive(Debug, Clone)]
 pub struct Scene {
     /// Frame width.

@@ -1,7 +1,7 @@
 //! Benchmarks of the core's hot paths: code generation and verification, URI parsing, vault
 //! open/save with 1,000 tokens, passphrase unlock, and QR decoding.
 //!
-//! `cargo bench -p tessera-core`; the README quotes the figures.
+//! `cargo bench -p tessera-core`; docs/benchmarks.md quotes the figures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 

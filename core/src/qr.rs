@@ -3,7 +3,7 @@
 //! Camera frames go through one function, [`decode_luma`], fed with the luma (grey) plane that
 //! cameras produce; it uses `rxing` (a ZXing port), which reads far more webcam-like frames than
 //! `rqrr` and is several times faster on the frames that hold no code, the common case in a video
-//! stream, plus a 2× second look at small frames (figures in the README). Image files, decoded once, go through [`decode_image`], which
+//! stream, plus a 2× second look at small frames (figures in docs/cli.md). Image files, decoded once, go through [`decode_image`], which
 //! adds the inverted image and `rqrr` as second opinions, trading milliseconds for recall. Both
 //! decoders parse untrusted pixels, so they run behind `catch_unwind`: a decoder bug becomes
 //! "no code found", never a crash. Decoded text is returned as [`SecretString`] because enrollment
@@ -162,7 +162,7 @@ pub fn render_terminal(text: &str) -> Result<String, QrError> {
 
 /// Frames shorter than this get a second look at twice their size when the first finds nothing:
 /// at 640×480 an arm's-length code has about 2.4 pixels per module, too few after blur and JPEG.
-/// The README's decoder table shows the gain (97 → 99 % of webcam-like frames) and its cost.
+/// The decoder table in docs/cli.md shows the gain (97 → 99 % of webcam-like frames) and its cost.
 pub const UPSCALE_BELOW_HEIGHT: u32 = 600;
 
 /// The QR code found in a camera frame (empty when there is none): `rxing`, which reports one

@@ -1,5 +1,6 @@
 //! The dependency rules of ARCHITECTURE.md, checked on the real dependency graph: the core never
-//! depends on UI, network, async runtime, FFI or OS key store crates; the edges bring those.
+//! depends on UI, network, async runtime, FFI or OS key store crates; the edges bring those. And
+//! the map itself stays true: every path ARCHITECTURE.md names exists.
 
 use std::process::Command;
 
@@ -71,4 +72,44 @@ fn only_the_mobile_library_uses_uniffi_and_it_needs_no_c_compiler_on_phones() {
             assert!(!mobile.iter().any(|d| d == needs_c), "tessera-ffi for {target} depends on {needs_c}");
         }
     }
+}
+
+/// The paths a document names: `code spans` that look like a file or folder of this repository
+/// (a slash or a file extension, no spaces, no Rust paths or calls), and relative link targets.
+fn named_paths(text: &str) -> Vec<String> {
+    let spans = text.split('`').skip(1).step_by(2);
+    let links = text.split("](").skip(1).filter_map(|rest| rest.split(')').next());
+    let looks_like_a_path = |candidate: &str| {
+        let extension = [".rs", ".ts", ".json", ".md", ".toml", ".kt", ".swift", ".py", ".sql", ".sh"]
+            .iter()
+            .any(|e| candidate.ends_with(e));
+        (candidate.contains('/') || extension)
+            && !candidate.is_empty()
+            && !candidate.starts_with('/')
+            && !candidate.contains([' ', '(', '"', ':', '<', '…', '*'])
+    };
+    spans
+        .chain(links)
+        .map(|candidate| candidate.split('#').next().unwrap_or_default())
+        .filter(|candidate| looks_like_a_path(candidate))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn architecture_names_only_paths_that_exist() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let paths = named_paths(&text);
+    assert!(paths.len() > 40, "the paths were read: {paths:?}");
+    let missing: Vec<&String> = paths.iter().filter(|path| !root.join(path).exists()).collect();
+    assert!(missing.is_empty(), "ARCHITECTURE.md names paths that do not exist: {missing:?}");
+    assert!(text.contains("tests/it/layering.rs"), "ARCHITECTURE.md says which test keeps it true");
+}
+
+#[test]
+fn named_paths_reads_code_spans_and_links_and_ignores_the_rest() {
+    let text = "see `core/src/otp.rs`, `tessera_core::verifier::verify`, `POST /api/v1/validate`, \
+                `tak_`, `ui/src/api.ts` and [docs](docs/server.md#api) or [the web](https://example.com)";
+    assert_eq!(named_paths(text), ["core/src/otp.rs", "ui/src/api.ts", "docs/server.md"]);
 }

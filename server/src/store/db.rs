@@ -12,7 +12,7 @@
 //! Checkpoints (copying the WAL back into the database file, with an fsync) run on a second
 //! thread with its own connection, every second and without blocking writers; left to SQLite's
 //! automatic checkpoint they would stall the database thread and every request queued behind it
-//! (p99 latency fell from 7–10 ms to the figures in the README when they moved).
+//! (p99 latency fell from 7–10 ms to the figures in docs/benchmarks.md when they moved).
 //!
 //! **PostgreSQL** goes through a `sqlx` connection pool, one transaction per write.
 
