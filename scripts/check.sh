@@ -12,6 +12,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings (core, client, server, CLI)"
 cargo clippy --locked -p tessera-core -p tessera-client -p tessera-server -p tessera-cli --all-targets -- -D warnings
 step "unit tests: core, client, server"
+# The store's contract test runs on SQLite here; under scripts/with-postgres.sh on PostgreSQL too.
+if [ -z "${TESSERA_TEST_POSTGRES_URL:-}" ]; then export TESSERA_TEST_SQLITE_ONLY=1; fi
 cargo test --locked -p tessera-core -p tessera-client -p tessera-server
 if [ -d ui/node_modules ]; then
   step "desktop UI: Vitest"

@@ -419,6 +419,11 @@ impl NumberMatching {
             Self::Type => "type",
         }
     }
+
+    /// The mode `as_str` names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Off, Self::Pick, Self::Type].into_iter().find(|mode| mode.as_str() == name)
+    }
 }
 
 /// The number a login screen shows, and the choices a device offers for it.

@@ -9,6 +9,9 @@ use serde::Deserialize;
 use tessera_core::otp::TotpWindow;
 use tessera_core::verifier::Policy;
 
+/// Longest a request may take before it is answered with 503.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where the server listens when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 
@@ -500,7 +503,7 @@ fn limits_of(file: &FileLimits) -> Result<Limits, ConfigError> {
         header_read_timeout_secs: file.header_read_timeout_secs.unwrap_or(default.header_read_timeout_secs),
         body_read_timeout_secs: file.body_read_timeout_secs.unwrap_or(default.body_read_timeout_secs),
     };
-    let request_timeout = crate::api::REQUEST_TIMEOUT.as_secs();
+    let request_timeout = REQUEST_TIMEOUT.as_secs();
     if [limits.max_in_flight, limits.max_long_polls, limits.max_device_streams, limits.streams_per_device]
         .contains(&0)
     {

@@ -238,6 +238,13 @@ pub fn new_key(prefix: &str) -> Result<SecretString, KeyError> {
     Ok(SecretString::new(format!("{prefix}{}", data_encoding::HEXLOWER.encode(bytes.as_ref()))))
 }
 
+/// A random id: 128 bits, base32, with a prefix (transaction ids, enrollment credentials).
+pub fn random_id(prefix: &str) -> Result<String, KeyError> {
+    let mut bytes = [0u8; 16];
+    fill_random(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(format!("{prefix}{}", data_encoding::BASE32_NOPAD.encode(&bytes)))
+}
+
 /// The stored form of a random credential (admin key, enrollment code): SHA-256, hex. A fast hash
 /// suffices for credentials with 128 bits of entropy or more.
 pub fn credential_hash(key: &str) -> String {

@@ -13,11 +13,12 @@
 //! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
 
 pub mod api;
-pub mod applications;
+pub mod clock;
 pub mod config;
+pub mod error;
+pub mod input;
 pub mod keys;
 pub mod metrics;
-pub mod oneswipe;
 pub mod push;
 pub mod ratelimit;
 pub mod service;

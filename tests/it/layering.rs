@@ -1,6 +1,7 @@
 //! The dependency rules of ARCHITECTURE.md, checked on the real dependency graph: the core never
 //! depends on UI, network, async runtime, FFI or OS key store crates; the edges bring those. And
-//! the map itself stays true: every path ARCHITECTURE.md names exists.
+//! the map itself stays true: every path ARCHITECTURE.md names exists, and the server's modules use
+//! only the modules below them.
 
 use std::process::Command;
 
@@ -112,4 +113,103 @@ fn named_paths_reads_code_spans_and_links_and_ignores_the_rest() {
     let text = "see `core/src/otp.rs`, `tessera_core::verifier::verify`, `POST /api/v1/validate`, \
                 `tak_`, `ui/src/api.ts` and [docs](docs/server.md#api) or [the web](https://example.com)";
     assert_eq!(named_paths(text), ["core/src/otp.rs", "ui/src/api.ts", "docs/server.md"]);
+}
+
+/// The modules each server module may use (ARCHITECTURE.md draws the same order): the HTTP edge
+/// above the service, the service above push, both above the store and its neighbours, and the
+/// clock and configuration at the bottom. Anything not listed, a cycle above all, fails.
+const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
+    (
+        "api",
+        &[
+            "service",
+            "push",
+            "error",
+            "input",
+            "store",
+            "keys",
+            "ratelimit",
+            "metrics",
+            "wake",
+            "clock",
+            "config",
+        ],
+    ),
+    (
+        "service",
+        &["push", "error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"],
+    ),
+    ("push", &["error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"]),
+    ("input", &["error"]),
+    ("error", &["store", "keys"]),
+    ("keys", &["clock", "config"]),
+    ("store", &["keys", "clock", "config"]),
+    ("ratelimit", &["clock", "config"]),
+    ("metrics", &["config"]),
+    ("wake", &["clock", "config"]),
+    ("clock", &[]),
+    ("config", &[]),
+];
+
+/// The server modules a file refers to as `crate::<module>` outside comments and tests (a test may
+/// build a whole service).
+fn crate_modules_used(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .flat_map(|line| line.split("crate::").skip(1))
+        .filter_map(|rest| {
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+#[test]
+fn server_modules_use_only_the_modules_below_them() {
+    let source = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../server/src"));
+    let mut checked = 0;
+    let mut broken = Vec::new();
+    for entry in walk(source) {
+        let relative = entry.strip_prefix(source).unwrap();
+        let module = relative.components().next().unwrap().as_os_str().to_string_lossy();
+        let module = module.trim_end_matches(".rs");
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let allowed = SERVER_MODULE_ORDER
+            .iter()
+            .find(|(name, _)| *name == module)
+            .map(|(_, allowed)| *allowed)
+            .unwrap_or_else(|| panic!("server/src/{module} is not in SERVER_MODULE_ORDER"));
+        for used in crate_modules_used(&std::fs::read_to_string(&entry).unwrap()) {
+            if used != module && !allowed.contains(&used.as_str()) {
+                broken.push(format!("server/src/{} uses crate::{used}", relative.display()));
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 30, "the server's files were read ({checked})");
+    assert!(broken.is_empty(), "modules that reach up or sideways: {broken:#?}");
+}
+
+#[test]
+fn crate_paths_are_read_from_code_and_not_from_comments() {
+    let text = "use crate::store::{A, B};\n//! see [`crate::api::x`]\nlet x = crate::clock::unix_now();\n\
+                #[cfg(test)]\nmod tests { use crate::service::testing; }";
+    assert_eq!(crate_modules_used(text), ["store", "clock"]);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::extract::{Admin, Json};
 use super::{ApiError, AppState, ErrorBody};
-use crate::applications::NewApplication;
+use crate::service::NewApplication;
 use crate::service::{EnrollRequest, Enrollment, NewUser, TokenView, UserChanges, UserView};
 use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter};
 

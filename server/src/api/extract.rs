@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tessera_core::error::ErrorCode;
 
 use super::{ApiError, AppState, MAX_BODY_BYTES};
-use crate::applications::{APPLICATION_KEY_PREFIX, Application};
+use crate::service::{APPLICATION_KEY_PREFIX, Application};
 use crate::service::{Actor, AdminAuth};
 
 /// A JSON body whose rejections become `ApiError`s: 400 malformed, 413 too large, 415 not JSON,

@@ -28,9 +28,6 @@ use crate::service::{Service, ServiceError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Longest a request may take before it is answered with 503.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Shared handler state.
 #[derive(Clone)]
 pub struct AppState {
@@ -51,7 +48,7 @@ pub struct AppState {
 /// body is read in full, within `limits.body_read_timeout_secs`, before it takes a place, so
 /// slow senders hold connections but no place.
 pub fn router(state: AppState) -> Router {
-    let limits = state.service.limits;
+    let limits = state.service.limits();
     let requests = Router::new()
         .route("/validate", post(validate::validate))
         .route("/oneswipe", post(oneswipe::redeem))
@@ -91,7 +88,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            crate::config::REQUEST_TIMEOUT,
         ))
         .layer(ReadBodyFirstLayer(Duration::from_secs(limits.body_read_timeout_secs)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -291,7 +288,7 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<Healt
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.service.metrics().hub_channels(state.service.hub().len());
+    state.service.metrics().hub_channels(state.service.push().hub().len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.service.metrics().render())
 }
 

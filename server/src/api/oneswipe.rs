@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 
 use super::extract::{ClientIp, Json};
 use super::{ApiError, AppState};
-use crate::oneswipe::{OneSwipeRequest, OneSwipeResponse, RejectReason};
+use crate::service::{OneSwipeRequest, OneSwipeResponse, RejectReason};
 
 /// Redeems a One Swipe code (the text of the QR code a push device shows).
 ///

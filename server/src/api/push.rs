@@ -38,7 +38,7 @@ impl FromRequestParts<AppState> for AuthenticatedDevice {
         let (serial, timestamp, signature) =
             (header(SERIAL_HEADER), header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
         let ip = client_ip(parts, state)?;
-        Ok(Self(state.service.authenticate_device(&serial, &timestamp, &signature, ip).await?))
+        Ok(Self(state.service.push().authenticate_device(&serial, &timestamp, &signature, ip).await?))
     }
 }
 
@@ -50,7 +50,7 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     Json(request): Json<RegisterRequest>,
 ) -> Result<axum::Json<RegisterResponse>, ApiError> {
-    Ok(axum::Json(state.service.register_device(request, ip).await?))
+    Ok(axum::Json(state.service.push().register_device(request, ip).await?))
 }
 
 /// Where a device's stream or poll resumes.
@@ -87,13 +87,13 @@ pub async fn stream(
     Query(resume): Query<Resume>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let after = resume_point(&headers, &resume);
-    let slot = state.service.open_stream(&device)?;
+    let slot = state.service.push().open_stream(&device)?;
     let (deliveries, arriving) = tokio::sync::mpsc::channel::<Delivery>(16);
     let (ended, end) = tokio::sync::oneshot::channel::<StreamEnd>();
     let service = state.service.clone();
     tokio::spawn(async move {
         service.metrics().device_connections(1);
-        let reason = service.serve_stream(&device, after, &slot, &deliveries).await;
+        let reason = service.push().serve_stream(&device, after, &slot, &deliveries).await;
         drop(slot);
         let _ = ended.send(reason);
         service.metrics().device_connections(-1);
@@ -122,7 +122,7 @@ pub async fn pending(
 ) -> Result<axum::Json<Vec<Delivery>>, ApiError> {
     let after = resume_point(&headers, &resume);
     let wait = Duration::from_secs(resume.wait.unwrap_or(0));
-    Ok(axum::Json(state.service.wait_for_deliveries(&device, after, wait).await?))
+    Ok(axum::Json(state.service.push().wait_for_deliveries(&device, after, wait).await?))
 }
 
 /// A device's signed answer: approve (with the number and the current TOTP) or deny.
@@ -135,7 +135,7 @@ pub async fn answer(
     ClientIp(ip): ClientIp,
     Json(answer): Json<SignedAnswer>,
 ) -> Result<axum::Json<AnswerReceipt>, ApiError> {
-    Ok(axum::Json(state.service.answer(answer, ip).await?))
+    Ok(axum::Json(state.service.push().answer(answer, ip).await?))
 }
 
 /// Sets or clears where FCM or APNs can wake the device: `{"wake": {"service": "fcm", "token":
@@ -148,7 +148,7 @@ pub async fn wake(
     AuthenticatedDevice(device): AuthenticatedDevice,
     Json(update): Json<WakeUpdate>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    state.service.set_wake_address(&device, update.wake, ip).await?;
+    state.service.push().set_wake_address(&device, update.wake, ip).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -173,5 +173,5 @@ pub async fn transaction(
         return Err(crate::service::ServiceError::NotFound("transaction", String::new()).into());
     }
     let wait = Duration::from_secs(wait.wait.unwrap_or(0));
-    Ok(axum::Json(state.service.transaction_status(&id, wait, ip).await?))
+    Ok(axum::Json(state.service.push().transaction_status(&id, wait, ip).await?))
 }

@@ -9,16 +9,21 @@
 //! second sees a moved version, re-reads and decides again, and a code the first accepted is then
 //! a replay.
 
+#[cfg(test)]
+mod contract;
 mod credentials;
 pub mod db;
 mod push;
 
 pub use credentials::{AdminKeyRow, ApplicationRow};
-pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow};
+pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
 
 use std::path::Path;
 
+use crate::keys::KeyError;
 use db::{Database, Guarded, Param, Row, Statement, Value, statement};
+use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
+use tessera_core::secret::SecretBytes;
 use tessera_core::verifier::{Lockout, TokenState};
 
 /// A storage failure.
@@ -99,8 +104,8 @@ pub struct TokenRow {
     pub serial: String,
     /// Owner.
     pub user_id: i64,
-    /// `totp` or `hotp` (more kinds come with push and delivery).
-    pub kind: String,
+    /// What kind of token it is.
+    pub kind: TokenKind,
     /// `SHA1`, `SHA256`, `SHA512`.
     pub algorithm: String,
     /// Code length.
@@ -133,6 +138,93 @@ pub struct TokenRow {
     pub wake_token: Option<String>,
 }
 
+/// Token kinds that can be enrolled by this server so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Time-based codes.
+    Totp,
+    /// Counter-based codes.
+    Hotp,
+    /// A push device (the Tessera app or CLI): approves logins, and is a TOTP token too.
+    Push,
+}
+
+impl TokenKind {
+    /// The name stored in the `kind` column and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Hotp => "hotp",
+            Self::Push => "push",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Totp, Self::Hotp, Self::Push].into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Whether codes come from a clock (TOTP and push tokens) rather than a counter.
+    pub fn is_time_based(self) -> bool {
+        matches!(self, Self::Totp | Self::Push)
+    }
+}
+
+impl TokenRow {
+    /// The token's code parameters (its HOTP counter from its state).
+    pub fn otp_method(&self) -> Result<OtpMethod, StoreError> {
+        let corrupt = |_| StoreError::Corrupt("token parameters");
+        let algorithm = Algorithm::parse(&self.algorithm).map_err(corrupt)?;
+        let digits = Digits::new(u8::try_from(self.digits).unwrap_or(0)).map_err(corrupt)?;
+        Ok(if self.kind.is_time_based() {
+            let period = Period::new(u32::try_from(self.period).unwrap_or(0)).map_err(corrupt)?;
+            OtpMethod::Totp { algorithm, digits, period }
+        } else {
+            OtpMethod::Hotp { algorithm, digits, counter: self.state.counter }
+        })
+    }
+
+    /// The token's seed, opened with the server key (a token without one is as unreadable as a
+    /// tampered one).
+    pub fn open_seed(&self, key: &crate::keys::ServerKey) -> Result<SecretBytes, KeyError> {
+        key.open_seed(&self.serial, self.seed.as_deref().ok_or(KeyError::Undecryptable)?)
+    }
+
+    /// Whether this is a push token whose device has registered and which is enabled.
+    pub fn is_registered_push_device(&self) -> bool {
+        self.kind == TokenKind::Push && self.device_public_key.is_some() && self.state.enabled
+    }
+}
+
+/// An audit record's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditResult {
+    /// An administrative action or a device's step succeeded.
+    Ok,
+    /// A login was accepted.
+    Accept,
+    /// Refused.
+    Reject,
+    /// More is needed (a push sent, a passcode asked for).
+    Challenge,
+    /// Something an administrator should look at ("not me").
+    Alert,
+}
+
+impl AuditResult {
+    /// The name stored in the `result` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Accept => "accept",
+            Self::Reject => "reject",
+            Self::Challenge => "challenge",
+            Self::Alert => "alert",
+        }
+    }
+}
+
 /// A new token.
 pub struct NewToken<'a> {
     /// Public identifier.
@@ -140,7 +232,7 @@ pub struct NewToken<'a> {
     /// Owner.
     pub user_id: i64,
     /// Kind.
-    pub kind: &'a str,
+    pub kind: TokenKind,
     /// Algorithm name.
     pub algorithm: &'a str,
     /// Digits.
@@ -240,7 +332,7 @@ pub struct NewAudit<'a> {
     /// The client's address.
     pub client_ip: Option<&'a str>,
     /// Outcome.
-    pub result: &'a str,
+    pub result: AuditResult,
     /// Why.
     pub reason: Option<&'a str>,
 }
@@ -575,7 +667,7 @@ impl Store {
             vec![
                 Param::Text(token.serial.into()),
                 Param::Int(token.user_id),
-                Param::Text(token.kind.into()),
+                Param::Text(token.kind.as_str().into()),
                 Param::Text(token.algorithm.into()),
                 Param::Int(token.digits),
                 Param::Int(token.period),
@@ -816,7 +908,7 @@ fn audit_statement(a: &NewAudit<'_>) -> Statement {
             Param::OptText(a.username.map(Into::into)),
             Param::OptText(a.serial.map(Into::into)),
             Param::OptText(a.client_ip.map(Into::into)),
-            Param::Text(a.result.into()),
+            Param::Text(a.result.as_str().into()),
             Param::OptText(a.reason.map(Into::into)),
         ],
     )
@@ -905,7 +997,7 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         id: int_at(Some(row), 0)?,
         serial: text_at(row, 1)?,
         user_id: int_at(Some(row), 2)?,
-        kind: text_at(row, 3)?,
+        kind: TokenKind::parse(&text_at(row, 3)?).ok_or(StoreError::Corrupt("unknown token kind"))?,
         algorithm: text_at(row, 4)?,
         digits: int_at(Some(row), 5)?,
         period: int_at(Some(row), 6)?,

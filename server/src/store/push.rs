@@ -6,6 +6,8 @@
 //! the row lock), an answer applies only to a still-pending, unexpired transaction, and an approved
 //! transaction is consumed only once.
 
+use tessera_core::push::NumberMatching;
+
 use super::db::{Guarded, Param, Row, Value, statement};
 use super::{NewAudit, StateUpdate, Store, StoreError, audited, int_at, opt_int_at, opt_text_at, text_at};
 
@@ -24,14 +26,14 @@ pub struct TransactionRow {
     pub client_ip: Option<String>,
     /// The login client's user agent.
     pub user_agent: Option<String>,
-    /// `off`, `pick` or `type`.
-    pub number_matching: String,
+    /// How the device confirms the number on the login screen.
+    pub number_matching: NumberMatching,
     /// The number on the login screen.
     pub number: Option<i64>,
     /// Choices offered by devices (`pick`).
     pub choices: Vec<u8>,
-    /// `pending`, `approved`, `denied`, `consumed`.
-    pub status: String,
+    /// Where it stands.
+    pub status: TxStatus,
     /// Why it was denied.
     pub deny_reason: Option<String>,
     /// Unix seconds.
@@ -44,12 +46,42 @@ pub struct TransactionRow {
     pub answered_by: Option<String>,
 }
 
+/// Where a push transaction stands in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Waiting for the device (until it expires).
+    Pending,
+    /// Approved on the device; not yet used by the login client.
+    Approved,
+    /// Denied on the device.
+    Denied,
+    /// Approved and used: it completed its login.
+    Consumed,
+}
+
+impl TxStatus {
+    /// The name stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Consumed => "consumed",
+        }
+    }
+
+    /// The status a stored name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Denied, Self::Consumed].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// A device's answer to record.
 pub struct RecordedAnswer<'a> {
     /// The transaction answered.
     pub id: &'a str,
-    /// `approved` or `denied`.
-    pub status: &'a str,
+    /// `Approved` or `Denied`.
+    pub status: TxStatus,
     /// Why it was denied.
     pub deny_reason: Option<&'a str>,
     /// Unix seconds.
@@ -71,7 +103,7 @@ pub struct NewTransaction<'a> {
     /// The login client's user agent.
     pub user_agent: Option<&'a str>,
     /// `off`, `pick` or `type`.
-    pub number_matching: &'a str,
+    pub number_matching: NumberMatching,
     /// The number on the login screen.
     pub number: Option<i64>,
     /// Choices offered by devices.
@@ -136,7 +168,7 @@ impl Store {
                 Param::Text(tx.service.into()),
                 Param::OptText(tx.client_ip.map(Into::into)),
                 Param::OptText(tx.user_agent.map(Into::into)),
-                Param::Text(tx.number_matching.into()),
+                Param::Text(tx.number_matching.as_str().into()),
                 Param::OptInt(tx.number),
                 Param::Text(tx.choices.iter().map(u8::to_string).collect::<Vec<_>>().join(",")),
                 Param::Int(tx.created_at),
@@ -231,7 +263,7 @@ impl Store {
                 "UPDATE push_transactions SET status = $1, deny_reason = $2, answered_at = $3, answered_by = $4 \
                  WHERE id = $5 AND status = 'pending' AND expires_at >= $3",
                 vec![
-                    Param::Text(answer.status.into()),
+                    Param::Text(answer.status.as_str().into()),
                     Param::OptText(answer.deny_reason.map(Into::into)),
                     Param::Int(answer.answered_at),
                     Param::Text(answer.answered_by.into()),
@@ -428,10 +460,11 @@ fn transaction_from(row: &Row) -> Result<TransactionRow, StoreError> {
         service: text_at(row, 3)?,
         client_ip: opt_text_at(row, 4)?,
         user_agent: opt_text_at(row, 5)?,
-        number_matching: text_at(row, 6)?,
+        number_matching: NumberMatching::parse(&text_at(row, 6)?)
+            .ok_or(StoreError::Corrupt("number matching"))?,
         number: opt_int_at(row, 7)?,
         choices,
-        status: text_at(row, 9)?,
+        status: TxStatus::parse(&text_at(row, 9)?).ok_or(StoreError::Corrupt("transaction status"))?,
         deny_reason: opt_text_at(row, 10)?,
         created_at: int_at(Some(row), 11)?,
         expires_at: int_at(Some(row), 12)?,

@@ -111,7 +111,7 @@ impl Apns {
             return Ok(token.value.clone());
         }
         let header = Header { kid: Some(self.key_id.clone()), ..Header::new(Algorithm::ES256) };
-        let claims = json!({ "iss": self.team_id, "iat": crate::service::unix_now() });
+        let claims = json!({ "iss": self.team_id, "iat": tessera_core::otp::unix_now() });
         let value = SecretString::new(
             jsonwebtoken::encode(&header, &claims, &self.key)
                 .map_err(|e| format!("could not sign the APNs provider token: {e}"))?,

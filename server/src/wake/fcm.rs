@@ -117,7 +117,7 @@ impl Fcm {
         if let Some(token) = cached.as_ref().filter(|token| Instant::now() < token.renew_at) {
             return Ok(token.value.clone());
         }
-        let now = crate::service::unix_now();
+        let now = tessera_core::otp::unix_now();
         let claims = json!({
             "iss": self.client_email,
             "scope": SCOPE,

@@ -120,7 +120,7 @@ impl Waker {
                 },
             };
             outcome = result;
-            let before_expiry = crate::service::unix_now() + delay.as_secs() < wake.expires_at;
+            let before_expiry = tessera_core::otp::unix_now() + delay.as_secs() < wake.expires_at;
             if !retry || attempt == ATTEMPTS || !before_expiry {
                 break;
             }
@@ -133,7 +133,7 @@ impl Waker {
 
 /// Seconds a wake-up stays worth delivering.
 fn time_to_live(wake: &WakeUp<'_>) -> u64 {
-    wake.expires_at.saturating_sub(crate::service::unix_now())
+    wake.expires_at.saturating_sub(tessera_core::otp::unix_now())
 }
 
 /// Whether an HTTP status is worth retrying.

@@ -17,9 +17,14 @@ use tessera_core::secret::SecretString;
 use tessera_core::verifier::{self, Verdict};
 use utoipa::ToSchema;
 
-use crate::push::{i64_of, transaction_key, u64_of};
-use crate::service::{Service, ServiceError, check_text, unix_now, unix_now_ms, usable_tokens};
-use crate::store::{NewAudit, RecordedAnswer, StateUpdate, TokenRow, UserChange, UserRow};
+use super::validate::usable_tokens;
+use super::{Service, ServiceError};
+use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
+use crate::input::check_text;
+use crate::push::transaction_key;
+use crate::store::{
+    AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenKind, TokenRow, TxStatus, UserChange, UserRow,
+};
 
 /// Attempts at a token update that raced with another request for the same token.
 const MAX_ATTEMPTS: usize = 4;
@@ -192,7 +197,7 @@ struct Presenter<'a> {
 }
 
 impl Presenter<'_> {
-    fn audit(&self, result: &'static str, reason: Option<&'static str>) -> NewAudit<'_> {
+    fn audit(&self, result: AuditResult, reason: Option<&'static str>) -> NewAudit<'_> {
         NewAudit {
             at_ms: unix_now_ms(),
             actor: "validate",
@@ -241,7 +246,7 @@ impl Service {
         if !self.limiter.allow_client(client_ip) {
             return self.refuse(&presenter, RejectReason::RateLimited).await;
         }
-        let server_key = self.push_key.public();
+        let server_key = self.push.public_key();
         let code = match OneSwipe::parse(request.payload.expose()).and_then(|code| {
             code.check_audience(&server_key)?;
             Ok(code)
@@ -251,14 +256,16 @@ impl Service {
         };
         let serial = code.serial();
         presenter.serial = Some(&serial);
-        let found = self.store.token_with_owner(&serial).await?.filter(|(t, _)| t.kind == "push");
+        let found = self.store.token_with_owner(&serial).await?.filter(|(t, _)| t.kind == TokenKind::Push);
         let found = found
             .and_then(|(t, user)| Some((PublicKey::parse(t.device_public_key.as_deref()?).ok()?, t, user)));
         let Some((device_key, token, user)) = found else {
             return self.refuse(&presenter, RejectReason::UnknownDevice).await;
         };
         let expected_user = presenter.username.replace(&user.username);
-        if let Err(error) = code.verify(&device_key, &server_key, now, self.push.oneswipe_clock_skew_secs) {
+        if let Err(error) =
+            code.verify(&device_key, &server_key, now, self.push.settings().oneswipe_clock_skew_secs)
+        {
             return self.refuse(&presenter, RejectReason::of(&error)).await;
         }
         if expected_user.is_some_and(|expected| expected != user.username) {
@@ -293,14 +300,14 @@ impl Service {
         presenter: &Presenter<'_>,
         username: &str,
     ) -> Result<Result<OneSwipeResponse, RejectReason>, ServiceError> {
-        let audit = presenter.audit("reject", Some(RejectReason::InvalidCredentials.as_str()));
+        let audit = presenter.audit(AuditResult::Reject, Some(RejectReason::InvalidCredentials.as_str()));
         for _ in 0..MAX_ATTEMPTS {
             let Some((user, tokens)) = self.store.user_with_tokens(username).await? else { break };
             if self.record_wrong_password(&user, &usable_tokens(tokens), &audit).await? {
                 return Ok(Err(RejectReason::InvalidCredentials));
             }
         }
-        self.store.audit(&presenter.audit("reject", Some("contention"))).await?;
+        self.store.audit(&presenter.audit(AuditResult::Reject, Some("contention"))).await?;
         Ok(Err(RejectReason::InvalidCredentials))
     }
 
@@ -342,7 +349,7 @@ impl Service {
                 used_at: accepted.then_some(i64_of(now)),
             };
             if !accepted {
-                let audit = presenter.audit("reject", Some(RejectReason::BadOtp.as_str()));
+                let audit = presenter.audit(AuditResult::Reject, Some(RejectReason::BadOtp.as_str()));
                 if self.store.commit(std::slice::from_ref(&update), None, &audit).await? {
                     return Ok(Err(RejectReason::BadOtp));
                 }
@@ -351,7 +358,7 @@ impl Service {
             let committed = match &request.transaction_id {
                 Some(id) => self.approve_transaction(id, &token, &update, presenter, now).await?,
                 None => {
-                    let audit = presenter.audit("accept", None);
+                    let audit = presenter.audit(AuditResult::Accept, None);
                     let success = UserChange::Success { user_id: user.id, at: i64_of(now) };
                     Some(self.store.commit(std::slice::from_ref(&update), Some(&success), &audit).await?)
                 }
@@ -371,7 +378,7 @@ impl Service {
                 None => return self.refuse(presenter, RejectReason::UnknownTransaction).await,
             }
         }
-        self.store.audit(&presenter.audit("reject", Some("contention"))).await?;
+        self.store.audit(&presenter.audit(AuditResult::Reject, Some("contention"))).await?;
         Ok(Err(RejectReason::BadOtp))
     }
 
@@ -386,24 +393,29 @@ impl Service {
         now: u64,
     ) -> Result<Option<bool>, ServiceError> {
         let pending = self.store.transaction(id).await?.filter(|tx| {
-            tx.user_id == token.user_id && tx.status == "pending" && u64_of(tx.expires_at) >= now
+            tx.user_id == token.user_id && tx.status == TxStatus::Pending && u64_of(tx.expires_at) >= now
         });
         if pending.is_none() {
             return Ok(None);
         }
         let answer = RecordedAnswer {
             id,
-            status: "approved",
+            status: TxStatus::Approved,
             deny_reason: None,
             answered_at: i64_of(now),
             answered_by: &token.serial,
         };
         let applied = self
             .store
-            .answer_transaction(&answer, Some(update), None, &presenter.audit("accept", Some("transaction")))
+            .answer_transaction(
+                &answer,
+                Some(update),
+                None,
+                &presenter.audit(AuditResult::Accept, Some("transaction")),
+            )
             .await?;
         if applied {
-            self.publish(&transaction_key(id)).await;
+            self.push.publish(&transaction_key(id)).await;
         }
         Ok(Some(applied))
     }
@@ -417,7 +429,7 @@ impl Service {
     ) -> Result<Result<T, RejectReason>, ServiceError> {
         let kind = format!("oneswipe.{}", reason.as_str());
         if self.limiter.audit_refusal(&kind, presenter.client_ip, presenter.serial.unwrap_or_default()) {
-            self.store.audit(&presenter.audit("reject", Some(reason.as_str()))).await?;
+            self.store.audit(&presenter.audit(AuditResult::Reject, Some(reason.as_str()))).await?;
         }
         Ok(Err(reason))
     }

@@ -20,8 +20,12 @@ use serde::Serialize;
 use tessera_core::secret::SecretString;
 use utoipa::ToSchema;
 
+use super::audit::AdminAudit;
+use super::{Actor, Service, ServiceError};
+use crate::clock::now_i64;
+use crate::error::conflict;
+use crate::input::{check_name, check_text};
 use crate::keys;
-use crate::service::{Actor, AdminAudit, Service, ServiceError, check_name, check_text, conflict, now_i64};
 use crate::store::ApplicationRow;
 
 /// Prefix of application keys, so they are recognizable in secret scanners.

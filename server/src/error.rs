@@ -1,0 +1,46 @@
+//! The service's one error type. Every operation of `service` and `push` reports it; the HTTP edge
+//! turns it into a status and an `ErrorCode` in one table (`api::ApiError`), and the admin CLI
+//! prints it.
+
+use crate::keys::KeyError;
+use crate::store::StoreError;
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such user or token.
+    #[error("{0} '{1}' not found")]
+    NotFound(&'static str, String),
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key material failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The caller's credentials (device key, enrollment link) were refused.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The thing asked about has expired.
+    #[error("{0}")]
+    Gone(String),
+    /// Too many attempts.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The server holds as much of this kind of work as it may.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// A store error, with a unique-name clash reported as what already exists.
+pub(crate) fn conflict(error: StoreError) -> ServiceError {
+    match error {
+        StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
+        other => ServiceError::Store(other),
+    }
+}

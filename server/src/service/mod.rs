@@ -1,0 +1,266 @@
+//! The verification server's operations: users, token enrollment and management, validation, One
+//! Swipe, applications, admin keys, audit.
+//!
+//! The per-token rules (windows, replay, lockout, drift, resync) are `tessera_core::verifier`'s;
+//! this layer loads state, asks the core, and stores the outcome atomically with its audit record.
+//! HTTP handlers and `tessera-server admin` subcommands both call these functions, so an action
+//! behaves and is audited the same way whichever door it came through. Push approval is its own
+//! object ([`crate::push::Push`]), owned here and reached through [`Service::push`].
+//!
+//! | file | what |
+//! |---|---|
+//! | `validate.rs` | `validate` as named steps: admit, push or passcode, compare-and-swap |
+//! | `oneswipe.rs` | redeeming a One Swipe code |
+//! | `users.rs`, `tokens.rs` | user and token administration |
+//! | `passwords.rs` | Argon2id hashing and checks behind a semaphore |
+//! | `admin_keys.rs`, `applications.rs` | admin API keys, relying parties' application keys |
+//! | `audit.rs` | the audit record of administrative actions, reading and pruning the log |
+//! | `reseal.rs` | the server key check and the one-time re-sealing of seeds at startup |
+
+mod admin_keys;
+mod applications;
+mod audit;
+mod oneswipe;
+mod passwords;
+mod reseal;
+mod tokens;
+mod users;
+mod validate;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tessera_core::secret::SecretString;
+use tessera_core::verifier::Policy;
+
+pub use crate::error::ServiceError;
+pub use crate::store::TokenKind;
+pub use admin_keys::AdminAuth;
+pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
+pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
+pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
+pub use users::{NewUser, UserChanges, UserView};
+pub use validate::{
+    NOPUSH_SUFFIX, PublicReason, ValidateReason, ValidateRequest, ValidateResponse, ValidationResult,
+};
+
+use crate::clock::now_i64;
+use crate::config::{Config, Limits};
+use crate::keys::ServerKey;
+use crate::metrics::Metrics;
+use crate::push::{Push, Shared};
+use crate::ratelimit::Limiter;
+use crate::store::Store;
+use applications::ApplicationCache;
+
+/// Compare-and-swap attempts before a contended operation gives up.
+const MAX_ATTEMPTS: usize = 16;
+/// Push transactions are kept this long (for the audit trail of who approved what), then pruned.
+const TRANSACTION_RETENTION_SECS: i64 = 24 * 60 * 60;
+
+/// Who is acting, for the audit log.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// An HTTP client authenticated by an admin API key.
+    Admin {
+        /// The key's name.
+        key: String,
+        /// The client's address.
+        ip: Option<IpAddr>,
+    },
+    /// `tessera-server admin` on the server's machine.
+    Cli,
+}
+
+impl Actor {
+    fn audit_name(&self) -> String {
+        match self {
+            Self::Admin { key, .. } => format!("admin:{key}"),
+            Self::Cli => "cli".into(),
+        }
+    }
+
+    fn ip(&self) -> Option<String> {
+        match self {
+            Self::Admin { ip, .. } => ip.map(|ip| ip.to_string()),
+            Self::Cli => None,
+        }
+    }
+}
+
+/// The server's state shared by all requests.
+pub struct Service {
+    store: Store,
+    key: Arc<ServerKey>,
+    issuer: String,
+    policy: Policy,
+    limiter: Arc<Limiter>,
+    metrics: Arc<Metrics>,
+    admin_token: Option<SecretString>,
+    hashing: tokio::sync::Semaphore,
+    push: Push,
+    applications: ApplicationCache,
+    limits: Limits,
+    require_application_key: bool,
+}
+
+/// Who asks for a validation, as the HTTP edge saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller<'a> {
+    /// The client's address (the connection's, or the one a trusted proxy appended).
+    pub ip: Option<IpAddr>,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// The relying party, when it presented its application key.
+    pub application: Option<Application>,
+}
+
+impl Caller<'_> {
+    /// The audit log's actor: `app:<name>` for an application, `validate` for anonymous calls.
+    fn audit_actor(&self) -> std::borrow::Cow<'static, str> {
+        match &self.application {
+            Some(app) => format!("app:{}", app.name).into(),
+            None => "validate".into(),
+        }
+    }
+}
+
+impl Service {
+    /// A service over an opened store. Refuses a server key that did not encrypt this database's seeds.
+    pub async fn new(
+        store: Store,
+        key: ServerKey,
+        config: &Config,
+        admin_token: Option<SecretString>,
+    ) -> Result<Arc<Self>, ServiceError> {
+        reseal::check_key_and_reseal(&store, &key).await?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let key = Arc::new(key);
+        let limiter = Arc::new(Limiter::new(config.rate_limits, &config.policy));
+        let metrics = Arc::new(Metrics::new());
+        let shared = Shared {
+            store: store.clone(),
+            key: key.clone(),
+            policy: config.policy,
+            limiter: limiter.clone(),
+            metrics: metrics.clone(),
+        };
+        Ok(Arc::new(Self {
+            push: Push::new(shared, config)?,
+            store,
+            key,
+            issuer: config.issuer.clone(),
+            policy: config.policy,
+            limiter,
+            metrics,
+            admin_token,
+            hashing: tokio::sync::Semaphore::new(2 * cores),
+            applications: ApplicationCache::default(),
+            limits: config.limits,
+            require_application_key: config.require_application_key,
+        }))
+    }
+
+    /// Push approval.
+    pub fn push(&self) -> &Push {
+        &self.push
+    }
+
+    /// Whether `/validate` refuses callers without an application key.
+    pub fn requires_application_key(&self) -> bool {
+        self.require_application_key
+    }
+
+    /// The request pools' and device streams' limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Handles another replica's notification: a revoked application empties the key cache;
+    /// anything else wakes this process's waiters on that key.
+    pub fn notified(&self, key: &str) {
+        if key == APPLICATIONS_CHANGED {
+            self.applications.clear();
+        } else {
+            self.push.hub().publish(key);
+        }
+    }
+
+    /// Deletes push transactions created more than a day ago; returns how many.
+    pub async fn prune_transactions(&self) -> Result<u64, ServiceError> {
+        let cutoff = now_i64().saturating_sub(TRANSACTION_RETENTION_SECS);
+        Ok(self.store.prune_transactions(cutoff).await?)
+    }
+
+    /// Starts the shutdown: open device channels close (devices reconnect, to another replica
+    /// if there is one), so a graceful shutdown does not wait on them forever.
+    pub fn stop(&self) {
+        self.push.stop();
+    }
+
+    /// The store (for health checks and shutdown).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The rate limiter (for periodic clean-up).
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A service over a temporary SQLite database, for the service-layer tests beside each
+    //! operation.
+
+    use std::sync::Arc;
+
+    use tessera_core::secret::SecretString;
+
+    use super::{Actor, NewUser, Service, ValidateRequest};
+    use crate::config::{Config, ConfigArgs};
+
+    /// A service on SQLite in a temporary directory, configured by `toml`.
+    pub(crate) async fn service(toml: &str) -> (tempfile::TempDir, Arc<Service>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            format!("{toml}\n[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n"),
+        )
+        .unwrap();
+        let args =
+            ConfigArgs { config: Some(path), data_dir: Some(dir.path().join("data")), ..Default::default() };
+        let service = crate::open_service(&Config::load(&args).unwrap()).await.unwrap();
+        (dir, service)
+    }
+
+    pub(crate) fn request(username: &str, password: &str, passcode: &str) -> ValidateRequest {
+        ValidateRequest {
+            username: username.into(),
+            password: Some(SecretString::new(password.into())),
+            passcode: Some(SecretString::new(passcode.into())),
+            transaction_id: None,
+            client_ip: None,
+            user_agent: None,
+            service: None,
+        }
+    }
+
+    /// Creates `username` with `password`.
+    pub(crate) async fn user(service: &Service, username: &str, password: &str) {
+        let new = NewUser {
+            username: username.into(),
+            password: Some(SecretString::new(password.into())),
+            phone: None,
+            email: None,
+        };
+        service.create_user(&Actor::Cli, new).await.unwrap();
+    }
+}

@@ -1,0 +1,851 @@
+//! Validation: a user's password and passcode (or push approval) checked as named steps, each
+//! outcome audited with its precise reason while the caller learns only accept, locked,
+//! rate-limited or "authentication failed".
+//!
+//! The order of the steps is the security argument: rate limits first (no work for a flood),
+//! unknown users get the same Argon2 work and lock as real ones, the lock is checked before the
+//! password (with the same work either way), a wrong password counts against the user and every
+//! usable token, and only then does the passcode, or a push, decide. Every state change is a
+//! compare-and-swap in the same transaction as its audit record; a contended token is read again
+//! and the code decided again.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tessera_core::otp::normalize_code_input;
+use tessera_core::secret::SecretString;
+use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
+use utoipa::ToSchema;
+
+use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
+use crate::clock::{i64_of, unix_now, unix_now_ms};
+use crate::config::PushPolicy;
+use crate::input::{check_name, check_text};
+use crate::push::{PushContext, PushOutcome, PushReason};
+use crate::store::{AuditResult, NewAudit, StateUpdate, TokenKind, TokenRow, UserChange, UserRow};
+
+/// A password ending in this asks for a passcode instead of a push.
+pub const NOPUSH_SUFFIX: &str = "-nopush";
+
+/// A validation request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The user.
+    pub username: String,
+    /// The user's password/PIN, when they have one.
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
+    /// The one-time code (spaces and dashes are ignored). Empty or one character asks the
+    /// user's push device instead (unless the password ends in `-nopush`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub passcode: Option<SecretString>,
+    /// Completes a push: the transaction a previous `challenge` answer named.
+    pub transaction_id: Option<String>,
+    /// The end user's address, when the caller is an application relaying the login.
+    pub client_ip: Option<String>,
+    /// The end user's browser or program, shown on the device.
+    pub user_agent: Option<String>,
+    /// The application's name, shown on the device.
+    pub service: Option<String>,
+}
+
+/// `accept`, `reject`, or (for push and delivered passcodes) `challenge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationResult {
+    /// The passcode is right (or the push was approved).
+    Accept,
+    /// It is not, or the account may not authenticate now.
+    Reject,
+    /// More is needed: approve on the device (with `transaction_id`), or enter a passcode.
+    Challenge,
+}
+
+/// What a caller may learn about a rejection: never which part was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicReason {
+    /// Wrong user, password, PIN or passcode (deliberately not distinguished).
+    InvalidCredentials,
+    /// Too many failures: the user's tokens are locked.
+    Locked,
+    /// Too many requests from this client or for this user.
+    RateLimited,
+}
+
+/// The answer to a validation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidateResponse {
+    /// Outcome.
+    pub result: ValidationResult,
+    /// Human-readable text for the login screen.
+    pub message: String,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<PublicReason>,
+    /// The token that accepted the passcode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// A push was sent: wait on `GET /api/v1/transactions/{id}`, then validate with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// The number to show on the login screen for number matching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u8>,
+}
+
+impl ValidateResponse {
+    fn accept(serial: String) -> Self {
+        Self {
+            result: ValidationResult::Accept,
+            message: "passcode accepted".into(),
+            reason: None,
+            serial: Some(serial),
+            transaction_id: None,
+            number: None,
+        }
+    }
+
+    pub(crate) fn accept_push(serial: Option<String>) -> Self {
+        Self { message: "approved on the device".into(), serial, ..Self::accept(String::new()) }
+    }
+
+    pub(crate) fn reject(reason: PublicReason) -> Self {
+        let message = match reason {
+            PublicReason::InvalidCredentials => "authentication failed",
+            PublicReason::Locked => "too many failed attempts: the account is locked",
+            PublicReason::RateLimited => "too many attempts: try again later",
+        };
+        Self {
+            result: ValidationResult::Reject,
+            message: message.into(),
+            reason: Some(reason),
+            serial: None,
+            transaction_id: None,
+            number: None,
+        }
+    }
+
+    pub(crate) fn challenge(transaction_id: Option<String>, number: Option<u8>, message: String) -> Self {
+        Self {
+            result: ValidationResult::Challenge,
+            message,
+            reason: None,
+            serial: None,
+            transaction_id,
+            number,
+        }
+    }
+}
+
+/// Why a validation ended as it did: the audit log's and the server log's reason (the caller
+/// sees only the [`PublicReason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidateReason {
+    /// A token accepted the passcode.
+    Accepted,
+    /// No usable token accepted it.
+    WrongCode,
+    /// The code was right but already used.
+    Replayed,
+    /// Every usable token, or the user, is locked.
+    Locked,
+    /// The password or PIN was wrong.
+    WrongPassword,
+    /// The user has no usable token.
+    NoToken,
+    /// No such user.
+    UnknownUser,
+    /// No such user, and that name failed too often.
+    UnknownUserLocked,
+    /// The client or the user made too many attempts.
+    RateLimited,
+    /// The password ended in `-nopush`: a passcode was asked for.
+    NoPush,
+    /// Other requests kept changing the user's tokens.
+    Contention,
+    /// A push step decided.
+    Push(PushReason),
+}
+
+impl ValidateReason {
+    /// The name stored in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::WrongCode => "wrong_code",
+            Self::Replayed => "replayed",
+            Self::Locked => "locked",
+            Self::WrongPassword => "wrong_password",
+            Self::NoToken => "no_token",
+            Self::UnknownUser => "unknown_user",
+            Self::UnknownUserLocked => "unknown_user_locked",
+            Self::RateLimited => "rate_limited",
+            Self::NoPush => "nopush",
+            Self::Contention => "contention",
+            Self::Push(reason) => reason.as_str(),
+        }
+    }
+}
+
+/// A validation's answer with what the logs record of it.
+struct Outcome {
+    response: ValidateResponse,
+    reason: ValidateReason,
+    serial: Option<String>,
+}
+
+impl Outcome {
+    fn reject(public: PublicReason, reason: ValidateReason) -> Self {
+        Self { response: ValidateResponse::reject(public), reason, serial: None }
+    }
+
+    /// What `validate` answers for a push step.
+    fn of_push(outcome: PushOutcome) -> Self {
+        let reason = ValidateReason::Push(outcome.reason());
+        let response = match outcome {
+            PushOutcome::Sent { transaction_id, number } => {
+                let message = match number {
+                    Some(number) => {
+                        format!("approve the login on your device; it will ask for the number {number}")
+                    }
+                    None => "approve the login on your device".to_owned(),
+                };
+                ValidateResponse::challenge(Some(transaction_id), number, message)
+            }
+            PushOutcome::Unavailable(_) => ValidateResponse {
+                message: "push is not available right now; enter a passcode instead".into(),
+                ..ValidateResponse::reject(PublicReason::RateLimited)
+            },
+            PushOutcome::Approved { serial } => ValidateResponse::accept_push(serial),
+            PushOutcome::Pending { transaction_id } => {
+                ValidateResponse::challenge(Some(transaction_id), None, "still waiting for approval".into())
+            }
+            PushOutcome::Failed(_) => ValidateResponse::reject(PublicReason::InvalidCredentials),
+        };
+        Self { response, reason, serial: None }
+    }
+}
+
+impl Service {
+    /// Checks a user's passcode (and password/PIN, when they have one) against their tokens.
+    ///
+    /// Every outcome is audited with its precise reason (refusals by rate limit, and unknown user
+    /// names, at most once a minute per client and name); the caller only learns accept, locked,
+    /// rate-limited or "authentication failed". What the user's device shows about the login (the
+    /// service, the end user's address and browser) comes from the caller's application key, or
+    /// from the connection when there is none, never from the request alone.
+    pub async fn validate(
+        &self,
+        request: ValidateRequest,
+        caller: &Caller<'_>,
+    ) -> Result<ValidateResponse, ServiceError> {
+        check_request(&request)?;
+        let started = Instant::now();
+        let attempt = Attempt::new(&request, caller);
+        let Outcome { response, reason, serial } = self.decide(&request, &attempt).await?;
+        let result = match response.result {
+            ValidationResult::Accept => "accept",
+            ValidationResult::Reject => "reject",
+            ValidationResult::Challenge => "challenge",
+        };
+        self.metrics.validation(result, started.elapsed().as_secs_f64());
+        let reason = reason.as_str();
+        tracing::info!(username = %request.username, client_ip = ?caller.ip, application = %attempt.actor, result, reason, serial = serial.as_deref(), "validation");
+        Ok(response)
+    }
+
+    /// The steps, in the order the module header explains.
+    async fn decide(
+        &self,
+        request: &ValidateRequest,
+        attempt: &Attempt<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        if !self.limiter.allow_validation(attempt.ip, &request.username) {
+            self.audit_refusal(ValidateReason::RateLimited, attempt).await?;
+            return Ok(Outcome::reject(PublicReason::RateLimited, ValidateReason::RateLimited));
+        }
+        let Some((user, tokens)) = self.store.user_with_tokens(&request.username).await? else {
+            return self.unknown_user(attempt).await;
+        };
+        if let Some(transaction_id) = &request.transaction_id {
+            return Ok(Outcome::of_push(self.push.finish(&user, transaction_id, attempt.ip_text()).await?));
+        }
+        let tokens = usable_tokens(tokens);
+        if self.is_locked_out(&user, &tokens, unix_now()) {
+            return self.locked_out(&user, attempt).await;
+        }
+        if !self.password_matches(&user, attempt.password.as_ref()).await {
+            return self.wrong_password(user, tokens, attempt).await;
+        }
+        if tokens.is_empty() {
+            self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
+            return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
+        }
+        let passcode =
+            normalize_code_input(request.passcode.as_ref().map(SecretString::expose).unwrap_or_default());
+        if passcode.char_count() <= 1 {
+            if attempt.nopush {
+                return self.ask_for_passcode(attempt).await;
+            }
+            if tokens.iter().any(TokenRow::is_registered_push_device) {
+                let context = attempt.push_context(self.push.settings());
+                return Ok(Outcome::of_push(self.push.start(&user, &context).await?));
+            }
+        }
+        self.check_passcode(user, tokens, &passcode, attempt).await
+    }
+
+    /// A locked user or a user whose usable tokens are all locked: the same Argon2 work as any
+    /// other answer, so the answer cannot be used to test passwords while the account is locked.
+    async fn locked_out(&self, user: &UserRow, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
+        if let Some(password) = &attempt.password {
+            self.check_password(password, user.password_hash.as_deref()).await;
+        }
+        self.store.audit(&attempt.rejected(ValidateReason::Locked)).await?;
+        Ok(Outcome::reject(PublicReason::Locked, ValidateReason::Locked))
+    }
+
+    /// `-nopush` with an empty passcode: the login client is asked for a passcode.
+    async fn ask_for_passcode(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
+        let audit = NewAudit { result: AuditResult::Challenge, ..attempt.rejected(ValidateReason::NoPush) };
+        self.store.audit(&audit).await?;
+        let response = ValidateResponse::challenge(None, None, "enter the passcode from your token".into());
+        Ok(Outcome { response, reason: ValidateReason::NoPush, serial: None })
+    }
+
+    /// A name with no account: the same Argon2 work and the same lock after `max_failures` as a
+    /// real account, so a run of failures does not tell which names exist.
+    async fn unknown_user(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
+        if let Some(password) = &attempt.password {
+            self.check_password(password, None).await;
+        }
+        let (public, reason) = if self.limiter.allow_unknown_user(attempt.username) {
+            (PublicReason::InvalidCredentials, ValidateReason::UnknownUser)
+        } else {
+            (PublicReason::Locked, ValidateReason::UnknownUserLocked)
+        };
+        self.audit_refusal(reason, attempt).await?;
+        Ok(Outcome::reject(public, reason))
+    }
+
+    /// Audits a refusal that changes no state, at most once a minute per kind, client and name.
+    async fn audit_refusal(&self, reason: ValidateReason, attempt: &Attempt<'_>) -> Result<(), ServiceError> {
+        if self.limiter.audit_refusal(reason.as_str(), attempt.ip, attempt.username) {
+            self.store.audit(&attempt.rejected(reason)).await?;
+        }
+        Ok(())
+    }
+
+    /// True when wrong passwords locked the user, or failures locked every usable token.
+    fn is_locked_out(&self, user: &UserRow, usable: &[TokenRow], now: u64) -> bool {
+        user.password_lockout.is_locked(now, &self.policy)
+            || (!usable.is_empty() && usable.iter().all(|t| t.state.is_locked(now, &self.policy)))
+    }
+
+    /// A wrong password counts once against the user and once on each usable token (a user with
+    /// no usable token locks too), in one transaction with the audit record.
+    async fn wrong_password(
+        &self,
+        mut user: UserRow,
+        mut tokens: Vec<TokenRow>,
+        attempt: &Attempt<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        let audit = attempt.rejected(ValidateReason::WrongPassword);
+        for attempt_number in 0..MAX_ATTEMPTS {
+            if attempt_number > 0 {
+                let Some((fresh_user, fresh_tokens)) = self.store.user_with_tokens(&user.username).await?
+                else {
+                    break;
+                };
+                (user, tokens) = (fresh_user, usable_tokens(fresh_tokens));
+            }
+            if self.record_wrong_password(&user, &tokens, &audit).await? {
+                return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::WrongPassword));
+            }
+        }
+        self.store.audit(&attempt.rejected(ValidateReason::Contention)).await?;
+        Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::Contention))
+    }
+
+    /// Writes one wrong password's failures (user and usable tokens, compare-and-swap) with its
+    /// audit record; false when the user or a token moved since it was read.
+    pub(crate) async fn record_wrong_password(
+        &self,
+        user: &UserRow,
+        usable: &[TokenRow],
+        audit: &NewAudit<'_>,
+    ) -> Result<bool, ServiceError> {
+        let now = unix_now();
+        let decision = Decision::failure_everywhere(usable, now, &self.policy);
+        let lockout = user.password_lockout.after_failure(now, &self.policy);
+        let change = UserChange::WrongPassword {
+            user_id: user.id,
+            expected_failures: user.password_lockout.failures,
+            lockout,
+        };
+        let committed = self.store.commit(&decision.updates, Some(&change), audit).await?;
+        if committed {
+            let user_locked =
+                lockout.is_locked(now, &self.policy) && !user.password_lockout.is_locked(now, &self.policy);
+            self.metrics.lockouts(decision.new_lockouts + u64::from(user_locked));
+        }
+        Ok(committed)
+    }
+
+    /// The passcode against the user's usable tokens, committed with compare-and-swap (a
+    /// contended token is read again and the code decided again).
+    async fn check_passcode(
+        &self,
+        user: UserRow,
+        mut tokens: Vec<TokenRow>,
+        passcode: &SecretString,
+        attempt: &Attempt<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        let now = unix_now();
+        for attempt_number in 0..MAX_ATTEMPTS {
+            if attempt_number > 0 {
+                tokens = usable_tokens(self.store.tokens_of(user.id).await?);
+            }
+            if tokens.is_empty() {
+                self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
+                return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
+            }
+            let decision = self.check_tokens(&tokens, passcode, now)?;
+            let audit = NewAudit {
+                serial: decision.accepted.as_deref(),
+                result: if decision.accepted.is_some() { AuditResult::Accept } else { AuditResult::Reject },
+                reason: decision.accepted.is_none().then_some(decision.reason.as_str()),
+                ..attempt.rejected(decision.reason)
+            };
+            let success =
+                decision.accepted.as_ref().map(|_| UserChange::Success { user_id: user.id, at: i64_of(now) });
+            if self.store.commit(&decision.updates, success.as_ref(), &audit).await? {
+                self.metrics.lockouts(decision.new_lockouts);
+                let response = match &decision.accepted {
+                    Some(serial) => ValidateResponse::accept(serial.clone()),
+                    None if decision.reason == ValidateReason::Locked => {
+                        ValidateResponse::reject(PublicReason::Locked)
+                    }
+                    None => ValidateResponse::reject(PublicReason::InvalidCredentials),
+                };
+                return Ok(Outcome { response, reason: decision.reason, serial: decision.accepted });
+            }
+        }
+        self.store.audit(&attempt.rejected(ValidateReason::Contention)).await?;
+        Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::Contention))
+    }
+
+    fn check_tokens(
+        &self,
+        tokens: &[TokenRow],
+        passcode: &SecretString,
+        now: u64,
+    ) -> Result<Decision, ServiceError> {
+        let mut failures = Vec::new();
+        let mut reasons = Vec::new();
+        for token in tokens {
+            let (seed, method) = self.material(token)?;
+            let checked = verifier::verify(&seed, &method, token.state, passcode.expose(), now, &self.policy);
+            match checked.verdict {
+                Verdict::Accepted { .. } => {
+                    let update = StateUpdate {
+                        token_id: token.id,
+                        expected_version: token.version,
+                        state: checked.next,
+                        used_at: Some(i64_of(now)),
+                    };
+                    return Ok(Decision {
+                        updates: vec![update],
+                        accepted: Some(token.serial.clone()),
+                        reason: ValidateReason::Accepted,
+                        new_lockouts: 0,
+                    });
+                }
+                Verdict::Rejected(reason) => {
+                    reasons.push(reason);
+                    if checked.next != token.state {
+                        failures.push((token, checked.next));
+                    }
+                }
+            }
+        }
+        let all_locked = reasons.iter().all(|r| matches!(r, RejectReason::Locked | RejectReason::Disabled))
+            && reasons.contains(&RejectReason::Locked);
+        let reason = if all_locked {
+            ValidateReason::Locked
+        } else if reasons.contains(&RejectReason::Replayed) {
+            ValidateReason::Replayed
+        } else {
+            ValidateReason::WrongCode
+        };
+        Ok(Decision::from_failures(failures, now, &self.policy, reason))
+    }
+
+    // --- audit --------------------------------------------------------------------------------
+}
+
+/// One validation request as the rules see it: the password split from its `-nopush` suffix,
+/// who asks, and what a push would show on the device.
+struct Attempt<'a> {
+    username: &'a str,
+    password: Option<SecretString>,
+    nopush: bool,
+    ip: Option<IpAddr>,
+    ip_text: Option<String>,
+    actor: std::borrow::Cow<'static, str>,
+    caller: &'a Caller<'a>,
+    request: &'a ValidateRequest,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(request: &'a ValidateRequest, caller: &'a Caller<'a>) -> Self {
+        // "-nopush" at the end of the password asks for a passcode instead of a push; it is not
+        // part of the password.
+        let (password, nopush) = match request.password.as_ref().map(SecretString::expose) {
+            Some(text) if text.ends_with(NOPUSH_SUFFIX) => {
+                let stripped = text.get(..text.len() - NOPUSH_SUFFIX.len()).unwrap_or_default();
+                (Some(SecretString::new(stripped.to_owned())).filter(|p| !p.expose().is_empty()), true)
+            }
+            _ => (request.password.clone(), false),
+        };
+        Self {
+            username: &request.username,
+            password,
+            nopush,
+            ip: caller.ip,
+            ip_text: caller.ip.map(|ip| ip.to_string()),
+            actor: caller.audit_actor(),
+            caller,
+            request,
+        }
+    }
+
+    fn ip_text(&self) -> Option<&str> {
+        self.ip_text.as_deref()
+    }
+
+    /// The audit record of a rejection for `reason` (other outcomes override its fields).
+    fn rejected(&self, reason: ValidateReason) -> NewAudit<'_> {
+        NewAudit {
+            at_ms: unix_now_ms(),
+            actor: &self.actor,
+            action: "validate",
+            username: Some(self.username),
+            serial: None,
+            client_ip: self.ip_text(),
+            result: AuditResult::Reject,
+            reason: Some(reason.as_str()),
+        }
+    }
+
+    /// What the device will show: the application's service name (or the server's) and, only
+    /// from an authenticated application, the end user's address and browser from the body.
+    fn push_context(&self, push: &PushPolicy) -> PushContext {
+        let user_agent = self
+            .caller
+            .user_agent
+            .filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control))
+            .map(str::to_owned);
+        match &self.caller.application {
+            Some(application) => PushContext {
+                client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
+                user_agent: self.request.user_agent.clone().or(user_agent),
+                service: application.service_name.clone(),
+            },
+            None => PushContext {
+                client_ip: self.ip_text.clone(),
+                user_agent,
+                service: push.service_name.clone(),
+            },
+        }
+    }
+}
+
+/// The tokens a passcode can be checked against: enabled TOTP and HOTP tokens, and push tokens
+/// whose device has registered.
+pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
+    tokens
+        .into_iter()
+        .filter(|t| {
+            t.state.enabled
+                && match t.kind {
+                    TokenKind::Totp | TokenKind::Hotp => true,
+                    TokenKind::Push => t.device_public_key.is_some(),
+                }
+        })
+        .collect()
+}
+
+/// What one validation attempt will write.
+struct Decision {
+    updates: Vec<StateUpdate>,
+    accepted: Option<String>,
+    reason: ValidateReason,
+    new_lockouts: u64,
+}
+
+impl Decision {
+    fn from_failures(
+        failures: Vec<(&TokenRow, TokenState)>,
+        now: u64,
+        policy: &Policy,
+        reason: ValidateReason,
+    ) -> Self {
+        let new_lockouts = failures
+            .iter()
+            .filter(|(token, next)| next.is_locked(now, policy) && !token.state.is_locked(now, policy))
+            .count() as u64;
+        let updates = failures
+            .into_iter()
+            .map(|(token, state)| StateUpdate {
+                token_id: token.id,
+                expected_version: token.version,
+                state,
+                used_at: None,
+            })
+            .collect();
+        Self { updates, accepted: None, reason, new_lockouts }
+    }
+
+    /// A wrong password counts as a failure on each of the user's usable tokens.
+    fn failure_everywhere(tokens: &[TokenRow], now: u64, policy: &Policy) -> Self {
+        let failures = tokens
+            .iter()
+            .filter(|t| t.state.enabled && !t.state.is_locked(now, policy))
+            .map(|t| (t, t.state.after_failure(now, policy)))
+            .collect();
+        Self::from_failures(failures, now, policy, ValidateReason::WrongPassword)
+    }
+}
+
+/// The request's free-text fields, before any work.
+fn check_request(request: &ValidateRequest) -> Result<(), ServiceError> {
+    check_name("username", &request.username)?;
+    if let Some(ip) = &request.client_ip {
+        ip.parse::<IpAddr>()
+            .map_err(|_| ServiceError::InvalidInput("client_ip must be an IP address".into()))?;
+    }
+    for (field, value, max) in [
+        ("user_agent", &request.user_agent, 512),
+        ("service", &request.service, 128),
+        ("transaction_id", &request.transaction_id, 64),
+    ] {
+        if let Some(value) = value {
+            check_text(field, value, max)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_core::push::{Answer, Decision, EnrollmentLink, KeyPair, PROTOCOL_VERSION, RegisterRequest};
+
+    use super::*;
+    use crate::service::testing::{request, service, user};
+    use crate::service::{Actor, EnrollRequest, TokenView};
+    use crate::store::AuditFilter;
+
+    /// Enrolls a TOTP token for `username`.
+    async fn totp(service: &Service, username: &str) -> TokenView {
+        let request = EnrollRequest {
+            kind: TokenKind::Totp,
+            algorithm: None,
+            digits: None,
+            period: None,
+            description: None,
+        };
+        let serial = service.enroll(&Actor::Cli, username, request).await.unwrap().serial;
+        service.tokens(username).await.unwrap().into_iter().find(|t| t.serial == serial).unwrap()
+    }
+
+    /// The code `serial` shows now.
+    async fn code_of(service: &Service, serial: &str) -> String {
+        let token = service.store().token(serial).await.unwrap().unwrap();
+        let (seed, method) = service.material(&token).unwrap();
+        method.code_at(&seed, unix_now()).expose().to_owned()
+    }
+
+    /// The reasons of `username`'s validation audit records, oldest first.
+    async fn audited(service: &Service, username: &str) -> Vec<(String, String)> {
+        let filter = AuditFilter {
+            username: Some(username.into()),
+            action: Some("validate".into()),
+            ..Default::default()
+        };
+        let mut rows: Vec<(String, String)> = service
+            .audit(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|entry| (entry.result, entry.reason.unwrap_or_default()))
+            .collect();
+        rows.reverse();
+        rows
+    }
+
+    #[tokio::test]
+    async fn nopush_with_an_empty_passcode_asks_for_one_and_audits_a_challenge() {
+        let (_dir, service) = service("").await;
+        user(&service, "ann", "2580").await;
+        totp(&service, "ann").await;
+        let answer = service.validate(request("ann", "2580-nopush", ""), &Caller::default()).await.unwrap();
+        assert_eq!((answer.result, answer.transaction_id), (ValidationResult::Challenge, None));
+        assert_eq!(audited(&service, "ann").await, [("challenge".to_owned(), "nopush".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn unknown_names_answer_like_real_ones_and_lock_after_max_failures() {
+        let (_dir, service) = service("[policy]\nmax_failures = 3\n").await;
+        let caller = Caller::default();
+        for _ in 0..3 {
+            let answer = service.validate(request("nobody", "2580", "123456"), &caller).await.unwrap();
+            assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials));
+        }
+        let answer = service.validate(request("nobody", "2580", "123456"), &caller).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::Locked), "a name with no account locks like one with");
+    }
+
+    #[tokio::test]
+    async fn when_every_usable_token_is_locked_the_answer_is_locked_even_for_the_right_code() {
+        let (_dir, service) = service("[policy]\nmax_failures = 2\n").await;
+        user(&service, "bob", "2580").await;
+        let first = totp(&service, "bob").await;
+        let second = totp(&service, "bob").await;
+        for _ in 0..2 {
+            let answer =
+                service.validate(request("bob", "2580", "000000"), &Caller::default()).await.unwrap();
+            assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials));
+        }
+        let right = code_of(&service, &first.serial).await;
+        let answer = service.validate(request("bob", "2580", &right), &Caller::default()).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::Locked));
+        service.set_enabled(&Actor::Cli, &second.serial, false).await.unwrap();
+        let answer = service.validate(request("bob", "2580", &right), &Caller::default()).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::Locked), "a disabled token does not unlock the user");
+        let reasons: Vec<String> = audited(&service, "bob").await.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(reasons, ["wrong_code", "wrong_code", "locked", "locked"]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_counts_once_on_the_user_and_on_every_usable_token() {
+        let (_dir, service) = service("").await;
+        user(&service, "cy", "2580").await;
+        totp(&service, "cy").await;
+        totp(&service, "cy").await;
+        let answer = service.validate(request("cy", "9999", "123456"), &Caller::default()).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials));
+        let failures: Vec<u32> = service.tokens("cy").await.unwrap().iter().map(|t| t.failures).collect();
+        assert_eq!(failures, [1, 1]);
+        assert_eq!(service.user("cy").await.unwrap().password_failures, 1);
+        assert_eq!(audited(&service, "cy").await, [("reject".to_owned(), "wrong_password".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn one_code_presented_by_eight_logins_at_once_is_accepted_once() {
+        let (_dir, service) = service("").await;
+        user(&service, "dee", "2580").await;
+        let token = totp(&service, "dee").await;
+        let code = code_of(&service, &token.serial).await;
+        let logins = (0..8).map(|_| {
+            let (service, code) = (Arc::clone(&service), code.clone());
+            tokio::spawn(
+                async move { service.validate(request("dee", "2580", &code), &Caller::default()).await },
+            )
+        });
+        let mut accepted = 0;
+        for login in logins {
+            let answer = login.await.unwrap().unwrap();
+            accepted += usize::from(answer.result == ValidationResult::Accept);
+        }
+        assert_eq!(accepted, 1, "compare-and-swap lets exactly one of the eight through");
+        let audited = audited(&service, "dee").await;
+        let count = |wanted: (&str, &str)| {
+            audited.iter().filter(|(result, reason)| (result.as_str(), reason.as_str()) == wanted).count()
+        };
+        assert_eq!((count(("accept", "")), count(("reject", "replayed"))), (1, 7), "{audited:?}");
+    }
+
+    #[tokio::test]
+    async fn an_approved_push_completes_one_login_once() {
+        let (_dir, service) = service("").await;
+        user(&service, "eve", "2580").await;
+        let push = EnrollRequest {
+            kind: TokenKind::Push,
+            algorithm: None,
+            digits: None,
+            period: None,
+            description: None,
+        };
+        let enrollment = service.enroll(&Actor::Cli, "eve", push).await.unwrap();
+        let link = EnrollmentLink::parse(enrollment.enrollment_uri.as_ref().unwrap().expose()).unwrap();
+        let device = KeyPair::generate().unwrap();
+        let registration = RegisterRequest {
+            serial: link.serial.clone(),
+            code: link.code.clone(),
+            device_public_key: device.public(),
+            device_name: None,
+            wake: None,
+        };
+        service.push().register_device(registration, None).await.unwrap();
+
+        let challenge = service.validate(request("eve", "2580", ""), &Caller::default()).await.unwrap();
+        assert_eq!(challenge.result, ValidationResult::Challenge);
+        let transaction_id = challenge.transaction_id.clone().unwrap();
+        let finish =
+            || ValidateRequest { transaction_id: Some(transaction_id.clone()), ..request("eve", "2580", "") };
+        let pending = service.validate(finish(), &Caller::default()).await.unwrap();
+        assert_eq!(pending.result, ValidationResult::Challenge, "still waiting for the device");
+
+        let answer = Answer {
+            v: PROTOCOL_VERSION,
+            transaction_id: transaction_id.clone(),
+            serial: link.serial.clone(),
+            decision: Decision::Approve,
+            number: challenge.number,
+            otp: Some(SecretString::new(code_of(&service, &link.serial).await)),
+            answered_at: unix_now(),
+        };
+        let receipt = service.push().answer(answer.sign(&device), None).await.unwrap();
+        assert_eq!(receipt.status, "approved");
+
+        let accepted = service.validate(finish(), &Caller::default()).await.unwrap();
+        assert_eq!((accepted.result, accepted.serial), (ValidationResult::Accept, Some(link.serial.clone())));
+        let again = service.validate(finish(), &Caller::default()).await.unwrap();
+        assert_eq!(again.reason, Some(PublicReason::InvalidCredentials), "an approval logs in once");
+        let reasons: Vec<String> = audited(&service, "eve").await.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(reasons, ["push_approved", "push_consumed"]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_locks_a_user_with_no_usable_token_and_nopush_tells_nothing() {
+        let (_dir, service) = service("[policy]\nmax_failures = 3\n").await;
+        user(&service, "ivy", "2580").await;
+        let caller = Caller::default();
+        let answer = service.validate(request("ivy", "2580-nopush", ""), &caller).await.unwrap();
+        assert_eq!(
+            (answer.result, answer.reason),
+            (ValidationResult::Reject, Some(PublicReason::InvalidCredentials)),
+            "the right password of a user with no usable token gets a plain reject, not a challenge"
+        );
+        for guess in ["0000", "1111", "2222"] {
+            let answer =
+                service.validate(request("ivy", &format!("{guess}-nopush"), ""), &caller).await.unwrap();
+            assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials));
+        }
+        let answer = service.validate(request("ivy", "2580-nopush", ""), &caller).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::Locked), "three wrong passwords lock the user");
+        let view = service.user("ivy").await.unwrap();
+        assert_eq!((view.password_failures, view.locked), (3, true));
+        let view = service.unlock_user(&Actor::Cli, "ivy").await.unwrap();
+        assert_eq!((view.password_failures, view.locked), (0, false));
+        let answer = service.validate(request("ivy", "0000-nopush", ""), &caller).await.unwrap();
+        assert_eq!(answer.reason, Some(PublicReason::InvalidCredentials), "unlocked, the count starts again");
+    }
+}

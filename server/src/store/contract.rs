@@ -1,0 +1,146 @@
+//! The store's contract, run on SQLite and on PostgreSQL (when `TESSERA_TEST_POSTGRES_URL` names a
+//! server, as `scripts/test.sh` arranges): the same calls must give the same answers on both, so
+//! the service above never needs to know which database it has. Without a PostgreSQL URL the test
+//! fails unless `TESSERA_TEST_SQLITE_ONLY=1` says that is intended (`scripts/check.sh` does).
+
+use tessera_core::push::NumberMatching;
+use tessera_core::verifier::{Lockout, TokenState};
+
+use super::*;
+
+const AUDIT: NewAudit<'static> = NewAudit {
+    at_ms: 1,
+    actor: "test",
+    action: "contract",
+    username: Some("ann"),
+    serial: None,
+    client_ip: None,
+    result: AuditResult::Ok,
+    reason: None,
+};
+
+async fn contract(store: &Store) {
+    let ann = store.create_user("ann", None, None, None, 10, &AUDIT).await.unwrap();
+    assert!(
+        matches!(store.create_user("ann", None, None, None, 10, &AUDIT).await, Err(StoreError::Conflict(_))),
+        "names are unique"
+    );
+    let token = NewToken {
+        serial: "TOTP-CONTRACT",
+        user_id: ann.id,
+        kind: TokenKind::Totp,
+        algorithm: "SHA1",
+        digits: 6,
+        period: 30,
+        seed: b"sealed",
+        description: Some("desk"),
+        created_at: 10,
+        enrollment_code_hash: None,
+        enrollment_expires_at: None,
+    };
+    store.create_token(token, &AUDIT).await.unwrap();
+    let (user, tokens) = store.user_with_tokens("ann").await.unwrap().unwrap();
+    assert_eq!((user.id, tokens.len()), (ann.id, 1));
+    let token = &tokens[0];
+    assert_eq!(
+        (token.kind, token.state, token.description.as_deref()),
+        (TokenKind::Totp, TokenState { enabled: true, ..TokenState::default() }, Some("desk"))
+    );
+    assert!(store.user_with_tokens("nobody").await.unwrap().is_none());
+
+    let failed = TokenState { failures: 1, ..token.state };
+    let update =
+        StateUpdate { token_id: token.id, expected_version: token.version, state: failed, used_at: None };
+    let first = NewAudit { reason: Some("first"), ..AUDIT };
+    assert!(
+        store.commit(std::slice::from_ref(&update), None, &first).await.unwrap(),
+        "the version read is current"
+    );
+    let stale = NewAudit { reason: Some("stale"), ..AUDIT };
+    assert!(!store.commit(&[update], None, &stale).await.unwrap(), "a moved version refuses the write");
+    let stored = store.token("TOTP-CONTRACT").await.unwrap().unwrap();
+    assert_eq!((stored.state.failures, stored.version), (1, token.version + 1));
+
+    let lockout = Lockout { failures: 1, locked_at: None };
+    let wrong = UserChange::WrongPassword { user_id: ann.id, expected_failures: 0, lockout };
+    let second = NewAudit { reason: Some("second"), ..AUDIT };
+    assert!(store.commit(&[], Some(&wrong), &second).await.unwrap());
+    assert!(!store.commit(&[], Some(&wrong), &stale).await.unwrap(), "the failure count moved");
+    assert_eq!(store.user("ann").await.unwrap().unwrap().password_lockout, lockout);
+
+    let filter =
+        AuditFilter { username: Some("ann".into()), action: Some("contract".into()), ..Default::default() };
+    let reasons: Vec<Option<String>> =
+        store.audit_entries(&filter).await.unwrap().into_iter().map(|entry| entry.reason).collect();
+    assert_eq!(
+        reasons,
+        [Some("second".into()), Some("first".into()), None, None],
+        "newest first, no stale record"
+    );
+
+    let transaction = NewTransaction {
+        id: "TXCONTRACT",
+        user_id: ann.id,
+        service: "VPN",
+        client_ip: None,
+        user_agent: None,
+        number_matching: NumberMatching::Type,
+        number: Some(42),
+        choices: &[],
+        created_at: 10,
+        expires_at: i64::MAX / 2,
+    };
+    let limits = PushLimits { max_pending: 1, max_recent: 5, recent_since: 0 };
+    assert_eq!(store.create_transaction(&transaction, &limits, &AUDIT).await.unwrap(), Ok(()));
+    let again = NewTransaction { id: "TXCONTRACT2", ..transaction };
+    assert_eq!(
+        store.create_transaction(&again, &limits, &AUDIT).await.unwrap(),
+        Err(PushRefusal::TooManyPending)
+    );
+    let answer = RecordedAnswer {
+        id: "TXCONTRACT",
+        status: TxStatus::Approved,
+        deny_reason: None,
+        answered_at: 20,
+        answered_by: "TOTP-CONTRACT",
+    };
+    assert!(store.answer_transaction(&answer, None, None, &AUDIT).await.unwrap());
+    assert!(!store.answer_transaction(&answer, None, None, &AUDIT).await.unwrap(), "answered once");
+    let stored = store.transaction("TXCONTRACT").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.number_matching, stored.number),
+        (TxStatus::Approved, NumberMatching::Type, Some(42))
+    );
+    assert!(store.consume_transaction("TXCONTRACT", ann.id, 30, 10, &AUDIT).await.unwrap());
+    assert!(!store.consume_transaction("TXCONTRACT", ann.id, 30, 10, &AUDIT).await.unwrap(), "used once");
+}
+
+#[tokio::test]
+async fn the_store_keeps_its_contract_on_sqlite_and_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite =
+        Store::open(&format!("sqlite://{}", dir.path().join("contract.db").display())).await.unwrap();
+    contract(&sqlite).await;
+    sqlite.close().await;
+
+    let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("TESSERA_TEST_SQLITE_ONLY").is_ok_and(|v| v == "1"),
+            "TESSERA_TEST_POSTGRES_URL is not set: run through scripts/test.sh (or set TESSERA_TEST_SQLITE_ONLY=1)"
+        );
+        eprintln!("the store contract ran on SQLite only (TESSERA_TEST_SQLITE_ONLY=1)");
+        return;
+    };
+    let name = format!("tessera_contract_{}", std::process::id());
+    let server = sqlx::PgPool::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .execute(&server)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&server).await.unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let postgres = Store::open(&url).await.unwrap();
+    contract(&postgres).await;
+    postgres.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&server).await.unwrap();
+}
