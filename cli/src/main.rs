@@ -268,7 +268,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             terminal::report(&failure);
-            ExitCode::FAILURE
+            ExitCode::from(terminal::exit_status(&failure))
         }
     }
 }

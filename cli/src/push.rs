@@ -14,6 +14,8 @@ use tessera_core::push::{Challenge, Cleartext, Decision, DenyReason, EnrollmentL
 use tessera_core::qr;
 use tessera_core::vault::{TokenError, UnlockedVault, VaultError};
 
+use tessera_core::error::Classify;
+
 use crate::commands::pin_if_set;
 use crate::terminal::{self, Failure, NEW_PIN_ENV, note, output, read_line, warn};
 
@@ -21,14 +23,14 @@ impl From<tessera_client::ClientError> for Failure {
     fn from(error: tessera_client::ClientError) -> Self {
         match error {
             tessera_client::ClientError::Vault(error) => Self::Vault(*error),
-            other => Self::Usage(other.to_string()),
+            other => Self::Refused { code: other.code(), message: other.to_string() },
         }
     }
 }
 
 impl From<tessera_core::push::PushError> for Failure {
     fn from(error: tessera_core::push::PushError) -> Self {
-        Self::Usage(error.to_string())
+        Self::Refused { code: error.code(), message: error.to_string() }
     }
 }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
+use tessera_core::error::{Classify, ErrorCode};
 use tessera_core::otpauth::UriError;
 use tessera_core::qr::QrError;
 use tessera_core::secret::SecretString;
@@ -46,6 +47,49 @@ pub enum Failure {
     Camera(tessera_camera::CameraError),
     /// The command line asks for something that cannot be done.
     Usage(String),
+    /// Another part (the push server, the push protocol) refused, with its error class.
+    Refused {
+        /// The class, which decides the exit status.
+        code: ErrorCode,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Classify for Failure {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Vault(error) => error.code(),
+            Self::Uri(error) => error.code(),
+            Self::Qr(error) => error.code(),
+            Self::Import(error) => error.code(),
+            Self::Camera(error) => error.code(),
+            Self::File { .. } => ErrorCode::Storage,
+            Self::Usage(_) => ErrorCode::InvalidInput,
+            Self::Refused { code, .. } => *code,
+        }
+    }
+}
+
+/// The exit status of a failure: one per [`ErrorCode`], so a script can tell a locked vault from
+/// a wrong code or an unreachable server (the table is in `docs/cli.md`). 2 stays clap's: a
+/// command line that could not be parsed.
+pub fn exit_status(failure: &Failure) -> u8 {
+    match failure.code() {
+        ErrorCode::Internal => 1,
+        ErrorCode::InvalidInput => 3,
+        ErrorCode::Locked => 4,
+        ErrorCode::NotFound => 5,
+        ErrorCode::Conflict => 6,
+        ErrorCode::InvalidCode => 7,
+        ErrorCode::Expired => 8,
+        ErrorCode::AlreadyUsed => 9,
+        ErrorCode::Denied => 10,
+        ErrorCode::RateLimited => 11,
+        ErrorCode::Crypto => 12,
+        ErrorCode::Storage => 13,
+        ErrorCode::Network => 14,
+    }
 }
 
 impl From<tessera_camera::CameraError> for Failure {
@@ -107,7 +151,7 @@ impl fmt::Display for Failure {
             Self::File { action, path, source } => {
                 write!(f, "could not {action} {}: {source}", path.display())
             }
-            Self::Usage(message) => f.write_str(message),
+            Self::Usage(message) | Self::Refused { message, .. } => f.write_str(message),
         }
     }
 }

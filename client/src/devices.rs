@@ -14,7 +14,7 @@ use tessera_core::push::{
 use tessera_core::secret::SecretString;
 use tessera_core::vault::{PushBinding, TokenError, TokenId, TokenInfo, UnlockedVault, Vault, VaultError};
 
-use crate::{ChannelEvent, ClientError, Device};
+use crate::{AnswerStatus, ChannelEvent, ClientError, Device};
 
 /// A push token of the vault, ready to talk to its server.
 #[derive(Debug, Clone)]
@@ -266,10 +266,10 @@ pub async fn deliver(
         Err(ClientError::Refused { status: 404 | 409 | 410, .. }) => return Ok(Delivered::Gone),
         other => other?,
     };
-    if decision == Decision::Approve && receipt.status != "approved" {
+    if decision == Decision::Approve && receipt.status != AnswerStatus::Approved {
         return Ok(Delivered::NotApproved(Refusal::of(receipt.reason.as_deref())));
     }
-    Ok(Delivered::Answered(receipt.status))
+    Ok(Delivered::Answered(receipt.status.as_str().to_owned()))
 }
 
 /// Longest wait for a time step's code to free up before an approval (one step of 30 s, with a

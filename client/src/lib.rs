@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use serde::Deserialize;
+use tessera_core::error::{Classify, ErrorCode};
 use tessera_core::otp::unix_now;
 use tessera_core::push::{
     Challenge, Cleartext, Delivery, EnrollmentLink, KeyPair, PublicKey, PushError, RegisterRequest,
@@ -25,6 +25,10 @@ use tessera_core::push::{
 };
 use tessera_core::secret::SecretBytes;
 use tessera_core::vault::{PushBinding, VaultError};
+use tessera_core::wire::{
+    API_PREFIX, ErrorBody, PUSH_ANSWER_PATH, PUSH_PENDING_PATH, PUSH_REGISTER_PATH, PUSH_STREAM_PATH,
+    PUSH_WAKE_PATH, SERIAL_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -49,8 +53,9 @@ pub enum ClientError {
     Refused {
         /// HTTP status.
         status: u16,
-        /// The server's error code (`denied`, `expired`, `conflict`, ...).
-        code: String,
+        /// The server's error class from its error body; `None` when the body had none (a proxy's
+        /// page, an older server), and the HTTP status decides.
+        code: Option<ErrorCode>,
         /// The server's message.
         message: String,
     },
@@ -74,16 +79,17 @@ impl From<VaultError> for ClientError {
     }
 }
 
-impl tessera_core::error::Classify for ClientError {
-    fn code(&self) -> tessera_core::error::ErrorCode {
-        use tessera_core::error::ErrorCode;
+impl Classify for ClientError {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Network(_) => ErrorCode::Network,
+            Self::Refused { code: Some(code), .. } => *code,
             Self::Refused { status: 401 | 403, .. } => ErrorCode::Denied,
             Self::Refused { status: 404, .. } => ErrorCode::NotFound,
-            Self::Refused { status: 409, .. } => ErrorCode::AlreadyUsed,
+            Self::Refused { status: 409, .. } => ErrorCode::Conflict,
             Self::Refused { status: 410, .. } => ErrorCode::Expired,
             Self::Refused { status: 429, .. } => ErrorCode::RateLimited,
+            Self::Refused { status: 500..=599, .. } => ErrorCode::Network,
             Self::Refused { .. } => ErrorCode::InvalidInput,
             Self::Malformed(_) => ErrorCode::Internal,
             Self::Push(e) => e.code(),
@@ -92,24 +98,7 @@ impl tessera_core::error::Classify for ClientError {
     }
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    message: String,
-}
-
-/// The server's answer to a device's answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AnswerReceipt {
-    /// The transaction.
-    pub transaction_id: String,
-    /// `approved` or `denied`.
-    pub status: String,
-    /// Why it was denied (`wrong_number`, `bad_otp`, or the device's own reason); older servers
-    /// leave it out.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
+pub use tessera_core::wire::{AnswerReceipt, AnswerStatus};
 
 fn http_client() -> Result<reqwest::Client, ClientError> {
     #[cfg(feature = "ring")]
@@ -176,8 +165,8 @@ async fn checked(
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
-        Ok(error) => (error.code, error.message),
-        Err(_) => (String::new(), body.chars().take(200).collect()),
+        Ok(error) => (Some(error.code), error.message),
+        Err(_) => (None, body.chars().take(200).collect()),
     };
     Err(ClientError::Refused { status, code, message })
 }
@@ -208,9 +197,10 @@ pub async fn register(
         wake,
     };
     let http = http_client()?;
-    let response =
-        checked(http.post(format!("{}/api/v1/push/register", link.server)).json(&request).send().await)
-            .await?;
+    let response = checked(
+        http.post(format!("{}{API_PREFIX}{PUSH_REGISTER_PATH}", link.server)).json(&request).send().await,
+    )
+    .await?;
     let registered: RegisterResponse = json(response).await?;
     if registered.serial != link.serial {
         return Err(ClientError::Malformed("the server registered another serial".into()));
@@ -296,9 +286,9 @@ impl Device {
         let timestamp = unix_now();
         let signature = self.key.sign(&device_auth_message(&self.serial, timestamp));
         request
-            .header("Tessera-Serial", &self.serial)
-            .header("Tessera-Timestamp", timestamp.to_string())
-            .header("Tessera-Signature", signature)
+            .header(SERIAL_HEADER, &self.serial)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(SIGNATURE_HEADER, signature)
     }
 
     /// Checks a delivery's server signature and validity now.
@@ -313,7 +303,8 @@ impl Device {
     /// The pending challenges after stream position `after`, waiting up to `wait` for one
     /// (long-poll). Each one's signature is checked; any that fails makes the call fail.
     pub async fn pending(&self, after: u64, wait: Duration) -> Result<Vec<Delivery>, ClientError> {
-        let url = format!("{}/api/v1/push/pending?after={after}&wait={}", self.server, wait.as_secs());
+        let url =
+            format!("{}{API_PREFIX}{PUSH_PENDING_PATH}?after={after}&wait={}", self.server, wait.as_secs());
         let request = self.signed(self.http.get(url)).timeout(wait + Duration::from_secs(15));
         let deliveries: Vec<Delivery> = json(checked(request.send().await).await?).await?;
         for delivery in &deliveries {
@@ -336,7 +327,7 @@ impl Device {
     pub async fn answer(&self, answer: SignedAnswer) -> Result<AnswerReceipt, ClientError> {
         let request = self
             .http
-            .post(format!("{}/api/v1/push/answer", self.server))
+            .post(format!("{}{API_PREFIX}{PUSH_ANSWER_PATH}", self.server))
             .json(&answer)
             .timeout(Duration::from_secs(20));
         json(checked(request.send().await).await?).await
@@ -346,7 +337,7 @@ impl Device {
     /// each new one), or, with `None`, to stop waking it.
     pub async fn set_wake(&self, wake: Option<WakeAddress>) -> Result<(), ClientError> {
         let request = self
-            .signed(self.http.post(format!("{}/api/v1/push/wake", self.server)))
+            .signed(self.http.post(format!("{}{API_PREFIX}{PUSH_WAKE_PATH}", self.server)))
             .json(&WakeUpdate { wake })
             .timeout(Duration::from_secs(20));
         checked(request.send().await).await.map(drop)
@@ -359,7 +350,7 @@ impl Device {
 
     async fn open_stream(&self, after: u64) -> Result<EventStream, ClientError> {
         let request = self
-            .signed(self.http.get(format!("{}/api/v1/push/stream", self.server)))
+            .signed(self.http.get(format!("{}{API_PREFIX}{PUSH_STREAM_PATH}", self.server)))
             .header("Accept", "text/event-stream")
             .header("Last-Event-ID", after.to_string());
         let response = checked(request.send().await).await?;
@@ -435,6 +426,21 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_class_comes_from_the_servers_body_and_the_status_only_without_one() {
+        let refused = |status, code| ClientError::Refused { status, code, message: String::new() };
+        assert_eq!(refused(409, Some(ErrorCode::Conflict)).code(), ErrorCode::Conflict);
+        assert_eq!(refused(409, None).code(), ErrorCode::Conflict, "an older server's 409 is a conflict too");
+        assert_eq!(refused(503, Some(ErrorCode::RateLimited)).code(), ErrorCode::RateLimited);
+        assert_eq!(refused(410, None).code(), ErrorCode::Expired);
+        assert_eq!(
+            refused(502, None).code(),
+            ErrorCode::Network,
+            "a proxy's page: the server is out of reach"
+        );
+        assert_eq!(refused(400, None).code(), ErrorCode::InvalidInput);
+    }
 
     #[test]
     fn only_redirects_from_https_to_http_are_downgrades() {

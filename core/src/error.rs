@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A coarse, stable classification of failures, shared by all edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // Not `non_exhaustive`: the edges that map every code (the FFI's error enum) should stop
 // compiling when one is added, until they map it too.
 pub enum ErrorCode {

@@ -11,6 +11,8 @@
 //! - [`transfer`]: import and export of token lists (one otpauth URI per line).
 //! - [`secret`]: the zeroizing, redacting containers every secret lives in.
 //! - [`error`]: the error codes every edge (CLI, FFI, IPC, HTTP) maps errors to.
+//! - [`wire`]: what the server and its clients both speak over HTTP: headers, paths, receipts, the
+//!   error body.
 
 pub mod error;
 pub mod oneswipe;
@@ -22,3 +24,4 @@ pub mod secret;
 pub mod transfer;
 pub mod vault;
 pub mod verifier;
+pub mod wire;

@@ -188,7 +188,8 @@ mod tests {
         assert!(matches!(TesseraError::from(VaultError::WrongPassphrase), TesseraError::Locked { .. }));
         let missing = ClientError::from(VaultError::Token(TokenError::NotFound("x".into())));
         assert!(matches!(TesseraError::from(missing), TesseraError::NotFound { .. }));
-        let gone = ClientError::Refused { status: 410, code: "expired".into(), message: "expired".into() };
+        let gone =
+            ClientError::Refused { status: 410, code: Some(ErrorCode::Expired), message: "expired".into() };
         assert!(matches!(TesseraError::from(gone), TesseraError::Expired { .. }));
     }
 }

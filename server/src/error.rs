@@ -2,6 +2,8 @@
 //! turns it into a status and an `ErrorCode` in one table (`api::ApiError`), and the admin CLI
 //! prints it.
 
+use tessera_core::error::{Classify, ErrorCode};
+
 use crate::keys::KeyError;
 use crate::store::StoreError;
 
@@ -42,5 +44,20 @@ pub(crate) fn conflict(error: StoreError) -> ServiceError {
     match error {
         StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
         other => ServiceError::Store(other),
+    }
+}
+
+impl Classify for ServiceError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(..) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::InvalidInput(_) => ErrorCode::InvalidInput,
+            Self::Unauthorized(_) => ErrorCode::Denied,
+            Self::Gone(_) => ErrorCode::Expired,
+            Self::TooManyRequests(_) | Self::Busy(_) => ErrorCode::RateLimited,
+            Self::Store(_) => ErrorCode::Storage,
+            Self::Key(_) => ErrorCode::Internal,
+        }
     }
 }

@@ -170,3 +170,20 @@ fn usage_errors_exit_with_status_2() {
     let status = std::process::Command::new(binary("tessera")).arg("frobnicate").output().unwrap().status;
     assert_eq!(status.code(), Some(2));
 }
+
+#[test]
+fn the_exit_status_names_the_class_of_error() {
+    let sandbox = Sandbox::new();
+    assert_eq!(sandbox.run(&["list"]).status, 5, "no vault: not_found");
+    let sandbox = vault_with_one_token();
+    assert_eq!(
+        sandbox.run(&["add", "https://example.com/enroll"]).status,
+        3,
+        "a malformed URI: invalid_input"
+    );
+    assert_eq!(sandbox.run(&["add", GOOD]).status, 6, "a token already in the vault: conflict");
+    assert_eq!(sandbox.run(&["code", "nothing-like-it"]).status, 5, "no such token: not_found");
+    let missing = sandbox.path("missing.png");
+    let run = sandbox.run(&["add", "--qr", missing.to_str().unwrap()]);
+    assert_eq!(run.status, 13, "an unreadable file: storage ({})", run.stderr);
+}

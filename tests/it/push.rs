@@ -525,7 +525,7 @@ fn replayed_forged_and_mismatched_answers_are_refused() {
 
     let signed = approve.sign(jack.key());
     let receipt = runtime.block_on(jack.answer(signed.clone())).unwrap();
-    assert_eq!(receipt.status, "approved");
+    assert_eq!(receipt.status, tessera_client::AnswerStatus::Approved);
     assert_eq!(refusal(signed, jack), 409, "a replayed answer is refused");
 
     let (_, push) = send_validate(&server, json!({ "username": "jack", "passcode": "" }));
@@ -536,7 +536,11 @@ fn replayed_forged_and_mismatched_answers_are_refused() {
                 Answer { transaction_id: challenge.transaction_id.clone(), ..bad_otp }.sign(jack.key()),
             ))
             .unwrap();
-    assert_eq!(receipt.status, "denied", "a wrong one-time code in an approval denies the request");
+    assert_eq!(
+        receipt.status,
+        tessera_client::AnswerStatus::Denied,
+        "a wrong one-time code in an approval denies the request"
+    );
     let deny = Answer::to(&challenge, Decision::Deny(DenyReason::Cancelled), None, None, now())
         .unwrap()
         .sign(jack.key());

@@ -347,9 +347,9 @@ fn f5_a_device_holds_at_most_its_cap_of_streams_and_the_newest_win() {
             .build()
             .unwrap()
             .get(format!("{}/api/v1/push/stream", server.url))
-            .header("Tessera-Serial", device.serial())
-            .header("Tessera-Timestamp", now.to_string())
-            .header("Tessera-Signature", signature)
+            .header(tessera_core::wire::SERIAL_HEADER, device.serial())
+            .header(tessera_core::wire::TIMESTAMP_HEADER, now.to_string())
+            .header(tessera_core::wire::SIGNATURE_HEADER, signature)
             .send()
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);
@@ -368,9 +368,9 @@ fn f5_a_device_holds_at_most_its_cap_of_streams_and_the_newest_win() {
     let signature = other.device.key().sign(&device_auth_message(other.device.serial(), now));
     let refused = client()
         .get(format!("{}/api/v1/push/stream", server.url))
-        .header("Tessera-Serial", other.device.serial())
-        .header("Tessera-Timestamp", now.to_string())
-        .header("Tessera-Signature", &signature)
+        .header(tessera_core::wire::SERIAL_HEADER, other.device.serial())
+        .header(tessera_core::wire::TIMESTAMP_HEADER, now.to_string())
+        .header(tessera_core::wire::SIGNATURE_HEADER, &signature)
         .send()
         .unwrap();
     assert_eq!(refused.status().as_u16(), 200, "two of four places are free for other devices");
@@ -489,7 +489,10 @@ fn f9_approved_logins_expire() {
     )
     .unwrap()
     .sign(device.key());
-    assert_eq!(runtime.block_on(device.answer(approve)).unwrap().status, "approved");
+    assert_eq!(
+        runtime.block_on(device.answer(approve)).unwrap().status,
+        tessera_client::AnswerStatus::Approved
+    );
     std::thread::sleep(Duration::from_secs(10 + 10 + 2));
     let (_, late) = send_validate(&server, json!({ "username": "kai", "transaction_id": transaction }));
     assert_eq!(late["result"], "reject", "an approval left unused past its expiry and grace: {late}");

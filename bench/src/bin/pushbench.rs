@@ -354,8 +354,8 @@ async fn approve(device: &Enrolled, challenge: &Challenge, number: Option<u8>) -
         .map_err(|e| e.to_string())?
         .sign(device.device.key());
     let receipt = device.device.answer(answer).await.map_err(|e| e.to_string())?;
-    if receipt.status != "approved" {
-        return Err(format!("the server answered {} to an approval", receipt.status));
+    if receipt.status != tessera_client::AnswerStatus::Approved {
+        return Err(format!("the server answered {} to an approval", receipt.status.as_str()));
     }
     Ok(())
 }

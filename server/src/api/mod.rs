@@ -20,9 +20,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Serialize;
-use tessera_core::error::ErrorCode;
+use tessera_core::error::{Classify, ErrorCode};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+pub use tessera_core::wire::ErrorBody;
+use tessera_core::wire::{
+    API_PREFIX, PUSH_ANSWER_PATH, PUSH_PENDING_PATH, PUSH_REGISTER_PATH, PUSH_STREAM_PATH, PUSH_WAKE_PATH,
+    TRANSACTION_PATH,
+};
 
 use crate::service::{Service, ServiceError};
 
@@ -66,18 +72,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin-keys", get(admin::list_admin_keys))
         .route("/admin-keys/{id}", delete(admin::revoke_admin_key))
         .route("/audit", get(admin::audit))
-        .route("/push/register", post(push::register))
-        .route("/push/answer", post(push::answer))
-        .route("/push/wake", post(push::wake))
+        .route(PUSH_REGISTER_PATH, post(push::register))
+        .route(PUSH_ANSWER_PATH, post(push::answer))
+        .route(PUSH_WAKE_PATH, post(push::wake))
         .route("/openapi.json", get(openapi));
     let long_polls = Router::new()
-        .route("/push/pending", get(push::pending))
-        .route("/transactions/{id}", get(push::transaction));
+        .route(PUSH_PENDING_PATH, get(push::pending))
+        .route(TRANSACTION_PATH, get(push::transaction));
     let api = pool(requests, limits.max_in_flight)
         .merge(pool(long_polls, limits.max_long_polls))
-        .route("/push/stream", get(push::stream));
+        .route(PUSH_STREAM_PATH, get(push::stream));
     Router::new()
-        .nest("/api/v1", api)
+        .nest(API_PREFIX, api)
         .merge(pool(login::routes(), limits.max_in_flight))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -196,15 +202,6 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-struct ErrorBody {
-    /// Stable error class: `not_found`, `conflict`, `invalid_input`, `locked`, `internal`, ...
-    #[schema(value_type = String)]
-    code: ErrorCode,
-    /// What went wrong, for people.
-    message: String,
-}
-
 impl ApiError {
     /// A client error.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
@@ -221,28 +218,30 @@ impl ApiError {
     }
 }
 
+/// The HTTP status of each error class: the one table every service error goes through.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict | ErrorCode::AlreadyUsed => StatusCode::CONFLICT,
+        ErrorCode::InvalidInput | ErrorCode::InvalidCode => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Denied | ErrorCode::Crypto => StatusCode::UNAUTHORIZED,
+        ErrorCode::Locked => StatusCode::LOCKED,
+        ErrorCode::Expired => StatusCode::GONE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Storage | ErrorCode::Network | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::NotFound(..) => {
-                Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, error.to_string())
+        let code = error.code();
+        match status_of(code) {
+            status if status.is_server_error() => Self::internal(&error.to_string()),
+            // A full pool is "try again later" like a rate limit, but the server's, not the client's.
+            _ if matches!(error, ServiceError::Busy(_)) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
             }
-            ServiceError::Conflict(message) => Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message),
-            ServiceError::InvalidInput(message) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidInput, message)
-            }
-            ServiceError::Unauthorized(message) => {
-                Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Denied, message)
-            }
-            ServiceError::Gone(message) => Self::new(StatusCode::GONE, ErrorCode::Expired, message),
-            ServiceError::TooManyRequests(message) => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message)
-            }
-            ServiceError::Busy(message) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RateLimited, message)
-            }
-            ServiceError::Store(e) => Self::internal(&e.to_string()),
-            ServiceError::Key(e) => Self::internal(&e.to_string()),
+            status => Self::new(status, code, error.to_string()),
         }
     }
 }

@@ -16,15 +16,12 @@ use serde::Deserialize;
 use tessera_core::push::{Delivery, RegisterRequest, RegisterResponse, SignedAnswer, WakeUpdate};
 
 use super::extract::{ClientIp, Json, client_ip};
-use super::{ApiError, AppState, ErrorBody};
-use crate::push::{AnswerReceipt, Device, StreamEnd, TransactionStatus};
+use super::{ApiError, AppState};
+use tessera_core::wire::{
+    AnswerReceipt, ErrorBody, SERIAL_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, TransactionStatus,
+};
 
-/// Header naming the device's push token.
-pub const SERIAL_HEADER: &str = "tessera-serial";
-/// Header with the signed Unix time.
-pub const TIMESTAMP_HEADER: &str = "tessera-timestamp";
-/// Header with the device's signature.
-pub const SIGNATURE_HEADER: &str = "tessera-signature";
+use crate::push::{Device, StreamEnd};
 
 /// A device authenticated by its signed timestamp.
 pub struct AuthenticatedDevice(pub Device);

@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
 use tessera_core::push::{Decision, DenyReason, NumberMatching, PublicKey, SignedAnswer};
 use tessera_core::secret::SecretString;
 use tessera_core::verifier::{self, Verdict};
+use tessera_core::wire::{AnswerReceipt, AnswerStatus};
 
 use super::Push;
 use super::hub::transaction_key;
@@ -17,19 +17,6 @@ use crate::error::ServiceError;
 use crate::store::{
     AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenKind, TokenRow, TransactionRow, TxStatus,
 };
-
-/// The outcome of a device's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AnswerReceipt {
-    /// The transaction.
-    pub transaction_id: String,
-    /// Its status now: `approved` or `denied`.
-    pub status: String,
-    /// Why it was denied: `wrong_number` or `bad_otp` (an approval refused), or the device's
-    /// own reason (`cancelled`, `not_me`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// What an answer will write.
 struct Judgement {
@@ -110,7 +97,7 @@ impl Push {
         }
         Ok(AnswerReceipt {
             transaction_id: tx.id,
-            status: status.as_str().to_owned(),
+            status: if denied { AnswerStatus::Denied } else { AnswerStatus::Approved },
             reason: denied.then(|| reason.to_owned()),
         })
     }

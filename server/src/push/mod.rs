@@ -30,12 +30,10 @@ use tessera_core::push::{KeyPair, PublicKey};
 use tessera_core::verifier::Policy;
 use tokio::sync::watch;
 
-pub use answer::AnswerReceipt;
 pub use challenge::{PushContext, PushOutcome, PushReason};
 pub use channel::{DeviceStreams, StreamEnd, StreamSlot};
 pub use enroll::{Device, EnrollmentCredential};
 pub use hub::{Hub, Subscription, device_key, transaction_key, user_key};
-pub use transaction::TransactionStatus;
 
 use crate::config::{Config, PushPolicy};
 use crate::error::ServiceError;

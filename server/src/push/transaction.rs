@@ -3,24 +3,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
+use tessera_core::wire::{TransactionState, TransactionStatus};
 
 use super::hub::{Subscription, transaction_key};
 use super::{MAX_WAIT_SECS, Push};
 use crate::clock::{u64_of, unix_now};
 use crate::error::ServiceError;
 use crate::store::TxStatus;
-
-/// A transaction's status for a waiting login client.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TransactionStatus {
-    /// The transaction.
-    pub transaction_id: String,
-    /// `pending`, `approved`, `denied`, `expired` or `consumed`.
-    pub status: String,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
 
 impl Push {
     /// A transaction's status, waiting up to `wait` while it is pending. Only an existing,
@@ -45,10 +34,14 @@ impl Push {
                 .await?
                 .ok_or_else(|| ServiceError::NotFound("transaction", id.into()))?;
             let now = unix_now();
-            let pending = tx.status == TxStatus::Pending;
-            let status = if pending && now > u64_of(tx.expires_at) { "expired" } else { tx.status.as_str() };
-            if status != "pending" || tokio::time::Instant::now() >= deadline {
-                let status = status.to_owned();
+            let status = match tx.status {
+                TxStatus::Pending if now > u64_of(tx.expires_at) => TransactionState::Expired,
+                TxStatus::Pending => TransactionState::Pending,
+                TxStatus::Approved => TransactionState::Approved,
+                TxStatus::Denied => TransactionState::Denied,
+                TxStatus::Consumed => TransactionState::Consumed,
+            };
+            if status != TransactionState::Pending || tokio::time::Instant::now() >= deadline {
                 return Ok(TransactionStatus { transaction_id: tx.id, status, expires_at: tx.expires_at });
             }
             let Some(changes) = changes.as_mut() else {

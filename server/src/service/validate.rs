@@ -813,7 +813,7 @@ mod tests {
             answered_at: unix_now(),
         };
         let receipt = service.push().answer(answer.sign(&device), None).await.unwrap();
-        assert_eq!(receipt.status, "approved");
+        assert_eq!(receipt.status, tessera_core::wire::AnswerStatus::Approved);
 
         let accepted = service.validate(finish(), &Caller::default()).await.unwrap();
         assert_eq!((accepted.result, accepted.serial), (ValidationResult::Accept, Some(link.serial.clone())));
