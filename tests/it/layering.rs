@@ -213,3 +213,42 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// The names in `text` between `open` and `close`, each after `prefix` and up to `suffix` (dashes
+/// read as underscores), sorted.
+fn names_between(text: &str, open: &str, close: &str, prefix: &str, suffix: char) -> Vec<String> {
+    let start = text.find(open).unwrap_or_else(|| panic!("{open:?} not found")) + open.len();
+    let end = start + text[start..].find(close).unwrap_or_else(|| panic!("{close:?} not found"));
+    let mut names: Vec<String> = text[start..end]
+        .split(prefix)
+        .skip(1)
+        .filter_map(|rest| rest.split(suffix).next())
+        .map(|name| name.replace('-', "_"))
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_desktop_commands_are_the_same_in_all_four_lists() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let declared = names_between(&read("src-tauri/build.rs"), "const COMMANDS", "];", "\"", '"');
+    let allowed =
+        names_between(&read("src-tauri/capabilities/default.json"), "\"permissions\"", "]", "\"allow-", '"');
+    let handled = names_between(&read("src-tauri/src/lib.rs"), "generate_handler![", "]", "commands::", ',');
+    let api = read("ui/src/api.ts");
+    let mut invoked: Vec<String> = api
+        .split("invoke<")
+        .skip(1)
+        .filter_map(|call| call.split_once("(\"").and_then(|(_, rest)| rest.split('"').next()))
+        .map(str::to_owned)
+        .collect();
+    invoked.sort();
+    invoked.dedup();
+    assert!(declared.len() >= 20, "the commands were read: {declared:?}");
+    assert_eq!(allowed, declared, "capabilities/default.json allows what build.rs declares");
+    assert_eq!(handled, declared, "lib.rs handles what build.rs declares");
+    assert_eq!(invoked, declared, "ui/src/api.ts invokes what build.rs declares");
+}
