@@ -14,9 +14,7 @@ use super::Push;
 use super::hub::transaction_key;
 use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
 use crate::error::ServiceError;
-use crate::store::{
-    AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenKind, TokenRow, TransactionRow, TxStatus,
-};
+use crate::store::{AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenRow, TransactionRow, TxStatus};
 
 /// What an answer will write.
 struct Judgement {
@@ -42,7 +40,11 @@ impl Push {
         let now = unix_now();
         let answer = &signed.answer;
         let ip_text = ip.map(|ip| ip.to_string());
-        let (token, username, key) = self.answering_device(&answer.serial).await?;
+        let Some((token, username, key)) = self.enabled_device(&answer.serial).await? else {
+            return Err(ServiceError::Unauthorized(
+                "this push device is unknown, disabled or no longer registered".into(),
+            ));
+        };
         let audit = |result: AuditResult, reason: &'static str| NewAudit {
             at_ms: unix_now_ms(),
             actor: "device",
@@ -100,25 +102,6 @@ impl Push {
             status: if denied { AnswerStatus::Denied } else { AnswerStatus::Approved },
             reason: denied.then(|| reason.to_owned()),
         })
-    }
-
-    /// The enabled, registered push token `serial`, its owner's name and its device's key.
-    async fn answering_device(&self, serial: &str) -> Result<(TokenRow, String, PublicKey), ServiceError> {
-        let found = self
-            .store
-            .token_with_owner(serial)
-            .await?
-            .filter(|(t, _)| t.kind == TokenKind::Push && t.state.enabled);
-        let key = found
-            .as_ref()
-            .and_then(|(t, _)| t.device_public_key.as_deref())
-            .and_then(|k| PublicKey::parse(k).ok());
-        match (found, key) {
-            (Some((token, owner)), Some(key)) => Ok((token, owner.username, key)),
-            _ => Err(ServiceError::Unauthorized(
-                "this push device is unknown, disabled or no longer registered".into(),
-            )),
-        }
     }
 
     /// The transaction a signed answer may decide: the signature verifies, the transaction is the

@@ -9,7 +9,7 @@ use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
 use crate::error::ServiceError;
 use crate::keys::{KeyError, random_id};
 use crate::store::{
-    AuditResult, NewAudit, NewTransaction, PushLimits, PushRefusal, TokenKind, TxStatus, UserRow,
+    AuditResult, NewAudit, NewTransaction, PushLimits, PushRefusal, TokenRow, TxStatus, UserRow,
 };
 use crate::wake::{WakeOutcome, WakeUp};
 
@@ -227,14 +227,9 @@ impl Push {
             .tokens_of(user_id)
             .await?
             .into_iter()
-            .filter(|token| {
-                token.kind == TokenKind::Push && token.state.enabled && token.device_public_key.is_some()
-            })
-            .filter_map(|token| {
-                let address =
-                    WakeAddress::from_parts(token.wake_service.as_deref()?, token.wake_token.as_deref()?)?;
-                Some((token.serial, address))
-            })
+            .filter(TokenRow::is_registered_push_device)
+            .filter_map(|token| Some((token.device()?.wake.clone()?, token.serial)))
+            .map(|(address, serial)| (serial, address))
             .collect();
         for (serial, address) in targets {
             let (waker, store, metrics) = (self.waker.clone(), self.store.clone(), self.metrics.clone());

@@ -233,9 +233,8 @@ impl Push {
     async fn still_registered(&self, device: &Device) -> bool {
         match self.store.token(&device.token.serial).await {
             Ok(Some(token)) => {
-                token.state.enabled
-                    && token.device_public_key.is_some()
-                    && token.device_public_key == device.token.device_public_key
+                token.is_registered_push_device()
+                    && token.device().map(|d| &d.public_key) == device.token.device().map(|d| &d.public_key)
             }
             Ok(None) => false,
             Err(error) => {

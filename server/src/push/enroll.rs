@@ -15,7 +15,7 @@ use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
 use crate::error::ServiceError;
 use crate::input::check_text;
 use crate::keys::{credential_hash, random_id};
-use crate::store::{AuditResult, NewAudit, TokenKind, TokenRow};
+use crate::store::{AuditResult, NewAudit, PushDevice, TokenKind, TokenRow};
 
 /// How far a device's signed timestamp may be from the server's clock.
 const DEVICE_AUTH_SKEW_SECS: u64 = 120;
@@ -92,14 +92,12 @@ impl Push {
         let (token, username) = found.map_or((None, String::new()), |(t, owner)| (Some(t), owner.username));
         let now = unix_now();
         let hash = credential_hash(request.code.expose());
-        let valid = token.as_ref().is_some_and(|t| {
-            let matches = t
-                .enrollment_code_hash
-                .as_deref()
-                .is_some_and(|stored| bool::from(stored.as_bytes().ct_eq(hash.as_bytes())));
-            matches
-                && t.enrollment_expires_at.is_some_and(|at| u64_of(at) >= now)
-                && t.device_public_key.is_none()
+        let valid = token.as_ref().is_some_and(|t| match &t.push {
+            Some(PushDevice::Unregistered(Some(enrollment))) => {
+                bool::from(enrollment.code_hash.as_bytes().ct_eq(hash.as_bytes()))
+                    && u64_of(enrollment.expires_at) >= now
+            }
+            _ => false,
         });
         let ip_text = ip.map(|ip| ip.to_string());
         let audit = |result: AuditResult, reason: Option<&'static str>| NewAudit {
@@ -190,21 +188,12 @@ impl Push {
         let refused = || ServiceError::Unauthorized("device authentication failed".into());
         let timestamp: u64 = timestamp.trim().parse().map_err(|_| refused())?;
         let now = unix_now();
-        let found = self
-            .store
-            .token_with_owner(serial)
-            .await?
-            .filter(|(t, _)| t.kind == TokenKind::Push && t.state.enabled);
-        let key = found
-            .as_ref()
-            .and_then(|(t, _)| t.device_public_key.as_deref())
-            .and_then(|k| PublicKey::parse(k).ok());
         let fresh = timestamp.abs_diff(now) <= DEVICE_AUTH_SKEW_SECS;
-        match (found, key) {
-            (Some((token, owner)), Some(key))
+        match self.enabled_device(serial).await? {
+            Some((token, username, key))
                 if fresh && key.verify(&device_auth_message(serial, timestamp), signature).is_ok() =>
             {
-                Ok(Device { token, username: owner.username })
+                Ok(Device { token, username })
             }
             _ => {
                 if !self.limiter.allow_admin_failure(ip) {
@@ -215,5 +204,17 @@ impl Push {
                 Err(refused())
             }
         }
+    }
+
+    /// The enabled push token `serial` whose device registered, its owner's name and the device's key.
+    pub(super) async fn enabled_device(
+        &self,
+        serial: &str,
+    ) -> Result<Option<(TokenRow, String, PublicKey)>, ServiceError> {
+        let found = self.store.token_with_owner(serial).await?.filter(|(t, _)| t.state.enabled);
+        Ok(found.and_then(|(token, owner)| {
+            let key = token.device_key()?;
+            Some((token, owner.username, key))
+        }))
     }
 }

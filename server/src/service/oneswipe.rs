@@ -12,7 +12,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use tessera_core::oneswipe::{OneSwipe, OneSwipeError};
-use tessera_core::push::PublicKey;
 use tessera_core::secret::SecretString;
 use tessera_core::verifier::{self, Verdict};
 use utoipa::ToSchema;
@@ -257,8 +256,7 @@ impl Service {
         let serial = code.serial();
         presenter.serial = Some(&serial);
         let found = self.store.token_with_owner(&serial).await?.filter(|(t, _)| t.kind == TokenKind::Push);
-        let found = found
-            .and_then(|(t, user)| Some((PublicKey::parse(t.device_public_key.as_deref()?).ok()?, t, user)));
+        let found = found.and_then(|(t, user)| Some((t.device_key()?, t, user)));
         let Some((device_key, token, user)) = found else {
             return self.refuse(&presenter, RejectReason::UnknownDevice).await;
         };

@@ -270,9 +270,12 @@ impl Service {
             drift: token.state.drift,
             created_at: token.created_at,
             last_used_at: token.last_used_at,
-            registered: (token.kind == TokenKind::Push).then_some(token.device_public_key.is_some()),
-            device_name: token.device_name.clone(),
-            wake: token.wake_service.clone(),
+            registered: token.push.as_ref().map(|_| token.device().is_some()),
+            device_name: token.device().and_then(|device| device.name.clone()),
+            wake: token
+                .device()
+                .and_then(|device| device.wake.as_ref())
+                .map(|wake| wake.service().to_owned()),
         }
     }
 

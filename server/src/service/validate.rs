@@ -574,7 +574,7 @@ pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
             t.state.enabled
                 && match t.kind {
                     TokenKind::Totp | TokenKind::Hotp => true,
-                    TokenKind::Push => t.device_public_key.is_some(),
+                    TokenKind::Push => t.device().is_some(),
                 }
         })
         .collect()

@@ -3,7 +3,7 @@
 //! the service above never needs to know which database it has. Without a PostgreSQL URL the test
 //! fails unless `TESSERA_TEST_SQLITE_ONLY=1` says that is intended (`scripts/check.sh` does).
 
-use tessera_core::push::NumberMatching;
+use tessera_core::push::{NumberMatching, WakeAddress};
 use tessera_core::verifier::{Lockout, TokenState};
 
 use super::*;
@@ -25,20 +25,7 @@ async fn contract(store: &Store) {
         matches!(store.create_user("ann", None, None, None, 10, &AUDIT).await, Err(StoreError::Conflict(_))),
         "names are unique"
     );
-    let token = NewToken {
-        serial: "TOTP-CONTRACT",
-        user_id: ann.id,
-        kind: TokenKind::Totp,
-        algorithm: "SHA1",
-        digits: 6,
-        period: 30,
-        seed: b"sealed",
-        description: Some("desk"),
-        created_at: 10,
-        enrollment_code_hash: None,
-        enrollment_expires_at: None,
-    };
-    store.create_token(token, &AUDIT).await.unwrap();
+    store.create_token(token_like("TOTP-CONTRACT", ann.id), &AUDIT).await.unwrap();
     let (user, tokens) = store.user_with_tokens("ann").await.unwrap().unwrap();
     assert_eq!((user.id, tokens.len()), (ann.id, 1));
     let token = &tokens[0];
@@ -113,6 +100,62 @@ async fn contract(store: &Store) {
     );
     assert!(store.consume_transaction("TXCONTRACT", ann.id, 30, 10, &AUDIT).await.unwrap());
     assert!(!store.consume_transaction("TXCONTRACT", ann.id, 30, 10, &AUDIT).await.unwrap(), "used once");
+
+    let push = NewToken {
+        serial: "PUSH-CONTRACT",
+        kind: TokenKind::Push,
+        description: None,
+        enrollment_code_hash: Some("c0de"),
+        enrollment_expires_at: Some(100),
+        ..token_like("PUSH-CONTRACT", ann.id)
+    };
+    store.create_token(push, &AUDIT).await.unwrap();
+    let pending = store.token("PUSH-CONTRACT").await.unwrap().unwrap();
+    let enrollment = PendingEnrollment { code_hash: "c0de".into(), expires_at: 100 };
+    assert_eq!(pending.push, Some(PushDevice::Unregistered(Some(enrollment))));
+    let wake = Some(("fcm", "registration-token"));
+    assert!(
+        !store.register_device(pending.id, "c0de", "key", None, wake, 101, &AUDIT).await.unwrap(),
+        "expired"
+    );
+    assert!(
+        !store.register_device(pending.id, "bad", "key", None, wake, 50, &AUDIT).await.unwrap(),
+        "wrong code"
+    );
+    assert!(store.register_device(pending.id, "c0de", "key", Some("Pixel"), wake, 50, &AUDIT).await.unwrap());
+    assert!(
+        !store.register_device(pending.id, "c0de", "other", None, None, 50, &AUDIT).await.unwrap(),
+        "once"
+    );
+    let registered = store.token("PUSH-CONTRACT").await.unwrap().unwrap();
+    let device = RegisteredDevice {
+        public_key: "key".into(),
+        name: Some("Pixel".into()),
+        wake: Some(WakeAddress::Fcm("registration-token".into())),
+    };
+    assert_eq!(registered.push, Some(PushDevice::Registered(device)));
+    assert_eq!(
+        store.token("TOTP-CONTRACT").await.unwrap().unwrap().push,
+        None,
+        "only push tokens have a device part"
+    );
+}
+
+/// A TOTP token's fields for `serial`, owned by `user_id`.
+fn token_like(serial: &str, user_id: i64) -> NewToken<'_> {
+    NewToken {
+        serial,
+        user_id,
+        kind: TokenKind::Totp,
+        algorithm: "SHA1",
+        digits: 6,
+        period: 30,
+        seed: b"sealed",
+        description: Some("desk"),
+        created_at: 10,
+        enrollment_code_hash: None,
+        enrollment_expires_at: None,
+    }
 }
 
 #[tokio::test]

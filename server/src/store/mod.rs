@@ -23,6 +23,7 @@ use std::path::Path;
 use crate::keys::KeyError;
 use db::{Database, Guarded, Param, Row, Statement, Value, statement};
 use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
+use tessera_core::push::{PublicKey, WakeAddress};
 use tessera_core::secret::SecretBytes;
 use tessera_core::verifier::{Lockout, TokenState};
 
@@ -124,18 +125,39 @@ pub struct TokenRow {
     pub created_at: i64,
     /// Unix seconds of the last accepted code.
     pub last_used_at: Option<i64>,
-    /// Push tokens: the device's Ed25519 public key (base64url), once registered.
-    pub device_public_key: Option<String>,
-    /// Push tokens: the device's name.
-    pub device_name: Option<String>,
-    /// Push tokens: SHA-256 (hex) of the single-use enrollment credential, until used.
-    pub enrollment_code_hash: Option<String>,
-    /// Push tokens: when the enrollment credential expires.
-    pub enrollment_expires_at: Option<i64>,
-    /// Push tokens: `fcm` or `apns`, when the device gave a wake-up address.
-    pub wake_service: Option<String>,
-    /// Push tokens: the FCM registration token or APNs device token.
-    pub wake_token: Option<String>,
+    /// A push token's device side (present exactly for push tokens).
+    pub push: Option<PushDevice>,
+}
+
+/// A push token's device side: the enrollment credential until a device registers, then the
+/// device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushDevice {
+    /// No device has registered; the credential is gone once used (and never was for a token
+    /// whose link was not issued).
+    Unregistered(Option<PendingEnrollment>),
+    /// A device registered with its key.
+    Registered(RegisteredDevice),
+}
+
+/// A push token's single-use enrollment credential, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEnrollment {
+    /// SHA-256 (hex) of the credential.
+    pub code_hash: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The device a push token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    /// Its Ed25519 public key (base64url).
+    pub public_key: String,
+    /// The name it gave ("Pixel 8").
+    pub name: Option<String>,
+    /// Where FCM or APNs can wake it, when it said.
+    pub wake: Option<WakeAddress>,
 }
 
 /// Token kinds that can be enrolled by this server so far.
@@ -191,9 +213,22 @@ impl TokenRow {
         key.open_seed(&self.serial, self.seed.as_deref().ok_or(KeyError::Undecryptable)?)
     }
 
+    /// The device of a push token that has one.
+    pub fn device(&self) -> Option<&RegisteredDevice> {
+        match &self.push {
+            Some(PushDevice::Registered(device)) => Some(device),
+            _ => None,
+        }
+    }
+
+    /// The registered device's public key (a stored key that does not parse counts as none).
+    pub fn device_key(&self) -> Option<PublicKey> {
+        self.device().and_then(|device| PublicKey::parse(&device.public_key).ok())
+    }
+
     /// Whether this is a push token whose device has registered and which is enabled.
     pub fn is_registered_push_device(&self) -> bool {
-        self.kind == TokenKind::Push && self.device_public_key.is_some() && self.state.enabled
+        self.device().is_some() && self.state.enabled
     }
 }
 
@@ -993,11 +1028,11 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         Some(Value::Null) => None,
         _ => return Err(StoreError::Corrupt("expected a blob column")),
     };
+    let kind = TokenKind::parse(&text_at(row, 3)?).ok_or(StoreError::Corrupt("unknown token kind"))?;
     Ok(TokenRow {
         id: int_at(Some(row), 0)?,
         serial: text_at(row, 1)?,
         user_id: int_at(Some(row), 2)?,
-        kind: TokenKind::parse(&text_at(row, 3)?).ok_or(StoreError::Corrupt("unknown token kind"))?,
         algorithm: text_at(row, 4)?,
         digits: int_at(Some(row), 5)?,
         period: int_at(Some(row), 6)?,
@@ -1015,11 +1050,27 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         version: int_at(Some(row), 15)?,
         created_at: int_at(Some(row), 16)?,
         last_used_at: opt_int_at(row, 17)?,
-        device_public_key: opt_text_at(row, 18)?,
-        device_name: opt_text_at(row, 19)?,
-        enrollment_code_hash: opt_text_at(row, 20)?,
-        enrollment_expires_at: opt_int_at(row, 21)?,
-        wake_service: opt_text_at(row, 22)?,
-        wake_token: opt_text_at(row, 23)?,
+        push: (kind == TokenKind::Push).then(|| push_device_from(row)).transpose()?,
+        kind,
     })
+}
+
+/// A push token's device columns, as one typed part.
+fn push_device_from(row: &Row) -> Result<PushDevice, StoreError> {
+    if let Some(public_key) = opt_text_at(row, 18)? {
+        let wake = match (opt_text_at(row, 22)?, opt_text_at(row, 23)?) {
+            (Some(service), Some(token)) => WakeAddress::from_parts(&service, &token),
+            _ => None,
+        };
+        return Ok(PushDevice::Registered(RegisteredDevice {
+            public_key,
+            name: opt_text_at(row, 19)?,
+            wake,
+        }));
+    }
+    let enrollment = match (opt_text_at(row, 20)?, opt_int_at(row, 21)?) {
+        (Some(code_hash), Some(expires_at)) => Some(PendingEnrollment { code_hash, expires_at }),
+        _ => None,
+    };
+    Ok(PushDevice::Unregistered(enrollment))
 }
