@@ -178,12 +178,7 @@ impl Push {
         let otp = answer.otp.as_ref().map(SecretString::expose).unwrap_or_default();
         let checked = verifier::verify(&seed, &method, token.state, otp, now, &self.policy);
         let accepted = matches!(checked.verdict, Verdict::Accepted { .. });
-        let update = StateUpdate {
-            token_id: token.id,
-            expected_version: token.version,
-            state: checked.next,
-            used_at: accepted.then_some(i64_of(now)),
-        };
+        let update = token.moved_to(checked.next, accepted.then_some(i64_of(now)));
         Ok(if accepted {
             Judgement {
                 status: TxStatus::Approved,

@@ -340,12 +340,7 @@ impl Service {
                 &self.policy,
             );
             let accepted = matches!(checked.verdict, Verdict::Accepted { .. });
-            let update = StateUpdate {
-                token_id: token.id,
-                expected_version: token.version,
-                state: checked.next,
-                used_at: accepted.then_some(i64_of(now)),
-            };
+            let update = token.moved_to(checked.next, accepted.then_some(i64_of(now)));
             if !accepted {
                 let audit = presenter.audit(AuditResult::Reject, Some(RejectReason::BadOtp.as_str()));
                 if self.store.commit(std::slice::from_ref(&update), None, &audit).await? {

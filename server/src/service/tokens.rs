@@ -14,7 +14,7 @@ use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{now_i64, unix_now};
 use crate::input::check_text;
 use crate::keys::KeyError;
-use crate::store::{NewToken, StateUpdate, StoreError, TokenKind, TokenRow, UserChange, UserRow};
+use crate::store::{NewToken, StoreError, TokenKind, TokenRow, UserChange, UserRow};
 
 /// Bytes of seed generated per token: 160 bits (RFC 4226 §4's recommendation).
 pub const SEED_BYTES: usize = 20;
@@ -356,8 +356,7 @@ impl Service {
             let token = self.existing_token(serial).await?;
             let owner = self.owner_name(&token).await?.unwrap_or_default();
             let state = change(token.state)?;
-            let update =
-                StateUpdate { token_id: token.id, expected_version: token.version, state, used_at: None };
+            let update = token.moved_to(state, None);
             let audit = AdminAudit::new(actor, action).user(&owner).serial(serial);
             let owner_change = unlock_owner.then_some(UserChange::Unlock { user_id: token.user_id });
             if self.store.commit(&[update], owner_change.as_ref(), &audit.record()).await? {

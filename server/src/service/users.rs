@@ -136,12 +136,7 @@ impl Service {
             let updates: Vec<StateUpdate> = tokens
                 .iter()
                 .filter(|t| t.state.failures > 0 || t.state.locked_at.is_some())
-                .map(|t| StateUpdate {
-                    token_id: t.id,
-                    expected_version: t.version,
-                    state: t.state.unlocked(),
-                    used_at: None,
-                })
+                .map(|t| t.moved_to(t.state.unlocked(), None))
                 .collect();
             let audit = AdminAudit::new(actor, "user.unlock").user(username);
             let change = UserChange::Unlock { user_id: user.id };

@@ -452,12 +452,7 @@ impl Service {
             let checked = verifier::verify(&seed, &method, token.state, passcode.expose(), now, &self.policy);
             match checked.verdict {
                 Verdict::Accepted { .. } => {
-                    let update = StateUpdate {
-                        token_id: token.id,
-                        expected_version: token.version,
-                        state: checked.next,
-                        used_at: Some(i64_of(now)),
-                    };
+                    let update = token.moved_to(checked.next, Some(i64_of(now)));
                     return Ok(Decision {
                         updates: vec![update],
                         accepted: Some(token.serial.clone()),
@@ -599,15 +594,7 @@ impl Decision {
             .iter()
             .filter(|(token, next)| next.is_locked(now, policy) && !token.state.is_locked(now, policy))
             .count() as u64;
-        let updates = failures
-            .into_iter()
-            .map(|(token, state)| StateUpdate {
-                token_id: token.id,
-                expected_version: token.version,
-                state,
-                used_at: None,
-            })
-            .collect();
+        let updates = failures.into_iter().map(|(token, state)| token.moved_to(state, None)).collect();
         Self { updates, accepted: None, reason, new_lockouts }
     }
 

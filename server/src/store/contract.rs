@@ -36,8 +36,7 @@ async fn contract(store: &Store) {
     assert!(store.user_with_tokens("nobody").await.unwrap().is_none());
 
     let failed = TokenState { failures: 1, ..token.state };
-    let update =
-        StateUpdate { token_id: token.id, expected_version: token.version, state: failed, used_at: None };
+    let update = token.moved_to(failed, None);
     let first = NewAudit { reason: Some("first"), ..AUDIT };
     assert!(
         store.commit(std::slice::from_ref(&update), None, &first).await.unwrap(),

@@ -213,6 +213,12 @@ impl TokenRow {
         key.open_seed(&self.serial, self.seed.as_deref().ok_or(KeyError::Undecryptable)?)
     }
 
+    /// The write that moves this token to `state`, applied only if its version is still the one
+    /// read (compare-and-swap); `used_at` when it accepted a code.
+    pub fn moved_to(&self, state: TokenState, used_at: Option<i64>) -> StateUpdate {
+        StateUpdate { token_id: self.id, expected_version: self.version, state, used_at }
+    }
+
     /// The device of a push token that has one.
     pub fn device(&self) -> Option<&RegisteredDevice> {
         match &self.push {
