@@ -51,9 +51,9 @@ enum AdminCommand {
     Enroll {
         /// User name
         username: String,
-        /// totp, hotp or push
-        #[arg(long, default_value = "totp", value_parser = ["totp", "hotp", "push"])]
-        kind: String,
+        /// What kind of token
+        #[arg(long, value_enum, default_value_t = TokenKind::Totp)]
+        kind: TokenKind,
         /// SHA1, SHA256 or SHA512
         #[arg(long)]
         algorithm: Option<String>,
@@ -167,11 +167,6 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             println!("{}", pretty(&user));
         }
         AdminCommand::Enroll { username, kind, algorithm, digits, period, png } => {
-            let kind = match kind.as_str() {
-                "hotp" => TokenKind::Hotp,
-                "push" => TokenKind::Push,
-                _ => TokenKind::Totp,
-            };
             let enrollment = service
                 .enroll(
                     &actor,

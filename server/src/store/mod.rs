@@ -161,7 +161,9 @@ pub struct RegisteredDevice {
 }
 
 /// Token kinds that can be enrolled by this server so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     /// Time-based codes.
