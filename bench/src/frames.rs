@@ -44,6 +44,18 @@ pub struct Scene {
     pub jpeg_quality: (u8, u8),
     /// One frame in this many shows no code.
     pub no_code_every: u32,
+    /// Where the phone goes: wholly in the frame, or held close, its code anywhere it is whole.
+    pub placement: Placement,
+}
+
+/// Where the phone is placed in the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The whole phone is in the frame.
+    WholePhone,
+    /// The phone is held close: its body may leave the frame, the code is wholly in it, often near
+    /// an edge.
+    WholeCode,
 }
 
 impl Scene {
@@ -59,6 +71,30 @@ impl Scene {
             noise_sigma: (2.0, 7.0),
             jpeg_quality: (60, 85),
             no_code_every: 6,
+            placement: Placement::WholePhone,
+        }
+    }
+
+    /// A code held close to a 1280×720 camera: it fills 25–40 % of the frame (12–15 pixels per
+    /// module for a version-6 code), anywhere it is whole, blurred with σ 0.9–1.7 px.
+    pub fn large_code() -> Self {
+        let area = |fraction: f32| (fraction * 1280.0 * 720.0).sqrt() / 720.0;
+        Self {
+            code_side: (area(0.25), area(0.40)),
+            blur_sigma: (0.9, 1.7),
+            placement: Placement::WholeCode,
+            ..Self::webcam(1280, 720)
+        }
+    }
+
+    /// A cheap VGA webcam at arm's length: 2.5–2.9 pixels per module of a version-6 code (49
+    /// modules with the quiet zone), blurred with σ 0.93–1.2 px.
+    pub fn blurred_vga() -> Self {
+        let at_720 = 720.0 / 480.0;
+        Self {
+            code_side: (49.0 * 2.5 / 480.0, 49.0 * 2.9 / 480.0),
+            blur_sigma: (0.93 * at_720, 1.2 * at_720),
+            ..Self::webcam(640, 480)
         }
     }
 }
@@ -90,11 +126,11 @@ impl FrameGenerator {
         let scene = self.scene.clone();
         let rng = &mut self.rng;
         let mut frame = room(&scene, rng);
-        let screen = match content {
+        let (screen, side) = match content {
             Content::Code => screen_with_code(&self.code, &scene, rng),
             Content::NoCode => app_screen(&scene, rng),
         };
-        place_phone(&mut frame, &phone(&screen, rng), &scene, rng);
+        place_phone(&mut frame, &phone(&screen, rng), side, &scene, rng);
         glare(&mut frame, rng);
         let scale = scene.height as f32 / 720.0;
         let sigma = rng.random_range(scene.blur_sigma.0..=scene.blur_sigma.1) * scale;
@@ -132,8 +168,8 @@ fn room(scene: &Scene, rng: &mut StdRng) -> GrayImage {
     frame
 }
 
-/// The screen: near-white, the code centred with a margin.
-fn screen_with_code(code: &GrayImage, scene: &Scene, rng: &mut StdRng) -> GrayImage {
+/// The screen: near-white, the code centred with a margin; and the code's side.
+fn screen_with_code(code: &GrayImage, scene: &Scene, rng: &mut StdRng) -> (GrayImage, u32) {
     let side = (rng.random_range(scene.code_side.0..=scene.code_side.1) * scene.height as f32).round() as u32;
     let code = image::imageops::resize(code, side.max(16), side.max(16), FilterType::Nearest);
     let white: u8 = rng.random_range(215..=250);
@@ -146,11 +182,11 @@ fn screen_with_code(code: &GrayImage, scene: &Scene, rng: &mut StdRng) -> GrayIm
         pixel.0[0] = if pixel.0[0] < 128 { rng.random_range(10..40) } else { white };
     }
     image::imageops::overlay(&mut screen, &shaded, left, top);
-    screen
+    (screen, side)
 }
 
-/// An app screen without a code: text-like rows and buttons.
-fn app_screen(scene: &Scene, rng: &mut StdRng) -> GrayImage {
+/// An app screen without a code: text-like rows and buttons; and the side a code would have.
+fn app_screen(scene: &Scene, rng: &mut StdRng) -> (GrayImage, u32) {
     let side = (rng.random_range(scene.code_side.0..=scene.code_side.1) * scene.height as f32).round() as u32;
     let (w, h) = (side + side / 8, side * 2);
     let mut screen = GrayImage::from_pixel(w, h, Luma([rng.random_range(215..=250)]));
@@ -168,7 +204,7 @@ fn app_screen(scene: &Scene, rng: &mut StdRng) -> GrayImage {
             x += word + row;
         }
     }
-    screen
+    (screen, side)
 }
 
 /// The phone: a dark bezel around the screen.
@@ -181,15 +217,25 @@ fn phone(screen: &GrayImage, rng: &mut StdRng) -> GrayImage {
     body
 }
 
-/// Rotates, tilts and places the phone where its code is wholly in the frame.
-fn place_phone(frame: &mut GrayImage, phone: &GrayImage, scene: &Scene, rng: &mut StdRng) {
+/// Rotates, tilts and places the phone (its screen, and so its code of side `side`, at its
+/// centre) where the scene's placement wants it; the code is always wholly in the frame.
+fn place_phone(frame: &mut GrayImage, phone: &GrayImage, side: u32, scene: &Scene, rng: &mut StdRng) {
     let (pw, ph) = (phone.width() as f32, phone.height() as f32);
     let angle = rng.random_range(scene.rotation_deg.0..=scene.rotation_deg.1).to_radians()
         * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
     let (sin, cos) = angle.sin_cos();
-    let centre_x = rng.random_range(pw * 0.45..(scene.width as f32 - pw * 0.45).max(pw * 0.45 + 1.0));
-    let centre_y = rng.random_range(ph * 0.36..(scene.height as f32 - ph * 0.36).max(ph * 0.36 + 1.0));
     let jitter = scene.perspective * pw;
+    let (margin_x, margin_y) = match scene.placement {
+        Placement::WholePhone => (pw * 0.45, ph * 0.36),
+        Placement::WholeCode => {
+            // The rotated code's half extent, its corners' jitter, and a little quiet zone.
+            let half = side as f32 / 2.0 * (cos.abs() + sin.abs()) + jitter + 2.0;
+            (half, half)
+        }
+    };
+    let range = |margin: f32, size: u32| margin..(size as f32 - margin).max(margin + 1.0);
+    let centre_x = rng.random_range(range(margin_x, scene.width));
+    let centre_y = rng.random_range(range(margin_y, scene.height));
     let corners = [(0.0, 0.0), (pw, 0.0), (pw, ph), (0.0, ph)];
     let to = corners.map(|(x, y)| {
         let (dx, dy) = (x - pw / 2.0, y - ph / 2.0);

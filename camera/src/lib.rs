@@ -249,10 +249,12 @@ pub struct Read {
     pub frames: u64,
     /// Time from the first frame to this read.
     pub elapsed: Duration,
+    /// Frames that could not be decoded before it, and why.
+    pub skipped: Vec<String>,
 }
 
 /// How a scan ended without an acceptable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NothingRead {
     /// Frames looked at.
     pub frames: u64,
@@ -260,7 +262,12 @@ pub struct NothingRead {
     pub refused: u64,
     /// The watcher stopped the scan (the user cancelled).
     pub stopped: bool,
+    /// Frames that could not be decoded, and why (skipped: one damaged frame does not end a scan).
+    pub skipped: Vec<String>,
 }
+
+/// At most this many skipped frames are kept with their reasons.
+const MAX_SKIPPED_REPORTED: usize = 100;
 
 /// Reads frames until one holds a code `accept` takes, the source runs out, or `timeout` passes.
 pub fn scan(
@@ -280,9 +287,19 @@ pub fn scan_watching(
     mut watch: impl FnMut(&Frame) -> ControlFlow<()>,
 ) -> Result<Result<Read, NothingRead>, CameraError> {
     let started = Instant::now();
-    let mut nothing = NothingRead { frames: 0, refused: 0, stopped: false };
+    let mut nothing = NothingRead { frames: 0, refused: 0, stopped: false, skipped: Vec::new() };
     while timeout.is_none_or(|limit| started.elapsed() < limit) {
-        let Some(frame) = source.next_frame()? else { break };
+        let frame = match source.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(CameraError::BadFrame(reason)) => {
+                if nothing.skipped.len() < MAX_SKIPPED_REPORTED {
+                    nothing.skipped.push(reason);
+                }
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
         if watch(&frame).is_break() {
             nothing.stopped = true;
             break;
@@ -290,7 +307,8 @@ pub fn scan_watching(
         nothing.frames += 1;
         for text in qr::decode_luma(frame.as_luma()) {
             if accept(text.expose()) {
-                return Ok(Ok(Read { text, frames: nothing.frames, elapsed: started.elapsed() }));
+                let skipped = nothing.skipped;
+                return Ok(Ok(Read { text, frames: nothing.frames, elapsed: started.elapsed(), skipped }));
             }
             nothing.refused += 1;
         }
@@ -368,7 +386,7 @@ mod tests {
     fn codes_of_another_kind_are_counted_and_skipped() {
         let mut source = Frames(vec![code_frame(), code_frame()]);
         let nothing = scan(&mut source, |_| false, None).unwrap().unwrap_err();
-        assert_eq!(nothing, NothingRead { frames: 2, refused: 2, stopped: false });
+        assert_eq!(nothing, NothingRead { frames: 2, refused: 2, stopped: false, skipped: Vec::new() });
     }
 
     #[test]
@@ -381,7 +399,7 @@ mod tests {
             if seen == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         };
         let nothing = scan_watching(&mut source, |_| true, None, watch).unwrap().unwrap_err();
-        assert_eq!(nothing, NothingRead { frames: 1, refused: 0, stopped: true });
+        assert_eq!(nothing, NothingRead { frames: 1, refused: 0, stopped: true, skipped: Vec::new() });
         assert_eq!(source.0.len(), 1, "the code after the stop is never read");
     }
 
@@ -412,6 +430,25 @@ mod tests {
         std::fs::remove_file(dir.join("a.png")).unwrap();
         std::fs::remove_file(dir.join("b.png")).unwrap();
         assert!(matches!(Replay::from_dir(&dir), Err(CameraError::NoFrames(_))));
+    }
+
+    #[test]
+    fn pgm_frames_are_read_and_a_damaged_frame_is_skipped_and_reported() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        std::fs::write(dir.join("1-damaged.png"), b"\x89PNG\r\n\x1a\n cut short").unwrap();
+        std::fs::write(dir.join("2-not-an-image.jpg"), b"plain text").unwrap();
+        let frame = code_frame();
+        let mut pgm = format!("P5\n{} {}\n255\n", frame.width, frame.height).into_bytes();
+        pgm.extend_from_slice(&frame.luma);
+        std::fs::write(dir.join("3-code.pgm"), pgm).unwrap();
+        let read = scan(&mut Replay::from_dir(dir).unwrap(), |_| true, None).unwrap().unwrap();
+        assert_eq!((read.text.expose(), read.frames), (TEXT, 1), "the PGM frame is read");
+        assert_eq!(read.skipped.len(), 2, "{:?}", read.skipped);
+        assert!(read.skipped[0].contains("1-damaged.png"), "{:?}", read.skipped);
+        std::fs::remove_file(dir.join("3-code.pgm")).unwrap();
+        let nothing = scan(&mut Replay::from_dir(dir).unwrap(), |_| true, None).unwrap().unwrap_err();
+        assert_eq!((nothing.frames, nothing.skipped.len()), (0, 2), "damaged frames end nothing");
     }
 
     #[test]

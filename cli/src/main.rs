@@ -129,7 +129,8 @@ pub enum Command {
         /// Which webcam (see --list)
         #[arg(long, value_name = "N", default_value_t = 0, requires = "camera")]
         index: u32,
-        /// Replay the image files of DIR, in name order, instead of a webcam
+        /// Replay the image files of DIR (PNG, JPEG, WebP, GIF, BMP, PGM), in name order, instead of a
+        /// webcam; a file that cannot be decoded is reported and skipped
         #[arg(long, value_name = "DIR", required_unless_present_any = ["camera", "list"], conflicts_with = "list")]
         frames: Option<PathBuf>,
         /// Stop only at codes of this kind
@@ -210,7 +211,7 @@ pub struct AddArgs {
     /// An otpauth:// URI ("-" reads it from standard input)
     #[arg(conflicts_with_all = ["qr", "secret"])]
     uri: Option<String>,
-    /// An image file (PNG, JPEG, WebP, GIF, BMP) with a QR code
+    /// An image file (PNG, JPEG, WebP, GIF, BMP, PGM) with a QR code
     #[arg(long, value_name = "FILE", conflicts_with = "secret")]
     qr: Option<PathBuf>,
     /// Base32 secret, for adding by hand ("-" reads it from standard input)

@@ -9,7 +9,7 @@ use tessera_camera::{Camera, FrameSource, Replay};
 use tessera_core::oneswipe::OneSwipe;
 use tessera_core::otpauth;
 
-use crate::terminal::{Failure, note, output};
+use crate::terminal::{Failure, note, output, warn};
 
 /// How long a camera scan waits for a code unless told otherwise.
 const DEFAULT_CAMERA_TIMEOUT: Duration = Duration::from_secs(60);
@@ -73,7 +73,15 @@ pub fn scan(source: Source<'_>, kind: Kind, timeout: Option<Duration>) -> Result
         }
         Source::Frames(dir) => (Box::new(Replay::from_dir(dir)?), timeout),
     };
-    match tessera_camera::scan(frames.as_mut(), |text| kind.accepts(text), timeout)? {
+    let scanned = tessera_camera::scan(frames.as_mut(), |text| kind.accepts(text), timeout)?;
+    let skipped = match &scanned {
+        Ok(read) => &read.skipped,
+        Err(nothing) => &nothing.skipped,
+    };
+    for reason in skipped {
+        warn(format!("skipped a frame that could not be decoded: {reason}"));
+    }
+    match scanned {
         Ok(read) => {
             output(read.text.expose());
             note(format!("Read in frame {} after {} ms", read.frames, read.elapsed.as_millis()));

@@ -187,3 +187,23 @@ fn the_exit_status_names_the_class_of_error() {
     let run = sandbox.run(&["add", "--qr", missing.to_str().unwrap()]);
     assert_eq!(run.status, 13, "an unreadable file: storage ({})", run.stderr);
 }
+
+#[test]
+fn scan_replays_pgm_frames_and_reports_and_skips_damaged_ones() {
+    let sandbox = Sandbox::new();
+    let frames = sandbox.path("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::write(frames.join("1.png"), b"\x89PNG\r\n\x1a\n cut short").unwrap();
+    let code = tessera_core::qr::render_image(GOOD, 4).unwrap();
+    let mut pgm = format!("P5\n{} {}\n255\n", code.width(), code.height()).into_bytes();
+    pgm.extend_from_slice(code.as_raw());
+    std::fs::write(frames.join("2.pgm"), pgm).unwrap();
+    let run = sandbox.run(&["scan", "--frames", frames.to_str().unwrap()]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), GOOD);
+    assert!(
+        run.stderr.contains("skipped a frame that could not be decoded") && run.stderr.contains("1.png"),
+        "{}",
+        run.stderr
+    );
+}
