@@ -177,44 +177,45 @@ pub fn decode_luma(frame: LumaFrame<'_>) -> Vec<SecretString> {
     if frame.height >= UPSCALE_BELOW_HEIGHT {
         return decode_scaled_with_rqrr(frame, 1, 3);
     }
-    let Some(large) = upscaled_twice(frame) else { return found };
-    let large = LumaFrame { width: frame.width * 2, height: frame.height * 2, pixels: &large };
-    // Finder patterns are twice as large here, so the quick row scan finds them.
-    rxing_decode(large, false)
-}
-
-/// The frame at twice its width and height (bilinear): `(2 × width) × (2 × height)` bytes.
-fn upscaled_twice(frame: LumaFrame<'_>) -> Option<Vec<u8>> {
-    resized(frame, frame.width * 2, frame.height * 2)
-}
-
-/// The frame resized to `width` × `height` (bilinear, which averages when it shrinks).
-fn resized(frame: LumaFrame<'_>, width: u32, height: u32) -> Option<Vec<u8>> {
-    use fast_image_resize as resize;
-    let source =
-        resize::images::ImageRef::new(frame.width, frame.height, frame.pixels, resize::PixelType::U8).ok()?;
-    let mut target = resize::images::Image::new(width.max(1), height.max(1), resize::PixelType::U8);
-    let bilinear = resize::ResizeAlg::Convolution(resize::FilterType::Bilinear);
-    resize::Resizer::new()
-        .resize(&source, &mut target, &resize::ResizeOptions::new().resize_alg(bilinear))
-        .ok()?;
-    Some(target.into_vec())
+    // Finder patterns are twice as large at 2×, so the quick row scan finds them.
+    decode_scaled(frame, 2, 1)
 }
 
 /// Decodes the frame scaled by `numerator / denominator` with a quick `rxing` look (exposed for
 /// the benchmark that orders the decoder's looks).
 pub fn decode_scaled(frame: LumaFrame<'_>, numerator: u32, denominator: u32) -> Vec<SecretString> {
-    let (width, height) = (frame.width * numerator / denominator, frame.height * numerator / denominator);
-    let Some(pixels) = resized(frame, width, height) else { return Vec::new() };
-    rxing_decode(LumaFrame { width, height, pixels: &pixels }, false)
+    decode_resized(frame, numerator, denominator, |scaled| rxing_decode(scaled, false))
 }
 
 /// Decodes the frame scaled by `numerator / denominator` with `rqrr` (exposed for the benchmark
 /// that orders the decoder's looks).
 pub fn decode_scaled_with_rqrr(frame: LumaFrame<'_>, numerator: u32, denominator: u32) -> Vec<SecretString> {
-    let (width, height) = (frame.width * numerator / denominator, frame.height * numerator / denominator);
-    let Some(pixels) = resized(frame, width, height) else { return Vec::new() };
-    decode_with_rqrr(LumaFrame { width, height, pixels: &pixels })
+    decode_resized(frame, numerator, denominator, decode_with_rqrr)
+}
+
+/// `decode` on the frame scaled by `numerator / denominator` (bilinear, which averages when it
+/// shrinks; at least one pixel each way).
+fn decode_resized(
+    frame: LumaFrame<'_>,
+    numerator: u32,
+    denominator: u32,
+    decode: impl FnOnce(LumaFrame<'_>) -> Vec<SecretString>,
+) -> Vec<SecretString> {
+    use fast_image_resize as resize;
+    let width = (frame.width * numerator / denominator).max(1);
+    let height = (frame.height * numerator / denominator).max(1);
+    let Ok(source) =
+        resize::images::ImageRef::new(frame.width, frame.height, frame.pixels, resize::PixelType::U8)
+    else {
+        return Vec::new();
+    };
+    let mut target = resize::images::Image::new(width, height, resize::PixelType::U8);
+    let bilinear = resize::ResizeAlg::Convolution(resize::FilterType::Bilinear);
+    let options = resize::ResizeOptions::new().resize_alg(bilinear);
+    if resize::Resizer::new().resize(&source, &mut target, &options).is_err() {
+        return Vec::new();
+    }
+    decode(LumaFrame { width, height, pixels: target.buffer() })
 }
 
 /// Decodes with `rxing` alone, trying hard (exposed for benchmarks comparing decoders).

@@ -13,6 +13,16 @@ pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), Serv
     Ok(())
 }
 
+/// Each of the optional fields that is present, checked as [`check_text`] does: `(field, value, max)`.
+pub(crate) fn check_optional_texts(fields: &[(&str, &Option<String>, usize)]) -> Result<(), ServiceError> {
+    for (field, value, max) in fields {
+        if let Some(value) = value {
+            check_text(field, value, *max)?;
+        }
+    }
+    Ok(())
+}
+
 /// A name: non-empty, no surrounding spaces, at most 128 printable characters.
 pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
     if name.is_empty() || name.trim() != name {

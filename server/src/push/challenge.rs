@@ -228,8 +228,10 @@ impl Push {
             .await?
             .into_iter()
             .filter(TokenRow::is_registered_push_device)
-            .filter_map(|token| Some((token.device()?.wake.clone()?, token.serial)))
-            .map(|(address, serial)| (serial, address))
+            .filter_map(|token| {
+                let address = token.device()?.wake.clone()?;
+                Some((token.serial, address))
+            })
             .collect();
         for (serial, address) in targets {
             let (waker, store, metrics) = (self.waker.clone(), self.store.clone(), self.metrics.clone());

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::validate::usable_tokens;
 use super::{Service, ServiceError};
 use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
-use crate::input::check_text;
+use crate::input::check_optional_texts;
 use crate::push::transaction_key;
 use crate::store::{
     AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenKind, TokenRow, TxStatus, UserChange, UserRow,
@@ -217,13 +217,10 @@ impl Service {
         request: OneSwipeRequest,
         client_ip: Option<IpAddr>,
     ) -> Result<OneSwipeResponse, ServiceError> {
-        for (field, value, max) in
-            [("username", &request.username, 128), ("transaction_id", &request.transaction_id, 64)]
-        {
-            if let Some(value) = value {
-                check_text(field, value, max)?;
-            }
-        }
+        check_optional_texts(&[
+            ("username", &request.username, 128),
+            ("transaction_id", &request.transaction_id, 64),
+        ])?;
         let ip = client_ip.map(|ip| ip.to_string());
         let redeemed = self.redeem(&request, client_ip, ip.as_deref()).await?;
         let outcome = redeemed.as_ref().err().map_or("accept", |reason| reason.as_str());

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, unix_now, unix_now_ms};
 use crate::config::PushPolicy;
-use crate::input::{check_name, check_text};
+use crate::input::{check_name, check_optional_texts};
 use crate::push::{PushContext, PushOutcome, PushReason};
 use crate::store::{AuditResult, NewAudit, StateUpdate, TokenKind, TokenRow, UserChange, UserRow};
 
@@ -616,16 +616,11 @@ fn check_request(request: &ValidateRequest) -> Result<(), ServiceError> {
         ip.parse::<IpAddr>()
             .map_err(|_| ServiceError::InvalidInput("client_ip must be an IP address".into()))?;
     }
-    for (field, value, max) in [
+    check_optional_texts(&[
         ("user_agent", &request.user_agent, 512),
         ("service", &request.service, 128),
         ("transaction_id", &request.transaction_id, 64),
-    ] {
-        if let Some(value) = value {
-            check_text(field, value, max)?;
-        }
-    }
-    Ok(())
+    ])
 }
 
 #[cfg(test)]
