@@ -20,6 +20,7 @@ packages=(
                                      # its end-to-end tests: WebKitWebDriver, a virtual X display, the clipboard,
                                      # xwd for screenshots, python3-xlib to play the window manager
   default-jre-headless libjna-java   # the mobile library's Kotlin bindings, run on the JVM through JNA
+  kannel kannel-extras               # a real SMS gateway (smsbox's sendsms, bearerbox, the fake SMSC) for SMS codes
 )
 
 missing=()

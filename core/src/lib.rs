@@ -5,6 +5,8 @@
 //! - [`verifier`]: the server's per-token rules: replay, lockout, drift, resync.
 //! - [`otpauth`]: `otpauth://` URIs (Google's Key Uri Format), parsed and built.
 //! - [`vault`]: the encrypted token vault: model, AES-256-GCM envelope, key slots, atomic file store.
+//! - [`delivery`]: passcodes sent by SMS or email: modes, which codes a token accepts and sends
+//!   next, message templates, phone numbers and email addresses.
 //! - [`push`]: push approval: enrollment links, Ed25519 keys, signed challenges and answers, number matching.
 //! - [`oneswipe`]: One Swipe: the signed, single-use QR payload a push device shows to a webcam.
 //! - [`qr`]: QR codes rendered to PNG, SVG and terminals, and decoded from images and camera frames.
@@ -14,6 +16,7 @@
 //! - [`wire`]: what the server and its clients both speak over HTTP: headers, paths, receipts, the
 //!   error body.
 
+pub mod delivery;
 pub mod error;
 pub mod oneswipe;
 pub mod otp;

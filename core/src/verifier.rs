@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::Accepted;
 use crate::otp::{OtpMethod, TotpWindow, verify_hotp, verify_steam, verify_totp};
 use crate::secret::SecretBytes;
 
@@ -214,6 +215,52 @@ pub fn verify_in_single_use_message(
     policy: &Policy,
 ) -> Verification {
     check(secret, method, state, passcode, now, policy, Carrier::SignedMessage { made_at })
+}
+
+/// Checks a typed passcode against a delivered (SMS or email) token: only the counters in
+/// `accepted` can match, so a code that was never sent, or one of a voided batch, is a wrong code.
+/// An accepted pre-loaded code moves the next counter past it (earlier unused codes are void); a
+/// challenge's code leaves the counter alone (the challenge is single use); a Daycode may be used
+/// again until its period ends. Failures and locks count as for any token.
+pub fn verify_delivered(
+    secret: &SecretBytes,
+    method: &OtpMethod,
+    state: TokenState,
+    accepted: &Accepted,
+    passcode: &str,
+    now: u64,
+    policy: &Policy,
+) -> Verification {
+    let rejected = |reason, next| Verification { verdict: Verdict::Rejected(reason), next };
+    if !state.enabled {
+        return rejected(RejectReason::Disabled, state);
+    }
+    if state.is_locked(now, policy) {
+        return rejected(RejectReason::Locked, state);
+    }
+    let (first, look_ahead) = match accepted {
+        Accepted::Sent(range) if range.is_empty() => {
+            return rejected(RejectReason::WrongCode, state.after_failure(now, policy));
+        }
+        Accepted::Sent(range) => (range.start, u32::try_from(range.end - range.start - 1).unwrap_or(0)),
+        Accepted::Challenge(counter) | Accepted::Period(counter) => (*counter, 0),
+    };
+    let look_ahead = look_ahead.min(MAX_HOTP_LOOK_AHEAD);
+    let (OtpMethod::Hotp { algorithm, digits, .. } | OtpMethod::Totp { algorithm, digits, .. }) = *method
+    else {
+        return rejected(RejectReason::WrongCode, state.after_failure(now, policy));
+    };
+    match verify_hotp(secret, algorithm, digits, passcode, first, look_ahead) {
+        Some(matched) => {
+            let next = match accepted {
+                Accepted::Sent(_) => TokenState { counter: matched.saturating_add(1), ..state.unlocked() },
+                Accepted::Challenge(_) => state.unlocked(),
+                Accepted::Period(period) => TokenState { last_step: Some(*period), ..state.unlocked() },
+            };
+            Verification { verdict: Verdict::Accepted { matched }, next }
+        }
+        None => rejected(RejectReason::WrongCode, state.after_failure(now, policy)),
+    }
 }
 
 /// How the code reached the server, which decides the moment it is checked at and whether an
@@ -665,5 +712,40 @@ mod tests {
         let next =
             verify(&seed(), &totp_method(), totp_state, &code_at_step(current_step() - 35), NOW, &policy);
         assert!(matches!(next.verdict, Verdict::Accepted { .. }), "{next:?}");
+    }
+
+    fn delivered(state: TokenState, accepted: &Accepted, passcode: &str) -> Verification {
+        let policy = Policy::default();
+        verify_delivered(&seed(), &hotp_method(), state, accepted, passcode, NOW, &policy)
+    }
+
+    #[test]
+    fn a_preloaded_token_refuses_a_code_that_was_never_sent_and_voids_the_ones_it_skips() {
+        let state = TokenState::new(4);
+        let unsent = delivered(state, &Accepted::Sent(4..7), &hotp_code(7));
+        assert_eq!(unsent.verdict, Verdict::Rejected(RejectReason::WrongCode), "counter 7 was never sent");
+        assert_eq!(unsent.next.failures, 1);
+        let third = delivered(state, &Accepted::Sent(4..7), &hotp_code(6));
+        assert_eq!((third.verdict, third.next.counter), (Verdict::Accepted { matched: 6 }, 7));
+        let none_out = delivered(state, &Accepted::Sent(4..4), &hotp_code(4));
+        assert_eq!(none_out.verdict, Verdict::Rejected(RejectReason::WrongCode));
+    }
+
+    #[test]
+    fn a_challenge_accepts_its_one_counter_and_a_daycode_can_be_used_again() {
+        let state = TokenState::new(0);
+        let other = delivered(state, &Accepted::Challenge(9), &hotp_code(8));
+        assert_eq!(other.verdict, Verdict::Rejected(RejectReason::WrongCode));
+        let right = delivered(state, &Accepted::Challenge(9), &hotp_code(9));
+        assert_eq!((right.verdict, right.next.counter), (Verdict::Accepted { matched: 9 }, 0));
+        let first = delivered(state, &Accepted::Period(20_000), &hotp_code(20_000));
+        let again = delivered(first.next, &Accepted::Period(20_000), &hotp_code(20_000));
+        assert_eq!(
+            again.verdict,
+            Verdict::Accepted { matched: 20_000 },
+            "a Daycode is reusable in its period"
+        );
+        let next_period = delivered(again.next, &Accepted::Period(20_001), &hotp_code(20_000));
+        assert_eq!(next_period.verdict, Verdict::Rejected(RejectReason::WrongCode));
     }
 }

@@ -1,6 +1,8 @@
 //! Checks of free text that reaches the database, the audit log or a device's screen: names,
 //! descriptions, phone numbers and email addresses.
 
+use tessera_core::delivery::{EmailAddress, PhoneNumber};
+
 use crate::error::ServiceError;
 
 /// At most `max` characters, none of them control characters.
@@ -33,20 +35,16 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
     check_text(field, name, 128)
 }
 
-/// An E.164 phone number: `+` and 7 to 15 digits.
+/// A phone number in E.164 form (spaces and dashes dropped), or a clear error.
 pub(crate) fn check_phone(phone: String) -> Result<String, ServiceError> {
-    let digits = phone.strip_prefix('+').unwrap_or("");
-    if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(phone)
-    } else {
-        Err(ServiceError::InvalidInput("phone must be in E.164 form: + and 7 to 15 digits".into()))
-    }
+    PhoneNumber::parse(&phone)
+        .map(|number| number.as_str().to_owned())
+        .map_err(|e| ServiceError::InvalidInput(format!("phone: {e}")))
 }
 
 /// An email address of plausible shape (delivery proves the rest).
 pub(crate) fn check_email(email: String) -> Result<String, ServiceError> {
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid { Ok(email) } else { Err(ServiceError::InvalidInput("email is not a valid address".into())) }
+    EmailAddress::parse(&email)
+        .map(|address| address.as_str().to_owned())
+        .map_err(|e| ServiceError::InvalidInput(format!("email: {e}")))
 }

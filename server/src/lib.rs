@@ -15,6 +15,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod input;
 pub mod keys;
@@ -150,6 +151,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             }
         })
     };
+    let sender = {
+        let delivery = service.delivery().clone();
+        tokio::spawn(async move { delivery.run_sender().await })
+    };
     let listener = service.store().postgres_pool().map(|pool| {
         let service = service.clone();
         tokio::spawn(async move { republish_notifications(&pool, &service).await })
@@ -198,6 +203,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     };
     cleanup.abort();
     stopping.abort();
+    sender.abort();
     if let Some(listener) = listener {
         listener.abort();
     }

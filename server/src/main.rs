@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tessera_core::delivery::DeliveryMode;
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_server::config::{Config, ConfigArgs};
-use tessera_server::service::{Actor, EnrollRequest, NewUser, Service, TokenKind};
-use tessera_server::store::AuditFilter;
+use tessera_server::service::{Actor, EnrollRequest, NewUser, Service, TokenKind, UserChanges};
+use tessera_server::store::{AuditFilter, DeliveryPreference};
 use tessera_server::{ServerError, init_logging, open_service, serve};
 
 /// Tessera verification server.
@@ -63,9 +64,35 @@ enum AdminCommand {
         /// TOTP period in seconds
         #[arg(long)]
         period: Option<u32>,
+        /// SMS and email tokens: realtime, preload, preload3 or daycode [default: realtime]
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<DeliveryMode>,
+        /// SMS and email real-time codes: time to live in seconds, 60 to 5940 [default: 300]
+        #[arg(long, value_name = "SECONDS")]
+        ttl_secs: Option<u32>,
+        /// SMS and email Daycodes: the period in days, 1 to 31 [default: 1]
+        #[arg(long, value_name = "DAYS")]
+        period_days: Option<u32>,
+        /// SMS and email tokens: the token's own phone number or address [default: the user's]
+        #[arg(long)]
+        destination: Option<String>,
         /// Write the QR code to this PNG file instead of the terminal
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
+    },
+    /// Change a user's phone, email or delivery preference
+    SetUser {
+        /// User name
+        username: String,
+        /// Phone number (E.164); an empty value removes it
+        #[arg(long)]
+        phone: Option<String>,
+        /// Email address; an empty value removes it
+        #[arg(long)]
+        email: Option<String>,
+        /// Where a code goes when the user gives only their password
+        #[arg(long, value_enum)]
+        delivery_preference: Option<DeliveryPreference>,
     },
     /// List users
     ListUsers,
@@ -166,14 +193,43 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             let user = service.create_user(&actor, NewUser { username, password, phone, email }).await?;
             println!("{}", pretty(&user));
         }
-        AdminCommand::Enroll { username, kind, algorithm, digits, period, png } => {
-            let enrollment = service
-                .enroll(
-                    &actor,
-                    &username,
-                    EnrollRequest { kind, algorithm, digits, period, description: None },
-                )
-                .await?;
+        AdminCommand::SetUser { username, phone, email, delivery_preference } => {
+            let cleared = |value: Option<String>| value.map(|v| Some(v).filter(|v| !v.is_empty()));
+            let changes = UserChanges {
+                phone: cleared(phone),
+                email: cleared(email),
+                delivery_preference,
+                ..UserChanges::default()
+            };
+            println!("{}", pretty(&service.update_user(&actor, &username, changes).await?));
+        }
+        AdminCommand::Enroll {
+            username,
+            kind,
+            algorithm,
+            digits,
+            period,
+            mode,
+            ttl_secs,
+            period_days,
+            destination,
+            png,
+        } => {
+            let request = EnrollRequest {
+                algorithm,
+                digits,
+                period,
+                mode,
+                ttl_secs,
+                period_days,
+                destination,
+                ..EnrollRequest::of_kind(kind)
+            };
+            let enrollment = service.enroll(&actor, &username, request).await?;
+            if kind.channel().is_some() {
+                println!("serial: {}", enrollment.serial);
+                return Ok(());
+            }
             let uri = enrollment
                 .otpauth_uri
                 .as_ref()
@@ -245,4 +301,10 @@ fn read_stdin_line() -> Result<SecretString, ServerError> {
 
 fn pretty<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+/// A delivery mode named on the command line.
+fn parse_mode(text: &str) -> Result<DeliveryMode, String> {
+    DeliveryMode::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a mode: use realtime, preload, preload3 or daycode"))
 }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use super::extract::{Admin, Json};
 use super::{ApiError, AppState, ErrorBody};
 use crate::service::NewApplication;
-use crate::service::{EnrollRequest, Enrollment, NewUser, TokenView, UserChanges, UserView};
-use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter};
+use crate::service::{DeliveryFilter, EnrollRequest, Enrollment, NewUser, TokenView, UserChanges, UserView};
+use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter, DeliveryRow};
 
 type Reply<T> = Result<axum::Json<T>, ApiError>;
 
@@ -245,4 +245,19 @@ pub async fn audit(
         ApiError::new(StatusCode::BAD_REQUEST, tessera_core::error::ErrorCode::InvalidInput, e.body_text())
     })?;
     Ok(axum::Json(state.service.audit(&filter).await?))
+}
+
+/// Messages queued and sent (SMS, email), newest first: when, to where, through which gateway and
+/// why one failed. No code is stored, so none is shown.
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "admin", security(("admin_key" = [])),
+    params(DeliveryFilter), responses((status = 200, body = [DeliveryRow]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    _admin: Admin,
+    filter: Result<Query<DeliveryFilter>, axum::extract::rejection::QueryRejection>,
+) -> Reply<Vec<DeliveryRow>> {
+    let Query(filter) = filter.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, tessera_core::error::ErrorCode::InvalidInput, e.body_text())
+    })?;
+    Ok(axum::Json(state.service.deliveries(&filter).await?))
 }

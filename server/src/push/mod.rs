@@ -41,7 +41,7 @@ use crate::keys::ServerKey;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::store::Store;
-use crate::wake::Waker;
+use crate::wake::{Waker, outbound_client};
 
 /// Longest a long-poll waits: shorter than the request timeout, so the poll answers (still
 /// pending) instead of the server cutting it off with a 503.
@@ -87,7 +87,7 @@ impl Push {
     pub fn new(shared: Shared, config: &Config) -> Result<Self, ServiceError> {
         let signing_key = shared.key.push_signing_key()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let outbound = outbound_client(config.push.ca_file.as_deref())?;
+        let outbound = outbound_client(config.push.ca_file.as_deref()).map_err(ServiceError::InvalidInput)?;
         let http = outbound().build().map_err(|e| ServiceError::InvalidInput(format!("HTTP client: {e}")))?;
         let waker = Waker::new(&config.push, &http, &outbound)
             .map_err(|e| ServiceError::InvalidInput(format!("push wake-ups: {e}")))?;
@@ -148,31 +148,4 @@ impl Push {
         let mut stopping = self.stopping.subscribe();
         let _ = stopping.wait_for(|stopping| *stopping).await;
     }
-}
-
-/// A factory of outbound HTTPS clients (webhook, FCM, APNs) that trust the platform's CAs plus
-/// those in `ca_file`, with a 10 s timeout, and follow no redirect (none of these services sends
-/// one, and one to plain HTTP would carry an alert or an access token in the clear).
-fn outbound_client(
-    ca_file: Option<&std::path::Path>,
-) -> Result<impl Fn() -> reqwest::ClientBuilder, ServiceError> {
-    let extra = match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| ServiceError::InvalidInput(format!("push.ca_file {}: {e}", path.display())))?;
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ServiceError::InvalidInput(format!(
-                    "push.ca_file {}: not PEM certificates: {e}",
-                    path.display()
-                ))
-            })?
-        }
-        None => Vec::new(),
-    };
-    Ok(move || {
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .tls_certs_merge(extra.clone())
-    })
 }

@@ -9,7 +9,8 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `validate.rs` | `validate` as named steps: admit, push or passcode, compare-and-swap |
+//! | `validate.rs` | `validate` as named steps: admit, push, a sent code or a passcode, compare-and-swap |
+//! | `delivered.rs` | SMS and email tokens: enrolment, sends, real-time challenges, the next pre-loaded codes |
 //! | `oneswipe.rs` | redeeming a One Swipe code |
 //! | `users.rs`, `tokens.rs` | user and token administration |
 //! | `passwords.rs` | Argon2id hashing and checks behind a semaphore |
@@ -20,6 +21,7 @@
 mod admin_keys;
 mod applications;
 mod audit;
+mod delivered;
 mod oneswipe;
 mod passwords;
 mod reseal;
@@ -37,6 +39,7 @@ pub use crate::error::ServiceError;
 pub use crate::store::TokenKind;
 pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
+pub use delivered::DeliveryFilter;
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
 pub use users::{NewUser, UserChanges, UserView};
@@ -46,6 +49,7 @@ pub use validate::{
 
 use crate::clock::now_i64;
 use crate::config::{Config, Limits};
+use crate::delivery::Delivery;
 use crate::keys::ServerKey;
 use crate::metrics::Metrics;
 use crate::push::{Push, Shared};
@@ -99,6 +103,7 @@ pub struct Service {
     admin_token: Option<SecretString>,
     hashing: tokio::sync::Semaphore,
     push: Push,
+    delivery: Arc<Delivery>,
     applications: ApplicationCache,
     limits: Limits,
     require_application_key: bool,
@@ -147,6 +152,7 @@ impl Service {
         };
         Ok(Arc::new(Self {
             push: Push::new(shared, config)?,
+            delivery: Arc::new(Delivery::new(store.clone(), key.clone(), config)?),
             store,
             key,
             issuer: config.issuer.clone(),
@@ -164,6 +170,11 @@ impl Service {
     /// Push approval.
     pub fn push(&self) -> &Push {
         &self.push
+    }
+
+    /// Delivered passcodes: the outbox's sender runs on it.
+    pub fn delivery(&self) -> &Arc<Delivery> {
+        &self.delivery
     }
 
     /// Whether `/validate` refuses callers without an application key.
@@ -196,6 +207,7 @@ impl Service {
     /// if there is one), so a graceful shutdown does not wait on them forever.
     pub fn stop(&self) {
         self.push.stop();
+        self.delivery.stop();
     }
 
     /// The store (for health checks and shutdown).

@@ -97,6 +97,7 @@ mod tests {
                 created_at: 0,
                 enrollment_code_hash: None,
                 enrollment_expires_at: None,
+                delivery: None,
             };
             store.create_token(token, &audit).await.unwrap();
             store.close().await;

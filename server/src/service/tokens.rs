@@ -14,7 +14,8 @@ use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{now_i64, unix_now};
 use crate::input::check_text;
 use crate::keys::KeyError;
-use crate::store::{NewToken, StoreError, TokenKind, TokenRow, UserChange, UserRow};
+use crate::store::{DeliveredToken, NewToken, StoreError, TokenKind, TokenRow, UserChange, UserRow};
+use tessera_core::delivery::DeliveryMode;
 
 /// Bytes of seed generated per token: 160 bits (RFC 4226 §4's recommendation).
 pub const SEED_BYTES: usize = 20;
@@ -35,6 +36,37 @@ pub struct EnrollRequest {
     pub period: Option<u32>,
     /// Free text shown in token lists.
     pub description: Option<String>,
+    /// `sms` and `email`: `realtime` (default), `preload`, `preload3` or `daycode`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<DeliveryMode>,
+    /// `sms` and `email`, real-time: the code's time to live, 60–5940 seconds (default 300).
+    #[serde(default)]
+    pub ttl_secs: Option<u32>,
+    /// `sms` and `email`, Daycode: the period in days, 1–31 (default 1).
+    #[serde(default)]
+    pub period_days: Option<u32>,
+    /// `sms` and `email`: the token's own phone number (E.164) or address; without one the
+    /// user's `phone` or `email` is used, as it is when the code is sent.
+    #[serde(default)]
+    pub destination: Option<String>,
+}
+
+impl EnrollRequest {
+    /// A request for `kind` with every option left to its default.
+    pub fn of_kind(kind: TokenKind) -> Self {
+        Self {
+            kind,
+            algorithm: None,
+            digits: None,
+            period: None,
+            description: None,
+            mode: None,
+            ttl_secs: None,
+            period_days: None,
+            destination: None,
+        }
+    }
 }
 
 /// A new token's enrollment data. The URI and QR codes carry the seed: shown once, never stored in clear.
@@ -50,10 +82,13 @@ pub struct Enrollment {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub enrollment_uri: Option<SecretString>,
-    /// The URI or link as a QR code, PNG, base64 (`tessera add --qr FILE`, `tessera enroll FILE`).
-    pub qr_png_base64: String,
-    /// The URI as a QR code, SVG.
-    pub qr_svg: String,
+    /// The URI or link as a QR code, PNG, base64 (`tessera add --qr FILE`, `tessera enroll FILE`);
+    /// absent for SMS and email tokens, whose seed never leaves the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_png_base64: Option<String>,
+    /// The URI as a QR code, SVG; absent for SMS and email tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_svg: Option<String>,
 }
 
 impl Enrollment {
@@ -65,7 +100,18 @@ impl Enrollment {
         let qr_svg = qr::render_svg(uri.expose()).map_err(invalid)?;
         let (otpauth_uri, enrollment_uri) =
             if kind == TokenKind::Push { (None, Some(uri)) } else { (Some(uri), None) };
-        Ok(Self { serial, otpauth_uri, enrollment_uri, qr_png_base64, qr_svg })
+        Ok(Self {
+            serial,
+            otpauth_uri,
+            enrollment_uri,
+            qr_png_base64: Some(qr_png_base64),
+            qr_svg: Some(qr_svg),
+        })
+    }
+
+    /// An SMS or email token's enrollment: only its serial (the seed stays on the server).
+    pub(crate) fn delivered(serial: String) -> Self {
+        Self { serial, otpauth_uri: None, enrollment_uri: None, qr_png_base64: None, qr_svg: None }
     }
 }
 
@@ -79,6 +125,8 @@ pub(crate) struct TokenDraft<'a> {
     pub description: Option<&'a str>,
     /// A push token's single-use enrollment credential: its hash and expiry (Unix seconds).
     pub enrollment: Option<(&'a str, i64)>,
+    /// An SMS or email token's mode and destination.
+    pub delivery: Option<&'a DeliveredToken>,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -142,6 +190,18 @@ impl Service {
         if request.kind == TokenKind::Push {
             return self.enroll_push(actor, &user, request.description.as_deref()).await;
         }
+        if request.kind.channel().is_some() {
+            return self.enroll_delivered(actor, &user, &request).await;
+        }
+        if request.mode.is_some()
+            || request.ttl_secs.is_some()
+            || request.period_days.is_some()
+            || request.destination.is_some()
+        {
+            return Err(ServiceError::InvalidInput(
+                "mode, ttl_secs, period_days and destination are for sms and email tokens".into(),
+            ));
+        }
         let invalid = |e: tessera_core::otp::OtpError| ServiceError::InvalidInput(e.to_string());
         let algorithm = Algorithm::parse(request.algorithm.as_deref().unwrap_or("SHA1")).map_err(invalid)?;
         let digits = Digits::new(request.digits.unwrap_or(6)).map_err(invalid)?;
@@ -152,7 +212,9 @@ impl Service {
         let period = Period::new(period).map_err(invalid)?;
         let method = match request.kind {
             TokenKind::Hotp => OtpMethod::Hotp { algorithm, digits, counter: 0 },
-            TokenKind::Totp | TokenKind::Push => OtpMethod::Totp { algorithm, digits, period },
+            TokenKind::Totp | TokenKind::Push | TokenKind::Sms | TokenKind::Email => {
+                OtpMethod::Totp { algorithm, digits, period }
+            }
         };
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
         let otp = OtpAuth::new(Some(self.issuer.clone()), user.username.clone(), seed, method)
@@ -169,6 +231,7 @@ impl Service {
                     seed: otp.secret(),
                     description: request.description.as_deref(),
                     enrollment: None,
+                    delivery: None,
                 },
             )
             .await?;
@@ -193,6 +256,7 @@ impl Service {
             seed: &seed,
             description,
             enrollment: Some((&credential.hash, credential.expires_at)),
+            delivery: None,
         };
         let serial = self.insert_token(actor, user, draft).await?;
         let link = self.push.enrollment_link(credential, &serial, &user.username);
@@ -229,6 +293,7 @@ impl Service {
                         created_at: now_i64(),
                         enrollment_code_hash: draft.enrollment.map(|(hash, _)| hash),
                         enrollment_expires_at: draft.enrollment.map(|(_, expires)| expires),
+                        delivery: draft.delivery,
                     },
                     &audit.record(),
                 )

@@ -10,7 +10,7 @@ use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{now_i64, unix_now};
 use crate::error::conflict;
 use crate::input::{check_email, check_name, check_phone};
-use crate::store::{StateUpdate, TokenKind, UserChange, UserRow};
+use crate::store::{DeliveryPreference, StateUpdate, TokenKind, UserChange, UserRow};
 
 /// A new user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,6 +43,10 @@ pub struct UserChanges {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
+    /// Where a code goes when the user gives only their password: `app` (push, the default),
+    /// `sms` or `email`.
+    #[serde(default)]
+    pub delivery_preference: Option<DeliveryPreference>,
 }
 
 fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
@@ -67,6 +71,8 @@ pub struct UserView {
     pub phone: Option<String>,
     /// Email.
     pub email: Option<String>,
+    /// `app`, `sms` or `email`.
+    pub delivery_preference: DeliveryPreference,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -80,6 +86,7 @@ impl UserView {
             locked: user.password_lockout.is_locked(now, policy),
             phone: user.phone.clone(),
             email: user.email.clone(),
+            delivery_preference: user.delivery_preference,
             created_at: user.created_at,
         }
     }
@@ -148,7 +155,7 @@ impl Service {
         Err(ServiceError::Conflict("the user is changing too often; try again".into()))
     }
 
-    /// Changes a user's password, phone or email.
+    /// Changes a user's password, phone, email or delivery preference.
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -167,6 +174,9 @@ impl Service {
         }
         if let Some(email) = changes.email {
             user.email = email.map(check_email).transpose()?;
+        }
+        if let Some(preference) = changes.delivery_preference {
+            user.delivery_preference = preference;
         }
         let audit = AdminAudit::new(actor, "user.update").user(username);
         if !self.store.update_user(&user, &audit.record()).await? {

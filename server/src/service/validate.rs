@@ -21,9 +21,14 @@ use utoipa::ToSchema;
 use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, unix_now, unix_now_ms};
 use crate::config::PushPolicy;
+use crate::delivery::Delivery;
 use crate::input::{check_name, check_optional_texts};
 use crate::push::{PushContext, PushOutcome, PushReason};
-use crate::store::{AuditResult, NewAudit, StateUpdate, TokenKind, TokenRow, UserChange, UserRow};
+use crate::store::{
+    AuditResult, Channel, DeliveryPreference as Preference, NewAudit, NewChallenge, SendLimit, StateUpdate,
+    TokenKind, TokenRow, UserChange, UserRow,
+};
+use tessera_core::delivery::{DeliveryMode, Ttl};
 
 /// A password ending in this asks for a passcode instead of a push.
 pub const NOPUSH_SUFFIX: &str = "-nopush";
@@ -95,6 +100,16 @@ pub struct ValidateResponse {
     /// The number to show on the login screen for number matching.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<u8>,
+    /// A code was sent: `sms` or `email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Where the code went, masked (`+44 ••• ••789`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// When the sent code stops working (Unix seconds): complete with `transaction_id` and the
+    /// code before then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl ValidateResponse {
@@ -106,6 +121,9 @@ impl ValidateResponse {
             serial: Some(serial),
             transaction_id: None,
             number: None,
+            channel: None,
+            destination: None,
+            expires_at: None,
         }
     }
 
@@ -126,6 +144,9 @@ impl ValidateResponse {
             serial: None,
             transaction_id: None,
             number: None,
+            channel: None,
+            destination: None,
+            expires_at: None,
         }
     }
 
@@ -137,6 +158,9 @@ impl ValidateResponse {
             serial: None,
             transaction_id,
             number,
+            channel: None,
+            destination: None,
+            expires_at: None,
         }
     }
 }
@@ -169,6 +193,16 @@ pub enum ValidateReason {
     Contention,
     /// A push step decided.
     Push(PushReason),
+    /// A code was queued for sending.
+    CodeSent,
+    /// The user was asked for a code already on their phone (pre-loaded, or today's Daycode).
+    SentCodeAskedFor,
+    /// A code could not be sent (no destination).
+    NotSent,
+    /// A cost limit refused a send.
+    SendLimited(SendLimit),
+    /// The real-time challenge is unknown, used, void or expired.
+    ChallengeOver,
 }
 
 impl ValidateReason {
@@ -187,19 +221,98 @@ impl ValidateReason {
             Self::NoPush => "nopush",
             Self::Contention => "contention",
             Self::Push(reason) => reason.as_str(),
+            Self::CodeSent => "code_sent",
+            Self::SentCodeAskedFor => "sent_code_asked_for",
+            Self::NotSent => "not_sent",
+            Self::SendLimited(limit) => limit.as_str(),
+            Self::ChallengeOver => "challenge_over",
         }
     }
 }
 
 /// A validation's answer with what the logs record of it.
-struct Outcome {
+pub(super) struct Outcome {
     response: ValidateResponse,
     reason: ValidateReason,
     serial: Option<String>,
 }
 
 impl Outcome {
-    fn reject(public: PublicReason, reason: ValidateReason) -> Self {
+    pub(super) fn accepted(serial: String) -> Self {
+        Self {
+            response: ValidateResponse::accept(serial.clone()),
+            reason: ValidateReason::Accepted,
+            serial: Some(serial),
+        }
+    }
+
+    /// A code was queued: real-time codes are completed with the challenge's id before it expires;
+    /// pre-loaded codes and Daycodes are typed as any passcode.
+    pub(super) fn code_sent(
+        channel: Channel,
+        destination: String,
+        challenge: Option<NewChallenge>,
+        ttl: Ttl,
+        mode: Option<DeliveryMode>,
+    ) -> Self {
+        let medium = match channel {
+            Channel::Sms => "text message",
+            Channel::Email => "email",
+        };
+        let message = match mode {
+            Some(DeliveryMode::Realtime) | None => {
+                format!("enter the code sent to {destination}; it works for {} min", ttl.minutes())
+            }
+            Some(DeliveryMode::Preload | DeliveryMode::Preload3) => format!(
+                "new codes are on their way to {destination} by {medium}; codes sent before no longer work"
+            ),
+            Some(DeliveryMode::Daycode) => format!("enter today's code, sent to {destination} by {medium}"),
+        };
+        let (transaction_id, expires_at) = challenge.map(|c| (c.id, c.expires_at)).unzip();
+        let response = ValidateResponse {
+            channel: Some(channel),
+            destination: Some(destination),
+            expires_at,
+            ..ValidateResponse::challenge(transaction_id, None, message)
+        };
+        Self { response, reason: ValidateReason::CodeSent, serial: None }
+    }
+
+    /// The code is already on the user's phone (pre-loaded, or today's Daycode): nothing is sent.
+    pub(super) fn sent_code_asked_for(channel: Channel, destination: String) -> Self {
+        let message = format!(
+            "enter the passcode from your last message to {destination} (type {} for new codes)",
+            channel.as_str()
+        );
+        let response = ValidateResponse {
+            channel: Some(channel),
+            destination: Some(destination),
+            ..ValidateResponse::challenge(None, None, message)
+        };
+        Self { response, reason: ValidateReason::SentCodeAskedFor, serial: None }
+    }
+
+    pub(super) fn not_sent(message: String) -> Self {
+        let response =
+            ValidateResponse { message, ..ValidateResponse::reject(PublicReason::InvalidCredentials) };
+        Self { response, reason: ValidateReason::NotSent, serial: None }
+    }
+
+    pub(super) fn send_limited(limit: SendLimit) -> Self {
+        let message = match limit {
+            SendLimit::Cooldown => "a code was sent moments ago: wait a little before asking for another",
+            SendLimit::User | SendLimit::Destination | SendLimit::Global => {
+                "too many codes were sent: try again later, or use another way to sign in"
+            }
+        };
+        let response = ValidateResponse {
+            message: message.into(),
+            ..ValidateResponse::reject(PublicReason::RateLimited)
+        };
+        Self { response, reason: ValidateReason::SendLimited(limit), serial: None }
+    }
+
+    pub(super) fn reject(public: PublicReason, reason: ValidateReason) -> Self {
         Self { response: ValidateResponse::reject(public), reason, serial: None }
     }
 
@@ -272,6 +385,12 @@ impl Service {
             return self.unknown_user(attempt).await;
         };
         if let Some(transaction_id) = &request.transaction_id {
+            if let Some(challenge) = self.store.challenge(transaction_id).await? {
+                let passcode = normalize_code_input(
+                    request.passcode.as_ref().map(SecretString::expose).unwrap_or_default(),
+                );
+                return self.complete_challenge(&user, challenge, &passcode, attempt).await;
+            }
             return Ok(Outcome::of_push(self.push.finish(&user, transaction_id, attempt.ip_text()).await?));
         }
         let tokens = usable_tokens(tokens);
@@ -285,15 +404,19 @@ impl Service {
             self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
             return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
         }
-        let passcode =
-            normalize_code_input(request.passcode.as_ref().map(SecretString::expose).unwrap_or_default());
-        if passcode.char_count() <= 1 {
-            if attempt.nopush {
-                return self.ask_for_passcode(attempt).await;
-            }
-            if tokens.iter().any(TokenRow::is_registered_push_device) {
-                let context = attempt.push_context(self.push.settings());
-                return Ok(Outcome::of_push(self.push.start(&user, &context).await?));
+        let typed = request.passcode.as_ref().map(SecretString::expose).unwrap_or_default();
+        let keyword = Keyword::parse(typed);
+        let passcode = normalize_code_input(typed);
+        if passcode.char_count() <= 1 || keyword.is_some() {
+            match self.route(&user, &tokens, keyword, attempt.nopush) {
+                Route::Push => {
+                    let context = attempt.push_context(self.push.settings());
+                    return Ok(Outcome::of_push(self.push.start(&user, &context).await?));
+                }
+                Route::Send(token) => return self.deliver(&user, token, attempt).await,
+                Route::AskForSentCode(token) => return self.ask_for_sent_code(&user, &token, attempt).await,
+                Route::AskForPasscode => return self.ask_for_passcode(attempt).await,
+                Route::CheckPasscode => {}
             }
         }
         self.check_passcode(user, tokens, &passcode, attempt).await
@@ -307,6 +430,60 @@ impl Service {
         }
         self.store.audit(&attempt.rejected(ValidateReason::Locked)).await?;
         Ok(Outcome::reject(PublicReason::Locked, ValidateReason::Locked))
+    }
+
+    /// Where a login that gave only its password (or a keyword) goes: the keyword's channel, else
+    /// the user's preference, else push, SMS, email in that order, among what the user has.
+    fn route(&self, user: &UserRow, tokens: &[TokenRow], keyword: Option<Keyword>, nopush: bool) -> Route {
+        let push = !nopush && tokens.iter().any(TokenRow::is_registered_push_device);
+        let delivered = |channel: Channel| tokens.iter().find(|t| t.kind.channel() == Some(channel)).cloned();
+        let order = match (keyword, user.delivery_preference) {
+            (Some(Keyword::Push), _) => vec![Preference::App],
+            (Some(Keyword::Sms), _) => vec![Preference::Sms],
+            (Some(Keyword::Email), _) => vec![Preference::Email],
+            (None, Preference::App) => vec![Preference::App, Preference::Sms, Preference::Email],
+            (None, Preference::Sms) => vec![Preference::Sms, Preference::App, Preference::Email],
+            (None, Preference::Email) => vec![Preference::Email, Preference::App, Preference::Sms],
+        };
+        for choice in order {
+            let token = match choice {
+                Preference::App if push => return Route::Push,
+                Preference::App => None,
+                Preference::Sms => delivered(Channel::Sms),
+                Preference::Email => delivered(Channel::Email),
+            };
+            if let Some(token) = token {
+                return if keyword.is_some() || self.needs_send(&token, unix_now()) {
+                    Route::Send(token)
+                } else {
+                    Route::AskForSentCode(token)
+                };
+            }
+        }
+        if nopush || keyword.is_some() { Route::AskForPasscode } else { Route::CheckPasscode }
+    }
+
+    /// A pre-loaded or Daycode user who gave only their password: their code is already on their
+    /// phone, so nothing is sent.
+    async fn ask_for_sent_code(
+        &self,
+        user: &UserRow,
+        token: &TokenRow,
+        attempt: &Attempt<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        let channel = token.kind.channel().unwrap_or(Channel::Sms);
+        let destination = self
+            .delivery
+            .destination_of(user, token)
+            .map(|d| Delivery::masked(channel, &d))
+            .unwrap_or_default();
+        let audit = NewAudit {
+            serial: Some(&token.serial),
+            result: AuditResult::Challenge,
+            ..attempt.rejected(ValidateReason::SentCodeAskedFor)
+        };
+        self.store.audit(&audit).await?;
+        Ok(Outcome::sent_code_asked_for(channel, destination))
     }
 
     /// `-nopush` with an empty passcode: the login client is asked for a passcode.
@@ -341,7 +518,7 @@ impl Service {
     }
 
     /// True when wrong passwords locked the user, or failures locked every usable token.
-    fn is_locked_out(&self, user: &UserRow, usable: &[TokenRow], now: u64) -> bool {
+    pub(super) fn is_locked_out(&self, user: &UserRow, usable: &[TokenRow], now: u64) -> bool {
         user.password_lockout.is_locked(now, &self.policy)
             || (!usable.is_empty() && usable.iter().all(|t| t.state.is_locked(now, &self.policy)))
     }
@@ -414,7 +591,7 @@ impl Service {
                 self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
                 return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
             }
-            let decision = self.check_tokens(&tokens, passcode, now)?;
+            let mut decision = self.check_tokens(&tokens, passcode, now)?;
             let audit = NewAudit {
                 serial: decision.accepted.as_deref(),
                 result: if decision.accepted.is_some() { AuditResult::Accept } else { AuditResult::Reject },
@@ -423,7 +600,16 @@ impl Service {
             };
             let success =
                 decision.accepted.as_ref().map(|_| UserChange::Success { user_id: user.id, at: i64_of(now) });
-            if self.store.commit(&decision.updates, success.as_ref(), &audit).await? {
+            let committed = match (decision.follow_up.take(), decision.updates.pop(), &success) {
+                (Some((token, counters)), Some(update), Some(success)) => {
+                    self.commit_with_next_codes(&user, &token, update, counters, success, &audit).await?
+                }
+                (_, update, _) => {
+                    decision.updates.extend(update);
+                    self.store.commit(&decision.updates, success.as_ref(), &audit).await?
+                }
+            };
+            if committed {
                 self.metrics.lockouts(decision.new_lockouts);
                 let response = match &decision.accepted {
                     Some(serial) => ValidateResponse::accept(serial.clone()),
@@ -449,7 +635,22 @@ impl Service {
         let mut reasons = Vec::new();
         for token in tokens {
             let (seed, method) = self.material(token)?;
-            let checked = verifier::verify(&seed, &method, token.state, passcode.expose(), now, &self.policy);
+            let checked = match token.kind.channel() {
+                None => verifier::verify(&seed, &method, token.state, passcode.expose(), now, &self.policy),
+                Some(_) => {
+                    let Some(window) = self.typed_window(token, now) else { continue };
+                    let passcode = passcode.expose();
+                    verifier::verify_delivered(
+                        &seed,
+                        &method,
+                        token.state,
+                        &window,
+                        passcode,
+                        now,
+                        &self.policy,
+                    )
+                }
+            };
             match checked.verdict {
                 Verdict::Accepted { .. } => {
                     let update = token.moved_to(checked.next, Some(i64_of(now)));
@@ -458,6 +659,9 @@ impl Service {
                         accepted: Some(token.serial.clone()),
                         reason: ValidateReason::Accepted,
                         new_lockouts: 0,
+                        follow_up: self
+                            .follow_up(token, checked.next)
+                            .map(|counters| (token.clone(), counters)),
                     });
                 }
                 Verdict::Rejected(reason) => {
@@ -483,9 +687,43 @@ impl Service {
     // --- audit --------------------------------------------------------------------------------
 }
 
+/// A passcode that is a request instead of a code: `sms`, `email` or `push` picks the channel
+/// (and for pre-loaded codes asks for fresh ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyword {
+    Sms,
+    Email,
+    Push,
+}
+
+impl Keyword {
+    fn parse(passcode: &str) -> Option<Self> {
+        match passcode.trim().to_ascii_lowercase().as_str() {
+            "sms" => Some(Self::Sms),
+            "email" => Some(Self::Email),
+            "push" => Some(Self::Push),
+            _ => None,
+        }
+    }
+}
+
+/// Where a login without a code goes.
+enum Route {
+    /// A push to the user's device.
+    Push,
+    /// Send this delivered token's codes.
+    Send(TokenRow),
+    /// The code is already on the phone: ask for it.
+    AskForSentCode(TokenRow),
+    /// Ask for a passcode from a token (`-nopush`, or a keyword for a channel the user lacks).
+    AskForPasscode,
+    /// Check what was typed as it is.
+    CheckPasscode,
+}
+
 /// One validation request as the rules see it: the password split from its `-nopush` suffix,
 /// who asks, and what a push would show on the device.
-struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     username: &'a str,
     password: Option<SecretString>,
     nopush: bool,
@@ -524,7 +762,7 @@ impl<'a> Attempt<'a> {
     }
 
     /// The audit record of a rejection for `reason` (other outcomes override its fields).
-    fn rejected(&self, reason: ValidateReason) -> NewAudit<'_> {
+    pub(super) fn rejected(&self, reason: ValidateReason) -> NewAudit<'_> {
         NewAudit {
             at_ms: unix_now_ms(),
             actor: &self.actor,
@@ -570,6 +808,7 @@ pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
                 && match t.kind {
                     TokenKind::Totp | TokenKind::Hotp => true,
                     TokenKind::Push => t.device().is_some(),
+                    TokenKind::Sms | TokenKind::Email => t.delivery.is_some(),
                 }
         })
         .collect()
@@ -581,6 +820,8 @@ struct Decision {
     accepted: Option<String>,
     reason: ValidateReason,
     new_lockouts: u64,
+    /// A pre-loaded token whose accepted code was its last: the next codes to queue.
+    follow_up: Option<(TokenRow, std::ops::Range<u64>)>,
 }
 
 impl Decision {
@@ -595,7 +836,7 @@ impl Decision {
             .filter(|(token, next)| next.is_locked(now, policy) && !token.state.is_locked(now, policy))
             .count() as u64;
         let updates = failures.into_iter().map(|(token, state)| token.moved_to(state, None)).collect();
-        Self { updates, accepted: None, reason, new_lockouts }
+        Self { updates, accepted: None, reason, new_lockouts, follow_up: None }
     }
 
     /// A wrong password counts as a failure on each of the user's usable tokens.
@@ -636,13 +877,7 @@ mod tests {
 
     /// Enrolls a TOTP token for `username`.
     async fn totp(service: &Service, username: &str) -> TokenView {
-        let request = EnrollRequest {
-            kind: TokenKind::Totp,
-            algorithm: None,
-            digits: None,
-            period: None,
-            description: None,
-        };
+        let request = EnrollRequest::of_kind(TokenKind::Totp);
         let serial = service.enroll(&Actor::Cli, username, request).await.unwrap().serial;
         service.tokens(username).await.unwrap().into_iter().find(|t| t.serial == serial).unwrap()
     }
@@ -758,13 +993,7 @@ mod tests {
     async fn an_approved_push_completes_one_login_once() {
         let (_dir, service) = service("").await;
         user(&service, "eve", "2580").await;
-        let push = EnrollRequest {
-            kind: TokenKind::Push,
-            algorithm: None,
-            digits: None,
-            period: None,
-            description: None,
-        };
+        let push = EnrollRequest::of_kind(TokenKind::Push);
         let enrollment = service.enroll(&Actor::Cli, "eve", push).await.unwrap();
         let link = EnrollmentLink::parse(enrollment.enrollment_uri.as_ref().unwrap().expose()).unwrap();
         let device = KeyPair::generate().unwrap();

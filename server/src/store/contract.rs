@@ -3,6 +3,7 @@
 //! the service above never needs to know which database it has. Without a PostgreSQL URL the test
 //! fails unless `TESSERA_TEST_SQLITE_ONLY=1` says that is intended (`scripts/check.sh` does).
 
+use tessera_core::delivery::DeliveryMode;
 use tessera_core::push::{NumberMatching, WakeAddress};
 use tessera_core::verifier::{Lockout, TokenState};
 
@@ -138,6 +139,83 @@ async fn contract(store: &Store) {
         None,
         "only push tokens have a device part"
     );
+    outbox(store, ann.id).await;
+}
+
+/// Queued messages: limits counted in the insert, challenges with them, claims with a lease,
+/// and outcomes recorded only by the claim's holder.
+async fn outbox(store: &Store, user_id: i64) {
+    let delivered = DeliveredToken {
+        mode: DeliveryMode::Realtime,
+        destination: Some("+447700900123".into()),
+        ttl_secs: None,
+        period_days: 1,
+        issued_upto: 0,
+        last_delivered_period: None,
+    };
+    let new =
+        NewToken { kind: TokenKind::Sms, delivery: Some(&delivered), ..token_like("SMS-CONTRACT", user_id) };
+    store.create_token(new, &AUDIT).await.unwrap();
+    let token = store.token("SMS-CONTRACT").await.unwrap().unwrap();
+    assert_eq!(token.delivery, Some(delivered));
+    let limits = SendLimits { per_user_per_window: 1, cooldown_secs: 0, ..SendLimits::default() };
+    let challenge = NewChallenge { id: "CHCONTRACT".into(), counter: 0, expires_at: 1_000 };
+    let progress = DeliveryProgress { issued_upto: 1, last_delivered_period: None };
+    let update = StateUpdate { delivery: Some(progress), ..token.moved_to(token.state, None) };
+    let message = NewDelivery {
+        user_id,
+        token_id: token.id,
+        channel: Channel::Sms,
+        destination: "+447700900123",
+        mode: DeliveryMode::Realtime,
+        counters: 0..1,
+        service: "VPN",
+        challenge: Some(challenge),
+        limited: true,
+        now: 100,
+    };
+    assert_eq!(
+        store.queue_message(std::slice::from_ref(&update), None, &message, &limits, &AUDIT).await.unwrap(),
+        Queued::Yes
+    );
+    let moved = NewDelivery { challenge: None, limited: false, ..message.clone() };
+    assert_eq!(
+        store.queue_message(std::slice::from_ref(&update), None, &moved, &limits, &AUDIT).await.unwrap(),
+        Queued::Moved,
+        "the token's version moved"
+    );
+    let fresh = store.token("SMS-CONTRACT").await.unwrap().unwrap();
+    assert_eq!(fresh.delivery.as_ref().map(|d| d.issued_upto), Some(1));
+    let again = StateUpdate { delivery: Some(progress), ..fresh.moved_to(fresh.state, None) };
+    let limited = NewDelivery { limited: true, ..moved.clone() };
+    assert_eq!(
+        store.queue_message(std::slice::from_ref(&again), None, &limited, &limits, &AUDIT).await.unwrap(),
+        Queued::Limited(SendLimit::User),
+        "one per window"
+    );
+    assert_eq!(
+        store.queue_message(std::slice::from_ref(&again), None, &moved, &limits, &AUDIT).await.unwrap(),
+        Queued::Yes,
+        "sends no user asked for are not limited"
+    );
+    assert_eq!(
+        store.challenge("CHCONTRACT").await.unwrap().map(|c| c.status),
+        Some(ChallengeStatus::Pending)
+    );
+
+    let claimed = store.claim_deliveries(100, 160, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| (m.counter_from, m.attempts)).collect::<Vec<_>>(), [(0, 1), (0, 1)]);
+    assert!(store.claim_deliveries(120, 180, 10).await.unwrap().is_empty(), "held by the first claim");
+    let sent = SendResult::Sent { gateway: "kannel", provider_message_id: Some("42") };
+    assert!(store.record_send(&claimed[0], &sent, 101).await.unwrap());
+    let retry = SendResult::Failed { gateway: Some("kannel"), error: "down", retry_at: Some(130) };
+    assert!(store.record_send(&claimed[1], &retry, 101).await.unwrap());
+    assert!(!store.record_send(&claimed[1], &sent, 102).await.unwrap(), "the claim was released");
+    let retried = store.claim_deliveries(130, 190, 10).await.unwrap();
+    assert_eq!(retried.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(), [(claimed[1].id, 2)]);
+    let listed = store.deliveries(Some(user_id), 10).await.unwrap();
+    let states: Vec<_> = listed.iter().map(|m| (m.status, m.provider_message_id.as_deref())).collect();
+    assert_eq!(states, [(DeliveryStatus::Sending, None), (DeliveryStatus::Sent, Some("42"))]);
 }
 
 /// A TOTP token's fields for `serial`, owned by `user_id`.
@@ -154,6 +232,7 @@ fn token_like(serial: &str, user_id: i64) -> NewToken<'_> {
         created_at: 10,
         enrollment_code_hash: None,
         enrollment_expires_at: None,
+        delivery: None,
     }
 }
 

@@ -13,15 +13,21 @@
 mod contract;
 mod credentials;
 pub mod db;
+mod delivery;
 mod push;
 
 pub use credentials::{AdminKeyRow, ApplicationRow};
+pub use delivery::{
+    ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryPreference, DeliveryProgress,
+    DeliveryRow, DeliveryStatus, NewChallenge, NewDelivery, Queued, SendLimit, SendLimits, SendResult,
+};
 pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
 
 use std::path::Path;
 
 use crate::keys::KeyError;
 use db::{Database, Guarded, Param, Row, Statement, Value, statement};
+use tessera_core::delivery::DeliveryMode;
 use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
 use tessera_core::push::{PublicKey, WakeAddress};
 use tessera_core::secret::SecretBytes;
@@ -94,6 +100,8 @@ pub struct UserRow {
     pub last_success_at: Option<i64>,
     /// Consecutive wrong passwords and the lock they caused.
     pub password_lockout: Lockout,
+    /// Where a code goes when the user gives only their password.
+    pub delivery_preference: DeliveryPreference,
 }
 
 /// A token row.
@@ -127,6 +135,8 @@ pub struct TokenRow {
     pub last_used_at: Option<i64>,
     /// A push token's device side (present exactly for push tokens).
     pub push: Option<PushDevice>,
+    /// A delivered token's mode and progress (present exactly for SMS and email tokens).
+    pub delivery: Option<DeliveredToken>,
 }
 
 /// A push token's device side: the enrollment credential until a device registers, then the
@@ -172,6 +182,10 @@ pub enum TokenKind {
     Hotp,
     /// A push device (the Tessera app or CLI): approves logins, and is a TOTP token too.
     Push,
+    /// Codes sent by text message (HOTP; the seed never leaves the server).
+    Sms,
+    /// Codes sent by email (HOTP; the seed never leaves the server). Administrators only.
+    Email,
 }
 
 impl TokenKind {
@@ -181,17 +195,30 @@ impl TokenKind {
             Self::Totp => "totp",
             Self::Hotp => "hotp",
             Self::Push => "push",
+            Self::Sms => "sms",
+            Self::Email => "email",
         }
     }
 
     /// The kind a stored name stands for.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Totp, Self::Hotp, Self::Push].into_iter().find(|kind| kind.as_str() == name)
+        [Self::Totp, Self::Hotp, Self::Push, Self::Sms, Self::Email]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 
     /// Whether codes come from a clock (TOTP and push tokens) rather than a counter.
     pub fn is_time_based(self) -> bool {
         matches!(self, Self::Totp | Self::Push)
+    }
+
+    /// How a delivered kind's codes travel (`None` for tokens that make their own codes).
+    pub fn channel(self) -> Option<Channel> {
+        match self {
+            Self::Sms => Some(Channel::Sms),
+            Self::Email => Some(Channel::Email),
+            Self::Totp | Self::Hotp | Self::Push => None,
+        }
     }
 }
 
@@ -218,7 +245,7 @@ impl TokenRow {
     /// The write that moves this token to `state`, applied only if its version is still the one
     /// read (compare-and-swap); `used_at` when it accepted a code.
     pub fn moved_to(&self, state: TokenState, used_at: Option<i64>) -> StateUpdate {
-        StateUpdate { token_id: self.id, expected_version: self.version, state, used_at }
+        StateUpdate { token_id: self.id, expected_version: self.version, state, used_at, delivery: None }
     }
 
     /// The device of a push token that has one.
@@ -292,6 +319,8 @@ pub struct NewToken<'a> {
     pub enrollment_code_hash: Option<&'a str>,
     /// Push tokens: when the enrollment credential expires.
     pub enrollment_expires_at: Option<i64>,
+    /// SMS and email tokens: their mode and destination.
+    pub delivery: Option<&'a DeliveredToken>,
 }
 
 /// One audit record. Never holds a seed, PIN, password or passcode.
@@ -348,6 +377,7 @@ pub struct SealedSeed {
 }
 
 /// A token state change guarded by the version it was computed from.
+#[derive(Debug, Clone)]
 pub struct StateUpdate {
     /// Token row id.
     pub token_id: i64,
@@ -357,6 +387,8 @@ pub struct StateUpdate {
     pub state: TokenState,
     /// Set when a code was accepted.
     pub used_at: Option<i64>,
+    /// A delivered token's new progress, when codes were sent.
+    pub delivery: Option<DeliveryProgress>,
 }
 
 /// An audit record to append.
@@ -384,7 +416,7 @@ pub struct NewAudit<'a> {
 macro_rules! user_columns {
     () => {
         "id, username, password_hash, phone, email, created_at, push_muted_until, last_success_at, \
-         password_failures, password_locked_at"
+         password_failures, password_locked_at, delivery_preference"
     };
 }
 
@@ -399,7 +431,8 @@ macro_rules! token_columns {
     () => {
         "id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, last_step, drift, \
          failures, locked_at, version, created_at, last_used_at, device_public_key, device_name, enrollment_code_hash, \
-         enrollment_expires_at, wake_service, wake_token"
+         enrollment_expires_at, wake_service, wake_token, delivery_mode, destination, ttl_secs, period_days, issued_upto, \
+         last_delivered_period"
     };
 }
 
@@ -411,6 +444,7 @@ const TOKENS_OF_USERNAME: &str = concat!(
     " FROM tokens WHERE user_id = (SELECT id FROM users WHERE username = $1) ORDER BY id"
 );
 const TOKEN_BY_SERIAL: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE serial = $1");
+const TOKEN_BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = $1");
 const INSERT_AUDIT: &str = "INSERT INTO audit (at_ms, actor, action, username, serial, client_ip, result, reason) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
@@ -439,6 +473,7 @@ impl Store {
                 ("push", include_str!("../../migrations/postgres/0002_push.sql")),
                 ("oneswipe", include_str!("../../migrations/postgres/0003_oneswipe.sql")),
                 ("review", include_str!("../../migrations/postgres/0004_review.sql")),
+                ("delivery", include_str!("../../migrations/postgres/0005_delivery.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -460,11 +495,12 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 4] = [
+        const MIGRATIONS: [&str; 5] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
             include_str!("../../migrations/sqlite/0004_review.sql"),
+            include_str!("../../migrations/sqlite/0005_delivery.sql"),
         ];
         let version = match self
             .db
@@ -658,12 +694,13 @@ impl Store {
     /// user no longer exists.
     pub async fn update_user(&self, user: &UserRow, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
         let update = statement(
-            "UPDATE users SET password_hash = $1, phone = $2, email = $3 WHERE id = $4",
+            "UPDATE users SET password_hash = $1, phone = $2, email = $3, delivery_preference = $5 WHERE id = $4",
             vec![
                 Param::OptText(user.password_hash.clone()),
                 Param::OptText(user.phone.clone()),
                 Param::OptText(user.email.clone()),
                 Param::Int(user.id),
+                Param::Text(user.delivery_preference.as_str().into()),
             ],
         );
         Ok(self
@@ -706,7 +743,8 @@ impl Store {
         let insert = statement(
             "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
              last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
-             enrollment_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11)",
+             enrollment_expires_at, delivery_mode, destination, ttl_secs, period_days) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11, $12, $13, $14, $15)",
             vec![
                 Param::Text(token.serial.into()),
                 Param::Int(token.user_id),
@@ -719,6 +757,10 @@ impl Store {
                 Param::Int(token.created_at),
                 Param::OptText(token.enrollment_code_hash.map(Into::into)),
                 Param::OptInt(token.enrollment_expires_at),
+                Param::OptText(token.delivery.map(|d| d.mode.as_str().into())),
+                Param::OptText(token.delivery.and_then(|d| d.destination.clone())),
+                Param::OptInt(token.delivery.and_then(|d| d.ttl_secs).map(i64::from)),
+                Param::OptInt(token.delivery.map(|d| i64::from(d.period_days))),
             ],
         );
         self.db
@@ -742,6 +784,12 @@ impl Store {
     /// A token by serial.
     pub async fn token(&self, serial: &str) -> Result<Option<TokenRow>, StoreError> {
         let rows = self.db.query(statement(TOKEN_BY_SERIAL, vec![Param::Text(serial.into())])).await?;
+        rows.first().map(token_from).transpose()
+    }
+
+    /// A token by row id.
+    pub async fn token_by_id(&self, id: i64) -> Result<Option<TokenRow>, StoreError> {
+        let rows = self.db.query(statement(TOKEN_BY_ID, vec![Param::Int(id)])).await?;
         rows.first().map(token_from).transpose()
     }
 
@@ -918,7 +966,8 @@ fn state_update(update: &StateUpdate) -> Result<Guarded, StoreError> {
     Ok(Guarded {
         statement: statement(
             "UPDATE tokens SET enabled = $1, counter = $2, last_step = $3, drift = $4, failures = $5, \
-             locked_at = $6, last_used_at = COALESCE($7, last_used_at), version = version + 1 \
+             locked_at = $6, last_used_at = COALESCE($7, last_used_at), version = version + 1, \
+             issued_upto = COALESCE($10, issued_upto), last_delivered_period = COALESCE($11, last_delivered_period) \
              WHERE id = $8 AND version = $9",
             vec![
                 Param::Int(i64::from(s.enabled)),
@@ -930,6 +979,8 @@ fn state_update(update: &StateUpdate) -> Result<Guarded, StoreError> {
                 Param::OptInt(update.used_at),
                 Param::Int(update.token_id),
                 Param::Int(update.expected_version),
+                Param::OptInt(update.delivery.map(|d| to_i64(d.issued_upto)).transpose()?),
+                Param::OptInt(update.delivery.and_then(|d| d.last_delivered_period).map(to_i64).transpose()?),
             ],
         ),
         rows: Some(1),
@@ -1027,6 +1078,8 @@ fn user_from(row: &Row) -> Result<UserRow, StoreError> {
                 .map_err(|_| StoreError::Corrupt("failure count"))?,
             locked_at: opt_int_at(row, 9)?.map(to_u64).transpose()?,
         },
+        delivery_preference: DeliveryPreference::parse(&text_at(row, 10)?)
+            .ok_or(StoreError::Corrupt("delivery preference"))?,
     })
 }
 
@@ -1059,7 +1112,24 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         created_at: int_at(Some(row), 16)?,
         last_used_at: opt_int_at(row, 17)?,
         push: (kind == TokenKind::Push).then(|| push_device_from(row)).transpose()?,
+        delivery: kind.channel().map(|_| delivered_token_from(row)).transpose()?,
         kind,
+    })
+}
+
+/// A delivered token's columns, as one typed part.
+fn delivered_token_from(row: &Row) -> Result<DeliveredToken, StoreError> {
+    let mode = opt_text_at(row, 24)?.and_then(|mode| DeliveryMode::parse(&mode));
+    let small = |value: Option<i64>| {
+        value.map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("delivery setting")))
+    };
+    Ok(DeliveredToken {
+        mode: mode.ok_or(StoreError::Corrupt("delivery mode"))?,
+        destination: opt_text_at(row, 25)?,
+        ttl_secs: small(opt_int_at(row, 26)?).transpose()?,
+        period_days: small(opt_int_at(row, 27)?).transpose()?.unwrap_or(1),
+        issued_upto: to_u64(int_at(Some(row), 28)?)?,
+        last_delivered_period: opt_int_at(row, 29)?.map(to_u64).transpose()?,
     })
 }
 

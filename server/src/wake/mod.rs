@@ -146,3 +146,25 @@ fn read_file(path: &std::path::Path) -> Result<tessera_core::secret::SecretStrin
         .map(tessera_core::secret::SecretString::new)
         .map_err(|source| WakeError::Read { path: path.display().to_string(), source })
 }
+
+/// A factory of outbound HTTPS clients (webhook, FCM, APNs, SMS gateways) that trust the platform's CAs plus
+/// those in `ca_file`, with a 10 s timeout, and follow no redirect (none of these services sends
+/// one, and one to plain HTTP would carry an alert or an access token in the clear).
+pub fn outbound_client(
+    ca_file: Option<&std::path::Path>,
+) -> Result<impl Fn() -> reqwest::ClientBuilder + Clone, String> {
+    let extra = match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("push.ca_file {}: {e}", path.display()))?;
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("push.ca_file {}: not PEM certificates: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    Ok(move || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(extra.clone())
+    })
+}

@@ -1,6 +1,12 @@
 //! Server configuration: defaults, overridden by a TOML file, overridden by environment variables
 //! and command-line flags (clap reads both, flags first).
 
+mod delivery;
+
+pub use delivery::{
+    DaycodeClock, DeliverySettings, HttpGateway, HttpMethod, SendLimits, SmsGateway, Templates,
+};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -76,6 +82,8 @@ struct FileConfig {
     tls: Option<TlsConfig>,
     #[serde(default)]
     push: FilePush,
+    #[serde(default)]
+    delivery: delivery::FileDelivery,
 }
 
 #[derive(Default, Deserialize)]
@@ -296,6 +304,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Push approval.
     pub push: PushPolicy,
+    /// Delivered passcodes (SMS, email).
+    pub delivery: DeliverySettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -415,6 +425,7 @@ impl Config {
             apns: file.push.apns.map(|apns| ApnsConfig { endpoint: trimmed_url(apns.endpoint), ..apns }),
         };
         check_push(&push)?;
+        let delivery = file.delivery.settings(&push.service_name)?;
         let limits = limits_of(&file.limits)?;
         Ok(Self {
             listen,
@@ -434,6 +445,7 @@ impl Config {
             require_application_key: file.require_application_key.unwrap_or(false),
             tls,
             push,
+            delivery,
         })
     }
 

@@ -1,0 +1,414 @@
+//! The `[delivery]` section: SMS gateways tried in order, the cost-bearing limits, message
+//! templates, real-time codes' default time to live and the Daycode clock. Everything is checked
+//! when the server starts (templates in the GSM 7-bit alphabet and one segment long, gateway
+//! secrets readable), so a mistake stops the start with a clear message instead of failing a login.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tessera_core::delivery::{DeliveryMode, Template, Ttl};
+use tessera_core::secret::SecretString;
+
+use super::ConfigError;
+
+/// The file's `[delivery]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileDelivery {
+    country_allowlist: Option<Vec<String>>,
+    default_ttl_secs: Option<u32>,
+    #[serde(default)]
+    limits: FileSendLimits,
+    #[serde(default)]
+    templates: FileTemplates,
+    #[serde(default)]
+    daycode: FileDaycode,
+    #[serde(default)]
+    sms_gateway: Vec<FileSmsGateway>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSendLimits {
+    window_secs: Option<i64>,
+    per_user_per_window: Option<i64>,
+    per_user_per_day: Option<i64>,
+    per_destination_per_day: Option<i64>,
+    global_per_hour: Option<i64>,
+    cooldown_secs: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTemplates {
+    realtime: Option<String>,
+    preload: Option<String>,
+    preload3: Option<String>,
+    daycode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDaycode {
+    time_zone: Option<String>,
+    day_starts_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmsGateway {
+    id: String,
+    kind: String,
+    method: Option<String>,
+    url: String,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    json: Option<serde_json::Value>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    secret_file: Option<PathBuf>,
+    success_status: Option<Vec<u16>>,
+    success_body_contains: Option<String>,
+    message_id_pointer: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+/// The cost-bearing limits on sending codes, counted in the database so they hold across
+/// replicas (0 turns one off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    /// The per-user window, in seconds.
+    pub window_secs: i64,
+    /// Messages a user may be sent within the window.
+    pub per_user_per_window: i64,
+    /// Messages a user may be sent per day.
+    pub per_user_per_day: i64,
+    /// Messages one phone number or address may be sent per day.
+    pub per_destination_per_day: i64,
+    /// Messages the whole server may send per hour.
+    pub global_per_hour: i64,
+    /// Seconds after one message for a token before the user may ask for another.
+    pub cooldown_secs: i64,
+}
+
+impl Default for SendLimits {
+    /// 3 per 5 minutes and 10 a day per user, 10 a day per destination, 1,000 an hour in all,
+    /// 30 seconds between sends a user asks for.
+    fn default() -> Self {
+        Self {
+            window_secs: 300,
+            per_user_per_window: 3,
+            per_user_per_day: 10,
+            per_destination_per_day: 10,
+            global_per_hour: 1_000,
+            cooldown_secs: 30,
+        }
+    }
+}
+
+/// How a generic HTTP gateway sends its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// Parameters in the query string (Kannel's `/cgi-bin/sendsms`).
+    Get,
+    /// Parameters as a form body, or the `json` template as a JSON body.
+    Post,
+}
+
+/// A generic HTTP SMS gateway: a request template filled with `{phone}`, `{message}` and
+/// `{secret}`, and the answer that counts as accepted.
+#[derive(Clone)]
+pub struct HttpGateway {
+    /// Name in logs, the audit and the outbox.
+    pub id: String,
+    /// GET or POST.
+    pub method: HttpMethod,
+    /// The endpoint.
+    pub url: String,
+    /// Query or form parameters.
+    pub params: BTreeMap<String, String>,
+    /// A JSON body template (POST only); its strings are filled like `params`.
+    pub json: Option<serde_json::Value>,
+    /// Extra request headers, filled like `params`.
+    pub headers: BTreeMap<String, String>,
+    /// The secret read from `secret_file`.
+    pub secret: Option<SecretString>,
+    /// Statuses that mean accepted.
+    pub success_status: Vec<u16>,
+    /// Text the answer's body must contain to count as accepted.
+    pub success_body_contains: Option<String>,
+    /// Where the message id sits in a JSON answer (a JSON pointer such as `/sid`).
+    pub message_id_pointer: Option<String>,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpGateway").field("id", &self.id).field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// An SMS gateway.
+#[derive(Debug, Clone)]
+pub enum SmsGateway {
+    /// A generic HTTP gateway (Kannel, most SMS providers' REST APIs).
+    Http(HttpGateway),
+}
+
+impl SmsGateway {
+    /// The gateway's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Http(gateway) => &gateway.id,
+        }
+    }
+}
+
+/// The message templates, one per mode.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    by_mode: [(DeliveryMode, Template); 4],
+}
+
+impl Templates {
+    /// The template for `mode`.
+    pub fn of(&self, mode: DeliveryMode) -> &Template {
+        let index = DeliveryMode::ALL.iter().position(|m| *m == mode).unwrap_or(0);
+        self.by_mode.get(index).map_or(&self.by_mode[0].1, |(_, template)| template)
+    }
+}
+
+/// When a Daycode period starts: local midnight (or another time of day) in a time zone.
+#[derive(Debug, Clone)]
+pub struct DaycodeClock {
+    /// The zone whose calendar days count.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Seconds after local midnight at which a day begins.
+    pub day_starts_at_secs: i64,
+}
+
+impl DaycodeClock {
+    /// Days since 1970-01-01 on the local calendar, shifted by the day boundary.
+    pub fn local_day(&self, unix_secs: u64) -> i64 {
+        let seconds = i64::try_from(unix_secs).unwrap_or(i64::MAX);
+        let Ok(now) = jiff::Timestamp::from_second(seconds) else { return 0 };
+        let local = now.to_zoned(self.time_zone.clone()).datetime();
+        let shifted =
+            local.checked_sub(jiff::SignedDuration::from_secs(self.day_starts_at_secs)).unwrap_or(local);
+        let epoch = jiff::civil::date(1970, 1, 1);
+        epoch.until(shifted.date()).map(|span| i64::from(span.get_days())).unwrap_or(0)
+    }
+}
+
+/// Delivered passcodes' settings.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// SMS gateways, tried in order.
+    pub sms_gateways: Vec<SmsGateway>,
+    /// Country calling code prefixes (`+44`) a code may be sent to; empty allows all.
+    pub country_allowlist: Vec<String>,
+    /// Real-time codes' time to live when the token sets none.
+    pub default_ttl: Ttl,
+    /// Cost-bearing limits.
+    pub limits: SendLimits,
+    /// Message templates.
+    pub templates: Templates,
+    /// The Daycode calendar.
+    pub daycode: DaycodeClock,
+}
+
+const DEFAULT_TEMPLATES: [(DeliveryMode, &str); 4] = [
+    (DeliveryMode::Realtime, "{code} is your {service} passcode. It expires in {ttl_minutes} min."),
+    (DeliveryMode::Preload, "Your next {service} passcode: {code}. Keep this message for your next login."),
+    (DeliveryMode::Preload3, "Your next {service} passcodes, one per login: {codes}"),
+    (DeliveryMode::Daycode, "Your {service} passcode for today: {code}"),
+];
+
+impl FileDelivery {
+    /// The effective settings; `service` is the name messages show (checked in GSM 7-bit too).
+    pub(super) fn settings(self, service: &str) -> Result<DeliverySettings, ConfigError> {
+        let out_of_range = |message: String| ConfigError::OutOfRange(message);
+        let default_ttl = Ttl::new(self.default_ttl_secs.unwrap_or(tessera_core::delivery::DEFAULT_TTL_SECS))
+            .map_err(|e| out_of_range(format!("delivery.default_ttl_secs: {e}")))?;
+        let given = [
+            self.templates.realtime,
+            self.templates.preload,
+            self.templates.preload3,
+            self.templates.daycode,
+        ];
+        let mut by_mode = Vec::with_capacity(4);
+        for ((mode, default), text) in DEFAULT_TEMPLATES.into_iter().zip(given) {
+            let field = format!("delivery.templates.{}", mode.as_str());
+            let template = Template::parse(text.as_deref().unwrap_or(default))
+                .map_err(|e| out_of_range(format!("{field}: {e}")))?;
+            let batch = usize::try_from(mode.batch()).unwrap_or(3);
+            template.check_sms(batch, 10, service).map_err(|e| out_of_range(format!("{field}: {e}")))?;
+            by_mode.push((mode, template));
+        }
+        let by_mode: [(DeliveryMode, Template); 4] =
+            by_mode.try_into().map_err(|_| out_of_range("delivery.templates".into()))?;
+        let country_allowlist = self.country_allowlist.unwrap_or_default();
+        if let Some(bad) = country_allowlist.iter().find(|p| {
+            p.strip_prefix('+').is_none_or(|d| d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()))
+        }) {
+            return Err(out_of_range(format!(
+                "delivery.country_allowlist: {bad:?} is not a calling code prefix such as \"+44\""
+            )));
+        }
+        let defaults = SendLimits::default();
+        let file = self.limits;
+        let limits = SendLimits {
+            window_secs: file.window_secs.unwrap_or(defaults.window_secs),
+            per_user_per_window: file.per_user_per_window.unwrap_or(defaults.per_user_per_window),
+            per_user_per_day: file.per_user_per_day.unwrap_or(defaults.per_user_per_day),
+            per_destination_per_day: file.per_destination_per_day.unwrap_or(defaults.per_destination_per_day),
+            global_per_hour: file.global_per_hour.unwrap_or(defaults.global_per_hour),
+            cooldown_secs: file.cooldown_secs.unwrap_or(defaults.cooldown_secs),
+        };
+        let values = [
+            limits.window_secs,
+            limits.per_user_per_window,
+            limits.per_user_per_day,
+            limits.per_destination_per_day,
+            limits.global_per_hour,
+            limits.cooldown_secs,
+        ];
+        if values.iter().any(|v| !(0..=10_000_000).contains(v)) {
+            return Err(out_of_range("delivery.limits: every limit must be 0 to 10000000".into()));
+        }
+        let sms_gateways = self.sms_gateway.into_iter().map(gateway).collect::<Result<Vec<_>, _>>()?;
+        let mut ids: Vec<&str> = sms_gateways.iter().map(SmsGateway::id).collect();
+        ids.sort_unstable();
+        if let Some(twice) =
+            ids.windows(2).find(|pair| pair.first() == pair.get(1)).and_then(|pair| pair.first())
+        {
+            return Err(out_of_range(format!("delivery.sms_gateway: the id {twice:?} is used twice")));
+        }
+        Ok(DeliverySettings {
+            sms_gateways,
+            country_allowlist,
+            default_ttl,
+            limits,
+            templates: Templates { by_mode },
+            daycode: daycode_clock(self.daycode)?,
+        })
+    }
+}
+
+fn daycode_clock(file: FileDaycode) -> Result<DaycodeClock, ConfigError> {
+    let zone = file.time_zone.unwrap_or_else(|| "UTC".into());
+    let time_zone = jiff::tz::TimeZone::get(&zone).map_err(|e| {
+        ConfigError::OutOfRange(format!(
+            "delivery.daycode.time_zone: {zone:?} is not a known time zone ({e})"
+        ))
+    })?;
+    let boundary = file.day_starts_at.unwrap_or_else(|| "00:00".into());
+    let time: jiff::civil::Time = boundary.parse().map_err(|_| {
+        ConfigError::OutOfRange(format!(
+            "delivery.daycode.day_starts_at: {boundary:?} is not a time such as \"04:00\""
+        ))
+    })?;
+    let day_starts_at_secs =
+        i64::from(time.hour()) * 3600 + i64::from(time.minute()) * 60 + i64::from(time.second());
+    Ok(DaycodeClock { time_zone, day_starts_at_secs })
+}
+
+fn gateway(file: FileSmsGateway) -> Result<SmsGateway, ConfigError> {
+    let field = format!("delivery.sms_gateway {:?}", file.id);
+    let bad = |message: &str| ConfigError::OutOfRange(format!("{field}: {message}"));
+    if file.id.is_empty()
+        || file.id.len() > 64
+        || file.id.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(bad("id must be 1 to 64 characters without spaces"));
+    }
+    if file.kind != "http" {
+        return Err(bad(&format!("kind {:?} is not supported here: use \"http\"", file.kind)));
+    }
+    let method = match file.method.as_deref().unwrap_or("POST") {
+        "GET" | "get" => HttpMethod::Get,
+        "POST" | "post" => HttpMethod::Post,
+        other => return Err(bad(&format!("method {other:?} must be GET or POST"))),
+    };
+    if method == HttpMethod::Get && file.json.is_some() {
+        return Err(bad("a json body needs method = \"POST\""));
+    }
+    let url = reqwest::Url::parse(&file.url).map_err(|e| bad(&format!("url {:?}: {e}", file.url)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("url must be http:// or https://"));
+    }
+    let secret = file.secret_file.as_deref().map(read_secret).transpose().map_err(|e| bad(&e))?;
+    let uses_secret = file.params.values().chain(file.headers.values()).any(|v| v.contains("{secret}"))
+        || file.json.as_ref().is_some_and(|json| json.to_string().contains("{secret}"));
+    if uses_secret && secret.is_none() {
+        return Err(bad("{secret} is used but no secret_file is given"));
+    }
+    let success_status = file.success_status.unwrap_or_else(|| vec![200, 201, 202]);
+    if success_status.is_empty() || success_status.iter().any(|s| !(100..=599).contains(s)) {
+        return Err(bad("success_status must list HTTP statuses (100 to 599)"));
+    }
+    let timeout_secs = file.timeout_secs.unwrap_or(5);
+    if !(1..=60).contains(&timeout_secs) {
+        return Err(bad("timeout_secs must be 1 to 60"));
+    }
+    Ok(SmsGateway::Http(HttpGateway {
+        id: file.id,
+        method,
+        url: file.url,
+        params: file.params,
+        json: file.json,
+        headers: file.headers,
+        secret,
+        success_status,
+        success_body_contains: file.success_body_contains,
+        message_id_pointer: file.message_id_pointer,
+        timeout: Duration::from_secs(timeout_secs),
+    }))
+}
+
+/// A secret file's first line.
+fn read_secret(path: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or_default().trim().to_owned();
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretString::new(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(zone: &str, starts: &str) -> DaycodeClock {
+        daycode_clock(FileDaycode { time_zone: Some(zone.into()), day_starts_at: Some(starts.into()) })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_local_day_follows_the_zone_and_the_boundary() {
+        let utc = clock("UTC", "00:00");
+        assert_eq!(utc.local_day(86_400 * 20_000), 20_000);
+        assert_eq!(utc.local_day(86_400 * 20_000 - 1), 19_999);
+        let london_at_four = clock("Europe/London", "04:00");
+        let three_am_in_london = 1_751_328_000 + 2 * 3600;
+        assert_eq!(london_at_four.local_day(three_am_in_london), utc.local_day(three_am_in_london) - 1);
+        assert!(
+            daycode_clock(FileDaycode { time_zone: Some("Mars/Olympus".into()), day_starts_at: None })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn templates_outside_gsm7_or_one_segment_stop_the_start() {
+        let file = FileDelivery {
+            templates: FileTemplates { preload3: Some("✓ {codes}".into()), ..FileTemplates::default() },
+            ..FileDelivery::default()
+        };
+        let error = file.settings("Tessera").unwrap_err().to_string();
+        assert!(error.contains("delivery.templates.preload3") && error.contains("GSM 7-bit"), "{error}");
+    }
+}

@@ -1,0 +1,156 @@
+//! Delivered passcodes on the server: where a delivered token's codes go, and the sender that
+//! empties the outbox through the configured gateways.
+//!
+//! [`Delivery`] is its own object, owned by the service like push. `validate` and enrolment queue
+//! messages through `Store::queue_message` in the same transaction as the state that needs them,
+//! then call [`Delivery::wake`]; the sender ([`Delivery::run_sender`], one per replica) claims
+//! due messages, computes their codes from the sealed seed only now, renders the mode's template
+//! and tries the gateways in order, retrying with back-off. Nothing here calls back into the
+//! service.
+//!
+//! | file | what |
+//! |---|---|
+//! | `sender.rs` | the outbox loop: claim, render, send, record, retry |
+//! | `gateway.rs` | one message through a generic HTTP gateway (Kannel, REST providers) |
+
+mod gateway;
+mod sender;
+
+use std::sync::Arc;
+
+use tessera_core::delivery::{EmailAddress, PhoneNumber, Ttl, daycode_period};
+use tokio::sync::{Notify, watch};
+
+use crate::config::{Config, DeliverySettings};
+use crate::error::ServiceError;
+use crate::keys::ServerKey;
+use crate::store::{Channel, Store, TokenRow, UserRow};
+use crate::wake::outbound_client;
+
+/// Delivered passcodes: the settings, the gateways' HTTP client and the sender's wake-up.
+pub struct Delivery {
+    store: Store,
+    key: Arc<ServerKey>,
+    settings: DeliverySettings,
+    service_name: String,
+    http: reqwest::Client,
+    due: Notify,
+    stopping: watch::Sender<bool>,
+}
+
+/// Why a delivered token has nowhere to send to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoDestination {
+    /// Neither the token nor the user has a phone number or address.
+    #[error("no {0} is set for this user or token")]
+    Missing(&'static str),
+    /// The stored number or address does not parse.
+    #[error("the stored {0} is not valid")]
+    Invalid(&'static str),
+    /// The number's country is not in `delivery.country_allowlist`.
+    #[error("codes may not be sent to this country")]
+    CountryNotAllowed,
+}
+
+impl Delivery {
+    /// Delivery over the database and the server key, configured by `config`'s `[delivery]`.
+    pub fn new(store: Store, key: Arc<ServerKey>, config: &Config) -> Result<Self, ServiceError> {
+        let outbound = outbound_client(config.push.ca_file.as_deref()).map_err(ServiceError::InvalidInput)?;
+        let http = outbound().build().map_err(|e| ServiceError::InvalidInput(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            store,
+            key,
+            settings: config.delivery.clone(),
+            service_name: config.push.service_name.clone(),
+            http,
+            due: Notify::new(),
+            stopping: watch::Sender::new(false),
+        })
+    }
+
+    /// The `[delivery]` settings.
+    pub fn settings(&self) -> &DeliverySettings {
+        &self.settings
+    }
+
+    /// The name messages show.
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+
+    /// Tells this replica's sender that a message was queued.
+    pub fn wake(&self) {
+        self.due.notify_one();
+    }
+
+    /// Stops the sender after the message it is sending.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+        self.due.notify_one();
+    }
+
+    /// Where `token`'s codes go: its own destination, or its owner's phone or email, checked.
+    pub fn destination_of(&self, user: &UserRow, token: &TokenRow) -> Result<String, NoDestination> {
+        let channel = token.kind.channel().unwrap_or(Channel::Sms);
+        self.destination(user, channel, token.delivery.as_ref().and_then(|d| d.destination.as_deref()))
+    }
+
+    /// Where codes on `channel` go: `own` (a token's destination), or the user's phone or email.
+    pub fn destination(
+        &self,
+        user: &UserRow,
+        channel: Channel,
+        own: Option<&str>,
+    ) -> Result<String, NoDestination> {
+        let own = own.map(str::to_owned);
+        match channel {
+            Channel::Sms => {
+                let text =
+                    own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?;
+                let phone = PhoneNumber::parse(&text).map_err(|_| NoDestination::Invalid("phone number"))?;
+                let allowed = &self.settings.country_allowlist;
+                if !allowed.is_empty()
+                    && !allowed.iter().any(|prefix| phone.as_str().starts_with(prefix.as_str()))
+                {
+                    return Err(NoDestination::CountryNotAllowed);
+                }
+                Ok(phone.as_str().to_owned())
+            }
+            Channel::Email => {
+                let text =
+                    own.or_else(|| user.email.clone()).ok_or(NoDestination::Missing("email address"))?;
+                let address =
+                    EmailAddress::parse(&text).map_err(|_| NoDestination::Invalid("email address"))?;
+                Ok(address.as_str().to_owned())
+            }
+        }
+    }
+
+    /// The masked form of a destination a login screen may show.
+    pub fn masked(channel: Channel, destination: &str) -> String {
+        match channel {
+            Channel::Sms => {
+                PhoneNumber::parse(destination).map(|p| p.masked()).unwrap_or_else(|_| "your phone".into())
+            }
+            Channel::Email => {
+                EmailAddress::parse(destination).map(|a| a.masked()).unwrap_or_else(|_| "your email".into())
+            }
+        }
+    }
+
+    /// A real-time token's time to live: its own, or the server's default.
+    pub fn ttl(&self, token: &TokenRow) -> Ttl {
+        token
+            .delivery
+            .as_ref()
+            .and_then(|d| d.ttl_secs)
+            .and_then(|secs| Ttl::new(secs).ok())
+            .unwrap_or(self.settings.default_ttl)
+    }
+
+    /// The Daycode period `now` falls in for `token`.
+    pub fn period_at(&self, token: &TokenRow, now: u64) -> u64 {
+        let days = token.delivery.as_ref().map_or(1, |d| d.period_days);
+        daycode_period(self.settings.daycode.local_day(now), days)
+    }
+}

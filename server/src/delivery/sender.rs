@@ -1,0 +1,186 @@
+//! The outbox loop: claim due messages, compute their codes from the sealed seed, render the
+//! mode's template, try the gateways in order, and record the outcome (retried with back-off).
+//! A message for a real-time challenge that ended before it could be sent is dropped, never sent
+//! late.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tessera_core::delivery::{MessageValues, codes};
+use tessera_core::otp::{Algorithm, Digits};
+
+use super::Delivery;
+use super::gateway::{Outgoing, send_http};
+use crate::clock::now_i64;
+use crate::config::SmsGateway;
+use crate::store::{AuditResult, ChallengeStatus, Channel, DeliveryRow, NewAudit, SendResult};
+
+/// Messages claimed per round.
+const BATCH: i64 = 32;
+/// How long a claim holds before another sender may take the message.
+const LEASE_SECS: i64 = 60;
+/// Tries before a message is given up.
+const MAX_TRIES: u32 = 5;
+/// How often the outbox is looked at when nothing woke the sender (other replicas' messages,
+/// retries that came due).
+const POLL: Duration = Duration::from_millis(500);
+
+impl Delivery {
+    /// Sends due messages until [`Delivery::stop`].
+    pub async fn run_sender(&self) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let sent = match self.send_due().await {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::warn!(%error, "the outbox could not be read; trying again");
+                    0
+                }
+            };
+            if sent == 0 {
+                tokio::select! {
+                    () = self.due.notified() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Claims and sends one round of due messages; how many it claimed.
+    pub async fn send_due(&self) -> Result<usize, crate::store::StoreError> {
+        let now = now_i64();
+        let claimed = self.store.claim_deliveries(now, now + LEASE_SECS, BATCH).await?;
+        let count = claimed.len();
+        join_all(claimed.iter().map(|message| self.send_one(message))).await;
+        Ok(count)
+    }
+
+    async fn send_one(&self, message: &DeliveryRow) {
+        let outcome = self.attempt(message).await;
+        let now = now_i64();
+        let result = match &outcome {
+            Ok((gateway, id)) => SendResult::Sent { gateway, provider_message_id: id.as_deref() },
+            Err(failure) => SendResult::Failed {
+                gateway: failure.gateway.as_deref(),
+                error: &failure.error,
+                retry_at: (failure.retry && message.attempts < MAX_TRIES)
+                    .then(|| now + (1i64 << message.attempts.min(6))),
+            },
+        };
+        match self.store.record_send(message, &result, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(delivery = message.id, "a message's claim ran out while it was being sent")
+            }
+            Err(error) => {
+                tracing::warn!(delivery = message.id, %error, "the outcome of a send could not be recorded")
+            }
+        }
+        match &result {
+            SendResult::Sent { gateway, .. } => {
+                tracing::info!(
+                    delivery = message.id,
+                    channel = message.channel.as_str(),
+                    gateway,
+                    "message sent"
+                );
+            }
+            SendResult::Failed { error, retry_at, .. } => {
+                tracing::warn!(delivery = message.id, error, retry = retry_at.is_some(), "message not sent");
+                if retry_at.is_none() {
+                    self.audit_failure(message, error).await;
+                }
+            }
+        }
+    }
+
+    /// One try: the message rendered and offered to each gateway in turn.
+    async fn attempt(&self, message: &DeliveryRow) -> Result<(String, Option<String>), Failure> {
+        if let Some(id) = &message.challenge_id {
+            let live = self.store.challenge(id).await.map_err(Failure::retry)?;
+            if !live.is_some_and(|c| c.status == ChallengeStatus::Pending && c.expires_at > now_i64()) {
+                return Err(Failure::final_("the login ended before the code could be sent"));
+            }
+        }
+        let Some(token_id) = message.token_id else {
+            return Err(Failure::final_("the token was deleted"));
+        };
+        let token = self.store.token_by_id(token_id).await.map_err(Failure::retry)?;
+        let Some(token) = token.filter(|t| t.state.enabled) else {
+            return Err(Failure::final_("the token was deleted or disabled"));
+        };
+        let seed =
+            token.open_seed(&self.key).map_err(|_| Failure::final_("the token's seed cannot be opened"))?;
+        let algorithm =
+            Algorithm::parse(&token.algorithm).map_err(|_| Failure::final_("the token is damaged"))?;
+        let digits = Digits::new(u8::try_from(token.digits).unwrap_or(0))
+            .map_err(|_| Failure::final_("the token is damaged"))?;
+        let codes = codes(&seed, algorithm, digits, message.counter_from..message.counter_to);
+        let values = MessageValues { codes: &codes, ttl: Some(self.ttl(&token)), service: &message.service };
+        let text = self.settings.templates.of(message.mode).render(&values);
+        let outgoing = Outgoing { to: &message.destination, text, codes };
+        match message.channel {
+            Channel::Sms => self.through_sms_gateways(&outgoing).await,
+            Channel::Email => Err(Failure::final_("email delivery is not configured on this server")),
+        }
+    }
+
+    async fn through_sms_gateways(
+        &self,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<(String, Option<String>), Failure> {
+        let mut last = Failure::final_("no SMS gateway is configured ([[delivery.sms_gateway]])");
+        for gateway in &self.settings.sms_gateways {
+            let sent = match gateway {
+                SmsGateway::Http(http) => send_http(http, &self.http, outgoing).await,
+            };
+            match sent {
+                Ok(id) => return Ok((gateway.id().to_owned(), id)),
+                Err(error) => {
+                    tracing::warn!(gateway = gateway.id(), %error, "gateway refused a message; trying the next");
+                    last = Failure { gateway: Some(gateway.id().to_owned()), error, retry: true };
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn audit_failure(&self, message: &DeliveryRow, error: &str) {
+        let username = self.store.username_of(message.user_id).await.ok().flatten();
+        let reason = format!("{} message {} not sent: {error}", message.channel.as_str(), message.id);
+        let audit = NewAudit {
+            at_ms: crate::clock::unix_now_ms(),
+            actor: "delivery",
+            action: "delivery.send",
+            username: username.as_deref(),
+            serial: None,
+            client_ip: None,
+            result: AuditResult::Reject,
+            reason: Some(&reason),
+        };
+        if let Err(error) = self.store.audit(&audit).await {
+            tracing::warn!(%error, "a failed send could not be audited");
+        }
+    }
+}
+
+/// Why a try failed, and whether another try may succeed.
+struct Failure {
+    gateway: Option<String>,
+    error: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn retry(error: crate::store::StoreError) -> Self {
+        Self { gateway: None, error: error.to_string(), retry: true }
+    }
+
+    fn final_(error: &str) -> Self {
+        Self { gateway: None, error: error.to_owned(), retry: false }
+    }
+}

@@ -1,0 +1,145 @@
+//! Codes by text message through a real gateway: `tessera-server` → Kannel's `smsbox`
+//! (`/cgi-bin/sendsms`) → `bearerbox` → Kannel's fake SMSC, which prints every message it gets.
+//! The test reads each code from what the SMSC received, as the user reads their phone, and logs
+//! in with it: a real-time code inside its challenge, the pre-loaded chain across logins, three
+//! codes per message, the Daycode reused within its period, "send me new codes", and a first
+//! gateway that is down (the second one takes the message).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::kannel_gateway::kannel;
+use crate::server_support::{Db, Server};
+
+/// One user per scenario, each with their own phone number (the SMSC is shared by the suite).
+fn sms_user(server: &Server, username: &str, phone: &str, mode: &str) -> String {
+    let (status, body) = server.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({ "username": username, "password": "2580", "phone": phone })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server.admin(
+        "POST",
+        &format!("/api/v1/users/{username}/tokens"),
+        Some(json!({ "kind": "sms", "mode": mode })),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.get("otpauth_uri").is_none() && body.get("qr_png_base64").is_none(),
+        "the seed stays on the server: {body}"
+    );
+    body["serial"].as_str().unwrap().to_owned()
+}
+
+/// A server whose gateways are a closed port first, then Kannel; no resend cool-down, so one
+/// scenario can ask for new codes right after a login.
+fn server_with_kannel() -> Server {
+    let kannel = kannel();
+    let dead_port = crate::server_support::free_port();
+    let toml = format!(
+        "[delivery.limits]\ncooldown_secs = 0\nper_user_per_window = 20\n\n\
+         [[delivery.sms_gateway]]\nid = \"down\"\nkind = \"http\"\nmethod = \"GET\"\n\
+         url = \"http://127.0.0.1:{dead_port}/cgi-bin/sendsms\"\nparams = {{ to = \"{{phone}}\", text = \"{{message}}\" }}\n\
+         timeout_secs = 2\n\n{}",
+        kannel.config_toml("kannel")
+    );
+    Server::start(Db::Sqlite, &toml)
+}
+
+/// The six-digit codes in a text message, in order.
+fn codes_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_digit()).filter(|word| word.len() == 6).map(str::to_owned).collect()
+}
+
+fn login(server: &Server, username: &str, passcode: &str) -> Value {
+    let (status, body) = server.validate(username, Some("2580"), passcode);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn finish(server: &Server, username: &str, transaction_id: &str, passcode: &str) -> Value {
+    let (status, body) = server.post(
+        "/api/v1/validate",
+        &json!({ "username": username, "transaction_id": transaction_id, "passcode": passcode }),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn every_sms_mode_logs_in_with_codes_read_from_kannels_smsc() {
+    let kannel = kannel();
+    let server = server_with_kannel();
+
+    let phone = "+447700900101";
+    sms_user(&server, "rita", phone, "realtime");
+    let before = kannel.messages_to(phone).len();
+    let challenge = login(&server, "rita", "");
+    assert_eq!(
+        (challenge["result"].as_str(), challenge["channel"].as_str()),
+        (Some("challenge"), Some("sms")),
+        "{challenge}"
+    );
+    assert_eq!(challenge["destination"], "+44 ••• ••101");
+    assert!(challenge["expires_at"].as_i64().is_some(), "{challenge}");
+    let transaction = challenge["transaction_id"].as_str().unwrap();
+    let message = kannel.wait_for_message(phone, before, WAIT);
+    assert!(message.text.contains("It expires in 5 min"), "{}", message.text);
+    let code = codes_in(&message.text).remove(0);
+    assert_eq!(login(&server, "rita", &code)["result"], "reject", "a real-time code needs its challenge");
+    assert_eq!(finish(&server, "rita", transaction, &code)["result"], "accept");
+    assert_eq!(finish(&server, "rita", transaction, &code)["result"], "reject", "once");
+
+    let phone = "+447700900102";
+    let before = kannel.messages_to(phone).len();
+    sms_user(&server, "pete", phone, "preload");
+    let mut message = kannel.wait_for_message(phone, before, WAIT);
+    for round in 0..3 {
+        let code = codes_in(&message.text).remove(0);
+        assert_eq!(login(&server, "pete", &code)["result"], "accept", "login {round} with {}", message.text);
+        message = kannel.wait_for_message(phone, before + round + 1, WAIT);
+    }
+    let unused = codes_in(&message.text).remove(0);
+    let fresh = login(&server, "pete", "sms");
+    assert_eq!(fresh["result"], "challenge", "{fresh}");
+    let renewed = kannel.wait_for_message(phone, before + 4, WAIT);
+    assert_eq!(login(&server, "pete", &unused)["result"], "reject", "new codes void the unused one");
+    assert_eq!(login(&server, "pete", &codes_in(&renewed.text).remove(0))["result"], "accept");
+
+    let phone = "+447700900103";
+    let before = kannel.messages_to(phone).len();
+    sms_user(&server, "tess", phone, "preload3");
+    let message = kannel.wait_for_message(phone, before, WAIT);
+    let three = codes_in(&message.text);
+    assert_eq!(three.len(), 3, "{}", message.text);
+    assert!(message.text.chars().count() <= 160, "one segment: {}", message.text);
+    for code in &three {
+        assert_eq!(login(&server, "tess", code)["result"], "accept");
+    }
+    let next = kannel.wait_for_message(phone, before + 1, WAIT);
+    assert_eq!(codes_in(&next.text).len(), 3, "the next three when the last was used");
+
+    let phone = "+447700900104";
+    let before = kannel.messages_to(phone).len();
+    sms_user(&server, "dora", phone, "daycode");
+    let message = kannel.wait_for_message(phone, before, WAIT);
+    let daycode = codes_in(&message.text).remove(0);
+    assert_eq!(login(&server, "dora", &daycode)["result"], "accept");
+    assert_eq!(login(&server, "dora", &daycode)["result"], "accept", "reusable within its period");
+
+    let (status, deliveries) = server.admin("GET", "/api/v1/deliveries?limit=50", None);
+    assert_eq!(status, 200, "{deliveries}");
+    let rows = deliveries.as_array().unwrap();
+    assert!(rows.iter().all(|row| row["status"] == "sent" && row["gateway"] == "kannel"), "{deliveries}");
+    assert!(
+        rows.iter().any(|row| row["error"].as_str().is_none()) && !deliveries.to_string().contains(&daycode),
+        "no code is stored or shown: {deliveries}"
+    );
+    let logs = server.logs();
+    assert!(logs.contains("gateway refused a message; trying the next"), "the dead gateway was tried first");
+    assert!(!logs.contains(&daycode), "no code in the logs");
+}
