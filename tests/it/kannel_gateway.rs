@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ pub struct Kannel {
     secret_file: PathBuf,
     received: Mutex<Vec<SmsMessage>>,
     arrived: Condvar,
+    _processes: Vec<Child>,
     _dir: tempfile::TempDir,
 }
 
@@ -68,7 +69,7 @@ fn start() -> &'static Kannel {
     let secret_file = dir.path().join("kannel.pw");
     std::fs::write(&secret_file, format!("{PASSWORD}\n")).unwrap();
     let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
-    let mut pids = Vec::new();
+    let mut processes = Vec::new();
     let bearerbox = Command::new("/usr/sbin/bearerbox")
         .args(["-v", "1"])
         .arg(&config)
@@ -76,7 +77,7 @@ fn start() -> &'static Kannel {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    pids.push(bearerbox.id());
+    processes.push(bearerbox);
     wait_for_port(smsc, "bearerbox's fake SMSC port", &dir);
     let mut fakesmsc = Command::new("/usr/lib/kannel/test/fakesmsc")
         .args(["-H", "127.0.0.1", "-r", &smsc.to_string(), "-m", "0", "0 0 text nop"])
@@ -84,7 +85,9 @@ fn start() -> &'static Kannel {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    pids.push(fakesmsc.id());
+    let stdout = fakesmsc.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let stderr = fakesmsc.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    processes.push(fakesmsc);
     let smsbox_process = Command::new("/usr/sbin/smsbox")
         .args(["-v", "1"])
         .arg(&config)
@@ -92,9 +95,9 @@ fn start() -> &'static Kannel {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    pids.push(smsbox_process.id());
-    let pid_list: Vec<String> = pids.iter().map(u32::to_string).collect();
-    Command::new("sh")
+    processes.push(smsbox_process);
+    let pid_list: Vec<String> = processes.iter().map(|p| p.id().to_string()).collect();
+    let watchdog = Command::new("sh")
         .args([
             "-c",
             &format!(
@@ -108,16 +111,16 @@ fn start() -> &'static Kannel {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    processes.push(watchdog);
     wait_for_port(sendsms, "smsbox's sendsms port", &dir);
     let kannel: &'static Kannel = Box::leak(Box::new(Kannel {
         sendsms_url: format!("http://127.0.0.1:{sendsms}/cgi-bin/sendsms"),
         secret_file,
         received: Mutex::new(Vec::new()),
         arrived: Condvar::new(),
+        _processes: processes,
         _dir: dir,
     }));
-    let stdout = fakesmsc.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-    let stderr = fakesmsc.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
     for stream in [stdout, stderr].into_iter().flatten() {
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
