@@ -398,7 +398,7 @@ fn bad_requests_get_clear_4xx_errors(db: Db) {
         (
             "/api/v1/users/nobody/tokens",
             "application/json",
-            "{\"kind\":\"sms\"}".to_owned(),
+            "{\"kind\":\"fax\"}".to_owned(),
             422,
             "unknown variant",
         ),
