@@ -21,6 +21,7 @@ packages=(
                                      # xwd for screenshots, python3-xlib to play the window manager
   default-jre-headless libjna-java   # the mobile library's Kotlin bindings, run on the JVM through JNA
   kannel kannel-extras               # a real SMS gateway (smsbox's sendsms, bearerbox, the fake SMSC) for SMS codes
+  python3-aiosmtpd                   # a real SMTP server (STARTTLS, AUTH) for codes by email
 )
 
 missing=()

@@ -3,7 +3,8 @@
 //! The test reads each code from what the SMSC received, as the user reads their phone, and logs
 //! in with it: a real-time code inside its challenge, the pre-loaded chain across logins, three
 //! codes per message, the Daycode reused within its period, "send me new codes", and a first
-//! gateway that is down (the second one takes the message).
+//! gateway that is down (the second one takes the message). And codes by email through a real SMTP
+//! server that requires STARTTLS and AUTH.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::kannel_gateway::kannel;
 use crate::server_support::{Db, Server};
+use crate::smtp_server::smtp_server;
 
 /// One user per scenario, each with their own phone number (the SMSC is shared by the suite).
 fn sms_user(server: &Server, username: &str, phone: &str, mode: &str) -> String {
@@ -142,4 +144,43 @@ fn every_sms_mode_logs_in_with_codes_read_from_kannels_smsc() {
     let logs = server.logs();
     assert!(logs.contains("gateway refused a message; trying the next"), "the dead gateway was tried first");
     assert!(!logs.contains(&daycode), "no code in the logs");
+}
+
+#[test]
+fn an_administrator_enables_email_and_the_user_logs_in_with_the_code_from_a_real_smtp_server() {
+    let mail = smtp_server();
+    let server =
+        Server::start(Db::Sqlite, &format!("[delivery.limits]\ncooldown_secs = 0\n\n{}", mail.config_toml()));
+    let (status, body) = server.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({ "username": "emma", "password": "2580", "email": "emma@example.com" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) =
+        server.admin("PATCH", "/api/v1/users/emma", Some(json!({ "delivery_preference": "email" })));
+    assert_eq!((status, body["delivery_preference"].as_str()), (200, Some("email")), "{body}");
+    let (status, body) =
+        server.admin("POST", "/api/v1/users/emma/tokens", Some(json!({ "kind": "email", "ttl_secs": 120 })));
+    assert_eq!(status, 201, "{body}");
+
+    let before = mail.messages_to("emma@example.com").len();
+    let challenge = login(&server, "emma", "");
+    assert_eq!(
+        (challenge["channel"].as_str(), challenge["destination"].as_str()),
+        (Some("email"), Some("e•••@example.com")),
+        "{challenge}"
+    );
+    let message = mail.wait_for_message("emma@example.com", before, WAIT);
+    assert!(message.contains("Subject: Your Tessera passcode"), "{message}");
+    let (_, body) = message.split_once("\r\n\r\n").unwrap();
+    let code = codes_in(body).remove(0);
+    assert!(body.contains("It expires in 2 min"), "{body}");
+    let transaction = challenge["transaction_id"].as_str().unwrap();
+    assert_eq!(finish(&server, "emma", transaction, &code)["result"], "accept");
+
+    let (status, deliveries) = server.admin("GET", "/api/v1/deliveries?username=emma", None);
+    assert_eq!(status, 200);
+    assert_eq!(deliveries[0]["status"], "sent", "{deliveries}");
+    assert!(deliveries[0]["provider_message_id"].as_str().unwrap().contains("queued as E2E"), "{deliveries}");
 }

@@ -24,5 +24,6 @@ mod oneswipe;
 mod push;
 mod review;
 mod server;
+mod smtp_server;
 mod support;
 mod wake;

@@ -27,6 +27,61 @@ pub(super) struct FileDelivery {
     daycode: FileDaycode,
     #[serde(default)]
     sms_gateway: Vec<FileSmsGateway>,
+    email: Option<FileEmail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEmail {
+    url: String,
+    tls: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    from: String,
+    subject: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS, which the server must offer (port 587).
+    Starttls,
+    /// TLS from the first byte (`smtps://`, port 465).
+    Implicit,
+    /// No TLS: only to a mail server on this machine.
+    None,
+}
+
+/// The mail server codes by email go through.
+#[derive(Clone)]
+pub struct EmailSettings {
+    /// Host name (checked against its certificate).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub tls: EmailTls,
+    /// SMTP AUTH user name and password (from `password_file`), when the server wants them.
+    pub credentials: Option<(String, SecretString)>,
+    /// The sender, as `Name <address>` or an address.
+    pub from: String,
+    /// The subject template (`{service}` only).
+    pub subject: String,
+    /// Extra CA certificates (PEM) trusted for the mail server.
+    pub ca_file: Option<PathBuf>,
+    /// How long one message may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +273,8 @@ pub struct DeliverySettings {
     pub templates: Templates,
     /// The Daycode calendar.
     pub daycode: DaycodeClock,
+    /// The mail server, when codes may be sent by email.
+    pub email: Option<EmailSettings>,
 }
 
 const DEFAULT_TEMPLATES: [(DeliveryMode, &str); 4] = [
@@ -294,8 +351,66 @@ impl FileDelivery {
             limits,
             templates: Templates { by_mode },
             daycode: daycode_clock(self.daycode)?,
+            email: self.email.map(email).transpose()?,
         })
     }
+}
+
+fn email(file: FileEmail) -> Result<EmailSettings, ConfigError> {
+    let bad = |message: String| ConfigError::OutOfRange(format!("delivery.email: {message}"));
+    let url = reqwest::Url::parse(&file.url).map_err(|e| bad(format!("url {:?}: {e}", file.url)))?;
+    let implicit = match url.scheme() {
+        "smtp" => false,
+        "smtps" => true,
+        other => return Err(bad(format!("url must be smtp:// or smtps://, not {other}://"))),
+    };
+    let host =
+        url.host_str().ok_or_else(|| bad("url has no host".into()))?.trim_matches(['[', ']']).to_owned();
+    let tls = match (file.tls.as_deref(), implicit) {
+        (Some("tls") | None, true) => EmailTls::Implicit,
+        (Some("starttls") | None, false) => EmailTls::Starttls,
+        (Some("none"), false) => EmailTls::None,
+        (Some(other), _) => {
+            return Err(bad(format!(
+                "tls = {other:?} does not fit {}: use \"starttls\" with smtp://, \"tls\" with smtps://, or \"none\" with smtp:// to this machine",
+                file.url
+            )));
+        }
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if tls == EmailTls::None && !loopback {
+        return Err(bad(format!(
+            "tls = \"none\" sends codes and passwords in the clear: it is allowed only to a mail server on this machine, not {host}"
+        )));
+    }
+    let port = url.port().unwrap_or(if implicit { 465 } else { 587 });
+    let credentials = match (file.username, file.password_file) {
+        (Some(user), Some(path)) => Some((user, read_secret(&path).map_err(bad)?)),
+        (None, None) => None,
+        _ => return Err(bad("username and password_file go together".into())),
+    };
+    let from = file.from.trim().to_owned();
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(bad(format!("from = {from:?} is not an address such as \"Tessera <2fa@example.com>\"")));
+    }
+    let subject = file.subject.unwrap_or_else(|| "Your {service} passcode".into());
+    if subject.chars().any(char::is_control) || subject.chars().count() > 200 {
+        return Err(bad("subject must be one line of at most 200 characters".into()));
+    }
+    let timeout_secs = file.timeout_secs.unwrap_or(10);
+    if !(1..=60).contains(&timeout_secs) {
+        return Err(bad("timeout_secs must be 1 to 60".into()));
+    }
+    Ok(EmailSettings {
+        host,
+        port,
+        tls,
+        credentials,
+        from,
+        subject,
+        ca_file: file.ca_file,
+        timeout: Duration::from_secs(timeout_secs),
+    })
 }
 
 fn daycode_clock(file: FileDaycode) -> Result<DaycodeClock, ConfigError> {
@@ -400,6 +515,32 @@ mod tests {
             daycode_clock(FileDaycode { time_zone: Some("Mars/Olympus".into()), day_starts_at: None })
                 .is_err()
         );
+    }
+
+    fn email_config(url: &str, tls: Option<&str>) -> Result<EmailSettings, ConfigError> {
+        email(FileEmail {
+            url: url.into(),
+            tls: tls.map(Into::into),
+            username: None,
+            password_file: None,
+            from: "Tessera <2fa@example.com>".into(),
+            subject: None,
+            ca_file: None,
+            timeout_secs: None,
+        })
+    }
+
+    #[test]
+    fn plain_smtp_is_allowed_only_to_this_machine_and_tls_must_fit_the_url() {
+        let error = email_config("smtp://mail.example.com:25", Some("none")).unwrap_err().to_string();
+        assert!(error.contains("in the clear") && error.contains("mail.example.com"), "{error}");
+        assert_eq!(email_config("smtp://127.0.0.1:2525", Some("none")).unwrap().tls, EmailTls::None);
+        let starttls = email_config("smtp://mail.example.com", None).unwrap();
+        assert_eq!((starttls.tls, starttls.port), (EmailTls::Starttls, 587));
+        let implicit = email_config("smtps://mail.example.com", None).unwrap();
+        assert_eq!((implicit.tls, implicit.port), (EmailTls::Implicit, 465));
+        assert!(email_config("smtps://mail.example.com", Some("starttls")).is_err());
+        assert!(email_config("http://mail.example.com", None).is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 mod delivery;
 
 pub use delivery::{
-    DaycodeClock, DeliverySettings, HttpGateway, HttpMethod, SendLimits, SmsGateway, Templates,
+    DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits, SmsGateway,
+    Templates,
 };
 
 use std::net::SocketAddr;

@@ -12,7 +12,9 @@
 //! |---|---|
 //! | `sender.rs` | the outbox loop: claim, render, send, record, retry |
 //! | `gateway.rs` | one message through a generic HTTP gateway (Kannel, REST providers) |
+//! | `email.rs` | one message through an SMTP server (STARTTLS or TLS required, lettre) |
 
+mod email;
 mod gateway;
 mod sender;
 
@@ -34,6 +36,7 @@ pub struct Delivery {
     settings: DeliverySettings,
     service_name: String,
     http: reqwest::Client,
+    mailer: Option<email::Mailer>,
     due: Notify,
     stopping: watch::Sender<bool>,
 }
@@ -57,9 +60,17 @@ impl Delivery {
     pub fn new(store: Store, key: Arc<ServerKey>, config: &Config) -> Result<Self, ServiceError> {
         let outbound = outbound_client(config.push.ca_file.as_deref()).map_err(ServiceError::InvalidInput)?;
         let http = outbound().build().map_err(|e| ServiceError::InvalidInput(format!("HTTP client: {e}")))?;
+        let mailer = config
+            .delivery
+            .email
+            .as_ref()
+            .map(email::Mailer::new)
+            .transpose()
+            .map_err(ServiceError::InvalidInput)?;
         Ok(Self {
             store,
             key,
+            mailer,
             settings: config.delivery.clone(),
             service_name: config.push.service_name.clone(),
             http,

@@ -125,7 +125,14 @@ impl Delivery {
         let outgoing = Outgoing { to: &message.destination, text, codes };
         match message.channel {
             Channel::Sms => self.through_sms_gateways(&outgoing).await,
-            Channel::Email => Err(Failure::final_("email delivery is not configured on this server")),
+            Channel::Email => match &self.mailer {
+                Some(mailer) => mailer
+                    .send(&outgoing, &message.service)
+                    .await
+                    .map(|answer| ("email".to_owned(), answer))
+                    .map_err(|error| Failure { gateway: Some("email".into()), error, retry: true }),
+                None => Err(Failure::final_("email delivery is not configured ([delivery.email])")),
+            },
         }
     }
 
