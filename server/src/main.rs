@@ -9,7 +9,9 @@ use tessera_core::delivery::DeliveryMode;
 use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_server::config::{Config, ConfigArgs};
-use tessera_server::service::{Actor, EnrollRequest, NewUser, Service, TokenKind, UserChanges};
+use tessera_server::service::{
+    Actor, EnrollRequest, NewUser, Service, TemporaryPasscodeRequest, TokenKind, UserChanges,
+};
 use tessera_server::store::{AuditFilter, DeliveryPreference};
 use tessera_server::{ServerError, init_logging, open_service, serve};
 
@@ -110,6 +112,17 @@ enum AdminCommand {
     UnlockUser {
         /// User name
         username: String,
+    },
+    /// Issue a temporary passcode for a user (printed once; stored only as a hash)
+    TemporaryPasscode {
+        /// User name
+        username: String,
+        /// Hours it works, 1 to 720
+        #[arg(long, default_value_t = 24)]
+        valid_hours: u32,
+        /// Logins it may complete, 1 to 100
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
     },
     /// Create an admin API key and print it (once)
     CreateKey {
@@ -259,6 +272,14 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::ListUsers => println!("{}", pretty(&service.users().await?)),
         AdminCommand::ListTokens { username } => println!("{}", pretty(&service.tokens(&username).await?)),
         AdminCommand::Unlock { serial } => println!("{}", pretty(&service.unlock(&actor, &serial).await?)),
+        AdminCommand::TemporaryPasscode { username, valid_hours, max_uses } => {
+            let request =
+                TemporaryPasscodeRequest { valid_hours: Some(valid_hours), max_uses: Some(max_uses) };
+            let issued = service.issue_temporary_passcode(&actor, &username, request).await?;
+            println!("passcode: {}", issued.passcode.expose());
+            println!("serial: {}", issued.serial);
+            println!("expires_at: {}", issued.expires_at);
+        }
         AdminCommand::UnlockUser { username } => {
             println!("{}", pretty(&service.unlock_user(&actor, &username).await?));
         }

@@ -184,3 +184,31 @@ fn an_administrator_enables_email_and_the_user_logs_in_with_the_code_from_a_real
     assert_eq!(deliveries[0]["status"], "sent", "{deliveries}");
     assert!(deliveries[0]["provider_message_id"].as_str().unwrap().contains("queued as E2E"), "{deliveries}");
 }
+
+#[test]
+fn the_help_desk_issues_a_temporary_passcode_that_works_its_number_of_uses() {
+    let server = Server::start(Db::Sqlite, "");
+    let (status, body) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "hugo", "password": "2580" })));
+    assert_eq!(status, 201, "{body}");
+    let (status, issued) = server.admin(
+        "POST",
+        "/api/v1/users/hugo/temporary-passcode",
+        Some(json!({ "valid_hours": 4, "max_uses": 2 })),
+    );
+    assert_eq!(status, 201, "{issued}");
+    let passcode = issued["passcode"].as_str().unwrap();
+    assert!(
+        issued["expires_at"].as_i64().unwrap() > crate::support::unix_now() as i64 + 3 * 3600,
+        "{issued}"
+    );
+    assert_eq!(login(&server, "hugo", passcode)["result"], "accept");
+    assert_eq!(login(&server, "hugo", passcode)["result"], "accept");
+    assert_eq!(login(&server, "hugo", passcode)["result"], "reject", "two uses only");
+    let (_, tokens) = server.admin("GET", "/api/v1/users/hugo/tokens", None);
+    assert_eq!((tokens[0]["kind"].as_str(), tokens[0]["uses"].as_u64()), (Some("temp"), Some(2)), "{tokens}");
+    assert!(!server.logs().contains(passcode), "the passcode is not logged");
+    let (status, body) =
+        server.admin("POST", "/api/v1/users/hugo/temporary-passcode", Some(json!({ "valid_hours": 0 })));
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_input")), "{body}");
+}

@@ -1,4 +1,4 @@
--- Delivered passcodes (SMS and email): a user's preferred channel, a delivered token's mode and
+-- Delivered passcodes (SMS and email) and temporary passcodes: a user's preferred channel, a delivered token's mode and
 -- progress, real-time challenges, and the outbox of messages to send. No code is stored: a
 -- message names the counters it carries, and the sender computes the codes when it sends.
 
@@ -10,6 +10,12 @@ ALTER TABLE tokens ADD COLUMN ttl_secs INTEGER;
 ALTER TABLE tokens ADD COLUMN period_days INTEGER;
 ALTER TABLE tokens ADD COLUMN issued_upto INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN last_delivered_period INTEGER;
+
+-- Temporary passcodes (the help desk's): an Argon2id hash, an expiry and a number of uses (the
+-- token's counter counts the uses).
+ALTER TABLE tokens ADD COLUMN passcode_hash TEXT;
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE tokens ADD COLUMN max_uses INTEGER;
 
 CREATE TABLE challenges (
     id          TEXT PRIMARY KEY,

@@ -8,7 +8,10 @@ use serde::Deserialize;
 use super::extract::{Admin, Json};
 use super::{ApiError, AppState, ErrorBody};
 use crate::service::NewApplication;
-use crate::service::{DeliveryFilter, EnrollRequest, Enrollment, NewUser, TokenView, UserChanges, UserView};
+use crate::service::{
+    DeliveryFilter, EnrollRequest, Enrollment, IssuedPasscode, NewUser, TemporaryPasscodeRequest, TokenView,
+    UserChanges, UserView,
+};
 use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter, DeliveryRow};
 
 type Reply<T> = Result<axum::Json<T>, ApiError>;
@@ -68,7 +71,9 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Enrolls a new TOTP or HOTP token; the response carries the seed once (URI and QR codes).
+/// Enrolls a new token: TOTP, HOTP or push (the response carries the seed or link once, with QR
+/// codes), or SMS or email (`mode`, `ttl_secs`, `period_days`, `destination`; the seed stays on
+/// the server and the response carries only the serial).
 #[utoipa::path(post, path = "/api/v1/users/{username}/tokens", tag = "admin", security(("admin_key" = [])),
     params(("username" = String, Path)), request_body = EnrollRequest,
     responses((status = 201, body = Enrollment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -90,6 +95,21 @@ pub async fn list_tokens(
     Path(username): Path<String>,
 ) -> Reply<Vec<TokenView>> {
     Ok(axum::Json(state.service.tokens(&username).await?))
+}
+
+/// Issues a temporary passcode for the help desk to hand to the user: shown this once, stored only
+/// as an Argon2id hash, good for `max_uses` logins within `valid_hours`.
+#[utoipa::path(post, path = "/api/v1/users/{username}/temporary-passcode", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), request_body = TemporaryPasscodeRequest,
+    responses((status = 201, body = IssuedPasscode), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn temporary_passcode(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(username): Path<String>,
+    Json(request): Json<TemporaryPasscodeRequest>,
+) -> Result<(StatusCode, axum::Json<IssuedPasscode>), ApiError> {
+    let issued = state.service.issue_temporary_passcode(&actor, &username, request).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued)))
 }
 
 /// Clears a user's password lock and the failures and locks of all their tokens.

@@ -105,6 +105,7 @@ impl Service {
             description,
             enrollment: None,
             delivery: Some(&delivered),
+            temporary: None,
         };
         let serial = self.insert_token(actor, user, draft).await?;
         if mode != DeliveryMode::Realtime {

@@ -10,6 +10,7 @@
 //! | file | what |
 //! |---|---|
 //! | `validate.rs` | `validate` as named steps: admit, push, a sent code or a passcode, compare-and-swap |
+//! | `temporary.rs` | the help desk's temporary passcodes |
 //! | `delivered.rs` | SMS and email tokens: enrolment, sends, real-time challenges, the next pre-loaded codes |
 //! | `oneswipe.rs` | redeeming a One Swipe code |
 //! | `users.rs`, `tokens.rs` | user and token administration |
@@ -25,6 +26,7 @@ mod delivered;
 mod oneswipe;
 mod passwords;
 mod reseal;
+mod temporary;
 mod tokens;
 mod users;
 mod validate;
@@ -41,6 +43,7 @@ pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::DeliveryFilter;
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
+pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
 pub use users::{NewUser, UserChanges, UserView};
 pub use validate::{

@@ -98,6 +98,7 @@ mod tests {
                 enrollment_code_hash: None,
                 enrollment_expires_at: None,
                 delivery: None,
+                temporary: None,
             };
             store.create_token(token, &audit).await.unwrap();
             store.close().await;

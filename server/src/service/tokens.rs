@@ -14,7 +14,9 @@ use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{now_i64, unix_now};
 use crate::input::check_text;
 use crate::keys::KeyError;
-use crate::store::{DeliveredToken, NewToken, StoreError, TokenKind, TokenRow, UserChange, UserRow};
+use crate::store::{
+    DeliveredToken, NewToken, StoreError, TemporaryPasscode, TokenKind, TokenRow, UserChange, UserRow,
+};
 use tessera_core::delivery::DeliveryMode;
 
 /// Bytes of seed generated per token: 160 bits (RFC 4226 §4's recommendation).
@@ -127,6 +129,8 @@ pub(crate) struct TokenDraft<'a> {
     pub enrollment: Option<(&'a str, i64)>,
     /// An SMS or email token's mode and destination.
     pub delivery: Option<&'a DeliveredToken>,
+    /// A temporary passcode's hash, expiry and allowance.
+    pub temporary: Option<&'a TemporaryPasscode>,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -142,7 +146,7 @@ pub struct TokenView {
     pub serial: String,
     /// Owner.
     pub username: String,
-    /// `totp`, `hotp` or `push`.
+    /// `totp`, `hotp`, `push`, `sms`, `email` or `temp`.
     pub kind: TokenKind,
     /// HMAC algorithm.
     pub algorithm: String,
@@ -173,6 +177,22 @@ pub struct TokenView {
     /// Push: `fcm` or `apns` when the device can be woken through that service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wake: Option<String>,
+    /// SMS and email: `realtime`, `preload`, `preload3` or `daycode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<DeliveryMode>,
+    /// SMS and email: the token's own destination (otherwise the user's phone or email).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Temporary passcodes: Unix seconds after which it stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Temporary passcodes: logins completed so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u64>,
+    /// Temporary passcodes: logins it may complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
 }
 
 impl Service {
@@ -189,6 +209,11 @@ impl Service {
         }
         if request.kind == TokenKind::Push {
             return self.enroll_push(actor, &user, request.description.as_deref()).await;
+        }
+        if request.kind == TokenKind::Temp {
+            return Err(ServiceError::InvalidInput(
+                "temporary passcodes are issued with POST /api/v1/users/{username}/temporary-passcode".into(),
+            ));
         }
         if request.kind.channel().is_some() {
             return self.enroll_delivered(actor, &user, &request).await;
@@ -212,7 +237,7 @@ impl Service {
         let period = Period::new(period).map_err(invalid)?;
         let method = match request.kind {
             TokenKind::Hotp => OtpMethod::Hotp { algorithm, digits, counter: 0 },
-            TokenKind::Totp | TokenKind::Push | TokenKind::Sms | TokenKind::Email => {
+            TokenKind::Totp | TokenKind::Push | TokenKind::Sms | TokenKind::Email | TokenKind::Temp => {
                 OtpMethod::Totp { algorithm, digits, period }
             }
         };
@@ -232,6 +257,7 @@ impl Service {
                     description: request.description.as_deref(),
                     enrollment: None,
                     delivery: None,
+                    temporary: None,
                 },
             )
             .await?;
@@ -257,6 +283,7 @@ impl Service {
             description,
             enrollment: Some((&credential.hash, credential.expires_at)),
             delivery: None,
+            temporary: None,
         };
         let serial = self.insert_token(actor, user, draft).await?;
         let link = self.push.enrollment_link(credential, &serial, &user.username);
@@ -294,6 +321,7 @@ impl Service {
                         enrollment_code_hash: draft.enrollment.map(|(hash, _)| hash),
                         enrollment_expires_at: draft.enrollment.map(|(_, expires)| expires),
                         delivery: draft.delivery,
+                        temporary: draft.temporary,
                     },
                     &audit.record(),
                 )
@@ -341,6 +369,11 @@ impl Service {
                 .device()
                 .and_then(|device| device.wake.as_ref())
                 .map(|wake| wake.service().to_owned()),
+            mode: token.delivery.as_ref().map(|d| d.mode),
+            destination: token.delivery.as_ref().and_then(|d| d.destination.clone()),
+            expires_at: token.temporary.as_ref().map(|t| t.expires_at),
+            uses: token.temporary.as_ref().map(|_| token.state.counter),
+            max_uses: token.temporary.as_ref().map(|t| t.max_uses),
         }
     }
 

@@ -19,7 +19,7 @@ use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
 use utoipa::ToSchema;
 
 use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
-use crate::clock::{i64_of, unix_now, unix_now_ms};
+use crate::clock::{i64_of, now_i64, unix_now, unix_now_ms};
 use crate::config::PushPolicy;
 use crate::delivery::Delivery;
 use crate::input::{check_name, check_optional_texts};
@@ -592,6 +592,12 @@ impl Service {
                 return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
             }
             let mut decision = self.check_tokens(&tokens, passcode, now)?;
+            if decision.accepted.is_none()
+                && decision.reason != ValidateReason::Locked
+                && let Some((serial, update)) = self.accept_temporary(&tokens, passcode, now).await
+            {
+                decision = Decision::accepted(serial, update);
+            }
             let audit = NewAudit {
                 serial: decision.accepted.as_deref(),
                 result: if decision.accepted.is_some() { AuditResult::Accept } else { AuditResult::Reject },
@@ -633,7 +639,7 @@ impl Service {
     ) -> Result<Decision, ServiceError> {
         let mut failures = Vec::new();
         let mut reasons = Vec::new();
-        for token in tokens {
+        for token in tokens.iter().filter(|t| t.kind != TokenKind::Temp) {
             let (seed, method) = self.material(token)?;
             let checked = match token.kind.channel() {
                 None => verifier::verify(&seed, &method, token.state, passcode.expose(), now, &self.policy),
@@ -809,6 +815,7 @@ pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
                     TokenKind::Totp | TokenKind::Hotp => true,
                     TokenKind::Push => t.device().is_some(),
                     TokenKind::Sms | TokenKind::Email => t.delivery.is_some(),
+                    TokenKind::Temp => t.is_live_temporary(now_i64()),
                 }
         })
         .collect()
@@ -825,6 +832,16 @@ struct Decision {
 }
 
 impl Decision {
+    fn accepted(serial: String, update: StateUpdate) -> Self {
+        Self {
+            updates: vec![update],
+            accepted: Some(serial),
+            reason: ValidateReason::Accepted,
+            new_lockouts: 0,
+            follow_up: None,
+        }
+    }
+
     fn from_failures(
         failures: Vec<(&TokenRow, TokenState)>,
         now: u64,

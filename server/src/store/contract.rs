@@ -233,6 +233,7 @@ fn token_like(serial: &str, user_id: i64) -> NewToken<'_> {
         enrollment_code_hash: None,
         enrollment_expires_at: None,
         delivery: None,
+        temporary: None,
     }
 }
 

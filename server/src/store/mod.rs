@@ -137,6 +137,20 @@ pub struct TokenRow {
     pub push: Option<PushDevice>,
     /// A delivered token's mode and progress (present exactly for SMS and email tokens).
     pub delivery: Option<DeliveredToken>,
+    /// A temporary passcode's hash, expiry and allowance (present exactly for `temp` tokens; the
+    /// state's counter counts its uses).
+    pub temporary: Option<TemporaryPasscode>,
+}
+
+/// A temporary passcode as stored: never the passcode itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryPasscode {
+    /// Argon2id PHC string of the passcode.
+    pub hash: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Logins it may complete.
+    pub max_uses: u32,
 }
 
 /// A push token's device side: the enrollment credential until a device registers, then the
@@ -186,6 +200,8 @@ pub enum TokenKind {
     Sms,
     /// Codes sent by email (HOTP; the seed never leaves the server). Administrators only.
     Email,
+    /// A temporary passcode the help desk hands out: a few uses within a few hours.
+    Temp,
 }
 
 impl TokenKind {
@@ -197,12 +213,13 @@ impl TokenKind {
             Self::Push => "push",
             Self::Sms => "sms",
             Self::Email => "email",
+            Self::Temp => "temp",
         }
     }
 
     /// The kind a stored name stands for.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Totp, Self::Hotp, Self::Push, Self::Sms, Self::Email]
+        [Self::Totp, Self::Hotp, Self::Push, Self::Sms, Self::Email, Self::Temp]
             .into_iter()
             .find(|kind| kind.as_str() == name)
     }
@@ -217,7 +234,7 @@ impl TokenKind {
         match self {
             Self::Sms => Some(Channel::Sms),
             Self::Email => Some(Channel::Email),
-            Self::Totp | Self::Hotp | Self::Push => None,
+            Self::Totp | Self::Hotp | Self::Push | Self::Temp => None,
         }
     }
 }
@@ -259,6 +276,13 @@ impl TokenRow {
     /// The registered device's public key (a stored key that does not parse counts as none).
     pub fn device_key(&self) -> Option<PublicKey> {
         self.device().and_then(|device| PublicKey::parse(&device.public_key).ok())
+    }
+
+    /// Whether this is a temporary passcode that can still log in at `now`.
+    pub fn is_live_temporary(&self, now: i64) -> bool {
+        self.temporary
+            .as_ref()
+            .is_some_and(|t| now < t.expires_at && self.state.counter < u64::from(t.max_uses))
     }
 
     /// Whether this is a push token whose device has registered and which is enabled.
@@ -321,6 +345,8 @@ pub struct NewToken<'a> {
     pub enrollment_expires_at: Option<i64>,
     /// SMS and email tokens: their mode and destination.
     pub delivery: Option<&'a DeliveredToken>,
+    /// Temporary passcodes: the hash, expiry and allowance.
+    pub temporary: Option<&'a TemporaryPasscode>,
 }
 
 /// One audit record. Never holds a seed, PIN, password or passcode.
@@ -432,7 +458,7 @@ macro_rules! token_columns {
         "id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, last_step, drift, \
          failures, locked_at, version, created_at, last_used_at, device_public_key, device_name, enrollment_code_hash, \
          enrollment_expires_at, wake_service, wake_token, delivery_mode, destination, ttl_secs, period_days, issued_upto, \
-         last_delivered_period"
+         last_delivered_period, passcode_hash, expires_at, max_uses"
     };
 }
 
@@ -743,8 +769,9 @@ impl Store {
         let insert = statement(
             "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
              last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
-             enrollment_expires_at, delivery_mode, destination, ttl_secs, period_days) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11, $12, $13, $14, $15)",
+             enrollment_expires_at, delivery_mode, destination, ttl_secs, period_days, passcode_hash, expires_at, \
+             max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18)",
             vec![
                 Param::Text(token.serial.into()),
                 Param::Int(token.user_id),
@@ -761,6 +788,9 @@ impl Store {
                 Param::OptText(token.delivery.and_then(|d| d.destination.clone())),
                 Param::OptInt(token.delivery.and_then(|d| d.ttl_secs).map(i64::from)),
                 Param::OptInt(token.delivery.map(|d| i64::from(d.period_days))),
+                Param::OptText(token.temporary.map(|t| t.hash.clone())),
+                Param::OptInt(token.temporary.map(|t| t.expires_at)),
+                Param::OptInt(token.temporary.map(|t| i64::from(t.max_uses))),
             ],
         );
         self.db
@@ -1113,7 +1143,19 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         last_used_at: opt_int_at(row, 17)?,
         push: (kind == TokenKind::Push).then(|| push_device_from(row)).transpose()?,
         delivery: kind.channel().map(|_| delivered_token_from(row)).transpose()?,
+        temporary: (kind == TokenKind::Temp).then(|| temporary_from(row)).transpose()?,
         kind,
+    })
+}
+
+/// A temporary passcode's columns, as one typed part.
+fn temporary_from(row: &Row) -> Result<TemporaryPasscode, StoreError> {
+    Ok(TemporaryPasscode {
+        hash: opt_text_at(row, 30)?.ok_or(StoreError::Corrupt("temporary passcode hash"))?,
+        expires_at: opt_int_at(row, 31)?.ok_or(StoreError::Corrupt("temporary passcode expiry"))?,
+        max_uses: opt_int_at(row, 32)?
+            .and_then(|uses| u32::try_from(uses).ok())
+            .ok_or(StoreError::Corrupt("temporary passcode uses"))?,
     })
 }
 
