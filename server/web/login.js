@@ -1,8 +1,12 @@
-// Tessera's login page: passcode, push approval, and One Swipe read by the webcam. QR decoding
+// Tessera's login page: passcode, push approval, codes sent by SMS or email, and One Swipe read
+// by the webcam. QR decoding
 // runs in the page with Tessera's own Rust decoder compiled to WebAssembly (/login/decoder/).
 
 const $ = (id) => document.getElementById(id);
 let stopCamera = null;
+// The code screen's login: who, the transaction of a real-time code, and the countdown's timer.
+let pending = null;
+const RESEND_COOLDOWN_SECONDS = 30;
 
 function status(text) { $("status").textContent = text; }
 
@@ -49,19 +53,118 @@ async function signIn(event) {
   result("idle", "");
   try {
     const answer = await post("/api/v1/validate", body);
-    if (answer.result === "challenge" && answer.transaction_id) {
-      await waitForApproval(body.username, answer);
-    } else if (answer.result === "challenge") {
-      status(answer.message);
-      $("passcode").focus();
-    } else {
-      finish(answer, body.username);
-    }
+    await answered(answer, body);
   } catch (error) {
     result("refused", error.message);
   } finally {
     $("submit").disabled = false;
   }
+}
+
+// What a validation answered: signed in or refused, a push to approve, or a code sent.
+async function answered(answer, body) {
+  if (answer.result === "challenge" && answer.channel) {
+    showCodeScreen(answer, body);
+  } else if (answer.result === "challenge" && answer.transaction_id) {
+    await waitForApproval(body.username, answer);
+  } else if (answer.result === "challenge") {
+    status(answer.message);
+    $("passcode").focus();
+  } else {
+    finish(answer, body.username);
+  }
+}
+
+// A code went to the user's phone or mailbox: ask for it, count down to its expiry, and offer to
+// send it again (after a cool-down) or to use another way.
+function showCodeScreen(answer, body) {
+  if (pending) clearInterval(pending.timer);
+  pending = { username: body.username, password: body.password, transaction: answer.transaction_id, timer: null };
+  $("credentials").hidden = true;
+  $("code-form").hidden = false;
+  const medium = answer.channel === "email" ? "email" : "text message";
+  $("code-prompt").textContent = answer.expires_at && answer.destination
+    ? `Enter the code sent to ${answer.destination} by ${medium}.`
+    : sentence(answer.message);
+  $("code").value = "";
+  $("code").focus();
+  status("");
+  result("idle", "");
+  const ways = answer.ways || [];
+  $("other-ways").hidden = ways.length < 2;
+  for (const button of $("other-ways").querySelectorAll("button")) {
+    button.hidden = !ways.includes(button.dataset.way) || button.dataset.way === answer.channel;
+  }
+  const sentAt = Date.now();
+  const tick = () => {
+    const left = answer.expires_at ? Math.round(answer.expires_at - Date.now() / 1000) : null;
+    const countdown = $("countdown");
+    if (left !== null && left <= 0) {
+      countdown.textContent = "The code has expired: send a new one.";
+      countdown.dataset.expired = "";
+    } else {
+      delete countdown.dataset.expired;
+      countdown.textContent = left === null ? "" : `The code works for ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} more.`;
+    }
+    const wait = RESEND_COOLDOWN_SECONDS - Math.floor((Date.now() - sentAt) / 1000);
+    $("resend").disabled = wait > 0;
+    $("resend").textContent = wait > 0 ? `Send again (${wait} s)` : "Send again";
+  };
+  tick();
+  pending.timer = setInterval(tick, 1000);
+  $("resend").dataset.way = answer.channel;
+}
+
+// Asks for a code (or a push) by the way named, as a keyword passcode.
+async function askBy(way) {
+  if (!pending) return;
+  const body = { username: pending.username, passcode: way };
+  if (pending.password) body.password = pending.password;
+  try {
+    const answer = await post("/api/v1/validate", body);
+    if (answer.result === "challenge" && !answer.channel) {
+      leaveCodeScreen();
+    }
+    await answered(answer, body);
+  } catch (error) {
+    result("refused", error.message);
+  }
+}
+
+async function submitCode(event) {
+  event.preventDefault();
+  if (!pending) return;
+  const code = $("code").value.trim();
+  if (!code) { status("Enter the code."); return; }
+  const body = pending.transaction
+    ? { username: pending.username, transaction_id: pending.transaction, passcode: code }
+    : { username: pending.username, passcode: code, ...(pending.password ? { password: pending.password } : {}) };
+  $("code-submit").disabled = true;
+  result("idle", "");
+  try {
+    const answer = await post("/api/v1/validate", body);
+    if (answer.result === "accept") leaveCodeScreen();
+    finish(answer, body.username);
+  } catch (error) {
+    result("refused", error.message);
+  } finally {
+    $("code-submit").disabled = false;
+  }
+}
+
+// A server message ("enter the passcode …") as a sentence on the page.
+function sentence(text) {
+  const trimmed = (text || "").trim();
+  if (!trimmed) return "";
+  const capitalised = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`;
+}
+
+function leaveCodeScreen() {
+  if (pending) clearInterval(pending.timer);
+  pending = null;
+  $("code-form").hidden = true;
+  $("credentials").hidden = false;
 }
 
 async function waitForApproval(username, challenge) {
@@ -159,4 +262,10 @@ document.addEventListener("DOMContentLoaded", () => {
       status(`One Swipe stopped: ${error.message}`);
     }));
   $("stop").addEventListener("click", () => stopCamera && stopCamera());
+  $("code-form").addEventListener("submit", submitCode);
+  $("resend").addEventListener("click", () => askBy($("resend").dataset.way));
+  $("start-over").addEventListener("click", () => { leaveCodeScreen(); result("idle", ""); status(""); });
+  for (const button of $("other-ways").querySelectorAll("button")) {
+    button.addEventListener("click", () => askBy(button.dataset.way));
+  }
 });

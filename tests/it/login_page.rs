@@ -143,3 +143,59 @@ fn a_typed_passcode_signs_in_and_a_wrong_one_is_refused() {
     assert_eq!(state, "signed-in", "{text}");
     assert!(text.contains("Signed in as ivan"), "{text}");
 }
+
+#[test]
+fn a_code_sent_by_text_message_signs_in_on_the_code_screen() {
+    let kannel = crate::kannel_gateway::kannel();
+    let mail = crate::smtp_server::smtp_server();
+    let server =
+        Server::start(Db::Sqlite, &format!("{}\n{}", kannel.config_toml("kannel"), mail.config_toml()));
+    let phone = "+447700900201";
+    let (status, body) = server.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({ "username": "sara", "password": "open sesame", "phone": phone, "email": "sara@example.com" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    for kind in ["sms", "email"] {
+        let (status, body) = server.admin("POST", "/api/v1/users/sara/tokens", Some(json!({ "kind": kind })));
+        assert_eq!(status, 201, "{body}");
+    }
+    let browser = Browser::start(None);
+    browser.run(async |page| page.goto(&format!("{}/login", server.url)).await.unwrap());
+    let before = kannel.messages_to(phone).len();
+    type_into(&browser, &[("username", "sara"), ("password", "open sesame")]);
+    click(&browser, "submit");
+    let message = kannel.wait_for_message(phone, before, Duration::from_secs(20));
+    let (prompt, countdown, resend, ways) = browser.run(async |page| {
+        let text = async |id: &str| page.find(Locator::Id(id)).await.unwrap().text().await.unwrap();
+        let email_way = page.find(Locator::Css("#other-ways [data-way=email]")).await.unwrap();
+        (
+            text("code-prompt").await,
+            text("countdown").await,
+            text("resend").await,
+            email_way.is_displayed().await.unwrap(),
+        )
+    });
+    browser.screenshot("login-sms-code-screen.png");
+    assert!(prompt.contains("+44 ••• ••201"), "{prompt}");
+    assert!(
+        countdown.starts_with("The code works for 4:") || countdown.starts_with("The code works for 5:0"),
+        "{countdown}"
+    );
+    assert!(resend.starts_with("Send again ("), "the resend waits out its cool-down: {resend}");
+    assert!(ways, "email is offered as another way");
+
+    let code: String =
+        message.text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    type_into(&browser, &[("code", "000000")]);
+    click(&browser, "code-submit");
+    let (state, text) = browser.outcome(Duration::from_secs(10));
+    assert_eq!(state, "refused", "{text}");
+    type_into(&browser, &[("code", &code)]);
+    click(&browser, "code-submit");
+    let (state, text) = browser.outcome(Duration::from_secs(10));
+    browser.screenshot("login-sms-signed-in.png");
+    assert_eq!(state, "signed-in", "{text}");
+    assert!(text.contains("Signed in as sara"), "{text}");
+}

@@ -110,6 +110,34 @@ pub struct ValidateResponse {
     /// code before then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// On a challenge: every way this user can get a code or approve (`push`, `sms`, `email`),
+    /// for a login screen's "use another way" (send the way's name as the passcode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ways: Option<Vec<Way>>,
+}
+
+/// A way to get a code or approve a login, named as its keyword passcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Way {
+    /// A push to the Tessera app.
+    Push,
+    /// A code by text message.
+    Sms,
+    /// A code by email.
+    Email,
+}
+
+impl Way {
+    /// The ways a user with `tokens` has (push left out after `-nopush`).
+    fn of(tokens: &[TokenRow], nopush: bool) -> Vec<Self> {
+        let push = !nopush && tokens.iter().any(TokenRow::is_registered_push_device);
+        let has = |channel: Channel| tokens.iter().any(|t| t.kind.channel() == Some(channel));
+        [(Self::Push, push), (Self::Sms, has(Channel::Sms)), (Self::Email, has(Channel::Email))]
+            .into_iter()
+            .filter_map(|(way, present)| present.then_some(way))
+            .collect()
+    }
 }
 
 impl ValidateResponse {
@@ -124,6 +152,7 @@ impl ValidateResponse {
             channel: None,
             destination: None,
             expires_at: None,
+            ways: None,
         }
     }
 
@@ -147,6 +176,7 @@ impl ValidateResponse {
             channel: None,
             destination: None,
             expires_at: None,
+            ways: None,
         }
     }
 
@@ -161,6 +191,7 @@ impl ValidateResponse {
             channel: None,
             destination: None,
             expires_at: None,
+            ways: None,
         }
     }
 }
@@ -238,6 +269,14 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
+    /// A challenge that also offers the user's other ways.
+    fn offering(mut self, ways: Vec<Way>) -> Self {
+        if self.response.result == ValidationResult::Challenge && !ways.is_empty() {
+            self.response.ways = Some(ways);
+        }
+        self
+    }
+
     pub(super) fn accepted(serial: String) -> Self {
         Self {
             response: ValidateResponse::accept(serial.clone()),
@@ -408,15 +447,19 @@ impl Service {
         let keyword = Keyword::parse(typed);
         let passcode = normalize_code_input(typed);
         if passcode.char_count() <= 1 || keyword.is_some() {
-            match self.route(&user, &tokens, keyword, attempt.nopush) {
+            let ways = Way::of(&tokens, attempt.nopush);
+            let outcome = match self.route(&user, &tokens, keyword, attempt.nopush) {
                 Route::Push => {
                     let context = attempt.push_context(self.push.settings());
-                    return Ok(Outcome::of_push(self.push.start(&user, &context).await?));
+                    Some(Outcome::of_push(self.push.start(&user, &context).await?))
                 }
-                Route::Send(token) => return self.deliver(&user, token, attempt).await,
-                Route::AskForSentCode(token) => return self.ask_for_sent_code(&user, &token, attempt).await,
-                Route::AskForPasscode => return self.ask_for_passcode(attempt).await,
-                Route::CheckPasscode => {}
+                Route::Send(token) => Some(self.deliver(&user, token, attempt).await?),
+                Route::AskForSentCode(token) => Some(self.ask_for_sent_code(&user, &token, attempt).await?),
+                Route::AskForPasscode => Some(self.ask_for_passcode(attempt).await?),
+                Route::CheckPasscode => None,
+            };
+            if let Some(outcome) = outcome {
+                return Ok(outcome.offering(ways));
             }
         }
         self.check_passcode(user, tokens, &passcode, attempt).await
