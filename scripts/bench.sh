@@ -2,7 +2,7 @@
 # Benchmarks: the core's criterion suite (codes, verification, vault open/save, Argon2id unlock,
 # QR decoding), whole `tessera` processes timed with hyperfine against a real Secret Service, the
 # verification server under load (tessera-loadgen), and push latency with 10,000 connected devices
-# (tessera-pushbench), on SQLite and PostgreSQL, QR decoders on webcam-like frames (tessera-scanbench), and
+# (tessera-pushbench), codes by SMS through a gateway stand-in (tessera-smsbench), on SQLite and PostgreSQL, QR decoders on webcam-like frames (tessera-scanbench), and
 # the desktop app's start to first code, idle memory and package size (tessera-desktopbench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ for connections in 8 16 32; do
 done
 ./target/release/tessera-loadgen --seconds 10 --concurrency 16 --application-key
 ./target/release/tessera-pushbench --devices 10000 --round-trips 1000
+./target/release/tessera-smsbench --logins 500 --messages 5000 --concurrency 32
 for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
 scripts/build-deb.sh
 scripts/with-keyring.sh ./target/release/tessera-desktopbench --runs 5 --tokens 20 --idle 10
@@ -28,4 +29,8 @@ scripts/with-postgres.sh sh -c '
     ./target/release/tessera-loadgen --seconds 10 --concurrency "$connections" --database-url "${TESSERA_TEST_POSTGRES_URL%/*}/tessera_bench"
   done
   psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"
-  ./target/release/tessera-pushbench --devices 10000 --round-trips 1000 --database-url "${TESSERA_TEST_POSTGRES_URL%/*}/tessera_bench"'
+  ./target/release/tessera-pushbench --devices 10000 --round-trips 1000 --database-url "${TESSERA_TEST_POSTGRES_URL%/*}/tessera_bench"
+  for replicas in 1 2; do
+    psql "$TESSERA_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS tessera_bench" -c "CREATE DATABASE tessera_bench"
+    ./target/release/tessera-smsbench --logins 500 --messages 5000 --concurrency 32 --replicas "$replicas" --database-url "${TESSERA_TEST_POSTGRES_URL%/*}/tessera_bench"
+  done'

@@ -34,6 +34,8 @@ pub struct ServerOptions<'a> {
     pub database_url: Option<&'a str>,
     /// The server binary; `tessera-server` next to the running program when `None`.
     pub binary: Option<PathBuf>,
+    /// More configuration (TOML), appended to the benchmark's own.
+    pub config: &'a str,
 }
 
 impl Server {
@@ -43,7 +45,8 @@ impl Server {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let port = free_port()?;
         let config = dir.join("bench.toml");
-        let text = "[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n";
+        let text =
+            format!("{}\n[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n", options.config);
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let binary = match options.binary {
             Some(path) => path,

@@ -43,6 +43,21 @@ fn pushbench_measures_both_legs_with_every_device_connected() {
 }
 
 #[test]
+fn smsbench_measures_latency_throughput_and_the_simulation() {
+    let server = binary("tessera-server");
+    let server = server.to_str().unwrap();
+    let args =
+        ["--logins", "10", "--messages", "60", "--concurrency", "8", "--users", "200", "--server", server];
+    let out = run("tessera-smsbench", &args);
+    assert!(
+        out.contains("message at the gateway (SQLite, 1 replica(s), 10 logins one at a time): p50"),
+        "{out}"
+    );
+    assert!(out.contains("each message arrived exactly once"), "{out}");
+    assert!(out.contains("simulation (200 users") && out.contains("pre-loaded codes"), "{out}");
+}
+
+#[test]
 fn scanbench_reports_every_decoder_in_every_regime() {
     let out = run("tessera-scanbench", &["--frames", "12"]);
     for regime in ["webcam 640×480", "webcam 1280×720", "large code 1280×720", "blurred VGA 640×480"] {

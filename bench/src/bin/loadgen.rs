@@ -71,7 +71,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let http = tessera_bench::http_client(args.concurrency)?;
-    let options = ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone() };
+    let options =
+        ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone(), config: "" };
     let mut server = Server::start(options, &http).await?;
     let base = server.base.clone();
 

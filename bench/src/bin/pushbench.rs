@@ -82,7 +82,8 @@ async fn run(args: Args) -> Result<(), String> {
         return Err("each round trip needs its own device: --round-trips must not exceed --devices".into());
     }
     let http = tessera_bench::http_client(64)?;
-    let options = ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone() };
+    let options =
+        ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone(), config: "" };
     let server = Server::start(options, &http).await?;
     let database = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
 
