@@ -37,6 +37,7 @@ pub fn binary(name: &str) -> PathBuf {
         | "tessera-pushbench"
         | "tessera-framegen"
         | "tessera-scanbench"
+        | "tessera-smsbench"
         | "tessera-desktopbench" => &["core", "camera", "client", "bench"],
         other => panic!("no sources known for {other}"),
     };
