@@ -212,3 +212,51 @@ fn the_help_desk_issues_a_temporary_passcode_that_works_its_number_of_uses() {
         server.admin("POST", "/api/v1/users/hugo/temporary-passcode", Some(json!({ "valid_hours": 0 })));
     assert_eq!((status, body["code"].as_str()), (422, Some("invalid_input")), "{body}");
 }
+
+#[test]
+fn a_crash_while_a_message_is_being_sent_loses_it_not_and_sends_it_once() {
+    let kannel = kannel();
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging_url = format!("http://{}/send", hanging.local_addr().unwrap());
+    let (accepted, taken) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in hanging.incoming().map_while(Result::ok) {
+            held.push(connection);
+            let _ = accepted.send(());
+        }
+    });
+    let limits = "[delivery]\nclaim_secs = 4\n\n[delivery.limits]\ncooldown_secs = 0\n\n";
+    let hanging_gateway = format!(
+        "[[delivery.sms_gateway]]\nid = \"hanging\"\nkind = \"http\"\nmethod = \"GET\"\nurl = \"{hanging_url}\"\n\
+         params = {{ to = \"{{phone}}\", text = \"{{message}}\" }}\ntimeout_secs = 3\n"
+    );
+    let mut server = Server::start(Db::Sqlite, &format!("{limits}{hanging_gateway}"));
+    let phone = "+447700900105";
+    sms_user(&server, "kim", phone, "realtime");
+    let before = kannel.messages_to(phone).len();
+    let challenge = login(&server, "kim", "");
+    taken.recv_timeout(WAIT).expect("the sender took the message to the gateway");
+    server.crash();
+
+    server.start_again_with(&format!(
+        "[delivery.limits]\ncooldown_secs = 0\n\n{}",
+        kannel.config_toml("kannel")
+    ));
+    let message = kannel.wait_for_message(phone, before, WAIT);
+    let code = codes_in(&message.text).remove(0);
+    let transaction = challenge["transaction_id"].as_str().unwrap();
+    assert_eq!(finish(&server, "kim", transaction, &code)["result"], "accept");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        kannel.messages_to(phone).len(),
+        before + 1,
+        "sent once, after the claim of the dead server ran out"
+    );
+    let (_, deliveries) = server.admin("GET", "/api/v1/deliveries?username=kim", None);
+    assert_eq!(
+        (deliveries[0]["status"].as_str(), deliveries[0]["attempts"].as_u64()),
+        (Some("sent"), Some(2)),
+        "{deliveries}"
+    );
+}

@@ -79,6 +79,16 @@ pub struct Server {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// `toml` with the per-client and per-user rate limits off (one test client sends everything),
+/// unless it sets them itself.
+fn with_rate_limits_off(toml: &str) -> String {
+    if toml.contains("[rate_limit]") {
+        toml.to_owned()
+    } else {
+        format!("{toml}\n[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n")
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -110,18 +120,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let config = dir.path().join("tessera.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{toml}{}",
-                if toml.contains("[rate_limit]") {
-                    ""
-                } else {
-                    "\n[rate_limit]\nper_ip_per_minute = 0\nper_user_per_minute = 0\n"
-                }
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, with_rate_limits_off(toml)).unwrap();
         let mut env = vec![
             ("TESSERA_ADMIN_TOKEN".to_owned(), ADMIN_KEY.to_owned()),
             ("TESSERA_SERVER_KEY".to_owned(), server_key.to_owned()),
@@ -275,6 +274,21 @@ impl Server {
     /// Stops and starts the server on the same data directory and database.
     pub fn restart(&mut self) {
         self.stop();
+        self.spawn();
+    }
+
+    /// Kills the server with SIGKILL: no shutdown at all, as a crash or the OOM killer would.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts a stopped or crashed server again, with its configuration file replaced by `toml`.
+    pub fn start_again_with(&mut self, toml: &str) {
+        let config = self.config.as_ref().expect("a server started with a configuration file");
+        std::fs::write(config, with_rate_limits_off(toml)).unwrap();
         self.spawn();
     }
 

@@ -19,6 +19,7 @@ use super::ConfigError;
 pub(super) struct FileDelivery {
     country_allowlist: Option<Vec<String>>,
     default_ttl_secs: Option<u32>,
+    claim_secs: Option<u64>,
     #[serde(default)]
     limits: FileSendLimits,
     #[serde(default)]
@@ -275,6 +276,9 @@ pub struct DeliverySettings {
     pub daycode: DaycodeClock,
     /// The mail server, when codes may be sent by email.
     pub email: Option<EmailSettings>,
+    /// How long a sender holds a message it took from the outbox; a sender that dies leaves it to
+    /// another after this (longer than any send may take, so a slow send is never taken twice).
+    pub claim_secs: u64,
 }
 
 const DEFAULT_TEMPLATES: [(DeliveryMode, &str); 4] = [
@@ -344,14 +348,28 @@ impl FileDelivery {
         {
             return Err(out_of_range(format!("delivery.sms_gateway: the id {twice:?} is used twice")));
         }
+        let email = self.email.map(email).transpose()?;
+        let slowest_send = sms_gateways
+            .iter()
+            .map(|SmsGateway::Http(gateway)| gateway.timeout.as_secs())
+            .sum::<u64>()
+            .max(email.as_ref().map_or(0, |e| e.timeout.as_secs()));
+        let claim_secs = self.claim_secs.unwrap_or(60);
+        if claim_secs <= slowest_send || claim_secs > 3600 {
+            return Err(out_of_range(format!(
+                "delivery.claim_secs must be above the longest a send may take ({slowest_send} s: the gateways' \
+                 timeouts in turn, or the mail server's) and at most 3600"
+            )));
+        }
         Ok(DeliverySettings {
+            claim_secs,
             sms_gateways,
             country_allowlist,
             default_ttl,
             limits,
             templates: Templates { by_mode },
             daycode: daycode_clock(self.daycode)?,
-            email: self.email.map(email).transpose()?,
+            email,
         })
     }
 }
@@ -541,6 +559,32 @@ mod tests {
         assert_eq!((implicit.tls, implicit.port), (EmailTls::Implicit, 465));
         assert!(email_config("smtps://mail.example.com", Some("starttls")).is_err());
         assert!(email_config("http://mail.example.com", None).is_err());
+    }
+
+    #[test]
+    fn a_claim_must_outlast_the_slowest_send() {
+        let gateway = |id: &str| FileSmsGateway {
+            id: id.into(),
+            kind: "http".into(),
+            method: Some("GET".into()),
+            url: "http://127.0.0.1:13013/cgi-bin/sendsms".into(),
+            params: BTreeMap::new(),
+            json: None,
+            headers: BTreeMap::new(),
+            secret_file: None,
+            success_status: None,
+            success_body_contains: None,
+            message_id_pointer: None,
+            timeout_secs: Some(5),
+        };
+        let file = |claim_secs| FileDelivery {
+            claim_secs: Some(claim_secs),
+            sms_gateway: vec![gateway("a"), gateway("b")],
+            ..FileDelivery::default()
+        };
+        let error = file(10).settings("Tessera").unwrap_err().to_string();
+        assert!(error.contains("delivery.claim_secs") && error.contains("10 s"), "{error}");
+        assert_eq!(file(11).settings("Tessera").unwrap().claim_secs, 11);
     }
 
     #[test]

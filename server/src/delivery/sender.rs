@@ -17,8 +17,6 @@ use crate::store::{AuditResult, ChallengeStatus, Channel, DeliveryRow, NewAudit,
 
 /// Messages claimed per round.
 const BATCH: i64 = 32;
-/// How long a claim holds before another sender may take the message.
-const LEASE_SECS: i64 = 60;
 /// Tries before a message is given up.
 const MAX_TRIES: u32 = 5;
 /// How often the outbox is looked at when nothing woke the sender (other replicas' messages,
@@ -53,7 +51,8 @@ impl Delivery {
     /// Claims and sends one round of due messages; how many it claimed.
     pub async fn send_due(&self) -> Result<usize, crate::store::StoreError> {
         let now = now_i64();
-        let claimed = self.store.claim_deliveries(now, now + LEASE_SECS, BATCH).await?;
+        let lease = i64::try_from(self.settings.claim_secs).unwrap_or(60);
+        let claimed = self.store.claim_deliveries(now, now + lease, BATCH).await?;
         let count = claimed.len();
         join_all(claimed.iter().map(|message| self.send_one(message))).await;
         Ok(count)
