@@ -82,6 +82,19 @@ enum AdminCommand {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
+    /// Send a test message (no code) through a gateway now and print what it answered
+    TestGateway {
+        /// The gateway's id, or `email` for the mail server
+        id: String,
+        /// A phone number (E.164), or an address for `email`
+        #[arg(long)]
+        to: String,
+    },
+    /// Send a pre-loaded or Daycode token's codes now (fresh pre-loaded codes void the unused ones)
+    SendCodes {
+        /// The token's serial
+        serial: String,
+    },
     /// Change a user's phone, email or delivery preference
     SetUser {
         /// User name
@@ -205,6 +218,12 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             let password = if password_stdin { Some(read_stdin_line()?) } else { None };
             let user = service.create_user(&actor, NewUser { username, password, phone, email }).await?;
             println!("{}", pretty(&user));
+        }
+        AdminCommand::TestGateway { id, to } => {
+            println!("{}", pretty(&service.test_gateway(&actor, &id, &to).await?));
+        }
+        AdminCommand::SendCodes { serial } => {
+            println!("{}", pretty(&service.send_codes(&actor, &serial).await?))
         }
         AdminCommand::SetUser { username, phone, email, delivery_preference } => {
             let cleared = |value: Option<String>| value.map(|v| Some(v).filter(|v| !v.is_empty()));

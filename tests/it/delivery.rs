@@ -260,3 +260,36 @@ fn a_crash_while_a_message_is_being_sent_loses_it_not_and_sends_it_once() {
         "{deliveries}"
     );
 }
+
+#[test]
+fn an_administrator_tests_each_gateway_and_sends_a_users_codes_again() {
+    let kannel = kannel();
+    let server = server_with_kannel();
+    let phone = "+447700900106";
+    let before = kannel.messages_to(phone).len();
+    let (status, tested) = server.admin("POST", "/api/v1/gateways/kannel/test", Some(json!({ "to": phone })));
+    assert_eq!((status, tested["accepted"].as_bool()), (200, Some(true)), "{tested}");
+    assert!(tested["answer"].as_str().unwrap().starts_with("202: 0: Accepted for delivery"), "{tested}");
+    let test_message = kannel.wait_for_message(phone, before, WAIT);
+    assert!(
+        test_message.text.contains("test message") && codes_in(&test_message.text).is_empty(),
+        "{}",
+        test_message.text
+    );
+    let (status, tested) = server.admin("POST", "/api/v1/gateways/down/test", Some(json!({ "to": phone })));
+    assert_eq!((status, tested["accepted"].as_bool()), (200, Some(false)), "{tested}");
+    assert!(tested["answer"].as_str().unwrap().starts_with("gateway down:"), "{tested}");
+    let (status, _) = server.admin("POST", "/api/v1/gateways/nowhere/test", Some(json!({ "to": phone })));
+    assert_eq!(status, 404);
+    let (status, refused) =
+        server.admin("POST", "/api/v1/gateways/kannel/test", Some(json!({ "to": "07700 900106" })));
+    assert_eq!(status, 422, "{refused}");
+
+    let serial = sms_user(&server, "yara", phone, "preload");
+    let first = kannel.wait_for_message(phone, before + 1, WAIT);
+    let (status, sent) = server.admin("POST", &format!("/api/v1/tokens/{serial}/send"), None);
+    assert_eq!((status, sent["destination"].as_str()), (200, Some("+44 ••• ••106")), "{sent}");
+    let again = kannel.wait_for_message(phone, before + 2, WAIT);
+    assert_eq!(login(&server, "yara", &codes_in(&first.text)[0])["result"], "reject", "the resend voided it");
+    assert_eq!(login(&server, "yara", &codes_in(&again.text)[0])["result"], "accept");
+}

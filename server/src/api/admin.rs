@@ -1,4 +1,4 @@
-//! Administration: users, tokens, applications, admin keys, audit. Every handler requires an admin
+//! Administration: users, tokens, applications, admin keys, audit, delivered passcodes' gateways and outbox. Every handler requires an admin
 //! API key.
 
 use axum::extract::{Path, Query, State};
@@ -7,10 +7,11 @@ use serde::Deserialize;
 
 use super::extract::{Admin, Json};
 use super::{ApiError, AppState, ErrorBody};
+use crate::delivery::GatewayTest;
 use crate::service::NewApplication;
 use crate::service::{
-    DeliveryFilter, EnrollRequest, Enrollment, IssuedPasscode, NewUser, TemporaryPasscodeRequest, TokenView,
-    UserChanges, UserView,
+    DeliveryFilter, EnrollRequest, Enrollment, IssuedPasscode, NewUser, SentCodes, TemporaryPasscodeRequest,
+    TokenView, UserChanges, UserView,
 };
 use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter, DeliveryRow};
 
@@ -280,4 +281,38 @@ pub async fn deliveries(
         ApiError::new(StatusCode::BAD_REQUEST, tessera_core::error::ErrorCode::InvalidInput, e.body_text())
     })?;
     Ok(axum::Json(state.service.deliveries(&filter).await?))
+}
+
+/// Where a gateway test message goes.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTestRequest {
+    /// A phone number (E.164) for an SMS gateway, an address for `email`.
+    pub to: String,
+}
+
+/// Sends a test message (no code) through one gateway now (`email` for the mail server) and
+/// answers what the gateway said.
+#[utoipa::path(post, path = "/api/v1/gateways/{id}/test", tag = "admin", security(("admin_key" = [])),
+    params(("id" = String, Path)), request_body = GatewayTestRequest,
+    responses((status = 200, body = GatewayTest), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn test_gateway(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    Json(request): Json<GatewayTestRequest>,
+) -> Reply<GatewayTest> {
+    Ok(axum::Json(state.service.test_gateway(&actor, &id, &request.to).await?))
+}
+
+/// Sends a pre-loaded or Daycode token's codes now (fresh pre-loaded codes void the unused ones).
+#[utoipa::path(post, path = "/api/v1/tokens/{serial}/send", tag = "admin", security(("admin_key" = [])),
+    params(("serial" = String, Path)),
+    responses((status = 200, body = SentCodes), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send_codes(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(serial): Path<String>,
+) -> Reply<SentCodes> {
+    Ok(axum::Json(state.service.send_codes(&actor, &serial).await?))
 }

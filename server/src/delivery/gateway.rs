@@ -11,8 +11,14 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// Characters of a refusing answer kept in the outbox's error.
 const ANSWER_EXCERPT_CHARS: usize = 200;
 
-/// What a gateway said to one message.
-pub type Accepted = Option<String>;
+/// What a gateway that accepted a message said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its id for the message, when it gave one.
+    pub message_id: Option<String>,
+    /// Its answer, cut short, with the message, codes and secret cut out.
+    pub answer: String,
+}
 
 /// A rendered message on its way out.
 pub struct Outgoing<'a> {
@@ -79,7 +85,10 @@ pub async fn send_http(
             excerpt(&redacted)
         ));
     }
-    Ok(message_id(gateway, &body))
+    Ok(Accepted {
+        message_id: message_id(gateway, &body),
+        answer: format!("{status}: {}", excerpt(&redacted)),
+    })
 }
 
 /// The message id at the configured JSON pointer, or Kannel's `0: Accepted for delivery` has none.

@@ -23,11 +23,13 @@ use std::sync::Arc;
 use tessera_core::delivery::{EmailAddress, PhoneNumber, Ttl, daycode_period};
 use tokio::sync::{Notify, watch};
 
-use crate::config::{Config, DeliverySettings};
+use crate::config::{Config, DeliverySettings, SmsGateway};
 use crate::error::ServiceError;
 use crate::keys::ServerKey;
 use crate::store::{Channel, Store, TokenRow, UserRow};
 use crate::wake::outbound_client;
+use gateway::{Outgoing, send_http};
+use tessera_core::secret::SecretString;
 
 /// Delivered passcodes: the settings, the gateways' HTTP client and the sender's wake-up.
 pub struct Delivery {
@@ -39,6 +41,23 @@ pub struct Delivery {
     mailer: Option<email::Mailer>,
     due: Notify,
     stopping: watch::Sender<bool>,
+}
+
+/// No gateway has the id asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoGateway;
+
+/// What a gateway answered to a test message.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct GatewayTest {
+    /// The gateway's id (`email` for the mail server).
+    pub gateway: String,
+    /// Whether it accepted the message.
+    pub accepted: bool,
+    /// Its id for the message, when it gave one.
+    pub message_id: Option<String>,
+    /// What it answered (status and body, or the mail server's reply), or why the send failed.
+    pub answer: String,
 }
 
 /// Why a delivered token has nowhere to send to.
@@ -98,6 +117,35 @@ impl Delivery {
     pub fn stop(&self) {
         self.stopping.send_replace(true);
         self.due.notify_one();
+    }
+
+    /// Sends a test message (no code) to `to` through the gateway `id` (`email` for the mail
+    /// server), now and not through the outbox; what the gateway answered, or why it failed.
+    pub async fn test_gateway(&self, id: &str, to: &str) -> Result<GatewayTest, NoGateway> {
+        let text = format!("This is a test message from {}. It carries no code.", self.service_name);
+        let outgoing = Outgoing { to, text: SecretString::new(text), codes: Vec::new() };
+        let outcome = if id == "email" {
+            let mailer = self.mailer.as_ref().ok_or(NoGateway)?;
+            mailer
+                .send(&outgoing, &self.service_name)
+                .await
+                .map(|answer| (answer.clone(), answer.unwrap_or_default()))
+        } else {
+            let gateway = self.settings.sms_gateways.iter().find(|g| g.id() == id).ok_or(NoGateway)?;
+            match gateway {
+                SmsGateway::Http(http) => send_http(http, &self.http, &outgoing)
+                    .await
+                    .map(|accepted| (accepted.message_id, accepted.answer)),
+            }
+        };
+        Ok(match outcome {
+            Ok((message_id, answer)) => {
+                GatewayTest { gateway: id.to_owned(), accepted: true, message_id, answer }
+            }
+            Err(error) => {
+                GatewayTest { gateway: id.to_owned(), accepted: false, message_id: None, answer: error }
+            }
+        })
     }
 
     /// Where `token`'s codes go: its own destination, or its owner's phone or email, checked.

@@ -145,7 +145,7 @@ impl Delivery {
                 SmsGateway::Http(http) => send_http(http, &self.http, outgoing).await,
             };
             match sent {
-                Ok(id) => return Ok((gateway.id().to_owned(), id)),
+                Ok(accepted) => return Ok((gateway.id().to_owned(), accepted.message_id)),
                 Err(error) => {
                     tracing::warn!(gateway = gateway.id(), %error, "gateway refused a message; trying the next");
                     last = Failure { gateway: Some(gateway.id().to_owned()), error, retry: true };

@@ -15,11 +15,12 @@ use tessera_core::delivery::{
 use tessera_core::secret::{SecretBytes, SecretString};
 use tessera_core::verifier::{self, TokenState, Verdict};
 
+use super::audit::AdminAudit;
 use super::tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenDraft};
 use super::validate::{Attempt, Outcome, PublicReason, ValidateReason};
 use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now};
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, GatewayTest};
 use crate::input::{check_email, check_phone};
 use crate::keys::{KeyError, random_id};
 use crate::store::{
@@ -35,6 +36,17 @@ pub struct DeliveryFilter {
     pub username: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<i64>,
+}
+
+/// Codes an administrator had sent.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SentCodes {
+    /// The token.
+    pub serial: String,
+    /// `sms` or `email`.
+    pub channel: Channel,
+    /// Where they went, masked.
+    pub destination: String,
 }
 
 /// What a send does to a delivered token.
@@ -57,6 +69,53 @@ impl Service {
             None => None,
         };
         Ok(self.store.deliveries(user_id, filter.limit.unwrap_or(100).clamp(1, 1000)).await?)
+    }
+
+    /// Sends a test message (no code) through a gateway (`email` for the mail server) to `to`,
+    /// now; the gateway's answer. Audited.
+    pub async fn test_gateway(&self, actor: &Actor, id: &str, to: &str) -> Result<GatewayTest, ServiceError> {
+        let to = if id == "email" { check_email(to.to_owned())? } else { check_phone(to.to_owned())? };
+        let tested = self
+            .delivery
+            .test_gateway(id, &to)
+            .await
+            .map_err(|_| ServiceError::NotFound("gateway", id.to_owned()))?;
+        let audit = AdminAudit::new(actor, "gateway.test");
+        let reason = format!("{id}: {}", if tested.accepted { "accepted" } else { "refused" });
+        let record = NewAudit {
+            result: if tested.accepted { AuditResult::Ok } else { AuditResult::Reject },
+            reason: Some(&reason),
+            ..audit.record()
+        };
+        self.store.audit(&record).await?;
+        Ok(tested)
+    }
+
+    /// Sends a pre-loaded or Daycode token's codes now, as an administrator asks: fresh pre-loaded
+    /// codes (the unused ones void) or the period's Daycode. Real-time codes go only with a login.
+    pub async fn send_codes(&self, actor: &Actor, serial: &str) -> Result<SentCodes, ServiceError> {
+        let (token, user) = self
+            .store
+            .token_with_owner(serial)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("token", serial.to_owned()))?;
+        let mode = token.delivery.as_ref().map(|d| d.mode).ok_or_else(|| {
+            ServiceError::InvalidInput("only sms and email tokens have codes to send".into())
+        })?;
+        if mode == DeliveryMode::Realtime {
+            return Err(ServiceError::InvalidInput(
+                "a real-time code is sent when the user logs in, inside that login".into(),
+            ));
+        }
+        let audit = AdminAudit::new(actor, "token.send").user(&user.username).serial(serial);
+        self.queue_send(&user, &token, false, &audit.record()).await?;
+        let channel = token.kind.channel().unwrap_or(Channel::Sms);
+        let destination = self
+            .delivery
+            .destination_of(&user, &token)
+            .map(|d| Delivery::masked(channel, &d))
+            .unwrap_or_default();
+        Ok(SentCodes { serial: serial.to_owned(), channel, destination })
     }
 
     /// Enrolls an SMS or email token: a seed only the server knows, and for pre-loaded and Daycode

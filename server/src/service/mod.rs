@@ -41,7 +41,7 @@ pub use crate::error::ServiceError;
 pub use crate::store::TokenKind;
 pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
-pub use delivered::DeliveryFilter;
+pub use delivered::{DeliveryFilter, SentCodes};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
