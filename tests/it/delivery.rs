@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::kannel_gateway::kannel;
 use crate::server_support::{Db, Server};
 use crate::smtp_server::smtp_server;
+use crate::twilio_standin::{ACCOUNT_SID, TwilioStandIn, sign};
 
 /// One user per scenario, each with their own phone number (the SMSC is shared by the suite).
 fn sms_user(server: &Server, username: &str, phone: &str, mode: &str) -> String {
@@ -292,4 +293,76 @@ fn an_administrator_tests_each_gateway_and_sends_a_users_codes_again() {
     let again = kannel.wait_for_message(phone, before + 2, WAIT);
     assert_eq!(login(&server, "yara", &codes_in(&first.text)[0])["result"], "reject", "the resend voided it");
     assert_eq!(login(&server, "yara", &codes_in(&again.text)[0])["result"], "accept");
+}
+
+#[test]
+fn a_twilio_compatible_gateway_sends_and_its_signed_reports_are_recorded_and_forged_ones_refused() {
+    let twilio = TwilioStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        Db::Sqlite,
+        &format!(
+            "[delivery.limits]\ncooldown_secs = 0\n\n{}",
+            twilio.config_toml(&dir.path().join("twilio.token"))
+        ),
+    );
+    sms_user(&server, "tina", "+447700900107", "realtime");
+    let challenge = login(&server, "tina", "");
+    let deadline = std::time::Instant::now() + WAIT;
+    let message = loop {
+        if let Some(message) = twilio.accepted().into_iter().find(|m| m.to == "+447700900107") {
+            break message;
+        }
+        assert!(std::time::Instant::now() < deadline, "Twilio got no message");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let code = codes_in(&message.body).remove(0);
+    assert_eq!(
+        finish(&server, "tina", challenge["transaction_id"].as_str().unwrap(), &code)["result"],
+        "accept"
+    );
+    let status_of = |username: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (_, deliveries) =
+                server.admin("GET", &format!("/api/v1/deliveries?username={username}"), None);
+            let status = deliveries[0]["status"].as_str().unwrap_or_default().to_owned();
+            if status != "sent" && status != "queued" && status != "sending"
+                || std::time::Instant::now() > deadline
+            {
+                return deliveries[0].clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let delivered = status_of("tina");
+    assert_eq!(delivered["status"], "delivered", "{delivered}");
+    assert!(delivered["provider_message_id"].as_str().unwrap().starts_with("SM"), "{delivered}");
+
+    sms_user(&server, "ugo", "+447700900999", "realtime");
+    login(&server, "ugo", "");
+    let undelivered = status_of("ugo");
+    assert_eq!(undelivered["status"], "failed", "{undelivered}");
+    assert!(undelivered["error"].as_str().unwrap().contains("undelivered (error 30003)"), "{undelivered}");
+
+    let callback = format!("{}/api/v1/sms/twilio/status", server.url);
+    let params: Vec<(String, String)> = [
+        ("AccountSid", ACCOUNT_SID),
+        ("MessageSid", "SM00000000000000000000000000000001"),
+        ("MessageStatus", "failed"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let client = reqwest::blocking::Client::new();
+    let forged = client
+        .post(&callback)
+        .header("X-Twilio-Signature", sign("https://elsewhere.example/", &params))
+        .form(&params)
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 401, "a signature for another URL");
+    let unsigned = client.post(&callback).form(&params).send().unwrap();
+    assert_eq!(unsigned.status(), 401, "no signature");
+    assert_eq!(status_of("tina")["status"], "delivered", "a refused callback changes nothing");
 }

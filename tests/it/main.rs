@@ -26,4 +26,5 @@ mod review;
 mod server;
 mod smtp_server;
 mod support;
+mod twilio_standin;
 mod wake;

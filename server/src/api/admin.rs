@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::extract::{Admin, Json};
+use super::extract::{Admin, FormPairs, Json};
 use super::{ApiError, AppState, ErrorBody};
 use crate::delivery::GatewayTest;
 use crate::service::NewApplication;
@@ -315,4 +315,20 @@ pub async fn send_codes(
     Path(serial): Path<String>,
 ) -> Reply<SentCodes> {
     Ok(axum::Json(state.service.send_codes(&actor, &serial).await?))
+}
+
+/// A Twilio-compatible provider's status callback for a message it accepted: refused (401) unless
+/// `X-Twilio-Signature` is the account's signature of the callback.
+#[utoipa::path(post, path = "/api/v1/sms/twilio/status", tag = "delivery",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "MessageSid, MessageStatus, AccountSid, ErrorCode and the provider's other fields"),
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    FormPairs(params): FormPairs,
+) -> Result<StatusCode, ApiError> {
+    let signature = headers.get("x-twilio-signature").and_then(|value| value.to_str().ok());
+    state.service.twilio_status(&params, signature).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -45,6 +45,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// A form-encoded body (`application/x-www-form-urlencoded`) as its name–value pairs, in order,
+/// read from the body the router already took in (webhooks from SMS providers send these).
+pub struct FormPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for FormPairs {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let read = parts.extensions.get::<ReadBody>().map(|ReadBody(bytes)| bytes.clone());
+        let request = Request::from_parts(parts, read.map_or(body, axum::body::Body::from));
+        axum::Form::<Vec<(String, String)>>::from_request(request, state)
+            .await
+            .map(|axum::Form(pairs)| Self(pairs))
+            .map_err(|rejection| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::InvalidInput,
+                    rejection.body_text(),
+                )
+            })
+    }
+}
+
 const MISSING_JSON: &str = "expected a JSON body with Content-Type: application/json";
 
 /// `application/json` or `application/…+json`, parameters aside (as axum's own check).

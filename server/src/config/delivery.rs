@@ -118,7 +118,7 @@ struct FileSmsGateway {
     id: String,
     kind: String,
     method: Option<String>,
-    url: String,
+    url: Option<String>,
     #[serde(default)]
     params: BTreeMap<String, String>,
     json: Option<serde_json::Value>,
@@ -129,6 +129,49 @@ struct FileSmsGateway {
     success_body_contains: Option<String>,
     message_id_pointer: Option<String>,
     timeout_secs: Option<u64>,
+    account_sid: Option<String>,
+    auth_token_file: Option<PathBuf>,
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+}
+
+/// Who a Twilio-compatible gateway sends as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioSender {
+    /// A phone number or alphanumeric sender id (`From`).
+    From(String),
+    /// A messaging service (`MessagingServiceSid`), which picks the number.
+    Service(String),
+}
+
+/// A Twilio-compatible SMS API (Twilio's Messages API, or a provider that speaks it): messages
+/// are POSTed with HTTP Basic authentication, and the provider reports each message's fate to a
+/// status callback signed with `X-Twilio-Signature`.
+#[derive(Clone)]
+pub struct TwilioGateway {
+    /// Name in logs, the audit and the outbox.
+    pub id: String,
+    /// `https://api.twilio.com`, or a compatible provider's base URL.
+    pub base_url: String,
+    /// The account (`AC…`).
+    pub account_sid: String,
+    /// The account's auth token (Basic password and the callbacks' signing key).
+    pub auth_token: SecretString,
+    /// Who messages come from.
+    pub sender: TwilioSender,
+    /// Where the provider reports each message's status (this server's public URL).
+    pub status_callback: String,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for TwilioGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioGateway")
+            .field("id", &self.id)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The cost-bearing limits on sending codes, counted in the database so they hold across
@@ -212,6 +255,8 @@ impl std::fmt::Debug for HttpGateway {
 pub enum SmsGateway {
     /// A generic HTTP gateway (Kannel, most SMS providers' REST APIs).
     Http(HttpGateway),
+    /// Twilio's Messages API or a provider that speaks it.
+    Twilio(TwilioGateway),
 }
 
 impl SmsGateway {
@@ -219,6 +264,15 @@ impl SmsGateway {
     pub fn id(&self) -> &str {
         match self {
             Self::Http(gateway) => &gateway.id,
+            Self::Twilio(gateway) => &gateway.id,
+        }
+    }
+
+    /// The longest one request to it may take.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Self::Http(gateway) => gateway.timeout,
+            Self::Twilio(gateway) => gateway.timeout,
         }
     }
 }
@@ -290,7 +344,7 @@ const DEFAULT_TEMPLATES: [(DeliveryMode, &str); 4] = [
 
 impl FileDelivery {
     /// The effective settings; `service` is the name messages show (checked in GSM 7-bit too).
-    pub(super) fn settings(self, service: &str) -> Result<DeliverySettings, ConfigError> {
+    pub(super) fn settings(self, service: &str, public_url: &str) -> Result<DeliverySettings, ConfigError> {
         let out_of_range = |message: String| ConfigError::OutOfRange(message);
         let default_ttl = Ttl::new(self.default_ttl_secs.unwrap_or(tessera_core::delivery::DEFAULT_TTL_SECS))
             .map_err(|e| out_of_range(format!("delivery.default_ttl_secs: {e}")))?;
@@ -340,7 +394,11 @@ impl FileDelivery {
         if values.iter().any(|v| !(0..=10_000_000).contains(v)) {
             return Err(out_of_range("delivery.limits: every limit must be 0 to 10000000".into()));
         }
-        let sms_gateways = self.sms_gateway.into_iter().map(gateway).collect::<Result<Vec<_>, _>>()?;
+        let sms_gateways = self
+            .sms_gateway
+            .into_iter()
+            .map(|file| gateway(file, public_url))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut ids: Vec<&str> = sms_gateways.iter().map(SmsGateway::id).collect();
         ids.sort_unstable();
         if let Some(twice) =
@@ -351,7 +409,7 @@ impl FileDelivery {
         let email = self.email.map(email).transpose()?;
         let slowest_send = sms_gateways
             .iter()
-            .map(|SmsGateway::Http(gateway)| gateway.timeout.as_secs())
+            .map(|gateway| gateway.timeout().as_secs())
             .sum::<u64>()
             .max(email.as_ref().map_or(0, |e| e.timeout.as_secs()));
         let claim_secs = self.claim_secs.unwrap_or(60);
@@ -449,17 +507,88 @@ fn daycode_clock(file: FileDaycode) -> Result<DaycodeClock, ConfigError> {
     Ok(DaycodeClock { time_zone, day_starts_at_secs })
 }
 
-fn gateway(file: FileSmsGateway) -> Result<SmsGateway, ConfigError> {
+/// The path of the Twilio-compatible status callback, under the server's public URL.
+pub const TWILIO_STATUS_PATH: &str = "/api/v1/sms/twilio/status";
+
+fn gateway(file: FileSmsGateway, public_url: &str) -> Result<SmsGateway, ConfigError> {
     let field = format!("delivery.sms_gateway {:?}", file.id);
     let bad = |message: &str| ConfigError::OutOfRange(format!("{field}: {message}"));
     if file.id.is_empty()
         || file.id.len() > 64
         || file.id.chars().any(|c| c.is_control() || c.is_whitespace())
+        || file.id == "email"
     {
-        return Err(bad("id must be 1 to 64 characters without spaces"));
+        return Err(bad("id must be 1 to 64 characters without spaces, and not \"email\""));
     }
-    if file.kind != "http" {
-        return Err(bad(&format!("kind {:?} is not supported here: use \"http\"", file.kind)));
+    let timeout_secs = file.timeout_secs.unwrap_or(5);
+    if !(1..=60).contains(&timeout_secs) {
+        return Err(bad("timeout_secs must be 1 to 60"));
+    }
+    match file.kind.as_str() {
+        "http" => http_gateway(file, &bad, timeout_secs),
+        "twilio" => twilio_gateway(file, &bad, timeout_secs, public_url),
+        other => Err(bad(&format!("kind {other:?} is not supported: use \"http\" or \"twilio\""))),
+    }
+}
+
+fn twilio_gateway(
+    file: FileSmsGateway,
+    bad: &dyn Fn(&str) -> ConfigError,
+    timeout_secs: u64,
+    public_url: &str,
+) -> Result<SmsGateway, ConfigError> {
+    let account_sid = file.account_sid.ok_or_else(|| bad("a twilio gateway needs account_sid"))?;
+    if account_sid.is_empty() || !account_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(bad("account_sid must be letters and digits (AC…)"));
+    }
+    let path = file.auth_token_file.ok_or_else(|| bad("a twilio gateway needs auth_token_file"))?;
+    let auth_token = read_secret(&path).map_err(|e| bad(&e))?;
+    let sender = match (file.from, file.messaging_service_sid) {
+        (Some(from), None) => TwilioSender::From(from),
+        (None, Some(service)) => TwilioSender::Service(service),
+        _ => return Err(bad("give exactly one of from and messaging_service_sid")),
+    };
+    let base_url =
+        file.url.unwrap_or_else(|| "https://api.twilio.com".into()).trim_end_matches('/').to_owned();
+    let parsed = reqwest::Url::parse(&base_url).map_err(|e| bad(&format!("url {base_url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("url must be http:// or https://"));
+    }
+    let unused = [
+        file.method.is_some(),
+        !file.params.is_empty(),
+        file.json.is_some(),
+        !file.headers.is_empty(),
+        file.secret_file.is_some(),
+    ];
+    if unused.into_iter().any(|given| given) {
+        return Err(bad("method, params, json, headers and secret_file are for http gateways"));
+    }
+    Ok(SmsGateway::Twilio(TwilioGateway {
+        id: file.id,
+        base_url,
+        account_sid,
+        auth_token,
+        sender,
+        status_callback: format!("{}{TWILIO_STATUS_PATH}", public_url.trim_end_matches('/')),
+        timeout: Duration::from_secs(timeout_secs),
+    }))
+}
+
+fn http_gateway(
+    file: FileSmsGateway,
+    bad: &dyn Fn(&str) -> ConfigError,
+    timeout_secs: u64,
+) -> Result<SmsGateway, ConfigError> {
+    let url = file.url.ok_or_else(|| bad("an http gateway needs url"))?;
+    if file.account_sid.is_some()
+        || file.auth_token_file.is_some()
+        || file.from.is_some()
+        || file.messaging_service_sid.is_some()
+    {
+        return Err(bad(
+            "account_sid, auth_token_file, from and messaging_service_sid are for twilio gateways",
+        ));
     }
     let method = match file.method.as_deref().unwrap_or("POST") {
         "GET" | "get" => HttpMethod::Get,
@@ -469,8 +598,8 @@ fn gateway(file: FileSmsGateway) -> Result<SmsGateway, ConfigError> {
     if method == HttpMethod::Get && file.json.is_some() {
         return Err(bad("a json body needs method = \"POST\""));
     }
-    let url = reqwest::Url::parse(&file.url).map_err(|e| bad(&format!("url {:?}: {e}", file.url)))?;
-    if !matches!(url.scheme(), "http" | "https") {
+    let parsed = reqwest::Url::parse(&url).map_err(|e| bad(&format!("url {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("url must be http:// or https://"));
     }
     let secret = file.secret_file.as_deref().map(read_secret).transpose().map_err(|e| bad(&e))?;
@@ -483,14 +612,10 @@ fn gateway(file: FileSmsGateway) -> Result<SmsGateway, ConfigError> {
     if success_status.is_empty() || success_status.iter().any(|s| !(100..=599).contains(s)) {
         return Err(bad("success_status must list HTTP statuses (100 to 599)"));
     }
-    let timeout_secs = file.timeout_secs.unwrap_or(5);
-    if !(1..=60).contains(&timeout_secs) {
-        return Err(bad("timeout_secs must be 1 to 60"));
-    }
     Ok(SmsGateway::Http(HttpGateway {
         id: file.id,
         method,
-        url: file.url,
+        url,
         params: file.params,
         json: file.json,
         headers: file.headers,
@@ -567,7 +692,7 @@ mod tests {
             id: id.into(),
             kind: "http".into(),
             method: Some("GET".into()),
-            url: "http://127.0.0.1:13013/cgi-bin/sendsms".into(),
+            url: Some("http://127.0.0.1:13013/cgi-bin/sendsms".into()),
             params: BTreeMap::new(),
             json: None,
             headers: BTreeMap::new(),
@@ -576,15 +701,19 @@ mod tests {
             success_body_contains: None,
             message_id_pointer: None,
             timeout_secs: Some(5),
+            account_sid: None,
+            auth_token_file: None,
+            from: None,
+            messaging_service_sid: None,
         };
         let file = |claim_secs| FileDelivery {
             claim_secs: Some(claim_secs),
             sms_gateway: vec![gateway("a"), gateway("b")],
             ..FileDelivery::default()
         };
-        let error = file(10).settings("Tessera").unwrap_err().to_string();
+        let error = file(10).settings("Tessera", "https://auth.example.com").unwrap_err().to_string();
         assert!(error.contains("delivery.claim_secs") && error.contains("10 s"), "{error}");
-        assert_eq!(file(11).settings("Tessera").unwrap().claim_secs, 11);
+        assert_eq!(file(11).settings("Tessera", "https://auth.example.com").unwrap().claim_secs, 11);
     }
 
     #[test]
@@ -593,7 +722,7 @@ mod tests {
             templates: FileTemplates { preload3: Some("✓ {codes}".into()), ..FileTemplates::default() },
             ..FileDelivery::default()
         };
-        let error = file.settings("Tessera").unwrap_err().to_string();
+        let error = file.settings("Tessera", "https://auth.example.com").unwrap_err().to_string();
         assert!(error.contains("delivery.templates.preload3") && error.contains("GSM 7-bit"), "{error}");
     }
 }

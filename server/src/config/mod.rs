@@ -5,7 +5,7 @@ mod delivery;
 
 pub use delivery::{
     DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits, SmsGateway,
-    Templates,
+    TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
 };
 
 use std::net::SocketAddr;
@@ -426,7 +426,7 @@ impl Config {
             apns: file.push.apns.map(|apns| ApnsConfig { endpoint: trimmed_url(apns.endpoint), ..apns }),
         };
         check_push(&push)?;
-        let delivery = file.delivery.settings(&push.service_name)?;
+        let delivery = file.delivery.settings(&push.service_name, &push.public_url)?;
         let limits = limits_of(&file.limits)?;
         Ok(Self {
             listen,

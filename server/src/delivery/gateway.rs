@@ -102,7 +102,7 @@ fn message_id(gateway: &HttpGateway, body: &str) -> Option<String> {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response) -> String {
+pub(super) async fn read_limited(mut response: reqwest::Response) -> String {
     let mut bytes = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         bytes.extend_from_slice(&chunk);
@@ -114,7 +114,7 @@ async fn read_limited(mut response: reqwest::Response) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn excerpt(body: &str) -> String {
+pub(super) fn excerpt(body: &str) -> String {
     let text: String = body.chars().filter(|c| !c.is_control()).take(ANSWER_EXCERPT_CHARS).collect();
     if text.trim().is_empty() { "(empty answer)".into() } else { text.trim().to_owned() }
 }

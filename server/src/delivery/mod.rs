@@ -12,11 +12,13 @@
 //! |---|---|
 //! | `sender.rs` | the outbox loop: claim, render, send, record, retry |
 //! | `gateway.rs` | one message through a generic HTTP gateway (Kannel, REST providers) |
+//! | `twilio.rs` | one message through Twilio's Messages API (or a compatible one); callbacks' signatures |
 //! | `email.rs` | one message through an SMTP server (STARTTLS or TLS required, lettre) |
 
 mod email;
 mod gateway;
 mod sender;
+mod twilio;
 
 use std::sync::Arc;
 
@@ -41,6 +43,21 @@ pub struct Delivery {
     mailer: Option<email::Mailer>,
     due: Notify,
     stopping: watch::Sender<bool>,
+}
+
+/// A callback whose signature is missing or wrong, or that names no configured account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forged;
+
+/// What a provider reported about a message it had accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The gateway's id.
+    pub gateway: String,
+    /// The provider's id for the message.
+    pub message_id: String,
+    /// Delivered, or failed and why.
+    pub outcome: Result<(), String>,
 }
 
 /// No gateway has the id asked for.
@@ -136,6 +153,9 @@ impl Delivery {
                 SmsGateway::Http(http) => send_http(http, &self.http, &outgoing)
                     .await
                     .map(|accepted| (accepted.message_id, accepted.answer)),
+                SmsGateway::Twilio(twilio) => twilio::send_twilio(twilio, &self.http, &outgoing)
+                    .await
+                    .map(|accepted| (accepted.message_id, accepted.answer)),
             }
         };
         Ok(match outcome {
@@ -146,6 +166,40 @@ impl Delivery {
                 GatewayTest { gateway: id.to_owned(), accepted: false, message_id: None, answer: error }
             }
         })
+    }
+
+    /// A Twilio-compatible status callback, if its signature is the account's: the gateway, the
+    /// message's id, and what became of it (`None` for a status that changes nothing, such as
+    /// `queued` or `sent`).
+    pub fn twilio_report(
+        &self,
+        params: &[(String, String)],
+        signature: &str,
+    ) -> Result<Option<Report>, Forged> {
+        let value = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        let account = value("AccountSid").ok_or(Forged)?;
+        let gateway = self
+            .settings
+            .sms_gateways
+            .iter()
+            .find_map(|g| match g {
+                SmsGateway::Twilio(twilio) if twilio.account_sid == account => Some(twilio),
+                _ => None,
+            })
+            .ok_or(Forged)?;
+        if !twilio::signature_matches(&gateway.auth_token, &gateway.status_callback, params, signature) {
+            return Err(Forged);
+        }
+        let message_id = value("MessageSid").or_else(|| value("SmsSid")).ok_or(Forged)?.to_owned();
+        let outcome = match value("MessageStatus").or_else(|| value("SmsStatus")).unwrap_or_default() {
+            "delivered" => Some(Ok(())),
+            status @ ("undelivered" | "failed") => {
+                let code = value("ErrorCode").map(|code| format!(" (error {code})")).unwrap_or_default();
+                Some(Err(format!("the carrier reported the message {status}{code}")))
+            }
+            _ => None,
+        };
+        Ok(outcome.map(|outcome| Report { gateway: gateway.id.clone(), message_id, outcome }))
     }
 
     /// Where `token`'s codes go: its own destination, or its owner's phone or email, checked.

@@ -11,6 +11,7 @@ use tessera_core::otp::{Algorithm, Digits};
 
 use super::Delivery;
 use super::gateway::{Outgoing, send_http};
+use super::twilio::send_twilio;
 use crate::clock::now_i64;
 use crate::config::SmsGateway;
 use crate::store::{AuditResult, ChallengeStatus, Channel, DeliveryRow, NewAudit, SendResult};
@@ -143,6 +144,7 @@ impl Delivery {
         for gateway in &self.settings.sms_gateways {
             let sent = match gateway {
                 SmsGateway::Http(http) => send_http(http, &self.http, outgoing).await,
+                SmsGateway::Twilio(twilio) => send_twilio(twilio, &self.http, outgoing).await,
             };
             match sent {
                 Ok(accepted) => return Ok((gateway.id().to_owned(), accepted.message_id)),

@@ -91,6 +91,36 @@ impl Service {
         Ok(tested)
     }
 
+    /// A Twilio-compatible status callback: checked against the account's signature, then the
+    /// message's fate recorded (a message that was not delivered is audited).
+    pub async fn twilio_status(
+        &self,
+        params: &[(String, String)],
+        signature: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let refused =
+            || ServiceError::Unauthorized("the callback's X-Twilio-Signature does not match".into());
+        let report =
+            self.delivery.twilio_report(params, signature.ok_or_else(refused)?).map_err(|_| refused())?;
+        let Some(report) = report else { return Ok(()) };
+        let recorded = self.store.record_report(&report.gateway, &report.message_id, &report.outcome).await?;
+        if let (true, Err(error)) = (recorded, &report.outcome) {
+            let reason = format!("{} message {}: {error}", report.gateway, report.message_id);
+            let audit = NewAudit {
+                at_ms: crate::clock::unix_now_ms(),
+                actor: "delivery",
+                action: "delivery.report",
+                username: None,
+                serial: None,
+                client_ip: None,
+                result: AuditResult::Reject,
+                reason: Some(&reason),
+            };
+            self.store.audit(&audit).await?;
+        }
+        Ok(())
+    }
+
     /// Sends a pre-loaded or Daycode token's codes now, as an administrator asks: fresh pre-loaded
     /// codes (the unused ones void) or the period's Daycode. Real-time codes go only with a login.
     pub async fn send_codes(&self, actor: &Actor, serial: &str) -> Result<SentCodes, ServiceError> {

@@ -239,7 +239,9 @@ pub enum DeliveryStatus {
     Sending,
     /// A gateway accepted it.
     Sent,
-    /// Every try failed, or it was no longer worth sending.
+    /// The provider reported it delivered to the phone.
+    Delivered,
+    /// Every try failed, it was no longer worth sending, or the provider reported it undelivered.
     Failed,
 }
 
@@ -250,12 +252,15 @@ impl DeliveryStatus {
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Sent => "sent",
+            Self::Delivered => "delivered",
             Self::Failed => "failed",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::Queued, Self::Sending, Self::Sent, Self::Failed].into_iter().find(|s| s.as_str() == name)
+        [Self::Queued, Self::Sending, Self::Sent, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == name)
     }
 }
 
@@ -563,6 +568,31 @@ impl Store {
             ),
         };
         Ok(self.db.atomically(vec![Guarded { statement: update, rows: Some(1) }], vec![]).await?.is_some())
+    }
+
+    /// Records what a provider reported about a message it accepted (`Err` with why it was not
+    /// delivered); false when no sent message has that gateway and id.
+    pub async fn record_report(
+        &self,
+        gateway: &str,
+        message_id: &str,
+        outcome: &Result<(), String>,
+    ) -> Result<bool, StoreError> {
+        let (status, error) = match outcome {
+            Ok(()) => (DeliveryStatus::Delivered, None),
+            Err(error) => (DeliveryStatus::Failed, Some(error.clone())),
+        };
+        let update = statement(
+            "UPDATE deliveries SET status = $1, error = COALESCE($2, error) \
+             WHERE gateway = $3 AND provider_message_id = $4 AND status IN ('sent', 'delivered')",
+            vec![
+                Param::Text(status.as_str().into()),
+                Param::OptText(error),
+                Param::Text(gateway.into()),
+                Param::Text(message_id.into()),
+            ],
+        );
+        Ok(self.db.execute(update).await? > 0)
     }
 
     /// Messages, newest first: all, or one user's.
