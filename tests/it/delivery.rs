@@ -366,3 +366,39 @@ fn a_twilio_compatible_gateway_sends_and_its_signed_reports_are_recorded_and_for
     assert_eq!(unsigned.status(), 401, "no signature");
     assert_eq!(status_of("tina")["status"], "delivered", "a refused callback changes nothing");
 }
+
+#[test]
+fn send_limits_hold_across_two_replicas_and_a_code_sent_by_one_completes_on_the_other() {
+    let kannel = kannel();
+    let db = Db::fresh_postgres();
+    let toml = format!(
+        "[delivery.limits]\ncooldown_secs = 0\nper_user_per_window = 2\n\n{}",
+        kannel.config_toml("kannel")
+    );
+    let (a, b) = (Server::start(db.clone(), &toml), Server::start(db, &toml));
+    let phone = "+447700900108";
+    let before = kannel.messages_to(phone).len();
+    sms_user(&a, "vera", phone, "realtime");
+    let first = login(&a, "vera", "");
+    let second = login(&b, "vera", "");
+    assert_eq!((first["result"].as_str(), second["result"].as_str()), (Some("challenge"), Some("challenge")));
+    let (status, third) = a.validate("vera", Some("2580"), "sms");
+    assert_eq!(
+        (status, third["reason"].as_str()),
+        (429, Some("rate_limited")),
+        "the window is shared: {third}"
+    );
+    kannel.wait_for_message(phone, before + 1, WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        kannel.messages_to(phone).len(),
+        before + 2,
+        "two messages in the window, whichever replica was asked"
+    );
+    let codes: Vec<String> =
+        kannel.messages_to(phone)[before..].iter().flat_map(|m| codes_in(&m.text)).collect();
+    let transaction = first["transaction_id"].as_str().unwrap();
+    let accepted =
+        codes.iter().filter(|code| finish(&b, "vera", transaction, code)["result"] == "accept").count();
+    assert_eq!(accepted, 1, "replica b completes the challenge replica a sent, with its own code only");
+}
