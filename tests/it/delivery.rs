@@ -402,3 +402,40 @@ fn send_limits_hold_across_two_replicas_and_a_code_sent_by_one_completes_on_the_
         codes.iter().filter(|code| finish(&b, "vera", transaction, code)["result"] == "accept").count();
     assert_eq!(accepted, 1, "replica b completes the challenge replica a sent, with its own code only");
 }
+
+#[test]
+fn a_daycode_is_refused_once_its_period_ends_and_the_next_one_is_sent() {
+    let kannel = kannel();
+    let day_ends = crate::support::unix_now() + 8;
+    let boundary = day_ends % 86_400;
+    let day_starts_at = format!("{:02}:{:02}:{:02}", boundary / 3600, boundary / 60 % 60, boundary % 60);
+    let server = Server::start(
+        Db::Sqlite,
+        &format!(
+            "[delivery.limits]\ncooldown_secs = 0\n\n[delivery.daycode]\ntime_zone = \"UTC\"\nday_starts_at = \"{day_starts_at}\"\n\n{}",
+            kannel.config_toml("kannel")
+        ),
+    );
+    let phone = "+447700900109";
+    let before = kannel.messages_to(phone).len();
+    sms_user(&server, "zoe", phone, "daycode");
+    let today = codes_in(&kannel.wait_for_message(phone, before, WAIT).text).remove(0);
+    assert_eq!(login(&server, "zoe", &today)["result"], "accept");
+    assert!(
+        crate::support::unix_now() < day_ends,
+        "the setup took longer than the 8 s before the day boundary"
+    );
+    while crate::support::unix_now() <= day_ends {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        login(&server, "zoe", &today)["result"],
+        "reject",
+        "yesterday's Daycode, after the day boundary"
+    );
+    let asked = login(&server, "zoe", "");
+    assert_eq!(asked["result"], "challenge", "{asked}");
+    let tomorrow = codes_in(&kannel.wait_for_message(phone, before + 1, WAIT).text).remove(0);
+    assert_ne!(tomorrow, today);
+    assert_eq!(login(&server, "zoe", &tomorrow)["result"], "accept");
+}
