@@ -64,7 +64,7 @@ fn a_scanned_code_logs_in_once(db: Db) {
     let phone = Sandbox::with_keystore_vault();
     user_with_device(&server, &phone, "dana", None);
 
-    let payload = shown_and_scanned(&phone, &[], 1);
+    let payload = shown_and_scanned(&phone, &["--valid-for", "120"], 1);
     assert_eq!(payload.len(), 146, "base32 of the 91-byte payload: {payload}");
     let (status, body) = redeem(&server, json!({ "payload": payload }));
     assert_eq!(status, 200, "{body}");

@@ -345,26 +345,9 @@ const DEFAULT_TEMPLATES: [(DeliveryMode, &str); 4] = [
 impl FileDelivery {
     /// The effective settings; `service` is the name messages show (checked in GSM 7-bit too).
     pub(super) fn settings(self, service: &str, public_url: &str) -> Result<DeliverySettings, ConfigError> {
-        let out_of_range = |message: String| ConfigError::OutOfRange(message);
+        let out_of_range = ConfigError::OutOfRange;
         let default_ttl = Ttl::new(self.default_ttl_secs.unwrap_or(tessera_core::delivery::DEFAULT_TTL_SECS))
             .map_err(|e| out_of_range(format!("delivery.default_ttl_secs: {e}")))?;
-        let given = [
-            self.templates.realtime,
-            self.templates.preload,
-            self.templates.preload3,
-            self.templates.daycode,
-        ];
-        let mut by_mode = Vec::with_capacity(4);
-        for ((mode, default), text) in DEFAULT_TEMPLATES.into_iter().zip(given) {
-            let field = format!("delivery.templates.{}", mode.as_str());
-            let template = Template::parse(text.as_deref().unwrap_or(default))
-                .map_err(|e| out_of_range(format!("{field}: {e}")))?;
-            let batch = usize::try_from(mode.batch()).unwrap_or(3);
-            template.check_sms(batch, 10, service).map_err(|e| out_of_range(format!("{field}: {e}")))?;
-            by_mode.push((mode, template));
-        }
-        let by_mode: [(DeliveryMode, Template); 4] =
-            by_mode.try_into().map_err(|_| out_of_range("delivery.templates".into()))?;
         let country_allowlist = self.country_allowlist.unwrap_or_default();
         if let Some(bad) = country_allowlist.iter().find(|p| {
             p.strip_prefix('+').is_none_or(|d| d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()))
@@ -372,27 +355,6 @@ impl FileDelivery {
             return Err(out_of_range(format!(
                 "delivery.country_allowlist: {bad:?} is not a calling code prefix such as \"+44\""
             )));
-        }
-        let defaults = SendLimits::default();
-        let file = self.limits;
-        let limits = SendLimits {
-            window_secs: file.window_secs.unwrap_or(defaults.window_secs),
-            per_user_per_window: file.per_user_per_window.unwrap_or(defaults.per_user_per_window),
-            per_user_per_day: file.per_user_per_day.unwrap_or(defaults.per_user_per_day),
-            per_destination_per_day: file.per_destination_per_day.unwrap_or(defaults.per_destination_per_day),
-            global_per_hour: file.global_per_hour.unwrap_or(defaults.global_per_hour),
-            cooldown_secs: file.cooldown_secs.unwrap_or(defaults.cooldown_secs),
-        };
-        let values = [
-            limits.window_secs,
-            limits.per_user_per_window,
-            limits.per_user_per_day,
-            limits.per_destination_per_day,
-            limits.global_per_hour,
-            limits.cooldown_secs,
-        ];
-        if values.iter().any(|v| !(0..=10_000_000).contains(v)) {
-            return Err(out_of_range("delivery.limits: every limit must be 0 to 10000000".into()));
         }
         let sms_gateways = self
             .sms_gateway
@@ -407,29 +369,81 @@ impl FileDelivery {
             return Err(out_of_range(format!("delivery.sms_gateway: the id {twice:?} is used twice")));
         }
         let email = self.email.map(email).transpose()?;
-        let slowest_send = sms_gateways
-            .iter()
-            .map(|gateway| gateway.timeout().as_secs())
-            .sum::<u64>()
-            .max(email.as_ref().map_or(0, |e| e.timeout.as_secs()));
-        let claim_secs = self.claim_secs.unwrap_or(60);
-        if claim_secs <= slowest_send || claim_secs > 3600 {
-            return Err(out_of_range(format!(
-                "delivery.claim_secs must be above the longest a send may take ({slowest_send} s: the gateways' \
-                 timeouts in turn, or the mail server's) and at most 3600"
-            )));
-        }
+        let claim_secs = claim_secs(self.claim_secs, &sms_gateways, email.as_ref())?;
         Ok(DeliverySettings {
             claim_secs,
             sms_gateways,
             country_allowlist,
             default_ttl,
-            limits,
-            templates: Templates { by_mode },
+            limits: send_limits(&self.limits)?,
+            templates: templates(self.templates, service)?,
             daycode: daycode_clock(self.daycode)?,
             email,
         })
     }
+}
+
+/// Each mode's template (the file's, or the default), checked as an SMS: GSM 7-bit, one segment.
+fn templates(file: FileTemplates, service: &str) -> Result<Templates, ConfigError> {
+    let given = [file.realtime, file.preload, file.preload3, file.daycode];
+    let mut by_mode = Vec::with_capacity(4);
+    for ((mode, default), text) in DEFAULT_TEMPLATES.into_iter().zip(given) {
+        let invalid = |e: tessera_core::delivery::DeliveryError| {
+            ConfigError::OutOfRange(format!("delivery.templates.{}: {e}", mode.as_str()))
+        };
+        let template = Template::parse(text.as_deref().unwrap_or(default)).map_err(invalid)?;
+        template.check_sms(usize::try_from(mode.batch()).unwrap_or(3), 10, service).map_err(invalid)?;
+        by_mode.push((mode, template));
+    }
+    let by_mode = by_mode.try_into().map_err(|_| ConfigError::OutOfRange("delivery.templates".into()))?;
+    Ok(Templates { by_mode })
+}
+
+/// The cost limits, each 0 (off) to 10,000,000.
+fn send_limits(file: &FileSendLimits) -> Result<SendLimits, ConfigError> {
+    let defaults = SendLimits::default();
+    let limits = SendLimits {
+        window_secs: file.window_secs.unwrap_or(defaults.window_secs),
+        per_user_per_window: file.per_user_per_window.unwrap_or(defaults.per_user_per_window),
+        per_user_per_day: file.per_user_per_day.unwrap_or(defaults.per_user_per_day),
+        per_destination_per_day: file.per_destination_per_day.unwrap_or(defaults.per_destination_per_day),
+        global_per_hour: file.global_per_hour.unwrap_or(defaults.global_per_hour),
+        cooldown_secs: file.cooldown_secs.unwrap_or(defaults.cooldown_secs),
+    };
+    let values = [
+        limits.window_secs,
+        limits.per_user_per_window,
+        limits.per_user_per_day,
+        limits.per_destination_per_day,
+        limits.global_per_hour,
+        limits.cooldown_secs,
+    ];
+    if values.iter().any(|v| !(0..=10_000_000).contains(v)) {
+        return Err(ConfigError::OutOfRange("delivery.limits: every limit must be 0 to 10000000".into()));
+    }
+    Ok(limits)
+}
+
+/// How long a sender holds a message: longer than the slowest send (the SMS gateways' timeouts in
+/// turn, or the mail server's), at most an hour.
+fn claim_secs(
+    given: Option<u64>,
+    gateways: &[SmsGateway],
+    email: Option<&EmailSettings>,
+) -> Result<u64, ConfigError> {
+    let slowest_send = gateways
+        .iter()
+        .map(|gateway| gateway.timeout().as_secs())
+        .sum::<u64>()
+        .max(email.map_or(0, |e| e.timeout.as_secs()));
+    let claim_secs = given.unwrap_or(60);
+    if claim_secs <= slowest_send || claim_secs > 3600 {
+        return Err(ConfigError::OutOfRange(format!(
+            "delivery.claim_secs must be above the longest a send may take ({slowest_send} s: the gateways' \
+             timeouts in turn, or the mail server's) and at most 3600"
+        )));
+    }
+    Ok(claim_secs)
 }
 
 fn email(file: FileEmail) -> Result<EmailSettings, ConfigError> {

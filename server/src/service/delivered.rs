@@ -157,33 +157,7 @@ impl Service {
         options: &EnrollRequest,
     ) -> Result<Enrollment, ServiceError> {
         let kind = options.kind;
-        let description = options.description.as_deref();
-        let channel =
-            kind.channel().ok_or_else(|| ServiceError::InvalidInput("not a delivered kind".into()))?;
-        let mode = options.mode.unwrap_or(DeliveryMode::Realtime);
-        if let Some(secs) = options.ttl_secs {
-            tessera_core::delivery::Ttl::new(secs).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-        }
-        let period_days = check_period_days(options.period_days.unwrap_or(1))
-            .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-        let destination = match (&options.destination, channel) {
-            (Some(text), Channel::Sms) => Some(check_phone(text.clone())?),
-            (Some(text), Channel::Email) => Some(check_email(text.clone())?),
-            (None, _) => None,
-        };
-        let delivered = DeliveredToken {
-            mode,
-            destination,
-            ttl_secs: options.ttl_secs,
-            period_days,
-            issued_upto: 0,
-            last_delivered_period: None,
-        };
-        self.delivery.destination(user, channel, delivered.destination.as_deref()).map_err(|e| {
-            ServiceError::InvalidInput(format!(
-                "{e}: give the token a destination, or set the user's phone or email (PATCH /api/v1/users/{{username}})"
-            ))
-        })?;
+        let delivered = self.delivered_token(user, options)?;
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
         let draft = TokenDraft {
             kind,
@@ -191,32 +165,59 @@ impl Service {
             digits: 6,
             period: 30,
             seed: &seed,
-            description,
+            description: options.description.as_deref(),
             enrollment: None,
             delivery: Some(&delivered),
             temporary: None,
         };
         let serial = self.insert_token(actor, user, draft).await?;
-        if mode != DeliveryMode::Realtime {
+        if delivered.mode != DeliveryMode::Realtime {
             let token = self
                 .store
                 .token(&serial)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound("token", serial.clone()))?;
-            let (actor_name, actor_ip) = (actor.audit_name(), actor.ip());
-            let audit = NewAudit {
-                at_ms: crate::clock::unix_now_ms(),
-                actor: &actor_name,
-                action: "token.send",
-                username: Some(&user.username),
-                serial: Some(&serial),
-                client_ip: actor_ip.as_deref(),
-                result: AuditResult::Ok,
-                reason: Some("first codes"),
-            };
-            self.queue_send(user, &token, false, &audit).await?;
+            let audit = AdminAudit::new(actor, "token.send")
+                .user(&user.username)
+                .serial(&serial)
+                .reason("first codes");
+            self.queue_send(user, &token, false, &audit.record()).await?;
         }
         Ok(Enrollment::delivered(serial))
+    }
+
+    /// An SMS or email enrolment's settings, checked, with somewhere to send to.
+    fn delivered_token(
+        &self,
+        user: &UserRow,
+        options: &EnrollRequest,
+    ) -> Result<DeliveredToken, ServiceError> {
+        let invalid = |e: tessera_core::delivery::DeliveryError| ServiceError::InvalidInput(e.to_string());
+        let channel = options
+            .kind
+            .channel()
+            .ok_or_else(|| ServiceError::InvalidInput("not a delivered kind".into()))?;
+        if let Some(secs) = options.ttl_secs {
+            tessera_core::delivery::Ttl::new(secs).map_err(invalid)?;
+        }
+        let destination = match (&options.destination, channel) {
+            (Some(text), Channel::Sms) => Some(check_phone(text.clone())?),
+            (Some(text), Channel::Email) => Some(check_email(text.clone())?),
+            (None, _) => None,
+        };
+        self.delivery.destination(user, channel, destination.as_deref()).map_err(|e| {
+            ServiceError::InvalidInput(format!(
+                "{e}: give the token a destination, or set the user's phone or email (PATCH /api/v1/users/{{username}})"
+            ))
+        })?;
+        Ok(DeliveredToken {
+            mode: options.mode.unwrap_or(DeliveryMode::Realtime),
+            destination,
+            ttl_secs: options.ttl_secs,
+            period_days: check_period_days(options.period_days.unwrap_or(1)).map_err(invalid)?,
+            issued_upto: 0,
+            last_delivered_period: None,
+        })
     }
 
     /// Sends `token`'s codes for a login that gave the right password: a real-time challenge,
@@ -453,6 +454,23 @@ impl Service {
         Ok(queued == Queued::Yes)
     }
 
+    /// The token a challenge sent its code for, while the challenge is `user`'s, pending and not
+    /// expired at `now`.
+    async fn live_challenge_token(
+        &self,
+        user: &UserRow,
+        challenge: &ChallengeRow,
+        now: u64,
+    ) -> Result<Option<TokenRow>, ServiceError> {
+        let live = challenge.user_id == user.id
+            && challenge.status == ChallengeStatus::Pending
+            && challenge.expires_at > i64_of(now);
+        if !live {
+            return Ok(None);
+        }
+        Ok(self.store.token_by_id(challenge.token_id).await?.filter(|t| t.user_id == user.id))
+    }
+
     /// Completes a real-time challenge with the code the user typed: at most three tries, only
     /// before it expires, and once.
     pub(super) async fn complete_challenge(
@@ -470,11 +488,7 @@ impl Service {
                 }
             }
             let now = unix_now();
-            let over = challenge.user_id != user.id
-                || challenge.status != ChallengeStatus::Pending
-                || challenge.expires_at <= i64_of(now);
-            let token = self.store.token_by_id(challenge.token_id).await?.filter(|t| t.user_id == user.id);
-            let Some(token) = token.filter(|_| !over) else {
+            let Some(token) = self.live_challenge_token(user, &challenge, now).await? else {
                 self.store.audit(&attempt.rejected(ValidateReason::ChallengeOver)).await?;
                 return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::ChallengeOver));
             };
@@ -483,23 +497,18 @@ impl Service {
                 return Ok(Outcome::reject(PublicReason::Locked, ValidateReason::Locked));
             }
             let (seed, method) = self.material(&token)?;
+            let expected = Accepted::Challenge(challenge.counter);
             let checked = verifier::verify_delivered(
                 &seed,
                 &method,
                 token.state,
-                &Accepted::Challenge(challenge.counter),
+                &expected,
                 passcode.expose(),
                 now,
                 &self.policy,
             );
             let accepted = matches!(checked.verdict, Verdict::Accepted { .. });
-            let (status, reason, result) = if accepted {
-                (ChallengeStatus::Used, ValidateReason::Accepted, AuditResult::Accept)
-            } else if challenge.tries + 1 >= CHALLENGE_TRIES {
-                (ChallengeStatus::Void, ValidateReason::WrongCode, AuditResult::Reject)
-            } else {
-                (ChallengeStatus::Pending, ValidateReason::WrongCode, AuditResult::Reject)
-            };
+            let (status, reason, result) = settled(accepted, challenge.tries);
             let update = token.moved_to(checked.next, accepted.then_some(i64_of(now)));
             let success = accepted.then_some(UserChange::Success { user_id: user.id, at: i64_of(now) });
             let audit = NewAudit {
@@ -524,6 +533,18 @@ impl Service {
         }
         self.store.audit(&attempt.rejected(ValidateReason::Contention)).await?;
         Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::Contention))
+    }
+}
+
+/// A challenge's next status after a code, with the validation's reason and audit result: used
+/// when the code was right, void after its third wrong code, still pending before.
+fn settled(accepted: bool, tries_before: u32) -> (ChallengeStatus, ValidateReason, AuditResult) {
+    if accepted {
+        (ChallengeStatus::Used, ValidateReason::Accepted, AuditResult::Accept)
+    } else if tries_before + 1 >= CHALLENGE_TRIES {
+        (ChallengeStatus::Void, ValidateReason::WrongCode, AuditResult::Reject)
+    } else {
+        (ChallengeStatus::Pending, ValidateReason::WrongCode, AuditResult::Reject)
     }
 }
 
