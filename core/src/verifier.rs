@@ -232,11 +232,8 @@ pub fn verify_delivered(
     policy: &Policy,
 ) -> Verification {
     let rejected = |reason, next| Verification { verdict: Verdict::Rejected(reason), next };
-    if !state.enabled {
-        return rejected(RejectReason::Disabled, state);
-    }
-    if state.is_locked(now, policy) {
-        return rejected(RejectReason::Locked, state);
+    if let Some(refused) = refused_unchecked(state, now, policy) {
+        return refused;
     }
     let (first, look_ahead) = match accepted {
         Accepted::Sent(range) if range.is_empty() => {
@@ -263,6 +260,18 @@ pub fn verify_delivered(
     }
 }
 
+/// A disabled or locked token refuses any code without looking at it, and its state stays as it is.
+fn refused_unchecked(state: TokenState, now: u64, policy: &Policy) -> Option<Verification> {
+    let reason = if !state.enabled {
+        RejectReason::Disabled
+    } else if state.is_locked(now, policy) {
+        RejectReason::Locked
+    } else {
+        return None;
+    };
+    Some(Verification { verdict: Verdict::Rejected(reason), next: state })
+}
+
 /// How the code reached the server, which decides the moment it is checked at and whether an
 /// already-used time step is a replay.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -284,11 +293,8 @@ fn check(
     carrier: Carrier,
 ) -> Verification {
     let rejected = |reason, next| Verification { verdict: Verdict::Rejected(reason), next };
-    if !state.enabled {
-        return rejected(RejectReason::Disabled, state);
-    }
-    if state.is_locked(now, policy) {
-        return rejected(RejectReason::Locked, state);
+    if let Some(refused) = refused_unchecked(state, now, policy) {
+        return refused;
     }
     let used = |step: u64| state.last_step.is_some_and(|last| step <= last);
     match find_match(secret, method, &state, passcode, now, policy, carrier) {

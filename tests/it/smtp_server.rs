@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::server_support::free_port;
+use crate::support::loopback_certificate;
 
 /// The running mail server.
 pub struct SmtpServer {
@@ -35,17 +36,10 @@ pub fn smtp_server() -> &'static SmtpServer {
 fn start() -> SmtpServer {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(path("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(path("key.pem"), leaf_key.serialize_pem()).unwrap();
+    let tls = loopback_certificate();
+    std::fs::write(path("ca.pem"), &tls.ca).unwrap();
+    std::fs::write(path("cert.pem"), &tls.certificate).unwrap();
+    std::fs::write(path("key.pem"), &tls.key).unwrap();
     std::fs::write(path("smtp.pw"), "smtp-e2e-password\n").unwrap();
     let port = free_port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/it/smtp_server.py");

@@ -296,3 +296,25 @@ pub fn kill_process_group(leader: &mut std::process::Child) {
     let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", leader.id())]).status();
     let _ = leader.wait();
 }
+
+/// A test CA and a certificate for 127.0.0.1 that it signed, all PEM: what a loopback TLS stand-in
+/// serves, and what the server under test is told to trust.
+pub struct LoopbackCertificate {
+    /// The CA's certificate.
+    pub ca: String,
+    /// The server's certificate.
+    pub certificate: String,
+    /// The server's private key.
+    pub key: String,
+}
+
+/// A fresh [`LoopbackCertificate`].
+pub fn loopback_certificate() -> LoopbackCertificate {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    LoopbackCertificate { ca: ca.pem(), certificate: certificate.pem(), key: key.serialize_pem() }
+}

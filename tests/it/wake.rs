@@ -195,15 +195,8 @@ impl PushServices {
         let apns_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         std::fs::write(path("AuthKey.p8"), apns_key.serialize_pem()).unwrap();
 
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
-        std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+        let tls = crate::support::loopback_certificate();
+        std::fs::write(path("ca.pem"), &tls.ca).unwrap();
 
         let port = free_port();
         let url = format!("https://127.0.0.1:{port}");
@@ -232,7 +225,7 @@ impl PushServices {
             .route("/v1/projects/{project}/messages:send", post(fcm_send))
             .route("/3/device/{token}", post(apns_send))
             .with_state(checks);
-        let (cert, key) = (leaf.pem().into_bytes(), leaf_key.serialize_pem().into_bytes());
+        let (cert, key) = (tls.certificate.into_bytes(), tls.key.into_bytes());
         let (ready, started) = mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
