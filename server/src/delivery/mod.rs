@@ -149,14 +149,7 @@ impl Delivery {
                 .map(|answer| (answer.clone(), answer.unwrap_or_default()))
         } else {
             let gateway = self.settings.sms_gateways.iter().find(|g| g.id() == id).ok_or(NoGateway)?;
-            match gateway {
-                SmsGateway::Http(http) => send_http(http, &self.http, &outgoing)
-                    .await
-                    .map(|accepted| (accepted.message_id, accepted.answer)),
-                SmsGateway::Twilio(twilio) => twilio::send_twilio(twilio, &self.http, &outgoing)
-                    .await
-                    .map(|accepted| (accepted.message_id, accepted.answer)),
-            }
+            self.send_sms(gateway, &outgoing).await.map(|accepted| (accepted.message_id, accepted.answer))
         };
         Ok(match outcome {
             Ok((message_id, answer)) => {
@@ -200,6 +193,18 @@ impl Delivery {
             _ => None,
         };
         Ok(outcome.map(|outcome| Report { gateway: gateway.id.clone(), message_id, outcome }))
+    }
+
+    /// One text message through one SMS gateway, whatever its kind.
+    async fn send_sms(
+        &self,
+        gateway: &SmsGateway,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<gateway::Accepted, String> {
+        match gateway {
+            SmsGateway::Http(http) => send_http(http, &self.http, outgoing).await,
+            SmsGateway::Twilio(twilio) => twilio::send_twilio(twilio, &self.http, outgoing).await,
+        }
     }
 
     /// Where `token`'s codes go: its own destination, or its owner's phone or email, checked.

@@ -10,10 +10,8 @@ use tessera_core::delivery::{MessageValues, codes};
 use tessera_core::otp::{Algorithm, Digits};
 
 use super::Delivery;
-use super::gateway::{Outgoing, send_http};
-use super::twilio::send_twilio;
+use super::gateway::Outgoing;
 use crate::clock::now_i64;
-use crate::config::SmsGateway;
 use crate::store::{AuditResult, ChallengeStatus, Channel, DeliveryRow, NewAudit, SendResult};
 
 /// Messages claimed per round.
@@ -142,11 +140,7 @@ impl Delivery {
     ) -> Result<(String, Option<String>), Failure> {
         let mut last = Failure::final_("no SMS gateway is configured ([[delivery.sms_gateway]])");
         for gateway in &self.settings.sms_gateways {
-            let sent = match gateway {
-                SmsGateway::Http(http) => send_http(http, &self.http, outgoing).await,
-                SmsGateway::Twilio(twilio) => send_twilio(twilio, &self.http, outgoing).await,
-            };
-            match sent {
+            match self.send_sms(gateway, outgoing).await {
                 Ok(accepted) => return Ok((gateway.id().to_owned(), accepted.message_id)),
                 Err(error) => {
                     tracing::warn!(gateway = gateway.id(), %error, "gateway refused a message; trying the next");
