@@ -22,6 +22,7 @@ packages=(
   default-jre-headless libjna-java   # the mobile library's Kotlin bindings, run on the JVM through JNA
   kannel kannel-extras               # a real SMS gateway (smsbox's sendsms, bearerbox, the fake SMSC) for SMS codes
   python3-aiosmtpd                   # a real SMTP server (STARTTLS, AUTH) for codes by email
+  libnet-smpp-perl socat             # an SMSC in the SMPP 3.4 server role (Net::SMPP), and TLS in front of it
 )
 
 missing=()

@@ -204,6 +204,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     cleanup.abort();
     stopping.abort();
     sender.abort();
+    service.delivery().unbind().await;
     if let Some(listener) = listener {
         listener.abort();
     }

@@ -3,8 +3,9 @@
 //! The test reads each code from what the SMSC received, as the user reads their phone, and logs
 //! in with it: a real-time code inside its challenge, the pre-loaded chain across logins, three
 //! codes per message, the Daycode reused within its period, "send me new codes", and a first
-//! gateway that is down (the second one takes the message). And codes by email through a real SMTP
-//! server that requires STARTTLS and AUTH.
+//! gateway that is down (the second one takes the message). Codes through an SMSC over SMPP 3.4
+//! (Net::SMPP's server role), its refusals and its dropped sessions. And codes by email through a
+//! real SMTP server that requires STARTTLS and AUTH.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::kannel_gateway::kannel;
 use crate::server_support::{Db, Server};
+use crate::smpp_smsc::{SYSTEM_ID, smpp_smsc};
 use crate::smtp_server::smtp_server;
 use crate::twilio_standin::{ACCOUNT_SID, TwilioStandIn, sign};
 
@@ -438,4 +440,137 @@ fn a_daycode_is_refused_once_its_period_ends_and_the_next_one_is_sent() {
     let tomorrow = codes_in(&kannel.wait_for_message(phone, before + 1, WAIT).text).remove(0);
     assert_ne!(tomorrow, today);
     assert_eq!(login(&server, "zoe", &tomorrow)["result"], "accept");
+}
+
+/// A server whose first SMS gateway is the test SMSC over SMPP, its session kept alive with an
+/// `enquire_link` every second, and whose second is the same SMSC with a password it refuses.
+fn server_with_smsc() -> Server {
+    let smsc = smpp_smsc();
+    let toml = format!(
+        "[delivery.limits]\ncooldown_secs = 0\nper_user_per_window = 20\n\n{}{}",
+        smsc.config_toml("smsc", "from = \"Tessera\"\nenquire_link_secs = 1"),
+        smsc.config_toml_wrong_password("refused"),
+    );
+    Server::start(Db::Sqlite, &toml)
+}
+
+#[test]
+fn an_smsc_over_smpp_takes_codes_and_its_refusals_and_dropped_sessions_are_survived() {
+    let smsc = smpp_smsc();
+    let held = smsc.hold_script();
+    let server = server_with_smsc();
+    let (phone, number) = ("+447700900301", "447700900301");
+    sms_user(&server, "zane", phone, "realtime");
+    let submitted = |after: usize| {
+        smsc.wait_for(after, WAIT, |e| e["event"] == "submit" && e["destination_addr"] == number)
+    };
+    let sent_row = |message_id: &Value| {
+        let (status, deliveries) = server.admin("GET", "/api/v1/deliveries?limit=50", None);
+        assert_eq!(status, 200, "{deliveries}");
+        deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["provider_message_id"] == *message_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivery has the SMSC's id {message_id}: {deliveries}"))
+    };
+    let log_in = |after: usize| {
+        let challenge = login(&server, "zane", "");
+        assert_eq!(challenge["result"], "challenge", "{challenge}");
+        let message = submitted(after);
+        let code = codes_in(message["short_message"].as_str().unwrap()).remove(0);
+        let transaction = challenge["transaction_id"].as_str().unwrap();
+        assert_eq!(finish(&server, "zane", transaction, &code)["result"], "accept", "{message}");
+        message
+    };
+
+    let start = smsc.events().len();
+    let first = log_in(start);
+    let bind = smsc.wait_for(start, WAIT, |e| e["event"] == "bind" && e["pid"] == first["pid"]);
+    assert_eq!(
+        (&bind["accepted"], &bind["system_id"], &bind["interface_version"]),
+        (&json!(true), &json!(SYSTEM_ID), &json!(0x34)),
+        "bound as an SMPP 3.4 transmitter: {bind}"
+    );
+    let addressing = ["dest_addr_ton", "dest_addr_npi", "source_addr", "source_addr_ton", "data_coding"]
+        .map(|field| first[field].clone());
+    assert_eq!(addressing, [json!(1), json!(1), json!("Tessera"), json!(5), json!(0)], "{first}");
+    let validity = first["validity_period"].as_str().unwrap();
+    assert!(
+        validity.len() == 16 && validity.starts_with("00000000") && validity.ends_with('R'),
+        "the SMSC may drop the code once it expires (relative time, 5 min at most): {first}"
+    );
+    assert!(validity <= "000000000500000R", "{validity}");
+    assert_eq!(sent_row(&first["message_id"])["gateway"], "smsc");
+    smsc.wait_for(start, WAIT, |e| e["event"] == "enquire_link" && e["pid"] == first["pid"]);
+
+    let before = smsc.events().len();
+    smsc.answer_next(&held, &["error 0x58"]);
+    let second = log_in(before);
+    let refused = smsc.wait_for(before, WAIT, |e| e["event"] == "refused");
+    assert_eq!(refused["status"], "0x58", "{refused}");
+    let wrong = smsc.wait_for(before, WAIT, |e| e["event"] == "bind" && e["accepted"] == false);
+    assert_ne!(wrong["pid"], first["pid"], "the second gateway binds on its own session");
+    let row = sent_row(&second["message_id"]);
+    assert_eq!((row["attempts"].as_u64(), row["gateway"].as_str()), (Some(2), Some("smsc")), "{row}");
+    assert_eq!(second["pid"], first["pid"], "the session stayed bound through a refusal");
+
+    let before = smsc.events().len();
+    smsc.hang_up_everyone();
+    smsc.wait_for(before, WAIT, |e| e["event"] == "hung_up" && e["pid"] == first["pid"]);
+    let third = log_in(before);
+    assert_ne!(third["pid"], first["pid"], "bound again after the SMSC hung up");
+    assert_eq!(sent_row(&third["message_id"])["attempts"], 1, "no try was lost to the dead session");
+
+    let before = smsc.events().len();
+    smsc.answer_next(&held, &["drop"]);
+    let fourth = log_in(before);
+    let dropped = smsc.wait_for(before, WAIT, |e| e["event"] == "dropped");
+    assert_eq!(dropped["pid"], third["pid"], "{dropped}");
+    assert_ne!(fourth["pid"], third["pid"], "the message went out on a new session: {fourth}");
+
+    smsc.answer_next(&held, &["error 0x0b"]);
+    let (status, tested) = server.admin("POST", "/api/v1/gateways/smsc/test", Some(json!({ "to": phone })));
+    assert_eq!((status, tested["accepted"].as_bool()), (200, Some(false)), "{tested}");
+    assert_eq!(tested["answer"], "gateway smsc: the SMSC answered ESME_RINVDSTADR (0x0000000B)");
+    let (status, tested) =
+        server.admin("POST", "/api/v1/gateways/refused/test", Some(json!({ "to": phone })));
+    assert_eq!((status, tested["accepted"].as_bool()), (200, Some(false)), "{tested}");
+    assert_eq!(
+        tested["answer"],
+        "gateway refused: bind_transmitter refused: the SMSC answered ESME_RINVPASWD (0x0000000E)"
+    );
+    let (status, tested) = server.admin("POST", "/api/v1/gateways/smsc/test", Some(json!({ "to": phone })));
+    assert_eq!((status, tested["accepted"].as_bool()), (200, Some(true)), "{tested}");
+    assert!(tested["message_id"].as_str().is_some_and(|id| id.starts_with("smsc-")), "{tested}");
+    drop(held);
+
+    let logs = server.logs();
+    assert!(!logs.contains("smpp-pw1"), "the SMPP password is not logged");
+    for message in [&first, &second, &third, &fourth] {
+        let code = codes_in(message["short_message"].as_str().unwrap()).remove(0);
+        assert!(!logs.contains(&code), "no code in the logs");
+    }
+}
+
+#[test]
+fn an_smsc_is_reached_over_tls_with_an_extra_ca_and_refused_without_it() {
+    let smsc = smpp_smsc();
+    let toml =
+        format!("{}{}", smsc.config_toml_tls("smsc-tls", true), smsc.config_toml_tls("untrusted", false));
+    let server = Server::start(Db::Sqlite, &toml);
+    let (phone, number) = ("+447700900302", "447700900302");
+    let before = smsc.events().len();
+    sms_user(&server, "ruth", phone, "preload");
+    let message = smsc.wait_for(before, WAIT, |e| e["event"] == "submit" && e["destination_addr"] == number);
+    let code = codes_in(message["short_message"].as_str().unwrap()).remove(0);
+    assert_eq!(login(&server, "ruth", &code)["result"], "accept");
+    let (status, tested) =
+        server.admin("POST", "/api/v1/gateways/untrusted/test", Some(json!({ "to": phone })));
+    assert_eq!((status, tested["accepted"].as_bool()), (200, Some(false)), "{tested}");
+    assert!(
+        tested["answer"].as_str().unwrap().to_lowercase().contains("certificate"),
+        "a certificate no trusted CA signed is refused: {tested}"
+    );
 }

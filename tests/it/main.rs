@@ -24,6 +24,7 @@ mod oneswipe;
 mod push;
 mod review;
 mod server;
+mod smpp_smsc;
 mod smtp_server;
 mod support;
 mod twilio_standin;

@@ -112,7 +112,7 @@ struct FileDaycode {
     day_starts_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSmsGateway {
     id: String,
@@ -133,6 +133,46 @@ struct FileSmsGateway {
     auth_token_file: Option<PathBuf>,
     from: Option<String>,
     messaging_service_sid: Option<String>,
+    system_id: Option<String>,
+    system_type: Option<String>,
+    source_ton: Option<u8>,
+    source_npi: Option<u8>,
+    enquire_link_secs: Option<u64>,
+    ca_file: Option<PathBuf>,
+}
+
+impl FileSmsGateway {
+    /// The fields given that a gateway of this one's kind does not use.
+    fn foreign_fields(&self) -> Vec<&'static str> {
+        const HTTP: &[&str] = &["http"];
+        const TWILIO: &[&str] = &["twilio"];
+        const SMPP: &[&str] = &["smpp"];
+        let fields: [(&str, bool, &[&str]); 18] = [
+            ("method", self.method.is_some(), HTTP),
+            ("params", !self.params.is_empty(), HTTP),
+            ("json", self.json.is_some(), HTTP),
+            ("headers", !self.headers.is_empty(), HTTP),
+            ("secret_file", self.secret_file.is_some(), &["http", "smpp"]),
+            ("success_status", self.success_status.is_some(), HTTP),
+            ("success_body_contains", self.success_body_contains.is_some(), HTTP),
+            ("message_id_pointer", self.message_id_pointer.is_some(), HTTP),
+            ("account_sid", self.account_sid.is_some(), TWILIO),
+            ("auth_token_file", self.auth_token_file.is_some(), TWILIO),
+            ("from", self.from.is_some(), &["twilio", "smpp"]),
+            ("messaging_service_sid", self.messaging_service_sid.is_some(), TWILIO),
+            ("system_id", self.system_id.is_some(), SMPP),
+            ("system_type", self.system_type.is_some(), SMPP),
+            ("source_ton", self.source_ton.is_some(), SMPP),
+            ("source_npi", self.source_npi.is_some(), SMPP),
+            ("enquire_link_secs", self.enquire_link_secs.is_some(), SMPP),
+            ("ca_file", self.ca_file.is_some(), SMPP),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, given, kinds)| *given && !kinds.contains(&self.kind.as_str()))
+            .map(|(name, _, _)| name)
+            .collect()
+    }
 }
 
 /// Who a Twilio-compatible gateway sends as.
@@ -163,6 +203,79 @@ pub struct TwilioGateway {
     pub status_callback: String,
     /// How long one request may take.
     pub timeout: Duration,
+}
+
+/// An SMPP 3.4 connection to an SMSC: bound as a transmitter, kept open between messages with
+/// `enquire_link`, and opened again when it drops.
+#[derive(Clone)]
+pub struct SmppGateway {
+    /// Name in logs, the audit and the outbox.
+    pub id: String,
+    /// `smpp://host:port`, or `smpps://host:port` for TLS.
+    pub url: String,
+    /// The account the SMSC knows this server by (`system_id`, at most 15 characters).
+    pub system_id: String,
+    /// Its password (at most 8 characters, as SMPP 3.4 allows), read from `secret_file`.
+    pub password: SecretString,
+    /// The ESME type some SMSCs ask for (`system_type`, at most 12 characters).
+    pub system_type: String,
+    /// Who messages come from.
+    pub source: SmppAddress,
+    /// How often an idle connection is checked with `enquire_link`.
+    pub enquire_link: Duration,
+    /// An extra CA certificate (PEM) trusted for `smpps://`, beside the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long connecting, binding or one submit may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmppGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmppGateway")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("system_id", &self.system_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An SMPP source address with its type of number and numbering plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SmppAddress {
+    /// The address: digits, or an alphanumeric sender id; empty lets the SMSC choose.
+    pub address: String,
+    /// Type of number (1 international, 5 alphanumeric, …).
+    pub ton: u8,
+    /// Numbering plan (1 ISDN/E.164, …).
+    pub npi: u8,
+}
+
+impl SmppAddress {
+    /// The address for `from`: `+` and digits are international E.164, digits alone a short code
+    /// or national number, anything else an alphanumeric sender id (at most 11 characters);
+    /// `ton` and `npi` override what the form implies.
+    pub fn parse(from: Option<&str>, ton: Option<u8>, npi: Option<u8>) -> Result<Self, String> {
+        let from = from.unwrap_or_default();
+        let (address, implied) = if from.is_empty() {
+            (String::new(), (0, 0))
+        } else if let Some(digits) = from.strip_prefix('+') {
+            if !(1..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("from {from:?}: a number is + and 1 to 20 digits"));
+            }
+            (digits.to_owned(), (1, 1))
+        } else if from.bytes().all(|b| b.is_ascii_digit()) {
+            if from.len() > 20 {
+                return Err(format!("from {from:?}: a number has at most 20 digits"));
+            }
+            (from.to_owned(), (0, 1))
+        } else {
+            if from.chars().count() > 11 || !from.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+                return Err(format!("from {from:?}: a sender name is at most 11 letters, digits and spaces"));
+            }
+            (from.to_owned(), (5, 0))
+        };
+        Ok(Self { address, ton: ton.unwrap_or(implied.0), npi: npi.unwrap_or(implied.1) })
+    }
 }
 
 impl std::fmt::Debug for TwilioGateway {
@@ -257,6 +370,8 @@ pub enum SmsGateway {
     Http(HttpGateway),
     /// Twilio's Messages API or a provider that speaks it.
     Twilio(TwilioGateway),
+    /// An SMSC over SMPP 3.4.
+    Smpp(SmppGateway),
 }
 
 impl SmsGateway {
@@ -265,6 +380,7 @@ impl SmsGateway {
         match self {
             Self::Http(gateway) => &gateway.id,
             Self::Twilio(gateway) => &gateway.id,
+            Self::Smpp(gateway) => &gateway.id,
         }
     }
 
@@ -273,6 +389,7 @@ impl SmsGateway {
         match self {
             Self::Http(gateway) => gateway.timeout,
             Self::Twilio(gateway) => gateway.timeout,
+            Self::Smpp(gateway) => gateway.timeout,
         }
     }
 }
@@ -538,10 +655,20 @@ fn gateway(file: FileSmsGateway, public_url: &str) -> Result<SmsGateway, ConfigE
     if !(1..=60).contains(&timeout_secs) {
         return Err(bad("timeout_secs must be 1 to 60"));
     }
+    if !matches!(file.kind.as_str(), "http" | "twilio" | "smpp") {
+        return Err(bad(&format!(
+            "kind {:?} is not supported: use \"http\", \"twilio\" or \"smpp\"",
+            file.kind
+        )));
+    }
+    let foreign = file.foreign_fields();
+    if !foreign.is_empty() {
+        return Err(bad(&format!("{} not used by {} gateways", foreign.join(", "), file.kind)));
+    }
     match file.kind.as_str() {
         "http" => http_gateway(file, &bad, timeout_secs),
         "twilio" => twilio_gateway(file, &bad, timeout_secs, public_url),
-        other => Err(bad(&format!("kind {other:?} is not supported: use \"http\" or \"twilio\""))),
+        _ => smpp_gateway(file, &bad, timeout_secs),
     }
 }
 
@@ -568,16 +695,6 @@ fn twilio_gateway(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("url must be http:// or https://"));
     }
-    let unused = [
-        file.method.is_some(),
-        !file.params.is_empty(),
-        file.json.is_some(),
-        !file.headers.is_empty(),
-        file.secret_file.is_some(),
-    ];
-    if unused.into_iter().any(|given| given) {
-        return Err(bad("method, params, json, headers and secret_file are for http gateways"));
-    }
     Ok(SmsGateway::Twilio(TwilioGateway {
         id: file.id,
         base_url,
@@ -595,15 +712,6 @@ fn http_gateway(
     timeout_secs: u64,
 ) -> Result<SmsGateway, ConfigError> {
     let url = file.url.ok_or_else(|| bad("an http gateway needs url"))?;
-    if file.account_sid.is_some()
-        || file.auth_token_file.is_some()
-        || file.from.is_some()
-        || file.messaging_service_sid.is_some()
-    {
-        return Err(bad(
-            "account_sid, auth_token_file, from and messaging_service_sid are for twilio gateways",
-        ));
-    }
     let method = match file.method.as_deref().unwrap_or("POST") {
         "GET" | "get" => HttpMethod::Get,
         "POST" | "post" => HttpMethod::Post,
@@ -637,6 +745,54 @@ fn http_gateway(
         success_status,
         success_body_contains: file.success_body_contains,
         message_id_pointer: file.message_id_pointer,
+        timeout: Duration::from_secs(timeout_secs),
+    }))
+}
+
+fn smpp_gateway(
+    file: FileSmsGateway,
+    bad: &dyn Fn(&str) -> ConfigError,
+    timeout_secs: u64,
+) -> Result<SmsGateway, ConfigError> {
+    let url = file.url.ok_or_else(|| bad("an smpp gateway needs url (smpp://host:2775)"))?;
+    let parsed = reqwest::Url::parse(&url).map_err(|e| bad(&format!("url {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "smpp" | "smpps") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("url must be smpp://host:port, or smpps://host:port for TLS"));
+    }
+    let ascii_up_to = |value: &str, most: usize| {
+        value.len() <= most && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    };
+    let system_id = file.system_id.ok_or_else(|| bad("an smpp gateway needs system_id"))?;
+    if system_id.is_empty() || !ascii_up_to(&system_id, 15) {
+        return Err(bad("system_id must be 1 to 15 ASCII characters"));
+    }
+    let system_type = file.system_type.unwrap_or_default();
+    if !ascii_up_to(&system_type, 12) {
+        return Err(bad("system_type must be at most 12 ASCII characters"));
+    }
+    let path = file.secret_file.ok_or_else(|| bad("an smpp gateway needs secret_file (its password)"))?;
+    let password = read_secret(&path).map_err(|e| bad(&e))?;
+    if !ascii_up_to(password.expose(), 8) {
+        return Err(bad("the password in secret_file must be at most 8 ASCII characters (SMPP 3.4)"));
+    }
+    let source =
+        SmppAddress::parse(file.from.as_deref(), file.source_ton, file.source_npi).map_err(|e| bad(&e))?;
+    let enquire_link_secs = file.enquire_link_secs.unwrap_or(30);
+    if !(1..=3600).contains(&enquire_link_secs) {
+        return Err(bad("enquire_link_secs must be 1 to 3600"));
+    }
+    if let Some(path) = &file.ca_file {
+        std::fs::metadata(path).map_err(|e| bad(&format!("ca_file {}: {e}", path.display())))?;
+    }
+    Ok(SmsGateway::Smpp(SmppGateway {
+        id: file.id,
+        url,
+        system_id,
+        password,
+        system_type,
+        source,
+        enquire_link: Duration::from_secs(enquire_link_secs),
+        ca_file: file.ca_file,
         timeout: Duration::from_secs(timeout_secs),
     }))
 }
@@ -707,18 +863,8 @@ mod tests {
             kind: "http".into(),
             method: Some("GET".into()),
             url: Some("http://127.0.0.1:13013/cgi-bin/sendsms".into()),
-            params: BTreeMap::new(),
-            json: None,
-            headers: BTreeMap::new(),
-            secret_file: None,
-            success_status: None,
-            success_body_contains: None,
-            message_id_pointer: None,
             timeout_secs: Some(5),
-            account_sid: None,
-            auth_token_file: None,
-            from: None,
-            messaging_service_sid: None,
+            ..FileSmsGateway::default()
         };
         let file = |claim_secs| FileDelivery {
             claim_secs: Some(claim_secs),
@@ -738,5 +884,80 @@ mod tests {
         };
         let error = file.settings("Tessera", "https://auth.example.com").unwrap_err().to_string();
         assert!(error.contains("delivery.templates.preload3") && error.contains("GSM 7-bit"), "{error}");
+    }
+
+    fn smpp(password: &str, edit: impl FnOnce(&mut FileSmsGateway)) -> Result<SmppGateway, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("smpp.pw");
+        std::fs::write(&secret, format!("{password}\n")).unwrap();
+        let mut file = FileSmsGateway {
+            id: "smsc".into(),
+            kind: "smpp".into(),
+            url: Some("smpp://127.0.0.1:2775".into()),
+            system_id: Some("tessera".into()),
+            secret_file: Some(secret),
+            ..FileSmsGateway::default()
+        };
+        edit(&mut file);
+        match gateway(file, "https://auth.example.com").map_err(|e| e.to_string())? {
+            SmsGateway::Smpp(smpp) => Ok(smpp),
+            other => Err(format!("not an smpp gateway: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn an_smpp_gateway_is_checked_against_smpp_3_4s_limits() {
+        let smsc = smpp("s3cret", |_| {}).unwrap();
+        assert_eq!((smsc.system_id.as_str(), smsc.password.expose()), ("tessera", "s3cret"));
+        assert_eq!(smsc.source, SmppAddress::default());
+        assert_eq!(smsc.enquire_link, Duration::from_secs(30));
+        let refused = [
+            (smpp("ninechars", |_| {}), "at most 8"),
+            (smpp("pw", |f| f.url = Some("http://127.0.0.1:2775".into())), "smpp://host:port"),
+            (smpp("pw", |f| f.system_id = Some("a-system-id-of-16".into())), "1 to 15"),
+            (smpp("pw", |f| f.system_id = None), "needs system_id"),
+            (smpp("pw", |f| f.secret_file = None), "needs secret_file"),
+            (smpp("pw", |f| f.from = Some("Tessera Login".into())), "at most 11"),
+            (smpp("pw", |f| f.enquire_link_secs = Some(0)), "1 to 3600"),
+            (
+                smpp("pw", |f| {
+                    f.params.insert("to".into(), "{phone}".into());
+                }),
+                "params not used by smpp",
+            ),
+            (smpp("pw", |f| f.ca_file = Some("/nonexistent/ca.pem".into())), "ca_file /nonexistent/ca.pem"),
+        ];
+        for (result, expected) in refused {
+            let error = result.map(|g| g.id).unwrap_err();
+            assert!(error.contains("delivery.sms_gateway \"smsc\"") && error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_smpp_sender_is_a_number_or_a_name_with_the_type_it_implies() {
+        let parse = |from: &str| SmppAddress::parse(Some(from), None, None);
+        assert_eq!(
+            parse("+447700900100").unwrap(),
+            SmppAddress { address: "447700900100".into(), ton: 1, npi: 1 }
+        );
+        assert_eq!(parse("60010").unwrap(), SmppAddress { address: "60010".into(), ton: 0, npi: 1 });
+        assert_eq!(parse("Tessera").unwrap(), SmppAddress { address: "Tessera".into(), ton: 5, npi: 0 });
+        assert_eq!(SmppAddress::parse(Some("60010"), Some(3), Some(0)).unwrap().ton, 3);
+        assert!(parse("+44 7700").unwrap_err().contains("digits"));
+        assert!(parse("Tëssera").unwrap_err().contains("letters"));
+    }
+
+    #[test]
+    fn a_field_of_another_kind_of_gateway_is_named_in_the_error() {
+        let file = FileSmsGateway {
+            id: "kannel".into(),
+            kind: "http".into(),
+            url: Some("http://127.0.0.1:13013/cgi-bin/sendsms".into()),
+            system_id: Some("tessera".into()),
+            from: Some("Tessera".into()),
+            ..FileSmsGateway::default()
+        };
+        let error = gateway(file, "https://auth.example.com").unwrap_err().to_string();
+        assert!(error.contains("from, system_id not used by http gateways"), "{error}");
     }
 }

@@ -4,8 +4,8 @@
 mod delivery;
 
 pub use delivery::{
-    DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits, SmsGateway,
-    TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
+    DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits,
+    SmppAddress, SmppGateway, SmsGateway, TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
 };
 
 use std::net::SocketAddr;

@@ -28,6 +28,8 @@ pub struct Outgoing<'a> {
     pub text: SecretString,
     /// The codes it carries (cut from any answer that echoes them).
     pub codes: Vec<SecretString>,
+    /// How long until its code expires, when it does (a real-time challenge's code).
+    pub valid_for: Option<std::time::Duration>,
 }
 
 impl Outgoing<'_> {
@@ -186,6 +188,7 @@ mod tests {
             to: "+447700900123",
             text: SecretString::new("Your code 123456".into()),
             codes: vec![SecretString::new("123456".into())],
+            valid_for: None,
         };
         let echoed = "bad: Your code 123456 with hunter2 (123456)";
         assert_eq!(outgoing.redact(echoed, Some("hunter2")), "bad: [message] with [secret] ([code])");

@@ -13,15 +13,18 @@
 //! | `sender.rs` | the outbox loop: claim, render, send, record, retry |
 //! | `gateway.rs` | one message through a generic HTTP gateway (Kannel, REST providers) |
 //! | `twilio.rs` | one message through Twilio's Messages API (or a compatible one); callbacks' signatures |
+//! | `smpp.rs` | one message to an SMSC over SMPP 3.4 (a bound session kept open, rusmppc) |
 //! | `email.rs` | one message through an SMTP server (STARTTLS or TLS required, lettre) |
 
 mod email;
 mod gateway;
 mod sender;
+mod smpp;
 mod twilio;
 
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use tessera_core::delivery::{EmailAddress, PhoneNumber, Ttl, daycode_period};
 use tokio::sync::{Notify, watch};
 
@@ -41,6 +44,7 @@ pub struct Delivery {
     service_name: String,
     http: reqwest::Client,
     mailer: Option<email::Mailer>,
+    smpp: Vec<smpp::SmppLink>,
     due: Notify,
     stopping: watch::Sender<bool>,
 }
@@ -103,10 +107,21 @@ impl Delivery {
             .map(email::Mailer::new)
             .transpose()
             .map_err(ServiceError::InvalidInput)?;
+        let smpp = config
+            .delivery
+            .sms_gateways
+            .iter()
+            .filter_map(|gateway| match gateway {
+                SmsGateway::Smpp(smpp) => Some(smpp::SmppLink::new(smpp)),
+                _ => None,
+            })
+            .collect::<Result<_, _>>()
+            .map_err(ServiceError::InvalidInput)?;
         Ok(Self {
             store,
             key,
             mailer,
+            smpp,
             settings: config.delivery.clone(),
             service_name: config.push.service_name.clone(),
             http,
@@ -136,11 +151,16 @@ impl Delivery {
         self.due.notify_one();
     }
 
+    /// Unbinds the SMPP sessions (at shutdown, after the sender stopped).
+    pub async fn unbind(&self) {
+        join_all(self.smpp.iter().map(smpp::SmppLink::unbind)).await;
+    }
+
     /// Sends a test message (no code) to `to` through the gateway `id` (`email` for the mail
     /// server), now and not through the outbox; what the gateway answered, or why it failed.
     pub async fn test_gateway(&self, id: &str, to: &str) -> Result<GatewayTest, NoGateway> {
         let text = format!("This is a test message from {}. It carries no code.", self.service_name);
-        let outgoing = Outgoing { to, text: SecretString::new(text), codes: Vec::new() };
+        let outgoing = Outgoing { to, text: SecretString::new(text), codes: Vec::new(), valid_for: None };
         let outcome = if id == "email" {
             let mailer = self.mailer.as_ref().ok_or(NoGateway)?;
             mailer
@@ -204,6 +224,10 @@ impl Delivery {
         match gateway {
             SmsGateway::Http(http) => send_http(http, &self.http, outgoing).await,
             SmsGateway::Twilio(twilio) => twilio::send_twilio(twilio, &self.http, outgoing).await,
+            SmsGateway::Smpp(smpp) => match self.smpp.iter().find(|link| link.id() == smpp.id) {
+                Some(link) => link.send(outgoing).await,
+                None => Err(format!("gateway {}: no SMPP session", smpp.id)),
+            },
         }
     }
 

@@ -98,29 +98,36 @@ impl Delivery {
 
     /// One try: the message rendered and offered to each gateway in turn.
     async fn attempt(&self, message: &DeliveryRow) -> Result<(String, Option<String>), Failure> {
+        let mut valid_for = None;
         if let Some(id) = &message.challenge_id {
             let live = self.store.challenge(id).await.map_err(Failure::retry)?;
-            if !live.is_some_and(|c| c.status == ChallengeStatus::Pending && c.expires_at > now_i64()) {
-                return Err(Failure::final_("the login ended before the code could be sent"));
+            let now = now_i64();
+            match live.filter(|c| c.status == ChallengeStatus::Pending && c.expires_at > now) {
+                Some(challenge) => {
+                    valid_for =
+                        Some(Duration::from_secs(u64::try_from(challenge.expires_at - now).unwrap_or(1)));
+                }
+                None => return Err(Failure::permanent("the login ended before the code could be sent")),
             }
         }
         let Some(token_id) = message.token_id else {
-            return Err(Failure::final_("the token was deleted"));
+            return Err(Failure::permanent("the token was deleted"));
         };
         let token = self.store.token_by_id(token_id).await.map_err(Failure::retry)?;
         let Some(token) = token.filter(|t| t.state.enabled) else {
-            return Err(Failure::final_("the token was deleted or disabled"));
+            return Err(Failure::permanent("the token was deleted or disabled"));
         };
-        let seed =
-            token.open_seed(&self.key).map_err(|_| Failure::final_("the token's seed cannot be opened"))?;
+        let seed = token
+            .open_seed(&self.key)
+            .map_err(|_| Failure::permanent("the token's seed cannot be opened"))?;
         let algorithm =
-            Algorithm::parse(&token.algorithm).map_err(|_| Failure::final_("the token is damaged"))?;
+            Algorithm::parse(&token.algorithm).map_err(|_| Failure::permanent("the token is damaged"))?;
         let digits = Digits::new(u8::try_from(token.digits).unwrap_or(0))
-            .map_err(|_| Failure::final_("the token is damaged"))?;
+            .map_err(|_| Failure::permanent("the token is damaged"))?;
         let codes = codes(&seed, algorithm, digits, message.counter_from..message.counter_to);
         let values = MessageValues { codes: &codes, ttl: Some(self.ttl(&token)), service: &message.service };
         let text = self.settings.templates.of(message.mode).render(&values);
-        let outgoing = Outgoing { to: &message.destination, text, codes };
+        let outgoing = Outgoing { to: &message.destination, text, codes, valid_for };
         match message.channel {
             Channel::Sms => self.through_sms_gateways(&outgoing).await,
             Channel::Email => match &self.mailer {
@@ -129,7 +136,7 @@ impl Delivery {
                     .await
                     .map(|answer| ("email".to_owned(), answer))
                     .map_err(|error| Failure { gateway: Some("email".into()), error, retry: true }),
-                None => Err(Failure::final_("email delivery is not configured ([delivery.email])")),
+                None => Err(Failure::permanent("email delivery is not configured ([delivery.email])")),
             },
         }
     }
@@ -138,7 +145,7 @@ impl Delivery {
         &self,
         outgoing: &Outgoing<'_>,
     ) -> Result<(String, Option<String>), Failure> {
-        let mut last = Failure::final_("no SMS gateway is configured ([[delivery.sms_gateway]])");
+        let mut last = Failure::permanent("no SMS gateway is configured ([[delivery.sms_gateway]])");
         for gateway in &self.settings.sms_gateways {
             match self.send_sms(gateway, outgoing).await {
                 Ok(accepted) => return Ok((gateway.id().to_owned(), accepted.message_id)),
@@ -182,7 +189,7 @@ impl Failure {
         Self { gateway: None, error: error.to_string(), retry: true }
     }
 
-    fn final_(error: &str) -> Self {
+    fn permanent(error: &str) -> Self {
         Self { gateway: None, error: error.to_owned(), retry: false }
     }
 }
