@@ -7,8 +7,27 @@ port="${TESSERA_DEMO_PORT:-8480}"
 server="http://127.0.0.1:$port"
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-say "tessera-server --data-dir $demo/server --listen 127.0.0.1:$port &"
-tessera-server --data-dir "$demo/server" --listen "127.0.0.1:$port" 2> "$demo/server.log" &
+# The phone network, for the SMS step: a test SMSC on Net::SMPP that prints every message it
+# receives (it stops when this script's end closes its standard input).
+smpp_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+printf 'demo-pw\n' > "$demo/smpp.pw"
+: > "$demo/smsc.script"
+mkfifo "$demo/smsc.stdin"
+perl "$(dirname "$0")/../../tests/it/smpp_smsc.pl" --port "$smpp_port" --system-id tessera --password demo-pw \
+  --script "$demo/smsc.script" < "$demo/smsc.stdin" > "$demo/smsc.log" 2> /dev/null &
+exec 9> "$demo/smsc.stdin"
+cat > "$demo/server.toml" <<TOML
+[[delivery.sms_gateway]]
+id = "smsc"
+kind = "smpp"
+url = "smpp://127.0.0.1:$smpp_port"
+system_id = "tessera"
+secret_file = "$demo/smpp.pw"
+from = "Tessera"
+TOML
+
+say "tessera-server --config $demo/server.toml --data-dir $demo/server --listen 127.0.0.1:$port &   # SMS through an SMPP gateway"
+tessera-server --config "$demo/server.toml" --data-dir "$demo/server" --listen "127.0.0.1:$port" 2> "$demo/server.log" &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null' EXIT
 for _ in $(seq 100); do curl -sf "$server/healthz" >/dev/null && break; sleep 0.1; done
@@ -70,10 +89,34 @@ curl -s -X POST "$server/api/v1/oneswipe" -H "$json" -d "{\"payload\":\"$payload
 say "# the same code again: refused"
 curl -s -X POST "$server/api/v1/oneswipe" -H "$json" -d "{\"payload\":\"$payload\"}"; echo
 
+say "# a user without the app: bob gets his codes by SMS, a fresh one at each login (real-time mode)"
+say "curl -X POST $server/api/v1/users -H 'Authorization: Bearer tsk_…' -d '{\"username\":\"bob\",\"password\":\"2580\",\"phone\":\"+447700900123\"}'"
+curl -s -X POST "$server/api/v1/users" -H "$auth" -H "$json" -d '{"username":"bob","password":"2580","phone":"+447700900123"}'; echo
+say "curl -X POST $server/api/v1/users/bob/tokens -H 'Authorization: Bearer tsk_…' -d '{\"kind\":\"sms\",\"mode\":\"realtime\"}'"
+curl -s -X POST "$server/api/v1/users/bob/tokens" -H "$auth" -H "$json" -d '{"kind":"sms","mode":"realtime"}'; echo
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"bob\",\"password\":\"2580\",\"passcode\":\"\"}'   # the right password sends a code"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d '{"username":"bob","password":"2580","passcode":""}' | tee "$demo/sms.json"; echo
+say "# what reached bob's phone (the SMSC's log)"
+sms=""
+for _ in $(seq 100); do
+  sms="$(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "submit": print(e["short_message"])' "$demo/smsc.log" | tail -1)"
+  [ -n "$sms" ] && break
+  sleep 0.1
+done
+echo "${sms:-no message arrived: see $demo/server.log}"
+sms_code="$(printf '%s' "$sms" | grep -oE '[0-9]{6}' | head -1 || true)"
+transaction="$(field "$demo/sms.json" transaction_id)"
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"bob\",\"transaction_id\":\"$transaction\",\"passcode\":\"$sms_code\"}'"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"bob\",\"transaction_id\":\"$transaction\",\"passcode\":\"$sms_code\"}"; echo
+
 say "curl $server/api/v1/audit?username=alice -H 'Authorization: Bearer tsk_…'"
 curl -s "$server/api/v1/audit?username=alice&limit=4" -H "$auth"; echo
 
 printf '\nThe login page is at %s/login (passcode, push, or One Swipe with a webcam: run `tessera oneswipe`).\n' "$server"
+printf 'There bob (password 2580) gets his code by SMS: the messages land in %s/smsc.log.\n' "$demo"
 printf 'The API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
 printf 'Admin key: %s   Demo files: %s\n' "$admin_key" "$demo"
 if [ -t 0 ]; then
