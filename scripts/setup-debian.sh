@@ -23,6 +23,7 @@ packages=(
   kannel kannel-extras               # a real SMS gateway (smsbox's sendsms, bearerbox, the fake SMSC) for SMS codes
   python3-aiosmtpd                   # a real SMTP server (STARTTLS, AUTH) for codes by email
   libnet-smpp-perl socat             # an SMSC in the SMPP 3.4 server role (Net::SMPP), and TLS in front of it
+  python3-pskc                       # PSKC seed files written by an independent implementation, for the import tests
 )
 
 missing=()

@@ -7,6 +7,7 @@
 //! - [`vault`]: the encrypted token vault: model, AES-256-GCM envelope, key slots, atomic file store.
 //! - [`delivery`]: passcodes sent by SMS or email: modes, which codes a token accepts and sends
 //!   next, message templates, phone numbers and email addresses.
+//! - [`pskc`]: PSKC (RFC 6030) hardware-token seed files, in the clear or password- or key-protected.
 //! - [`push`]: push approval: enrollment links, Ed25519 keys, signed challenges and answers, number matching.
 //! - [`oneswipe`]: One Swipe: the signed, single-use QR payload a push device shows to a webcam.
 //! - [`qr`]: QR codes rendered to PNG, SVG and terminals, and decoded from images and camera frames.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod oneswipe;
 pub mod otp;
 pub mod otpauth;
+pub mod pskc;
 pub mod push;
 pub mod qr;
 pub mod secret;

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tessera_core::delivery::DeliveryMode;
+use tessera_core::pskc::Unlock;
 use tessera_core::qr;
-use tessera_core::secret::SecretString;
+use tessera_core::secret::{SecretBytes, SecretString};
 use tessera_server::config::{Config, ConfigArgs};
 use tessera_server::service::{
-    Actor, EnrollRequest, NewUser, Service, TemporaryPasscodeRequest, TokenKind, UserChanges,
+    Actor, EnrollRequest, NewUser, Service, ServiceError, TemporaryPasscodeRequest, TokenFile, TokenKind,
+    UserChanges, UserMap,
 };
 use tessera_server::store::{AuditFilter, DeliveryPreference};
 use tessera_server::{ServerError, init_logging, open_service, serve};
@@ -136,6 +138,23 @@ enum AdminCommand {
         /// Logins it may complete, 1 to 100
         #[arg(long, default_value_t = 1)]
         max_uses: u32,
+    },
+    /// Import tokens from a PSKC file (RFC 6030; hardware-token seeds) or an otpauth:// list, all
+    /// or nothing; prints what was imported, or every entry refused and why
+    ImportTokens {
+        /// The PSKC (XML) or otpauth list file
+        file: PathBuf,
+        /// CSV with the columns serial,username: who gets each token (a PSKC token's serial is its
+        /// DeviceInfo/SerialNo, or its Key Id when it has none); otpauth tokens go to the user
+        /// their account names, or the one this map gives for that account
+        #[arg(long, value_name = "CSV")]
+        user_map: Option<PathBuf>,
+        /// A file whose first line is the password of a password-protected PSKC file (PBKDF2)
+        #[arg(long, value_name = "FILE")]
+        pskc_password_file: Option<PathBuf>,
+        /// A file holding the pre-shared AES key of a key-protected PSKC file, in hex
+        #[arg(long, value_name = "FILE", conflicts_with = "pskc_password_file")]
+        pskc_key_file: Option<PathBuf>,
     },
     /// Create an admin API key and print it (once)
     CreateKey {
@@ -302,6 +321,22 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::UnlockUser { username } => {
             println!("{}", pretty(&service.unlock_user(&actor, &username).await?));
         }
+        AdminCommand::ImportTokens { file, user_map, pskc_password_file, pskc_key_file } => {
+            let unlock = pskc_unlock(pskc_password_file.as_deref(), pskc_key_file.as_deref())?;
+            let tokens = TokenFile::read(&read_text(&file)?, &unlock)?;
+            let users = match user_map {
+                Some(path) => UserMap::from_csv(&read_text(&path)?)?,
+                None => UserMap::default(),
+            };
+            let report = service.import_tokens(&actor, tokens, &users).await?;
+            println!("{}", pretty(&report));
+            if !report.rejected.is_empty() {
+                return Err(ServerError::Service(ServiceError::InvalidInput(format!(
+                    "nothing was imported: {} entries were refused (listed above)",
+                    report.rejected.len()
+                ))));
+            }
+        }
         AdminCommand::CreateKey { name } => {
             let key = service.create_admin_key(&actor, &name).await?;
             println!("{}", key.expose());
@@ -326,6 +361,39 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         }
     }
     Ok(())
+}
+
+/// A whole text file, or why it cannot be read.
+fn read_text(path: &std::path::Path) -> Result<String, ServerError> {
+    std::fs::read_to_string(path)
+        .map_err(|source| ServerError::Io { action: format!("read {}", path.display()), source })
+}
+
+/// What opens a protected PSKC file: the password file's first line, or the key file's hex key.
+fn pskc_unlock(
+    password_file: Option<&std::path::Path>,
+    key_file: Option<&std::path::Path>,
+) -> Result<Unlock, ServerError> {
+    let first_line = |path: &std::path::Path| -> Result<SecretString, ServerError> {
+        let mut text = read_text(path)?;
+        let line = SecretString::new(text.lines().next().unwrap_or_default().trim().to_owned());
+        zeroize::Zeroize::zeroize(&mut text);
+        Ok(line)
+    };
+    match (password_file, key_file) {
+        (Some(path), _) => Ok(Unlock::Password(first_line(path)?)),
+        (None, Some(path)) => {
+            let hex = first_line(path)?;
+            let key = data_encoding::HEXLOWER_PERMISSIVE.decode(hex.expose().as_bytes()).map_err(|_| {
+                ServerError::Service(ServiceError::InvalidInput(format!(
+                    "{}: the key must be hexadecimal",
+                    path.display()
+                )))
+            })?;
+            Ok(Unlock::Key(SecretBytes::new(key)))
+        }
+        (None, None) => Ok(Unlock::Nothing),
+    }
 }
 
 fn read_stdin_line() -> Result<SecretString, ServerError> {

@@ -17,6 +17,7 @@ mod cli_slots;
 mod delivery;
 mod desktop;
 mod ffi;
+mod imports;
 mod kannel_gateway;
 mod layering;
 mod login_page;

@@ -175,6 +175,17 @@ impl Server {
         command
     }
 
+    /// Runs `tessera-server admin ARGS` on this server's database, key and configuration.
+    pub fn admin_cli(&self, args: &[&str]) -> std::process::Output {
+        self.command(free_port())
+            .arg("admin")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    }
+
     fn spawn(&mut self) {
         self.spawn_on(free_port());
     }

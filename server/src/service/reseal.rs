@@ -93,6 +93,7 @@ mod tests {
                 digits: 6,
                 period: 30,
                 seed: &sealed,
+                counter: 0,
                 description: None,
                 created_at: 0,
                 enrollment_code_hash: None,

@@ -316,6 +316,7 @@ impl Service {
                         digits: draft.digits,
                         period: draft.period,
                         seed: &sealed,
+                        counter: 0,
                         description: draft.description,
                         created_at: now_i64(),
                         enrollment_code_hash: draft.enrollment.map(|(hash, _)| hash),

@@ -140,6 +140,21 @@ async fn contract(store: &Store) {
         "only push tokens have a device part"
     );
     outbox(store, ann.id).await;
+
+    let batch = vec![
+        (NewToken { kind: TokenKind::Hotp, counter: 7, ..token_like("HW-CONTRACT-1", ann.id) }, AUDIT),
+        (token_like("TOTP-CONTRACT", ann.id), AUDIT),
+    ];
+    assert!(
+        matches!(store.create_tokens(batch).await, Err(StoreError::Conflict(_))),
+        "a taken serial refuses the batch"
+    );
+    assert!(store.token("HW-CONTRACT-1").await.unwrap().is_none(), "all or nothing");
+    let batch =
+        vec![(NewToken { kind: TokenKind::Hotp, counter: 7, ..token_like("HW-CONTRACT-1", ann.id) }, AUDIT)];
+    store.create_tokens(batch).await.unwrap();
+    let imported = store.token("HW-CONTRACT-1").await.unwrap().unwrap();
+    assert_eq!((imported.kind, imported.state.counter), (TokenKind::Hotp, 7), "an imported counter is kept");
 }
 
 /// Queued messages: limits counted in the insert, challenges with them, claims with a lease,
@@ -228,6 +243,7 @@ fn token_like(serial: &str, user_id: i64) -> NewToken<'_> {
         digits: 6,
         period: 30,
         seed: b"sealed",
+        counter: 0,
         description: Some("desk"),
         created_at: 10,
         enrollment_code_hash: None,

@@ -335,6 +335,8 @@ pub struct NewToken<'a> {
     pub period: i64,
     /// Sealed seed.
     pub seed: &'a [u8],
+    /// HOTP: the next counter (an imported token's); 0 for a new one.
+    pub counter: i64,
     /// Free text.
     pub description: Option<&'a str>,
     /// Unix seconds.
@@ -766,39 +768,23 @@ impl Store {
 
     /// Inserts a token in its initial state, with its audit record.
     pub async fn create_token(&self, token: NewToken<'_>, audit: &NewAudit<'_>) -> Result<(), StoreError> {
-        let insert = statement(
-            "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
-             last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
-             enrollment_expires_at, delivery_mode, destination, ttl_secs, period_days, passcode_hash, expires_at, \
-             max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 0, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18)",
-            vec![
-                Param::Text(token.serial.into()),
-                Param::Int(token.user_id),
-                Param::Text(token.kind.as_str().into()),
-                Param::Text(token.algorithm.into()),
-                Param::Int(token.digits),
-                Param::Int(token.period),
-                Param::Blob(token.seed.to_vec()),
-                Param::OptText(token.description.map(Into::into)),
-                Param::Int(token.created_at),
-                Param::OptText(token.enrollment_code_hash.map(Into::into)),
-                Param::OptInt(token.enrollment_expires_at),
-                Param::OptText(token.delivery.map(|d| d.mode.as_str().into())),
-                Param::OptText(token.delivery.and_then(|d| d.destination.clone())),
-                Param::OptInt(token.delivery.and_then(|d| d.ttl_secs).map(i64::from)),
-                Param::OptInt(token.delivery.map(|d| i64::from(d.period_days))),
-                Param::OptText(token.temporary.map(|t| t.hash.clone())),
-                Param::OptInt(token.temporary.map(|t| t.expires_at)),
-                Param::OptInt(token.temporary.map(|t| i64::from(t.max_uses))),
-            ],
-        );
+        self.create_tokens(vec![(token, *audit)]).await
+    }
+
+    /// Inserts tokens in their initial state, each with its audit record, in one transaction: all
+    /// of them or none.
+    pub async fn create_tokens(&self, tokens: Vec<(NewToken<'_>, NewAudit<'_>)>) -> Result<(), StoreError> {
+        let mut statements = Vec::with_capacity(tokens.len() * 2);
+        for (token, audit) in &tokens {
+            statements.push(Guarded { statement: token_insert(token), rows: Some(1) });
+            statements.push(audited(audit));
+        }
         self.db
-            .atomically(vec![Guarded { statement: insert, rows: Some(1) }, audited(audit)], vec![])
+            .atomically(statements, vec![])
             .await
             .map_err(|e| unique_violation(e, "token serial"))?
             .map(|_| ())
-            .ok_or(StoreError::Corrupt("the token insert wrote no row"))
+            .ok_or(StoreError::Corrupt("a token insert wrote no row"))
     }
 
     /// A user's tokens, oldest first.
@@ -1193,4 +1179,36 @@ fn push_device_from(row: &Row) -> Result<PushDevice, StoreError> {
         _ => None,
     };
     Ok(PushDevice::Unregistered(enrollment))
+}
+
+/// The insert of a new token.
+fn token_insert(token: &NewToken<'_>) -> Statement {
+    statement(
+        "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
+         last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
+         enrollment_expires_at, delivery_mode, destination, ttl_secs, period_days, passcode_hash, expires_at, \
+         max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $19, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18)",
+        vec![
+            Param::Text(token.serial.into()),
+            Param::Int(token.user_id),
+            Param::Text(token.kind.as_str().into()),
+            Param::Text(token.algorithm.into()),
+            Param::Int(token.digits),
+            Param::Int(token.period),
+            Param::Blob(token.seed.to_vec()),
+            Param::OptText(token.description.map(Into::into)),
+            Param::Int(token.created_at),
+            Param::OptText(token.enrollment_code_hash.map(Into::into)),
+            Param::OptInt(token.enrollment_expires_at),
+            Param::OptText(token.delivery.map(|d| d.mode.as_str().into())),
+            Param::OptText(token.delivery.and_then(|d| d.destination.clone())),
+            Param::OptInt(token.delivery.and_then(|d| d.ttl_secs).map(i64::from)),
+            Param::OptInt(token.delivery.map(|d| i64::from(d.period_days))),
+            Param::OptText(token.temporary.map(|t| t.hash.clone())),
+            Param::OptInt(token.temporary.map(|t| t.expires_at)),
+            Param::OptInt(token.temporary.map(|t| i64::from(t.max_uses))),
+            Param::Int(token.counter),
+        ],
+    )
 }

@@ -1,0 +1,314 @@
+//! Tokens brought in from elsewhere: hardware-token seed files (PSKC, RFC 6030, in the clear or
+//! protected with a password or a pre-shared key) and `otpauth://` lists, each token assigned to
+//! a user. An import is all or nothing: every entry is checked first (its format, its user, its
+//! serial against the file and the database), and only when none is refused are they all stored,
+//! sealed, in one transaction with one audit record each. The report names each refused entry
+//! and why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use tessera_core::otp::OtpMethod;
+use tessera_core::otpauth::OtpAuth;
+use tessera_core::pskc::{self, Unlock};
+use tessera_core::secret::SecretBytes;
+use utoipa::ToSchema;
+
+use super::audit::AdminAudit;
+use super::tokens::new_serial;
+use super::{Actor, Service, ServiceError};
+use crate::clock::now_i64;
+use crate::error::conflict;
+use crate::store::{NewToken, TokenKind};
+
+/// The most entries one import may hold.
+pub const MAX_IMPORT_ENTRIES: usize = 100_000;
+
+/// A file's tokens, read but not yet checked against the database.
+pub struct TokenFile {
+    entries: Vec<Entry>,
+    refused: Vec<RejectedEntry>,
+}
+
+/// One token from a file.
+struct Entry {
+    position: usize,
+    name: String,
+    serial: Option<String>,
+    account: Option<String>,
+    method: OtpMethod,
+    secret: SecretBytes,
+    description: Option<String>,
+}
+
+/// A token that was imported.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportedToken {
+    /// Its serial.
+    pub serial: String,
+    /// Its owner.
+    pub username: String,
+    /// `hotp` or `totp`.
+    pub kind: TokenKind,
+}
+
+/// An entry that was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RejectedEntry {
+    /// Its position in the file: the key package (PSKC) or the line (otpauth list), from 1.
+    pub entry: usize,
+    /// Its serial, key id or account, as the file names it.
+    pub name: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What an import did: everything imported, or nothing and every reason.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// The tokens stored (none when any entry was refused).
+    pub imported: Vec<ImportedToken>,
+    /// The entries refused.
+    pub rejected: Vec<RejectedEntry>,
+}
+
+impl TokenFile {
+    /// Reads a PSKC document (it starts with `<`) or an `otpauth://` list, one URI per line.
+    pub fn read(text: &str, unlock: &Unlock) -> Result<Self, ServiceError> {
+        let text = text.trim_start_matches('\u{feff}');
+        if text.trim_start().starts_with('<') { Self::pskc(text, unlock) } else { Self::otpauth(text) }
+    }
+
+    fn pskc(text: &str, unlock: &Unlock) -> Result<Self, ServiceError> {
+        let file = pskc::read(text, unlock).map_err(|e| ServiceError::InvalidInput(format!("PSKC: {e}")))?;
+        let refused = file
+            .rejected
+            .into_iter()
+            .map(|r| RejectedEntry { entry: r.position, name: r.name, reason: r.reason })
+            .collect();
+        let entries = file
+            .tokens
+            .into_iter()
+            .map(|token| Entry {
+                position: token.position,
+                name: token.serial.clone(),
+                description: Some(pskc_description(&token)),
+                serial: Some(token.serial),
+                account: None,
+                method: token.method,
+                secret: token.secret,
+            })
+            .collect();
+        Self { entries, refused }.limited()
+    }
+
+    fn otpauth(text: &str) -> Result<Self, ServiceError> {
+        let mut file = Self { entries: Vec::new(), refused: Vec::new() };
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match OtpAuth::parse(line) {
+                Ok(parsed) => {
+                    let otp = parsed.otp;
+                    file.entries.push(Entry {
+                        position: index + 1,
+                        name: otp.display_name(),
+                        serial: None,
+                        account: Some(otp.account().to_owned()),
+                        method: *otp.method(),
+                        secret: otp.secret().clone(),
+                        description: otp.issuer().map(str::to_owned),
+                    });
+                }
+                Err(error) => file.refused.push(RejectedEntry {
+                    entry: index + 1,
+                    name: format!("line {}", index + 1),
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        if file.entries.is_empty() && file.refused.is_empty() {
+            return Err(ServiceError::InvalidInput("the file holds no otpauth:// URIs".into()));
+        }
+        file.limited()
+    }
+
+    fn limited(self) -> Result<Self, ServiceError> {
+        if self.entries.len() + self.refused.len() > MAX_IMPORT_ENTRIES {
+            return Err(ServiceError::InvalidInput(format!(
+                "the file holds more than {MAX_IMPORT_ENTRIES} entries: split it"
+            )));
+        }
+        Ok(self)
+    }
+}
+
+fn pskc_description(token: &pskc::PskcToken) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    if let Some(manufacturer) = &token.manufacturer {
+        parts.push(manufacturer);
+    }
+    if let Some(issuer) = &token.issuer {
+        parts.push(issuer);
+    }
+    let origin = if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) };
+    format!("hardware token{origin}, imported from PSKC")
+}
+
+/// Which user each token goes to: a CSV with the columns `serial,username`.
+#[derive(Debug, Default)]
+pub struct UserMap(BTreeMap<String, String>);
+
+impl UserMap {
+    /// Reads the CSV; a header row `serial,username` is required.
+    pub fn from_csv(text: &str) -> Result<Self, ServiceError> {
+        let bad = |message: String| ServiceError::InvalidInput(format!("user map: {message}"));
+        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+        let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+        let column = |name: &str| {
+            headers.iter().position(|h| h.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                bad(format!("the header row must name the columns serial and username, not {headers:?}"))
+            })
+        };
+        let (serial, username) = (column("serial")?, column("username")?);
+        let mut map = BTreeMap::new();
+        for (index, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| bad(e.to_string()))?;
+            let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
+            let line = index + 2;
+            if field(serial).is_empty() || field(username).is_empty() {
+                return Err(bad(format!("line {line}: serial and username are both needed")));
+            }
+            if map.insert(field(serial), field(username)).is_some() {
+                return Err(bad(format!("line {line}: serial {:?} is listed twice", field(serial))));
+            }
+        }
+        Ok(Self(map))
+    }
+}
+
+/// Whether `serial` is one Tessera can store and show (a vendor's serial printed on a token).
+fn serial_is_usable(serial: &str) -> bool {
+    (1..=64).contains(&serial.len())
+        && serial.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl Service {
+    /// Imports `file`'s tokens, each to the user `users` names for its serial (or, for an
+    /// otpauth line, the user named by its account): all of them, or none and every reason.
+    pub async fn import_tokens(
+        &self,
+        actor: &Actor,
+        file: TokenFile,
+        users: &UserMap,
+    ) -> Result<ImportReport, ServiceError> {
+        let mut report = ImportReport { imported: Vec::new(), rejected: file.refused };
+        let mut seen = BTreeSet::new();
+        let mut accepted = Vec::new();
+        for entry in file.entries {
+            match self.check_entry(&entry, users, &mut seen).await? {
+                Ok(checked) => accepted.push((entry, checked)),
+                Err(reason) => {
+                    report.rejected.push(RejectedEntry { entry: entry.position, name: entry.name, reason })
+                }
+            }
+        }
+        if !report.rejected.is_empty() {
+            report.rejected.sort_by_key(|r| r.entry);
+            return Ok(report);
+        }
+        let now = now_i64();
+        let mut sealed = Vec::with_capacity(accepted.len());
+        for (entry, (serial, user)) in &accepted {
+            sealed.push(self.key.seal_seed(serial, &entry.secret)?);
+            report.imported.push(ImportedToken {
+                serial: serial.clone(),
+                username: user.username.clone(),
+                kind: kind_of(&entry.method),
+            });
+        }
+        let audits: Vec<AdminAudit> = accepted
+            .iter()
+            .map(|(_, (serial, user))| {
+                AdminAudit::new(actor, "token.import").user(&user.username).serial(serial).reason("imported")
+            })
+            .collect();
+        let rows: Vec<NewToken<'_>> = accepted
+            .iter()
+            .zip(&sealed)
+            .map(|((entry, (serial, user)), seed)| NewToken {
+                serial,
+                user_id: user.id,
+                kind: kind_of(&entry.method),
+                algorithm: entry.method.algorithm().as_str(),
+                digits: i64::from(entry.method.code_length()),
+                period: entry.method.period().map_or(30, |p| i64::from(p.get())),
+                counter: match entry.method {
+                    OtpMethod::Hotp { counter, .. } => i64::try_from(counter).unwrap_or(i64::MAX),
+                    _ => 0,
+                },
+                seed,
+                description: entry.description.as_deref(),
+                created_at: now,
+                enrollment_code_hash: None,
+                enrollment_expires_at: None,
+                delivery: None,
+                temporary: None,
+            })
+            .collect();
+        let records: Vec<_> = audits.iter().map(AdminAudit::record).collect();
+        self.store.create_tokens(rows.into_iter().zip(records).collect()).await.map_err(conflict)?;
+        Ok(report)
+    }
+
+    /// An entry's serial and user, or why it cannot be imported.
+    async fn check_entry(
+        &self,
+        entry: &Entry,
+        users: &UserMap,
+        seen: &mut BTreeSet<String>,
+    ) -> Result<Result<(String, crate::store::UserRow), String>, ServiceError> {
+        if !matches!(entry.method, OtpMethod::Hotp { .. } | OtpMethod::Totp { .. }) {
+            return Ok(Err("only HOTP and TOTP tokens can be imported".into()));
+        }
+        if entry.method.period().is_some_and(|p| !(10..=300).contains(&p.get())) {
+            return Ok(Err("a TOTP time step must be 10 to 300 seconds".into()));
+        }
+        let serial = match &entry.serial {
+            Some(serial) if !serial_is_usable(serial) => {
+                return Ok(Err(format!(
+                    "serial {serial:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+                )));
+            }
+            Some(serial) => serial.clone(),
+            None => new_serial(kind_of(&entry.method))?,
+        };
+        if !seen.insert(serial.clone()) {
+            return Ok(Err(format!("serial {serial} appears twice in the file")));
+        }
+        if self.store.token(&serial).await?.is_some() {
+            return Ok(Err(format!("a token with serial {serial} exists already")));
+        }
+        let username = match (&entry.serial, &entry.account) {
+            (Some(serial), _) => users.0.get(serial).cloned(),
+            (None, Some(account)) => Some(users.0.get(account).cloned().unwrap_or_else(|| account.clone())),
+            (None, None) => None,
+        };
+        let Some(username) = username else {
+            return Ok(Err(format!("the user map names no user for serial {serial}")));
+        };
+        match self.store.user(&username).await? {
+            Some(user) => Ok(Ok((serial, user))),
+            None => Ok(Err(format!("there is no user {username:?}"))),
+        }
+    }
+}
+
+fn kind_of(method: &OtpMethod) -> TokenKind {
+    match method {
+        OtpMethod::Hotp { .. } => TokenKind::Hotp,
+        _ => TokenKind::Totp,
+    }
+}
