@@ -37,6 +37,9 @@ pub enum ServiceError {
     /// The server holds as much of this kind of work as it may.
     #[error("{0}")]
     Busy(String),
+    /// Something the server depends on (a directory) cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A store error, with a unique-name clash reported as what already exists.
@@ -57,6 +60,7 @@ impl Classify for ServiceError {
             Self::Gone(_) => ErrorCode::Expired,
             Self::TooManyRequests(_) | Self::Busy(_) => ErrorCode::RateLimited,
             Self::Store(_) => ErrorCode::Storage,
+            Self::Unavailable(_) => ErrorCode::Network,
             Self::Key(_) => ErrorCode::Internal,
         }
     }

@@ -8,6 +8,8 @@
 //! - [`service`]: users, enrollment, validation, audit; the rules come from `tessera_core::verifier`.
 //! - [`api`]: the HTTP edge and its OpenAPI document.
 //! - [`push`]: push approval: enrollment, challenges, device channel, answers.
+//! - [`delivery`]: codes sent by SMS and email: the outbox sender and its gateways.
+//! - [`directory`]: company directories (LDAP, Active Directory): passwords checked by bind, users found and synced.
 //! - [`oneswipe`]: One Swipe: redeeming the signed, single-use QR codes push devices show.
 //! - [`wake`]: optional FCM and APNs wake-ups for sleeping phone apps.
 //! - [`metrics`], [`ratelimit`]: Prometheus metrics and per-client/per-user rate limits.
@@ -16,6 +18,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod error;
 pub mod input;
 pub mod keys;
@@ -155,6 +158,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         let delivery = service.delivery().clone();
         tokio::spawn(async move { delivery.run_sender().await })
     };
+    let syncs = {
+        let service = service.clone();
+        tokio::spawn(async move { service.run_directory_syncs().await })
+    };
     let listener = service.store().postgres_pool().map(|pool| {
         let service = service.clone();
         tokio::spawn(async move { republish_notifications(&pool, &service).await })
@@ -204,6 +211,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     cleanup.abort();
     stopping.abort();
     sender.abort();
+    syncs.abort();
     service.delivery().unbind().await;
     if let Some(listener) = listener {
         listener.abort();

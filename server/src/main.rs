@@ -139,6 +139,15 @@ enum AdminCommand {
         #[arg(long, default_value_t = 1)]
         max_uses: u32,
     },
+    /// Sync the users of every [[directory]] now: create the new ones, update display names,
+    /// phones and emails, and disable the tokens of users the directory no longer lists
+    Sync,
+    /// Create the users a CSV lists (columns username,display_name,phone,email, a header row
+    /// first), all or nothing; prints the users created, or every row refused and why
+    ImportUsers {
+        /// The CSV file
+        file: PathBuf,
+    },
     /// Import tokens from a PSKC file (RFC 6030; hardware-token seeds) or an otpauth:// list, all
     /// or nothing; prints what was imported, or every entry refused and why
     ImportTokens {
@@ -320,6 +329,17 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         }
         AdminCommand::UnlockUser { username } => {
             println!("{}", pretty(&service.unlock_user(&actor, &username).await?));
+        }
+        AdminCommand::Sync => println!("{}", pretty(&service.sync_directories(&actor).await?)),
+        AdminCommand::ImportUsers { file } => {
+            let report = service.import_users(&actor, &read_text(&file)?).await?;
+            println!("{}", pretty(&report));
+            if !report.rejected.is_empty() {
+                return Err(ServerError::Service(ServiceError::InvalidInput(format!(
+                    "nothing was imported: {} rows were refused (listed above)",
+                    report.rejected.len()
+                ))));
+            }
         }
         AdminCommand::ImportTokens { file, user_map, pskc_password_file, pskc_key_file } => {
             let unlock = pskc_unlock(pskc_password_file.as_deref(), pskc_key_file.as_deref())?;

@@ -199,3 +199,49 @@ fn an_otpauth_list_imports_to_the_users_its_accounts_name() {
     let code = hotp(&seed(HOTP_SEED), Algorithm::Sha1, Digits::new(6).unwrap(), 2);
     assert_eq!(server.result("fay", code.expose()), "accept");
 }
+
+#[test]
+fn users_from_a_csv_are_created_all_or_none() {
+    let server = Server::start(Db::Sqlite, "");
+    users(&server, &["gus"]);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "username,display_name,phone,email\nhal,Hal Jordan,+447700900401,hal@example.com\n\
+         gus,Gus,,\nivy,\"Ivy, P.\",07700 900402,\nhal,Hal again,,\njo,Jo,,not-an-address\n",
+    )
+    .unwrap();
+    let output = server.admin_cli(&["import-users", csv.to_str().unwrap()]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(!output.status.success() && report["imported"] == json!([]), "{report}");
+    let reasons: Vec<(u64, &str)> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["entry"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].0 == 3 && reasons[0].1.contains("\"gus\" exists already"), "{reasons:?}");
+    assert!(reasons[1].0 == 4 && reasons[1].1.contains("phone"), "{reasons:?}");
+    assert!(reasons[2].0 == 5 && reasons[2].1.contains("appears twice"), "{reasons:?}");
+    assert!(reasons[3].0 == 6 && reasons[3].1.contains("email"), "{reasons:?}");
+    let (_, hal) = server.admin("GET", "/api/v1/users/hal", None);
+    assert_eq!(hal["code"], "not_found", "nothing was created: {hal}");
+
+    std::fs::write(
+        &csv,
+        "username,display_name,phone,email\nhal,Hal Jordan,+447700900401,hal@example.com\nivy,\"Ivy, P.\",,\n",
+    )
+    .unwrap();
+    let output = server.admin_cli(&["import-users", csv.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (_, hal) = server.admin("GET", "/api/v1/users/hal", None);
+    assert_eq!(
+        (&hal["display_name"], &hal["phone"], &hal["email"], &hal["has_password"]),
+        (&json!("Hal Jordan"), &json!("+447700900401"), &json!("hal@example.com"), &json!(false)),
+        "{hal}"
+    );
+    let (_, ivy) = server.admin("GET", "/api/v1/users/ivy", None);
+    assert_eq!(ivy["display_name"], "Ivy, P.");
+}

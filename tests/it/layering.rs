@@ -141,6 +141,7 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
         &[
             "push",
             "delivery",
+            "directory",
             "error",
             "input",
             "store",
@@ -154,6 +155,7 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
     ),
     ("delivery", &["error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"]),
     ("push", &["error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"]),
+    ("directory", &["wake", "clock", "config"]),
     ("input", &["error"]),
     ("error", &["store", "keys"]),
     ("keys", &["clock", "config"]),

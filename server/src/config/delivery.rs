@@ -798,7 +798,7 @@ fn smpp_gateway(
 }
 
 /// A secret file's first line.
-fn read_secret(path: &Path) -> Result<SecretString, String> {
+pub(super) fn read_secret(path: &Path) -> Result<SecretString, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let secret = text.lines().next().unwrap_or_default().trim().to_owned();
     if secret.is_empty() {

@@ -2,11 +2,13 @@
 //! and command-line flags (clap reads both, flags first).
 
 mod delivery;
+mod directory;
 
 pub use delivery::{
     DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits,
     SmppAddress, SmppGateway, SmsGateway, TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
 };
+pub use directory::{DirectoryAttributes, DirectorySettings, WhenUnreachable};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,6 +87,8 @@ struct FileConfig {
     push: FilePush,
     #[serde(default)]
     delivery: delivery::FileDelivery,
+    #[serde(default)]
+    directory: Vec<directory::FileDirectory>,
 }
 
 #[derive(Default, Deserialize)]
@@ -307,6 +311,8 @@ pub struct Config {
     pub push: PushPolicy,
     /// Delivered passcodes (SMS, email).
     pub delivery: DeliverySettings,
+    /// Company directories whose users log in with their directory password, tried in order.
+    pub directories: Vec<DirectorySettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -428,6 +434,7 @@ impl Config {
         check_push(&push)?;
         let delivery = file.delivery.settings(&push.service_name, &push.public_url)?;
         let limits = limits_of(&file.limits)?;
+        let directories = directory::directories(file.directory)?;
         Ok(Self {
             listen,
             web_dir: args.web_dir.clone().or(file.web_dir).unwrap_or_else(default_web_dir),
@@ -447,6 +454,7 @@ impl Config {
             tls,
             push,
             delivery,
+            directories,
         })
     }
 

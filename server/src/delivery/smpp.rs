@@ -10,7 +10,6 @@
 //! turns out to be dead when a message is submitted is replaced once, at once.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,6 +24,7 @@ use tokio::sync::Mutex;
 
 use super::gateway::{Accepted, Outgoing};
 use crate::config::SmppGateway;
+use crate::wake::tls_client_config;
 
 /// Longest PDU read from an SMSC.
 const MAX_COMMAND_LENGTH: usize = 4096;
@@ -41,7 +41,10 @@ impl SmppLink {
     /// the system's CA roots are trusted, and `ca_file`'s certificates beside them.
     pub fn new(gateway: &SmppGateway) -> Result<Self, String> {
         let tls = match &gateway.ca_file {
-            Some(path) if gateway.url.starts_with("smpps:") => Some(tls_config(path, &gateway.id)?),
+            Some(path) if gateway.url.starts_with("smpps:") => Some(
+                tls_client_config(path)
+                    .map_err(|e| format!("delivery.sms_gateway {:?}: ca_file {e}", gateway.id))?,
+            ),
             _ => None,
         };
         Ok(Self { gateway: gateway.clone(), tls, session: Mutex::new(None) })
@@ -247,34 +250,6 @@ fn c_octets<const MIN: usize, const MAX: usize>(
     gateway: &str,
 ) -> Result<COctetString<MIN, MAX>, String> {
     COctetString::from_str(value).map_err(|_| format!("gateway {gateway}: {what} does not fit an SMPP field"))
-}
-
-/// The TLS settings for `smpps://` with an extra CA: the system's roots and `path`'s certificates.
-fn tls_config(path: &std::path::Path, gateway: &str) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect)
-        .map_err(|e| format!("delivery.sms_gateway {gateway:?}: ca_file {}: {e}", path.display()))?;
-    if extra.is_empty() {
-        return Err(format!(
-            "delivery.sms_gateway {gateway:?}: ca_file {} holds no PEM certificate",
-            path.display()
-        ));
-    }
-    for certificate in extra {
-        roots
-            .add(certificate)
-            .map_err(|e| format!("delivery.sms_gateway {gateway:?}: ca_file {}: {e}", path.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ impl AdminAudit {
         Self { actor: actor.audit_name(), ip: actor.ip(), action, username: None, serial: None, reason: None }
     }
 
+    /// A record of something the server did by itself (`actor` names the part that did it).
+    pub(crate) fn system(actor: &str, action: &'static str) -> Self {
+        Self { actor: actor.to_owned(), ip: None, action, username: None, serial: None, reason: None }
+    }
+
     pub(crate) fn user(mut self, username: &str) -> Self {
         self.username = Some(username.to_owned());
         self

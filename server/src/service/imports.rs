@@ -1,6 +1,6 @@
-//! Tokens brought in from elsewhere: hardware-token seed files (PSKC, RFC 6030, in the clear or
-//! protected with a password or a pre-shared key) and `otpauth://` lists, each token assigned to
-//! a user. An import is all or nothing: every entry is checked first (its format, its user, its
+//! Users and tokens brought in from elsewhere: users from a CSV file, hardware-token seed files
+//! (PSKC, RFC 6030, in the clear or protected with a password or a pre-shared key) and
+//! `otpauth://` lists, each token assigned to a user. An import is all or nothing: every entry is checked first (its format, its user, its
 //! serial against the file and the database), and only when none is refused are they all stored,
 //! sealed, in one transaction with one audit record each. The report names each refused entry
 //! and why.
@@ -19,7 +19,8 @@ use super::tokens::new_serial;
 use super::{Actor, Service, ServiceError};
 use crate::clock::now_i64;
 use crate::error::conflict;
-use crate::store::{NewToken, TokenKind};
+use crate::input::{check_email, check_name, check_phone};
+use crate::store::{NewToken, NewUserRow, TokenKind};
 
 /// The most entries one import may hold.
 pub const MAX_IMPORT_ENTRIES: usize = 100_000;
@@ -310,5 +311,119 @@ fn kind_of(method: &OtpMethod) -> TokenKind {
     match method {
         OtpMethod::Hotp { .. } => TokenKind::Hotp,
         _ => TokenKind::Totp,
+    }
+}
+
+/// What a user import did: every user created, or none and every reason.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct UserImportReport {
+    /// The users created (none when any row was refused).
+    pub imported: Vec<String>,
+    /// The rows refused.
+    pub rejected: Vec<RejectedEntry>,
+}
+
+/// One checked row of a user CSV.
+struct UserLine {
+    username: String,
+    display_name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+impl Service {
+    /// Creates the users a CSV lists (columns `username,display_name,phone,email`, a header row
+    /// first): all of them, or none and the reason for every refused row.
+    pub async fn import_users(
+        &self,
+        actor: &Actor,
+        csv_text: &str,
+    ) -> Result<UserImportReport, ServiceError> {
+        let bad = |message: String| ServiceError::InvalidInput(format!("users CSV: {message}"));
+        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(csv_text.as_bytes());
+        let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let username_at = column("username").ok_or_else(|| {
+            bad("the header row must name a username column (and display_name, phone, email)".into())
+        })?;
+        let (display_at, phone_at, email_at) = (column("display_name"), column("phone"), column("email"));
+        let mut report = UserImportReport::default();
+        let mut lines = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (index, record) in reader.records().enumerate() {
+            let entry = index + 2;
+            let record = record.map_err(|e| bad(e.to_string()))?;
+            let field = |at: Option<usize>| {
+                at.and_then(|i| record.get(i)).filter(|v| !v.is_empty()).map(str::to_owned)
+            };
+            let username = field(Some(username_at)).unwrap_or_default();
+            let checked = self
+                .check_user_line(&username, field(display_at), field(phone_at), field(email_at), &mut seen)
+                .await?;
+            match checked {
+                Ok(line) => lines.push(line),
+                Err(reason) => report.rejected.push(RejectedEntry { entry, name: username, reason }),
+            }
+            if lines.len() + report.rejected.len() > MAX_IMPORT_ENTRIES {
+                return Err(bad(format!("more than {MAX_IMPORT_ENTRIES} rows: split the file")));
+            }
+        }
+        if !report.rejected.is_empty() {
+            return Ok(report);
+        }
+        if lines.is_empty() {
+            return Err(bad("the file lists no users".into()));
+        }
+        let now = now_i64();
+        let audits: Vec<AdminAudit> =
+            lines.iter().map(|l| AdminAudit::new(actor, "user.import").user(&l.username)).collect();
+        let rows = lines.iter().zip(&audits).map(|(line, audit)| {
+            let row = NewUserRow {
+                username: &line.username,
+                display_name: line.display_name.as_deref(),
+                phone: line.phone.as_deref(),
+                email: line.email.as_deref(),
+                created_at: now,
+                ..NewUserRow::default()
+            };
+            (row, audit.record())
+        });
+        self.store.create_users(rows.collect()).await.map_err(conflict)?;
+        report.imported = lines.into_iter().map(|l| l.username).collect();
+        Ok(report)
+    }
+
+    async fn check_user_line(
+        &self,
+        username: &str,
+        display_name: Option<String>,
+        phone: Option<String>,
+        email: Option<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> Result<Result<UserLine, String>, ServiceError> {
+        let reason = |e: ServiceError| e.to_string();
+        if let Err(e) = check_name("username", username) {
+            return Ok(Err(reason(e)));
+        }
+        if let Some(name) = &display_name
+            && let Err(e) = crate::input::check_text("display_name", name, 256)
+        {
+            return Ok(Err(reason(e)));
+        }
+        let phone = match phone.map(check_phone).transpose() {
+            Ok(phone) => phone,
+            Err(e) => return Ok(Err(reason(e))),
+        };
+        let email = match email.map(check_email).transpose() {
+            Ok(email) => email,
+            Err(e) => return Ok(Err(reason(e))),
+        };
+        if !seen.insert(username.to_owned()) {
+            return Ok(Err(format!("user {username:?} appears twice in the file")));
+        }
+        if self.store.user(username).await?.is_some() {
+            return Ok(Err(format!("user {username:?} exists already")));
+        }
+        Ok(Ok(UserLine { username: username.to_owned(), display_name, phone, email }))
     }
 }

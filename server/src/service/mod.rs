@@ -23,6 +23,7 @@ mod admin_keys;
 mod applications;
 mod audit;
 mod delivered;
+mod directory;
 mod imports;
 mod oneswipe;
 mod passwords;
@@ -43,7 +44,8 @@ pub use crate::store::TokenKind;
 pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::{DeliveryFilter, SentCodes};
-pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenFile, UserMap};
+pub use directory::SyncReport;
+pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenFile, UserImportReport, UserMap};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
@@ -55,6 +57,7 @@ pub use validate::{
 use crate::clock::now_i64;
 use crate::config::{Config, Limits};
 use crate::delivery::Delivery;
+use crate::directory::Directories;
 use crate::keys::ServerKey;
 use crate::metrics::Metrics;
 use crate::push::{Push, Shared};
@@ -109,6 +112,8 @@ pub struct Service {
     hashing: tokio::sync::Semaphore,
     push: Push,
     delivery: Arc<Delivery>,
+    directories: Directories,
+    directory_timing: directory::BindTiming,
     applications: ApplicationCache,
     limits: Limits,
     require_application_key: bool,
@@ -158,6 +163,8 @@ impl Service {
         Ok(Arc::new(Self {
             push: Push::new(shared, config)?,
             delivery: Arc::new(Delivery::new(store.clone(), key.clone(), config)?),
+            directories: Directories::new(&config.directories).map_err(ServiceError::InvalidInput)?,
+            directory_timing: directory::BindTiming::default(),
             store,
             key,
             issuer: config.issuer.clone(),

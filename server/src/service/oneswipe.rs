@@ -16,6 +16,7 @@ use tessera_core::secret::SecretString;
 use tessera_core::verifier::{self, Verdict};
 use utoipa::ToSchema;
 
+use super::directory::PasswordCheck;
 use super::validate::usable_tokens;
 use super::{Service, ServiceError};
 use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
@@ -277,14 +278,21 @@ impl Service {
         if !self.store.claim_one_swipe_nonce(token.id, &nonce, forget_after, i64_of(now)).await? {
             return self.refuse(&presenter, RejectReason::Replayed).await;
         }
-        // The password's Argon2 work is done before the lock is looked at, so neither the answer
-        // nor its timing tells a locked account's right password from a wrong one.
-        let password_ok = self.password_matches(&user, request.password.as_ref()).await;
-        if user.password_lockout.is_locked(now, &self.policy) || token.state.is_locked(now, &self.policy) {
+        // A local password's Argon2 work is done before the lock is looked at, so neither the
+        // answer nor its timing tells a locked account's right password from a wrong one; a
+        // locked directory user's directory is not asked at all.
+        let locked =
+            user.password_lockout.is_locked(now, &self.policy) || token.state.is_locked(now, &self.policy);
+        let password = self.check_user_password(&user, request.password.as_ref(), locked).await?;
+        if locked {
             return self.refuse(&presenter, RejectReason::Locked).await;
         }
-        if !password_ok {
-            return self.refuse_wrong_password(&presenter, &user.username).await;
+        match password {
+            PasswordCheck::Matches => {}
+            PasswordCheck::Wrong => return self.refuse_wrong_password(&presenter, &user.username).await,
+            PasswordCheck::DirectoryUnavailable | PasswordCheck::DirectoryGone => {
+                return self.refuse(&presenter, RejectReason::InvalidCredentials).await;
+            }
         }
         self.redeem_code(request, &code, token, &user, &presenter, now).await
     }

@@ -73,6 +73,14 @@ pub struct UserView {
     pub email: Option<String>,
     /// `app`, `sms` or `email`.
     pub delivery_preference: DeliveryPreference,
+    /// The name people know the user by.
+    pub display_name: Option<String>,
+    /// The `[[directory]]` the user comes from (their password is checked there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// When that directory stopped listing the user (Unix seconds): they cannot log in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_gone_at: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -87,6 +95,9 @@ impl UserView {
             phone: user.phone.clone(),
             email: user.email.clone(),
             delivery_preference: user.delivery_preference,
+            display_name: user.display_name.clone(),
+            directory: user.directory.clone(),
+            directory_gone_at: user.directory_gone_at,
             created_at: user.created_at,
         }
     }

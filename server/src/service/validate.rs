@@ -18,6 +18,7 @@ use tessera_core::secret::SecretString;
 use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
 use utoipa::ToSchema;
 
+use super::directory::{FirstLogin, PasswordCheck};
 use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now, unix_now_ms};
 use crate::config::PushPolicy;
@@ -79,6 +80,8 @@ pub enum PublicReason {
     Locked,
     /// Too many requests from this client or for this user.
     RateLimited,
+    /// The user's password cannot be checked now: their directory is unreachable.
+    Unavailable,
 }
 
 /// The answer to a validation.
@@ -165,6 +168,7 @@ impl ValidateResponse {
             PublicReason::InvalidCredentials => "authentication failed",
             PublicReason::Locked => "too many failed attempts: the account is locked",
             PublicReason::RateLimited => "too many attempts: try again later",
+            PublicReason::Unavailable => "your password cannot be checked now: try again later",
         };
         Self {
             result: ValidationResult::Reject,
@@ -234,6 +238,12 @@ pub enum ValidateReason {
     SendLimited(SendLimit),
     /// The real-time challenge is unknown, used, void or expired.
     ChallengeOver,
+    /// The user's directory could not be reached to check the password.
+    DirectoryUnavailable,
+    /// The user's directory no longer lists them.
+    DirectoryGone,
+    /// A directory user's first login: Tessera created their account, which has no token yet.
+    FirstLogin,
 }
 
 impl ValidateReason {
@@ -257,6 +267,9 @@ impl ValidateReason {
             Self::NotSent => "not_sent",
             Self::SendLimited(limit) => limit.as_str(),
             Self::ChallengeOver => "challenge_over",
+            Self::DirectoryUnavailable => "directory_unavailable",
+            Self::DirectoryGone => "directory_gone",
+            Self::FirstLogin => "first_login",
         }
     }
 }
@@ -421,7 +434,10 @@ impl Service {
             return Ok(Outcome::reject(PublicReason::RateLimited, ValidateReason::RateLimited));
         }
         let Some((user, tokens)) = self.store.user_with_tokens(&request.username).await? else {
-            return self.unknown_user(attempt).await;
+            if self.directories.is_empty() {
+                return self.unknown_user(attempt).await;
+            }
+            return self.first_login(attempt).await;
         };
         if let Some(transaction_id) = &request.transaction_id {
             if let Some(challenge) = self.store.challenge(transaction_id).await? {
@@ -436,8 +452,17 @@ impl Service {
         if self.is_locked_out(&user, &tokens, unix_now()) {
             return self.locked_out(&user, attempt).await;
         }
-        if !self.password_matches(&user, attempt.password.as_ref()).await {
-            return self.wrong_password(user, tokens, attempt).await;
+        match self.check_user_password(&user, attempt.password.as_ref(), false).await? {
+            PasswordCheck::Matches => {}
+            PasswordCheck::Wrong => return self.wrong_password(user, tokens, attempt).await,
+            PasswordCheck::DirectoryUnavailable => {
+                self.store.audit(&attempt.rejected(ValidateReason::DirectoryUnavailable)).await?;
+                return Ok(Outcome::reject(PublicReason::Unavailable, ValidateReason::DirectoryUnavailable));
+            }
+            PasswordCheck::DirectoryGone => {
+                self.store.audit(&attempt.rejected(ValidateReason::DirectoryGone)).await?;
+                return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::DirectoryGone));
+            }
         }
         if tokens.is_empty() {
             self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
@@ -537,12 +562,34 @@ impl Service {
         Ok(Outcome { response, reason: ValidateReason::NoPush, serial: None })
     }
 
+    /// A name Tessera does not know, with directories configured: a directory user's first login
+    /// creates their account (which has no token yet); a name no directory knows is answered as
+    /// an unknown user, as slowly as a real bind.
+    async fn first_login(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
+        match self.first_directory_login(attempt.username, attempt.password.as_ref()).await? {
+            FirstLogin::Created => {
+                self.store.audit(&attempt.rejected(ValidateReason::FirstLogin)).await?;
+                Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::FirstLogin))
+            }
+            FirstLogin::Unavailable => {
+                self.store.audit(&attempt.rejected(ValidateReason::DirectoryUnavailable)).await?;
+                Ok(Outcome::reject(PublicReason::Unavailable, ValidateReason::DirectoryUnavailable))
+            }
+            FirstLogin::WrongPassword | FirstLogin::Unknown => self.unknown_user_answered(attempt).await,
+        }
+    }
+
     /// A name with no account: the same Argon2 work and the same lock after `max_failures` as a
     /// real account, so a run of failures does not tell which names exist.
     async fn unknown_user(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
         if let Some(password) = &attempt.password {
             self.check_password(password, None).await;
         }
+        self.unknown_user_answered(attempt).await
+    }
+
+    /// The answer to a name with no account, once the work that hides it is done.
+    async fn unknown_user_answered(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
         let (public, reason) = if self.limiter.allow_unknown_user(attempt.username) {
             (PublicReason::InvalidCredentials, ValidateReason::UnknownUser)
         } else {

@@ -102,6 +102,31 @@ pub struct UserRow {
     pub password_lockout: Lockout,
     /// Where a code goes when the user gives only their password.
     pub delivery_preference: DeliveryPreference,
+    /// The name people know the user by.
+    pub display_name: Option<String>,
+    /// The `[[directory]]` the user comes from; their password is checked there.
+    pub directory: Option<String>,
+    /// When that directory stopped listing the user (Unix seconds): they cannot log in.
+    pub directory_gone_at: Option<i64>,
+}
+
+/// A user to insert.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewUserRow<'a> {
+    /// Unique user name.
+    pub username: &'a str,
+    /// Argon2id PHC string of a local password/PIN.
+    pub password_hash: Option<&'a str>,
+    /// Phone (E.164).
+    pub phone: Option<&'a str>,
+    /// Email address.
+    pub email: Option<&'a str>,
+    /// The name people know the user by.
+    pub display_name: Option<&'a str>,
+    /// The `[[directory]]` the user comes from.
+    pub directory: Option<&'a str>,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// A token row.
@@ -444,7 +469,7 @@ pub struct NewAudit<'a> {
 macro_rules! user_columns {
     () => {
         "id, username, password_hash, phone, email, created_at, push_muted_until, last_success_at, \
-         password_failures, password_locked_at, delivery_preference"
+         password_failures, password_locked_at, delivery_preference, display_name, directory, directory_gone_at"
     };
 }
 
@@ -502,6 +527,7 @@ impl Store {
                 ("oneswipe", include_str!("../../migrations/postgres/0003_oneswipe.sql")),
                 ("review", include_str!("../../migrations/postgres/0004_review.sql")),
                 ("delivery", include_str!("../../migrations/postgres/0005_delivery.sql")),
+                ("directory", include_str!("../../migrations/postgres/0006_directory.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -523,12 +549,13 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 5] = [
+        const MIGRATIONS: [&str; 6] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
             include_str!("../../migrations/sqlite/0004_review.sql"),
             include_str!("../../migrations/sqlite/0005_delivery.sql"),
+            include_str!("../../migrations/sqlite/0006_directory.sql"),
         ];
         let version = match self
             .db
@@ -648,16 +675,19 @@ impl Store {
         now: i64,
         audit: &NewAudit<'_>,
     ) -> Result<UserRow, StoreError> {
-        let insert = statement(
-            "INSERT INTO users (username, password_hash, phone, email, created_at) VALUES ($1, $2, $3, $4, $5)",
-            vec![
-                Param::Text(username.into()),
-                Param::OptText(password_hash.map(Into::into)),
-                Param::OptText(phone.map(Into::into)),
-                Param::OptText(email.map(Into::into)),
-                Param::Int(now),
-            ],
-        );
+        let user =
+            NewUserRow { username, password_hash, phone, email, created_at: now, ..NewUserRow::default() };
+        self.insert_user(&user, audit).await
+    }
+
+    /// Inserts a user described in full (a directory's or an imported one), with its audit record.
+    pub async fn insert_user(
+        &self,
+        user: &NewUserRow<'_>,
+        audit: &NewAudit<'_>,
+    ) -> Result<UserRow, StoreError> {
+        let insert = user_insert(user);
+        let username = user.username;
         let read = statement(USER_COLUMNS_BY_NAME, vec![Param::Text(username.into())]);
         let created = self
             .db
@@ -718,17 +748,76 @@ impl Store {
         }))
     }
 
-    /// Replaces a user's password hash, phone and email, with its audit record; false when the
-    /// user no longer exists.
+    /// Inserts users in one transaction, each with its audit record: all of them or none.
+    pub async fn create_users(&self, users: Vec<(NewUserRow<'_>, NewAudit<'_>)>) -> Result<(), StoreError> {
+        let mut statements = Vec::with_capacity(users.len() * 2);
+        for (user, audit) in &users {
+            statements.push(Guarded { statement: user_insert(user), rows: Some(1) });
+            statements.push(audited(audit));
+        }
+        self.db
+            .atomically(statements, vec![])
+            .await
+            .map_err(|e| unique_violation(e, "user"))?
+            .map(|_| ())
+            .ok_or(StoreError::Corrupt("a user insert wrote no row"))
+    }
+
+    /// The users a directory brought in.
+    pub async fn directory_users(&self, directory: &str) -> Result<Vec<UserRow>, StoreError> {
+        const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE directory = $1 ORDER BY id");
+        self.db
+            .query(statement(SQL, vec![Param::Text(directory.into())]))
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    /// A directory no longer lists `user`: from `at` they cannot log in, and their tokens are
+    /// disabled, in one transaction with its audit record.
+    pub async fn directory_gone(
+        &self,
+        user: &UserRow,
+        at: i64,
+        audit: &NewAudit<'_>,
+    ) -> Result<(), StoreError> {
+        let gone = statement(
+            "UPDATE users SET directory_gone_at = $1 WHERE id = $2 AND directory_gone_at IS NULL",
+            vec![Param::Int(at), Param::Int(user.id)],
+        );
+        let disabled = statement(
+            "UPDATE tokens SET enabled = 0, version = version + 1 WHERE user_id = $1 AND enabled = 1",
+            vec![Param::Int(user.id)],
+        );
+        self.db
+            .atomically(
+                vec![
+                    Guarded { statement: gone, rows: Some(1) },
+                    Guarded { statement: disabled, rows: None },
+                    audited(audit),
+                ],
+                vec![],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a user's password hash, phone, email, preference, display name and directory
+    /// standing, with its audit record; false when the user no longer exists.
     pub async fn update_user(&self, user: &UserRow, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
         let update = statement(
-            "UPDATE users SET password_hash = $1, phone = $2, email = $3, delivery_preference = $5 WHERE id = $4",
+            "UPDATE users SET password_hash = $1, phone = $2, email = $3, delivery_preference = $5, \
+             display_name = $6, directory = $7, directory_gone_at = $8 WHERE id = $4",
             vec![
                 Param::OptText(user.password_hash.clone()),
                 Param::OptText(user.phone.clone()),
                 Param::OptText(user.email.clone()),
                 Param::Int(user.id),
                 Param::Text(user.delivery_preference.as_str().into()),
+                Param::OptText(user.display_name.clone()),
+                Param::OptText(user.directory.clone()),
+                Param::OptInt(user.directory_gone_at),
             ],
         );
         Ok(self
@@ -1096,6 +1185,9 @@ fn user_from(row: &Row) -> Result<UserRow, StoreError> {
         },
         delivery_preference: DeliveryPreference::parse(&text_at(row, 10)?)
             .ok_or(StoreError::Corrupt("delivery preference"))?,
+        display_name: opt_text_at(row, 11)?,
+        directory: opt_text_at(row, 12)?,
+        directory_gone_at: opt_int_at(row, 13)?,
     })
 }
 
@@ -1209,6 +1301,23 @@ fn token_insert(token: &NewToken<'_>) -> Statement {
             Param::OptInt(token.temporary.map(|t| t.expires_at)),
             Param::OptInt(token.temporary.map(|t| i64::from(t.max_uses))),
             Param::Int(token.counter),
+        ],
+    )
+}
+
+/// The insert of a new user.
+fn user_insert(user: &NewUserRow<'_>) -> Statement {
+    statement(
+        "INSERT INTO users (username, password_hash, phone, email, created_at, display_name, directory) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            Param::Text(user.username.into()),
+            Param::OptText(user.password_hash.map(Into::into)),
+            Param::OptText(user.phone.map(Into::into)),
+            Param::OptText(user.email.map(Into::into)),
+            Param::Int(user.created_at),
+            Param::OptText(user.display_name.map(Into::into)),
+            Param::OptText(user.directory.map(Into::into)),
         ],
     )
 }

@@ -168,3 +168,28 @@ pub fn outbound_client(
             .tls_certs_merge(extra.clone())
     })
 }
+
+/// TLS client settings that trust the system's CA roots and the certificates in `extra_ca` (PEM),
+/// for connections reqwest does not make (SMPP, LDAP); errors name the file.
+pub fn tls_client_config(extra_ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let shown = extra_ca.display();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(extra_ca)
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if extra.is_empty() {
+        return Err(format!("{shown} holds no PEM certificate"));
+    }
+    for certificate in extra {
+        roots.add(certificate).map_err(|e| format!("{shown}: {e}"))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
