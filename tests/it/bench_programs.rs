@@ -58,6 +58,22 @@ fn smsbench_measures_latency_throughput_and_the_simulation() {
 }
 
 #[test]
+fn dirbench_compares_directory_and_local_passwords() {
+    let server = binary("tessera-server");
+    let args = ["--users", "3", "--logins", "6", "--concurrency", "2", "--seconds", "1", "--server"];
+    let out = run("tessera-dirbench", &[&args[..], &[server.to_str().unwrap()]].concat());
+    for line in [
+        "directory password, one at a time, 6 logins: p50",
+        "local (Argon2id) password, one at a time, 6 logins: p50",
+        "directory password, 2 at a time for 1 s:",
+        "a name no directory knows: p50",
+        "a directory user's wrong password: p50",
+    ] {
+        assert!(out.contains(line), "{line:?} missing: {out}");
+    }
+}
+
+#[test]
 fn scanbench_reports_every_decoder_in_every_regime() {
     let out = run("tessera-scanbench", &["--frames", "12"]);
     for regime in ["webcam 640×480", "webcam 1280×720", "large code 1280×720", "blurred VGA 640×480"] {

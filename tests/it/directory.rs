@@ -204,3 +204,32 @@ fn push_and_one_swipe_take_the_directory_password() {
         "{accepted}"
     );
 }
+
+#[test]
+fn a_groups_table_limits_the_token_kinds_its_members_may_have() {
+    let slapd = directory();
+    let kim = slapd.add_person("kim", "Kim Kent", "kim-pw-1", "+44 7700 900551", true);
+    slapd.add_person("lee", "Lee Lane", "lee-pw-1", "+44 7700 900552", false);
+    slapd.add(&format!(
+        "dn: cn=contractors,ou=groups,{}\nobjectClass: groupOfNames\ncn: contractors\nmember: {kim}\n",
+        crate::ldap_directory::BASE
+    ));
+    let table = format!(
+        "[[directory.kinds_by_group]]\ngroup = \"cn=contractors,ou=groups,{}\"\nkinds = [\"sms\", \"hotp\"]\n",
+        crate::ldap_directory::BASE
+    );
+    let server = Server::start(Db::Sqlite, &slapd.config_toml("corp", Transport::StartTls, &table));
+    login(&server, "kim", "kim-pw-1", "");
+    login(&server, "lee", "lee-pw-1", "");
+    let enroll = |user: &str, kind: &str| {
+        server.admin("POST", &format!("/api/v1/users/{user}/tokens"), Some(json!({ "kind": kind })))
+    };
+    let (status, refused) = enroll("kim", "totp");
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("allow only these token kinds: hotp, sms"),
+        "{refused}"
+    );
+    assert_eq!(enroll("kim", "hotp").0, 201, "a kind the group allows");
+    assert_eq!(enroll("lee", "totp").0, 201, "a user in no listed group may have any kind");
+}

@@ -1,6 +1,6 @@
-//! A real OpenLDAP directory for the suite: Debian's `slapd`, configured by the test from LDIF
-//! (`cn=config` through `slapadd`, the entries through `ldapadd` so the `memberOf` overlay sees
-//! them), serving `ldap://` with StartTLS and `ldaps://` on loopback with a certificate from a
+//! A real OpenLDAP directory for the suite: Debian's `slapd`, configured from LDIF by
+//! `scripts/lib/slapd.sh` (which the directory benchmark uses too), its entries added through
+//! `ldapadd` so the `memberOf` overlay sees them, serving `ldap://` with StartTLS and `ldaps://` on loopback with a certificate from a
 //! test CA. The suite's directory starts once; a test that stops its directory starts its own.
 //! `slapd` logs every bind (`olcLogLevel: stats`), so a test can count the binds a login caused.
 //! A watchdog kills it when the test process is gone.
@@ -67,51 +67,13 @@ impl Slapd {
         std::fs::write(path("cert.pem"), &tls.certificate).unwrap();
         std::fs::write(path("key.pem"), &tls.key).unwrap();
         std::fs::write(path("service.pw"), format!("{SERVICE_PW}\n")).unwrap();
-        std::fs::create_dir_all(path("config")).unwrap();
-        std::fs::create_dir_all(path("data")).unwrap();
-        let d = dir.path().display();
-        std::fs::write(
-            path("config.ldif"),
-            format!(
-                "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: {d}/slapd.pid\nolcLogLevel: stats\n\
-                 olcTLSCertificateFile: {d}/cert.pem\nolcTLSCertificateKeyFile: {d}/key.pem\n\n\
-                 dn: cn=module{{0}},cn=config\nobjectClass: olcModuleList\ncn: module{{0}}\nolcModulePath: /usr/lib/ldap\n\
-                 olcModuleLoad: back_mdb\nolcModuleLoad: memberof\n\n\
-                 dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n\
-                 include: file:///etc/ldap/schema/core.ldif\n\n\
-                 include: file:///etc/ldap/schema/cosine.ldif\n\n\
-                 include: file:///etc/ldap/schema/inetorgperson.ldif\n\n\
-                 dn: olcDatabase={{-1}}frontend,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcFrontendConfig\n\
-                 olcDatabase: {{-1}}frontend\n\n\
-                 dn: olcDatabase={{0}}config,cn=config\nobjectClass: olcDatabaseConfig\nolcDatabase: {{0}}config\n\
-                 olcAccess: {{0}}to * by * none\n\n\
-                 dn: olcDatabase={{1}}mdb,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcMdbConfig\n\
-                 olcDatabase: {{1}}mdb\nolcDbDirectory: {d}/data\nolcSuffix: {BASE}\nolcRootDN: {ROOT_DN}\nolcRootPW: {ROOT_PW}\n\
-                 olcAccess: {{0}}to attrs=userPassword by anonymous auth by * none\n\
-                 olcAccess: {{1}}to * by users read by * none\n\n\
-                 dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config\nobjectClass: olcOverlayConfig\n\
-                 objectClass: olcMemberOf\nolcOverlay: {{0}}memberof\nolcMemberOfRefInt: TRUE\n"
-            ),
-        )
-        .unwrap();
-        let loaded = Command::new("/usr/sbin/slapadd")
-            .args(["-n", "0", "-F"])
-            .arg(path("config"))
-            .arg("-l")
-            .arg(path("config.ldif"))
-            .output()
-            .unwrap();
-        assert!(loaded.status.success(), "slapadd: {}", String::from_utf8_lossy(&loaded.stderr));
         let (plain, secure) = (free_port(), free_port());
         let ldap_url = format!("ldap://127.0.0.1:{plain}");
         let ldaps_url = format!("ldaps://127.0.0.1:{secure}");
         let log = std::fs::File::create(path("slapd.log")).unwrap();
-        let process = Command::new("/usr/sbin/slapd")
-            .arg("-h")
-            .arg(format!("{ldap_url}/ {ldaps_url}/"))
-            .arg("-F")
-            .arg(path("config"))
-            .args(["-d", "256"])
+        let process = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/slapd.sh"))
+            .arg(dir.path())
+            .args([plain.to_string(), secure.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -132,14 +94,7 @@ impl Slapd {
         let slapd =
             Self { ldap_url, ldaps_url, dir, process: Mutex::new(Some(process)), _watchdog: watchdog };
         slapd.wait_until_up();
-        slapd.add(&format!(
-            "dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
-             dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n\n\
-             dn: ou=services,{BASE}\nobjectClass: organizationalUnit\nou: services\n\n\
-             dn: ou=groups,{BASE}\nobjectClass: organizationalUnit\nou: groups\n\n\
-             dn: {SERVICE_DN}\nobjectClass: inetOrgPerson\ncn: tessera\nsn: service\nuserPassword: {SERVICE_PW}\n\n\
-             dn: {MFA_GROUP}\nobjectClass: groupOfNames\ncn: mfa-users\nmember: {SERVICE_DN}\n"
-        ));
+        slapd.add(&std::fs::read_to_string(slapd.file("base.ldif")).unwrap());
         slapd
     }
 

@@ -38,6 +38,7 @@ pub fn binary(name: &str) -> PathBuf {
         | "tessera-framegen"
         | "tessera-scanbench"
         | "tessera-smsbench"
+        | "tessera-dirbench"
         | "tessera-desktopbench" => &["core", "camera", "client", "bench"],
         other => panic!("no sources known for {other}"),
     };

@@ -241,6 +241,10 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let code = error.code();
         match status_of(code) {
+            // A directory that cannot be reached: the administrator should read why.
+            _ if matches!(error, ServiceError::Unavailable(_)) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
+            }
             status if status.is_server_error() => Self::internal(&error.to_string()),
             // A full pool is "try again later" like a rate limit, but the server's, not the client's.
             _ if matches!(error, ServiceError::Busy(_)) => {

@@ -30,6 +30,24 @@ pub(super) struct FileDirectory {
     sync_interval_secs: Option<u64>,
     #[serde(default)]
     attributes: FileAttributes,
+    #[serde(default)]
+    kinds_by_group: Vec<FileGroupKinds>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGroupKinds {
+    group: String,
+    kinds: Vec<String>,
+}
+
+/// The token kinds members of a group may have enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupKinds {
+    /// The group's DN.
+    pub group: String,
+    /// The kinds (`totp`, `hotp`, `push`, `sms`, `email`).
+    pub kinds: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +113,9 @@ pub struct DirectorySettings {
     pub sync_interval: Option<Duration>,
     /// The attributes read.
     pub attributes: DirectoryAttributes,
+    /// Which token kinds members of these groups may have enrolled (a user in none of them may
+    /// have any kind).
+    pub kinds_by_group: Vec<GroupKinds>,
 }
 
 impl std::fmt::Debug for DirectorySettings {
@@ -181,6 +202,17 @@ fn directory(file: FileDirectory) -> Result<DirectorySettings, ConfigError> {
         email: attribute(file.attributes.email, "mail")?,
         groups: attribute(file.attributes.groups, "memberOf")?,
     };
+    const KINDS: [&str; 5] = ["totp", "hotp", "push", "sms", "email"];
+    let mut kinds_by_group = Vec::new();
+    for entry in file.kinds_by_group {
+        if let Some(unknown) = entry.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+            return Err(bad(format!(
+                "kinds_by_group {:?}: {unknown:?} is not a kind (totp, hotp, push, sms, email)",
+                entry.group
+            )));
+        }
+        kinds_by_group.push(GroupKinds { group: entry.group, kinds: entry.kinds });
+    }
     Ok(DirectorySettings {
         name: file.name,
         url: file.url,
@@ -195,6 +227,7 @@ fn directory(file: FileDirectory) -> Result<DirectorySettings, ConfigError> {
         allowed_groups: file.allowed_groups.unwrap_or_default(),
         sync_interval,
         attributes,
+        kinds_by_group,
     })
 }
 
@@ -217,6 +250,7 @@ mod tests {
             allowed_groups: None,
             sync_interval_secs: None,
             attributes: FileAttributes::default(),
+            kinds_by_group: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ pub use delivery::{
     DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits,
     SmppAddress, SmppGateway, SmsGateway, TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
 };
-pub use directory::{DirectoryAttributes, DirectorySettings, WhenUnreachable};
+pub use directory::{DirectoryAttributes, DirectorySettings, GroupKinds, WhenUnreachable};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 use tessera_core::secret::SecretString;
 
-use crate::config::{DirectorySettings, WhenUnreachable};
+use crate::config::{DirectorySettings, GroupKinds, WhenUnreachable};
 use crate::wake::tls_client_config;
 
 /// LDAP's result code for a wrong password (or a disabled or expired account).
@@ -103,6 +103,26 @@ impl Directories {
         self.get(directory).map_or(WhenUnreachable::Refuse, |d| d.settings.when_unreachable)
     }
 
+    /// The kinds `groups` may have enrolled in `directory`, or `None` when its table names none
+    /// of them (any kind then).
+    pub fn kinds_for(&self, directory: &str, groups: &[String]) -> Option<Vec<String>> {
+        let table = &self.get(directory)?.settings.kinds_by_group;
+        let member = |entry: &&GroupKinds| groups.iter().any(|g| g.eq_ignore_ascii_case(&entry.group));
+        if !table.iter().any(|entry| member(&entry)) {
+            return None;
+        }
+        let mut kinds: Vec<String> =
+            table.iter().filter(member).flat_map(|entry| entry.kinds.iter().cloned()).collect();
+        kinds.sort();
+        kinds.dedup();
+        Some(kinds)
+    }
+
+    /// Whether `directory` restricts token kinds by group.
+    pub fn restricts_kinds(&self, directory: &str) -> bool {
+        self.get(directory).is_some_and(|d| !d.settings.kinds_by_group.is_empty())
+    }
+
     /// How often `directory` is synced, if it is synced on a schedule.
     pub fn sync_interval(&self, directory: &str) -> Option<Duration> {
         self.get(directory).and_then(|d| d.settings.sync_interval)
@@ -120,6 +140,21 @@ impl Directories {
             }
         }
         Ok(None)
+    }
+
+    /// `username` as `directory` lists them, if it does.
+    pub async fn find_in(
+        &self,
+        directory: &str,
+        username: &str,
+    ) -> Result<Option<DirectoryUser>, Unreachable> {
+        let Some(directory) = self.get(directory) else {
+            return Err(Unreachable {
+                directory: directory.to_owned(),
+                reason: "it is not configured".into(),
+            });
+        };
+        directory.find(username).await
     }
 
     /// Checks `password` for `username` by binding as them in `directory`.

@@ -184,6 +184,35 @@ impl Service {
         Ok(FirstLogin::Unknown)
     }
 
+    /// Refuses to enroll `kind` for a directory user whose groups the directory's
+    /// `kinds_by_group` table does not allow it (their groups are read from the directory now).
+    pub(crate) async fn check_kind_allowed(&self, user: &UserRow, kind: &str) -> Result<(), ServiceError> {
+        let Some(directory) = user.directory.as_deref().filter(|d| self.directories.restricts_kinds(d))
+        else {
+            return Ok(());
+        };
+        let entry = self.directories.find_in(directory, &user.username).await.map_err(|e| {
+            ServiceError::Unavailable(format!(
+                "which tokens {} may have cannot be checked: {e}",
+                user.username
+            ))
+        })?;
+        let Some(entry) = entry else {
+            return Err(ServiceError::InvalidInput(format!(
+                "directory {directory} no longer lists {}",
+                user.username
+            )));
+        };
+        match self.directories.kinds_for(directory, &entry.groups) {
+            Some(kinds) if !kinds.iter().any(|k| k == kind) => Err(ServiceError::InvalidInput(format!(
+                "{}'s groups in directory {directory} allow only these token kinds: {}",
+                user.username,
+                kinds.join(", ")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads every configured directory's users and brings Tessera's users in line.
     pub async fn sync_directories(&self, actor: &Actor) -> Result<Vec<SyncReport>, ServiceError> {
         let mut reports = Vec::new();

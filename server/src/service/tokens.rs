@@ -207,6 +207,7 @@ impl Service {
         if let Some(description) = &request.description {
             check_text("description", description, 256)?;
         }
+        self.check_kind_allowed(&user, request.kind.as_str()).await?;
         if request.kind == TokenKind::Push {
             return self.enroll_push(actor, &user, request.description.as_deref()).await;
         }
