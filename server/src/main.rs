@@ -334,12 +334,7 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::ImportUsers { file } => {
             let report = service.import_users(&actor, &read_text(&file)?).await?;
             println!("{}", pretty(&report));
-            if !report.rejected.is_empty() {
-                return Err(ServerError::Service(ServiceError::InvalidInput(format!(
-                    "nothing was imported: {} rows were refused (listed above)",
-                    report.rejected.len()
-                ))));
-            }
+            refused_any(report.rejected.len(), "rows")?;
         }
         AdminCommand::ImportTokens { file, user_map, pskc_password_file, pskc_key_file } => {
             let unlock = pskc_unlock(pskc_password_file.as_deref(), pskc_key_file.as_deref())?;
@@ -350,12 +345,7 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             };
             let report = service.import_tokens(&actor, tokens, &users).await?;
             println!("{}", pretty(&report));
-            if !report.rejected.is_empty() {
-                return Err(ServerError::Service(ServiceError::InvalidInput(format!(
-                    "nothing was imported: {} entries were refused (listed above)",
-                    report.rejected.len()
-                ))));
-            }
+            refused_any(report.rejected.len(), "entries")?;
         }
         AdminCommand::CreateKey { name } => {
             let key = service.create_admin_key(&actor, &name).await?;
@@ -381,6 +371,16 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         }
     }
     Ok(())
+}
+
+/// An all-or-nothing import's failure when it refused any of its `what`.
+fn refused_any(refused: usize, what: &str) -> Result<(), ServerError> {
+    if refused == 0 {
+        return Ok(());
+    }
+    Err(ServerError::Service(ServiceError::InvalidInput(format!(
+        "nothing was imported: {refused} {what} were refused (listed above)"
+    ))))
 }
 
 /// A whole text file, or why it cannot be read.

@@ -244,4 +244,7 @@ fn users_from_a_csv_are_created_all_or_none() {
     );
     let (_, ivy) = server.admin("GET", "/api/v1/users/ivy", None);
     assert_eq!(ivy["display_name"], "Ivy, P.");
+    let (status, renamed) =
+        server.admin("PATCH", "/api/v1/users/ivy", Some(json!({ "display_name": "Ivy Poole" })));
+    assert_eq!((status, &renamed["display_name"]), (200, &json!("Ivy Poole")), "{renamed}");
 }

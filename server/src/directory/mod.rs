@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, StdStream, ldap_escape};
 use tessera_core::secret::SecretString;
 
 use crate::config::{DirectorySettings, GroupKinds, WhenUnreachable};
@@ -197,8 +197,13 @@ impl Directory {
 
     async fn connect(&self) -> Result<Session, Unreachable> {
         let settings = &self.settings;
-        let mut options =
-            LdapConnSettings::new().set_conn_timeout(settings.timeout).set_starttls(settings.starttls);
+        let stream = tokio::time::timeout(settings.timeout, self.tcp())
+            .await
+            .map_err(|_| self.unreachable(format!("cannot connect within {:?}", settings.timeout)))??;
+        let mut options = LdapConnSettings::new()
+            .set_conn_timeout(settings.timeout)
+            .set_starttls(settings.starttls)
+            .set_std_stream(StdStream::Tcp(stream));
         if let Some(tls) = &self.tls {
             options = options.set_config(tls.clone());
         }
@@ -218,6 +223,20 @@ impl Directory {
             )));
         }
         Ok(Session { ldap })
+    }
+
+    /// A TCP connection to the directory with Nagle's algorithm off: the LDAP exchanges are small
+    /// requests answered at once, which delayed acknowledgements would otherwise hold up by
+    /// tens of milliseconds each.
+    async fn tcp(&self) -> Result<std::net::TcpStream, Unreachable> {
+        let url = reqwest::Url::parse(&self.settings.url).map_err(|e| self.unreachable(e))?;
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+        let port = url.port().unwrap_or(if url.scheme() == "ldaps" { 636 } else { 389 });
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| self.unreachable(format!("cannot connect: {e}")))?;
+        stream.set_nodelay(true).map_err(|e| self.unreachable(e))?;
+        stream.into_std().map_err(|e| self.unreachable(e))
     }
 
     fn attributes(&self) -> Vec<&str> {

@@ -47,6 +47,11 @@ pub struct UserChanges {
     /// `sms` or `email`.
     #[serde(default)]
     pub delivery_preference: Option<DeliveryPreference>,
+    /// New display name; `null` removes it. A directory user's is replaced at their next login
+    /// or sync.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
 }
 
 fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
@@ -188,6 +193,12 @@ impl Service {
         }
         if let Some(preference) = changes.delivery_preference {
             user.delivery_preference = preference;
+        }
+        if let Some(display_name) = changes.display_name {
+            if let Some(name) = &display_name {
+                crate::input::check_text("display_name", name, 256)?;
+            }
+            user.display_name = display_name;
         }
         let audit = AdminAudit::new(actor, "user.update").user(username);
         if !self.store.update_user(&user, &audit.record()).await? {
