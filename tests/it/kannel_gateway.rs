@@ -13,6 +13,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::server_support::free_port;
+use crate::support::watchdog;
 
 /// One text message as the SMSC received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,21 +97,8 @@ fn start() -> &'static Kannel {
         .spawn()
         .unwrap();
     processes.push(smsbox_process);
-    let pid_list: Vec<String> = processes.iter().map(|p| p.id().to_string()).collect();
-    let watchdog = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
-                std::process::id(),
-                pid_list.join(" ")
-            ),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let pids: Vec<u32> = processes.iter().map(Child::id).collect();
+    let watchdog = watchdog(&pids);
     processes.push(watchdog);
     wait_for_port(sendsms, "smsbox's sendsms port", &dir);
     let kannel: &'static Kannel = Box::leak(Box::new(Kannel {

@@ -5,14 +5,13 @@
 //! `slapd` logs every bind (`olcLogLevel: stats`), so a test can count the binds a login caused.
 //! A watchdog kills it when the test process is gone.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::server_support::free_port;
-use crate::support::loopback_certificate;
+use crate::support::{loopback_certificate, output_with_input, watchdog};
 
 /// The directory's suffix.
 pub const BASE: &str = "dc=example,dc=com";
@@ -79,18 +78,7 @@ impl Slapd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let watchdog = Command::new("sh")
-            .args([
-                "-c",
-                &format!(
-                    "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
-                    std::process::id(),
-                    process.id()
-                ),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+        let watchdog = watchdog(&[process.id()]);
         let slapd =
             Self { ldap_url, ldaps_url, dir, process: Mutex::new(Some(process)), _watchdog: watchdog };
         slapd.wait_until_up();
@@ -111,16 +99,9 @@ impl Slapd {
     }
 
     fn tool(&self, program: &str, args: &[&str], input: &str) -> std::process::Output {
-        let mut child = Command::new(program)
-            .args(["-x", "-H", &self.ldap_url, "-D", ROOT_DN, "-w", ROOT_PW])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        let mut command = Command::new(program);
+        command.args(["-x", "-H", &self.ldap_url, "-D", ROOT_DN, "-w", ROOT_PW]).args(args);
+        output_with_input(&mut command, input)
     }
 
     fn must(&self, program: &str, args: &[&str], input: &str) {

@@ -164,15 +164,7 @@ impl Sandbox {
 
     /// Runs `tessera ARGS` with `input` on standard input.
     pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        Run::from(child.wait_with_output().unwrap())
+        Run::from(output_with_input(&mut self.command(args), input))
     }
 
     /// A vault unlocked by the OS key store.
@@ -318,4 +310,32 @@ pub fn loopback_certificate() -> LoopbackCertificate {
     let certificate =
         rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
     LoopbackCertificate { ca: ca.pem(), certificate: certificate.pem(), key: key.serialize_pem() }
+}
+
+/// Runs `command` with `input` on its standard input, capturing its output.
+pub fn output_with_input(command: &mut Command, input: &str) -> Output {
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A shell that kills `pids` once this test process is gone. Rust's test harness runs each test
+/// on its own thread, so a suite-wide server is not tied to the thread that started it.
+pub fn watchdog(pids: &[u32]) -> std::process::Child {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
+                std::process::id(),
+                pids.join(" ")
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }

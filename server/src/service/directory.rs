@@ -33,21 +33,24 @@ pub(crate) enum PasswordCheck {
     DirectoryGone,
 }
 
-/// How long binds take, so a name no directory knows can be answered as slowly as a real one.
+/// How long a directory user's wrong password takes to answer (a moving average), so a name no
+/// directory knows is answered no sooner: the answer's timing does not tell which names exist.
 #[derive(Debug, Default)]
 pub(crate) struct BindTiming {
     typical_micros: AtomicU64,
 }
 
 impl BindTiming {
-    fn record(&self, took: Duration) {
+    /// Adds one wrong-password answer's time, from the request's start.
+    pub(crate) fn record(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let old = self.typical_micros.load(Ordering::Relaxed);
         let new = if old == 0 { micros } else { (old * 7 + micros) / 8 };
         self.typical_micros.store(new, Ordering::Relaxed);
     }
 
-    async fn pad(&self, started: Instant) {
+    /// Waits until the typical wrong-password answer's time has passed since `started`.
+    pub(crate) async fn pad(&self, started: Instant) {
         let typical = Duration::from_micros(self.typical_micros.load(Ordering::Relaxed));
         if let Some(left) = typical.checked_sub(started.elapsed()) {
             tokio::time::sleep(left).await;
@@ -113,17 +116,12 @@ impl Service {
         if locked {
             return Ok(PasswordCheck::Wrong);
         }
-        let started = Instant::now();
         match self.directories.bind(directory, &user.username, password).await {
             Ok(Bind::Matches(entry)) => {
-                self.directory_timing.record(started.elapsed());
                 self.keep_current(user, &entry).await?;
                 Ok(PasswordCheck::Matches)
             }
-            Ok(Bind::Wrong) => {
-                self.directory_timing.record(started.elapsed());
-                Ok(PasswordCheck::Wrong)
-            }
+            Ok(Bind::Wrong) => Ok(PasswordCheck::Wrong),
             Ok(Bind::Gone) => {
                 let audit = AdminAudit::system("directory", "user.directory_gone")
                     .user(&user.username)
@@ -155,23 +153,18 @@ impl Service {
         username: &str,
         password: Option<&SecretString>,
     ) -> Result<FirstLogin, ServiceError> {
-        let started = Instant::now();
         let Some(password) = password.filter(|p| !p.expose().is_empty()) else {
             return Ok(FirstLogin::Unknown);
         };
         for name in self.directories.names() {
             match self.directories.bind(name, username, password).await {
                 Ok(Bind::Matches(entry)) => {
-                    self.directory_timing.record(started.elapsed());
                     let audit =
                         AdminAudit::system("directory", "user.provision").user(&entry.username).reason(name);
                     self.insert_directory_user(&entry, &audit).await?;
                     return Ok(FirstLogin::Created);
                 }
-                Ok(Bind::Wrong) => {
-                    self.directory_timing.record(started.elapsed());
-                    return Ok(FirstLogin::WrongPassword);
-                }
+                Ok(Bind::Wrong) => return Ok(FirstLogin::WrongPassword),
                 Ok(Bind::Gone) => {}
                 Err(unreachable) => {
                     tracing::warn!(error = %unreachable, "a directory could not be asked about a first login");
@@ -180,7 +173,6 @@ impl Service {
                 }
             }
         }
-        self.directory_timing.pad(started).await;
         Ok(FirstLogin::Unknown)
     }
 

@@ -454,7 +454,14 @@ impl Service {
         }
         match self.check_user_password(&user, attempt.password.as_ref(), false).await? {
             PasswordCheck::Matches => {}
-            PasswordCheck::Wrong => return self.wrong_password(user, tokens, attempt).await,
+            PasswordCheck::Wrong => {
+                let directory_user = user.directory.is_some();
+                let outcome = self.wrong_password(user, tokens, attempt).await?;
+                if directory_user {
+                    self.directory_timing.record(attempt.started.elapsed());
+                }
+                return Ok(outcome);
+            }
             PasswordCheck::DirectoryUnavailable => {
                 self.store.audit(&attempt.rejected(ValidateReason::DirectoryUnavailable)).await?;
                 return Ok(Outcome::reject(PublicReason::Unavailable, ValidateReason::DirectoryUnavailable));
@@ -564,7 +571,7 @@ impl Service {
 
     /// A name Tessera does not know, with directories configured: a directory user's first login
     /// creates their account (which has no token yet); a name no directory knows is answered as
-    /// an unknown user, as slowly as a real bind.
+    /// an unknown user, no sooner than a directory user's wrong password typically is.
     async fn first_login(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
         match self.first_directory_login(attempt.username, attempt.password.as_ref()).await? {
             FirstLogin::Created => {
@@ -575,7 +582,11 @@ impl Service {
                 self.store.audit(&attempt.rejected(ValidateReason::DirectoryUnavailable)).await?;
                 Ok(Outcome::reject(PublicReason::Unavailable, ValidateReason::DirectoryUnavailable))
             }
-            FirstLogin::WrongPassword | FirstLogin::Unknown => self.unknown_user_answered(attempt).await,
+            FirstLogin::WrongPassword | FirstLogin::Unknown => {
+                let outcome = self.unknown_user_answered(attempt).await?;
+                self.directory_timing.pad(attempt.started).await;
+                Ok(outcome)
+            }
         }
     }
 
@@ -828,6 +839,7 @@ pub(super) struct Attempt<'a> {
     actor: std::borrow::Cow<'static, str>,
     caller: &'a Caller<'a>,
     request: &'a ValidateRequest,
+    started: Instant,
 }
 
 impl<'a> Attempt<'a> {
@@ -842,6 +854,7 @@ impl<'a> Attempt<'a> {
             _ => (request.password.clone(), false),
         };
         Self {
+            started: Instant::now(),
             username: &request.username,
             password,
             nopush,
