@@ -33,26 +33,38 @@ pub(crate) enum PasswordCheck {
     DirectoryGone,
 }
 
-/// How long a directory user's wrong password takes to answer (a moving average), so a name no
-/// directory knows is answered no sooner: the answer's timing does not tell which names exist.
+/// How long a directory user's wrong password and a name no directory knows take to answer
+/// (moving averages of the work, from the request's start). Both answers wait for the slower of
+/// the two, so their timing does not tell which names exist.
 #[derive(Debug, Default)]
 pub(crate) struct BindTiming {
-    typical_micros: AtomicU64,
+    wrong_micros: AtomicU64,
+    unknown_micros: AtomicU64,
+}
+
+/// Which answer a time belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A directory user's wrong password.
+    WrongPassword,
+    /// A name no directory knows.
+    UnknownName,
 }
 
 impl BindTiming {
-    /// Adds one wrong-password answer's time, from the request's start.
-    pub(crate) fn record(&self, took: Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let old = self.typical_micros.load(Ordering::Relaxed);
-        let new = if old == 0 { micros } else { (old * 7 + micros) / 8 };
-        self.typical_micros.store(new, Ordering::Relaxed);
-    }
-
-    /// Waits until the typical wrong-password answer's time has passed since `started`.
-    pub(crate) async fn pad(&self, started: Instant) {
-        let typical = Duration::from_micros(self.typical_micros.load(Ordering::Relaxed));
-        if let Some(left) = typical.checked_sub(started.elapsed()) {
+    /// Records how long `refusal`'s work took since `started`, then waits until the slower
+    /// answer's typical time has passed.
+    pub(crate) async fn even_out(&self, refusal: Refusal, started: Instant) {
+        let average = match refusal {
+            Refusal::WrongPassword => &self.wrong_micros,
+            Refusal::UnknownName => &self.unknown_micros,
+        };
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let old = average.load(Ordering::Relaxed);
+        average.store(if old == 0 { micros } else { (old * 7 + micros) / 8 }, Ordering::Relaxed);
+        let slower =
+            self.wrong_micros.load(Ordering::Relaxed).max(self.unknown_micros.load(Ordering::Relaxed));
+        if let Some(left) = Duration::from_micros(slower).checked_sub(started.elapsed()) {
             tokio::time::sleep(left).await;
         }
     }

@@ -18,7 +18,7 @@ use tessera_core::secret::SecretString;
 use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
 use utoipa::ToSchema;
 
-use super::directory::{FirstLogin, PasswordCheck};
+use super::directory::{FirstLogin, PasswordCheck, Refusal};
 use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now, unix_now_ms};
 use crate::config::PushPolicy;
@@ -458,7 +458,7 @@ impl Service {
                 let directory_user = user.directory.is_some();
                 let outcome = self.wrong_password(user, tokens, attempt).await?;
                 if directory_user {
-                    self.directory_timing.record(attempt.started.elapsed());
+                    self.directory_timing.even_out(Refusal::WrongPassword, attempt.started).await;
                 }
                 return Ok(outcome);
             }
@@ -571,7 +571,7 @@ impl Service {
 
     /// A name Tessera does not know, with directories configured: a directory user's first login
     /// creates their account (which has no token yet); a name no directory knows is answered as
-    /// an unknown user, no sooner than a directory user's wrong password typically is.
+    /// an unknown user, as late as a directory user's wrong password typically is.
     async fn first_login(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
         match self.first_directory_login(attempt.username, attempt.password.as_ref()).await? {
             FirstLogin::Created => {
@@ -584,7 +584,7 @@ impl Service {
             }
             FirstLogin::WrongPassword | FirstLogin::Unknown => {
                 let outcome = self.unknown_user_answered(attempt).await?;
-                self.directory_timing.pad(attempt.started).await;
+                self.directory_timing.even_out(Refusal::UnknownName, attempt.started).await;
                 Ok(outcome)
             }
         }
