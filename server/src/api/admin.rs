@@ -10,8 +10,8 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::delivery::GatewayTest;
 use crate::service::NewApplication;
 use crate::service::{
-    DeliveryFilter, EnrollRequest, Enrollment, IssuedPasscode, NewUser, SentCodes, TemporaryPasscodeRequest,
-    TokenView, UserChanges, UserView,
+    DeliveryFilter, EnrollRequest, Enrollment, IssuedPasscode, NewUser, SentCodes, SyncReport,
+    TemporaryPasscodeRequest, TokenView, UserChanges, UserView,
 };
 use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter, DeliveryRow};
 
@@ -303,6 +303,14 @@ pub async fn test_gateway(
     Json(request): Json<GatewayTestRequest>,
 ) -> Reply<GatewayTest> {
     Ok(axum::Json(state.service.test_gateway(&actor, &id, &request.to).await?))
+}
+
+/// Syncs the users of every `[[directory]]` now: creates the new ones, updates display names,
+/// phones and emails, and disables the tokens of users a directory no longer lists.
+#[utoipa::path(post, path = "/api/v1/directories/sync", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, body = [SyncReport]), (status = 503, body = ErrorBody)))]
+pub async fn sync_directories(State(state): State<AppState>, Admin(actor): Admin) -> Reply<Vec<SyncReport>> {
+    Ok(axum::Json(state.service.sync_directories(&actor).await?))
 }
 
 /// Sends a pre-loaded or Daycode token's codes now (fresh pre-loaded codes void the unused ones).

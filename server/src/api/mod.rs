@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(admin::audit))
         .route("/deliveries", get(admin::deliveries))
         .route("/gateways/{id}/test", post(admin::test_gateway))
+        .route("/directories/sync", post(admin::sync_directories))
         .route("/tokens/{serial}/send", post(admin::send_codes))
         .route("/sms/twilio/status", post(admin::twilio_status))
         .route(PUSH_REGISTER_PATH, post(push::register))
@@ -344,7 +345,7 @@ impl utoipa::Modify for BearerAuth {
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::unlock_user, admin::temporary_passcode, admin::create_application, admin::list_applications,
-        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::send_codes, admin::twilio_status, healthz, metrics, openapi,
+        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::sync_directories, admin::send_codes, admin::twilio_status, healthz, metrics, openapi,
         push::register, push::stream, push::pending, push::answer, push::wake, push::transaction,
     ),
     components(schemas(ErrorBody)),
