@@ -97,7 +97,7 @@ enum AdminCommand {
         /// The token's serial
         serial: String,
     },
-    /// Change a user's phone, email or delivery preference
+    /// Change a user's phone, email, display name or delivery preference
     SetUser {
         /// User name
         username: String,
@@ -110,6 +110,9 @@ enum AdminCommand {
         /// Where a code goes when the user gives only their password
         #[arg(long, value_enum)]
         delivery_preference: Option<DeliveryPreference>,
+        /// The name people know the user by; an empty value removes it
+        #[arg(long)]
+        display_name: Option<String>,
     },
     /// List users
     ListUsers,
@@ -253,12 +256,13 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::SendCodes { serial } => {
             println!("{}", pretty(&service.send_codes(&actor, &serial).await?))
         }
-        AdminCommand::SetUser { username, phone, email, delivery_preference } => {
+        AdminCommand::SetUser { username, phone, email, delivery_preference, display_name } => {
             let cleared = |value: Option<String>| value.map(|v| Some(v).filter(|v| !v.is_empty()));
             let changes = UserChanges {
                 phone: cleared(phone),
                 email: cleared(email),
                 delivery_preference,
+                display_name: cleared(display_name),
                 ..UserChanges::default()
             };
             println!("{}", pretty(&service.update_user(&actor, &username, changes).await?));

@@ -247,4 +247,7 @@ fn users_from_a_csv_are_created_all_or_none() {
     let (status, renamed) =
         server.admin("PATCH", "/api/v1/users/ivy", Some(json!({ "display_name": "Ivy Poole" })));
     assert_eq!((status, &renamed["display_name"]), (200, &json!("Ivy Poole")), "{renamed}");
+    let output = server.admin_cli(&["set-user", "hal", "--display-name", ""]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(server.admin("GET", "/api/v1/users/hal", None).1["display_name"], Value::Null, "removed");
 }
