@@ -24,7 +24,7 @@ packages=(
   python3-aiosmtpd                   # a real SMTP server (STARTTLS, AUTH) for codes by email
   libnet-smpp-perl socat             # an SMSC in the SMPP 3.4 server role (Net::SMPP), and TLS in front of it
   python3-pskc                       # PSKC seed files written by an independent implementation, for the import tests
-  slapd ldap-utils                   # a real OpenLDAP directory (and its command-line tools) for directory users
+  slapd ldap-utils openssl           # a real OpenLDAP directory (its tools, a certificate for it) for directory users
 )
 
 missing=()

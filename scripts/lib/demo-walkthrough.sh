@@ -16,6 +16,17 @@ mkfifo "$demo/smsc.stdin"
 perl "$(dirname "$0")/../../tests/it/smpp_smsc.pl" --port "$smpp_port" --system-id tessera --password demo-pw \
   --script "$demo/smsc.script" < "$demo/smsc.stdin" > "$demo/smsc.log" 2> /dev/null &
 exec 9> "$demo/smsc.stdin"
+# The company directory, for the directory step: a throwaway OpenLDAP (scripts/lib/slapd.sh).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ldap_port="$(free_port)"
+mkdir -p "$demo/ldap"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$demo/ldap/key.pem" -out "$demo/ldap/cert.pem" -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2> /dev/null
+"$(dirname "$0")/slapd.sh" "$demo/ldap" "$ldap_port" "$(free_port)" 2> "$demo/slapd.log" &
+slapd_pid=$!
+printf 'service-pw\n' > "$demo/ldap.pw"
+ldap_admin=(-x -H "ldap://127.0.0.1:$ldap_port" -D cn=admin,dc=example,dc=com -w admin-pw)
+for _ in $(seq 100); do [ -f "$demo/ldap/base.ldif" ] && ldapadd "${ldap_admin[@]}" -f "$demo/ldap/base.ldif" > /dev/null 2>&1 && break; sleep 0.1; done
 cat > "$demo/server.toml" <<TOML
 [[delivery.sms_gateway]]
 id = "smsc"
@@ -24,12 +35,20 @@ url = "smpp://127.0.0.1:$smpp_port"
 system_id = "tessera"
 secret_file = "$demo/smpp.pw"
 from = "Tessera"
+
+[[directory]]
+name = "corp"
+url = "ldap://127.0.0.1:$ldap_port"   # plain LDAP is allowed to this machine only; use ldaps:// or starttls elsewhere
+bind_dn = "cn=tessera,ou=services,dc=example,dc=com"
+bind_password_file = "$demo/ldap.pw"
+base_dn = "ou=people,dc=example,dc=com"
+user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))"
 TOML
 
-say "tessera-server --config $demo/server.toml --data-dir $demo/server --listen 127.0.0.1:$port &   # SMS through an SMPP gateway"
+say "tessera-server --config $demo/server.toml --data-dir $demo/server --listen 127.0.0.1:$port &   # SMS through SMPP, users from LDAP"
 tessera-server --config "$demo/server.toml" --data-dir "$demo/server" --listen "127.0.0.1:$port" 2> "$demo/server.log" &
 server_pid=$!
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null' EXIT
+trap 'kill $server_pid $slapd_pid 2>/dev/null; wait $server_pid $slapd_pid 2>/dev/null' EXIT
 for _ in $(seq 100); do curl -sf "$server/healthz" >/dev/null && break; sleep 0.1; done
 sed -n '1,2p' "$demo/server.log"
 admin_key="$(cat "$demo/server/admin-token")"
@@ -112,11 +131,36 @@ transaction="$(field "$demo/sms.json" transaction_id)"
 say "curl -X POST $server/api/v1/validate -d '{\"username\":\"bob\",\"transaction_id\":\"$transaction\",\"passcode\":\"$sms_code\"}'"
 curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"bob\",\"transaction_id\":\"$transaction\",\"passcode\":\"$sms_code\"}"; echo
 
+say "# a user from the company directory: carol's password lives in OpenLDAP, and Tessera checks it by binding as her"
+ldapadd "${ldap_admin[@]}" > /dev/null <<'LDIF'
+dn: uid=carol,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol Chen
+sn: Chen
+mobile: +44 7700 900456
+mail: carol@example.com
+userPassword: carol-directory-pw
+LDIF
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"carol\",\"password\":\"carol-directory-pw\",\"passcode\":\"\"}'   # her first login creates her"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d '{"username":"carol","password":"carol-directory-pw","passcode":""}'; echo
+say "curl $server/api/v1/users/carol -H 'Authorization: Bearer tsk_…'"
+curl -s "$server/api/v1/users/carol" -H "$auth"; echo
+say "curl -X POST $server/api/v1/users/carol/tokens -H 'Authorization: Bearer tsk_…' -d '{\"kind\":\"totp\"}'"
+curl -s -X POST "$server/api/v1/users/carol/tokens" -H "$auth" -H "$json" -d '{"kind":"totp"}' > "$demo/carol.json"
+carol_uri="$(field "$demo/carol.json" otpauth_uri)"
+say "tessera add - <<< 'otpauth://totp/Tessera:carol?…'"
+printf '%s\n' "$carol_uri" | tessera add -
+carol_code="$(tessera code carol)"
+say "curl -X POST $server/api/v1/validate -d '{\"username\":\"carol\",\"password\":\"carol-directory-pw\",\"passcode\":\"$carol_code\"}'"
+curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"carol\",\"password\":\"carol-directory-pw\",\"passcode\":\"$carol_code\"}"; echo
+
 say "curl $server/api/v1/audit?username=alice -H 'Authorization: Bearer tsk_…'"
 curl -s "$server/api/v1/audit?username=alice&limit=4" -H "$auth"; echo
 
 printf '\nThe login page is at %s/login (passcode, push, or One Swipe with a webcam: run `tessera oneswipe`).\n' "$server"
 printf 'There bob (password 2580) gets his code by SMS: the messages land in %s/smsc.log.\n' "$demo"
+printf 'carol logs in there with her directory password (carol-directory-pw) and a code from `tessera code carol`.\n' 
 printf 'The API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
 printf 'Admin key: %s   Demo files: %s\n' "$admin_key" "$demo"
 if [ -t 0 ]; then
