@@ -61,10 +61,7 @@ impl Slapd {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
-        let tls = loopback_certificate();
-        std::fs::write(path("ca.pem"), &tls.ca).unwrap();
-        std::fs::write(path("cert.pem"), &tls.certificate).unwrap();
-        std::fs::write(path("key.pem"), &tls.key).unwrap();
+        loopback_certificate().write_to(dir.path());
         std::fs::write(path("service.pw"), format!("{SERVICE_PW}\n")).unwrap();
         let (plain, secure) = (free_port(), free_port());
         let ldap_url = format!("ldap://127.0.0.1:{plain}");

@@ -49,10 +49,7 @@ fn start() -> &'static SmppSmsc {
     std::fs::write(path("script"), "").unwrap();
     std::fs::write(path("smpp.pw"), format!("{PASSWORD}\n")).unwrap();
     std::fs::write(path("wrong.pw"), "not-it\n").unwrap();
-    let tls = loopback_certificate();
-    std::fs::write(path("ca.pem"), &tls.ca).unwrap();
-    std::fs::write(path("cert.pem"), &tls.certificate).unwrap();
-    std::fs::write(path("key.pem"), &tls.key).unwrap();
+    loopback_certificate().write_to(dir.path());
     let (port, tls_port) = (free_port(), free_port());
     let mut child = Command::new("/usr/bin/perl")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/it/smpp_smsc.pl"))

@@ -36,10 +36,7 @@ pub fn smtp_server() -> &'static SmtpServer {
 fn start() -> SmtpServer {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let tls = loopback_certificate();
-    std::fs::write(path("ca.pem"), &tls.ca).unwrap();
-    std::fs::write(path("cert.pem"), &tls.certificate).unwrap();
-    std::fs::write(path("key.pem"), &tls.key).unwrap();
+    loopback_certificate().write_to(dir.path());
     std::fs::write(path("smtp.pw"), "smtp-e2e-password\n").unwrap();
     let port = free_port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/it/smtp_server.py");

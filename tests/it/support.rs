@@ -301,6 +301,15 @@ pub struct LoopbackCertificate {
     pub key: String,
 }
 
+impl LoopbackCertificate {
+    /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir`.
+    pub fn write_to(&self, dir: &Path) {
+        for (name, pem) in [("ca.pem", &self.ca), ("cert.pem", &self.certificate), ("key.pem", &self.key)] {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+    }
+}
+
 /// A fresh [`LoopbackCertificate`].
 pub fn loopback_certificate() -> LoopbackCertificate {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
