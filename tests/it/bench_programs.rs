@@ -2,11 +2,12 @@
 //! every answer and print its figures (the figures themselves come from `scripts/bench.sh`).
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::support::binary;
+use crate::support::{binary, output_within};
 
 fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(binary(program)).args(args).output().unwrap();
+    let output = output_within(Command::new(binary(program)).args(args), Duration::from_secs(600));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),

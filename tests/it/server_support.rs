@@ -177,13 +177,10 @@ impl Server {
 
     /// Runs `tessera-server admin ARGS` on this server's database, key and configuration.
     pub fn admin_cli(&self, args: &[&str]) -> std::process::Output {
-        self.command(free_port())
-            .arg("admin")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
+        crate::support::output_within(
+            self.command(free_port()).arg("admin").args(args),
+            Duration::from_secs(120),
+        )
     }
 
     fn spawn(&mut self) {

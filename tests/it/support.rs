@@ -329,6 +329,52 @@ pub fn output_with_input(command: &mut Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs `command` to its end and captures its output, killing it (with its process group) and
+/// failing the test with what it printed so far when it runs longer than `limit`: a hung program
+/// fails its test instead of holding the whole suite.
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let read_all = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read_all(child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
+    let stderr = read_all(child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            kill_process_group(&mut child);
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "{program} was still running after {limit:?} and was killed; it printed:\n{}\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output { status, stdout, stderr }
+}
+
 /// A shell that kills `pids` once this test process is gone. Rust's test harness runs each test
 /// on its own thread, so a suite-wide server is not tied to the thread that started it.
 pub fn watchdog(pids: &[u32]) -> std::process::Child {

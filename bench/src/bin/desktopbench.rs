@@ -11,7 +11,7 @@
 //! (PSS, sharing them out). The sizes of the release binary and of the `.deb` are printed when they
 //! have been built (`scripts/build-deb.sh`).
 
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -68,32 +68,29 @@ fn run(args: &Args) -> Result<(), String> {
     make_vault(&bin_dir.join("tessera"), &vault, args.tokens)?;
 
     let (xvfb, display) = start_xvfb()?;
-    let port = tessera_bench::free_port()?;
-    let driver = Command::new("tauri-driver")
-        .args(["--port", &port.to_string(), "--native-port", &tessera_bench::free_port()?.to_string()])
-        .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
-        .env("DISPLAY", &display)
-        .env("GDK_BACKEND", "x11")
-        .env("TESSERA_VAULT", &vault)
-        .env("TESSERA_KEYRING_SERVICE", KEYRING_SERVICE)
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("tauri-driver (scripts/setup-debian.sh installs it): {e}"))?;
-    let driver = Killed(driver);
-    wait_for_port(port)?;
+    let mut driver = start_driver(&display, &vault)?;
 
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut starts = Vec::new();
-    for run in 0..args.runs {
-        let last = run + 1 == args.runs;
-        let (elapsed, memory) = runtime.block_on(start_once(port, &app, last.then_some(args.idle)))?;
-        starts.push(elapsed);
-        if let Some(memory) = memory {
-            print_memory(&memory, args.idle);
+    let mut hung = 0;
+    while starts.len() < args.runs {
+        let last = starts.len() + 1 == args.runs;
+        match runtime.block_on(start_once(driver.port, &app, last.then_some(args.idle))) {
+            Ok((elapsed, memory)) => {
+                starts.push(elapsed);
+                if let Some(memory) = memory {
+                    print_memory(&memory, args.idle);
+                }
+            }
+            Err(Stuck(step)) if hung < MAX_HUNG_STARTS => {
+                hung += 1;
+                eprintln!("tessera-desktopbench: {step}; starting WebDriver again");
+                drop(driver);
+                driver = start_driver(&display, &vault)?;
+            }
+            Err(Stuck(step)) => return Err(format!("{step} (after {hung} stuck starts, each retried)")),
         }
     }
     drop(driver);
@@ -105,7 +102,7 @@ fn run(args: &Args) -> Result<(), String> {
     let median = starts.get(starts.len() / 2).copied().unwrap_or_default();
     let max = starts.last().copied().unwrap_or_default();
     println!(
-        "start to first code on screen ({} tokens, {} runs, WebDriver session request to code shown): first {} ms, median {} ms, max {} ms",
+        "start to first code on screen ({} tokens, {} runs, WebDriver session request to code shown): first {} ms, median {} ms, max {} ms; {hung} starts stuck and retried",
         args.tokens,
         args.runs,
         first.as_millis(),
@@ -118,31 +115,74 @@ fn run(args: &Args) -> Result<(), String> {
 
 const KEYRING_SERVICE: &str = "dev.tessera.bench";
 
+/// How long one WebDriver step (opening a session, reading the page, closing) may take before the
+/// start counts as stuck.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Stuck starts retried with a new `tauri-driver` before the bench gives up.
+const MAX_HUNG_STARTS: usize = 2;
+
+/// A start that did not finish: which step, and why.
+struct Stuck(String);
+
+/// `tauri-driver` on its own port, with WebKitWebDriver and the app it launches in its process
+/// group.
+struct Driver {
+    port: u16,
+    _process: Killed,
+}
+
+fn start_driver(display: &str, vault: &Path) -> Result<Driver, String> {
+    let port = tessera_bench::free_port()?;
+    let driver = Command::new("tauri-driver")
+        .args(["--port", &port.to_string(), "--native-port", &tessera_bench::free_port()?.to_string()])
+        .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+        .env("DISPLAY", display)
+        .env("GDK_BACKEND", "x11")
+        .env("TESSERA_VAULT", vault)
+        .env("TESSERA_KEYRING_SERVICE", KEYRING_SERVICE)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("tauri-driver (scripts/setup-debian.sh installs it): {e}"))?;
+    let driver = Driver { port, _process: Killed(driver) };
+    wait_for_port(port)?;
+    Ok(driver)
+}
+
+/// Runs one WebDriver step, or says it was stuck.
+async fn step<T, E: std::fmt::Display>(
+    what: &str,
+    future: impl Future<Output = Result<T, E>>,
+) -> Result<T, Stuck> {
+    match tokio::time::timeout(STEP_LIMIT, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Stuck(format!("{what}: {e}"))),
+        Err(_) => Err(Stuck(format!("{what}: no answer within {} s", STEP_LIMIT.as_secs()))),
+    }
+}
+
 /// One app start: the time to the first code, and with `idle` the memory after idling that long.
 async fn start_once(
     port: u16,
     app: &Path,
     idle: Option<u64>,
-) -> Result<(Duration, Option<Vec<Process>>), String> {
+) -> Result<(Duration, Option<Vec<Process>>), Stuck> {
     let capabilities = json!({ "browserName": "wry", "tauri:options": { "application": app } });
     let started = Instant::now();
-    let client = fantoccini::ClientBuilder::rustls()
-        .map_err(|e| e.to_string())?
-        .capabilities(capabilities.as_object().cloned().unwrap_or_default())
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .map_err(|e| format!("WebDriver session: {e}"))?;
-    let deadline = started + Duration::from_secs(30);
+    let mut builder = fantoccini::ClientBuilder::rustls().map_err(|e| Stuck(e.to_string()))?;
+    builder.capabilities(capabilities.as_object().cloned().unwrap_or_default());
+    let client = step("WebDriver session", builder.connect(&format!("http://127.0.0.1:{port}"))).await?;
+    let deadline = started + STEP_LIMIT;
     loop {
-        let shown = client
-            .execute("return document.querySelector('#token-list .code[data-code]') !== null", vec![])
-            .await
-            .map_err(|e| e.to_string())?;
+        let script = "return document.querySelector('#token-list .code[data-code]') !== null";
+        let shown = step("reading the page", client.execute(script, vec![])).await?;
         if shown.as_bool() == Some(true) {
             break;
         }
         if Instant::now() > deadline {
-            return Err("no code on screen within 30 s".into());
+            return Err(Stuck(format!("no code on screen within {} s", STEP_LIMIT.as_secs())));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -150,11 +190,11 @@ async fn start_once(
     let memory = match idle {
         Some(seconds) => {
             tokio::time::sleep(Duration::from_secs(seconds)).await;
-            Some(app_processes(app)?)
+            Some(app_processes(app).map_err(Stuck)?)
         }
         None => None,
     };
-    client.close().await.map_err(|e| e.to_string())?;
+    step("closing the session", client.close()).await?;
     Ok((elapsed, memory))
 }
 
