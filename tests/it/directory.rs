@@ -99,11 +99,18 @@ fn directory_users_log_in_with_their_directory_password_and_a_code() {
 fn a_sync_creates_updates_and_disables_the_users_the_directory_lists() {
     let slapd = directory();
     let fred = slapd.add_person("fred", "Fred Fox", "fred-pw-1", "+44 7700 900521", true);
-    slapd.add_person("gina", "Gina Gray", "gina-pw-1", "+44 7700 900522", true);
+    let gina = slapd.add_person("gina", "Gina Gray", "gina-pw-1", "+44 7700 900522", true);
+    slapd.modify(&format!(
+        "dn: {gina}\nchangetype: modify\ndelete: mobile\n-\nadd: telephoneNumber\ntelephoneNumber: +44 20 7946 0522\n"
+    ));
+    slapd.modify(&format!(
+        "dn: {fred}\nchangetype: modify\nadd: telephoneNumber\ntelephoneNumber: +44 20 7946 0521\n"
+    ));
     let toml = slapd.config_toml(
         "corp",
         Transport::Ldaps,
-        &format!("allowed_groups = [\"{MFA_GROUP}\"]\nuser_filter = \"(&(objectClass=inetOrgPerson)(uid={{username}})(|(uid=fred)(uid=gina)))\""),
+        &format!("allowed_groups = [\"{MFA_GROUP}\"]\nuser_filter = \"(&(objectClass=inetOrgPerson)(uid={{username}})(|(uid=fred)(uid=gina)))\"\n\
+                  [directory.attributes]\nphone = \"telephoneNumber\"\nmobile = \"mobile\""),
     );
     let server = Server::start(Db::Sqlite, &toml);
     let sync = || {
@@ -114,13 +121,16 @@ fn a_sync_creates_updates_and_disables_the_users_the_directory_lists() {
     };
     let first = sync();
     assert_eq!((&first["created"], &first["gone"]), (&json!(["fred", "gina"]), &json!([])), "{first}");
+    let phone = |name: &str| server.admin("GET", &format!("/api/v1/users/{name}"), None).1["phone"].clone();
+    assert_eq!(phone("fred"), "+447700900521", "the mobile number comes first");
+    assert_eq!(phone("gina"), "+442079460522", "the phone number stands in for a missing mobile");
     let code = hotp_token(&server, "fred");
     assert_eq!(login(&server, "fred", "fred-pw-1", &code(0))["result"], "accept");
 
     slapd.modify(&format!("dn: {fred}\nchangetype: modify\nreplace: mobile\nmobile: +44 7700 900529\n"));
     let second = sync();
     assert_eq!((&second["updated"], second["unchanged"].as_u64()), (&json!(["fred"]), Some(1)), "{second}");
-    assert_eq!(server.admin("GET", "/api/v1/users/fred", None).1["phone"], "+447700900529");
+    assert_eq!(phone("fred"), "+447700900529");
 
     slapd.delete(&fred);
     let (status, reports) = server.admin("POST", "/api/v1/directories/sync", None);

@@ -56,6 +56,7 @@ struct FileAttributes {
     username: Option<String>,
     display_name: Option<String>,
     phone: Option<String>,
+    mobile: Option<String>,
     email: Option<String>,
     groups: Option<String>,
 }
@@ -78,6 +79,9 @@ pub struct DirectoryAttributes {
     pub display_name: String,
     /// The phone codes are sent to (`mobile`, `telephoneNumber`).
     pub phone: String,
+    /// A mobile number, preferred to `phone` when the entry has one (`mobile`, with `phone =
+    /// "telephoneNumber"`).
+    pub mobile: Option<String>,
     /// The email address (`mail`).
     pub email: String,
     /// Group membership (`memberOf`).
@@ -199,6 +203,7 @@ fn directory(file: FileDirectory) -> Result<DirectorySettings, ConfigError> {
         username: attribute(file.attributes.username, "uid")?,
         display_name: attribute(file.attributes.display_name, "cn")?,
         phone: attribute(file.attributes.phone, "mobile")?,
+        mobile: file.attributes.mobile.map(|name| attribute(Some(name), "")).transpose()?,
         email: attribute(file.attributes.email, "mail")?,
         groups: attribute(file.attributes.groups, "memberOf")?,
     };

@@ -241,7 +241,9 @@ impl Directory {
 
     fn attributes(&self) -> Vec<&str> {
         let a = &self.settings.attributes;
-        vec![&a.username, &a.display_name, &a.phone, &a.email, &a.groups]
+        let mut names = vec![&a.username, &a.display_name, &a.phone, &a.email, &a.groups];
+        names.extend(&a.mobile);
+        names.into_iter().map(String::as_str).collect()
     }
 
     async fn search(&self, session: &mut Session, filter: &str) -> Result<Vec<DirectoryUser>, Unreachable> {
@@ -255,6 +257,9 @@ impl Directory {
         let entries = found.0;
         if entries.len() > MAX_SYNC_ENTRIES {
             return Err(self.unreachable(format!("the search found more than {MAX_SYNC_ENTRIES} users")));
+        }
+        if entries.iter().any(|entry| !well_formed(&entry.0)) {
+            return Err(self.unreachable("the search answered with an entry that is not valid LDAP"));
         }
         Ok(entries
             .into_iter()
@@ -284,7 +289,7 @@ impl Directory {
             directory: self.settings.name.clone(),
             username: first(&a.username).unwrap_or_default(),
             display_name: first(&a.display_name),
-            phone: first(&a.phone),
+            phone: a.mobile.as_deref().and_then(first).or_else(|| first(&a.phone)),
             email: first(&a.email),
             groups,
             dn: entry.dn,
@@ -357,5 +362,71 @@ impl Directory {
         let found = self.search(&mut session, &every).await;
         let _ = session.ldap.unbind().await;
         found
+    }
+}
+
+/// Whether a search result entry has the shape `SearchEntry::construct` expects (a DN and
+/// attributes, names in UTF-8), which it panics without. A search with a malformed entry fails
+/// as a whole: skipping the entry would make a sync take its user for gone.
+fn well_formed(entry: &ldap3::asn1::StructureTag) -> bool {
+    let utf8 =
+        |tag: ldap3::asn1::StructureTag| tag.expect_primitive().is_some_and(|b| String::from_utf8(b).is_ok());
+    let Some(mut parts) = entry.clone().match_id(4).and_then(|t| t.expect_constructed()).map(Vec::into_iter)
+    else {
+        return false;
+    };
+    let (Some(dn), Some(attributes)) = (parts.next(), parts.next()) else { return false };
+    let Some(attributes) = attributes.expect_constructed() else { return false };
+    utf8(dn)
+        && attributes.into_iter().all(|attribute| {
+            let Some(mut pair) = attribute.expect_constructed().map(Vec::into_iter) else { return false };
+            let (Some(name), Some(values)) = (pair.next(), pair.next()) else { return false };
+            utf8(name)
+                && values
+                    .expect_constructed()
+                    .is_some_and(|v| v.into_iter().all(|t| t.expect_primitive().is_some()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use ldap3::asn1::{PL, StructureTag, TagClass};
+    use ldap3::{ResultEntry, SearchEntry};
+
+    use super::well_formed;
+
+    fn tag(id: u64, payload: PL) -> StructureTag {
+        StructureTag { class: TagClass::Application, id, payload }
+    }
+
+    fn text(value: &[u8]) -> StructureTag {
+        StructureTag { class: TagClass::Universal, id: 4, payload: PL::P(value.to_vec()) }
+    }
+
+    fn set(items: Vec<StructureTag>) -> StructureTag {
+        StructureTag { class: TagClass::Universal, id: 16, payload: PL::C(items) }
+    }
+
+    fn entry(dn: &[u8], attributes: Vec<StructureTag>) -> StructureTag {
+        tag(4, PL::C(vec![text(dn), set(attributes)]))
+    }
+
+    #[test]
+    fn entries_construct_reads_are_kept_and_those_it_would_panic_on_are_not() {
+        let mobile = set(vec![text(b"mobile"), set(vec![text(b"+447700900123")])]);
+        let photo = set(vec![text(b"jpegPhoto"), set(vec![text(&[0xff, 0xd8, 0xff])])]);
+        let good = entry(b"uid=ann,dc=example", vec![mobile.clone(), photo]);
+        assert!(well_formed(&good));
+        let read = SearchEntry::construct(ResultEntry::new(good));
+        assert_eq!(read.attrs["mobile"], ["+447700900123"]);
+
+        assert!(!well_formed(&entry(&[0xc3, 0x28], vec![mobile.clone()])), "a DN that is not UTF-8");
+        let bad_name = set(vec![text(&[0xff]), set(vec![text(b"x")])]);
+        assert!(!well_formed(&entry(b"uid=ann", vec![bad_name])), "an attribute name that is not UTF-8");
+        let no_values = set(vec![text(b"mobile")]);
+        assert!(!well_formed(&entry(b"uid=ann", vec![no_values])), "an attribute without values");
+        assert!(!well_formed(&tag(4, PL::C(vec![text(b"uid=ann")]))), "an entry without attributes");
+        assert!(!well_formed(&tag(19, PL::C(vec![text(b"ldap://elsewhere")]))), "a referral");
+        assert!(!well_formed(&tag(4, PL::P(b"uid=ann".to_vec()))), "a primitive entry");
     }
 }
