@@ -5,7 +5,10 @@
 //! carrying an HMAC (`ValueMAC`) under a MAC key that is itself encrypted in the file.
 //!
 //! [`read`] checks the whole file and sorts its keys into those Tessera can use and those it
-//! cannot, each with the reason, so an import can be all or nothing with a full report. What
+//! cannot, each with the reason, so an import can be all or nothing with a full report. A key's
+//! `Policy` is honoured as RFC 6030 §5 asks: a key outside its validity dates, not meant for OTP,
+//! or with a policy element Tessera does not understand is not used. A device's own PIN (a `pin`
+//! key another key's `PINPolicy` names) is set aside, not taken for a token. What
 //! makes the whole file unusable (not XML, not PSKC, a missing or wrong password) is an error
 //! of its own. The XML parser takes no DTD, so no entity tricks; every MAC is compared in
 //! constant time; decrypted secrets are zeroized when dropped.
@@ -85,6 +88,11 @@ pub struct PskcFile {
     pub tokens: Vec<PskcToken>,
     /// The keys it cannot use, in file order.
     pub rejected: Vec<Rejected>,
+    /// Packages that are not tokens and need nothing from Tessera (a device's PIN, which the
+    /// device checks), with what they are.
+    pub set_aside: Vec<Rejected>,
+    /// Whether the file carries an XML signature (`ds:Signature`), which Tessera does not check.
+    pub signed: bool,
 }
 
 /// Why a whole file cannot be read.
@@ -120,8 +128,8 @@ pub enum PskcError {
 }
 
 /// Reads a PSKC document: the keys Tessera can use and those it cannot. `unlock` opens an
-/// encrypted file.
-pub fn read(xml: &str, unlock: &Unlock) -> Result<PskcFile, PskcError> {
+/// encrypted file; `now` (Unix seconds) is checked against each key's validity dates.
+pub fn read(xml: &str, unlock: &Unlock, now: u64) -> Result<PskcFile, PskcError> {
     let options = ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..ParsingOptions::default() };
     let document = Document::parse_with_options(xml, options).map_err(|e| PskcError::Xml(e.to_string()))?;
     let root = document.root_element();
@@ -136,10 +144,26 @@ pub fn read(xml: &str, unlock: &Unlock) -> Result<PskcFile, PskcError> {
     if packages.is_empty() {
         return Err(PskcError::Empty);
     }
-    let mut file = PskcFile { tokens: Vec::new(), rejected: Vec::new() };
+    let signed = child(root, "Signature").is_some();
+    let mut file = PskcFile { tokens: Vec::new(), rejected: Vec::new(), set_aside: Vec::new(), signed };
+    let device_pins: Vec<&str> = root
+        .descendants()
+        .filter(|node| node.is_element() && node.tag_name().name() == "PINPolicy")
+        .filter_map(|policy| policy.attribute("PINKeyId"))
+        .collect();
+    let now =
+        jiff::Timestamp::from_second(i64::try_from(now).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::MAX);
     let mut mac_failures = 0;
     for (index, package) in packages.iter().enumerate() {
-        match token(*package, &keys) {
+        if let Some(pin_key) = device_pin(*package, &device_pins) {
+            file.set_aside.push(Rejected {
+                position: index + 1,
+                name: package_name(*package).unwrap_or_else(|| format!("#{}", index + 1)),
+                reason: format!("the device's PIN (key {pin_key}), which a PINPolicy names: not a token"),
+            });
+            continue;
+        }
+        match token(*package, &keys, now) {
             Ok(token) => file.tokens.push(PskcToken { position: index + 1, ..token }),
             Err(reason) => {
                 mac_failures += usize::from(reason == Reason::MacMismatch);
@@ -190,7 +214,16 @@ impl Keys {
         let Some(encryption_key) = child(root, "EncryptionKey") else {
             return Ok(Self { encryption: None, mac: None });
         };
-        let encryption = if let Some(derived) = child(encryption_key, "DerivedKey") {
+        let public_key = encryption_key.descendants().any(|n| {
+            n.is_element() && ["X509Data", "KeyValue", "RSAKeyValue"].contains(&n.tag_name().name())
+        });
+        let encryption = if public_key {
+            return Err(PskcError::Unsupported(
+                "the keys are encrypted to a public key (an X.509 certificate); Tessera reads files protected \
+                 with a password or a pre-shared AES key, which the vendor can send instead"
+                    .into(),
+            ));
+        } else if let Some(derived) = child(encryption_key, "DerivedKey") {
             let name = text_of(derived, "MasterKeyName").unwrap_or_else(|| "no name given".into());
             let Unlock::Password(password) = unlock else {
                 return Err(PskcError::NeedsPassword(name));
@@ -369,8 +402,68 @@ fn number(bytes: &[u8], name: &str) -> Result<u64, Reason> {
     Ok(bytes.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b)))
 }
 
+/// The `Id` of `package`'s key when it is a `pin` key that one of `device_pins` names.
+fn device_pin<'a>(package: Node<'a, '_>, device_pins: &[&str]) -> Option<&'a str> {
+    let key = child(package, "Key")?;
+    let id = key.attribute("Id")?;
+    let is_pin = key.attribute("Algorithm").is_some_and(|a| a.ends_with(":pin") || a.ends_with("#pin"));
+    (is_pin && device_pins.contains(&id)).then_some(id)
+}
+
+/// Whether a key's `Policy` lets Tessera use it for one-time passwords `now` (RFC 6030 §5: a
+/// policy element not understood forbids the key's use).
+fn check_policy(key: Node<'_, '_>, now: jiff::Timestamp) -> Result<(), Reason> {
+    let Some(policy) = child(key, "Policy") else { return Ok(()) };
+    let mut usages = Vec::new();
+    for element in policy.children().filter(Node::is_element) {
+        let text = element.text().unwrap_or_default().trim();
+        match element.tag_name().name() {
+            "StartDate" if date(text)? > now => {
+                return Err(other(format!("its policy makes it usable only from {text}")));
+            }
+            "ExpiryDate" if date(text)? <= now => return Err(other(format!("its policy ended on {text}"))),
+            "StartDate" | "ExpiryDate" => {}
+            "KeyUsage" => usages.push(text),
+            "PINPolicy" => match element.attribute("PINUsageMode") {
+                Some("Local") => {}
+                Some(mode) => {
+                    return Err(other(format!(
+                        "its PIN is part of its codes (PINUsageMode {mode}), which Tessera does not check"
+                    )));
+                }
+                None => return Err(other("its PINPolicy has no PINUsageMode")),
+            },
+            "NumberOfTransactions" => {
+                return Err(other(format!(
+                    "its policy limits it to {text} uses, which Tessera does not count"
+                )));
+            }
+            unknown => {
+                return Err(other(format!(
+                    "its policy has {unknown}, which Tessera does not understand (RFC 6030 then forbids its use)"
+                )));
+            }
+        }
+    }
+    if !usages.is_empty() && !usages.contains(&"OTP") {
+        return Err(other(format!("its policy allows {} and not OTP", usages.join(", "))));
+    }
+    Ok(())
+}
+
+/// An `xs:dateTime`; one without a time zone is taken as UTC.
+fn date(text: &str) -> Result<jiff::Timestamp, Reason> {
+    text.parse::<jiff::Timestamp>()
+        .or_else(|_| {
+            text.parse::<jiff::civil::DateTime>()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+                .map(|z| z.timestamp())
+        })
+        .map_err(|_| other(format!("its policy date {text:?} is not an xs:dateTime")))
+}
+
 /// One `KeyPackage` as a token, or why it cannot be one.
-fn token(package: Node<'_, '_>, keys: &Keys) -> Result<PskcToken, Reason> {
+fn token(package: Node<'_, '_>, keys: &Keys, now: jiff::Timestamp) -> Result<PskcToken, Reason> {
     let key = child(package, "Key").ok_or_else(|| other("it holds no Key"))?;
     let key_id = key.attribute("Id").unwrap_or_default().trim().to_owned();
     let device = child(package, "DeviceInfo");
@@ -400,8 +493,15 @@ fn token(package: Node<'_, '_>, keys: &Keys) -> Result<PskcToken, Reason> {
     } else {
         Algorithm::Sha1
     };
-    let data = child(key, "Data").ok_or_else(|| other("its Key has no Data"))?;
-    let secret = value(data, "Secret", keys)?.ok_or_else(|| other("its Key has no Secret"))?;
+    check_policy(key, now)?;
+    let missing_secret = || match text_of(key, "KeyReference") {
+        Some(reference) => other(format!(
+            "its secret is not in the file: the receiver derives it from the master key {reference:?} (KeyReference)"
+        )),
+        None => other("its Key has no Secret"),
+    };
+    let data = child(key, "Data").ok_or_else(missing_secret)?;
+    let secret = value(data, "Secret", keys)?.ok_or_else(missing_secret)?;
     if secret.len() < 10 {
         return Err(other("its secret is shorter than 80 bits"));
     }
@@ -484,6 +584,10 @@ mod tests {
   </KeyPackage>
 </KeyContainer>"#;
 
+    fn read(xml: &str, unlock: &Unlock) -> Result<PskcFile, PskcError> {
+        super::read(xml, unlock, crate::otp::unix_now())
+    }
+
     fn error_of(xml: &str, unlock: &Unlock) -> PskcError {
         read(xml, unlock).map(|file| file.tokens.len()).unwrap_err()
     }
@@ -530,5 +634,110 @@ mod tests {
         assert!(reason("<PlainValue>0</PlainValue>", "<PlainValue>x</PlainValue>").contains("Counter"));
         let named = read(&PLAIN_HOTP.replace(":hotp\"", ":ocra\""), &Unlock::Nothing).unwrap();
         assert_eq!((named.rejected[0].position, named.rejected[0].name.as_str()), (1, "987654321"));
+    }
+
+    fn figure(number: u32) -> String {
+        let path = format!("{}/tests/rfc6030/figure{number}.pskcxml", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn unix(date: &str) -> u64 {
+        date.parse::<jiff::Timestamp>().unwrap().as_second().try_into().unwrap()
+    }
+
+    const RFC_SECRET: &[u8] = b"12345678901234567890";
+
+    #[test]
+    fn the_rfc_6030_examples_in_the_clear_read_as_the_rfc_describes() {
+        let two = read(&figure(2), &Unlock::Nothing).unwrap();
+        assert!(two.tokens.is_empty());
+        assert_eq!(two.rejected[0].name, "12345678", "named by its Key Id without a serial");
+        assert!(two.rejected[0].reason.contains("shorter than 80 bits"), "{:?}", two.rejected);
+
+        let three = read(&figure(3), &Unlock::Nothing).unwrap();
+        let token = &three.tokens[0];
+        assert_eq!((token.serial.as_str(), token.key_id.as_str()), ("987654321", "12345678"));
+        assert_eq!(
+            (token.manufacturer.as_deref(), token.issuer.as_deref()),
+            (Some("Manufacturer"), Some("Issuer"))
+        );
+        assert_eq!(token.secret.expose(), RFC_SECRET);
+        assert!(matches!(token.method, OtpMethod::Hotp { counter: 0, .. }));
+        assert_eq!(token.method.code_length(), 8);
+        assert!(!three.signed);
+
+        let four = read(&figure(4), &Unlock::Nothing).unwrap();
+        assert!(four.rejected[0].reason.contains("master key \"MasterKeyLabel\""), "{:?}", four.rejected);
+
+        let five = read(&figure(5), &Unlock::Nothing).unwrap();
+        assert_eq!(five.tokens.len(), 1, "{:?}", five.rejected);
+        assert_eq!(five.tokens[0].secret.expose(), RFC_SECRET);
+        assert!(five.rejected.is_empty(), "{:?}", five.rejected);
+        assert_eq!(five.set_aside[0].position, 2);
+        assert!(five.set_aside[0].reason.contains("PIN (key 123456781)"), "{:?}", five.set_aside);
+
+        let nine = read(&figure(9), &Unlock::Nothing).unwrap();
+        assert!(nine.signed);
+        assert_eq!((nine.tokens[0].serial.as_str(), nine.tokens[0].method.code_length()), ("0755225266", 6));
+    }
+
+    #[test]
+    fn the_rfc_6030_examples_under_a_key_or_a_password_open_with_it_only() {
+        let key = |hex: &str| {
+            Unlock::Key(SecretBytes::new(data_encoding::HEXLOWER.decode(hex.as_bytes()).unwrap()))
+        };
+        let six = figure(6);
+        assert_eq!(error_of(&six, &Unlock::Nothing), PskcError::NeedsKey("Pre-shared-key".into()));
+        let opened = read(&six, &key("12345678901234567890123456789012")).unwrap();
+        assert_eq!(opened.tokens[0].secret.expose(), RFC_SECRET, "{:?}", opened.rejected);
+        assert_eq!(error_of(&six, &key("12345678901234567890123456789013")), PskcError::WrongSecret);
+
+        let seven = figure(7);
+        assert_eq!(error_of(&seven, &Unlock::Nothing), PskcError::NeedsPassword("My Password 1".into()));
+        let password = |text: &str| Unlock::Password(SecretString::new(text.into()));
+        let opened = read(&seven, &password("qwerty")).unwrap();
+        assert_eq!(opened.tokens[0].secret.expose(), RFC_SECRET, "{:?}", opened.rejected);
+        assert_eq!(opened.tokens[0].serial, "987654321");
+        assert_eq!(error_of(&seven, &password("qwertz")), PskcError::WrongSecret);
+
+        let eight = error_of(&figure(8), &Unlock::Nothing);
+        assert!(matches!(&eight, PskcError::Unsupported(why) if why.contains("public key")), "{eight}");
+    }
+
+    #[test]
+    fn the_rfc_6030_bulk_example_follows_each_keys_validity_dates() {
+        let ten = figure(10);
+        let at = |date: &str| super::read(&ten, &Unlock::Nothing, unix(date)).unwrap();
+        let today = read(&ten, &Unlock::Nothing).unwrap();
+        assert!(today.tokens.is_empty());
+        let reasons: Vec<&str> = today.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons[0], "its policy ended on 2006-05-31T00:00:00Z");
+        assert_eq!(reasons[2], "its policy ended on 2006-03-31T00:00:00Z");
+
+        let april = at("2006-04-15T12:00:00Z");
+        let usable: Vec<&str> = april.tokens.iter().map(|t| t.key_id.as_str()).collect();
+        assert_eq!(usable, ["4"], "only the April key of serial 9999999: {:?}", april.rejected);
+        assert!(april.rejected[0].reason.contains("usable only from 2006-05-01T00:00:00Z"));
+
+        let may = at("2006-05-15T00:00:00Z");
+        let usable: Vec<&str> = may.tokens.iter().map(|t| t.key_id.as_str()).collect();
+        assert_eq!(usable, ["1", "2"]);
+    }
+
+    #[test]
+    fn a_policy_tessera_cannot_honour_rejects_its_key() {
+        let with_policy = |policy: &str| {
+            let xml = PLAIN_HOTP.replace("</Data>", &format!("</Data><Policy>{policy}</Policy>"));
+            let file = read(&xml, &Unlock::Nothing).unwrap();
+            file.rejected.first().map(|r| r.reason.clone()).unwrap_or_default()
+        };
+        assert_eq!(with_policy("<KeyUsage>OTP</KeyUsage><KeyUsage>CR</KeyUsage>"), "");
+        assert_eq!(with_policy("<PINPolicy PINUsageMode=\"Local\" MaxFailedAttempts=\"3\"/>"), "");
+        assert!(with_policy("<KeyUsage>Encrypt</KeyUsage>").contains("allows Encrypt and not OTP"));
+        assert!(with_policy("<PINPolicy PINUsageMode=\"Prepend\"/>").contains("PINUsageMode Prepend"));
+        assert!(with_policy("<NumberOfTransactions>5</NumberOfTransactions>").contains("5 uses"));
+        assert!(with_policy("<Colour>red</Colour>").contains("Colour, which Tessera does not understand"));
+        assert!(with_policy("<ExpiryDate>someday</ExpiryDate>").contains("not an xs:dateTime"));
+        assert_eq!(with_policy("<ExpiryDate>2999-01-01T00:00:00</ExpiryDate>"), "", "no zone: UTC");
     }
 }

@@ -179,6 +179,63 @@ fn a_file_with_any_bad_entry_imports_nothing_and_says_why_for_each() {
     assert!(report["rejected"][0]["reason"].as_str().unwrap().contains("HW-4001 exists already"), "{report}");
 }
 
+/// RFC 6030's example file `figureN`, as `core/tests/rfc6030` holds it.
+fn rfc_figure(number: u32) -> String {
+    format!("{}/../core/tests/rfc6030/figure{number}.pskcxml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_rfc_6030_examples_import_or_say_why_not() {
+    let server = Server::start(Db::Sqlite, "");
+    users(&server, &["kim", "lou"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("users.csv"), "serial,username\n987654321,kim\n0755225266,lou\n").unwrap();
+    std::fs::write(d.join("qwerty"), "qwerty\n").unwrap();
+    let map = path(d, "users.csv");
+    let eight = Digits::new(8).unwrap();
+
+    let (ok, report, stderr) =
+        import(&server, &[&rfc_figure(7), "--user-map", &map, "--pskc-password-file", &path(d, "qwerty")]);
+    assert!(ok, "figure 7, PBKDF2 from 'qwerty': {stderr}\n{report}");
+    let code = hotp(&seed(HOTP_SEED), Algorithm::Sha1, eight, 0);
+    assert_eq!(server.result("kim", code.expose()), "accept", "the RFC's secret, 8 digits, counter 0");
+
+    let (ok, report, _) = import(&server, &[&rfc_figure(5), "--user-map", &map]);
+    assert!(!ok, "{report}");
+    assert!(
+        report["rejected"][0]["reason"].as_str().unwrap().contains("987654321 exists already"),
+        "{report}"
+    );
+    assert_eq!(report["set_aside"][0]["entry"], 2, "the device's PIN is not a token: {report}");
+
+    let (ok, report, stderr) = import(&server, &[&rfc_figure(9), "--user-map", &map]);
+    assert!(ok, "figure 9, signed: {stderr}\n{report}");
+    assert!(
+        report["notes"][0].as_str().unwrap().contains("signature (ds:Signature) was not checked"),
+        "{report}"
+    );
+    let code = hotp(&seed(HOTP_SEED), Algorithm::Sha1, Digits::new(6).unwrap(), 0);
+    assert_eq!(server.result("lou", code.expose()), "accept");
+
+    let (ok, _, stderr) = import(&server, &[&rfc_figure(8), "--user-map", &map]);
+    assert!(!ok && stderr.contains("encrypted to a public key"), "figure 8, RSA: {stderr}");
+    let (ok, _, stderr) = import(&server, &[&rfc_figure(6), "--user-map", &map]);
+    assert!(!ok && stderr.contains("pre-shared key (Pre-shared-key)"), "figure 6 without its key: {stderr}");
+
+    let (ok, report, _) = import(&server, &[&rfc_figure(10), "--user-map", &map]);
+    assert!(!ok, "{report}");
+    let reasons: Vec<&str> =
+        report["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 4, "{report}");
+    assert!(
+        reasons.iter().all(|r| r.starts_with("its policy ended on 2006-")),
+        "figure 10's keys expired in 2006: {reasons:?}"
+    );
+    let (_, tokens) = server.admin("GET", "/api/v1/users/kim/tokens", None);
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "only figure 7's token: {tokens}");
+}
+
 #[test]
 fn an_otpauth_list_imports_to_the_users_its_accounts_name() {
     let server = Server::start(Db::Sqlite, "");

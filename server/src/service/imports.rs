@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use tessera_core::otp::OtpMethod;
+use tessera_core::otp::{OtpMethod, unix_now};
 use tessera_core::otpauth::OtpAuth;
 use tessera_core::pskc::{self, Unlock};
 use tessera_core::secret::SecretBytes;
@@ -29,6 +29,8 @@ pub const MAX_IMPORT_ENTRIES: usize = 100_000;
 pub struct TokenFile {
     entries: Vec<Entry>,
     refused: Vec<RejectedEntry>,
+    set_aside: Vec<RejectedEntry>,
+    notes: Vec<String>,
 }
 
 /// One token from a file.
@@ -71,6 +73,13 @@ pub struct ImportReport {
     pub imported: Vec<ImportedToken>,
     /// The entries refused.
     pub rejected: Vec<RejectedEntry>,
+    /// Entries that are not tokens and need nothing (a device's PIN in a PSKC file), with what
+    /// they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<RejectedEntry>,
+    /// What the administrator should know about the file as a whole.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl TokenFile {
@@ -81,12 +90,13 @@ impl TokenFile {
     }
 
     fn pskc(text: &str, unlock: &Unlock) -> Result<Self, ServiceError> {
-        let file = pskc::read(text, unlock).map_err(|e| ServiceError::InvalidInput(format!("PSKC: {e}")))?;
-        let refused = file
-            .rejected
-            .into_iter()
-            .map(|r| RejectedEntry { entry: r.position, name: r.name, reason: r.reason })
-            .collect();
+        let file = pskc::read(text, unlock, unix_now())
+            .map_err(|e| ServiceError::InvalidInput(format!("PSKC: {e}")))?;
+        let entry_of =
+            |r: pskc::Rejected| RejectedEntry { entry: r.position, name: r.name, reason: r.reason };
+        let refused = file.rejected.into_iter().map(entry_of).collect();
+        let set_aside = file.set_aside.into_iter().map(entry_of).collect();
+        let notes = if file.signed { vec![UNCHECKED_SIGNATURE.to_owned()] } else { Vec::new() };
         let entries = file
             .tokens
             .into_iter()
@@ -100,11 +110,12 @@ impl TokenFile {
                 secret: token.secret,
             })
             .collect();
-        Self { entries, refused }.limited()
+        Self { entries, refused, set_aside, notes }.limited()
     }
 
     fn otpauth(text: &str) -> Result<Self, ServiceError> {
-        let mut file = Self { entries: Vec::new(), refused: Vec::new() };
+        let mut file =
+            Self { entries: Vec::new(), refused: Vec::new(), set_aside: Vec::new(), notes: Vec::new() };
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -145,6 +156,10 @@ impl TokenFile {
         Ok(self)
     }
 }
+
+/// The note on a signed PSKC file.
+const UNCHECKED_SIGNATURE: &str = "the file's XML signature (ds:Signature) was not checked: the secrets \
+     rest on their MACs (in an encrypted file) and on how the file reached you";
 
 fn pskc_description(token: &pskc::PskcToken) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -205,7 +220,12 @@ impl Service {
         file: TokenFile,
         users: &UserMap,
     ) -> Result<ImportReport, ServiceError> {
-        let mut report = ImportReport { imported: Vec::new(), rejected: file.refused };
+        let mut report = ImportReport {
+            imported: Vec::new(),
+            rejected: file.refused,
+            set_aside: file.set_aside,
+            notes: file.notes,
+        };
         let mut seen = BTreeSet::new();
         let mut accepted = Vec::new();
         for entry in file.entries {
