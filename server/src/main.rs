@@ -6,13 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tessera_core::delivery::DeliveryMode;
-use tessera_core::pskc::Unlock;
 use tessera_core::qr;
-use tessera_core::secret::{SecretBytes, SecretString};
+use tessera_core::secret::SecretString;
 use tessera_server::config::{Config, ConfigArgs};
 use tessera_server::service::{
-    Actor, EnrollRequest, NewUser, Service, ServiceError, TemporaryPasscodeRequest, TokenFile, TokenKind,
-    UserChanges, UserMap,
+    Actor, EnrollRequest, NewUser, Service, ServiceError, TemporaryPasscodeRequest, TokenImport, TokenKind,
+    UserChanges,
 };
 use tessera_server::store::{AuditFilter, DeliveryPreference};
 use tessera_server::{ServerError, init_logging, open_service, serve};
@@ -341,13 +340,13 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             refused_any(report.rejected.len(), "rows")?;
         }
         AdminCommand::ImportTokens { file, user_map, pskc_password_file, pskc_key_file } => {
-            let unlock = pskc_unlock(pskc_password_file.as_deref(), pskc_key_file.as_deref())?;
-            let tokens = TokenFile::read(&read_text(&file)?, &unlock)?;
-            let users = match user_map {
-                Some(path) => UserMap::from_csv(&read_text(&path)?)?,
-                None => UserMap::default(),
+            let import = TokenImport {
+                file: read_text(&file)?,
+                user_map: user_map.as_deref().map(read_text).transpose()?,
+                pskc_password: pskc_password_file.as_deref().map(first_line).transpose()?,
+                pskc_key_hex: pskc_key_file.as_deref().map(first_line).transpose()?,
             };
-            let report = service.import_tokens(&actor, tokens, &users).await?;
+            let report = service.import_token_file(&actor, &import).await?;
             println!("{}", pretty(&report));
             refused_any(report.rejected.len(), "entries")?;
         }
@@ -394,30 +393,12 @@ fn read_text(path: &std::path::Path) -> Result<String, ServerError> {
 }
 
 /// What opens a protected PSKC file: the password file's first line, or the key file's hex key.
-fn pskc_unlock(
-    password_file: Option<&std::path::Path>,
-    key_file: Option<&std::path::Path>,
-) -> Result<Unlock, ServerError> {
-    let first_line = |path: &std::path::Path| -> Result<SecretString, ServerError> {
-        let mut text = read_text(path)?;
-        let line = SecretString::new(text.lines().next().unwrap_or_default().trim().to_owned());
-        zeroize::Zeroize::zeroize(&mut text);
-        Ok(line)
-    };
-    match (password_file, key_file) {
-        (Some(path), _) => Ok(Unlock::Password(first_line(path)?)),
-        (None, Some(path)) => {
-            let hex = first_line(path)?;
-            let key = data_encoding::HEXLOWER_PERMISSIVE.decode(hex.expose().as_bytes()).map_err(|_| {
-                ServerError::Service(ServiceError::InvalidInput(format!(
-                    "{}: the key must be hexadecimal",
-                    path.display()
-                )))
-            })?;
-            Ok(Unlock::Key(SecretBytes::new(key)))
-        }
-        (None, None) => Ok(Unlock::Nothing),
-    }
+/// The first line of the file at `path`, trimmed: a password or a key kept in a file.
+fn first_line(path: &std::path::Path) -> Result<SecretString, ServerError> {
+    let mut text = read_text(path)?;
+    let line = SecretString::new(text.lines().next().unwrap_or_default().trim().to_owned());
+    zeroize::Zeroize::zeroize(&mut text);
+    Ok(line)
 }
 
 fn read_stdin_line() -> Result<SecretString, ServerError> {

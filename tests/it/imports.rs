@@ -237,6 +237,52 @@ fn the_rfc_6030_examples_import_or_say_why_not() {
 }
 
 #[test]
+fn the_admin_api_imports_tokens_and_users_as_the_cli_does() {
+    let server = Server::start(Db::Sqlite, "");
+    users(&server, &["mo"]);
+    let figure = |number| std::fs::read_to_string(rfc_figure(number)).unwrap();
+    let body = json!({ "file": figure(6), "user_map": "serial,username\n987654321,mo\n",
+                       "pskc_key_hex": "12345678901234567890123456789012" });
+    let (status, report) = server.admin("POST", "/api/v1/imports/tokens", Some(body));
+    assert_eq!((status, &report["imported"][0]["serial"]), (200, &json!("987654321")), "{report}");
+    let code = hotp(&seed(HOTP_SEED), Algorithm::Sha1, Digits::new(8).unwrap(), 0);
+    assert_eq!(server.result("mo", code.expose()), "accept", "figure 6, AES-128 under a pre-shared key");
+
+    let body = json!({ "file": figure(10), "user_map": "serial,username\n654321,mo\n" });
+    let (status, report) = server.admin("POST", "/api/v1/imports/tokens", Some(body));
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(
+        (report["imported"].as_array().unwrap().len(), report["rejected"].as_array().unwrap().len()),
+        (0, 4)
+    );
+    let body = json!({ "file": figure(7), "pskc_password": "not qwerty" });
+    let (status, error) = server.admin("POST", "/api/v1/imports/tokens", Some(body));
+    assert_eq!(status, 422, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("does not decrypt this file"), "{error}");
+    assert!(!server.logs().contains("not qwerty") && !server.logs().contains("1234567890123456789012"));
+
+    let list: String = (0..3000)
+        .map(|i| format!("otpauth://totp/Acme:nobody{i}?secret=GEZDGNBVGY3TQOJQGEZDGNBV\n"))
+        .collect();
+    assert!(list.len() > 100_000);
+    let (status, report) = server.admin("POST", "/api/v1/imports/tokens", Some(json!({ "file": list })));
+    assert_eq!(status, 422, "a large file with an admin key is read");
+    assert_eq!(report["rejected"].as_array().unwrap().len(), 3000);
+    let (status, _) = server.post("/api/v1/imports/tokens", &json!({ "file": list }));
+    assert_eq!(status, 413, "without a key, a body that large is refused before it is read");
+    let (status, _) = server.post("/api/v1/imports/tokens", &json!({ "file": figure(3) }));
+    assert_eq!(status, 401);
+
+    let csv = "username,display_name,phone,email\nned,Ned,+447700900601,ned@example.com\n";
+    let (status, report) = server.admin("POST", "/api/v1/imports/users", Some(json!({ "csv": csv })));
+    assert_eq!((status, &report["imported"]), (200, &json!(["ned"])), "{report}");
+    let (status, report) = server.admin("POST", "/api/v1/imports/users", Some(json!({ "csv": csv })));
+    assert_eq!(status, 422, "{report}");
+    assert!(report["rejected"][0]["reason"].as_str().unwrap().contains("ned"), "{report}");
+    assert_eq!(server.admin("GET", "/api/v1/users/ned", None).1["phone"], "+447700900601");
+}
+
+#[test]
 fn an_otpauth_list_imports_to_the_users_its_accounts_name() {
     let server = Server::start(Db::Sqlite, "");
     users(&server, &["eve", "fay"]);

@@ -10,8 +10,8 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::delivery::GatewayTest;
 use crate::service::NewApplication;
 use crate::service::{
-    DeliveryFilter, EnrollRequest, Enrollment, IssuedPasscode, NewUser, SentCodes, SyncReport,
-    TemporaryPasscodeRequest, TokenView, UserChanges, UserView,
+    DeliveryFilter, EnrollRequest, Enrollment, ImportReport, IssuedPasscode, NewUser, SentCodes, SyncReport,
+    TemporaryPasscodeRequest, TokenImport, TokenView, UserChanges, UserImport, UserImportReport, UserView,
 };
 use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter, DeliveryRow};
 
@@ -311,6 +311,42 @@ pub async fn test_gateway(
     responses((status = 200, body = [SyncReport]), (status = 503, body = ErrorBody)))]
 pub async fn sync_directories(State(state): State<AppState>, Admin(actor): Admin) -> Reply<Vec<SyncReport>> {
     Ok(axum::Json(state.service.sync_directories(&actor).await?))
+}
+
+/// Imports hardware tokens from a PSKC file, or tokens from an `otpauth://` list, as
+/// `tessera-server admin import-tokens` does: all of them (200), or none (422 with the reason for
+/// each refused entry).
+#[utoipa::path(post, path = "/api/v1/imports/tokens", tag = "admin", security(("admin_key" = [])),
+    request_body = TokenImport,
+    responses((status = 200, body = ImportReport), (status = 422, body = ImportReport,
+        description = "nothing imported: `rejected` says why for each entry (a file that cannot be read at all answers ErrorBody)")))]
+pub async fn import_tokens(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Json(import): Json<TokenImport>,
+) -> Result<(StatusCode, axum::Json<ImportReport>), ApiError> {
+    let report = state.service.import_token_file(&actor, &import).await?;
+    Ok((all_or_nothing(report.rejected.is_empty()), axum::Json(report)))
+}
+
+/// Creates users from CSV, as `tessera-server admin import-users` does: all of them (200), or
+/// none (422 with the reason for each refused row).
+#[utoipa::path(post, path = "/api/v1/imports/users", tag = "admin", security(("admin_key" = [])),
+    request_body = UserImport,
+    responses((status = 200, body = UserImportReport), (status = 422, body = UserImportReport,
+        description = "nothing imported: `rejected` says why for each row")))]
+pub async fn import_users(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Json(import): Json<UserImport>,
+) -> Result<(StatusCode, axum::Json<UserImportReport>), ApiError> {
+    let report = state.service.import_users(&actor, &import.csv).await?;
+    Ok((all_or_nothing(report.rejected.is_empty()), axum::Json(report)))
+}
+
+/// An all-or-nothing import's status: 200 when everything was imported, 422 when nothing was.
+fn all_or_nothing(imported: bool) -> StatusCode {
+    if imported { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }
 }
 
 /// Sends a pre-loaded or Daycode token's codes now (fresh pre-loaded codes void the unused ones).

@@ -34,6 +34,22 @@ use crate::service::{Service, ServiceError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The largest body an import may send (a PSKC file of some 8,000 keys), when it carries
+/// credentials; larger files go through `tessera-server admin import-tokens`.
+pub const MAX_IMPORT_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+const USER_IMPORT_PATH: &str = "/imports/users";
+const TOKEN_IMPORT_PATH: &str = "/imports/tokens";
+
+/// The most a request to `path` may send: imports with an `Authorization` header may send more
+/// (the key is checked once the body is in, so without one a large body is refused at once).
+fn body_limit(path: &str, authorized: bool) -> usize {
+    let import = path
+        .strip_prefix(API_PREFIX)
+        .is_some_and(|rest| rest == USER_IMPORT_PATH || rest == TOKEN_IMPORT_PATH);
+    if import && authorized { MAX_IMPORT_BODY_BYTES } else { MAX_BODY_BYTES }
+}
 /// Shared handler state.
 #[derive(Clone)]
 pub struct AppState {
@@ -59,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/validate", post(validate::validate))
         .route("/oneswipe", post(oneswipe::redeem))
         .route("/users", post(admin::create_user).get(admin::list_users))
+        .route(USER_IMPORT_PATH, post(admin::import_users))
+        .route(TOKEN_IMPORT_PATH, post(admin::import_tokens))
         .route("/users/{username}", get(admin::get_user).patch(admin::update_user).delete(admin::delete_user))
         .route("/users/{username}/tokens", post(admin::enroll).get(admin::list_tokens))
         .route("/users/{username}/unlock", post(admin::unlock_user))
@@ -174,14 +192,15 @@ where
     }
 }
 
-/// Reads the whole request body (at most [`MAX_BODY_BYTES`]) within `timeout`, before the request
+/// Reads the whole request body (at most [`body_limit`]) within `timeout`, before the request
 /// reaches a pool: a client that sends its body slowly is cut off (408) without having held a
 /// place that validations need. The body goes on as an extension that [`extract::Json`] parses.
 async fn read_body(request: Request, timeout: Duration) -> Result<Request, ApiError> {
     let (mut parts, body) = request.into_parts();
+    let limit = body_limit(parts.uri.path(), parts.headers.contains_key("authorization"));
     let read = tokio::time::timeout(
         timeout,
-        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY_BYTES)),
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)),
     );
     let refused = |status, message: String| Err(ApiError::new(status, ErrorCode::InvalidInput, message));
     match read.await {
@@ -190,7 +209,7 @@ async fn read_body(request: Request, timeout: Duration) -> Result<Request, ApiEr
             Ok(Request::from_parts(parts, Body::empty()))
         }
         Ok(Err(error)) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            refused(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY_BYTES} bytes"))
+            refused(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"))
         }
         Ok(Err(_)) => refused(StatusCode::BAD_REQUEST, "the request body was cut short".into()),
         Err(_) => refused(
@@ -345,7 +364,7 @@ impl utoipa::Modify for BearerAuth {
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::unlock_user, admin::temporary_passcode, admin::create_application, admin::list_applications,
-        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::sync_directories, admin::send_codes, admin::twilio_status, healthz, metrics, openapi,
+        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::sync_directories, admin::import_tokens, admin::import_users, admin::send_codes, admin::twilio_status, healthz, metrics, openapi,
         push::register, push::stream, push::pending, push::answer, push::wake, push::transaction,
     ),
     components(schemas(ErrorBody)),

@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tessera_core::otp::{OtpMethod, unix_now};
 use tessera_core::otpauth::OtpAuth;
 use tessera_core::pskc::{self, Unlock};
-use tessera_core::secret::SecretBytes;
+use tessera_core::secret::{SecretBytes, SecretString};
 use utoipa::ToSchema;
 
 use super::audit::AdminAudit;
@@ -24,6 +24,50 @@ use crate::store::{NewToken, NewUserRow, TokenKind};
 
 /// The most entries one import may hold.
 pub const MAX_IMPORT_ENTRIES: usize = 100_000;
+
+/// A token file to import and what opens it: the admin API's body, and what the admin CLI reads
+/// from its files.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenImport {
+    /// The PSKC document or the `otpauth://` list, as text.
+    pub file: String,
+    /// Who gets each token: CSV with the columns `serial,username`.
+    #[serde(default)]
+    pub user_map: Option<String>,
+    /// The password a PSKC file's key is derived from (PBKDF2).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub pskc_password: Option<SecretString>,
+    /// A PSKC file's pre-shared AES key, in hex.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub pskc_key_hex: Option<SecretString>,
+}
+
+impl TokenImport {
+    fn unlock(&self) -> Result<Unlock, ServiceError> {
+        match (&self.pskc_password, &self.pskc_key_hex) {
+            (Some(_), Some(_)) => {
+                Err(ServiceError::InvalidInput("give the PSKC file's password or its key, not both".into()))
+            }
+            (Some(password), None) => Ok(Unlock::Password(password.clone())),
+            (None, Some(hex)) => data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.expose().trim().as_bytes())
+                .map(|key| Unlock::Key(SecretBytes::new(key)))
+                .map_err(|_| ServiceError::InvalidInput("the PSKC key must be hexadecimal".into())),
+            (None, None) => Ok(Unlock::Nothing),
+        }
+    }
+}
+
+/// A users CSV to import: the admin API's body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserImport {
+    /// CSV with a header row and the columns `username,display_name,phone,email`.
+    pub csv: String,
+}
 
 /// A file's tokens, read but not yet checked against the database.
 pub struct TokenFile {
@@ -212,6 +256,21 @@ fn serial_is_usable(serial: &str) -> bool {
 }
 
 impl Service {
+    /// Reads an import's file and user map and imports its tokens: all of them, or none and
+    /// every reason.
+    pub async fn import_token_file(
+        &self,
+        actor: &Actor,
+        import: &TokenImport,
+    ) -> Result<ImportReport, ServiceError> {
+        let file = TokenFile::read(&import.file, &import.unlock()?)?;
+        let users = match &import.user_map {
+            Some(csv) => UserMap::from_csv(csv)?,
+            None => UserMap::default(),
+        };
+        self.import_tokens(actor, file, &users).await
+    }
+
     /// Imports `file`'s tokens, each to the user `users` names for its serial (or, for an
     /// otpauth line, the user named by its account): all of them, or none and every reason.
     pub async fn import_tokens(

@@ -45,7 +45,9 @@ pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::{DeliveryFilter, SentCodes};
 pub use directory::SyncReport;
-pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenFile, UserImportReport, UserMap};
+pub use imports::{
+    ImportReport, ImportedToken, RejectedEntry, TokenFile, TokenImport, UserImport, UserImportReport, UserMap,
+};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
