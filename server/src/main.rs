@@ -10,8 +10,8 @@ use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_server::config::{Config, ConfigArgs};
 use tessera_server::service::{
-    Actor, EnrollRequest, NewUser, Service, ServiceError, TemporaryPasscodeRequest, TokenImport, TokenKind,
-    UserChanges,
+    Actor, EnrollRequest, NewUser, RegistrationCodeRequest, Service, ServiceError, TemporaryPasscodeRequest,
+    TokenImport, TokenKind, UserChanges,
 };
 use tessera_server::store::{AuditFilter, DeliveryPreference};
 use tessera_server::{ServerError, init_logging, open_service, serve};
@@ -140,6 +140,15 @@ enum AdminCommand {
         /// Logins it may complete, 1 to 100
         #[arg(long, default_value_t = 1)]
         max_uses: u32,
+    },
+    /// Issue a registration code: it lets a user without any token into the self-service portal
+    /// once to enrol their first one (a new code replaces the earlier one)
+    RegistrationCode {
+        /// User name
+        username: String,
+        /// Hours it works, 1 to 720
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u32,
     },
     /// Sync the users of every [[directory]] now: create the new ones, update display names,
     /// phones and emails, and disable the tokens of users the directory no longer lists
@@ -328,6 +337,12 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             let issued = service.issue_temporary_passcode(&actor, &username, request).await?;
             println!("passcode: {}", issued.passcode.expose());
             println!("serial: {}", issued.serial);
+            println!("expires_at: {}", issued.expires_at);
+        }
+        AdminCommand::RegistrationCode { username, valid_hours } => {
+            let request = RegistrationCodeRequest { valid_hours: Some(valid_hours) };
+            let issued = service.issue_registration_code(&actor, &username, request).await?;
+            println!("code: {}", issued.code.expose());
             println!("expires_at: {}", issued.expires_at);
         }
         AdminCommand::UnlockUser { username } => {

@@ -24,6 +24,7 @@ mod layering;
 mod ldap_directory;
 mod login_page;
 mod oneswipe;
+mod portal;
 mod push;
 mod review;
 mod server;

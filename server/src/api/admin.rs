@@ -10,8 +10,9 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::delivery::GatewayTest;
 use crate::service::NewApplication;
 use crate::service::{
-    DeliveryFilter, EnrollRequest, Enrollment, ImportReport, IssuedPasscode, NewUser, SentCodes, SyncReport,
-    TemporaryPasscodeRequest, TokenImport, TokenView, UserChanges, UserImport, UserImportReport, UserView,
+    DeliveryFilter, EnrollRequest, Enrollment, ImportReport, IssuedPasscode, NewUser, RegistrationCode,
+    RegistrationCodeRequest, SentCodes, SyncReport, TemporaryPasscodeRequest, TokenImport, TokenView,
+    UserChanges, UserImport, UserImportReport, UserView,
 };
 use crate::store::{AdminKeyRow, ApplicationRow, AuditEntry, AuditFilter, DeliveryRow};
 
@@ -96,6 +97,22 @@ pub async fn list_tokens(
     Path(username): Path<String>,
 ) -> Reply<Vec<TokenView>> {
     Ok(axum::Json(state.service.tokens(&username).await?))
+}
+
+/// Issues a registration code for the help desk to hand to a user who has no token yet: it lets
+/// them into the self-service portal once to enrol their first one. Shown this once, stored only
+/// as a hash; a new code replaces the user's earlier one.
+#[utoipa::path(post, path = "/api/v1/users/{username}/registration-code", tag = "admin", security(("admin_key" = [])),
+    params(("username" = String, Path)), request_body = RegistrationCodeRequest,
+    responses((status = 201, body = RegistrationCode), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn registration_code(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(username): Path<String>,
+    Json(request): Json<RegistrationCodeRequest>,
+) -> Result<(StatusCode, axum::Json<RegistrationCode>), ApiError> {
+    let issued = state.service.issue_registration_code(&actor, &username, request).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued)))
 }
 
 /// Issues a temporary passcode for the help desk to hand to the user: shown this once, stored only

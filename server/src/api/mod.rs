@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{username}/tokens", post(admin::enroll).get(admin::list_tokens))
         .route("/users/{username}/unlock", post(admin::unlock_user))
         .route("/users/{username}/temporary-passcode", post(admin::temporary_passcode))
+        .route("/users/{username}/registration-code", post(admin::registration_code))
         .route("/tokens/{serial}/unlock", post(admin::unlock))
         .route("/tokens/{serial}/disable", post(admin::disable))
         .route("/tokens/{serial}/enable", post(admin::enable))
@@ -363,7 +364,7 @@ impl utoipa::Modify for BearerAuth {
         validate::validate, oneswipe::redeem,
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
-        admin::delete_token, admin::unlock_user, admin::temporary_passcode, admin::create_application, admin::list_applications,
+        admin::delete_token, admin::unlock_user, admin::temporary_passcode, admin::registration_code, admin::create_application, admin::list_applications,
         admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::sync_directories, admin::import_tokens, admin::import_users, admin::send_codes, admin::twilio_status, healthz, metrics, openapi,
         push::register, push::stream, push::pending, push::answer, push::wake, push::transaction,
     ),

@@ -27,6 +27,7 @@ mod directory;
 mod imports;
 mod oneswipe;
 mod passwords;
+mod registration;
 mod reseal;
 mod temporary;
 mod tokens;
@@ -49,6 +50,7 @@ pub use imports::{
     ImportReport, ImportedToken, RejectedEntry, TokenFile, TokenImport, UserImport, UserImportReport, UserMap,
 };
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
+pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
 pub use users::{NewUser, UserChanges, UserView};

@@ -155,6 +155,23 @@ async fn contract(store: &Store) {
     store.create_tokens(batch).await.unwrap();
     let imported = store.token("HW-CONTRACT-1").await.unwrap().unwrap();
     assert_eq!((imported.kind, imported.state.counter), (TokenKind::Hotp, 7), "an imported counter is kept");
+    registration_codes(store, ann.id).await;
+}
+
+/// One live registration code per user, for that user only, used once, never after it expires.
+async fn registration_codes(store: &Store, user_id: i64) {
+    store.put_registration_code(user_id, "hash-1", 100, 200, &AUDIT).await.unwrap();
+    store.put_registration_code(user_id, "hash-2", 110, 200, &AUDIT).await.unwrap();
+    assert!(
+        !store.take_registration_code(user_id, "hash-1", 150).await.unwrap(),
+        "replaced by the newer code"
+    );
+    assert!(!store.take_registration_code(user_id + 1, "hash-2", 150).await.unwrap(), "another user's");
+    assert!(store.take_registration_code(user_id, "hash-2", 150).await.unwrap(), "still there after that");
+    assert!(!store.take_registration_code(user_id, "hash-2", 150).await.unwrap(), "used once");
+    store.put_registration_code(user_id, "hash-3", 100, 200, &AUDIT).await.unwrap();
+    assert!(!store.take_registration_code(user_id, "hash-3", 200).await.unwrap(), "expired");
+    assert!(!store.take_registration_code(user_id, "hash-3", 150).await.unwrap(), "an expired code is gone");
 }
 
 /// Queued messages: limits counted in the insert, challenges with them, claims with a lease,

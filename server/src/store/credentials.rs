@@ -67,6 +67,48 @@ impl Store {
         Ok(())
     }
 
+    /// Stores `user_id`'s registration code (its hash), replacing any earlier one.
+    pub async fn put_registration_code(
+        &self,
+        user_id: i64,
+        code_hash: &str,
+        now: i64,
+        expires_at: i64,
+        audit: &NewAudit<'_>,
+    ) -> Result<(), StoreError> {
+        let upsert = statement(
+            "INSERT INTO registration_codes (user_id, code_hash, issued_at, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id) DO UPDATE SET code_hash = $2, issued_at = $3, expires_at = $4",
+            vec![Param::Int(user_id), Param::Text(code_hash.into()), Param::Int(now), Param::Int(expires_at)],
+        );
+        self.db
+            .atomically(vec![Guarded { statement: upsert, rows: Some(1) }, audited(audit)], vec![])
+            .await?;
+        Ok(())
+    }
+
+    /// Uses up `user_id`'s registration code when its hash is `code_hash` and it is live at `now`:
+    /// whether it was, once. A code presented for another user is left alone; an expired one is
+    /// removed.
+    pub async fn take_registration_code(
+        &self,
+        user_id: i64,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let rows = self
+            .db
+            .query(statement(
+                "DELETE FROM registration_codes WHERE user_id = $1 AND code_hash = $2 RETURNING expires_at",
+                vec![Param::Int(user_id), Param::Text(code_hash.into())],
+            ))
+            .await?;
+        Ok(match rows.first() {
+            Some(row) => int_at(Some(row), 0)? > now,
+            None => false,
+        })
+    }
+
     /// The name of the admin key with this hash.
     pub async fn admin_key_name(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
         let rows = self

@@ -528,6 +528,7 @@ impl Store {
                 ("review", include_str!("../../migrations/postgres/0004_review.sql")),
                 ("delivery", include_str!("../../migrations/postgres/0005_delivery.sql")),
                 ("directory", include_str!("../../migrations/postgres/0006_directory.sql")),
+                ("registration", include_str!("../../migrations/postgres/0007_registration.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -549,13 +550,14 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 6] = [
+        const MIGRATIONS: [&str; 7] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
             include_str!("../../migrations/sqlite/0004_review.sql"),
             include_str!("../../migrations/sqlite/0005_delivery.sql"),
             include_str!("../../migrations/sqlite/0006_directory.sql"),
+            include_str!("../../migrations/sqlite/0007_registration.sql"),
         ];
         let version = match self
             .db
