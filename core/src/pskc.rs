@@ -155,23 +155,22 @@ pub fn read(xml: &str, unlock: &Unlock, now: u64) -> Result<PskcFile, PskcError>
         jiff::Timestamp::from_second(i64::try_from(now).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::MAX);
     let mut mac_failures = 0;
     for (index, package) in packages.iter().enumerate() {
+        let noted = |reason: String| Rejected {
+            position: index + 1,
+            name: package_name(*package).unwrap_or_else(|| format!("#{}", index + 1)),
+            reason,
+        };
         if let Some(pin_key) = device_pin(*package, &device_pins) {
-            file.set_aside.push(Rejected {
-                position: index + 1,
-                name: package_name(*package).unwrap_or_else(|| format!("#{}", index + 1)),
-                reason: format!("the device's PIN (key {pin_key}), which a PINPolicy names: not a token"),
-            });
+            file.set_aside.push(noted(format!(
+                "the device's PIN (key {pin_key}), which a PINPolicy names: not a token"
+            )));
             continue;
         }
         match token(*package, &keys, now) {
             Ok(token) => file.tokens.push(PskcToken { position: index + 1, ..token }),
             Err(reason) => {
                 mac_failures += usize::from(reason == Reason::MacMismatch);
-                file.rejected.push(Rejected {
-                    position: index + 1,
-                    name: package_name(*package).unwrap_or_else(|| format!("#{}", index + 1)),
-                    reason: reason.to_string(),
-                });
+                file.rejected.push(noted(reason.to_string()));
             }
         }
     }

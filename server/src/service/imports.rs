@@ -70,7 +70,7 @@ pub struct UserImport {
 }
 
 /// A file's tokens, read but not yet checked against the database.
-pub struct TokenFile {
+struct TokenFile {
     entries: Vec<Entry>,
     refused: Vec<RejectedEntry>,
     set_aside: Vec<RejectedEntry>,
@@ -128,7 +128,7 @@ pub struct ImportReport {
 
 impl TokenFile {
     /// Reads a PSKC document (it starts with `<`) or an `otpauth://` list, one URI per line.
-    pub fn read(text: &str, unlock: &Unlock) -> Result<Self, ServiceError> {
+    fn read(text: &str, unlock: &Unlock) -> Result<Self, ServiceError> {
         let text = text.trim_start_matches('\u{feff}');
         if text.trim_start().starts_with('<') { Self::pskc(text, unlock) } else { Self::otpauth(text) }
     }
@@ -219,11 +219,11 @@ fn pskc_description(token: &pskc::PskcToken) -> String {
 
 /// Which user each token goes to: a CSV with the columns `serial,username`.
 #[derive(Debug, Default)]
-pub struct UserMap(BTreeMap<String, String>);
+struct UserMap(BTreeMap<String, String>);
 
 impl UserMap {
     /// Reads the CSV; a header row `serial,username` is required.
-    pub fn from_csv(text: &str) -> Result<Self, ServiceError> {
+    fn from_csv(text: &str) -> Result<Self, ServiceError> {
         let bad = |message: String| ServiceError::InvalidInput(format!("user map: {message}"));
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
         let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
@@ -273,7 +273,7 @@ impl Service {
 
     /// Imports `file`'s tokens, each to the user `users` names for its serial (or, for an
     /// otpauth line, the user named by its account): all of them, or none and every reason.
-    pub async fn import_tokens(
+    async fn import_tokens(
         &self,
         actor: &Actor,
         file: TokenFile,

@@ -46,9 +46,7 @@ pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::{DeliveryFilter, SentCodes};
 pub use directory::SyncReport;
-pub use imports::{
-    ImportReport, ImportedToken, RejectedEntry, TokenFile, TokenImport, UserImport, UserImportReport, UserMap,
-};
+pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserImport, UserImportReport};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
