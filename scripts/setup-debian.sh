@@ -62,3 +62,13 @@ if ! grep -q "\"version\": \"$kotlin_version\"" "$kotlin_dir/node_modules/kotlin
   (cd "$kotlin_dir" && { [ -f package.json ] || npm init -y >/dev/null; } &&
     npm install --no-audit --no-fund --loglevel=error "kotlin-compiler@$kotlin_version")
 fi
+
+# axe-core for the accessibility checks of the portal's pages in Chromium (Debian has no
+# package), in tools/axe (git-ignored).
+axe_version=4.14.1
+axe_dir="$(cd "$(dirname "$0")/.." && pwd)/tools/axe"
+if ! grep -q "\"version\": \"$axe_version\"" "$axe_dir/node_modules/axe-core/package.json" 2>/dev/null; then
+  mkdir -p "$axe_dir"
+  (cd "$axe_dir" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+    npm install --no-audit --no-fund --loglevel=error "axe-core@$axe_version")
+fi

@@ -235,6 +235,13 @@ async fn prune(service: &Service, retention_days: u32) {
         Ok(pruned) => tracing::info!(pruned, "pruned old push transactions"),
         Err(error) => tracing::warn!(%error, "pruning push transactions failed"),
     }
+    match service.prune_portal().await {
+        Ok((0, 0)) => {}
+        Ok((sessions, devices)) => {
+            tracing::info!(sessions, devices, "pruned ended portal sessions and unconfirmed devices")
+        }
+        Err(error) => tracing::warn!(%error, "pruning portal sessions failed"),
+    }
 }
 
 /// Says at startup what an operator should change before users depend on the server.

@@ -75,6 +75,24 @@ fn dirbench_compares_directory_and_local_passwords() {
 }
 
 #[test]
+fn portalbench_times_and_weighs_the_portal_pages() {
+    let server = binary("tessera-server");
+    let out = run(
+        "tessera-portalbench",
+        &["--requests", "20", "--devices", "2", "--server", server.to_str().unwrap()],
+    );
+    for line in [
+        "style sheet ",
+        "sign-in form: ",
+        "devices page: ",
+        "20 requests: p50",
+        "a refused sign-in (a whole validation, Argon2id included), 20 requests: p50",
+    ] {
+        assert!(out.contains(line), "{line:?} missing: {out}");
+    }
+}
+
+#[test]
 fn scanbench_reports_every_decoder_in_every_regime() {
     let out = run("tessera-scanbench", &["--frames", "12"]);
     for regime in ["webcam 640×480", "webcam 1280×720", "large code 1280×720", "blurred VGA 640×480"] {

@@ -14,11 +14,11 @@ use crate::server_support::{Db, Server, free_port};
 use crate::support::{Sandbox, WebDriverSession, binary};
 
 /// ChromeDriver and a headless Chromium session, ended on drop.
-struct Browser(WebDriverSession);
+pub(crate) struct Browser(WebDriverSession);
 
 impl Browser {
     /// Chromium, with a fake camera that plays `video` (a `.y4m` file) in a loop when given.
-    fn start(video: Option<&std::path::Path>) -> Self {
+    pub(crate) fn start(video: Option<&std::path::Path>) -> Self {
         let port = free_port();
         let mut driver = Command::new("chromedriver");
         driver.arg(format!("--port={port}"));
@@ -45,11 +45,11 @@ impl Browser {
         Self(WebDriverSession::start(driver, port, capabilities))
     }
 
-    fn run<T>(&self, task: impl AsyncFnOnce(&Client) -> T) -> T {
+    pub(crate) fn run<T>(&self, task: impl AsyncFnOnce(&Client) -> T) -> T {
         self.0.run(task)
     }
 
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         self.0.screenshot(name);
     }
 

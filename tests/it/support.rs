@@ -27,27 +27,48 @@ pub fn binary(name: &str) -> PathBuf {
         panic!("{} is missing: run `cargo build --workspace --bins` (and `-p tessera-ffi --lib` for the library) first", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let sources: &[&str] = match name {
+    const BENCH_PROGRAMS: [&str; 8] = [
+        "tessera-loadgen",
+        "tessera-pushbench",
+        "tessera-framegen",
+        "tessera-scanbench",
+        "tessera-smsbench",
+        "tessera-dirbench",
+        "tessera-portalbench",
+        "tessera-desktopbench",
+    ];
+    let crates: &[&str] = match name {
         "tessera" => &["core", "platform", "camera", "client", "cli"],
         "tessera-server" => &["core", "server"],
         "libtessera_ffi.so" => &["core", "client", "ffi"],
         "uniffi-bindgen" => &["uniffi-bindgen"],
         "tessera-desktop" => &["core", "platform", "client", "src-tauri", "ui"],
-        "tessera-loadgen"
-        | "tessera-pushbench"
-        | "tessera-framegen"
-        | "tessera-scanbench"
-        | "tessera-smsbench"
-        | "tessera-dirbench"
-        | "tessera-desktopbench" => &["core", "camera", "client", "bench"],
+        bench if BENCH_PROGRAMS.contains(&bench) => &["core", "camera", "client"],
         other => panic!("no sources known for {other}"),
     };
-    for crate_dir in sources {
-        if let Some(newest) = newest_file(&workspace.join(crate_dir).join("src")) {
+    let mut sources: Vec<PathBuf> = crates.iter().map(|dir| workspace.join(dir).join("src")).collect();
+    if let Some(program) = name.strip_prefix("tessera-").filter(|_| BENCH_PROGRAMS.contains(&name)) {
+        // A bench program is built from the bench library and its own file only (a new program
+        // beside it does not make it stale).
+        let bench = workspace.join("bench/src");
+        sources.extend([
+            bench.join("lib.rs"),
+            bench.join("frames.rs"),
+            bench.join(format!("bin/{program}.rs")),
+        ]);
+    }
+    for source in &sources {
+        let newest = if source.is_dir() {
+            newest_file(source)
+        } else {
+            std::fs::metadata(source).and_then(|m| m.modified()).ok()
+        };
+        if let Some(newest) = newest {
             assert!(
                 newest <= built,
-                "{} is older than the sources in {crate_dir}/: run `cargo build --workspace --bins` first",
-                path.display()
+                "{} is older than its sources in {}: run `cargo build --workspace --bins` first",
+                path.display(),
+                source.strip_prefix(workspace).unwrap_or(source).display()
             );
         }
     }

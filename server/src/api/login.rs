@@ -80,13 +80,23 @@ fn missing_decoder() -> Response {
 }
 
 fn asset(content_type: &'static str, body: Bytes) -> Response {
-    let mut response = body.into_response();
+    with_page_headers(body.into_response(), content_type, CSP, "camera=(self), microphone=()")
+}
+
+/// `response` as a page or a page's file: its type, the Content Security Policy `csp`, the
+/// `permissions` policy, no sniffing, no referrer, never cached (pages may show credentials).
+pub(super) fn with_page_headers(
+    mut response: Response,
+    content_type: &'static str,
+    csp: &'static str,
+    permissions: &'static str,
+) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("permissions-policy", HeaderValue::from_static("camera=(self), microphone=()"));
+    headers.insert("permissions-policy", HeaderValue::from_static(permissions));
     response
 }

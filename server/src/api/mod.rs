@@ -7,6 +7,7 @@ mod admin;
 mod extract;
 pub mod login;
 mod oneswipe;
+mod portal;
 mod push;
 mod validate;
 
@@ -110,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, api)
         .merge(pool(login::routes(), limits.max_in_flight))
+        .merge(pool(portal::routes(), limits.max_in_flight))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)

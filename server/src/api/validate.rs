@@ -7,7 +7,7 @@ use tessera_core::error::ErrorCode;
 
 use super::extract::{CallingApplication, ClientIp, Json};
 use super::{ApiError, AppState};
-use crate::service::{Caller, PublicReason, ValidateRequest, ValidateResponse};
+use crate::service::{Caller, Door, PublicReason, ValidateRequest, ValidateResponse};
 
 /// Checks a user's passcode (and password/PIN when they have one).
 ///
@@ -46,7 +46,8 @@ pub async fn validate(
         ));
     }
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let response = state.service.validate(request, &Caller { ip, user_agent, application }).await?;
+    let response =
+        state.service.validate(request, &Caller { ip, user_agent, application, door: Door::Api }).await?;
     let status = if response.reason == Some(PublicReason::RateLimited) {
         StatusCode::TOO_MANY_REQUESTS
     } else {

@@ -3,12 +3,14 @@
 
 mod delivery;
 mod directory;
+mod portal;
 
 pub use delivery::{
     DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits,
     SmppAddress, SmppGateway, SmsGateway, TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
 };
 pub use directory::{DirectoryAttributes, DirectorySettings, GroupKinds, WhenUnreachable};
+pub use portal::{FirstEnrolment, PortalSettings, SecondFactor};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,8 @@ struct FileConfig {
     delivery: delivery::FileDelivery,
     #[serde(default)]
     directory: Vec<directory::FileDirectory>,
+    #[serde(default)]
+    portal: portal::FilePortal,
 }
 
 #[derive(Default, Deserialize)]
@@ -313,6 +317,8 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// Company directories whose users log in with their directory password, tried in order.
     pub directories: Vec<DirectorySettings>,
+    /// The self-service portal.
+    pub portal: PortalSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -408,6 +414,7 @@ impl Config {
         };
         let issuer = file.issuer.unwrap_or_else(|| "Tessera".into());
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let url_configured = file.push.public_url.is_some();
         let push = PushPolicy {
             public_url: file
                 .push
@@ -435,6 +442,7 @@ impl Config {
         let delivery = file.delivery.settings(&push.service_name, &push.public_url)?;
         let limits = limits_of(&file.limits)?;
         let directories = directory::directories(file.directory)?;
+        let portal = file.portal.settings(&push.public_url, url_configured)?;
         Ok(Self {
             listen,
             web_dir: args.web_dir.clone().or(file.web_dir).unwrap_or_else(default_web_dir),
@@ -455,6 +463,7 @@ impl Config {
             push,
             delivery,
             directories,
+            portal,
         })
     }
 

@@ -110,6 +110,13 @@ impl Push {
             result,
             reason,
         };
+        let replaced = token.as_ref().and_then(|t| t.pending.as_ref()).and_then(|p| p.replaces.clone());
+        let retired = replaced.as_deref().map(|serial| NewAudit {
+            action: "token.delete",
+            serial: Some(serial),
+            reason: Some("replaced"),
+            ..audit(AuditResult::Ok, None)
+        });
         let registered = match (&token, valid) {
             (Some(token), true) => {
                 self.store
@@ -121,6 +128,7 @@ impl Push {
                         wake,
                         i64_of(now),
                         &audit(AuditResult::Ok, None),
+                        retired.as_ref(),
                     )
                     .await?
             }
@@ -137,6 +145,9 @@ impl Push {
             }
             return Err(refused());
         };
+        if let Some(serial) = &replaced {
+            self.revoke_device(serial).await;
+        }
         let seed = token.open_seed(&self.key)?;
         Ok(RegisterResponse {
             serial: token.serial,

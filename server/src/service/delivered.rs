@@ -169,6 +169,7 @@ impl Service {
             enrollment: None,
             delivery: Some(&delivered),
             temporary: None,
+            pending: None,
         };
         let serial = self.insert_token(actor, user, draft).await?;
         if delivered.mode != DeliveryMode::Realtime {

@@ -336,6 +336,7 @@ impl Service {
                 enrollment_expires_at: None,
                 delivery: None,
                 temporary: None,
+                pending: None,
             })
             .collect();
         let records: Vec<_> = audits.iter().map(AdminAudit::record).collect();

@@ -13,6 +13,8 @@
 //! | `temporary.rs` | the help desk's temporary passcodes |
 //! | `delivered.rs` | SMS and email tokens: enrolment, sends, real-time challenges, the next pre-loaded codes |
 //! | `oneswipe.rs` | redeeming a One Swipe code |
+//! | `portal.rs` | the self-service portal's sign-in and sessions |
+//! | `devices.rs` | what a signed-in user does with their own devices: add, confirm, replace, rename, delete |
 //! | `users.rs`, `tokens.rs` | user and token administration |
 //! | `passwords.rs` | Argon2id hashing and checks behind a semaphore |
 //! | `admin_keys.rs`, `applications.rs` | admin API keys, relying parties' application keys |
@@ -23,10 +25,12 @@ mod admin_keys;
 mod applications;
 mod audit;
 mod delivered;
+mod devices;
 mod directory;
 mod imports;
 mod oneswipe;
 mod passwords;
+mod portal;
 mod registration;
 mod reseal;
 mod temporary;
@@ -45,9 +49,13 @@ pub use crate::store::TokenKind;
 pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::{DeliveryFilter, SentCodes};
+pub use devices::{AddedDevice, Confirmation, NewDevice, StepUp};
 pub use directory::SyncReport;
 pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserImport, UserImportReport};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
+pub use portal::{
+    DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInForm, SignInView, StepUpAnswer,
+};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
@@ -57,7 +65,7 @@ pub use validate::{
 };
 
 use crate::clock::now_i64;
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, PortalSettings};
 use crate::delivery::Delivery;
 use crate::directory::Directories;
 use crate::keys::ServerKey;
@@ -84,6 +92,11 @@ pub enum Actor {
     },
     /// `tessera-server admin` on the server's machine.
     Cli,
+    /// A signed-in user of the self-service portal, acting on their own devices.
+    Portal {
+        /// The browser's address.
+        ip: Option<IpAddr>,
+    },
 }
 
 impl Actor {
@@ -91,12 +104,13 @@ impl Actor {
         match self {
             Self::Admin { key, .. } => format!("admin:{key}"),
             Self::Cli => "cli".into(),
+            Self::Portal { .. } => "portal".into(),
         }
     }
 
     fn ip(&self) -> Option<String> {
         match self {
-            Self::Admin { ip, .. } => ip.map(|ip| ip.to_string()),
+            Self::Admin { ip, .. } | Self::Portal { ip } => ip.map(|ip| ip.to_string()),
             Self::Cli => None,
         }
     }
@@ -119,6 +133,7 @@ pub struct Service {
     applications: ApplicationCache,
     limits: Limits,
     require_application_key: bool,
+    portal: PortalSettings,
 }
 
 /// Who asks for a validation, as the HTTP edge saw it.
@@ -130,14 +145,32 @@ pub struct Caller<'a> {
     pub user_agent: Option<&'a str>,
     /// The relying party, when it presented its application key.
     pub application: Option<Application>,
+    /// Which door the request came through.
+    pub door: Door<'a>,
+}
+
+/// The door a validation comes through: the same rules either way, audited under its own name.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Door<'a> {
+    /// `POST /api/v1/validate`.
+    #[default]
+    Api,
+    /// The self-service portal's sign-in, which also takes a registration code from a user
+    /// without any token.
+    Portal {
+        /// The help desk's registration code, when the user typed one.
+        registration_code: Option<&'a SecretString>,
+    },
 }
 
 impl Caller<'_> {
-    /// The audit log's actor: `app:<name>` for an application, `validate` for anonymous calls.
+    /// The audit log's actor: `app:<name>` for an application, `portal` for the portal,
+    /// `validate` for anonymous calls.
     fn audit_actor(&self) -> std::borrow::Cow<'static, str> {
-        match &self.application {
-            Some(app) => format!("app:{}", app.name).into(),
-            None => "validate".into(),
+        match (&self.application, self.door) {
+            (Some(app), _) => format!("app:{}", app.name).into(),
+            (None, Door::Portal { .. }) => "portal".into(),
+            (None, Door::Api) => "validate".into(),
         }
     }
 }
@@ -178,6 +211,7 @@ impl Service {
             applications: ApplicationCache::default(),
             limits: config.limits,
             require_application_key: config.require_application_key,
+            portal: config.portal.clone(),
         }))
     }
 

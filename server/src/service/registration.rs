@@ -13,6 +13,7 @@ use super::audit::AdminAudit;
 use super::{Actor, Service, ServiceError};
 use crate::clock::now_i64;
 use crate::keys::{KeyError, credential_hash};
+use crate::store::UserRow;
 
 /// Crockford's base32 alphabet: no `I`, `L`, `O` or `U`.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -78,6 +79,15 @@ impl Service {
         code: &SecretString,
     ) -> Result<bool, ServiceError> {
         let Some(user) = self.store.user(username).await? else { return Ok(false) };
+        self.take_registration_code(&user, code).await
+    }
+
+    /// Uses up `user`'s registration code when `code` is it and still live.
+    pub(super) async fn take_registration_code(
+        &self,
+        user: &UserRow,
+        code: &SecretString,
+    ) -> Result<bool, ServiceError> {
         Ok(self.store.take_registration_code(user.id, &code_hash(code), now_i64()).await?)
     }
 }

@@ -100,6 +100,7 @@ mod tests {
                 enrollment_expires_at: None,
                 delivery: None,
                 temporary: None,
+                pending: None,
             };
             store.create_token(token, &audit).await.unwrap();
             store.close().await;

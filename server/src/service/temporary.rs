@@ -85,6 +85,7 @@ impl Service {
             enrollment: None,
             delivery: None,
             temporary: Some(&temporary),
+            pending: None,
         };
         let serial = self.insert_token(actor, &user, draft).await?;
         Ok(IssuedPasscode { passcode, expires_at: temporary.expires_at, serial, max_uses })

@@ -15,7 +15,8 @@ use crate::clock::{now_i64, unix_now};
 use crate::input::check_text;
 use crate::keys::KeyError;
 use crate::store::{
-    DeliveredToken, NewToken, StoreError, TemporaryPasscode, TokenKind, TokenRow, UserChange, UserRow,
+    DeliveredToken, NewToken, PendingToken, StoreError, TemporaryPasscode, TokenKind, TokenRow, UserChange,
+    UserRow,
 };
 use tessera_core::delivery::DeliveryMode;
 
@@ -131,6 +132,8 @@ pub(crate) struct TokenDraft<'a> {
     pub delivery: Option<&'a DeliveredToken>,
     /// A temporary passcode's hash, expiry and allowance.
     pub temporary: Option<&'a TemporaryPasscode>,
+    /// Added in the portal: pending until proved.
+    pub pending: Option<&'a PendingToken>,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -193,6 +196,13 @@ pub struct TokenView {
     /// Temporary passcodes: logins it may complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_uses: Option<u32>,
+    /// Added in the portal and not proved yet: it accepts no code, and is given up after this
+    /// (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<i64>,
+    /// Pending: the serial of the token it replaces once proved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 impl Service {
@@ -209,7 +219,7 @@ impl Service {
         }
         self.check_kind_allowed(&user, request.kind.as_str()).await?;
         if request.kind == TokenKind::Push {
-            return self.enroll_push(actor, &user, request.description.as_deref()).await;
+            return self.enroll_push(actor, &user, request.description.as_deref(), None).await;
         }
         if request.kind == TokenKind::Temp {
             return Err(ServiceError::InvalidInput(
@@ -259,6 +269,7 @@ impl Service {
                     enrollment: None,
                     delivery: None,
                     temporary: None,
+                    pending: None,
                 },
             )
             .await?;
@@ -267,11 +278,12 @@ impl Service {
 
     /// Enrolls a push token: a TOTP seed (for approve-with-OTP) sealed like any other, and a
     /// single-use enrollment credential that expires after the configured time.
-    async fn enroll_push(
+    pub(super) async fn enroll_push(
         &self,
         actor: &Actor,
         user: &UserRow,
         description: Option<&str>,
+        pending: Option<&PendingToken>,
     ) -> Result<Enrollment, ServiceError> {
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
         let credential = self.push.new_enrollment()?;
@@ -285,6 +297,7 @@ impl Service {
             enrollment: Some((&credential.hash, credential.expires_at)),
             delivery: None,
             temporary: None,
+            pending,
         };
         let serial = self.insert_token(actor, user, draft).await?;
         let link = self.push.enrollment_link(credential, &serial, &user.username);
@@ -324,6 +337,7 @@ impl Service {
                         enrollment_expires_at: draft.enrollment.map(|(_, expires)| expires),
                         delivery: draft.delivery,
                         temporary: draft.temporary,
+                        pending: draft.pending,
                     },
                     &audit.record(),
                 )
@@ -376,6 +390,8 @@ impl Service {
             expires_at: token.temporary.as_ref().map(|t| t.expires_at),
             uses: token.temporary.as_ref().map(|_| token.state.counter),
             max_uses: token.temporary.as_ref().map(|t| t.max_uses),
+            pending_until: token.pending.as_ref().map(|p| p.until),
+            replaces: token.pending.as_ref().and_then(|p| p.replaces.clone()),
         }
     }
 

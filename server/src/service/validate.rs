@@ -19,7 +19,7 @@ use tessera_core::verifier::{self, Policy, RejectReason, TokenState, Verdict};
 use utoipa::ToSchema;
 
 use super::directory::{FirstLogin, PasswordCheck, Refusal};
-use super::{Caller, MAX_ATTEMPTS, Service, ServiceError};
+use super::{Caller, Door, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now, unix_now_ms};
 use crate::config::PushPolicy;
 use crate::delivery::Delivery;
@@ -244,6 +244,10 @@ pub enum ValidateReason {
     DirectoryGone,
     /// A directory user's first login: Tessera created their account, which has no token yet.
     FirstLogin,
+    /// A user without any token signed in to the portal with their registration code.
+    RegistrationCode,
+    /// A user without any token gave the portal a wrong or used-up registration code.
+    WrongRegistrationCode,
 }
 
 impl ValidateReason {
@@ -270,6 +274,8 @@ impl ValidateReason {
             Self::DirectoryUnavailable => "directory_unavailable",
             Self::DirectoryGone => "directory_gone",
             Self::FirstLogin => "first_login",
+            Self::RegistrationCode => "registration_code",
+            Self::WrongRegistrationCode => "wrong_registration_code",
         }
     }
 }
@@ -472,6 +478,9 @@ impl Service {
             }
         }
         if tokens.is_empty() {
+            if let Door::Portal { registration_code: Some(code) } = attempt.caller.door {
+                return self.registration_code(user, code, attempt).await;
+            }
             self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
             return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
         }
@@ -495,6 +504,48 @@ impl Service {
             }
         }
         self.check_passcode(user, tokens, &passcode, attempt).await
+    }
+
+    /// A user without any usable token, signing in to the portal with the help desk's
+    /// registration code (after their password, when they have one): a live code lets them in
+    /// once; a wrong one counts as a wrong password does.
+    async fn registration_code(
+        &self,
+        user: UserRow,
+        code: &SecretString,
+        attempt: &Attempt<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        if self.take_registration_code(&user, code).await? {
+            let audit = NewAudit {
+                result: AuditResult::Accept,
+                ..attempt.rejected(ValidateReason::RegistrationCode)
+            };
+            self.store.audit(&audit).await?;
+            let response = ValidateResponse {
+                message: "registration code accepted".into(),
+                serial: None,
+                ..ValidateResponse::accept(String::new())
+            };
+            return Ok(Outcome { response, reason: ValidateReason::RegistrationCode, serial: None });
+        }
+        let audit = attempt.rejected(ValidateReason::WrongRegistrationCode);
+        for attempt_number in 0..MAX_ATTEMPTS {
+            let user = match attempt_number {
+                0 => user.clone(),
+                _ => match self.store.user(&user.username).await? {
+                    Some(fresh) => fresh,
+                    None => break,
+                },
+            };
+            if self.record_wrong_password(&user, &[], &audit).await? {
+                return Ok(Outcome::reject(
+                    PublicReason::InvalidCredentials,
+                    ValidateReason::WrongRegistrationCode,
+                ));
+            }
+        }
+        self.store.audit(&attempt.rejected(ValidateReason::Contention)).await?;
+        Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::Contention))
     }
 
     /// A locked user or a user whose usable tokens are all locked: the same Argon2 work as any
@@ -908,12 +959,13 @@ impl<'a> Attempt<'a> {
 }
 
 /// The tokens a passcode can be checked against: enabled TOTP and HOTP tokens, and push tokens
-/// whose device has registered.
+/// whose device has registered, that are not pending (added in the portal and not yet proved).
 pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
     tokens
         .into_iter()
         .filter(|t| {
             t.state.enabled
+                && t.pending.is_none()
                 && match t.kind {
                     TokenKind::Totp | TokenKind::Hotp => true,
                     TokenKind::Push => t.device().is_some(),

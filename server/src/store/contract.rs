@@ -115,16 +115,21 @@ async fn contract(store: &Store) {
     assert_eq!(pending.push, Some(PushDevice::Unregistered(Some(enrollment))));
     let wake = Some(("fcm", "registration-token"));
     assert!(
-        !store.register_device(pending.id, "c0de", "key", None, wake, 101, &AUDIT).await.unwrap(),
+        !store.register_device(pending.id, "c0de", "key", None, wake, 101, &AUDIT, None).await.unwrap(),
         "expired"
     );
     assert!(
-        !store.register_device(pending.id, "bad", "key", None, wake, 50, &AUDIT).await.unwrap(),
+        !store.register_device(pending.id, "bad", "key", None, wake, 50, &AUDIT, None).await.unwrap(),
         "wrong code"
     );
-    assert!(store.register_device(pending.id, "c0de", "key", Some("Pixel"), wake, 50, &AUDIT).await.unwrap());
     assert!(
-        !store.register_device(pending.id, "c0de", "other", None, None, 50, &AUDIT).await.unwrap(),
+        store
+            .register_device(pending.id, "c0de", "key", Some("Pixel"), wake, 50, &AUDIT, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.register_device(pending.id, "c0de", "other", None, None, 50, &AUDIT, None).await.unwrap(),
         "once"
     );
     let registered = store.token("PUSH-CONTRACT").await.unwrap().unwrap();
@@ -156,6 +161,86 @@ async fn contract(store: &Store) {
     let imported = store.token("HW-CONTRACT-1").await.unwrap().unwrap();
     assert_eq!((imported.kind, imported.state.counter), (TokenKind::Hotp, 7), "an imported counter is kept");
     registration_codes(store, ann.id).await;
+    portal_sessions(store, ann.id).await;
+    pending_tokens(store, ann.id).await;
+}
+
+/// Portal sessions: found by their hash with the user's name, replaced at a change of stage,
+/// touched forward only, ended once, pruned by absolute and idle time.
+async fn portal_sessions(store: &Store, user_id: i64) {
+    let session = |id: &str, stage| NewPortalSession {
+        id_hash: id.into(),
+        user_id,
+        stage,
+        transaction_id: None,
+        prompt: None,
+        now: 100,
+        expires_at: 1_000,
+        factor_at: None,
+        client_ip: Some("192.0.2.1".into()),
+        user_agent: Some("test"),
+    };
+    store.start_portal_session(&session("s-1", SessionStage::AwaitingApproval), None, None).await.unwrap();
+    let signed_in =
+        NewPortalSession { factor_at: Some(110), now: 110, ..session("s-2", SessionStage::SignedIn) };
+    store.start_portal_session(&signed_in, Some("s-1"), Some(&AUDIT)).await.unwrap();
+    assert!(store.portal_session("s-1").await.unwrap().is_none(), "the earlier id ended with it");
+    let row = store.portal_session("s-2").await.unwrap().unwrap();
+    assert_eq!((row.username.as_str(), row.stage, row.factor_at), ("ann", SessionStage::SignedIn, Some(110)));
+    store.touch_portal_session("s-2", 150).await.unwrap();
+    store.touch_portal_session("s-2", 120).await.unwrap();
+    assert_eq!(store.portal_session("s-2").await.unwrap().unwrap().last_seen_at, 150, "never backwards");
+    store.refresh_portal_factor("s-2", 160).await.unwrap();
+    assert_eq!(store.portal_session("s-2").await.unwrap().unwrap().factor_at, Some(160));
+    assert!(store.end_portal_session("s-2", Some(&AUDIT)).await.unwrap());
+    assert!(!store.end_portal_session("s-2", Some(&AUDIT)).await.unwrap(), "ended once");
+
+    store.start_portal_session(&session("s-3", SessionStage::SignedIn), None, None).await.unwrap();
+    store
+        .start_portal_session(
+            &NewPortalSession { now: 500, ..session("s-4", SessionStage::SignedIn) },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.prune_portal_sessions(400, 300).await.unwrap(), 1, "idle since 100");
+    assert_eq!(store.prune_portal_sessions(1_000, 0).await.unwrap(), 1, "past its absolute end");
+}
+
+/// A pending token becomes active with its first code's state change and retires the token it
+/// replaces, all or nothing; pending tokens past their time are pruned.
+async fn pending_tokens(store: &Store, user_id: i64) {
+    store.create_token(token_like("OLD-PHONE", user_id), &AUDIT).await.unwrap();
+    let pending = PendingToken { until: 500, replaces: Some("OLD-PHONE".into()) };
+    store
+        .create_token(NewToken { pending: Some(&pending), ..token_like("NEW-PHONE", user_id) }, &AUDIT)
+        .await
+        .unwrap();
+    let new = store.token("NEW-PHONE").await.unwrap().unwrap();
+    assert_eq!(new.pending.as_ref(), Some(&pending));
+    let used = new.moved_to(TokenState { last_step: Some(7), ..new.state }, Some(400));
+    assert!(!store.activate_token(&used, 501, &AUDIT, Some(&AUDIT)).await.unwrap(), "its time ran out");
+    assert!(store.token("OLD-PHONE").await.unwrap().is_some(), "and nothing was retired");
+    let moved = StateUpdate { expected_version: new.version + 1, ..used.clone() };
+    assert!(!store.activate_token(&moved, 400, &AUDIT, None).await.unwrap(), "a moved token");
+    assert!(store.token("OLD-PHONE").await.unwrap().is_some(), "rolled back whole");
+    assert!(store.activate_token(&used, 400, &AUDIT, Some(&AUDIT)).await.unwrap());
+    let active = store.token("NEW-PHONE").await.unwrap().unwrap();
+    assert_eq!((active.pending, active.state.last_step), (None, Some(7)));
+    assert!(store.token("OLD-PHONE").await.unwrap().is_none(), "the replaced token is gone");
+    assert!(!store.activate_token(&used, 400, &AUDIT, None).await.unwrap(), "once");
+
+    let abandoned = PendingToken { until: 50, replaces: None };
+    store
+        .create_token(NewToken { pending: Some(&abandoned), ..token_like("ABANDONED", user_id) }, &AUDIT)
+        .await
+        .unwrap();
+    assert_eq!(store.prune_pending_tokens(60).await.unwrap(), 1);
+    assert!(store.token("ABANDONED").await.unwrap().is_none());
+    assert!(store.token("NEW-PHONE").await.unwrap().is_some(), "active tokens are never pruned");
+    assert!(store.rename_token(active.id, "work phone", &AUDIT).await.unwrap());
+    assert_eq!(store.token("NEW-PHONE").await.unwrap().unwrap().description.as_deref(), Some("work phone"));
 }
 
 /// One live registration code per user, for that user only, used once, never after it expires.
@@ -267,6 +352,7 @@ fn token_like(serial: &str, user_id: i64) -> NewToken<'_> {
         enrollment_expires_at: None,
         delivery: None,
         temporary: None,
+        pending: None,
     }
 }
 

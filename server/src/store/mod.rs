@@ -14,6 +14,7 @@ mod contract;
 mod credentials;
 pub mod db;
 mod delivery;
+mod portal;
 mod push;
 
 pub use credentials::{AdminKeyRow, ApplicationRow};
@@ -21,6 +22,7 @@ pub use delivery::{
     ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryPreference, DeliveryProgress,
     DeliveryRow, DeliveryStatus, NewChallenge, NewDelivery, Queued, SendLimit, SendLimits, SendResult,
 };
+pub use portal::{NewPortalSession, PortalSessionRow, SessionStage};
 pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
 
 use std::path::Path;
@@ -165,6 +167,17 @@ pub struct TokenRow {
     /// A temporary passcode's hash, expiry and allowance (present exactly for `temp` tokens; the
     /// state's counter counts its uses).
     pub temporary: Option<TemporaryPasscode>,
+    /// Added in the portal and not proved yet: it accepts no code until then.
+    pub pending: Option<PendingToken>,
+}
+
+/// A token the user added in the portal, waiting for its first code or its device's registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingToken {
+    /// Unix seconds after which it is given up (and pruned).
+    pub until: i64,
+    /// The serial of the user's token it retires when it is proved (replace my phone).
+    pub replaces: Option<String>,
 }
 
 /// A temporary passcode as stored: never the passcode itself.
@@ -374,6 +387,8 @@ pub struct NewToken<'a> {
     pub delivery: Option<&'a DeliveredToken>,
     /// Temporary passcodes: the hash, expiry and allowance.
     pub temporary: Option<&'a TemporaryPasscode>,
+    /// Added in the portal: pending until proved.
+    pub pending: Option<&'a PendingToken>,
 }
 
 /// One audit record. Never holds a seed, PIN, password or passcode.
@@ -485,7 +500,7 @@ macro_rules! token_columns {
         "id, serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, last_step, drift, \
          failures, locked_at, version, created_at, last_used_at, device_public_key, device_name, enrollment_code_hash, \
          enrollment_expires_at, wake_service, wake_token, delivery_mode, destination, ttl_secs, period_days, issued_upto, \
-         last_delivered_period, passcode_hash, expires_at, max_uses"
+         last_delivered_period, passcode_hash, expires_at, max_uses, pending_until, replaces"
     };
 }
 
@@ -529,6 +544,7 @@ impl Store {
                 ("delivery", include_str!("../../migrations/postgres/0005_delivery.sql")),
                 ("directory", include_str!("../../migrations/postgres/0006_directory.sql")),
                 ("registration", include_str!("../../migrations/postgres/0007_registration.sql")),
+                ("portal", include_str!("../../migrations/postgres/0008_portal.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -550,7 +566,7 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 7] = [
+        const MIGRATIONS: [&str; 8] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
@@ -558,6 +574,7 @@ impl Store {
             include_str!("../../migrations/sqlite/0005_delivery.sql"),
             include_str!("../../migrations/sqlite/0006_directory.sql"),
             include_str!("../../migrations/sqlite/0007_registration.sql"),
+            include_str!("../../migrations/sqlite/0008_portal.sql"),
         ];
         let version = match self
             .db
@@ -1224,6 +1241,9 @@ fn token_from(row: &Row) -> Result<TokenRow, StoreError> {
         push: (kind == TokenKind::Push).then(|| push_device_from(row)).transpose()?,
         delivery: kind.channel().map(|_| delivered_token_from(row)).transpose()?,
         temporary: (kind == TokenKind::Temp).then(|| temporary_from(row)).transpose()?,
+        pending: opt_int_at(row, 33)?
+            .map(|until| opt_text_at(row, 34).map(|replaces| PendingToken { until, replaces }))
+            .transpose()?,
         kind,
     })
 }
@@ -1281,8 +1301,8 @@ fn token_insert(token: &NewToken<'_>) -> Statement {
         "INSERT INTO tokens (serial, user_id, kind, algorithm, digits, period, seed, description, enabled, counter, \
          last_step, drift, failures, locked_at, version, created_at, last_used_at, enrollment_code_hash, \
          enrollment_expires_at, delivery_mode, destination, ttl_secs, period_days, passcode_hash, expires_at, \
-         max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $19, NULL, 0, 0, NULL, 0, $9, NULL, $10, $11, $12, \
-         $13, $14, $15, $16, $17, $18)",
+         max_uses, pending_until, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $19, NULL, 0, 0, NULL, 0, $9, \
+         NULL, $10, $11, $12, $13, $14, $15, $16, $17, $18, $20, $21)",
         vec![
             Param::Text(token.serial.into()),
             Param::Int(token.user_id),
@@ -1303,6 +1323,8 @@ fn token_insert(token: &NewToken<'_>) -> Statement {
             Param::OptInt(token.temporary.map(|t| t.expires_at)),
             Param::OptInt(token.temporary.map(|t| i64::from(t.max_uses))),
             Param::Int(token.counter),
+            Param::OptInt(token.pending.map(|p| p.until)),
+            Param::OptText(token.pending.and_then(|p| p.replaces.clone())),
         ],
     )
 }

@@ -346,7 +346,8 @@ impl Store {
     }
 
     /// Binds a device key to a push token, consuming its enrollment credential (once, before it
-    /// expires). False when the credential is wrong, used or expired.
+    /// expires). A token added in the portal becomes active in the same transaction, and the
+    /// token it replaces is deleted (audited as `retired`). False when the credential is wrong, used or expired.
     #[allow(clippy::too_many_arguments)]
     pub async fn register_device(
         &self,
@@ -357,10 +358,17 @@ impl Store {
         wake: Option<(&str, &str)>,
         now: i64,
         audit: &NewAudit<'_>,
+        retired: Option<&NewAudit<'_>>,
     ) -> Result<bool, StoreError> {
+        let retire = statement(
+            "DELETE FROM tokens WHERE serial = (SELECT replaces FROM tokens WHERE id = $1) \
+             AND user_id = (SELECT user_id FROM tokens WHERE id = $1)",
+            vec![Param::Int(token_id)],
+        );
         let register = statement(
             "UPDATE tokens SET device_public_key = $1, device_name = $2, wake_service = $3, wake_token = $4, \
-             enrollment_code_hash = NULL, enrollment_expires_at = NULL, version = version + 1 \
+             enrollment_code_hash = NULL, enrollment_expires_at = NULL, pending_until = NULL, replaces = NULL, \
+             version = version + 1 \
              WHERE id = $5 AND enrollment_code_hash = $6 AND enrollment_expires_at >= $7 AND device_public_key IS NULL",
             vec![
                 Param::Text(device_public_key.into()),
@@ -374,7 +382,17 @@ impl Store {
         );
         Ok(self
             .db
-            .atomically(vec![Guarded { statement: register, rows: Some(1) }, audited(audit)], vec![])
+            .atomically(
+                [
+                    Guarded { statement: retire, rows: None },
+                    Guarded { statement: register, rows: Some(1) },
+                    audited(audit),
+                ]
+                .into_iter()
+                .chain(retired.map(audited))
+                .collect(),
+                vec![],
+            )
             .await?
             .is_some())
     }
