@@ -57,6 +57,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Enroll { link, name, yes, insecure_http } => {
                     crate::push::enroll(&vault, &link, name, yes, insecure_http)
                 }
+                Command::Signin { url, username, name, insecure_http } => {
+                    crate::signin::signin(&vault, &url, username, name, insecure_http)
+                }
                 Command::Push(PushCommand::Listen { json, auto_deny, count }) => {
                     crate::push::listen(&vault, json, auto_deny, count)
                 }

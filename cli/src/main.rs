@@ -5,6 +5,7 @@ mod commands;
 mod oneswipe;
 mod push;
 mod scan;
+mod signin;
 mod terminal;
 
 use std::path::PathBuf;
@@ -115,6 +116,23 @@ pub enum Command {
         yes: bool,
         /// Enroll even though the server is reached by plain HTTP on another computer, where anyone
         /// on the network can read the enrollment and take over this push device
+        #[arg(long)]
+        insecure_http: bool,
+    },
+    /// Sign in to your organisation's Tessera server with your password and a second factor (or
+    /// the registration code from your help desk): this vault becomes your push device, with no
+    /// QR code to scan
+    Signin {
+        /// The server's address, as https://auth.example.com (https:// when left out)
+        url: String,
+        /// Your user name (asked when left out)
+        #[arg(long)]
+        username: Option<String>,
+        /// A name for this device, shown to you and administrators
+        #[arg(long)]
+        name: Option<String>,
+        /// Sign in even though the server is reached by plain HTTP on another computer, where
+        /// anyone on the network can read your password and take over this push device
         #[arg(long)]
         insecure_http: bool,
     },

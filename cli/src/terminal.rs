@@ -215,6 +215,17 @@ fn secret(env: &str, prompt: &str) -> Option<SecretString> {
     rpassword::prompt_password(prompt).ok().map(SecretString::new)
 }
 
+/// A secret line: typed without echo on a terminal, else read from standard input (scripts).
+pub fn hidden_line(prompt: &str) -> Result<Option<SecretString>, Failure> {
+    if io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt).map(|text| Some(SecretString::new(text))).map_err(
+            |source| Failure::File { action: "read the secret from", path: "/dev/tty".into(), source },
+        );
+    }
+    let line = read_line(prompt)?;
+    Ok(Some(SecretString::new(line.trim_end_matches(['\r', '\n']).to_owned())))
+}
+
 /// A new secret (`what`: "passphrase", "PIN"): from `env`, else prompted twice on the terminal.
 pub fn new_secret(env: &str, what: &str) -> Result<SecretString, Failure> {
     if let Ok(value) = std::env::var(env) {
@@ -248,10 +259,13 @@ pub fn confirm(question: &str) -> Result<bool, Failure> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-/// Shows `prompt` on standard error and reads one line of standard input.
+/// Shows `prompt` on standard error (on a terminal only: a script's input needs none) and reads
+/// one line of standard input.
 pub fn read_line(prompt: &str) -> Result<String, Failure> {
-    eprint!("{prompt}");
-    let _ = io::stderr().flush();
+    if io::stdin().is_terminal() {
+        eprint!("{prompt}");
+        let _ = io::stderr().flush();
+    }
     let mut line = String::new();
     io::stdin().lock().read_line(&mut line).map_err(|source| Failure::File {
         action: "read the answer from",

@@ -7,10 +7,13 @@
 //! unreachable. Every challenge's server signature is checked here, before any caller sees it; a
 //! challenge that fails the check is reported as such and never shown as a login request.
 //!
+//! [`organisation`] signs an app in to an organisation's server and enrols it with no QR code.
+//!
 //! [`devices`] is the same for a vault's push tokens: keeping a registration, answering with
 //! the answer PIN and a fresh TOTP, so every app follows the same rules.
 
 pub mod devices;
+pub mod organisation;
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -258,6 +258,38 @@ pub enum Cleartext {
     AcceptedByUser,
 }
 
+/// The host and port of a server's URL, without scheme, user info or path.
+pub fn server_host(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit('@').next().unwrap_or_default()
+}
+
+/// True when `server` is reached by plain HTTP on another computer: anyone on the network can
+/// read what is sent. (Plain HTTP to this computer, as in a local demo, is not.)
+pub fn is_cleartext_server(server: &str) -> bool {
+    if !server.starts_with("http://") {
+        return false;
+    }
+    let host_and_port = server_host(server);
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
+/// Refuses a cleartext server (see [`is_cleartext_server`]) unless the person accepted the risk:
+/// the one rule for enrollment links and for signing in to an organisation.
+pub fn check_server_transport(server: &str, cleartext: Cleartext) -> Result<(), PushError> {
+    if is_cleartext_server(server) && cleartext == Cleartext::Refuse {
+        return Err(PushError::Cleartext(server.to_owned()));
+    }
+    Ok(())
+}
+
 impl EnrollmentLink {
     /// What to show before enrolling.
     pub fn preview(&self) -> EnrollmentPreview {
@@ -272,17 +304,12 @@ impl EnrollmentLink {
 
     /// The server's host and port, without scheme, user info or path.
     pub fn host(&self) -> &str {
-        let rest = self.server.split_once("://").map_or(self.server.as_str(), |(_, rest)| rest);
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        authority.rsplit('@').next().unwrap_or_default()
+        server_host(&self.server)
     }
 
     /// Refuses a cleartext link unless the person accepted the risk.
     pub fn check_transport(&self, cleartext: Cleartext) -> Result<(), PushError> {
-        if self.is_cleartext() && cleartext == Cleartext::Refuse {
-            return Err(PushError::Cleartext(self.server.clone()));
-        }
-        Ok(())
+        check_server_transport(&self.server, cleartext)
     }
 
     /// True when `text` is meant as an enrollment link (it starts with [`ENROLL_PREFIX`]), so an
@@ -301,17 +328,7 @@ impl EnrollmentLink {
     /// can read the enrollment and the device's later traffic. (Plain HTTP to this computer, as
     /// in a local demo, is not.)
     pub fn is_cleartext(&self) -> bool {
-        if !self.server.starts_with("http://") {
-            return false;
-        }
-        let host_and_port = self.host();
-        let host = match host_and_port.strip_prefix('[') {
-            Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-            None => host_and_port.split(':').next().unwrap_or_default(),
-        };
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        !loopback
+        is_cleartext_server(&self.server)
     }
 
     /// What to tell the user when [`EnrollmentLink::is_cleartext`] holds.

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::secret::SecretString;
 
 /// The header naming the device's push token.
 pub const SERIAL_HEADER: &str = "tessera-serial";
@@ -29,6 +30,71 @@ pub const PUSH_ANSWER_PATH: &str = "/push/answer";
 pub const PUSH_WAKE_PATH: &str = "/push/wake";
 /// Where a login client waits on a push transaction (`{id}` is the transaction).
 pub const TRANSACTION_PATH: &str = "/transactions/{id}";
+/// Where an app signs in to an organisation and gets its push token.
+pub const SIGN_IN_PATH: &str = "/signin";
+
+/// `POST /api/v1/signin`: an app signing in to an organisation ("sign in to your organisation"):
+/// the user's password and a second factor (a passcode, an approval completed with
+/// `transaction_id`, or the help desk's registration code for a first device).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignInRequest {
+    /// The user.
+    pub username: String,
+    /// Their password, when they have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub password: Option<SecretString>,
+    /// A code from any of their tokens; empty or absent asks for a push or a sent code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub passcode: Option<SecretString>,
+    /// Completes a push approval or a sent code that a `challenge` answer named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// The help desk's registration code, for a user without any token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub registration_code: Option<SecretString>,
+}
+
+/// How a sign-in step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SignInResult {
+    /// Signed in: `enrollment_uri` is this app's new push token, pending until it registers.
+    Accept,
+    /// Approve on a device, or enter the code sent: then call again with `transaction_id`.
+    Challenge,
+    /// Refused; `message` says what the user may learn.
+    Reject,
+}
+
+/// The answer to [`SignInRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignInAnswer {
+    /// How it ended.
+    pub result: SignInResult,
+    /// Text for the user.
+    pub message: String,
+    /// A challenge: wait on `/api/v1/transactions/{id}` (push), or send the code with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// A push with number matching: the number to show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u8>,
+    /// A challenge by a sent code (rather than a push): its code is to be typed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub code_sent: bool,
+    /// Accepted: the `tessera://enroll` link the app registers with at once (it works once,
+    /// within the server's enrollment time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub enrollment_uri: Option<SecretString>,
+}
 
 /// An error response: `{ "code": "...", "message": "..." }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +174,27 @@ pub struct AnswerReceipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sign_in_travels_without_empty_fields_and_refuses_unknown_ones() {
+        let request = SignInRequest {
+            username: "kim".into(),
+            password: Some(SecretString::new("2580".into())),
+            passcode: None,
+            transaction_id: None,
+            registration_code: None,
+        };
+        assert_eq!(serde_json::to_string(&request).unwrap(), r#"{"username":"kim","password":"2580"}"#);
+        assert!(serde_json::from_str::<SignInRequest>(r#"{"username":"kim","pin":"1"}"#).is_err());
+        let answer: SignInAnswer =
+            serde_json::from_str(r#"{"result":"challenge","message":"m","transaction_id":"TX","number":42}"#)
+                .unwrap();
+        assert_eq!(
+            (answer.result, answer.number, answer.code_sent),
+            (SignInResult::Challenge, Some(42), false)
+        );
+        assert!(!format!("{request:?}").contains("2580"), "secrets stay out of Debug");
+    }
 
     #[test]
     fn the_wire_forms_are_the_documented_ones() {

@@ -344,6 +344,9 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
             let issued = service.issue_registration_code(&actor, &username, request).await?;
             println!("code: {}", issued.code.expose());
             println!("expires_at: {}", issued.expires_at);
+            if let Some(url) = &issued.portal_url {
+                println!("portal_url: {}", url.expose());
+            }
         }
         AdminCommand::UnlockUser { username } => {
             println!("{}", pretty(&service.unlock_user(&actor, &username).await?));

@@ -549,19 +549,12 @@ fn with_a_password_and_a_registration_code_a_user_enrols_a_phone_then_replaces_i
         server.admin("POST", "/api/v1/users", Some(json!({ "username": "gwen", "password": "2580" })));
     assert_eq!(status, 201);
     let (_, issued) = server.admin("POST", "/api/v1/users/gwen/registration-code", Some(json!({})));
+    let link = issued["portal_url"].as_str().unwrap();
+    assert_eq!(link, format!("{}/portal/enroll?code={}", server.url, issued["code"].as_str().unwrap()));
     let browser = Browser::start(None);
-    browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
-    browser.run(async |page| {
-        page.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
-    });
-    fill(
-        &browser,
-        &[
-            ("username", "gwen"),
-            ("password", "2580"),
-            ("registration_code", issued["code"].as_str().unwrap()),
-        ],
-    );
+    browser.run(async |page| page.goto(link).await.unwrap());
+    look_at(&browser, "portal-enroll-link");
+    fill(&browser, &[("username", "gwen"), ("password", "2580")]);
     wait_for_heading(&browser, "Your devices", Duration::from_secs(10));
     look_at(&browser, "portal-first-visit");
 
@@ -571,7 +564,11 @@ fn with_a_password_and_a_registration_code_a_user_enrols_a_phone_then_replaces_i
     let old_phone = Sandbox::with_keystore_vault();
     let shot = test_output_dir().join("portal-add-authenticator.png");
     old_phone.run(&["add", "--qr", shot.to_str().unwrap()]).ok();
-    let code = old_phone.run(&["code", "gwen"]).ok().trim().to_owned();
+    let at = crate::support::unix_now();
+    let code_at = |offset: u64| {
+        old_phone.run(&["code", "gwen", "--at", &(at + offset).to_string()]).ok().trim().to_owned()
+    };
+    let code = code_at(0);
     assert_eq!(server.validate("gwen", Some("2580"), &code).1["result"], "reject", "pending: no sign-in yet");
     let pending = tokens_of(&server, "gwen");
     assert!(pending[0]["pending_until"].is_i64(), "{pending:?}");
@@ -582,14 +579,14 @@ fn with_a_password_and_a_registration_code_a_user_enrols_a_phone_then_replaces_i
     assert!(notice.contains("ready"), "{notice}");
     let old_serial = tokens_of(&server, "gwen")[0]["serial"].as_str().unwrap().to_owned();
     assert!(tokens_of(&server, "gwen")[0]["pending_until"].is_null());
-    let next = old_phone.run(&["code", "gwen", "--at", &(crate::support::unix_now() + 30).to_string()]).ok();
+    let next = code_at(30);
     assert_eq!(server.validate("gwen", Some("2580"), next.trim()).1["result"], "accept", "the app signs in");
 
     click_in_card(&browser, &old_serial, Some("Replace this phone"), "With an authenticator app");
     wait_for_heading(&browser, "Add an authenticator app", Duration::from_secs(10));
     browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
     assert_eq!(tokens_of(&server, "gwen").len(), 2, "an abandoned replacement waits, pending");
-    let later = old_phone.run(&["code", "gwen", "--at", &(crate::support::unix_now() + 60).to_string()]).ok();
+    let later = code_at(60);
     assert_eq!(
         server.validate("gwen", Some("2580"), later.trim()).1["result"],
         "accept",
@@ -614,7 +611,7 @@ fn with_a_password_and_a_registration_code_a_user_enrols_a_phone_then_replaces_i
         (tokens[0]["kind"].as_str(), tokens[0]["device_name"].as_str()),
         (Some("push"), Some("new phone"))
     );
-    let stale = old_phone.run(&["code", "gwen", "--at", &(crate::support::unix_now() + 90).to_string()]).ok();
+    let stale = code_at(90);
     assert_eq!(
         server.validate("gwen", Some("2580"), stale.trim()).1["result"],
         "reject",
@@ -730,4 +727,87 @@ fn an_sms_user_signs_in_to_the_portal_with_the_code_kannel_delivered() {
         browser.run(async |page| page.find(Locator::Id("devices")).await.unwrap().text().await.unwrap());
     assert!(text.contains("Text messages") && text.contains("+44 ••• ••317"), "{text}");
     assert!(!text.contains("7700900317"), "the number is shown masked");
+}
+
+#[test]
+fn the_cli_signs_in_to_the_organisation_and_becomes_a_push_device_without_a_qr_code() {
+    let server = Server::start(Db::Sqlite, PORTAL);
+    let (status, _) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "kim", "password": "2580" })));
+    assert_eq!(status, 201);
+    let (_, issued) = server.admin("POST", "/api/v1/users/kim/registration-code", Some(json!({})));
+    let code = issued["code"].as_str().unwrap();
+
+    let laptop = Sandbox::with_keystore_vault();
+    let signin = ["signin", server.url.as_str(), "--username", "kim", "--name", "laptop"];
+    laptop.run_stdin(&signin, "0000\nAAAA-BBBB-CCCC-DDDD-EEEE\n").fails_with("refused the sign-in");
+    let first = laptop.run_stdin(&signin, &format!("2580\n{code}\n"));
+    assert!(first.stderr.contains("Signed in to Tessera as kim"), "{}", first.stderr);
+    let tokens = tokens_of(&server, "kim");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(
+        (tokens[0]["kind"].as_str(), tokens[0]["device_name"].as_str()),
+        (Some("push"), Some("laptop"))
+    );
+    assert!(tokens[0]["pending_until"].is_null(), "registered, so active");
+
+    let desktop = Sandbox::with_keystore_vault();
+    let mut second = desktop
+        .command(&["signin", &server.url, "--username", "kim", "--name", "desktop"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    second.stdin.take().unwrap().write_all(b"2580\n\n").unwrap();
+    let lines = crate::support::lines_of(second.stderr.take().unwrap());
+    let mut seen = String::new();
+    let number = loop {
+        let line =
+            lines.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no number shown: {seen}"));
+        seen.push_str(&line);
+        if let Some(rest) = line.split("Choose ").nth(1) {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    let listened = laptop.run(&["push", "listen", "--json", "--count", "1"]).ok();
+    let request: Value = serde_json::from_str(listened.lines().next().unwrap()).unwrap();
+    laptop.run(&["push", "approve", request["transaction_id"].as_str().unwrap(), "--number", &number]).ok();
+    let status = second.wait().unwrap();
+    let rest: Vec<String> = lines.iter().collect();
+    assert!(status.success(), "{seen} {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("Signed in to Tessera as kim")), "{rest:?}");
+    let names: Vec<String> = tokens_of(&server, "kim")
+        .iter()
+        .filter_map(|t| t["device_name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["laptop", "desktop"], "approved on the first device, the second signed in");
+    let fresh = desktop.run(&["code", "kim"]).ok();
+    assert_eq!(
+        server.validate("kim", Some("2580"), fresh.trim()).1["result"],
+        "accept",
+        "the new device's code"
+    );
+    let next_step = (crate::support::unix_now() + 30).to_string();
+    let passcode = laptop.run(&["code", "kim", "--at", &next_step]).ok();
+    assert_eq!(
+        server.validate("kim", Some("2580"), passcode.trim()).1["result"],
+        "accept",
+        "the first device's"
+    );
+
+    let far = Sandbox::with_keystore_vault();
+    far.run_stdin(&["signin", "http://192.0.2.7:8480", "--username", "kim"], "2580\n123456\n")
+        .fails_with("--insecure-http");
+    let portal: Vec<String> = audit(&server, "kim")
+        .iter()
+        .filter(|r| r["actor"] == "portal" && r["action"] == "validate")
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for reason in ["wrong_password", "registration_code"] {
+        assert!(
+            portal.contains(&reason.to_owned()),
+            "the app's sign-ins are the portal's: {reason} in {portal:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ pub mod login;
 mod oneswipe;
 mod portal;
 mod push;
+mod signin;
 mod validate;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 pub use tessera_core::wire::ErrorBody;
 use tessera_core::wire::{
     API_PREFIX, PUSH_ANSWER_PATH, PUSH_PENDING_PATH, PUSH_REGISTER_PATH, PUSH_STREAM_PATH, PUSH_WAKE_PATH,
-    TRANSACTION_PATH,
+    SIGN_IN_PATH, TRANSACTION_PATH,
 };
 
 use crate::service::{Service, ServiceError};
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     let requests = Router::new()
         .route("/validate", post(validate::validate))
         .route("/oneswipe", post(oneswipe::redeem))
+        .route(SIGN_IN_PATH, post(signin::sign_in))
         .route("/users", post(admin::create_user).get(admin::list_users))
         .route(USER_IMPORT_PATH, post(admin::import_users))
         .route(TOKEN_IMPORT_PATH, post(admin::import_tokens))
@@ -363,7 +365,7 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "Tessera verification server", description = "Enrollment, OTP validation, administration and audit."),
     paths(
-        validate::validate, oneswipe::redeem,
+        validate::validate, oneswipe::redeem, signin::sign_in,
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::unlock_user, admin::temporary_passcode, admin::registration_code, admin::create_application, admin::list_applications,

@@ -17,7 +17,7 @@ use super::{Actor, Caller, PortalSession, Service, ServiceError, TokenKind};
 use crate::clock::{now_i64, unix_now};
 use crate::input::check_text;
 use crate::keys::KeyError;
-use crate::store::{AuditResult, PendingToken, TokenRow};
+use crate::store::{AuditResult, PendingToken, TokenRow, UserRow};
 
 /// What the user adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,19 +93,34 @@ impl Service {
             if !session.factor_is_fresh(now, self.portal.step_up_secs) {
                 return Ok(StepUp::Needed);
             }
-        } else {
-            let held = tokens.iter().filter(|t| t.kind != TokenKind::Temp).count();
+        }
+        self.add_pending_device(&user, kind, replaces, caller).await.map(StepUp::Done)
+    }
+
+    /// Adds a pending device for `user`, replacing `replaces` once it proves itself; refused
+    /// past `[portal] max_devices` unless it replaces one.
+    pub(super) async fn add_pending_device(
+        &self,
+        user: &UserRow,
+        kind: NewDevice,
+        replaces: Option<&str>,
+        caller: &Caller<'_>,
+    ) -> Result<AddedDevice, ServiceError> {
+        if replaces.is_none() {
+            let held =
+                self.store.tokens_of(user.id).await?.iter().filter(|t| t.kind != TokenKind::Temp).count();
             if held >= usize::try_from(self.portal.max_devices).unwrap_or(usize::MAX) {
                 return Err(ServiceError::Conflict(format!(
                     "you have {held} devices, the most allowed: replace or delete one first"
                 )));
             }
         }
-        let pending_until = now + i64::try_from(self.push.settings().enrollment_ttl_secs).unwrap_or(600);
+        let pending_until =
+            now_i64() + i64::try_from(self.push.settings().enrollment_ttl_secs).unwrap_or(600);
         let pending = PendingToken { until: pending_until, replaces: replaces.map(str::to_owned) };
         let actor = Actor::Portal { ip: caller.ip };
         let enrollment = match kind {
-            NewDevice::App => self.enroll_push(&actor, &user, None, Some(&pending)).await?,
+            NewDevice::App => self.enroll_push(&actor, user, None, Some(&pending)).await?,
             NewDevice::Authenticator => {
                 let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
                 let draft = TokenDraft {
@@ -120,12 +135,12 @@ impl Service {
                     temporary: None,
                     pending: Some(&pending),
                 };
-                let serial = self.insert_token(&actor, &user, draft).await?;
+                let serial = self.insert_token(&actor, user, draft).await?;
                 let otp = self.authenticator_uri(&user.username, seed)?;
                 Enrollment::new(serial, TokenKind::Totp, otp)?
             }
         };
-        added(enrollment, kind, pending).map(StepUp::Done)
+        added(enrollment, kind, pending)
     }
 
     /// A pending authenticator app of the session's user, shown again (its QR code is made

@@ -9,13 +9,19 @@
 use tessera_core::secret::SecretString;
 
 use super::validate::{ValidateRequest, ValidationResult};
-use super::{Caller, Door, Service, ServiceError, TokenKind};
+use super::{Caller, Door, NewDevice, Service, ServiceError, TokenKind};
 use crate::clock::now_i64;
 use crate::config::{PortalSettings, SecondFactor};
 use crate::delivery::Delivery;
 use crate::keys::{KeyError, credential_hash, new_key};
-use crate::store::{AuditFilter, AuditResult, NewAudit, NewPortalSession, PortalSessionRow, SessionStage};
+use crate::store::{
+    AuditFilter, AuditResult, NewAudit, NewPortalSession, PortalSessionRow, SessionStage, UserRow,
+};
+use tessera_core::wire::{SignInAnswer, SignInRequest, SignInResult};
 
+/// Why a sign-in with an allowed password and code is refused all the same.
+const FACTOR_NOT_ALLOWED: &str =
+    "this kind of token cannot sign in to the portal: use another, or ask the help desk";
 /// Sign-ins shown on the portal's first page.
 const RECENT_SIGN_INS: i64 = 10;
 /// A session's last-seen time is written at most this often (seconds), and at least four times
@@ -456,33 +462,103 @@ impl Service {
         replaces: Option<&SessionId>,
         caller: &Caller<'_>,
     ) -> Result<SignIn, ServiceError> {
-        let Some((user, tokens)) = self.store.user_with_tokens(username).await? else {
-            return Ok(SignIn::Refused("authentication failed".into()));
+        let Some(user) = self.allowed_second_factor(username, serial, caller).await? else {
+            return Ok(SignIn::Refused(FACTOR_NOT_ALLOWED.into()));
         };
-        let kind = serial.and_then(|serial| tokens.iter().find(|t| t.serial == serial)).map(|t| t.kind);
-        if kind.is_some_and(|kind| !self.portal.second_factors.contains(&second_factor(kind))) {
-            let ip = caller.ip.map(|ip| ip.to_string());
-            let audit = NewAudit {
-                at_ms: crate::clock::unix_now_ms(),
-                actor: "portal",
-                action: "portal.sign_in",
-                username: Some(username),
-                serial,
-                client_ip: ip.as_deref(),
-                result: AuditResult::Reject,
-                reason: Some("second_factor_not_allowed"),
-            };
-            self.store.audit(&audit).await?;
-            return Ok(SignIn::Refused(
-                "this kind of token cannot sign in to the portal: use another, or ask the help desk".into(),
-            ));
-        }
         let id = SessionId::new()?;
         let now = now_i64();
         let session = self.new_session(&id, user.id, now, caller);
         let replaced = replaces.map(SessionId::hash);
         self.store.start_portal_session(&session, replaced.as_deref(), None).await?;
         Ok(SignIn::SignedIn(id))
+    }
+
+    /// The user, when the second factor just proved (the token `serial`, or a registration code
+    /// when there is none) is one `[portal] second_factors` allows; otherwise the refusal is
+    /// audited and there is none.
+    async fn allowed_second_factor(
+        &self,
+        username: &str,
+        serial: Option<&str>,
+        caller: &Caller<'_>,
+    ) -> Result<Option<UserRow>, ServiceError> {
+        let Some((user, tokens)) = self.store.user_with_tokens(username).await? else { return Ok(None) };
+        let kind = serial.and_then(|serial| tokens.iter().find(|t| t.serial == serial)).map(|t| t.kind);
+        if kind.is_none_or(|kind| self.portal.second_factors.contains(&second_factor(kind))) {
+            return Ok(Some(user));
+        }
+        let ip = caller.ip.map(|ip| ip.to_string());
+        let audit = NewAudit {
+            at_ms: crate::clock::unix_now_ms(),
+            actor: "portal",
+            action: "portal.sign_in",
+            username: Some(username),
+            serial,
+            client_ip: ip.as_deref(),
+            result: AuditResult::Reject,
+            reason: Some("second_factor_not_allowed"),
+        };
+        self.store.audit(&audit).await?;
+        Ok(None)
+    }
+
+    /// An app signing in to the organisation (`POST /api/v1/signin`): the same validation as the
+    /// portal's sign-in; once it accepts, a push token is added for the app, pending until the
+    /// app registers with the enrollment link in the answer (under the same rules as a link
+    /// shown as a QR code).
+    pub async fn app_sign_in(
+        &self,
+        request: SignInRequest,
+        caller: &Caller<'_>,
+    ) -> Result<SignInAnswer, ServiceError> {
+        let registration_code = request
+            .registration_code
+            .as_ref()
+            .filter(|_| self.portal.first_enrolment.allows_registration_codes());
+        let validation = ValidateRequest {
+            username: request.username,
+            password: request.password,
+            passcode: request.passcode,
+            transaction_id: request.transaction_id,
+            client_ip: None,
+            user_agent: None,
+            service: None,
+        };
+        let username = validation.username.clone();
+        let door = Door::Portal { registration_code };
+        let response = self.validate(validation, &Caller { door, ..caller.clone() }).await?;
+        let answer = |result, message: String| SignInAnswer {
+            result,
+            message,
+            transaction_id: None,
+            number: None,
+            code_sent: false,
+            enrollment_uri: None,
+        };
+        match response.result {
+            ValidationResult::Accept => {
+                let Some(user) =
+                    self.allowed_second_factor(&username, response.serial.as_deref(), caller).await?
+                else {
+                    return Ok(answer(SignInResult::Reject, FACTOR_NOT_ALLOWED.into()));
+                };
+                let device = self.add_pending_device(&user, NewDevice::App, None, caller).await?;
+                Ok(SignInAnswer {
+                    enrollment_uri: Some(device.link),
+                    ..answer(
+                        SignInResult::Accept,
+                        "signed in: register this app with the enrollment link".into(),
+                    )
+                })
+            }
+            ValidationResult::Challenge => Ok(SignInAnswer {
+                transaction_id: response.transaction_id,
+                number: response.number,
+                code_sent: response.channel.is_some(),
+                ..answer(SignInResult::Challenge, response.message)
+            }),
+            ValidationResult::Reject => Ok(answer(SignInResult::Reject, response.message)),
+        }
     }
 
     /// A signed-in session's row for `id`, starting `now`.

@@ -40,6 +40,11 @@ pub struct RegistrationCode {
     pub code: SecretString,
     /// Unix seconds after which it stops working.
     pub expires_at: i64,
+    /// The self-service portal's page for it (`…/portal/enroll?code=…`), when the portal is on:
+    /// a link to send the user, who still signs in with their password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub portal_url: Option<SecretString>,
 }
 
 impl std::fmt::Debug for RegistrationCode {
@@ -68,7 +73,10 @@ impl Service {
         self.store
             .put_registration_code(user.id, &code_hash(&code), now, expires_at, &audit.record())
             .await?;
-        Ok(RegistrationCode { code, expires_at })
+        let portal_url = self.portal.enabled.then(|| {
+            SecretString::new(format!("{}/portal/enroll?code={}", self.portal.origin, code.expose()))
+        });
+        Ok(RegistrationCode { code, expires_at, portal_url })
     }
 
     /// Uses up `username`'s registration code: whether `code` is it and still live. The portal

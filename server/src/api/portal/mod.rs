@@ -41,6 +41,7 @@ const COOKIE_FLAGS: &str = "Path=/; Secure; HttpOnly; SameSite=Strict";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/portal", get(page))
+        .route("/portal/enroll", get(enroll))
         .route("/portal/sign-in", post(sign_in))
         .route("/portal/complete", post(complete))
         .route("/portal/sign-out", post(sign_out))
@@ -81,6 +82,7 @@ struct SignInPage {
     username: String,
     registration_codes: bool,
     registration_open: bool,
+    registration_code: String,
 }
 
 #[derive(Template)]
@@ -145,6 +147,30 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query): Q
         Ok(None) => sign_in_page(&state, &headers, None, String::new(), false),
         Err(response) => response,
     }
+}
+
+#[derive(serde::Deserialize)]
+struct EnrollQuery {
+    code: Option<String>,
+}
+
+/// `GET /portal/enroll?code=…`: the link the help desk sends with a registration code: the
+/// sign-in form with the code filled in (a code of any other shape is left out).
+async fn enroll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<EnrollQuery>,
+) -> Response {
+    if !state.service.portal().enabled {
+        return disabled();
+    }
+    let code = query.code.filter(|code| {
+        code.len() <= 32 && code.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ' '))
+    });
+    let notice = Notice::info(
+        "Welcome. Sign in with your password and the registration code below to add your first device.",
+    );
+    sign_in_page_with_code(&state, &headers, notice, String::new(), true, code)
 }
 
 /// `POST /portal/sign-in`: username, password, passcode (or registration code).
@@ -340,6 +366,18 @@ fn sign_in_page(
     username: String,
     registration_open: bool,
 ) -> Response {
+    sign_in_page_with_code(state, headers, notice, username, registration_open, None)
+}
+
+/// The sign-in form, its registration code field filled in with `prefilled` when given.
+fn sign_in_page_with_code(
+    state: &AppState,
+    headers: &HeaderMap,
+    notice: Option<Notice>,
+    username: String,
+    registration_open: bool,
+    prefilled: Option<String>,
+) -> Response {
     let token = cookie(headers, SIGN_IN_COOKIE)
         .filter(|value| SessionId::parse(value).is_some())
         .or_else(|| crate::keys::new_key("").ok().map(|key| key.expose().to_owned()));
@@ -353,7 +391,8 @@ fn sign_in_page(
         notice,
         username,
         registration_codes: state.service.portal().first_enrolment.allows_registration_codes(),
-        registration_open,
+        registration_open: registration_open || prefilled.is_some(),
+        registration_code: prefilled.unwrap_or_default(),
     };
     let mut response = render(&page, StatusCode::OK);
     set_cookie(&mut response, &format!("{SIGN_IN_COOKIE}={token}; {COOKIE_FLAGS}"));

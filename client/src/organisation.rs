@@ -1,0 +1,77 @@
+//! Signing in to an organisation ("sign in to your organisation"): an app sends the user's
+//! password and second factor to the server's `/api/v1/signin`, waits out a push or asks for the
+//! code that was sent, and, once accepted, registers itself as a push device with the enrollment
+//! link in the answer — no QR code, nothing to copy. A server reached by plain HTTP on another
+//! computer is refused before anything is sent unless the person accepted it, as for links.
+
+use std::time::{Duration, Instant};
+
+use tessera_core::push::{Cleartext, check_server_transport};
+use tessera_core::wire::{
+    API_PREFIX, SIGN_IN_PATH, SignInAnswer, SignInRequest, TRANSACTION_PATH, TransactionState,
+    TransactionStatus,
+};
+
+use crate::{ClientError, checked, http_client, json};
+
+/// The server's base URL as a person may type it: `https://` when no scheme is given, without a
+/// trailing `/` or the portal's path.
+pub fn server_url(typed: &str) -> String {
+    let typed = typed.trim();
+    let url = if typed.contains("://") { typed.to_owned() } else { format!("https://{typed}") };
+    let url = url.trim_end_matches('/');
+    url.strip_suffix("/portal").unwrap_or(url).to_owned()
+}
+
+/// Whether a typed second factor is a registration code (20 characters once dashes and spaces
+/// are dropped) rather than a passcode (at most 10).
+pub fn is_registration_code(typed: &str) -> bool {
+    typed.chars().filter(|c| !matches!(c, '-' | ' ')).count() == 20
+}
+
+/// One sign-in step at `server`.
+pub async fn sign_in(
+    server: &str,
+    request: &SignInRequest,
+    cleartext: Cleartext,
+) -> Result<SignInAnswer, ClientError> {
+    check_server_transport(server, cleartext)?;
+    let http = http_client()?;
+    let response =
+        checked(http.post(format!("{server}{API_PREFIX}{SIGN_IN_PATH}")).json(request).send().await).await?;
+    json(response).await
+}
+
+/// Waits until push transaction `transaction_id` is answered (or expires), at most `within`.
+pub async fn await_answer(
+    server: &str,
+    transaction_id: &str,
+    within: Duration,
+) -> Result<TransactionState, ClientError> {
+    let http = http_client()?;
+    let path = TRANSACTION_PATH.replace("{id}", transaction_id);
+    let deadline = Instant::now() + within;
+    loop {
+        let response = checked(http.get(format!("{server}{API_PREFIX}{path}?wait=25")).send().await).await?;
+        let status: TransactionStatus = json(response).await?;
+        if status.status != TransactionState::Pending || Instant::now() >= deadline {
+            return Ok(status.status);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_servers_and_codes_are_read_as_meant() {
+        assert_eq!(server_url("auth.example.com"), "https://auth.example.com");
+        assert_eq!(server_url(" https://auth.example.com/portal/ "), "https://auth.example.com");
+        assert_eq!(server_url("http://127.0.0.1:8480"), "http://127.0.0.1:8480");
+        assert!(is_registration_code("k7qm-2xrt-abcd-efgh-0123"));
+        assert!(is_registration_code("K7QM 2XRT ABCD EFGH 0123"));
+        assert!(!is_registration_code("123456"));
+        assert!(!is_registration_code("12345678901234567890123"));
+    }
+}
