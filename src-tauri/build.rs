@@ -16,6 +16,8 @@ const COMMANDS: &[&str] = &[
     "add_image",
     "confirm_enrollment",
     "cancel_enrollment",
+    "sign_in_to_organisation",
+    "continue_organisation_sign_in",
     "add_manual",
     "edit_token",
     "remove_token",

@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use tessera_client::devices;
-use tessera_client::organisation::{self, is_registration_code, server_url};
+use tessera_client::organisation::{self, NextStep, server_url};
+use tessera_core::error::ErrorCode;
 use tessera_core::otp::unix_now;
-use tessera_core::push::{Cleartext, EnrollmentLink, check_server_transport};
+use tessera_core::push::{Cleartext, check_server_transport};
 use tessera_core::secret::SecretString;
 use tessera_core::vault::UnlockedVault;
-use tessera_core::wire::{SignInAnswer, SignInRequest, SignInResult, TransactionState};
+use tessera_core::wire::{SignInRequest, TransactionState};
 
 use crate::push::runtime;
 use crate::terminal::{self, Failure, note, read_line, warn};
@@ -37,41 +38,45 @@ pub fn signin(
         None => read_line("Username: ")?.trim().to_owned(),
     };
     let password = terminal::hidden_line("Password (empty if you have none): ")?;
-    let factor = read_line(
+    let typed = read_line(
         "Passcode, or the registration code from your help desk (empty: approve on a device you have, or get a code by text): ",
     )?;
-    let factor = factor.trim();
-    let (passcode, registration_code) = if is_registration_code(factor) {
-        (None, Some(SecretString::new(factor.to_owned())))
-    } else {
-        (Some(SecretString::new(factor.to_owned())).filter(|_| !factor.is_empty()), None)
-    };
+    let first = organisation::first_request(&username, password, Some(SecretString::new(typed)));
     let runtime = runtime()?;
-    let mut request = SignInRequest {
-        username: username.clone(),
-        password: password.filter(|p| !p.expose().is_empty()),
-        passcode,
-        transaction_id: None,
-        registration_code,
-    };
-    let mut answer = runtime.block_on(organisation::sign_in(&server, &request, cleartext))?;
+    let mut request = first.clone();
+    let mut step = runtime.block_on(organisation::next_step(&server, &request, cleartext))?;
     for _ in 0..3 {
-        if answer.result != SignInResult::Challenge {
-            break;
-        }
-        request = next_step(&runtime, &server, request, &answer)?;
-        answer = runtime.block_on(organisation::sign_in(&server, &request, cleartext))?;
+        request = match step {
+            NextStep::Register(_) | NextStep::Refused { .. } => break,
+            NextStep::Approve { message, number, transaction_id } => {
+                note(sentence(&message));
+                if let Some(number) = number {
+                    note(format!("Choose {number} on your device."));
+                }
+                let state =
+                    runtime.block_on(organisation::await_answer(&server, &transaction_id, APPROVAL_WAIT))?;
+                if state != TransactionState::Approved {
+                    return Err(refused(&server, &format!("the request was {}", state_name(state))));
+                }
+                organisation::approved(&username, transaction_id)
+            }
+            NextStep::EnterSentCode { message, transaction_id } => {
+                note(sentence(&message));
+                let code = read_line("Code: ")?;
+                organisation::sent_code(&username, transaction_id, SecretString::new(code.trim().to_owned()))
+            }
+            NextStep::EnterPasscode { message } => {
+                note(sentence(&message));
+                let code = read_line("Passcode: ")?;
+                SignInRequest { passcode: Some(SecretString::new(code.trim().to_owned())), ..first.clone() }
+            }
+        };
+        step = runtime.block_on(organisation::next_step(&server, &request, cleartext))?;
     }
-    let link = match answer {
-        SignInAnswer { result: SignInResult::Accept, enrollment_uri: Some(uri), .. } => {
-            EnrollmentLink::parse(uri.expose())?
-        }
-        SignInAnswer { message, .. } => {
-            return Err(Failure::Refused {
-                code: tessera_core::error::ErrorCode::Denied,
-                message: format!("{server} refused the sign-in: {message}"),
-            });
-        }
+    let link = match step {
+        NextStep::Register(link) => link,
+        NextStep::Refused { message } => return Err(refused(&server, &message)),
+        _ => return Err(refused(&server, "too many steps")),
     };
     if let Some(warning) = link.cleartext_warning() {
         warn(warning);
@@ -85,49 +90,18 @@ pub fn signin(
     Ok(())
 }
 
-/// What to send after a challenge: the approval's outcome, the code that was sent, or (after
-/// `-nopush`) a passcode with the password again.
-fn next_step(
-    runtime: &tokio::runtime::Runtime,
-    server: &str,
-    request: SignInRequest,
-    answer: &SignInAnswer,
-) -> Result<SignInRequest, Failure> {
-    note(sentence(&answer.message));
-    let Some(transaction_id) = answer.transaction_id.clone() else {
-        let passcode = read_line("Passcode: ")?;
-        return Ok(SignInRequest {
-            passcode: Some(SecretString::new(passcode.trim().to_owned())),
-            ..request
-        });
-    };
-    if answer.code_sent {
-        let code = read_line("Code: ")?;
-        return Ok(SignInRequest {
-            password: None,
-            passcode: Some(SecretString::new(code.trim().to_owned())),
-            transaction_id: Some(transaction_id),
-            registration_code: None,
-            ..request
-        });
+fn refused(server: &str, message: &str) -> Failure {
+    Failure::Refused { code: ErrorCode::Denied, message: format!("{server} refused the sign-in: {message}") }
+}
+
+fn state_name(state: TransactionState) -> &'static str {
+    match state {
+        TransactionState::Pending => "not answered in time",
+        TransactionState::Approved => "approved",
+        TransactionState::Denied => "denied",
+        TransactionState::Expired => "expired",
+        TransactionState::Consumed => "used already",
     }
-    if let Some(number) = answer.number {
-        note(format!("Choose {number} on your device."));
-    }
-    let state = runtime.block_on(organisation::await_answer(server, &transaction_id, APPROVAL_WAIT))?;
-    if state != TransactionState::Approved {
-        return Err(Failure::Refused {
-            code: tessera_core::error::ErrorCode::Denied,
-            message: format!("the sign-in was not approved ({state:?})").to_lowercase(),
-        });
-    }
-    Ok(SignInRequest {
-        password: None,
-        passcode: None,
-        transaction_id: Some(transaction_id),
-        registration_code: None,
-        ..request
-    })
 }
 
 fn sentence(message: &str) -> String {

@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use tessera_core::push::{Cleartext, check_server_transport};
+use tessera_core::push::{Cleartext, EnrollmentLink, check_server_transport};
+use tessera_core::secret::SecretString;
 use tessera_core::wire::{
-    API_PREFIX, SIGN_IN_PATH, SignInAnswer, SignInRequest, TRANSACTION_PATH, TransactionState,
+    API_PREFIX, SIGN_IN_PATH, SignInAnswer, SignInRequest, SignInResult, TRANSACTION_PATH, TransactionState,
     TransactionStatus,
 };
 
@@ -27,6 +28,113 @@ pub fn server_url(typed: &str) -> String {
 /// are dropped) rather than a passcode (at most 10).
 pub fn is_registration_code(typed: &str) -> bool {
     typed.chars().filter(|c| !matches!(c, '-' | ' ')).count() == 20
+}
+
+/// The first request: the user's password and what they typed as their second factor (a
+/// passcode, a registration code, or nothing to approve on a device they have or get a code).
+pub fn first_request(
+    username: &str,
+    password: Option<SecretString>,
+    typed: Option<SecretString>,
+) -> SignInRequest {
+    let typed =
+        typed.map(|t| SecretString::new(t.expose().trim().to_owned())).filter(|t| !t.expose().is_empty());
+    let (passcode, registration_code) = match typed {
+        Some(code) if is_registration_code(code.expose()) => (None, Some(code)),
+        other => (other, None),
+    };
+    SignInRequest {
+        username: username.trim().to_owned(),
+        password: password.filter(|p| !p.expose().is_empty()),
+        passcode,
+        transaction_id: None,
+        registration_code,
+    }
+}
+
+/// What the app does after a sign-in step.
+#[derive(Debug)]
+pub enum NextStep {
+    /// Signed in: register with this link (it works once).
+    Register(EnrollmentLink),
+    /// Approve on a device the user already has (choosing `number` when given), then send
+    /// [`approved`].
+    Approve {
+        /// What to tell the user.
+        message: String,
+        /// The number to choose on the device.
+        number: Option<u8>,
+        /// The transaction to wait on and complete.
+        transaction_id: String,
+    },
+    /// Type the code just sent, then send [`sent_code`].
+    EnterSentCode {
+        /// What to tell the user (where the code went).
+        message: String,
+        /// The challenge the code completes.
+        transaction_id: String,
+    },
+    /// Type a passcode (after `-nopush`), then send the first request again with it.
+    EnterPasscode {
+        /// What to tell the user.
+        message: String,
+    },
+    /// Refused.
+    Refused {
+        /// What the user may learn.
+        message: String,
+    },
+}
+
+/// The request that completes an approved push.
+pub fn approved(username: &str, transaction_id: String) -> SignInRequest {
+    SignInRequest {
+        username: username.to_owned(),
+        password: None,
+        passcode: None,
+        transaction_id: Some(transaction_id),
+        registration_code: None,
+    }
+}
+
+/// The request that completes a sent code's challenge with `code`.
+pub fn sent_code(username: &str, transaction_id: String, code: SecretString) -> SignInRequest {
+    SignInRequest { passcode: Some(code), ..approved(username, transaction_id) }
+}
+
+/// Sends one sign-in step and says what comes next.
+pub async fn next_step(
+    server: &str,
+    request: &SignInRequest,
+    cleartext: Cleartext,
+) -> Result<NextStep, ClientError> {
+    let answer = sign_in(server, request, cleartext).await?;
+    Ok(match answer {
+        SignInAnswer { result: SignInResult::Accept, enrollment_uri: Some(uri), .. } => {
+            NextStep::Register(EnrollmentLink::parse(uri.expose())?)
+        }
+        SignInAnswer { result: SignInResult::Accept, .. } => {
+            return Err(ClientError::Malformed(
+                "the server accepted the sign-in but sent no enrollment link".into(),
+            ));
+        }
+        SignInAnswer {
+            result: SignInResult::Challenge,
+            transaction_id: Some(transaction_id),
+            code_sent: true,
+            message,
+            ..
+        } => NextStep::EnterSentCode { message, transaction_id },
+        SignInAnswer {
+            result: SignInResult::Challenge,
+            transaction_id: Some(transaction_id),
+            number,
+            message,
+            ..
+        } => NextStep::Approve { message, number, transaction_id },
+        SignInAnswer { result: SignInResult::Challenge, message, .. } => NextStep::EnterPasscode { message },
+        SignInAnswer { result: SignInResult::Reject, message, .. } => NextStep::Refused { message },
+    })
 }
 
 /// One sign-in step at `server`.

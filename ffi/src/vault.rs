@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tessera_client::devices;
+use tessera_client::organisation::{self, NextStep};
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
 use tessera_core::otpauth::{self, ManualEntry, OtpAuth, ParsedUri};
@@ -397,31 +398,70 @@ impl Vault {
         }
         let cleartext = if accept_cleartext { Cleartext::AcceptedByUser } else { Cleartext::Refuse };
         link.check_transport(cleartext)?;
-        let warnings = link.cleartext_warning().into_iter().collect();
-        let vault = self.me();
-        // Registering and keeping run as one task: were the caller's coroutine cancelled between
-        // them, the server would hold a device (and a spent link) this vault does not know.
-        let token = runtime::run(async move {
-            let (key, registered) =
-                tessera_client::register(&link, Some(device_name), None, cleartext).await?;
-            let keep = move || {
-                let vault = vault.upgrade().ok_or_else(locked)?;
-                vault.with_unlocked(|v| {
-                    Ok(devices::keep_registration(v, &link, &key, &registered, unix_now())?)
+        self.register_with(link, device_name, cleartext).await
+    }
+
+    /// Signs in to an organisation's server (`https://` when `server` names none) with the
+    /// user's password and second factor: a passcode, the help desk's registration code, or
+    /// nothing to approve on a device they have (or get a code by text). Once accepted, this
+    /// phone registers as their push device with no QR code (`Enrolled`); otherwise the answer
+    /// says what to ask next, for [`Vault::continue_organisation_sign_in`]. A refusal is `Denied`;
+    /// a server reached by plain HTTP on another computer is refused.
+    pub async fn sign_in_to_organisation(
+        &self,
+        server: String,
+        username: String,
+        password: Option<String>,
+        factor: Option<String>,
+        device_name: String,
+    ) -> Result<OrganisationStep, TesseraError> {
+        if !self.is_unlocked() {
+            return Err(locked());
+        }
+        let server = organisation::server_url(&server);
+        let request = organisation::first_request(
+            &username,
+            password.map(SecretString::new),
+            factor.map(SecretString::new),
+        );
+        self.organisation_step(server, request, device_name).await
+    }
+
+    /// Goes on with a sign-in: waits (up to three minutes) for the approval on the user's other
+    /// device when `code` is none, or sends the code that was sent to them.
+    pub async fn continue_organisation_sign_in(
+        &self,
+        server: String,
+        username: String,
+        transaction_id: String,
+        code: Option<String>,
+        device_name: String,
+    ) -> Result<OrganisationStep, TesseraError> {
+        if !self.is_unlocked() {
+            return Err(locked());
+        }
+        let server = organisation::server_url(&server);
+        let request = match code {
+            Some(code) => organisation::sent_code(&username, transaction_id, SecretString::new(code)),
+            None => {
+                let waiting = server.clone();
+                let id = transaction_id.clone();
+                let state = runtime::run(async move {
+                    Ok::<_, TesseraError>(
+                        organisation::await_answer(&waiting, &id, std::time::Duration::from_secs(180))
+                            .await?,
+                    )
                 })
-            };
-            tokio::task::spawn_blocking(keep).await.map_err(TesseraError::internal)?.map_err(|error| {
-                match error {
-                    TesseraError::Locked { .. } => {
-                        TesseraError::Locked { reason: devices::LOCKED_WHILE_REGISTERING.into() }
-                    }
-                    other => other,
+                .await?;
+                if state != tessera_core::wire::TransactionState::Approved {
+                    return Err(TesseraError::Denied {
+                        reason: "the sign-in was not approved on your other device".into(),
+                    });
                 }
-            })
-        })
-        .await?;
-        let _ = self.sync_push(false);
-        Ok(Added { tokens: vec![token.into()], warnings, enrollment: None })
+                organisation::approved(&username, transaction_id)
+            }
+        };
+        self.organisation_step(server, request, device_name).await
     }
 
     /// Adds what was scanned or pasted: the token of an `otpauth://` URI; for a
@@ -482,4 +522,99 @@ impl Vault {
 /// The error for a call that needs the unlocked vault.
 pub(crate) fn locked() -> TesseraError {
     TesseraError::Locked { reason: "the vault is locked: unlock it first".into() }
+}
+
+impl Vault {
+    /// Registers this phone as a push device with `link` (already checked for transport) and
+    /// keeps it in the vault, as one task.
+    async fn register_with(
+        &self,
+        link: EnrollmentLink,
+        device_name: String,
+        cleartext: Cleartext,
+    ) -> Result<Added, TesseraError> {
+        let warnings = link.cleartext_warning().into_iter().collect();
+        let vault = self.me();
+        // Registering and keeping run as one task: were the caller's coroutine cancelled between
+        // them, the server would hold a device (and a spent link) this vault does not know.
+        let token = runtime::run(async move {
+            let (key, registered) =
+                tessera_client::register(&link, Some(device_name), None, cleartext).await?;
+            let keep = move || {
+                let vault = vault.upgrade().ok_or_else(locked)?;
+                vault.with_unlocked(|v| {
+                    Ok(devices::keep_registration(v, &link, &key, &registered, unix_now())?)
+                })
+            };
+            tokio::task::spawn_blocking(keep).await.map_err(TesseraError::internal)?.map_err(|error| {
+                match error {
+                    TesseraError::Locked { .. } => {
+                        TesseraError::Locked { reason: devices::LOCKED_WHILE_REGISTERING.into() }
+                    }
+                    other => other,
+                }
+            })
+        })
+        .await?;
+        let _ = self.sync_push(false);
+        Ok(Added { tokens: vec![token.into()], warnings, enrollment: None })
+    }
+
+    /// One sign-in step, and registering once it is accepted.
+    async fn organisation_step(
+        &self,
+        server: String,
+        request: tessera_core::wire::SignInRequest,
+        device_name: String,
+    ) -> Result<OrganisationStep, TesseraError> {
+        let step = runtime::run(async move {
+            Ok::<_, TesseraError>(organisation::next_step(&server, &request, Cleartext::Refuse).await?)
+        })
+        .await?;
+        Ok(match step {
+            NextStep::Register(link) => OrganisationStep::Enrolled {
+                added: self.register_with(link, device_name, Cleartext::Refuse).await?,
+            },
+            NextStep::Approve { message, number, transaction_id } => {
+                OrganisationStep::Approve { message, number, transaction_id }
+            }
+            NextStep::EnterSentCode { message, transaction_id } => {
+                OrganisationStep::EnterSentCode { message, transaction_id }
+            }
+            NextStep::EnterPasscode { message } => OrganisationStep::EnterPasscode { message },
+            NextStep::Refused { message } => return Err(TesseraError::Denied { reason: message }),
+        })
+    }
+}
+
+/// What signing in to an organisation asks next, or that it is done.
+#[derive(Debug, uniffi::Enum)]
+pub enum OrganisationStep {
+    /// Signed in: this phone is the user's push device now.
+    Enrolled {
+        /// The push token added.
+        added: Added,
+    },
+    /// Approve on a device the user already has (choosing `number`), then
+    /// [`Vault::continue_organisation_sign_in`] without a code waits for it.
+    Approve {
+        /// What to tell the user.
+        message: String,
+        /// The number to choose.
+        number: Option<u8>,
+        /// The request being approved.
+        transaction_id: String,
+    },
+    /// Type the code just sent, then [`Vault::continue_organisation_sign_in`] with it.
+    EnterSentCode {
+        /// Where the code went.
+        message: String,
+        /// The challenge it completes.
+        transaction_id: String,
+    },
+    /// Type a passcode and call [`Vault::sign_in_to_organisation`] again with it.
+    EnterPasscode {
+        /// What to tell the user.
+        message: String,
+    },
 }

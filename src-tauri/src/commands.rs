@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tauri::ipc::{Channel, InvokeBody, Request};
 use tauri::{AppHandle, Manager, Runtime, State};
 use tessera_client::devices::{self, Delivered};
+use tessera_client::organisation::{self, NextStep};
 use tessera_core::error::ErrorCode;
 use tessera_core::oneswipe;
 use tessera_core::otp::unix_now;
@@ -369,15 +370,140 @@ pub async fn confirm_enrollment<R: Runtime>(
         CommandError::new(ErrorCode::NotFound, "no enrollment is waiting; add the link again")
     })?;
     let cleartext = if accept_cleartext { Cleartext::AcceptedByUser } else { Cleartext::Refuse };
-    let (key, registered) = tessera_client::register(&link, Some(device_name()), None, cleartext).await?;
+    register_and_keep(&app, &session, &center, &link, cleartext).await
+}
+
+/// Registers this app as a push device with `link`, keeps it in the vault and opens its channel.
+async fn register_and_keep<R: Runtime>(
+    app: &AppHandle<R>,
+    session: &Session,
+    center: &PushCenter,
+    link: &EnrollmentLink,
+    cleartext: Cleartext,
+) -> CommandResult<Added> {
+    let (key, registered) = tessera_client::register(link, Some(device_name()), None, cleartext).await?;
     let token = session
-        .act(|vault| Ok(devices::keep_registration(vault, &link, &key, &registered, unix_now())?))
+        .act(|vault| Ok(devices::keep_registration(vault, link, &key, &registered, unix_now())?))
         .map_err(|error| match error.kind {
             ErrorCode::Locked => CommandError::new(ErrorCode::Locked, devices::LOCKED_WHILE_REGISTERING),
             _ => error,
         })?;
-    open_push_channels(&app, &session, &center);
+    open_push_channels(app, session, center);
     Ok(Added::tokens(vec![token], link.cleartext_warning().into_iter().collect()))
+}
+
+/// What signing in to an organisation asks of the user next, or that it is done.
+#[derive(Debug, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum OrganisationStep {
+    /// Signed in: this app is the user's push device now.
+    Enrolled {
+        /// The push token added.
+        added: Added,
+    },
+    /// Approve on a device the user already has, choosing `number`; then
+    /// [`continue_organisation_sign_in`] waits for the answer.
+    Approve {
+        /// What to tell the user.
+        message: String,
+        /// The number to choose.
+        number: Option<u8>,
+        /// The request to wait on.
+        transaction_id: String,
+    },
+    /// Type the code just sent; then [`continue_organisation_sign_in`] with it.
+    EnterSentCode {
+        /// Where the code went.
+        message: String,
+        /// The challenge it completes.
+        transaction_id: String,
+    },
+    /// Type a passcode and sign in again.
+    EnterPasscode {
+        /// What to tell the user.
+        message: String,
+    },
+}
+
+/// Signs in to an organisation's server with the user's password and second factor (a passcode,
+/// the help desk's registration code, or nothing to approve on a device they have or get a code):
+/// once accepted, this app registers as their push device with no QR code. Plain HTTP to
+/// another computer is refused.
+#[tauri::command]
+pub async fn sign_in_to_organisation<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    server: String,
+    username: String,
+    password: Option<String>,
+    factor: Option<String>,
+) -> CommandResult<OrganisationStep> {
+    if !session.is_unlocked() {
+        return Err(CommandError::locked());
+    }
+    let server = organisation::server_url(&server);
+    let request = organisation::first_request(
+        &username,
+        password.map(SecretString::new),
+        factor.map(SecretString::new),
+    );
+    organisation_step(&app, &session, &center, &server, &request).await
+}
+
+/// Goes on with a sign-in: waits for the approval on the user's other device (no `code`), or
+/// sends the code that was sent to them.
+#[tauri::command]
+pub async fn continue_organisation_sign_in<R: Runtime>(
+    app: AppHandle<R>,
+    session: State<'_, Session>,
+    center: State<'_, PushCenter>,
+    server: String,
+    username: String,
+    transaction_id: String,
+    code: Option<String>,
+) -> CommandResult<OrganisationStep> {
+    if !session.is_unlocked() {
+        return Err(CommandError::locked());
+    }
+    let server = organisation::server_url(&server);
+    let request = match code {
+        Some(code) => organisation::sent_code(&username, transaction_id, SecretString::new(code)),
+        None => {
+            let wait = std::time::Duration::from_secs(180);
+            let state = organisation::await_answer(&server, &transaction_id, wait).await?;
+            if state != tessera_core::wire::TransactionState::Approved {
+                return Err(CommandError::new(
+                    ErrorCode::Denied,
+                    "the sign-in was not approved on your other device",
+                ));
+            }
+            organisation::approved(&username, transaction_id)
+        }
+    };
+    organisation_step(&app, &session, &center, &server, &request).await
+}
+
+async fn organisation_step<R: Runtime>(
+    app: &AppHandle<R>,
+    session: &Session,
+    center: &PushCenter,
+    server: &str,
+    request: &tessera_core::wire::SignInRequest,
+) -> CommandResult<OrganisationStep> {
+    Ok(match organisation::next_step(server, request, Cleartext::Refuse).await? {
+        NextStep::Register(link) => OrganisationStep::Enrolled {
+            added: register_and_keep(app, session, center, &link, Cleartext::Refuse).await?,
+        },
+        NextStep::Approve { message, number, transaction_id } => {
+            OrganisationStep::Approve { message, number, transaction_id }
+        }
+        NextStep::EnterSentCode { message, transaction_id } => {
+            OrganisationStep::EnterSentCode { message, transaction_id }
+        }
+        NextStep::EnterPasscode { message } => OrganisationStep::EnterPasscode { message },
+        NextStep::Refused { message } => return Err(CommandError::new(ErrorCode::Denied, message)),
+    })
 }
 
 /// Forgets the enrollment link waiting for confirmation: nothing was sent.

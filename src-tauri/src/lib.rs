@@ -79,6 +79,8 @@ pub fn run() -> ExitCode {
             commands::add_image,
             commands::confirm_enrollment,
             commands::cancel_enrollment,
+            commands::sign_in_to_organisation,
+            commands::continue_organisation_sign_in,
             commands::add_manual,
             commands::edit_token,
             commands::remove_token,

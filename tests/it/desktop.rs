@@ -938,3 +938,52 @@ fn the_tray_menu_copies_a_code_and_locks_the_vault() {
     let (_, _, locked) = tray.menu_offering("Unlock Tessera to copy codes");
     assert!(!locked.iter().any(|(_, l)| l == "Traytest:kim"), "a locked vault's tokens leave the menu");
 }
+
+#[test]
+fn the_app_signs_in_to_the_organisation_shows_a_working_code_and_receives_a_push() {
+    let server = Server::start(Db::Sqlite, "[portal]\nenabled = true\n[push]\nnumber_matching = \"pick\"\n");
+    let user = json!({ "username": "mo", "password": "hunter2hunter2" });
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    let (_, issued) = server.admin("POST", "/api/v1/users/mo/registration-code", Some(json!({})));
+    let sandbox = Sandbox::with_keystore_vault();
+    let app = App::start(&sandbox, &[]);
+
+    app.shown("#empty-state");
+    app.click("#empty-organisation");
+    app.shown("#organisation-dialog");
+    app.type_into("#organisation-server", &server.url);
+    app.type_into("#organisation-username", "mo");
+    app.type_into("#organisation-password", "wrong password");
+    app.type_into("#organisation-factor", issued["code"].as_str().unwrap());
+    app.click("#organisation-submit");
+    app.wait_for_text("#organisation-error", "authentication failed");
+    app.type_into("#organisation-password", "hunter2hunter2");
+    app.screenshot("desktop-organisation-sign-in.png");
+    app.click("#organisation-submit");
+    app.wait_for_text("#toast", "as a push device");
+    let [device]: [String; 1] = app.wait_for_tokens(1).try_into().unwrap();
+    app.screenshot("desktop-organisation-signed-in.png");
+    let (_, tokens) = server.admin("GET", "/api/v1/users/mo/tokens", None);
+    assert_eq!(tokens[0]["kind"], "push");
+    assert!(tokens[0]["device_name"].as_str().unwrap().starts_with("Tessera desktop"), "{tokens}");
+    assert!(tokens[0]["pending_until"].is_null(), "the app registered, so the token is active: {tokens}");
+
+    let at = unix_now();
+    let shown = app.evaluate(
+        "return document.querySelector(`[data-id='${arguments[0]}'] .code`)?.dataset.code ?? ''",
+        vec![json!(device)],
+    );
+    let expected = sandbox.run(&["code", "mo", "--at", &at.to_string()]).ok();
+    assert_eq!(shown.as_str().unwrap(), expected.trim(), "the window shows the token's code");
+
+    let (transaction, number) = start_push_login(&server, "mo");
+    app.shown("#push-dialog");
+    app.wait_for_text("#push-headline", "mo is logging in to ACME VPN");
+    app.click(&format!("#push-choices button[aria-label='Approve with {number}']"));
+    app.wait_for_text("#toast", "Approved");
+    assert_eq!(wait_status(&server, &transaction, 5), "approved", "its approval's code was right");
+    assert_eq!(finish(&server, "mo", &transaction), "accept");
+    let next = sandbox.run(&["code", "mo", "--at", &(at + 30).to_string()]).ok();
+    let (_, answer) = server.validate("mo", Some("hunter2hunter2"), next.trim());
+    assert_eq!(answer["result"], "accept", "and its codes sign in: {answer}");
+}

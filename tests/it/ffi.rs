@@ -74,14 +74,25 @@ fn the_top_level_uniffi_toml_names_the_kotlin_package_and_the_swift_modules() {
 
 /// A server with a user whose push token waits for a device: (server, enrollment link).
 fn server_with_push_enrollment(username: &str) -> (Server, String) {
-    let server = Server::start(Db::Sqlite, "[push]\nnumber_matching = \"pick\"\n");
+    let server = Server::start(Db::Sqlite, "[push]\nnumber_matching = \"pick\"\n[portal]\nenabled = true\n");
     let enrollment = server.user_with_token(username, json!({ "kind": "push" }));
     let link = enrollment["enrollment_uri"].as_str().unwrap().to_owned();
+    let newcomer = json!({ "username": NEWCOMER, "password": NEWCOMER_PASSWORD });
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(newcomer)).0, 201);
     (server, link)
 }
 
+/// A user with a password and no token, who signs in from the app with a registration code.
+const NEWCOMER: &str = "ida";
+const NEWCOMER_PASSWORD: &str = "2580";
+
 fn run_test_program(mut command: Command, server: &Server, link: &str, username: &str, dir: &Path) -> String {
+    let (_, issued) =
+        server.admin("POST", &format!("/api/v1/users/{NEWCOMER}/registration-code"), Some(json!({})));
     let Output { status, stdout, stderr } = command
+        .env("TESSERA_TEST_NEWCOMER", NEWCOMER)
+        .env("TESSERA_TEST_NEWCOMER_PASSWORD", NEWCOMER_PASSWORD)
+        .env("TESSERA_TEST_REGISTRATION_CODE", issued["code"].as_str().unwrap())
         .env("TESSERA_TEST_DIR", dir)
         .env("TESSERA_TEST_SERVER", &server.url)
         .env("TESSERA_TEST_USER", username)

@@ -34,6 +34,13 @@ export interface Added {
   enrollment: EnrollmentPreview | null;
 }
 
+/** What signing in to an organisation asks next, or that this app is enrolled. */
+export type OrganisationStep =
+  | { step: "enrolled"; added: Added }
+  | { step: "approve"; message: string; number: number | null; transaction_id: string }
+  | { step: "enter_sent_code"; message: string; transaction_id: string }
+  | { step: "enter_passcode"; message: string };
+
 /** A token typed in by hand. */
 export interface ManualForm {
   issuer: string | null;
@@ -82,6 +89,12 @@ export const confirmEnrollment = (acceptCleartext: boolean) =>
   invoke<Added>("confirm_enrollment", { acceptCleartext });
 /** Forgets the link waiting for confirmation. */
 export const cancelEnrollment = () => invoke<void>("cancel_enrollment");
+/** Signs in to an organisation's server: this app becomes the user's push device once accepted. */
+export const signInToOrganisation = (server: string, username: string, password: string | null, factor: string | null) =>
+  invoke<OrganisationStep>("sign_in_to_organisation", { server, username, password, factor });
+/** Waits for the approval on the user's other device (no `code`), or sends the code sent to them. */
+export const continueOrganisationSignIn = (server: string, username: string, transactionId: string, code: string | null) =>
+  invoke<OrganisationStep>("continue_organisation_sign_in", { server, username, transactionId, code });
 export const editToken = (id: string, issuer: string, label: string, group: string) =>
   invoke<TokenInfo>("edit_token", { id, issuer, label, group });
 export const removeToken = (id: string) => invoke<void>("remove_token", { id });

@@ -10,6 +10,7 @@
 import { listen } from "@tauri-apps/api/event";
 
 import * as api from "./api";
+import "./dialogs/organisation";
 import { forgetShownRequest } from "./dialogs/push";
 import { closeDialogs, showing, toast, whenLocked } from "./dom";
 import { showSetup } from "./screens/setup";

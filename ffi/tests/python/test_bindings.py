@@ -12,7 +12,7 @@ import time
 import urllib.request
 import zlib
 
-from tessera_ffi import (Code, KeyStore, ManualToken, NumberMatchingMode, PushListener, Reply, Scanned,
+from tessera_ffi import (Code, KeyStore, ManualToken, NumberMatchingMode, OrganisationStep, PushListener, Reply, Scanned,
                          TesseraError, Vault, decode_qr_luma, parse_scanned, qr_png)
 
 checks = 0
@@ -234,6 +234,20 @@ def main():
     check(not reopened.has_answer_pin(), "removed")
     throws(TesseraError.InvalidInput, "neither a token nor an enrollment link",
            lambda: reopened.add_scanned("https://example.com/"))
+
+    newcomer, password = os.environ["TESSERA_TEST_NEWCOMER"], os.environ["TESSERA_TEST_NEWCOMER_PASSWORD"]
+    code = os.environ["TESSERA_TEST_REGISTRATION_CODE"]
+    phone = Vault(f"{DIR}/newcomer.tessera", DictKeyStore())
+    phone.create(None, True)
+    throws(TesseraError.Denied, "a wrong password",
+           lambda: asyncio.run(phone.sign_in_to_organisation(SERVER, newcomer, "wrong", code, "Python phone")))
+    step = asyncio.run(phone.sign_in_to_organisation(SERVER, newcomer, password, code, "Python phone"))
+    check(isinstance(step, OrganisationStep.ENROLLED), f"signed in with the registration code: {step}")
+    check(step.added.tokens[0].push_server == SERVER, f"a push device of {SERVER}: {step.added}")
+    check([t.token.push_server for t in phone.tokens()] == [SERVER], "kept in the vault")
+    again = asyncio.run(phone.sign_in_to_organisation(SERVER, newcomer, password, code, "Python tablet"))
+    check(isinstance(again, OrganisationStep.APPROVE) and again.transaction_id,
+          f"the code is spent; now that the user has a device, a new one is approved on it: {again}")
 
     subscription.cancel()
     del subscription
