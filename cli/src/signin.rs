@@ -3,8 +3,6 @@
 //! them, or the help desk's registration code for a first device), and makes this vault a push
 //! device for them with no QR code. The protocol is `tessera-client`'s; this module asks and prints.
 
-use std::time::Duration;
-
 use tessera_client::devices;
 use tessera_client::organisation::{self, NextStep, server_url};
 use tessera_core::error::ErrorCode;
@@ -12,13 +10,10 @@ use tessera_core::otp::unix_now;
 use tessera_core::push::{Cleartext, check_server_transport};
 use tessera_core::secret::SecretString;
 use tessera_core::vault::UnlockedVault;
-use tessera_core::wire::{SignInRequest, TransactionState};
+use tessera_core::wire::SignInRequest;
 
 use crate::push::runtime;
 use crate::terminal::{self, Failure, note, read_line, warn};
-
-/// How long an approval on another device is waited for.
-const APPROVAL_WAIT: Duration = Duration::from_secs(180);
 
 /// Signs in at `url` and enrols this vault as the user's push device.
 pub fn signin(
@@ -43,35 +38,31 @@ pub fn signin(
     )?;
     let first = organisation::first_request(&username, password, Some(SecretString::new(typed)));
     let runtime = runtime()?;
-    let mut request = first.clone();
-    let mut step = runtime.block_on(organisation::next_step(&server, &request, cleartext))?;
+    let mut step = runtime.block_on(organisation::next_step(&server, &first, cleartext))?;
     for _ in 0..3 {
-        request = match step {
+        let next = match step {
             NextStep::Register(_) | NextStep::Refused { .. } => break,
             NextStep::Approve { message, number, transaction_id } => {
                 note(sentence(&message));
                 if let Some(number) = number {
                     note(format!("Choose {number} on your device."));
                 }
-                let state =
-                    runtime.block_on(organisation::await_answer(&server, &transaction_id, APPROVAL_WAIT))?;
-                if state != TransactionState::Approved {
-                    return Err(refused(&server, &format!("the request was {}", state_name(state))));
-                }
-                organisation::approved(&username, transaction_id)
+                organisation::continue_step(&server, &username, transaction_id, None, cleartext)
             }
             NextStep::EnterSentCode { message, transaction_id } => {
                 note(sentence(&message));
-                let code = read_line("Code: ")?;
-                organisation::sent_code(&username, transaction_id, SecretString::new(code.trim().to_owned()))
+                let code = SecretString::new(read_line("Code: ")?.trim().to_owned());
+                organisation::continue_step(&server, &username, transaction_id, Some(code), cleartext)
             }
             NextStep::EnterPasscode { message } => {
                 note(sentence(&message));
-                let code = read_line("Passcode: ")?;
-                SignInRequest { passcode: Some(SecretString::new(code.trim().to_owned())), ..first.clone() }
+                let passcode = Some(SecretString::new(read_line("Passcode: ")?.trim().to_owned()));
+                let again = SignInRequest { passcode, ..first.clone() };
+                step = runtime.block_on(organisation::next_step(&server, &again, cleartext))?;
+                continue;
             }
         };
-        step = runtime.block_on(organisation::next_step(&server, &request, cleartext))?;
+        step = runtime.block_on(next)?;
     }
     let link = match step {
         NextStep::Register(link) => link,
@@ -92,16 +83,6 @@ pub fn signin(
 
 fn refused(server: &str, message: &str) -> Failure {
     Failure::Refused { code: ErrorCode::Denied, message: format!("{server} refused the sign-in: {message}") }
-}
-
-fn state_name(state: TransactionState) -> &'static str {
-    match state {
-        TransactionState::Pending => "not answered in time",
-        TransactionState::Approved => "approved",
-        TransactionState::Denied => "denied",
-        TransactionState::Expired => "expired",
-        TransactionState::Consumed => "used already",
-    }
 }
 
 fn sentence(message: &str) -> String {

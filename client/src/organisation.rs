@@ -137,6 +137,38 @@ pub async fn next_step(
     })
 }
 
+/// How long an approval on the user's other device is waited for.
+pub const APPROVAL_WAIT: Duration = Duration::from_secs(180);
+
+/// Goes on after a challenge: waits (at most [`APPROVAL_WAIT`]) for the approval on the user's
+/// other device when there is no `code`, or sends the code that was sent to them; then says what
+/// comes next.
+pub async fn continue_step(
+    server: &str,
+    username: &str,
+    transaction_id: String,
+    code: Option<SecretString>,
+    cleartext: Cleartext,
+) -> Result<NextStep, ClientError> {
+    let request = match code {
+        Some(code) => sent_code(username, transaction_id, code),
+        None => match await_answer(server, &transaction_id, APPROVAL_WAIT).await? {
+            TransactionState::Approved => approved(username, transaction_id),
+            other => {
+                let outcome = match other {
+                    TransactionState::Denied => "denied on your other device",
+                    TransactionState::Consumed => "used already",
+                    TransactionState::Pending | TransactionState::Expired | TransactionState::Approved => {
+                        "not approved in time"
+                    }
+                };
+                return Ok(NextStep::Refused { message: format!("the sign-in was {outcome}") });
+            }
+        },
+    };
+    next_step(server, &request, cleartext).await
+}
+
 /// One sign-in step at `server`.
 pub async fn sign_in(
     server: &str,

@@ -424,7 +424,11 @@ impl Vault {
             password.map(SecretString::new),
             factor.map(SecretString::new),
         );
-        self.organisation_step(server, request, device_name).await
+        let step = runtime::run(async move {
+            Ok::<_, TesseraError>(organisation::next_step(&server, &request, Cleartext::Refuse).await?)
+        })
+        .await?;
+        self.organisation_outcome(step, device_name).await
     }
 
     /// Goes on with a sign-in: waits (up to three minutes) for the approval on the user's other
@@ -441,27 +445,15 @@ impl Vault {
             return Err(locked());
         }
         let server = organisation::server_url(&server);
-        let request = match code {
-            Some(code) => organisation::sent_code(&username, transaction_id, SecretString::new(code)),
-            None => {
-                let waiting = server.clone();
-                let id = transaction_id.clone();
-                let state = runtime::run(async move {
-                    Ok::<_, TesseraError>(
-                        organisation::await_answer(&waiting, &id, std::time::Duration::from_secs(180))
-                            .await?,
-                    )
-                })
-                .await?;
-                if state != tessera_core::wire::TransactionState::Approved {
-                    return Err(TesseraError::Denied {
-                        reason: "the sign-in was not approved on your other device".into(),
-                    });
-                }
-                organisation::approved(&username, transaction_id)
-            }
-        };
-        self.organisation_step(server, request, device_name).await
+        let code = code.map(SecretString::new);
+        let step = runtime::run(async move {
+            Ok::<_, TesseraError>(
+                organisation::continue_step(&server, &username, transaction_id, code, Cleartext::Refuse)
+                    .await?,
+            )
+        })
+        .await?;
+        self.organisation_outcome(step, device_name).await
     }
 
     /// Adds what was scanned or pasted: the token of an `otpauth://` URI; for a
@@ -560,17 +552,12 @@ impl Vault {
         Ok(Added { tokens: vec![token.into()], warnings, enrollment: None })
     }
 
-    /// One sign-in step, and registering once it is accepted.
-    async fn organisation_step(
+    /// What the app shows after a sign-in step: enrolled (registered here), or what to ask next.
+    async fn organisation_outcome(
         &self,
-        server: String,
-        request: tessera_core::wire::SignInRequest,
+        step: NextStep,
         device_name: String,
     ) -> Result<OrganisationStep, TesseraError> {
-        let step = runtime::run(async move {
-            Ok::<_, TesseraError>(organisation::next_step(&server, &request, Cleartext::Refuse).await?)
-        })
-        .await?;
         Ok(match step {
             NextStep::Register(link) => OrganisationStep::Enrolled {
                 added: self.register_with(link, device_name, Cleartext::Refuse).await?,

@@ -251,8 +251,9 @@ pub fn credential_hash(key: &str) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(key.as_bytes()))
 }
 
-/// Compares a presented key with a configured one in constant time.
-pub fn admin_key_matches(presented: &str, configured: &str) -> bool {
+/// Compares a presented secret (a key, a form token) with the expected one in constant time,
+/// whatever their lengths.
+pub fn secrets_match(presented: &str, configured: &str) -> bool {
     Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(configured.as_bytes())).into()
 }
 
@@ -368,7 +369,7 @@ mod tests {
         let key = new_key(ADMIN_KEY_PREFIX).unwrap();
         assert!(key.expose().starts_with(ADMIN_KEY_PREFIX) && key.expose().len() == 68);
         assert_eq!(credential_hash(key.expose()).len(), 64);
-        assert!(admin_key_matches(key.expose(), key.expose()));
-        assert!(!admin_key_matches("tsk_x", key.expose()));
+        assert!(secrets_match(key.expose(), key.expose()));
+        assert!(!secrets_match("tsk_x", key.expose()));
     }
 }

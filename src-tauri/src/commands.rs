@@ -448,7 +448,8 @@ pub async fn sign_in_to_organisation<R: Runtime>(
         password.map(SecretString::new),
         factor.map(SecretString::new),
     );
-    organisation_step(&app, &session, &center, &server, &request).await
+    let step = organisation::next_step(&server, &request, Cleartext::Refuse).await?;
+    organisation_outcome(&app, &session, &center, step).await
 }
 
 /// Goes on with a sign-in: waits for the approval on the user's other device (no `code`), or
@@ -467,31 +468,25 @@ pub async fn continue_organisation_sign_in<R: Runtime>(
         return Err(CommandError::locked());
     }
     let server = organisation::server_url(&server);
-    let request = match code {
-        Some(code) => organisation::sent_code(&username, transaction_id, SecretString::new(code)),
-        None => {
-            let wait = std::time::Duration::from_secs(180);
-            let state = organisation::await_answer(&server, &transaction_id, wait).await?;
-            if state != tessera_core::wire::TransactionState::Approved {
-                return Err(CommandError::new(
-                    ErrorCode::Denied,
-                    "the sign-in was not approved on your other device",
-                ));
-            }
-            organisation::approved(&username, transaction_id)
-        }
-    };
-    organisation_step(&app, &session, &center, &server, &request).await
+    let step = organisation::continue_step(
+        &server,
+        &username,
+        transaction_id,
+        code.map(SecretString::new),
+        Cleartext::Refuse,
+    )
+    .await?;
+    organisation_outcome(&app, &session, &center, step).await
 }
 
-async fn organisation_step<R: Runtime>(
+/// What the window shows after a sign-in step: enrolled (registered here), or what to ask next.
+async fn organisation_outcome<R: Runtime>(
     app: &AppHandle<R>,
     session: &Session,
     center: &PushCenter,
-    server: &str,
-    request: &tessera_core::wire::SignInRequest,
+    step: NextStep,
 ) -> CommandResult<OrganisationStep> {
-    Ok(match organisation::next_step(server, request, Cleartext::Refuse).await? {
+    Ok(match step {
         NextStep::Register(link) => OrganisationStep::Enrolled {
             added: register_and_keep(app, session, center, &link, Cleartext::Refuse).await?,
         },

@@ -811,3 +811,83 @@ fn the_cli_signs_in_to_the_organisation_and_becomes_a_push_device_without_a_qr_c
         );
     }
 }
+
+#[test]
+fn a_user_chooses_text_messages_or_the_app_for_their_code() {
+    let kannel = crate::kannel_gateway::kannel();
+    let server = Server::start(Db::Sqlite, &format!("{PORTAL}{}", kannel.config_toml("kannel")));
+    let phone = Sandbox::with_keystore_vault();
+    user_with_device(&server, &phone, "lu", Some("2580"));
+    let number = "+447700900452";
+    assert_eq!(server.admin("PATCH", "/api/v1/users/lu", Some(json!({ "phone": number }))).0, 200);
+    let mut lu = Visitor::new(&server);
+    let code = phone.run(&["code", "lu"]).ok();
+    assert_eq!(
+        lu.sign_in(&[("username", "lu"), ("password", "2580"), ("passcode", code.trim())]).status,
+        303
+    );
+    let home = lu.get("/portal");
+    assert!(home.body.contains("A text message</strong> to +44 ••• ••452"), "{}", home.body);
+    let token = form_token(&home.body);
+
+    let chosen = lu.post("/portal/delivery", &[("form_token", &token), ("choice", "sms")]);
+    assert_eq!(chosen.location.as_deref(), Some("/portal?done=delivery"), "{}", chosen.body);
+    let kinds: Vec<String> =
+        tokens_of(&server, "lu").iter().map(|t| t["kind"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["push", "sms"], "choosing text messages gave an SMS token to the number on file");
+    let before = kannel.messages_to(number).len();
+    let (_, answer) = server.validate("lu", Some("2580"), "");
+    assert_eq!(
+        (answer["result"].as_str(), answer["channel"].as_str()),
+        (Some("challenge"), Some("sms")),
+        "{answer}"
+    );
+    kannel.wait_for_message(number, before, Duration::from_secs(20));
+
+    let back = lu.post("/portal/delivery", &[("form_token", &token), ("choice", "app")]);
+    assert_eq!(back.location.as_deref(), Some("/portal?done=delivery"));
+    let (_, answer) = server.validate("lu", Some("2580"), "");
+    assert!(answer["number"].is_u64() && answer["channel"].is_null(), "a push again: {answer}");
+    let audit = audit(&server, "lu");
+    assert_eq!(audit.iter().filter(|r| r["action"] == "user.update" && r["actor"] == "portal").count(), 2);
+
+    let (_, other) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "nia", "password": "2580" })));
+    assert!(other.is_object());
+    let seed = {
+        let (_, enrollment) =
+            server.admin("POST", "/api/v1/users/nia/tokens", Some(json!({ "kind": "hotp" })));
+        let uri = enrollment["otpauth_uri"].as_str().unwrap().to_owned();
+        uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned()
+    };
+    let mut nia = Visitor::new(&server);
+    assert_eq!(
+        nia.sign_in(&[("username", "nia"), ("password", "2580"), ("passcode", &hotp(&seed, 0))]).status,
+        303
+    );
+    let page = nia.get("/portal");
+    assert!(page.body.contains("no phone number on file"), "{}", page.body);
+    let refused = nia.post("/portal/delivery", &[("form_token", &form_token(&page.body)), ("choice", "sms")]);
+    assert!(refused.body.contains("No phone number is on file for you"), "{}", refused.body);
+    assert_eq!(tokens_of(&server, "nia").len(), 1, "no SMS token without a number");
+}
+
+#[test]
+fn a_portal_kept_to_internal_networks_refuses_other_addresses() {
+    let outside =
+        Server::start(Db::Sqlite, "[portal]\nenabled = true\nallowed_networks = [\"10.0.0.0/8\"]\n");
+    let (status, body) = outside.get("/portal");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not available from your network"), "{body}");
+    let (status, css) = outside.get("/portal/portal.css");
+    assert_eq!(status, 403, "every portal path: {css}");
+    let (status, answer) = outside.post("/api/v1/signin", &json!({ "username": "x", "password": "y" }));
+    assert_eq!(status, 403, "and the apps' sign-in: {answer}");
+    assert_eq!(outside.get("/login").0, 200, "the login page is not the portal");
+
+    let inside = Server::start(
+        Db::Sqlite,
+        "[portal]\nenabled = true\nallowed_networks = [\"127.0.0.0/8\", \"::1\"]\n",
+    );
+    assert_eq!(inside.get("/portal").0, 200, "loopback is named");
+}

@@ -113,7 +113,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, api)
         .merge(pool(login::routes(), limits.max_in_flight))
-        .merge(pool(portal::routes(), limits.max_in_flight))
+        .merge(
+            pool(portal::routes(), limits.max_in_flight).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                portal::only_from_allowed_networks,
+            )),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)

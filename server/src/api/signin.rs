@@ -17,6 +17,7 @@ use tessera_core::wire::{SignInAnswer, SignInRequest};
 /// `transaction_id`. Needs the portal to be enabled (`[portal]`).
 #[utoipa::path(post, path = "/api/v1/signin", tag = "validate", request_body = SignInRequest, responses(
     (status = 200, description = "Accepted (with the enrollment link), a challenge, or refused", body = SignInAnswer),
+    (status = 403, description = "Not from the networks `[portal] allowed_networks` names", body = super::ErrorBody),
     (status = 404, description = "The portal is not enabled on this server", body = super::ErrorBody),
     (status = 409, description = "The user holds the most devices allowed", body = super::ErrorBody),
     (status = 422, description = "Missing fields or wrong types", body = super::ErrorBody),
@@ -32,6 +33,13 @@ pub async fn sign_in(
             axum::http::StatusCode::NOT_FOUND,
             tessera_core::error::ErrorCode::NotFound,
             "signing in from an app needs the self-service portal: set [portal] enabled = true",
+        ));
+    }
+    if !state.service.portal().admits(ip) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            tessera_core::error::ErrorCode::Denied,
+            "signing in to this organisation is not available from your network",
         ));
     }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());

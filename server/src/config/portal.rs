@@ -19,6 +19,7 @@ pub(super) struct FilePortal {
     step_up_secs: Option<u64>,
     idle_secs: Option<u64>,
     absolute_secs: Option<u64>,
+    allowed_networks: Option<Vec<String>>,
 }
 
 /// A kind of token whose code or approval may sign in to the portal, named as the token kinds are.
@@ -76,6 +77,17 @@ pub struct PortalSettings {
     pub idle_secs: u64,
     /// Seconds after sign-in at which a session ends, however active.
     pub absolute_secs: u64,
+    /// The networks the portal (and apps' sign-in) answers; empty: every network.
+    pub allowed_networks: Vec<ipnet::IpNet>,
+}
+
+impl PortalSettings {
+    /// Whether a client at `ip` may reach the portal (an unknown address only when no network is
+    /// named).
+    pub fn admits(&self, ip: Option<std::net::IpAddr>) -> bool {
+        self.allowed_networks.is_empty()
+            || ip.is_some_and(|ip| self.allowed_networks.iter().any(|network| network.contains(&ip)))
+    }
 }
 
 impl FilePortal {
@@ -107,6 +119,7 @@ impl FilePortal {
             step_up_secs: self.step_up_secs.unwrap_or(300),
             idle_secs: self.idle_secs.unwrap_or(600),
             absolute_secs: self.absolute_secs.unwrap_or(3600),
+            allowed_networks: networks(self.allowed_networks.unwrap_or_default())?,
         };
         let out_of_range = |message: &str| Err(ConfigError::OutOfRange(format!("portal.{message}")));
         if settings.second_factors.is_empty() {
@@ -128,6 +141,24 @@ impl FilePortal {
         }
         Ok(settings)
     }
+}
+
+/// Address ranges as written (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+fn networks(texts: Vec<String>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|network| network.trunc())
+                .map_err(|_| {
+                    ConfigError::OutOfRange(format!(
+                        "portal.allowed_networks: {text:?} is not an address range like 10.0.0.0/8"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// `scheme://host[:port]` of an `http(s)://` URL, lower-cased, without path.
@@ -164,6 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn the_portal_can_be_kept_to_internal_networks() {
+        let everyone = settings("", true).unwrap();
+        assert!(everyone.admits(Some("203.0.113.9".parse().unwrap())) && everyone.admits(None));
+        let internal =
+            settings("allowed_networks = [\"10.1.2.3/8\", \"2001:db8::/32\", \"127.0.0.1\"]", true).unwrap();
+        for (ip, admitted) in [
+            ("10.200.0.1", true),
+            ("2001:db8::5", true),
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("203.0.113.9", false),
+        ] {
+            assert_eq!(internal.admits(Some(ip.parse().unwrap())), admitted, "{ip}");
+        }
+        assert!(!internal.admits(None), "an unknown address is not internal");
+    }
+
+    #[test]
     fn bad_portal_settings_are_refused_with_the_key_named() {
         for (toml, message) in [
             ("public_url = \"ftp://x\"", "portal.public_url"),
@@ -175,6 +224,8 @@ mod tests {
             ("absolute_secs = 100000", "24 hours"),
             ("step_up_secs = 1", "step_up_secs"),
             ("first_enrolment = \"postcard\"", "unknown variant"),
+            ("allowed_networks = [\"10.0.0.0/33\"]", "allowed_networks"),
+            ("allowed_networks = [\"intranet\"]", "allowed_networks"),
         ] {
             let error = match toml::from_str::<FilePortal>(toml) {
                 Ok(file) => file.settings("http://127.0.0.1:1", false).unwrap_err().to_string(),

@@ -34,7 +34,7 @@ impl Service {
     ) -> Result<AdminAuth, ServiceError> {
         if let Some(presented) = presented {
             if let Some(configured) = &self.admin_token
-                && keys::admin_key_matches(presented, configured.expose())
+                && keys::secrets_match(presented, configured.expose())
             {
                 return Ok(AdminAuth::Admin(Actor::Admin { key: "env".into(), ip }));
             }

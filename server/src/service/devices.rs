@@ -12,12 +12,14 @@ use tessera_core::secret::{SecretBytes, SecretString};
 use tessera_core::verifier::{self, Verdict};
 
 use super::audit::AdminAudit;
-use super::tokens::{Enrollment, SEED_BYTES, TokenDraft};
+use super::tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenDraft};
+use super::users::UserChanges;
 use super::{Actor, Caller, PortalSession, Service, ServiceError, TokenKind};
 use crate::clock::{now_i64, unix_now};
+use crate::delivery::Delivery;
 use crate::input::check_text;
 use crate::keys::KeyError;
-use crate::store::{AuditResult, PendingToken, TokenRow, UserRow};
+use crate::store::{AuditResult, Channel, DeliveryPreference, PendingToken, TokenRow, UserRow};
 
 /// What the user adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,27 @@ impl std::fmt::Debug for AddedDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddedDevice").field("serial", &self.serial).finish_non_exhaustive()
     }
+}
+
+/// Where a code goes when the user gives only their password, as the portal offers the choice:
+/// the app or a text message (email is for administrators to set up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeChoice {
+    /// A push to the Tessera app.
+    App,
+    /// A code by text message.
+    TextMessage,
+}
+
+/// The user's delivery preference as the portal shows it.
+#[derive(Debug)]
+pub struct DeliveryChoice {
+    /// What they chose; none when an administrator chose email.
+    pub chosen: Option<CodeChoice>,
+    /// Their phone number on file, masked.
+    pub phone: Option<String>,
+    /// Whether they have a registered Tessera app.
+    pub has_app: bool,
 }
 
 /// An action that needs a fresh second factor.
@@ -260,6 +283,64 @@ impl Service {
         }
         self.delete_token(&Actor::Portal { ip: caller.ip }, &token.serial).await?;
         Ok(StepUp::Done(()))
+    }
+
+    /// The user's delivery preference and what it can be.
+    pub async fn portal_delivery(&self, session: &PortalSession) -> Result<DeliveryChoice, ServiceError> {
+        session.signed_in()?;
+        let Some((user, tokens)) = self.store.user_with_tokens(session.username()).await? else {
+            return Err(ServiceError::NotFound("user", session.username().into()));
+        };
+        let chosen = match user.delivery_preference {
+            DeliveryPreference::App => Some(CodeChoice::App),
+            DeliveryPreference::Sms => Some(CodeChoice::TextMessage),
+            DeliveryPreference::Email => None,
+        };
+        let texted = tokens.iter().find(|t| t.kind == TokenKind::Sms);
+        let phone = texted
+            .and_then(|token| self.delivery.destination_of(&user, token).ok())
+            .or_else(|| user.phone.clone())
+            .map(|phone| Delivery::masked(Channel::Sms, &phone));
+        Ok(DeliveryChoice { chosen, phone, has_app: tokens.iter().any(TokenRow::is_registered_push_device) })
+    }
+
+    /// Sets where the user's code goes when they give only their password. Choosing text
+    /// messages without an SMS token gives them one, real-time, to the phone number on file
+    /// (which the help desk or the directory set); choosing the app needs a registered app.
+    pub async fn portal_choose_delivery(
+        &self,
+        session: &PortalSession,
+        choice: CodeChoice,
+        caller: &Caller<'_>,
+    ) -> Result<(), ServiceError> {
+        session.signed_in()?;
+        let Some((user, tokens)) = self.store.user_with_tokens(session.username()).await? else {
+            return Err(ServiceError::NotFound("user", session.username().into()));
+        };
+        let actor = Actor::Portal { ip: caller.ip };
+        let preference = match choice {
+            CodeChoice::App => {
+                if !tokens.iter().any(TokenRow::is_registered_push_device) {
+                    return Err(ServiceError::InvalidInput("add the Tessera app first".into()));
+                }
+                DeliveryPreference::App
+            }
+            CodeChoice::TextMessage => {
+                if !tokens.iter().any(|t| t.kind == TokenKind::Sms) {
+                    if user.phone.is_none() {
+                        return Err(ServiceError::InvalidInput(
+                            "no phone number is on file for you: ask your help desk to add one".into(),
+                        ));
+                    }
+                    self.check_kind_allowed(&user, TokenKind::Sms.as_str()).await?;
+                    self.enroll_delivered(&actor, &user, &EnrollRequest::of_kind(TokenKind::Sms)).await?;
+                }
+                DeliveryPreference::Sms
+            }
+        };
+        let changes = UserChanges { delivery_preference: Some(preference), ..UserChanges::default() };
+        self.update_user(&actor, &user.username, changes).await?;
+        Ok(())
     }
 
     /// The session's user's token `serial` (for a signed-in session only).

@@ -49,7 +49,7 @@ pub use crate::store::TokenKind;
 pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::{DeliveryFilter, SentCodes};
-pub use devices::{AddedDevice, Confirmation, NewDevice, StepUp};
+pub use devices::{AddedDevice, CodeChoice, Confirmation, DeliveryChoice, NewDevice, StepUp};
 pub use directory::SyncReport;
 pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserImport, UserImportReport};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};

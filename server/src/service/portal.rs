@@ -9,7 +9,7 @@
 use tessera_core::secret::SecretString;
 
 use super::validate::{ValidateRequest, ValidationResult};
-use super::{Caller, Door, NewDevice, Service, ServiceError, TokenKind};
+use super::{Caller, DeliveryChoice, Door, NewDevice, Service, ServiceError, TokenKind};
 use crate::clock::now_i64;
 use crate::config::{PortalSettings, SecondFactor};
 use crate::delivery::Delivery;
@@ -94,7 +94,7 @@ impl PortalSession {
 
     /// Whether a form's token is this session's.
     pub fn accepts_form_token(&self, token: &str) -> bool {
-        crate::keys::admin_key_matches(token, &self.id.form_token())
+        crate::keys::secrets_match(token, &self.id.form_token())
     }
 
     /// This session's form token.
@@ -177,6 +177,8 @@ pub struct PortalOverview {
     pub devices: Vec<DeviceView>,
     /// Their latest sign-ins, newest first.
     pub sign_ins: Vec<SignInView>,
+    /// Where their code goes when they give only their password.
+    pub delivery: DeliveryChoice,
 }
 
 /// One of the user's tokens, as the portal shows it.
@@ -450,7 +452,8 @@ impl Service {
             })
             .take(usize::try_from(RECENT_SIGN_INS).unwrap_or(10))
             .collect();
-        Ok(PortalOverview { devices, sign_ins })
+        let delivery = self.portal_delivery(session).await?;
+        Ok(PortalOverview { devices, sign_ins, delivery })
     }
 
     /// Starts the signed-in session of `username`, whose second factor (the token `serial`, or a

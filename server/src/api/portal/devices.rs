@@ -13,8 +13,8 @@ use super::{Chrome, Form, Notice, Posted, caller, failed, render, sentence, sess
 use crate::api::AppState;
 use crate::api::extract::ClientIp;
 use crate::service::{
-    AddedDevice, Caller, Confirmation, NewDevice, PortalSession, ServiceError, SignInForm, StepUp,
-    StepUpAnswer,
+    AddedDevice, Caller, CodeChoice, Confirmation, NewDevice, PortalSession, ServiceError, SignInForm,
+    StepUp, StepUpAnswer,
 };
 
 /// The device pages' routes.
@@ -26,6 +26,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/portal/devices/status", get(status))
         .route("/portal/devices/rename", post(rename))
         .route("/portal/devices/delete", post(delete))
+        .route("/portal/delivery", post(delivery))
         .route("/portal/step-up", post(step_up))
 }
 
@@ -194,6 +195,24 @@ async fn rename(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: P
     }
 }
 
+/// `POST /portal/delivery`: `choice` (`app` or `sms`), where a code goes when the user gives only
+/// their password.
+async fn delivery(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: Posted) -> Response {
+    let Posted { session, mut form, headers } = posted;
+    let choice = match form.take("choice").as_deref() {
+        Some("app") => CodeChoice::App,
+        Some("sms") => CodeChoice::TextMessage,
+        _ => return bad_form(),
+    };
+    match state.service.portal_choose_delivery(&session, choice, &caller(ip, &headers)).await {
+        Ok(()) => done(Done::Delivery),
+        Err(error @ ServiceError::InvalidInput(_)) => {
+            super::session_page(&state, &session, Notice::error(sentence(&error.to_string()))).await
+        }
+        Err(error) => trouble(&error),
+    }
+}
+
 /// `POST /portal/devices/delete`: `serial`.
 async fn delete(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: Posted) -> Response {
     let Posted { session, mut form, headers } = posted;
@@ -319,11 +338,14 @@ pub(super) enum Done {
     Renamed,
     Deleted,
     Gone,
+    Delivery,
 }
 
 impl Done {
     pub(super) fn parse(word: &str) -> Option<Self> {
-        [Self::Ready, Self::Renamed, Self::Deleted, Self::Gone].into_iter().find(|done| done.word() == word)
+        [Self::Ready, Self::Renamed, Self::Deleted, Self::Gone, Self::Delivery]
+            .into_iter()
+            .find(|done| done.word() == word)
     }
 
     fn word(self) -> &'static str {
@@ -332,6 +354,7 @@ impl Done {
             Self::Renamed => "renamed",
             Self::Deleted => "deleted",
             Self::Gone => "gone",
+            Self::Delivery => "delivery",
         }
     }
 
@@ -340,6 +363,9 @@ impl Done {
             Self::Ready => Notice::info("Your new device is ready. Use it the next time you sign in."),
             Self::Renamed => Notice::info("The device was renamed."),
             Self::Deleted => Notice::info("The device was deleted. It no longer signs you in."),
+            Self::Delivery => {
+                Notice::info("Saved: that is where your code goes when you sign in with your password.")
+            }
             Self::Gone => Notice::error(
                 "That device is no longer waiting: it was confirmed, deleted, or its time ran out.",
             ),

@@ -22,8 +22,8 @@ mod devices;
 use super::AppState;
 use super::extract::{ClientIp, FormPairs};
 use crate::service::{
-    Caller, DeviceView, Door, PortalOverview, PortalSession, SessionId, SignIn, SignInForm, SignInView,
-    TokenKind,
+    Caller, CodeChoice, DeliveryChoice, DeviceView, Door, PortalOverview, PortalSession, SessionId, SignIn,
+    SignInForm, SignInView, TokenKind,
 };
 use crate::store::{AuditResult, SessionStage};
 
@@ -48,6 +48,19 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/portal.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
         .route("/portal/portal.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
         .merge(devices::routes())
+}
+
+/// Answers 403 to a client outside `[portal] allowed_networks` (a portal kept to the intranet).
+pub(super) async fn only_from_allowed_networks(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.service.portal().admits(ip) {
+        return next.run(request).await;
+    }
+    plain(StatusCode::FORBIDDEN, "The self-service portal is not available from your network.")
 }
 
 /// What every page's frame shows.
@@ -103,6 +116,8 @@ struct HomePage {
     notice: Option<Notice>,
     devices: Vec<DeviceRow>,
     sign_ins: Vec<SignInRow>,
+    delivery: DeliveryChoice,
+    sms_chosen: bool,
 }
 
 struct DeviceRow {
@@ -186,7 +201,7 @@ async fn sign_in(
     let mut form = Form::from(pairs);
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     let token = form.take("form_token").unwrap_or_default();
-    if expected.is_empty() || !crate::keys::admin_key_matches(&token, &expected) {
+    if expected.is_empty() || !crate::keys::secrets_match(&token, &expected) {
         return sign_in_page(
             &state,
             &headers,
@@ -345,12 +360,14 @@ async fn session_page(state: &AppState, session: &PortalSession, notice: Option<
         return render(&page, StatusCode::OK);
     }
     match state.service.portal_overview(session).await {
-        Ok(PortalOverview { devices, sign_ins }) => {
+        Ok(PortalOverview { devices, sign_ins, delivery }) => {
             let page = HomePage {
                 chrome,
                 notice,
                 devices: devices.iter().map(device_row).collect(),
                 sign_ins: sign_ins.iter().map(sign_in_row).collect(),
+                sms_chosen: delivery.chosen == Some(CodeChoice::TextMessage),
+                delivery,
             };
             render(&page, StatusCode::OK)
         }
