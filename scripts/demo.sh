@@ -3,7 +3,9 @@
 # SQLite, and walks through enrolling a soft token with the CLI, validating its codes with curl, and
 # approving a push login with number matching, logging in with a One Swipe QR read from
 # (generated) camera frames, logging in with a code sent by SMS through an SMPP gateway, and
-# logging in with a password a company directory (OpenLDAP) checks. The browser login page is then at http://127.0.0.1:8480/login.
+# logging in with a password a company directory (OpenLDAP) checks, and signing in to the organisation
+# from the CLI with a registration code. The browser login page is then at http://127.0.0.1:8480/login,
+# the self-service portal at http://127.0.0.1:8480/portal.
 # In a terminal the server keeps running afterwards (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -28,6 +28,9 @@ printf 'service-pw\n' > "$demo/ldap.pw"
 ldap_admin=(-x -H "ldap://127.0.0.1:$ldap_port" -D cn=admin,dc=example,dc=com -w admin-pw)
 for _ in $(seq 100); do [ -f "$demo/ldap/base.ldif" ] && ldapadd "${ldap_admin[@]}" -f "$demo/ldap/base.ldif" > /dev/null 2>&1 && break; sleep 0.1; done
 cat > "$demo/server.toml" <<TOML
+[portal]
+enabled = true
+
 [[delivery.sms_gateway]]
 id = "smsc"
 kind = "smpp"
@@ -155,12 +158,26 @@ carol_code="$(tessera code carol)"
 say "curl -X POST $server/api/v1/validate -d '{\"username\":\"carol\",\"password\":\"carol-directory-pw\",\"passcode\":\"$carol_code\"}'"
 curl -s -X POST "$server/api/v1/validate" -H "$json" -d "{\"username\":\"carol\",\"password\":\"carol-directory-pw\",\"passcode\":\"$carol_code\"}"; echo
 
+say "curl -X POST $server/api/v1/users -H 'Authorization: Bearer tsk_…' -d '{\"username\":\"dana\",\"password\":\"2580\"}'   # no token yet"
+curl -s -X POST "$server/api/v1/users" -H "$auth" -H "$json" -d '{"username":"dana","password":"2580"}'; echo
+say "curl -X POST $server/api/v1/users/dana/registration-code -H 'Authorization: Bearer tsk_…' -d '{}'   # the help desk"
+curl -s -X POST "$server/api/v1/users/dana/registration-code" -H "$auth" -H "$json" -d '{}' > "$demo/dana.json"
+dana_code="$(field "$demo/dana.json" code)"
+say "tessera signin $server --username dana --name demo   # password 2580, then the registration code: no QR code"
+printf '2580\n%s\n' "$dana_code" | tessera signin "$server" --username dana --name demo
+say "curl -X POST $server/api/v1/users/erin/registration-code …   # erin enrols her phone in the portal herself"
+curl -s -X POST "$server/api/v1/users" -H "$auth" -H "$json" -d '{"username":"erin","password":"2580"}' > /dev/null
+curl -s -X POST "$server/api/v1/users/erin/registration-code" -H "$auth" -H "$json" -d '{}' > "$demo/erin.json"
+erin_link="$(field "$demo/erin.json" portal_url)"
+
 say "curl $server/api/v1/audit?username=alice -H 'Authorization: Bearer tsk_…'"
 curl -s "$server/api/v1/audit?username=alice&limit=4" -H "$auth"; echo
 
 printf '\nThe login page is at %s/login (passcode, push, or One Swipe with a webcam: run `tessera oneswipe`).\n' "$server"
 printf 'There bob (password 2580) gets his code by SMS: the messages land in %s/smsc.log.\n' "$demo"
 printf 'carol logs in there with her directory password (carol-directory-pw) and a code from `tessera code carol`.\n' 
+printf 'The self-service portal is at %s/portal: dana signs in with 2580 and `tessera code dana`;\n' "$server"
+printf 'erin (password 2580) enrols her first phone from %s\n' "$erin_link"
 printf 'The API is described at %s/api/v1/openapi.json; metrics are at %s/metrics.\n' "$server" "$server"
 printf 'Admin key: %s   Demo files: %s\n' "$admin_key" "$demo"
 if [ -t 0 ]; then

@@ -252,6 +252,12 @@ fn warn_about_unsafe_settings(config: &Config) {
             "push.public_url is not https: enrollment links and device traffic can be read and altered on the network (devices refuse such links off this computer unless the user insists)"
         );
     }
+    if config.portal.enabled && tessera_core::push::is_cleartext_server(&config.portal.origin) {
+        tracing::warn!(
+            origin = %config.portal.origin,
+            "the self-service portal is served over plain HTTP to other computers: browsers drop its Secure cookies there, so nobody can sign in; serve it over HTTPS ([tls] or a proxy) and set [portal] public_url"
+        );
+    }
     if !config.require_application_key {
         tracing::warn!(
             "require_application_key is off: anyone may call /api/v1/validate, and devices show the server's service name for such calls; create application keys (tessera-server admin create-app) and turn it on"
