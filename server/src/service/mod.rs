@@ -53,9 +53,7 @@ pub use devices::{AddedDevice, CodeChoice, Confirmation, DeliveryChoice, NewDevi
 pub use directory::SyncReport;
 pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserImport, UserImportReport};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
-pub use portal::{
-    DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInForm, SignInView, StepUpAnswer,
-};
+pub use portal::{DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInView, StepUpAnswer};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};

@@ -8,7 +8,7 @@
 
 use tessera_core::secret::SecretString;
 
-use super::validate::{ValidateRequest, ValidationResult};
+use super::validate::{ValidateRequest, ValidateResponse, ValidationResult};
 use super::{Caller, DeliveryChoice, Door, NewDevice, Service, ServiceError, TokenKind};
 use crate::clock::now_i64;
 use crate::config::{PortalSettings, SecondFactor};
@@ -124,19 +124,6 @@ impl PortalSession {
     }
 }
 
-/// The sign-in form.
-#[derive(Default)]
-pub struct SignInForm {
-    /// The user.
-    pub username: String,
-    /// Their password, when they have one.
-    pub password: Option<SecretString>,
-    /// A code from any token; empty asks for a push or a sent code.
-    pub passcode: Option<SecretString>,
-    /// The help desk's registration code, for a user without any token.
-    pub registration_code: Option<SecretString>,
-}
-
 /// How a step of signing in ended.
 #[derive(Debug)]
 pub enum SignIn {
@@ -226,25 +213,11 @@ impl Service {
     /// Signs in with the form's credentials, through [`Service::validate`].
     pub async fn portal_sign_in(
         &self,
-        form: SignInForm,
+        request: SignInRequest,
         caller: &Caller<'_>,
     ) -> Result<SignIn, ServiceError> {
-        let registration_code = form
-            .registration_code
-            .as_ref()
-            .filter(|_| self.portal.first_enrolment.allows_registration_codes());
-        let door = Door::Portal { registration_code };
-        let request = ValidateRequest {
-            username: form.username,
-            password: form.password,
-            passcode: form.passcode,
-            transaction_id: None,
-            client_ip: None,
-            user_agent: None,
-            service: None,
-        };
         let username = request.username.clone();
-        let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
+        let response = self.validate_at_portal(request, caller).await?;
         match response.result {
             ValidationResult::Accept => {
                 self.signed_in(&username, response.serial.as_deref(), None, caller).await
@@ -286,17 +259,14 @@ impl Service {
         let Some(transaction_id) = session.transaction_id().filter(|_| session.stage().is_challenge()) else {
             return Ok(SignIn::Refused("there is nothing to approve: sign in again".into()));
         };
-        let request = ValidateRequest {
+        let request = SignInRequest {
             username: session.username().to_owned(),
             password: None,
             passcode,
             transaction_id: Some(transaction_id.to_owned()),
-            client_ip: None,
-            user_agent: None,
-            service: None,
+            registration_code: None,
         };
-        let door = Door::Portal { registration_code: None };
-        let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
+        let response = self.validate_at_portal(request, caller).await?;
         match response.result {
             ValidationResult::Accept => {
                 self.signed_in(session.username(), response.serial.as_deref(), Some(&session.id), caller)
@@ -312,29 +282,30 @@ impl Service {
 
     /// Proves a second factor again within a session (before deleting or replacing a device):
     /// the password and a passcode, or an empty passcode for a push or a sent code, completed by
-    /// posting its `transaction_id` back, all through [`Service::validate`].
+    /// posting its `transaction_id` back, all through [`Service::validate`]. Once proved,
+    /// `session` says so at once.
     pub async fn portal_step_up(
         &self,
-        session: &PortalSession,
-        form: SignInForm,
+        session: &mut PortalSession,
+        password: Option<SecretString>,
+        passcode: Option<SecretString>,
         transaction_id: Option<String>,
         caller: &Caller<'_>,
     ) -> Result<StepUpAnswer, ServiceError> {
         session.signed_in()?;
-        let request = ValidateRequest {
+        let request = SignInRequest {
             username: session.username().to_owned(),
-            password: form.password.filter(|_| transaction_id.is_none()),
-            passcode: form.passcode,
+            password: password.filter(|_| transaction_id.is_none()),
+            passcode,
             transaction_id,
-            client_ip: None,
-            user_agent: None,
-            service: None,
+            registration_code: None,
         };
-        let door = Door::Portal { registration_code: None };
-        let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
+        let response = self.validate_at_portal(request, caller).await?;
         Ok(match (response.result, response.transaction_id) {
             (ValidationResult::Accept, _) => {
-                self.store.refresh_portal_factor(&session.id.hash(), now_i64()).await?;
+                let now = now_i64();
+                self.store.refresh_portal_factor(&session.id.hash(), now).await?;
+                session.row.factor_at = Some(now);
                 StepUpAnswer::Fresh
             }
             (ValidationResult::Challenge, Some(transaction_id)) => StepUpAnswer::Waiting {
@@ -363,15 +334,6 @@ impl Service {
             self.store.touch_portal_session(&hash, now).await?;
         }
         Ok(Some(PortalSession { id, row }))
-    }
-
-    /// `session` as stored now (after a step-up changed it); none once it ended.
-    pub async fn portal_session_again(
-        &self,
-        session: &PortalSession,
-    ) -> Result<Option<PortalSession>, ServiceError> {
-        let id = SessionId(SecretString::new(session.id.expose().to_owned()));
-        self.portal_session(id).await
     }
 
     /// Ends a session at the user's request.
@@ -514,22 +476,8 @@ impl Service {
         request: SignInRequest,
         caller: &Caller<'_>,
     ) -> Result<SignInAnswer, ServiceError> {
-        let registration_code = request
-            .registration_code
-            .as_ref()
-            .filter(|_| self.portal.first_enrolment.allows_registration_codes());
-        let validation = ValidateRequest {
-            username: request.username,
-            password: request.password,
-            passcode: request.passcode,
-            transaction_id: request.transaction_id,
-            client_ip: None,
-            user_agent: None,
-            service: None,
-        };
-        let username = validation.username.clone();
-        let door = Door::Portal { registration_code };
-        let response = self.validate(validation, &Caller { door, ..caller.clone() }).await?;
+        let username = request.username.clone();
+        let response = self.validate_at_portal(request, caller).await?;
         let answer = |result, message: String| SignInAnswer {
             result,
             message,
@@ -562,6 +510,30 @@ impl Service {
             }),
             ValidationResult::Reject => Ok(answer(SignInResult::Reject, response.message)),
         }
+    }
+
+    /// `request` through [`Service::validate`] at the portal's door, for the portal's and the
+    /// apps' sign-in and step-up: a registration code counts only where `[portal]
+    /// first_enrolment` allows it.
+    async fn validate_at_portal(
+        &self,
+        request: SignInRequest,
+        caller: &Caller<'_>,
+    ) -> Result<ValidateResponse, ServiceError> {
+        let SignInRequest { username, password, passcode, transaction_id, registration_code } = request;
+        let registration_code =
+            registration_code.as_ref().filter(|_| self.portal.first_enrolment.allows_registration_codes());
+        let validation = ValidateRequest {
+            username,
+            password,
+            passcode,
+            transaction_id,
+            client_ip: None,
+            user_agent: None,
+            service: None,
+        };
+        let door = Door::Portal { registration_code };
+        self.validate(validation, &Caller { door, ..caller.clone() }).await
     }
 
     /// A signed-in session's row for `id`, starting `now`.

@@ -13,8 +13,8 @@ use super::{Chrome, Form, Notice, Posted, caller, failed, render, sentence, sess
 use crate::api::AppState;
 use crate::api::extract::ClientIp;
 use crate::service::{
-    AddedDevice, Caller, CodeChoice, Confirmation, NewDevice, PortalSession, ServiceError, SignInForm,
-    StepUp, StepUpAnswer,
+    AddedDevice, Caller, CodeChoice, Confirmation, NewDevice, PortalSession, ServiceError, StepUp,
+    StepUpAnswer,
 };
 
 /// The device pages' routes.
@@ -223,22 +223,13 @@ async fn delete(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: P
 /// `POST /portal/step-up`: `password` and `passcode` (or `transaction_id` and, for a sent code,
 /// `passcode`), then the action it was asked for.
 async fn step_up(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: Posted) -> Response {
-    let Posted { session, mut form, headers } = posted;
+    let Posted { mut session, mut form, headers } = posted;
     let Some(then) = Then::from_form(&mut form) else { return bad_form() };
     let transaction_id = form.take("transaction_id").filter(|t| !t.is_empty());
-    let credentials = SignInForm {
-        username: String::new(),
-        password: form.secret("password"),
-        passcode: form.secret("passcode"),
-        registration_code: None,
-    };
+    let (password, passcode) = (form.secret("password"), form.secret("passcode"));
     let caller = caller(ip, &headers);
-    match state.service.portal_step_up(&session, credentials, transaction_id, &caller).await {
-        Ok(StepUpAnswer::Fresh) => match state.service.portal_session_again(&session).await {
-            Ok(Some(fresh)) => perform(&state, &fresh, then, &caller).await,
-            Ok(None) => Redirect::to("/portal").into_response(),
-            Err(error) => trouble(&error),
-        },
+    match state.service.portal_step_up(&mut session, password, passcode, transaction_id, &caller).await {
+        Ok(StepUpAnswer::Fresh) => perform(&state, &session, then, &caller).await,
         Ok(StepUpAnswer::Waiting { transaction_id, prompt, awaiting_code }) => {
             let waiting = Waiting {
                 number: super::number_in(&prompt),

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tessera_core::secret::SecretString;
+use tessera_core::wire::SignInRequest;
 
 mod devices;
 
@@ -23,7 +24,7 @@ use super::AppState;
 use super::extract::{ClientIp, FormPairs};
 use crate::service::{
     Caller, CodeChoice, DeliveryChoice, DeviceView, Door, PortalOverview, PortalSession, SessionId, SignIn,
-    SignInForm, SignInView, TokenKind,
+    SignInView, TokenKind,
 };
 use crate::store::{AuditResult, SessionStage};
 
@@ -213,10 +214,11 @@ async fn sign_in(
     let username = form.take("username").unwrap_or_default().trim().to_owned();
     let registration_code = form.secret("registration_code");
     let typed_registration_code = registration_code.is_some();
-    let credentials = SignInForm {
+    let credentials = SignInRequest {
         username: username.clone(),
         password: form.secret("password"),
         passcode: form.secret("passcode"),
+        transaction_id: None,
         registration_code,
     };
     match state.service.portal_sign_in(credentials, &caller(ip, &headers)).await {
