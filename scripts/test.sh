@@ -26,6 +26,14 @@ wanted setup && scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# A suite run compiles each crate once: incremental caches would only double the target directory
+# (they once pushed a CI disk to "No space left on device"). CARGO_INCREMENTAL=1 keeps them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+free_gib=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gib:-0}" -lt 20 ]; then
+  echo "warning: ${free_gib} GiB free here; a clean build of the suite needs about 20 GiB" >&2
+fi
 if wanted fmt; then
   step "cargo fmt --check"
   cargo fmt --all -- --check

@@ -891,3 +891,116 @@ fn a_portal_kept_to_internal_networks_refuses_other_addresses() {
     );
     assert_eq!(inside.get("/portal").0, 200, "loopback is named");
 }
+
+#[test]
+fn a_user_changes_their_phone_number_with_a_code_sent_to_the_new_one() {
+    let kannel = crate::kannel_gateway::kannel();
+    let config = format!(
+        "[portal]\nenabled = true\nstep_up_secs = 10\n[delivery.limits]\ncooldown_secs = 0\nper_user_per_window = 10\n{}",
+        kannel.config_toml("kannel")
+    );
+    let server = Server::start(Db::Sqlite, &config);
+    let (old, new) = ("+447700900611", "+447700900622");
+    let seed = user_with_hotp(&server, "pat", "2580");
+    assert_eq!(server.admin("PATCH", "/api/v1/users/pat", Some(json!({ "phone": old }))).0, 200);
+    assert_eq!(server.admin("POST", "/api/v1/users/pat/tokens", Some(json!({ "kind": "sms" }))).0, 201);
+    let old_sms = tokens_of(&server, "pat")[1]["serial"].as_str().unwrap().to_owned();
+    let browser = Browser::start(None);
+    browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
+    fill(&browser, &[("username", "pat"), ("password", "2580"), ("passcode", &hotp(&seed, 0))]);
+    wait_for_heading(&browser, "Your devices", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(11));
+    browser
+        .run(async |page| page.find(Locator::Id("new-phone")).await.unwrap().send_keys(new).await.unwrap());
+    click_through(&browser, "change-phone");
+    wait_for_heading(&browser, "Confirm it's you", Duration::from_secs(10));
+    assert!(kannel.messages_to(new).is_empty(), "no code before the second factor");
+    fill(&browser, &[("password", "2580"), ("passcode", &hotp(&seed, 1))]);
+    wait_for_heading(&browser, "Confirm your new number", Duration::from_secs(10));
+    look_at(&browser, "portal-phone-code");
+    let lead =
+        browser.run(async |page| page.find(Locator::Css(".lead")).await.unwrap().text().await.unwrap());
+    assert!(lead.contains("+44 ••• ••622"), "{lead}");
+    let message = kannel.wait_for_message(new, 0, Duration::from_secs(20));
+    let code: String =
+        message.text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    let transaction_id = browser.run(async |page| {
+        let field = page.find(Locator::Css("input[name='transaction_id']")).await.unwrap();
+        field.attr("value").await.unwrap().unwrap()
+    });
+    let (_, login) = server.post(
+        "/api/v1/validate",
+        &json!({ "username": "pat", "passcode": code, "transaction_id": transaction_id }),
+    );
+    assert_eq!(login["result"], "reject", "the new number's code signs in nowhere: {login}");
+    let (_, meanwhile) = server.validate("pat", Some("2580"), "");
+    assert_eq!(
+        (meanwhile["channel"].as_str(), meanwhile["destination"].as_str()),
+        (Some("sms"), Some("+44 ••• ••611")),
+        "until it is confirmed, codes go to the old number: {meanwhile}"
+    );
+
+    fill(&browser, &[("passcode", "000000")]);
+    assert_eq!(heading(&browser), "Confirm your new number");
+    let notice =
+        browser.run(async |page| page.find(Locator::Id("notice")).await.unwrap().text().await.unwrap());
+    assert!(notice.contains("not the code"), "{notice}");
+    fill(&browser, &[("passcode", &code)]);
+    wait_for_heading(&browser, "Your devices", Duration::from_secs(10));
+    let notice =
+        browser.run(async |page| page.find(Locator::Id("notice")).await.unwrap().text().await.unwrap());
+    assert!(notice.contains("phone number was changed"), "{notice}");
+    look_at(&browser, "portal-phone-changed");
+
+    let tokens = tokens_of(&server, "pat");
+    let kinds: Vec<&str> = tokens.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["hotp", "sms"], "{tokens:?}");
+    assert_ne!(tokens[1]["serial"], old_sms.as_str(), "the old SMS token was retired");
+    assert_eq!(server.admin("GET", "/api/v1/users/pat", None).1["phone"], new);
+    let before = kannel.messages_to(new).len();
+    let (_, after) = server.validate("pat", Some("2580"), "");
+    assert_eq!(after["destination"], "+44 ••• ••622", "{after}");
+    kannel.wait_for_message(new, before, Duration::from_secs(20));
+    let actions: Vec<String> = audit(&server, "pat")
+        .iter()
+        .filter(|r| r["actor"] == "portal")
+        .map(|r| format!("{} {}", r["action"].as_str().unwrap(), r["reason"].as_str().unwrap_or("")))
+        .collect();
+    for expected in
+        ["token.confirm phone number changed", "token.delete replaced", "token.confirm wrong_code"]
+    {
+        assert!(actions.contains(&expected.to_owned()), "{expected} in {actions:?}");
+    }
+
+    let mut again = Visitor::new(&server);
+    assert_eq!(
+        again.sign_in(&[("username", "pat"), ("password", "2580"), ("passcode", &hotp(&seed, 2))]).status,
+        303
+    );
+    let token = form_token(&again.get("/portal").body);
+    let asked = again.post("/portal/phone", &[("form_token", &token), ("phone", "+447700900633")]);
+    assert!(asked.body.contains("Confirm your new number"), "{}", asked.body);
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        asked.body.split(&marker).nth(1).unwrap().split('"').next().unwrap().to_owned()
+    };
+    let (serial, transaction) = (field("serial"), field("transaction_id"));
+    let wrong = [
+        ("form_token", token.as_str()),
+        ("serial", &serial),
+        ("transaction_id", &transaction),
+        ("passcode", "000000"),
+    ];
+    for _ in 0..2 {
+        assert_eq!(again.post("/portal/phone/confirm", &wrong).status, 422);
+    }
+    let ended = again.post("/portal/phone/confirm", &wrong);
+    assert_eq!(ended.location.as_deref(), Some("/portal?done=phone-gone"), "{}", ended.body);
+    assert_eq!(
+        server.admin("GET", "/api/v1/users/pat", None).1["phone"],
+        new,
+        "three wrong codes change nothing"
+    );
+    let bad = again.post("/portal/phone", &[("form_token", &token), ("phone", "07700 900123")]);
+    assert!(bad.body.contains("phone"), "a number without its country code is refused: {}", bad.body);
+}

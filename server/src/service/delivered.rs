@@ -25,7 +25,7 @@ use crate::input::{check_email, check_phone};
 use crate::keys::{KeyError, random_id};
 use crate::store::{
     AuditResult, ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryProgress, NewAudit,
-    NewChallenge, NewDelivery, Queued, StateUpdate, TokenRow, UserChange, UserRow,
+    NewChallenge, NewDelivery, Queued, SendLimit, StateUpdate, TokenRow, UserChange, UserRow,
 };
 
 /// Which messages `GET /api/v1/deliveries` lists.
@@ -317,6 +317,34 @@ impl Service {
         Ok((send, queued))
     }
 
+    /// Sends a real-time token's code now, outside a login (to verify a new phone number), under
+    /// the cost limits: the id of the challenge it opened, or the limit that refused it.
+    pub(super) async fn send_challenge(
+        &self,
+        user: &UserRow,
+        token: &TokenRow,
+        audit: &NewAudit<'_>,
+    ) -> Result<Result<String, SendLimit>, ServiceError> {
+        let mut token = token.clone();
+        for _ in 0..MAX_ATTEMPTS {
+            let destination = self
+                .delivery
+                .destination_of(user, &token)
+                .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+            match self.queue_to(user, &token, &destination, true, audit).await? {
+                (Send { challenge: Some(challenge), .. }, Queued::Yes) => return Ok(Ok(challenge.id)),
+                (_, Queued::Limited(limit)) => return Ok(Err(limit)),
+                (_, Queued::Yes | Queued::Moved) => {}
+            }
+            token = self
+                .store
+                .token_by_id(token.id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound("token", token.serial.clone()))?;
+        }
+        Err(ServiceError::Busy("the token kept changing; try again".into()))
+    }
+
     /// Queues a send that no login asked for (enrolment's first codes), retrying a moved token.
     async fn queue_send(
         &self,
@@ -469,7 +497,11 @@ impl Service {
         if !live {
             return Ok(None);
         }
-        Ok(self.store.token_by_id(challenge.token_id).await?.filter(|t| t.user_id == user.id))
+        Ok(self
+            .store
+            .token_by_id(challenge.token_id)
+            .await?
+            .filter(|t| t.user_id == user.id && t.pending.is_none()))
     }
 
     /// Completes a real-time challenge with the code the user typed: at most three tries, only
@@ -539,7 +571,7 @@ impl Service {
 
 /// A challenge's next status after a code, with the validation's reason and audit result: used
 /// when the code was right, void after its third wrong code, still pending before.
-fn settled(accepted: bool, tries_before: u32) -> (ChallengeStatus, ValidateReason, AuditResult) {
+pub(super) fn settled(accepted: bool, tries_before: u32) -> (ChallengeStatus, ValidateReason, AuditResult) {
     if accepted {
         (ChallengeStatus::Used, ValidateReason::Accepted, AuditResult::Accept)
     } else if tries_before + 1 >= CHALLENGE_TRIES {

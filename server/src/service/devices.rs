@@ -329,7 +329,7 @@ impl Service {
                 if !tokens.iter().any(|t| t.kind == TokenKind::Sms) {
                     if user.phone.is_none() {
                         return Err(ServiceError::InvalidInput(
-                            "no phone number is on file for you: ask your help desk to add one".into(),
+                            "no phone number is on file for you: add yours under “Your phone number”".into(),
                         ));
                     }
                     self.check_kind_allowed(&user, TokenKind::Sms.as_str()).await?;
@@ -354,7 +354,7 @@ impl Service {
     }
 
     /// The session's user's pending token `serial`, while its time lasts.
-    async fn own_pending_token(
+    pub(super) async fn own_pending_token(
         &self,
         session: &PortalSession,
         serial: &str,

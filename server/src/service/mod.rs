@@ -30,6 +30,7 @@ mod directory;
 mod imports;
 mod oneswipe;
 mod passwords;
+mod phone;
 mod portal;
 mod registration;
 mod reseal;
@@ -53,6 +54,7 @@ pub use devices::{AddedDevice, CodeChoice, Confirmation, DeliveryChoice, NewDevi
 pub use directory::SyncReport;
 pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserImport, UserImportReport};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
+pub use phone::PhoneCheck;
 pub use portal::{DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInView, StepUpAnswer};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};

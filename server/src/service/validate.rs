@@ -357,14 +357,8 @@ impl Outcome {
     }
 
     pub(super) fn send_limited(limit: SendLimit) -> Self {
-        let message = match limit {
-            SendLimit::Cooldown => "a code was sent moments ago: wait a little before asking for another",
-            SendLimit::User | SendLimit::Destination | SendLimit::Global => {
-                "too many codes were sent: try again later, or use another way to sign in"
-            }
-        };
         let response = ValidateResponse {
-            message: message.into(),
+            message: limit.explained().into(),
             ..ValidateResponse::reject(PublicReason::RateLimited)
         };
         Self { response, reason: ValidateReason::SendLimited(limit), serial: None }

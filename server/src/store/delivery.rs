@@ -216,6 +216,16 @@ impl SendLimit {
             Self::Global => "send_limit_global",
         }
     }
+
+    /// What the user is told.
+    pub fn explained(self) -> &'static str {
+        match self {
+            Self::Cooldown => "a code was sent moments ago: wait a little before asking for another",
+            Self::User | Self::Destination | Self::Global => {
+                "too many codes were sent: try again later, or use another way to sign in"
+            }
+        }
+    }
 }
 
 /// What a send's transaction did.
@@ -488,20 +498,7 @@ impl Store {
         user: Option<&UserChange>,
         audit: &NewAudit<'_>,
     ) -> Result<bool, StoreError> {
-        let tries = i64::from(challenge.tries);
-        let next_tries = if status == ChallengeStatus::Used { tries } else { tries + 1 };
-        let mut statements = vec![Guarded {
-            statement: statement(
-                "UPDATE challenges SET status = $1, tries = $2 WHERE id = $3 AND status = 'pending' AND tries = $4",
-                vec![
-                    Param::Text(status.as_str().into()),
-                    Param::Int(next_tries),
-                    Param::Text(challenge.id.clone()),
-                    Param::Int(tries),
-                ],
-            ),
-            rows: Some(1),
-        }];
+        let mut statements = vec![challenge_settlement(challenge, status)];
         if let Some(update) = update {
             statements.push(state_update(update)?);
         }
@@ -675,4 +672,23 @@ fn delivery_from(row: &Row) -> Result<DeliveryRow, StoreError> {
         sent_at: opt_int_at(row, 16)?,
         lease_until: opt_int_at(row, 17)?,
     })
+}
+
+/// The statement that moves a pending challenge to `status` (a wrong code counted unless it is
+/// used), compare-and-swap on its tries so two answers cannot both count.
+pub(super) fn challenge_settlement(challenge: &ChallengeRow, status: ChallengeStatus) -> Guarded {
+    let tries = i64::from(challenge.tries);
+    let next_tries = if status == ChallengeStatus::Used { tries } else { tries + 1 };
+    Guarded {
+        statement: statement(
+            "UPDATE challenges SET status = $1, tries = $2 WHERE id = $3 AND status = 'pending' AND tries = $4",
+            vec![
+                Param::Text(status.as_str().into()),
+                Param::Int(next_tries),
+                Param::Text(challenge.id.clone()),
+                Param::Int(tries),
+            ],
+        ),
+        rows: Some(1),
+    }
 }

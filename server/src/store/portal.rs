@@ -3,8 +3,10 @@
 //! copy of the table lets nobody in.
 
 use super::db::{Guarded, Param, Row, statement};
+use super::delivery::challenge_settlement;
 use super::{
-    NewAudit, StateUpdate, Store, StoreError, audited, int_at, opt_int_at, opt_text_at, state_update, text_at,
+    ChallengeRow, ChallengeStatus, NewAudit, StateUpdate, Store, StoreError, audited, int_at, opt_int_at,
+    opt_text_at, state_update, text_at,
 };
 
 /// Where a portal session stands.
@@ -212,25 +214,31 @@ impl Store {
         audit: &NewAudit<'_>,
         retired: Option<&NewAudit<'_>>,
     ) -> Result<bool, StoreError> {
-        let token = Param::Int(update.token_id);
-        let retire = statement(
-            "DELETE FROM tokens WHERE serial = (SELECT replaces FROM tokens WHERE id = $1) \
-             AND user_id = (SELECT user_id FROM tokens WHERE id = $1)",
-            vec![token.clone()],
-        );
-        let activate = statement(
-            "UPDATE tokens SET pending_until = NULL, replaces = NULL WHERE id = $1 AND pending_until >= $2",
-            vec![token, Param::Int(now)],
-        );
-        let statements = [
-            state_update(update)?,
-            Guarded { statement: retire, rows: None },
-            Guarded { statement: activate, rows: Some(1) },
-            audited(audit),
-        ]
-        .into_iter()
-        .chain(retired.map(audited))
-        .collect();
+        let statements = activation(update, now, audit, retired)?;
+        Ok(self.db.atomically(statements, vec![]).await?.is_some())
+    }
+
+    /// Makes a pending SMS token active once the code sent to its number was right, as
+    /// [`Store::activate_token`] does, in the same transaction as the challenge it answered (used
+    /// up) and, when `phone` is given, the user's phone number on file.
+    pub async fn activate_verified_phone(
+        &self,
+        challenge: &ChallengeRow,
+        update: &StateUpdate,
+        now: i64,
+        phone: Option<&str>,
+        audit: &NewAudit<'_>,
+        retired: Option<&NewAudit<'_>>,
+    ) -> Result<bool, StoreError> {
+        let mut statements = vec![challenge_settlement(challenge, ChallengeStatus::Used)];
+        statements.extend(phone.map(|phone| Guarded {
+            statement: statement(
+                "UPDATE users SET phone = $1 WHERE id = $2",
+                vec![Param::Text(phone.into()), Param::Int(challenge.user_id)],
+            ),
+            rows: Some(1),
+        }));
+        statements.extend(activation(update, now, audit, retired)?);
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
     }
 
@@ -272,4 +280,33 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The statements that make a pending token active (its first code's state change, compare-and-
+/// swap), delete the token it replaces, and record both.
+fn activation(
+    update: &StateUpdate,
+    now: i64,
+    audit: &NewAudit<'_>,
+    retired: Option<&NewAudit<'_>>,
+) -> Result<Vec<Guarded>, StoreError> {
+    let token = Param::Int(update.token_id);
+    let retire = statement(
+        "DELETE FROM tokens WHERE serial = (SELECT replaces FROM tokens WHERE id = $1) \
+         AND user_id = (SELECT user_id FROM tokens WHERE id = $1)",
+        vec![token.clone()],
+    );
+    let activate = statement(
+        "UPDATE tokens SET pending_until = NULL, replaces = NULL WHERE id = $1 AND pending_until >= $2",
+        vec![token, Param::Int(now)],
+    );
+    Ok([
+        state_update(update)?,
+        Guarded { statement: retire, rows: None },
+        Guarded { statement: activate, rows: Some(1) },
+        audited(audit),
+    ]
+    .into_iter()
+    .chain(retired.map(audited))
+    .collect())
 }

@@ -28,13 +28,15 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/portal/devices/delete", post(delete))
         .route("/portal/delivery", post(delivery))
         .route("/portal/step-up", post(step_up))
+        .merge(super::phone::routes())
 }
 
 /// What a step-up leads to, carried through its form.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Then {
+pub(super) enum Then {
     Add { kind: NewDevice, replaces: Option<String> },
     Delete { serial: String },
+    Phone { number: String },
 }
 
 impl Then {
@@ -42,6 +44,7 @@ impl Then {
         match form.take("then").as_deref() {
             Some("add") => Some(Self::Add { kind: kind_of(form)?, replaces: form.take("replaces") }),
             Some("delete") => Some(Self::Delete { serial: form.take("serial")? }),
+            Some("phone") => Some(Self::Phone { number: form.take("phone")? }),
             _ => None,
         }
     }
@@ -54,6 +57,7 @@ impl Then {
                 fields
             }
             Self::Delete { serial } => vec![("then", "delete".to_owned()), ("serial", serial.clone())],
+            Self::Phone { number } => vec![("then", "phone".to_owned()), ("phone", number.clone())],
         }
     }
 
@@ -61,6 +65,7 @@ impl Then {
         match self {
             Self::Add { .. } => "Replacing a phone",
             Self::Delete { .. } => "Deleting a device",
+            Self::Phone { .. } => "Changing your phone number",
         }
     }
 }
@@ -249,7 +254,12 @@ async fn step_up(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: 
 }
 
 /// Carries out `then`, or asks for a step-up first.
-async fn perform(state: &AppState, session: &PortalSession, then: Then, caller: &Caller<'_>) -> Response {
+pub(super) async fn perform(
+    state: &AppState,
+    session: &PortalSession,
+    then: Then,
+    caller: &Caller<'_>,
+) -> Response {
     match &then {
         Then::Add { kind, replaces } => {
             match state.service.portal_add_device(session, *kind, replaces.as_deref(), caller).await {
@@ -265,6 +275,14 @@ async fn perform(state: &AppState, session: &PortalSession, then: Then, caller: 
             Ok(StepUp::Done(())) => done(Done::Deleted),
             Ok(StepUp::Needed) => step_up_page(state, session, &then, None, None),
             Err(error @ ServiceError::NotFound(..)) => {
+                super::session_page(state, session, Notice::error(sentence(&error.to_string()))).await
+            }
+            Err(error) => trouble(&error),
+        },
+        Then::Phone { number } => match state.service.portal_change_phone(session, number, caller).await {
+            Ok(StepUp::Done(check)) => super::phone::check_page(state, session, &check, None),
+            Ok(StepUp::Needed) => step_up_page(state, session, &then, None, None),
+            Err(error @ (ServiceError::InvalidInput(_) | ServiceError::TooManyRequests(_))) => {
                 super::session_page(state, session, Notice::error(sentence(&error.to_string()))).await
             }
             Err(error) => trouble(&error),
@@ -326,6 +344,8 @@ fn step_up_page(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Done {
     Ready,
+    Phone,
+    PhoneGone,
     Renamed,
     Deleted,
     Gone,
@@ -334,7 +354,7 @@ pub(super) enum Done {
 
 impl Done {
     pub(super) fn parse(word: &str) -> Option<Self> {
-        [Self::Ready, Self::Renamed, Self::Deleted, Self::Gone, Self::Delivery]
+        [Self::Ready, Self::Phone, Self::PhoneGone, Self::Renamed, Self::Deleted, Self::Gone, Self::Delivery]
             .into_iter()
             .find(|done| done.word() == word)
     }
@@ -342,6 +362,8 @@ impl Done {
     fn word(self) -> &'static str {
         match self {
             Self::Ready => "ready",
+            Self::Phone => "phone",
+            Self::PhoneGone => "phone-gone",
             Self::Renamed => "renamed",
             Self::Deleted => "deleted",
             Self::Gone => "gone",
@@ -352,6 +374,10 @@ impl Done {
     pub(super) fn notice(self) -> Option<Notice> {
         match self {
             Self::Ready => Notice::info("Your new device is ready. Use it the next time you sign in."),
+            Self::Phone => Notice::info("Your phone number was changed: your codes now go to the new one."),
+            Self::PhoneGone => Notice::error(
+                "Your number was not changed: the code ran out or was wrong three times. Start again to get a new one.",
+            ),
             Self::Renamed => Notice::info("The device was renamed."),
             Self::Deleted => Notice::info("The device was deleted. It no longer signs you in."),
             Self::Delivery => {
@@ -364,19 +390,19 @@ impl Done {
     }
 }
 
-fn done(done: Done) -> Response {
+pub(super) fn done(done: Done) -> Response {
     Redirect::to(&format!("/portal?done={}", done.word())).into_response()
 }
 
 /// A session still awaiting its second factor goes back to that page; anything else failed.
-fn trouble(error: &ServiceError) -> Response {
+pub(super) fn trouble(error: &ServiceError) -> Response {
     match error {
         ServiceError::Unauthorized(_) => Redirect::to("/portal").into_response(),
         other => failed(&other.to_string()),
     }
 }
 
-fn bad_form() -> Response {
+pub(super) fn bad_form() -> Response {
     super::plain(
         StatusCode::UNPROCESSABLE_ENTITY,
         "This form is incomplete. Go back to the portal and try again.",

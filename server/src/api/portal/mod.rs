@@ -19,6 +19,7 @@ use tessera_core::secret::SecretString;
 use tessera_core::wire::SignInRequest;
 
 mod devices;
+mod phone;
 
 use super::AppState;
 use super::extract::{ClientIp, FormPairs};
