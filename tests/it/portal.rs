@@ -1004,3 +1004,67 @@ fn a_user_changes_their_phone_number_with_a_code_sent_to_the_new_one() {
     let bad = again.post("/portal/phone", &[("form_token", &token), ("phone", "07700 900123")]);
     assert!(bad.body.contains("phone"), "a number without its country code is refused: {}", bad.body);
 }
+
+#[test]
+fn a_user_gets_a_temporary_passcode_where_policy_allows_but_never_from_another() {
+    let config = "[portal]\nenabled = true\n[portal.temporary_passcodes]\nenabled = true\nvalid_hours = 4\nmax_uses = 2\n";
+    let server = Server::start(Db::Sqlite, config);
+    let seed = user_with_hotp(&server, "quin", "2580");
+    let browser = Browser::start(None);
+    browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
+    fill(&browser, &[("username", "quin"), ("password", "2580"), ("passcode", &hotp(&seed, 0))]);
+    wait_for_heading(&browser, "Your devices", Duration::from_secs(10));
+    click_through(&browser, "get-temporary");
+    wait_for_heading(&browser, "Your temporary passcode", Duration::from_secs(10));
+    look_at(&browser, "portal-temporary-passcode");
+    let shown = browser
+        .run(async |page| page.find(Locator::Id("temporary-passcode")).await.unwrap().text().await.unwrap());
+    let passcode: String = shown.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(passcode.len(), 9, "{shown}");
+    browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
+    click_through(&browser, "get-temporary");
+    let notice =
+        browser.run(async |page| page.find(Locator::Id("notice")).await.unwrap().text().await.unwrap());
+    assert!(notice.contains("already have a temporary passcode"), "one at a time: {notice}");
+    for _ in 0..2 {
+        assert_eq!(server.validate("quin", Some("2580"), &passcode).1["result"], "accept");
+    }
+    assert_eq!(server.validate("quin", Some("2580"), &passcode).1["result"], "reject", "two uses, no more");
+    let issued = audit(&server, "quin");
+    assert!(
+        issued.iter().any(|r| r["actor"] == "portal" && r["action"] == "token.enroll"),
+        "audited as the portal's: {issued:?}"
+    );
+
+    let (_, desk) = server.admin("POST", "/api/v1/users/quin/temporary-passcode", Some(json!({})));
+    let mut visitor = Visitor::new(&server);
+    let desk_code = desk["passcode"].as_str().unwrap();
+    assert_eq!(
+        visitor.sign_in(&[("username", "quin"), ("password", "2580"), ("passcode", desk_code)]).status,
+        303
+    );
+    let token = form_token(&visitor.get("/portal").body);
+    let asked = visitor.post("/portal/temporary", &[("form_token", &token)]);
+    assert!(
+        asked.body.contains("Confirm it's you") && asked.body.contains("cannot get another"),
+        "signed in with a temporary passcode, a fresh factor is asked for: {}",
+        asked.body
+    );
+    let proved = visitor.post(
+        "/portal/step-up",
+        &[("form_token", &token), ("then", "temporary"), ("password", "2580"), ("passcode", &hotp(&seed, 1))],
+    );
+    assert!(proved.body.contains("Your temporary passcode"), "{}", proved.body);
+
+    let plain = Server::start(Db::Sqlite, "[portal]\nenabled = true\n");
+    let seed = user_with_hotp(&plain, "rae", "2580");
+    let mut rae = Visitor::new(&plain);
+    assert_eq!(
+        rae.sign_in(&[("username", "rae"), ("password", "2580"), ("passcode", &hotp(&seed, 0))]).status,
+        303
+    );
+    let home = rae.get("/portal");
+    assert!(!home.body.contains("get-temporary"), "not offered by default");
+    let refused = rae.post("/portal/temporary", &[("form_token", &form_token(&home.body))]);
+    assert!(refused.body.contains("not offered here"), "{}", refused.body);
+}

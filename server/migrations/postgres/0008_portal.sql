@@ -1,7 +1,8 @@
 -- Sessions of the self-service portal, kept in the database so that every replica knows them.
 -- Only the SHA-256 of the session id is stored (256 random bits, held by the browser in a
 -- __Host- cookie); a session is `awaiting_approval` (a push) or `awaiting_code` (a sent code) after the
--- password, then `signed_in`. `factor_at` is when the user last proved a second factor (step-up).
+-- password, then `signed_in`. `factor_at` is when the user last proved a second factor (step-up), and
+-- `factor_kind` the kind of token that proved it (none for a registration code).
 
 CREATE TABLE portal_sessions (
     id_hash        TEXT PRIMARY KEY,
@@ -13,6 +14,7 @@ CREATE TABLE portal_sessions (
     last_seen_at   BIGINT NOT NULL,
     expires_at     BIGINT NOT NULL,
     factor_at      BIGINT,
+    factor_kind    TEXT,
     client_ip      TEXT,
     user_agent     TEXT
 );

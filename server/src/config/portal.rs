@@ -20,6 +20,25 @@ pub(super) struct FilePortal {
     idle_secs: Option<u64>,
     absolute_secs: Option<u64>,
     allowed_networks: Option<Vec<String>>,
+    temporary_passcodes: Option<FileTemporaryPasscodes>,
+}
+
+/// `[portal.temporary_passcodes]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTemporaryPasscodes {
+    enabled: Option<bool>,
+    valid_hours: Option<u32>,
+    max_uses: Option<u32>,
+}
+
+/// Whether signed-in users may get a temporary passcode for themselves, and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporaryPasscodePolicy {
+    /// Hours a self-service temporary passcode works (1–72).
+    pub valid_hours: u32,
+    /// Sign-ins it may complete (1–10).
+    pub max_uses: u32,
 }
 
 /// A kind of token whose code or approval may sign in to the portal, named as the token kinds are.
@@ -79,6 +98,8 @@ pub struct PortalSettings {
     pub absolute_secs: u64,
     /// The networks the portal (and apps' sign-in) answers; empty: every network.
     pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Self-service temporary passcodes, when offered (off by default).
+    pub temporary_passcodes: Option<TemporaryPasscodePolicy>,
 }
 
 impl PortalSettings {
@@ -120,6 +141,7 @@ impl FilePortal {
             idle_secs: self.idle_secs.unwrap_or(600),
             absolute_secs: self.absolute_secs.unwrap_or(3600),
             allowed_networks: networks(self.allowed_networks.unwrap_or_default())?,
+            temporary_passcodes: self.temporary_passcodes.unwrap_or_default().policy()?,
         };
         let out_of_range = |message: &str| Err(ConfigError::OutOfRange(format!("portal.{message}")));
         if settings.second_factors.is_empty() {
@@ -140,6 +162,24 @@ impl FilePortal {
             return out_of_range("step_up_secs must be 10 to 3600");
         }
         Ok(settings)
+    }
+}
+
+impl FileTemporaryPasscodes {
+    fn policy(self) -> Result<Option<TemporaryPasscodePolicy>, ConfigError> {
+        let policy = TemporaryPasscodePolicy {
+            valid_hours: self.valid_hours.unwrap_or(8),
+            max_uses: self.max_uses.unwrap_or(1),
+        };
+        let out_of_range =
+            |message: &str| Err(ConfigError::OutOfRange(format!("portal.temporary_passcodes.{message}")));
+        if !(1..=72).contains(&policy.valid_hours) {
+            return out_of_range("valid_hours must be 1 to 72");
+        }
+        if !(1..=10).contains(&policy.max_uses) {
+            return out_of_range("max_uses must be 1 to 10");
+        }
+        Ok(self.enabled.unwrap_or(false).then_some(policy))
     }
 }
 
@@ -213,6 +253,13 @@ mod tests {
     }
 
     #[test]
+    fn temporary_passcodes_are_offered_only_when_turned_on() {
+        assert_eq!(settings("", true).unwrap().temporary_passcodes, None);
+        let on = settings("[temporary_passcodes]\nenabled = true\nmax_uses = 3", true).unwrap();
+        assert_eq!(on.temporary_passcodes, Some(TemporaryPasscodePolicy { valid_hours: 8, max_uses: 3 }));
+    }
+
+    #[test]
     fn bad_portal_settings_are_refused_with_the_key_named() {
         for (toml, message) in [
             ("public_url = \"ftp://x\"", "portal.public_url"),
@@ -226,6 +273,8 @@ mod tests {
             ("first_enrolment = \"postcard\"", "unknown variant"),
             ("allowed_networks = [\"10.0.0.0/33\"]", "allowed_networks"),
             ("allowed_networks = [\"intranet\"]", "allowed_networks"),
+            ("[temporary_passcodes]\nvalid_hours = 0", "temporary_passcodes.valid_hours"),
+            ("[temporary_passcodes]\nmax_uses = 11", "temporary_passcodes.max_uses"),
         ] {
             let error = match toml::from_str::<FilePortal>(toml) {
                 Ok(file) => file.settings("http://127.0.0.1:1", false).unwrap_err().to_string(),

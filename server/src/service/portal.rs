@@ -122,6 +122,11 @@ impl PortalSession {
     pub(super) fn factor_is_fresh(&self, now: i64, step_up_secs: u64) -> bool {
         self.row.factor_at.is_some_and(|at| now - at <= i64::try_from(step_up_secs).unwrap_or(i64::MAX))
     }
+
+    /// Whether the last second factor proved was a temporary passcode (which cannot get another).
+    pub fn proved_with_temporary_passcode(&self) -> bool {
+        self.row.factor_kind == Some(TokenKind::Temp)
+    }
 }
 
 /// How a step of signing in ended.
@@ -304,8 +309,13 @@ impl Service {
         Ok(match (response.result, response.transaction_id) {
             (ValidationResult::Accept, _) => {
                 let now = now_i64();
-                self.store.refresh_portal_factor(&session.id.hash(), now).await?;
+                let kind = match response.serial.as_deref() {
+                    Some(serial) => self.store.token(serial).await?.map(|token| token.kind),
+                    None => None,
+                };
+                self.store.refresh_portal_factor(&session.id.hash(), now, kind).await?;
                 session.row.factor_at = Some(now);
+                session.row.factor_kind = kind;
                 StepUpAnswer::Fresh
             }
             (ValidationResult::Challenge, Some(transaction_id)) => StepUpAnswer::Waiting {
@@ -427,30 +437,30 @@ impl Service {
         replaces: Option<&SessionId>,
         caller: &Caller<'_>,
     ) -> Result<SignIn, ServiceError> {
-        let Some(user) = self.allowed_second_factor(username, serial, caller).await? else {
+        let Some((user, factor_kind)) = self.allowed_second_factor(username, serial, caller).await? else {
             return Ok(SignIn::Refused(FACTOR_NOT_ALLOWED.into()));
         };
         let id = SessionId::new()?;
         let now = now_i64();
-        let session = self.new_session(&id, user.id, now, caller);
+        let session = NewPortalSession { factor_kind, ..self.new_session(&id, user.id, now, caller) };
         let replaced = replaces.map(SessionId::hash);
         self.store.start_portal_session(&session, replaced.as_deref(), None).await?;
         Ok(SignIn::SignedIn(id))
     }
 
-    /// The user, when the second factor just proved (the token `serial`, or a registration code
-    /// when there is none) is one `[portal] second_factors` allows; otherwise the refusal is
-    /// audited and there is none.
+    /// The user and the kind of the token that proved the second factor (the token `serial`, or
+    /// none for a registration code), when `[portal] second_factors` allows it; otherwise the
+    /// refusal is audited and there is none.
     async fn allowed_second_factor(
         &self,
         username: &str,
         serial: Option<&str>,
         caller: &Caller<'_>,
-    ) -> Result<Option<UserRow>, ServiceError> {
+    ) -> Result<Option<(UserRow, Option<TokenKind>)>, ServiceError> {
         let Some((user, tokens)) = self.store.user_with_tokens(username).await? else { return Ok(None) };
         let kind = serial.and_then(|serial| tokens.iter().find(|t| t.serial == serial)).map(|t| t.kind);
         if kind.is_none_or(|kind| self.portal.second_factors.contains(&second_factor(kind))) {
-            return Ok(Some(user));
+            return Ok(Some((user, kind)));
         }
         let ip = caller.ip.map(|ip| ip.to_string());
         let audit = NewAudit {
@@ -488,7 +498,7 @@ impl Service {
         };
         match response.result {
             ValidationResult::Accept => {
-                let Some(user) =
+                let Some((user, _)) =
                     self.allowed_second_factor(&username, response.serial.as_deref(), caller).await?
                 else {
                     return Ok(answer(SignInResult::Reject, FACTOR_NOT_ALLOWED.into()));
@@ -553,6 +563,7 @@ impl Service {
             now,
             expires_at: now + i64::try_from(self.portal.absolute_secs).unwrap_or(i64::MAX / 2),
             factor_at: Some(now),
+            factor_kind: None,
             client_ip: caller.ip.map(|ip| ip.to_string()),
             user_agent: caller.user_agent,
         }

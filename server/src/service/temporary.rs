@@ -9,7 +9,7 @@ use tessera_core::verifier::TokenState;
 use utoipa::ToSchema;
 
 use super::tokens::{SEED_BYTES, TokenDraft};
-use super::{Actor, Service, ServiceError};
+use super::{Actor, Caller, PortalSession, Service, ServiceError, StepUp};
 use crate::clock::{i64_of, now_i64};
 use crate::keys::KeyError;
 use crate::store::{StateUpdate, TemporaryPasscode, TokenKind, TokenRow};
@@ -89,6 +89,42 @@ impl Service {
         };
         let serial = self.insert_token(actor, &user, draft).await?;
         Ok(IssuedPasscode { passcode, expires_at: temporary.expires_at, serial, max_uses })
+    }
+
+    /// A temporary passcode the session's user gets for themselves (their phone left at home),
+    /// when `[portal.temporary_passcodes]` offers it: after a second factor proved within
+    /// `[portal] step_up_secs` that was not itself a temporary passcode (so one never begets the
+    /// next), and only while they hold no other live one.
+    pub async fn portal_temporary_passcode(
+        &self,
+        session: &PortalSession,
+        caller: &Caller<'_>,
+    ) -> Result<StepUp<IssuedPasscode>, ServiceError> {
+        session.signed_in()?;
+        let Some(policy) = self.portal.temporary_passcodes else {
+            return Err(ServiceError::InvalidInput(
+                "temporary passcodes are not offered here: ask your help desk".into(),
+            ));
+        };
+        let now = now_i64();
+        if !session.factor_is_fresh(now, self.portal.step_up_secs) || session.proved_with_temporary_passcode()
+        {
+            return Ok(StepUp::Needed);
+        }
+        let user = self.existing_user(session.username()).await?;
+        if self.store.tokens_of(user.id).await?.iter().any(|t| t.is_live_temporary(now)) {
+            return Err(ServiceError::Conflict(
+                "you already have a temporary passcode that works: use it, or delete it to get a new one"
+                    .into(),
+            ));
+        }
+        let request = TemporaryPasscodeRequest {
+            valid_hours: Some(policy.valid_hours),
+            max_uses: Some(policy.max_uses),
+        };
+        let issued =
+            self.issue_temporary_passcode(&Actor::Portal { ip: caller.ip }, &user.username, request).await?;
+        Ok(StepUp::Done(issued))
     }
 
     /// The write that accepts `passcode` if it is one of the live temporary passcodes among

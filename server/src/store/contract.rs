@@ -177,21 +177,30 @@ async fn portal_sessions(store: &Store, user_id: i64) {
         now: 100,
         expires_at: 1_000,
         factor_at: None,
+        factor_kind: None,
         client_ip: Some("192.0.2.1".into()),
         user_agent: Some("test"),
     };
     store.start_portal_session(&session("s-1", SessionStage::AwaitingApproval), None, None).await.unwrap();
-    let signed_in =
-        NewPortalSession { factor_at: Some(110), now: 110, ..session("s-2", SessionStage::SignedIn) };
+    let signed_in = NewPortalSession {
+        factor_at: Some(110),
+        factor_kind: Some(TokenKind::Totp),
+        now: 110,
+        ..session("s-2", SessionStage::SignedIn)
+    };
     store.start_portal_session(&signed_in, Some("s-1"), Some(&AUDIT)).await.unwrap();
     assert!(store.portal_session("s-1").await.unwrap().is_none(), "the earlier id ended with it");
     let row = store.portal_session("s-2").await.unwrap().unwrap();
-    assert_eq!((row.username.as_str(), row.stage, row.factor_at), ("ann", SessionStage::SignedIn, Some(110)));
+    assert_eq!(
+        (row.username.as_str(), row.stage, row.factor_at, row.factor_kind),
+        ("ann", SessionStage::SignedIn, Some(110), Some(TokenKind::Totp))
+    );
     store.touch_portal_session("s-2", 150).await.unwrap();
     store.touch_portal_session("s-2", 120).await.unwrap();
     assert_eq!(store.portal_session("s-2").await.unwrap().unwrap().last_seen_at, 150, "never backwards");
-    store.refresh_portal_factor("s-2", 160).await.unwrap();
-    assert_eq!(store.portal_session("s-2").await.unwrap().unwrap().factor_at, Some(160));
+    store.refresh_portal_factor("s-2", 160, Some(TokenKind::Temp)).await.unwrap();
+    let row = store.portal_session("s-2").await.unwrap().unwrap();
+    assert_eq!((row.factor_at, row.factor_kind), (Some(160), Some(TokenKind::Temp)));
     assert!(store.end_portal_session("s-2", Some(&AUDIT)).await.unwrap());
     assert!(!store.end_portal_session("s-2", Some(&AUDIT)).await.unwrap(), "ended once");
 

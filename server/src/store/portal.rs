@@ -5,8 +5,8 @@
 use super::db::{Guarded, Param, Row, statement};
 use super::delivery::challenge_settlement;
 use super::{
-    ChallengeRow, ChallengeStatus, NewAudit, StateUpdate, Store, StoreError, audited, int_at, opt_int_at,
-    opt_text_at, state_update, text_at,
+    ChallengeRow, ChallengeStatus, NewAudit, StateUpdate, Store, StoreError, TokenKind, audited, int_at,
+    opt_int_at, opt_text_at, state_update, text_at,
 };
 
 /// Where a portal session stands.
@@ -64,6 +64,8 @@ pub struct NewPortalSession<'a> {
     pub expires_at: i64,
     /// When the user last proved a second factor (Unix seconds).
     pub factor_at: Option<i64>,
+    /// The kind of token that proved it (none for a registration code).
+    pub factor_kind: Option<TokenKind>,
     /// The browser's address.
     pub client_ip: Option<String>,
     /// The browser's `User-Agent`.
@@ -91,6 +93,8 @@ pub struct PortalSessionRow {
     pub expires_at: i64,
     /// Unix seconds of the last second factor proved.
     pub factor_at: Option<i64>,
+    /// The kind of token that proved it.
+    pub factor_kind: Option<TokenKind>,
 }
 
 fn session_from(row: &Row) -> Result<PortalSessionRow, StoreError> {
@@ -104,6 +108,7 @@ fn session_from(row: &Row) -> Result<PortalSessionRow, StoreError> {
         last_seen_at: int_at(Some(row), 6)?,
         expires_at: int_at(Some(row), 7)?,
         factor_at: opt_int_at(row, 8)?,
+        factor_kind: opt_text_at(row, 9)?.as_deref().and_then(TokenKind::parse),
     })
 }
 
@@ -129,8 +134,8 @@ impl Store {
         statements.push(Guarded {
             statement: statement(
                 "INSERT INTO portal_sessions (id_hash, user_id, stage, transaction_id, prompt, created_at, \
-                 last_seen_at, expires_at, factor_at, client_ip, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
+                 last_seen_at, expires_at, factor_at, factor_kind, client_ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11)",
                 vec![
                     Param::Text(session.id_hash.clone()),
                     Param::Int(session.user_id),
@@ -140,6 +145,7 @@ impl Store {
                     Param::Int(session.now),
                     Param::Int(session.expires_at),
                     Param::OptInt(session.factor_at),
+                    Param::OptText(session.factor_kind.map(|kind| kind.as_str().into())),
                     Param::OptText(session.client_ip.clone()),
                     Param::OptText(session.user_agent.map(Into::into)),
                 ],
@@ -157,7 +163,7 @@ impl Store {
             .db
             .query(statement(
                 "SELECT s.user_id, u.username, s.stage, s.transaction_id, s.prompt, s.created_at, \
-                 s.last_seen_at, s.expires_at, s.factor_at \
+                 s.last_seen_at, s.expires_at, s.factor_at, s.factor_kind \
                  FROM portal_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
                 vec![Param::Text(id_hash.into())],
             ))
@@ -270,12 +276,21 @@ impl Store {
             .is_some())
     }
 
-    /// Records a second factor proved now in the session (step-up).
-    pub async fn refresh_portal_factor(&self, id_hash: &str, now: i64) -> Result<(), StoreError> {
+    /// Records a second factor of `kind` proved now in the session (step-up).
+    pub async fn refresh_portal_factor(
+        &self,
+        id_hash: &str,
+        now: i64,
+        kind: Option<TokenKind>,
+    ) -> Result<(), StoreError> {
         self.db
             .execute(statement(
-                "UPDATE portal_sessions SET factor_at = $2, last_seen_at = $2 WHERE id_hash = $1",
-                vec![Param::Text(id_hash.into()), Param::Int(now)],
+                "UPDATE portal_sessions SET factor_at = $2, last_seen_at = $2, factor_kind = $3 WHERE id_hash = $1",
+                vec![
+                    Param::Text(id_hash.into()),
+                    Param::Int(now),
+                    Param::OptText(kind.map(|kind| kind.as_str().into())),
+                ],
             ))
             .await?;
         Ok(())

@@ -29,6 +29,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/portal/delivery", post(delivery))
         .route("/portal/step-up", post(step_up))
         .merge(super::phone::routes())
+        .route("/portal/temporary", post(temporary))
 }
 
 /// What a step-up leads to, carried through its form.
@@ -37,6 +38,7 @@ pub(super) enum Then {
     Add { kind: NewDevice, replaces: Option<String> },
     Delete { serial: String },
     Phone { number: String },
+    Temporary,
 }
 
 impl Then {
@@ -45,6 +47,7 @@ impl Then {
             Some("add") => Some(Self::Add { kind: kind_of(form)?, replaces: form.take("replaces") }),
             Some("delete") => Some(Self::Delete { serial: form.take("serial")? }),
             Some("phone") => Some(Self::Phone { number: form.take("phone")? }),
+            Some("temporary") => Some(Self::Temporary),
             _ => None,
         }
     }
@@ -58,6 +61,7 @@ impl Then {
             }
             Self::Delete { serial } => vec![("then", "delete".to_owned()), ("serial", serial.clone())],
             Self::Phone { number } => vec![("then", "phone".to_owned()), ("phone", number.clone())],
+            Self::Temporary => vec![("then", "temporary".to_owned())],
         }
     }
 
@@ -66,6 +70,7 @@ impl Then {
             Self::Add { .. } => "Replacing a phone",
             Self::Delete { .. } => "Deleting a device",
             Self::Phone { .. } => "Changing your phone number",
+            Self::Temporary => "Getting a temporary passcode",
         }
     }
 }
@@ -218,6 +223,12 @@ async fn delivery(State(state): State<AppState>, ClientIp(ip): ClientIp, posted:
     }
 }
 
+/// `POST /portal/temporary`: a temporary passcode for the signed-in user, where policy allows.
+async fn temporary(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: Posted) -> Response {
+    let Posted { session, headers, .. } = posted;
+    perform(&state, &session, Then::Temporary, &caller(ip, &headers)).await
+}
+
 /// `POST /portal/devices/delete`: `serial`.
 async fn delete(State(state): State<AppState>, ClientIp(ip): ClientIp, posted: Posted) -> Response {
     let Posted { session, mut form, headers } = posted;
@@ -283,6 +294,19 @@ pub(super) async fn perform(
             Ok(StepUp::Done(check)) => super::phone::check_page(state, session, &check, None),
             Ok(StepUp::Needed) => step_up_page(state, session, &then, None, None),
             Err(error @ (ServiceError::InvalidInput(_) | ServiceError::TooManyRequests(_))) => {
+                super::session_page(state, session, Notice::error(sentence(&error.to_string()))).await
+            }
+            Err(error) => trouble(&error),
+        },
+        Then::Temporary => match state.service.portal_temporary_passcode(session, caller).await {
+            Ok(StepUp::Done(issued)) => super::temporary::passcode_page(state, session, &issued),
+            Ok(StepUp::Needed) => {
+                let notice = session.proved_with_temporary_passcode().then(|| {
+                    "A temporary passcode cannot get another: confirm with a code from one of your devices or one sent to you."
+                });
+                step_up_page(state, session, &then, notice.and_then(Notice::error), None)
+            }
+            Err(error @ (ServiceError::InvalidInput(_) | ServiceError::Conflict(_))) => {
                 super::session_page(state, session, Notice::error(sentence(&error.to_string()))).await
             }
             Err(error) => trouble(&error),

@@ -20,9 +20,11 @@ use tessera_core::wire::SignInRequest;
 
 mod devices;
 mod phone;
+mod temporary;
 
 use super::AppState;
 use super::extract::{ClientIp, FormPairs};
+use crate::config::TemporaryPasscodePolicy;
 use crate::service::{
     Caller, CodeChoice, DeliveryChoice, DeviceView, Door, PortalOverview, PortalSession, SessionId, SignIn,
     SignInView, TokenKind,
@@ -120,6 +122,7 @@ struct HomePage {
     sign_ins: Vec<SignInRow>,
     delivery: DeliveryChoice,
     sms_chosen: bool,
+    temporary: Option<TemporaryPasscodePolicy>,
 }
 
 struct DeviceRow {
@@ -371,6 +374,7 @@ async fn session_page(state: &AppState, session: &PortalSession, notice: Option<
                 sign_ins: sign_ins.iter().map(sign_in_row).collect(),
                 sms_chosen: delivery.chosen == Some(CodeChoice::TextMessage),
                 delivery,
+                temporary: state.service.portal().temporary_passcodes,
             };
             render(&page, StatusCode::OK)
         }
