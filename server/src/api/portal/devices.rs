@@ -301,9 +301,9 @@ pub(super) async fn perform(
         Then::Temporary => match state.service.portal_temporary_passcode(session, caller).await {
             Ok(StepUp::Done(issued)) => super::temporary::passcode_page(state, session, &issued),
             Ok(StepUp::Needed) => {
-                let notice = session.proved_with_temporary_passcode().then(|| {
-                    "A temporary passcode cannot get another: confirm with a code from one of your devices or one sent to you."
-                });
+                let notice = session.proved_with_temporary_passcode().then_some(
+                    "A temporary passcode cannot get another: confirm with a code from one of your devices or one sent to you.",
+                );
                 step_up_page(state, session, &then, notice.and_then(Notice::error), None)
             }
             Err(error @ (ServiceError::InvalidInput(_) | ServiceError::Conflict(_))) => {
