@@ -27,3 +27,10 @@ pub fn i64_of(value: u64) -> i64 {
 pub fn u64_of(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
+
+/// Unix seconds as people read them: "5 Dec 2026, 15:08 UTC".
+pub fn readable_utc(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.strftime("%-d %b %Y, %H:%M UTC").to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -896,7 +896,7 @@ fn a_portal_kept_to_internal_networks_refuses_other_addresses() {
 fn a_user_changes_their_phone_number_with_a_code_sent_to_the_new_one() {
     let kannel = crate::kannel_gateway::kannel();
     let config = format!(
-        "[portal]\nenabled = true\nstep_up_secs = 10\n[delivery.limits]\ncooldown_secs = 0\nper_user_per_window = 10\n{}",
+        "[portal]\nenabled = true\nstep_up_secs = 10\nnotify = [\"email\", \"sms\"]\n[delivery.limits]\ncooldown_secs = 0\nper_user_per_window = 10\n{}",
         kannel.config_toml("kannel")
     );
     let server = Server::start(Db::Sqlite, &config);
@@ -957,6 +957,14 @@ fn a_user_changes_their_phone_number_with_a_code_sent_to_the_new_one() {
     assert_eq!(kinds, ["hotp", "sms"], "{tokens:?}");
     assert_ne!(tokens[1]["serial"], old_sms.as_str(), "the old SMS token was retired");
     assert_eq!(server.admin("GET", "/api/v1/users/pat", None).1["phone"], new);
+    let notice = kannel.wait_for_message(old, 1, Duration::from_secs(20));
+    assert!(
+        notice.text.contains("now go to the number ending in 622") && notice.text.contains("Not you?"),
+        "the old number hears of the change (no email on file, so by SMS): {}",
+        notice.text
+    );
+    let (_, outbox) = server.admin("GET", "/api/v1/deliveries?username=pat", None);
+    assert!(outbox.as_array().unwrap().iter().any(|m| m["mode"] == "notice"), "{outbox}");
     let before = kannel.messages_to(new).len();
     let (_, after) = server.validate("pat", Some("2580"), "");
     assert_eq!(after["destination"], "+44 ••• ••622", "{after}");
@@ -1007,9 +1015,15 @@ fn a_user_changes_their_phone_number_with_a_code_sent_to_the_new_one() {
 
 #[test]
 fn a_user_gets_a_temporary_passcode_where_policy_allows_but_never_from_another() {
-    let config = "[portal]\nenabled = true\n[portal.temporary_passcodes]\nenabled = true\nvalid_hours = 4\nmax_uses = 2\n";
-    let server = Server::start(Db::Sqlite, config);
+    let smtp = crate::smtp_server::smtp_server();
+    let config = format!(
+        "[portal]\nenabled = true\n[portal.temporary_passcodes]\nenabled = true\nvalid_hours = 4\nmax_uses = 2\n{}",
+        smtp.config_toml()
+    );
+    let server = Server::start(Db::Sqlite, &config);
     let seed = user_with_hotp(&server, "quin", "2580");
+    let email = "quin@example.org";
+    assert_eq!(server.admin("PATCH", "/api/v1/users/quin", Some(json!({ "email": email }))).0, 200);
     let browser = Browser::start(None);
     browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
     fill(&browser, &[("username", "quin"), ("password", "2580"), ("passcode", &hotp(&seed, 0))]);
@@ -1026,6 +1040,9 @@ fn a_user_gets_a_temporary_passcode_where_policy_allows_but_never_from_another()
     let notice =
         browser.run(async |page| page.find(Locator::Id("notice")).await.unwrap().text().await.unwrap());
     assert!(notice.contains("already have a temporary passcode"), "one at a time: {notice}");
+    let notice = smtp.wait_for_message(email, 0, Duration::from_secs(20));
+    assert!(notice.contains("a temporary passcode was issued"), "told by email: {notice}");
+    assert!(!notice.contains(&passcode), "a notice carries no secret");
     for _ in 0..2 {
         assert_eq!(server.validate("quin", Some("2580"), &passcode).1["result"], "accept");
     }

@@ -27,3 +27,7 @@ CREATE INDEX portal_sessions_by_expiry ON portal_sessions (expires_at);
 -- phone). A pending token never accepts a code, and is pruned once `pending_until` passes.
 ALTER TABLE tokens ADD COLUMN pending_until INTEGER;
 ALTER TABLE tokens ADD COLUMN replaces TEXT;
+
+-- Notices about the account ("a new device was added") travel through the outbox beside codes:
+-- `mode` is 'notice', no token and no counters, and the text (which holds no secret) is stored.
+ALTER TABLE deliveries ADD COLUMN notice TEXT;

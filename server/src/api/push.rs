@@ -47,7 +47,7 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     Json(request): Json<RegisterRequest>,
 ) -> Result<axum::Json<RegisterResponse>, ApiError> {
-    Ok(axum::Json(state.service.push().register_device(request, ip).await?))
+    Ok(axum::Json(state.service.register_device(request, ip).await?))
 }
 
 /// Where a device's stream or poll resumes.

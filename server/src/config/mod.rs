@@ -10,7 +10,7 @@ pub use delivery::{
     SmppAddress, SmppGateway, SmsGateway, TWILIO_STATUS_PATH, Templates, TwilioGateway, TwilioSender,
 };
 pub use directory::{DirectoryAttributes, DirectorySettings, GroupKinds, WhenUnreachable};
-pub use portal::{FirstEnrolment, PortalSettings, SecondFactor, TemporaryPasscodePolicy};
+pub use portal::{FirstEnrolment, NoticeChannel, PortalSettings, SecondFactor, TemporaryPasscodePolicy};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

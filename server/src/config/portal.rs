@@ -21,6 +21,17 @@ pub(super) struct FilePortal {
     absolute_secs: Option<u64>,
     allowed_networks: Option<Vec<String>>,
     temporary_passcodes: Option<FileTemporaryPasscodes>,
+    notify: Option<Vec<NoticeChannel>>,
+}
+
+/// A channel by which users hear of changes to their sign-in ("a new device was added").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeChannel {
+    /// To their email address, through `[delivery.email]`.
+    Email,
+    /// To their phone, through the SMS gateways.
+    Sms,
 }
 
 /// `[portal.temporary_passcodes]`.
@@ -100,6 +111,8 @@ pub struct PortalSettings {
     pub allowed_networks: Vec<ipnet::IpNet>,
     /// Self-service temporary passcodes, when offered (off by default).
     pub temporary_passcodes: Option<TemporaryPasscodePolicy>,
+    /// The channels tried in order to tell users of changes made in the portal; empty: none.
+    pub notify: Vec<NoticeChannel>,
 }
 
 impl PortalSettings {
@@ -142,6 +155,7 @@ impl FilePortal {
             absolute_secs: self.absolute_secs.unwrap_or(3600),
             allowed_networks: networks(self.allowed_networks.unwrap_or_default())?,
             temporary_passcodes: self.temporary_passcodes.unwrap_or_default().policy()?,
+            notify: self.notify.unwrap_or_else(|| vec![NoticeChannel::Email]),
         };
         let out_of_range = |message: &str| Err(ConfigError::OutOfRange(format!("portal.{message}")));
         if settings.second_factors.is_empty() {

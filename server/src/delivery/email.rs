@@ -65,7 +65,7 @@ impl Mailer {
         let email = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(self.subject.replace("{service}", service))
+            .subject(message.subject.unwrap_or(&self.subject).replace("{service}", service))
             .header(ContentType::TEXT_PLAIN)
             .body(message.text.expose().to_owned())
             .map_err(|e| redact(format!("the message could not be built: {e}")))?;

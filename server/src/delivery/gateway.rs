@@ -30,6 +30,8 @@ pub struct Outgoing<'a> {
     pub codes: Vec<SecretString>,
     /// How long until its code expires, when it does (a real-time challenge's code).
     pub valid_for: Option<std::time::Duration>,
+    /// An email subject of its own (`{service}` replaced); none takes the configured one.
+    pub subject: Option<&'static str>,
 }
 
 impl Outgoing<'_> {
@@ -189,6 +191,7 @@ mod tests {
             text: SecretString::new("Your code 123456".into()),
             codes: vec![SecretString::new("123456".into())],
             valid_for: None,
+            subject: None,
         };
         let echoed = "bad: Your code 123456 with hunter2 (123456)";
         assert_eq!(outgoing.redact(echoed, Some("hunter2")), "bad: [message] with [secret] ([code])");

@@ -160,7 +160,8 @@ impl Delivery {
     /// server), now and not through the outbox; what the gateway answered, or why it failed.
     pub async fn test_gateway(&self, id: &str, to: &str) -> Result<GatewayTest, NoGateway> {
         let text = format!("This is a test message from {}. It carries no code.", self.service_name);
-        let outgoing = Outgoing { to, text: SecretString::new(text), codes: Vec::new(), valid_for: None };
+        let outgoing =
+            Outgoing { to, text: SecretString::new(text), codes: Vec::new(), valid_for: None, subject: None };
         let outcome = if id == "email" {
             let mailer = self.mailer.as_ref().ok_or(NoGateway)?;
             mailer

@@ -1,19 +1,23 @@
-//! The outbox loop: claim due messages, compute their codes from the sealed seed, render the
-//! mode's template, try the gateways in order, and record the outcome (retried with back-off).
+//! The outbox loop: claim due messages, compute their codes from the sealed seed and render the
+//! mode's template (or take a notice's stored text), try the gateways in order, and record the
+//! outcome (retried with back-off).
 //! A message for a real-time challenge that ended before it could be sent is dropped, never sent
 //! late.
 
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tessera_core::delivery::{MessageValues, codes};
+use tessera_core::delivery::{DeliveryMode, MessageValues, codes};
 use tessera_core::otp::{Algorithm, Digits};
+use tessera_core::secret::SecretString;
 
 use super::Delivery;
 use super::gateway::Outgoing;
 use crate::clock::now_i64;
-use crate::store::{AuditResult, ChallengeStatus, Channel, DeliveryRow, NewAudit, SendResult};
+use crate::store::{AuditResult, ChallengeStatus, Channel, DeliveryRow, MessageMode, NewAudit, SendResult};
 
+/// A notice's email subject (`{service}` is the service's name).
+const NOTICE_SUBJECT: &str = "{service}: a change to your sign-in";
 /// Messages claimed per round.
 const BATCH: i64 = 32;
 /// Tries before a message is given up.
@@ -98,6 +102,36 @@ impl Delivery {
 
     /// One try: the message rendered and offered to each gateway in turn.
     async fn attempt(&self, message: &DeliveryRow) -> Result<(String, Option<String>), Failure> {
+        let outgoing = match message.mode {
+            MessageMode::Codes(mode) => self.codes_message(message, mode).await?,
+            MessageMode::Notice => Outgoing {
+                to: &message.destination,
+                text: SecretString::new(message.notice.clone().unwrap_or_default()),
+                codes: Vec::new(),
+                valid_for: None,
+                subject: Some(NOTICE_SUBJECT),
+            },
+        };
+        match message.channel {
+            Channel::Sms => self.through_sms_gateways(&outgoing).await,
+            Channel::Email => match &self.mailer {
+                Some(mailer) => mailer
+                    .send(&outgoing, &message.service)
+                    .await
+                    .map(|answer| ("email".to_owned(), answer))
+                    .map_err(|error| Failure { gateway: Some("email".into()), error, retry: true }),
+                None => Err(Failure::permanent("email delivery is not configured ([delivery.email])")),
+            },
+        }
+    }
+
+    /// A message of codes, rendered by `mode`'s template: while its challenge (if any) is open
+    /// and its token is there and enabled.
+    async fn codes_message<'m>(
+        &self,
+        message: &'m DeliveryRow,
+        mode: DeliveryMode,
+    ) -> Result<Outgoing<'m>, Failure> {
         let mut valid_for = None;
         if let Some(id) = &message.challenge_id {
             let live = self.store.challenge(id).await.map_err(Failure::retry)?;
@@ -126,19 +160,8 @@ impl Delivery {
             .map_err(|_| Failure::permanent("the token is damaged"))?;
         let codes = codes(&seed, algorithm, digits, message.counter_from..message.counter_to);
         let values = MessageValues { codes: &codes, ttl: Some(self.ttl(&token)), service: &message.service };
-        let text = self.settings.templates.of(message.mode).render(&values);
-        let outgoing = Outgoing { to: &message.destination, text, codes, valid_for };
-        match message.channel {
-            Channel::Sms => self.through_sms_gateways(&outgoing).await,
-            Channel::Email => match &self.mailer {
-                Some(mailer) => mailer
-                    .send(&outgoing, &message.service)
-                    .await
-                    .map(|answer| ("email".to_owned(), answer))
-                    .map_err(|error| Failure { gateway: Some("email".into()), error, retry: true }),
-                None => Err(Failure::permanent("email delivery is not configured ([delivery.email])")),
-            },
-        }
+        let text = self.settings.templates.of(mode).render(&values);
+        Ok(Outgoing { to: &message.destination, text, codes, valid_for, subject: None })
     }
 
     async fn through_sms_gateways(

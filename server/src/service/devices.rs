@@ -6,12 +6,16 @@
 //! working. Deleting or replacing a device needs a second factor proved within the last
 //! `[portal] step_up_secs`.
 
+use std::net::IpAddr;
+
 use tessera_core::otp::{Algorithm, Digits, OtpMethod, Period};
 use tessera_core::otpauth::OtpAuth;
+use tessera_core::push::{RegisterRequest, RegisterResponse};
 use tessera_core::secret::{SecretBytes, SecretString};
 use tessera_core::verifier::{self, Verdict};
 
 use super::audit::AdminAudit;
+use super::notices::{AccountChange, device_name};
 use super::tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenDraft};
 use super::users::UserChanges;
 use super::{Actor, Caller, PortalSession, Service, ServiceError, TokenKind};
@@ -229,7 +233,33 @@ impl Service {
         if let Some(old) = &replaced {
             self.push.revoke_device(old).await;
         }
+        let user = self.existing_user(session.username()).await?;
+        self.notify(&user, &AccountChange::DeviceAdded(device_name(TokenKind::Totp, None)), None).await;
         Ok(Confirmation::Ready)
+    }
+
+    /// Registers a device from an enrollment link ([`Push::register_device`]); when it was added
+    /// in the portal or by the app's sign-in, its user hears of it by another channel.
+    ///
+    /// [`Push::register_device`]: crate::push::Push::register_device
+    pub async fn register_device(
+        &self,
+        request: RegisterRequest,
+        ip: Option<IpAddr>,
+    ) -> Result<RegisterResponse, ServiceError> {
+        let added_by_user = self
+            .store
+            .token_with_owner(&request.serial)
+            .await?
+            .filter(|(token, _)| token.pending.is_some())
+            .map(|(_, user)| user);
+        let name = request.device_name.clone();
+        let registered = self.push.register_device(request, ip).await?;
+        if let Some(user) = added_by_user {
+            let change = AccountChange::DeviceAdded(device_name(TokenKind::Push, name.as_deref()));
+            self.notify(&user, &change, None).await;
+        }
+        Ok(registered)
     }
 
     /// Whether the session's user's device `serial` is active (a pending app turns active when
@@ -282,6 +312,12 @@ impl Service {
             return Ok(StepUp::Needed);
         }
         self.delete_token(&Actor::Portal { ip: caller.ip }, &token.serial).await?;
+        if token.pending.is_none() {
+            let name = token.description.clone().or_else(|| token.device().and_then(|d| d.name.clone()));
+            let user = self.existing_user(session.username()).await?;
+            let change = AccountChange::DeviceDeleted(device_name(token.kind, name.as_deref()));
+            self.notify(&user, &change, None).await;
+        }
         Ok(StepUp::Done(()))
     }
 

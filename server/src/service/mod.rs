@@ -28,6 +28,7 @@ mod delivered;
 mod devices;
 mod directory;
 mod imports;
+mod notices;
 mod oneswipe;
 mod passwords;
 mod phone;

@@ -11,6 +11,7 @@ use tessera_core::verifier::{self, Verdict};
 
 use super::audit::AdminAudit;
 use super::delivered::settled;
+use super::notices::{AccountChange, number_ending};
 use super::tokens::{SEED_BYTES, TokenDraft};
 use super::{Actor, Caller, Confirmation, PortalSession, Service, ServiceError, StepUp, TokenKind};
 use crate::clock::{i64_of, now_i64, unix_now};
@@ -155,6 +156,7 @@ impl Service {
             });
         }
         let user = self.existing_user(session.username()).await?;
+        let old_phone = self.current_number(&user).await;
         let phone = token.delivery.as_ref().and_then(|d| d.destination.clone());
         let on_file = phone.as_deref().filter(|_| user.directory.is_none());
         let replaced = token.pending.as_ref().and_then(|p| p.replaces.clone());
@@ -175,6 +177,13 @@ impl Service {
                 retired_record.as_ref(),
             )
             .await?;
-        Ok(if activated { Confirmation::Ready } else { Confirmation::Gone })
+        if !activated {
+            return Ok(Confirmation::Gone);
+        }
+        if let Some(phone) = &phone {
+            let change = AccountChange::PhoneChanged(number_ending(phone));
+            self.notify(&user, &change, old_phone.as_deref()).await;
+        }
+        Ok(Confirmation::Ready)
     }
 }

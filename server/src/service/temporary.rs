@@ -8,6 +8,7 @@ use tessera_core::secret::{SecretBytes, SecretString, fill_random};
 use tessera_core::verifier::TokenState;
 use utoipa::ToSchema;
 
+use super::notices::AccountChange;
 use super::tokens::{SEED_BYTES, TokenDraft};
 use super::{Actor, Caller, PortalSession, Service, ServiceError, StepUp};
 use crate::clock::{i64_of, now_i64};
@@ -124,6 +125,7 @@ impl Service {
         };
         let issued =
             self.issue_temporary_passcode(&Actor::Portal { ip: caller.ip }, &user.username, request).await?;
+        self.notify(&user, &AccountChange::TemporaryPasscode, None).await;
         Ok(StepUp::Done(issued))
     }
 

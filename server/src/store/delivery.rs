@@ -193,6 +193,36 @@ pub struct NewDelivery<'a> {
     pub now: i64,
 }
 
+/// What a queued message carries: codes, rendered by their delivery mode's template, or a notice
+/// about the account ("a new device was added").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageMode {
+    /// Codes of a delivered token.
+    Codes(DeliveryMode),
+    /// A notice, its text stored with it.
+    Notice,
+}
+
+impl MessageMode {
+    /// The name stored in `deliveries.mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Codes(mode) => mode.as_str(),
+            Self::Notice => "notice",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        if name == "notice" { Some(Self::Notice) } else { DeliveryMode::parse(name).map(Self::Codes) }
+    }
+}
+
+impl serde::Serialize for MessageMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// Which limit refused a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendLimit {
@@ -291,9 +321,11 @@ pub struct DeliveryRow {
     pub channel: Channel,
     /// The phone number or address.
     pub destination: String,
-    /// The delivery mode that made it.
+    /// The delivery mode that made it, or `notice`.
     #[schema(value_type = String)]
-    pub mode: DeliveryMode,
+    pub mode: MessageMode,
+    /// A notice's text (it carries no code).
+    pub notice: Option<String>,
     /// First counter carried.
     #[serde(skip)]
     pub counter_from: u64,
@@ -346,7 +378,7 @@ pub enum SendResult<'a> {
 macro_rules! delivery_columns {
     () => {
         "id, user_id, token_id, challenge_id, channel, destination, mode, counter_from, counter_to, service, \
-         status, attempts, gateway, provider_message_id, error, created_at, sent_at, lease_until"
+         status, attempts, gateway, provider_message_id, error, created_at, sent_at, lease_until, notice"
     };
 }
 
@@ -509,6 +541,34 @@ impl Store {
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
     }
 
+    /// Queues a notice to `destination` on `channel` (no code, no token, no cost limit).
+    pub async fn queue_notice(
+        &self,
+        user_id: i64,
+        channel: Channel,
+        destination: &str,
+        service: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(statement(
+                "INSERT INTO deliveries (user_id, channel, destination, mode, counter_from, counter_to, service, \
+                 status, attempts, next_attempt_at, created_at, notice) \
+                 VALUES ($1, $2, $3, 'notice', 0, 0, $4, 'queued', 0, $5, $5, $6)",
+                vec![
+                    Param::Int(user_id),
+                    Param::Text(channel.as_str().into()),
+                    Param::Text(destination.into()),
+                    Param::Text(service.into()),
+                    Param::Int(now),
+                    Param::Text(text.into()),
+                ],
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// Claims up to `max` due messages (queued and due, or held by a sender whose lease ran out)
     /// until `lease_until`.
     pub async fn claim_deliveries(
@@ -658,7 +718,7 @@ fn delivery_from(row: &Row) -> Result<DeliveryRow, StoreError> {
         challenge_id: opt_text_at(row, 3)?,
         channel: Channel::parse(&text_at(row, 4)?).ok_or(StoreError::Corrupt("delivery channel"))?,
         destination: text_at(row, 5)?,
-        mode: DeliveryMode::parse(&text_at(row, 6)?).ok_or(StoreError::Corrupt("delivery mode"))?,
+        mode: MessageMode::parse(&text_at(row, 6)?).ok_or(StoreError::Corrupt("delivery mode"))?,
         counter_from: to_u64(int_at(Some(row), 7)?)?,
         counter_to: to_u64(int_at(Some(row), 8)?)?,
         service: text_at(row, 9)?,
@@ -671,6 +731,7 @@ fn delivery_from(row: &Row) -> Result<DeliveryRow, StoreError> {
         created_at: int_at(Some(row), 15)?,
         sent_at: opt_int_at(row, 16)?,
         lease_until: opt_int_at(row, 17)?,
+        notice: opt_text_at(row, 18)?,
     })
 }
 

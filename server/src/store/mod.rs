@@ -20,7 +20,8 @@ mod push;
 pub use credentials::{AdminKeyRow, ApplicationRow};
 pub use delivery::{
     ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryPreference, DeliveryProgress,
-    DeliveryRow, DeliveryStatus, NewChallenge, NewDelivery, Queued, SendLimit, SendLimits, SendResult,
+    DeliveryRow, DeliveryStatus, MessageMode, NewChallenge, NewDelivery, Queued, SendLimit, SendLimits,
+    SendResult,
 };
 pub use portal::{NewPortalSession, PortalSessionRow, SessionStage};
 pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
@@ -260,6 +261,18 @@ impl TokenKind {
         [Self::Totp, Self::Hotp, Self::Push, Self::Sms, Self::Email, Self::Temp]
             .into_iter()
             .find(|kind| kind.as_str() == name)
+    }
+
+    /// What users call it: "Tessera app", "Authenticator app", "Text messages"…
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Push => "Tessera app",
+            Self::Totp => "Authenticator app",
+            Self::Hotp => "Hardware token",
+            Self::Sms => "Text messages",
+            Self::Email => "Email",
+            Self::Temp => "Temporary passcode",
+        }
     }
 
     /// Whether codes come from a clock (TOTP and push tokens) rather than a counter.

@@ -448,13 +448,14 @@ fn refuse_foreign(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 }
 
 fn device_row(device: &DeviceView) -> DeviceRow {
-    let (title, detail, kind_class, kind_badge) = match device.kind {
-        TokenKind::Push => ("Tessera app", "approvals and codes", "push", "APP"),
-        TokenKind::Totp => ("Authenticator app", "time-based codes", "totp", "TOTP"),
-        TokenKind::Hotp => ("Hardware token", "counter-based codes", "hotp", "HOTP"),
-        TokenKind::Sms => ("Text messages", "codes sent by SMS", "sms", "SMS"),
-        TokenKind::Email => ("Email", "codes sent by email", "email", "MAIL"),
-        TokenKind::Temp => ("Temporary passcode", "from the help desk", "temp", "TEMP"),
+    let title = device.kind.title();
+    let (detail, kind_class, kind_badge) = match device.kind {
+        TokenKind::Push => ("approvals and codes", "push", "APP"),
+        TokenKind::Totp => ("time-based codes", "totp", "TOTP"),
+        TokenKind::Hotp => ("counter-based codes", "hotp", "HOTP"),
+        TokenKind::Sms => ("codes sent by SMS", "sms", "SMS"),
+        TokenKind::Email => ("codes sent by email", "email", "MAIL"),
+        TokenKind::Temp => ("from the help desk", "temp", "TEMP"),
     };
     let (name, detail) = match &device.name {
         Some(name) => (name.clone(), format!("{title}: {detail}")),
@@ -500,9 +501,7 @@ fn sign_in_row(sign_in: &SignInView) -> SignInRow {
 
 /// Unix seconds as `5 Dec 2026, 14:03 UTC`.
 fn when(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.strftime("%-d %b %Y, %H:%M UTC").to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    crate::clock::readable_utc(unix)
 }
 
 fn when_ms(unix_ms: i64) -> String {
