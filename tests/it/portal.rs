@@ -1085,3 +1085,62 @@ fn a_user_gets_a_temporary_passcode_where_policy_allows_but_never_from_another()
     let refused = rae.post("/portal/temporary", &[("form_token", &form_token(&home.body))]);
     assert!(refused.body.contains("not offered here"), "{}", refused.body);
 }
+
+#[test]
+fn a_directory_user_signs_in_the_first_time_with_a_code_texted_to_the_directory_number() {
+    let slapd = crate::ldap_directory::directory();
+    slapd.add_person("uma", "Uma Ueda", "uma-pw-1", "+44 7700 900733", true);
+    let kannel = crate::kannel_gateway::kannel();
+    let config = format!(
+        "[portal]\nenabled = true\nfirst_enrolment = \"registration_code_or_sms\"\n[delivery.limits]\ncooldown_secs = 0\n{}{}",
+        kannel.config_toml("kannel"),
+        slapd.config_toml("corp", crate::ldap_directory::Transport::StartTls, "")
+    );
+    let server = Server::start(Db::Sqlite, &config);
+    let number = "+447700900733";
+    let (_, answer) = server.validate("uma", Some("uma-pw-1"), "");
+    assert_eq!(answer["result"], "reject", "outside the portal, no token means no sign-in: {answer}");
+    assert!(kannel.messages_to(number).is_empty());
+
+    let browser = Browser::start(None);
+    browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
+    look_at(&browser, "portal-sign-in-first-code-by-sms");
+    fill(&browser, &[("username", "uma"), ("password", "uma-pw-1")]);
+    wait_for_heading(&browser, "Enter your code", Duration::from_secs(10));
+    let prompt =
+        browser.run(async |page| page.find(Locator::Id("prompt")).await.unwrap().text().await.unwrap());
+    assert!(prompt.contains("+44 ••• ••733"), "texted to the directory's number: {prompt}");
+    let message = kannel.wait_for_message(number, 0, Duration::from_secs(20));
+    let code: String =
+        message.text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    let pending = tokens_of(&server, "uma");
+    assert!(pending.len() == 1 && pending[0]["pending_until"].is_i64(), "{pending:?}");
+    assert_eq!(
+        server.validate("uma", Some("uma-pw-1"), &code).1["result"],
+        "reject",
+        "a pending token signs nobody in"
+    );
+    fill(&browser, &[("passcode", &code)]);
+    wait_for_heading(&browser, "Your devices", Duration::from_secs(10));
+    look_at(&browser, "portal-first-code-by-sms");
+    let tokens = tokens_of(&server, "uma");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(
+        tokens[0]["kind"] == "sms" && tokens[0]["pending_until"].is_null(),
+        "now her SMS token: {tokens:?}"
+    );
+    let (_, user) = server.admin("GET", "/api/v1/users/uma", None);
+    assert_eq!(user["directory"], "corp", "created from the directory at this first sign-in: {user}");
+    let (_, later) = server.validate("uma", Some("uma-pw-1"), "");
+    assert_eq!(
+        (later["result"].as_str(), later["channel"].as_str()),
+        (Some("challenge"), Some("sms")),
+        "and it signs her in anywhere now: {later}"
+    );
+    let reasons: Vec<String> = audit(&server, "uma")
+        .iter()
+        .filter(|r| r["actor"] == "portal")
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(reasons.contains(&"first_code_by_sms".to_owned()), "{reasons:?}");
+}

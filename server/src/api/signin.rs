@@ -43,6 +43,11 @@ pub async fn sign_in(
         ));
     }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let caller = Caller { ip, user_agent, application: None, door: Door::Portal { registration_code: None } };
+    let caller = Caller {
+        ip,
+        user_agent,
+        application: None,
+        door: Door::Portal { registration_code: None, first_code_by_sms: false },
+    };
     Ok(axum::Json(state.service.app_sign_in(request, &caller).await?))
 }

@@ -77,6 +77,11 @@ pub enum FirstEnrolment {
     /// With a single-use registration code from the help desk.
     #[default]
     RegistrationCode,
+    /// With a code sent by text message to the phone number on file (the directory's, or the
+    /// help desk's): the number the organisation already trusts.
+    Sms,
+    /// Either: a registration code when the user has one, else a code to the number on file.
+    RegistrationCodeOrSms,
     /// Not at all: an administrator enrols every first token.
     None,
 }
@@ -84,7 +89,12 @@ pub enum FirstEnrolment {
 impl FirstEnrolment {
     /// Whether a registration code lets a user without any token in.
     pub fn allows_registration_codes(self) -> bool {
-        self == Self::RegistrationCode
+        matches!(self, Self::RegistrationCode | Self::RegistrationCodeOrSms)
+    }
+
+    /// Whether a user without any token gets a code by text message to the number on file.
+    pub fn allows_codes_by_sms(self) -> bool {
+        matches!(self, Self::Sms | Self::RegistrationCodeOrSms)
     }
 }
 

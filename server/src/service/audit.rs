@@ -6,6 +6,7 @@ use crate::clock::unix_now_ms;
 use crate::store::{AuditEntry, AuditFilter, AuditResult, NewAudit};
 
 /// An audit record of an administrative action, stored in the same transaction as the action.
+#[derive(Clone)]
 pub(crate) struct AdminAudit {
     actor: String,
     ip: Option<String>,

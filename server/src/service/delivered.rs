@@ -318,13 +318,13 @@ impl Service {
     }
 
     /// Sends a real-time token's code now, outside a login (to verify a new phone number), under
-    /// the cost limits: the id of the challenge it opened, or the limit that refused it.
+    /// the cost limits: the challenge it opened, or the limit that refused it.
     pub(super) async fn send_challenge(
         &self,
         user: &UserRow,
         token: &TokenRow,
         audit: &NewAudit<'_>,
-    ) -> Result<Result<String, SendLimit>, ServiceError> {
+    ) -> Result<Result<NewChallenge, SendLimit>, ServiceError> {
         let mut token = token.clone();
         for _ in 0..MAX_ATTEMPTS {
             let destination = self
@@ -332,7 +332,7 @@ impl Service {
                 .destination_of(user, &token)
                 .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
             match self.queue_to(user, &token, &destination, true, audit).await? {
-                (Send { challenge: Some(challenge), .. }, Queued::Yes) => return Ok(Ok(challenge.id)),
+                (Send { challenge: Some(challenge), .. }, Queued::Yes) => return Ok(Ok(challenge)),
                 (_, Queued::Limited(limit)) => return Ok(Err(limit)),
                 (_, Queued::Yes | Queued::Moved) => {}
             }

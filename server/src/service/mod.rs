@@ -161,6 +161,8 @@ pub enum Door<'a> {
     Portal {
         /// The help desk's registration code, when the user typed one.
         registration_code: Option<&'a SecretString>,
+        /// Whether a user without any token gets a code by text message to the number on file.
+        first_code_by_sms: bool,
     },
 }
 

@@ -542,7 +542,10 @@ impl Service {
             user_agent: None,
             service: None,
         };
-        let door = Door::Portal { registration_code };
+        let door = Door::Portal {
+            registration_code,
+            first_code_by_sms: self.portal.first_enrolment.allows_codes_by_sms(),
+        };
         self.validate(validation, &Caller { door, ..caller.clone() }).await
     }
 

@@ -444,6 +444,17 @@ impl Service {
                 let passcode = normalize_code_input(
                     request.passcode.as_ref().map(SecretString::expose).unwrap_or_default(),
                 );
+                let first_sign_in = usable_tokens(tokens.clone()).is_empty();
+                if let (Door::Portal { first_code_by_sms: true, .. }, true) =
+                    (attempt.caller.door, first_sign_in)
+                {
+                    let first = tokens.iter().find(|t| t.id == challenge.token_id && t.pending.is_some());
+                    if let Some(token) =
+                        first.filter(|t| t.pending.as_ref().is_some_and(|p| p.replaces.is_none()))
+                    {
+                        return self.complete_first_code(&user, token, &challenge, &passcode, attempt).await;
+                    }
+                }
                 return self.complete_challenge(&user, challenge, &passcode, attempt).await;
             }
             return Ok(Outcome::of_push(self.push.finish(&user, transaction_id, attempt.ip_text()).await?));
@@ -472,11 +483,7 @@ impl Service {
             }
         }
         if tokens.is_empty() {
-            if let Door::Portal { registration_code: Some(code) } = attempt.caller.door {
-                return self.registration_code(user, code, attempt).await;
-            }
-            self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
-            return Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken));
+            return self.without_tokens(user, attempt).await;
         }
         let typed = request.passcode.as_ref().map(SecretString::expose).unwrap_or_default();
         let keyword = Keyword::parse(typed);
@@ -498,6 +505,22 @@ impl Service {
             }
         }
         self.check_passcode(user, tokens, &passcode, attempt).await
+    }
+
+    /// A user whose password was right but who has no usable token: at the portal, a
+    /// registration code or (where policy allows) a code to the number on file lets them in for
+    /// the first time; anywhere else, nothing does.
+    async fn without_tokens(&self, user: UserRow, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
+        match attempt.caller.door {
+            Door::Portal { registration_code: Some(code), .. } => {
+                self.registration_code(user, code, attempt).await
+            }
+            Door::Portal { first_code_by_sms: true, .. } => self.first_code_by_sms(&user, attempt).await,
+            Door::Portal { .. } | Door::Api => {
+                self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
+                Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken))
+            }
+        }
     }
 
     /// A user without any usable token, signing in to the portal with the help desk's
@@ -620,6 +643,15 @@ impl Service {
     async fn first_login(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
         match self.first_directory_login(attempt.username, attempt.password.as_ref()).await? {
             FirstLogin::Created => {
+                let first_factor = match attempt.caller.door {
+                    Door::Portal { registration_code, first_code_by_sms } => {
+                        registration_code.is_some() || first_code_by_sms
+                    }
+                    Door::Api => false,
+                };
+                if let Some(user) = self.store.user(attempt.username).await?.filter(|_| first_factor) {
+                    return self.without_tokens(user, attempt).await;
+                }
                 self.store.audit(&attempt.rejected(ValidateReason::FirstLogin)).await?;
                 Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::FirstLogin))
             }
@@ -913,6 +945,11 @@ impl<'a> Attempt<'a> {
 
     fn ip_text(&self) -> Option<&str> {
         self.ip_text.as_deref()
+    }
+
+    /// The caller's address.
+    pub(super) fn ip(&self) -> Option<IpAddr> {
+        self.ip
     }
 
     /// The audit record of a rejection for `reason` (other outcomes override its fields).

@@ -100,6 +100,7 @@ struct SignInPage {
     registration_codes: bool,
     registration_open: bool,
     registration_code: String,
+    first_code_by_sms: bool,
 }
 
 #[derive(Template)]
@@ -308,7 +309,12 @@ impl axum::extract::FromRequest<AppState> for Posted {
 /// The portal's caller: the browser's address and `User-Agent`.
 fn caller(ip: Option<std::net::IpAddr>, headers: &HeaderMap) -> Caller<'_> {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    Caller { ip, user_agent, application: None, door: Door::Portal { registration_code: None } }
+    Caller {
+        ip,
+        user_agent,
+        application: None,
+        door: Door::Portal { registration_code: None, first_code_by_sms: false },
+    }
 }
 
 /// The session a form was posted in, after the origin and the form's token are checked.
@@ -417,6 +423,7 @@ fn sign_in_page_with_code(
         registration_codes: state.service.portal().first_enrolment.allows_registration_codes(),
         registration_open: registration_open || prefilled.is_some(),
         registration_code: prefilled.unwrap_or_default(),
+        first_code_by_sms: state.service.portal().first_enrolment.allows_codes_by_sms(),
     };
     let mut response = render(&page, StatusCode::OK);
     set_cookie(&mut response, &format!("{SIGN_IN_COOKIE}={token}; {COOKIE_FLAGS}"));
