@@ -46,6 +46,18 @@ struct PendingEnrollment: Identifiable, Equatable {
     var id: String { link }
 }
 
+/// Where signing in to an organisation stands: what the sign-in sheet asks next.
+enum OrganisationSignIn: Equatable {
+    /// Approve on a device the user already has (choosing `number`); the sheet waits meanwhile.
+    case approve(message: String, number: UInt8?, transactionId: String)
+    /// Type the code just sent by text message or email.
+    case enterSentCode(message: String, transactionId: String)
+    /// Type a passcode from a token the user already has.
+    case enterPasscode(message: String)
+    /// Signed in: this phone is one of the user's devices.
+    case done(names: [String])
+}
+
 @MainActor
 final class AppModel: ObservableObject, PushListener {
     enum Screen: Equatable { case firstRun, locked, tokens }
@@ -58,12 +70,15 @@ final class AppModel: ObservableObject, PushListener {
     @Published private(set) var hasPin = false
     /// An enrollment link waiting for confirmation: the enrollment sheet shows it.
     @Published private(set) var enrollment: PendingEnrollment?
+    /// Signing in to an organisation: the sign-in sheet's step, nil when none is under way.
+    @Published private(set) var signIn: OrganisationSignIn?
     @Published var message: String?
     @Published var query = ""
 
     private let vault: Vault
     private var subscription: PushSubscription?
     private var pendingLink: String?
+    private var organisation: (server: String, username: String)?
 
     init() {
         let directory = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
@@ -134,6 +149,40 @@ final class AppModel: ObservableObject, PushListener {
         if vault.isUnlocked() { _ = await add(link) } else { pendingLink = link }
     }
 
+    /// Signs in to the organisation at `server` with the password and, when given, a passcode or the
+    /// help desk's registration code (`factor`); empty asks for an approval or a sent code.
+    func signInToOrganisation(server: String, username: String, password: String, factor: String) async {
+        organisation = (server, username)
+        let (vault, name) = (vault, UIDevice.current.name)
+        await run {
+            let (typedPassword, typedFactor) = (password.isEmpty ? nil : password, factor.isEmpty ? nil : factor)
+            let step = try await vault.signInToOrganisation(server: server, username: username, password: typedPassword, factor: typedFactor, deviceName: name)
+            try self.show(step)
+        }
+    }
+
+    /// Goes on with the sign-in `signIn` shows: waits for the approval, or sends the `code` that was sent.
+    func continueOrganisationSignIn(code: String?) async {
+        guard let (server, username) = organisation else { return }
+        let transactionId: String
+        switch signIn {
+        case let .approve(_, _, id), let .enterSentCode(_, id): transactionId = id
+        default: return
+        }
+        let (vault, name) = (vault, UIDevice.current.name)
+        await run {
+            let typed = code?.isEmpty == false ? code : nil
+            let step = try await vault.continueOrganisationSignIn(server: server, username: username, transactionId: transactionId, code: typed, deviceName: name)
+            try self.show(step)
+        }
+    }
+
+    /// The user closed the sign-in sheet.
+    func cancelOrganisationSignIn() {
+        signIn = nil
+        organisation = nil
+    }
+
     func copy(_ id: String) async {
         let vault = vault
         await run {
@@ -187,6 +236,20 @@ final class AppModel: ObservableObject, PushListener {
         if let link = pendingLink {
             pendingLink = nil
             _ = await add(link)
+        }
+    }
+
+    private func show(_ step: OrganisationStep) throws {
+        switch step {
+        case let .enrolled(added):
+            signIn = .done(names: added.tokens.map(\.name))
+            try showTokens()
+        case let .approve(message, number, transactionId):
+            signIn = .approve(message: message, number: number, transactionId: transactionId)
+        case let .enterSentCode(message, transactionId):
+            signIn = .enterSentCode(message: message, transactionId: transactionId)
+        case let .enterPasscode(message):
+            signIn = .enterPasscode(message: message)
         }
     }
 

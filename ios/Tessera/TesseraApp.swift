@@ -105,6 +105,7 @@ struct TokenListView: View {
     @EnvironmentObject var model: AppModel
     @State private var scanning = false
     @State private var settingPin = false
+    @State private var signingIn = false
     @State private var swipeFor: String?
     @State private var swipe: OneSwipeCode?
     private let tick = Timer.publish(every: 1, on: .main, in: .common).autoconnect()
@@ -129,6 +130,11 @@ struct TokenListView: View {
                 .onTapGesture { Task { await model.copy(token.id) } }
                 .contextMenu { if let next = token.nextCode { Text("Next: \(next)") } }
             }
+            .overlay {
+                if model.tokens.isEmpty && model.query.isEmpty {
+                    Button("Sign in to your organisation") { signingIn = true }.buttonStyle(.borderedProminent)
+                }
+            }
             .searchable(text: $model.query)
             .onChange(of: model.query) { _ in model.refresh() }
             .toolbar {
@@ -152,6 +158,56 @@ struct TokenListView: View {
             }
         }
         .sheet(isPresented: $settingPin) { SetPinSheet { settingPin = false } }
+        .sheet(isPresented: $signingIn, onDismiss: { model.cancelOrganisationSignIn() }) {
+            SignInSheet { signingIn = false }
+        }
+    }
+}
+
+/// Signing in to the organisation: the server's address, username, password and a passcode or
+/// registration code; then what the server asks next (an approval on another device, a sent code).
+struct SignInSheet: View {
+    @EnvironmentObject var model: AppModel
+    let done: () -> Void
+    @State private var server = "https://"
+    @State private var username = ""
+    @State private var password = ""
+    @State private var factor = ""
+
+    var body: some View {
+        Form {
+            switch model.signIn {
+            case nil, .enterPasscode:
+                Section("Sign in to your organisation") {
+                    if case let .enterPasscode(message) = model.signIn { Text(message) }
+                    TextField("Server address", text: $server).keyboardType(.URL).textInputAutocapitalization(.never)
+                    TextField("Username", text: $username).textInputAutocapitalization(.never)
+                    SecureField("Password", text: $password)
+                    TextField("Passcode or registration code (empty: approve or get a code)", text: $factor)
+                    Button("Sign in") {
+                        Task { await model.signInToOrganisation(server: server, username: username, password: password, factor: factor) }
+                    }.disabled(username.isEmpty)
+                }
+            case let .approve(message, number, _):
+                Section {
+                    Text(message)
+                    if let number { Text("\(number)").font(.system(size: 48, weight: .bold)) }
+                    ProgressView()
+                }
+                .task { await model.continueOrganisationSignIn(code: nil) }
+            case let .enterSentCode(message, _):
+                Section {
+                    Text(message)
+                    TextField("Code", text: $factor).keyboardType(.numberPad)
+                    Button("Continue") { Task { await model.continueOrganisationSignIn(code: factor) } }.disabled(factor.isEmpty)
+                }
+            case let .done(names):
+                Section {
+                    Text("Signed in: \(names.joined(separator: ", ")) is ready on this iPhone.")
+                    Button("Done") { done() }
+                }
+            }
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 // The Android app's view-model (android/app/src/main/java/dev/tessera/app/model) on the JVM,
 // against the real library and a real server: the state each screen shows through a first run,
 // adding a token, search, lock and unlock, enrolling from a link offered while locked, a push
-// denial, an answer PIN, a One Swipe code and an approval with the PIN.
+// denial, an answer PIN, a One Swipe code, an approval with the PIN, and signing in to the
+// organisation with a registration code.
 // Run by tests/it/ffi.rs as BindingsTestKt with TESSERA_TEST_PHASE=model.
 
+import dev.tessera.app.model.OrganisationSignIn
 import dev.tessera.app.model.Screen
 import dev.tessera.app.model.TesseraModel
 import dev.tessera.app.model.groupCode
@@ -83,6 +85,21 @@ fun modelPhase() = runBlocking {
     check(model.answer(approved, Reply.APPROVE, approvedNumber.toUInt(), "2468") == "approved", "approved with the PIN: ${model.message.value}")
     check(finishLogin(user, approved) == "accept", "and the login went through")
     check(model.remove(device.id) && tokensOf(model).tokens.none { it.isPush }, "the push token removed")
+
+    // Signing in to the organisation from the app: a wrong password refused; the help desk's
+    // registration code makes this phone a push device; a second sign-in is approved on it.
+    val server = env("TESSERA_TEST_SERVER")
+    val newcomer = env("TESSERA_TEST_NEWCOMER")
+    val registration = env("TESSERA_TEST_REGISTRATION_CODE")
+    check(model.signInToOrganisation(server, newcomer, "wrong", registration) == null && model.message.value != null, "a wrong password is refused")
+    model.dismissMessage()
+    val signedIn = model.signInToOrganisation(server, newcomer, env("TESSERA_TEST_NEWCOMER_PASSWORD"), registration)
+    check(signedIn is OrganisationSignIn.Done && model.signIn.value == signedIn, "signed in: $signedIn ${model.message.value}")
+    check(tokensOf(model).tokens.count { it.isPush } == 1, "the new push device is listed")
+    val again = model.signInToOrganisation(server, newcomer, env("TESSERA_TEST_NEWCOMER_PASSWORD"), null)
+    check(again is OrganisationSignIn.Approve && again.transactionId.isNotEmpty(), "now approved on the device the user has: $again")
+    model.cancelOrganisationSignIn()
+    check(model.signIn.value == null, "the sheet closed")
     model.close()
     vault.close()
     println("kotlin (view-model): $checks checks passed")

@@ -7,6 +7,7 @@ package dev.tessera.app.model
 import dev.tessera.core.Code
 import dev.tessera.core.EnrollmentPreview
 import dev.tessera.core.OneSwipeCode
+import dev.tessera.core.OrganisationStep
 import dev.tessera.core.PushListener
 import dev.tessera.core.PushRequest
 import dev.tessera.core.PushSubscription
@@ -56,6 +57,24 @@ sealed interface Screen {
  */
 data class PendingEnrollment(val link: String, val preview: EnrollmentPreview, val warned: Boolean)
 
+/**
+ * Where signing in to an organisation stands: what the sign-in sheet asks next. The app makes its
+ * device key and the server enrols it: no QR code, nothing to copy.
+ */
+sealed interface OrganisationSignIn {
+    /** Approve on a device the user already has, choosing [number]; the sheet waits meanwhile. */
+    data class Approve(val message: String, val number: UByte?, val transactionId: String) : OrganisationSignIn
+
+    /** Type the code just sent by text message or email. */
+    data class EnterSentCode(val message: String, val transactionId: String) : OrganisationSignIn
+
+    /** Type a passcode from a token the user already has. */
+    data class EnterPasscode(val message: String) : OrganisationSignIn
+
+    /** Signed in: this phone is one of the user's devices, its accounts [names]. */
+    data class Done(val names: List<String>) : OrganisationSignIn
+}
+
 /** `123456` → `123 456`, `12345678` → `1234 5678`: codes are read aloud and typed in halves. */
 fun groupCode(code: String): String =
     if (code.length < 6 || code.length % 2 != 0) code else code.substring(0, code.length / 2) + " " + code.substring(code.length / 2)
@@ -92,6 +111,8 @@ class TesseraModel(
     private val answeringState = MutableStateFlow<String?>(null)
     private val pinState = MutableStateFlow(false)
     private val enrollmentState = MutableStateFlow<PendingEnrollment?>(null)
+    private val signInState = MutableStateFlow<OrganisationSignIn?>(null)
+    private var organisation: Pair<String, String>? = null
     private var subscription: PushSubscription? = null
     private var pendingLink: String? = null
     private var query = ""
@@ -109,6 +130,9 @@ class TesseraModel(
 
     /** An enrollment link waiting for confirmation: the enrollment dialog shows it. */
     val enrollment: StateFlow<PendingEnrollment?> = enrollmentState.asStateFlow()
+
+    /** Signing in to an organisation: the sign-in sheet's step, null when none is under way. */
+    val signIn: StateFlow<OrganisationSignIn?> = signInState.asStateFlow()
 
     /** Whether the push channel is open. */
     val connected: StateFlow<Boolean> = connectedState.asStateFlow()
@@ -194,6 +218,39 @@ class TesseraModel(
         if (vault.isUnlocked()) add(link) else pendingLink = link
     }
 
+    /**
+     * Signs in to the organisation at [server] with the user's password and, when they have one, a
+     * passcode or the help desk's registration code ([factor]); empty asks for an approval or a sent
+     * code. Returns the next step ([signIn] shows it), or null with [message] set when refused.
+     */
+    suspend fun signInToOrganisation(server: String, username: String, password: String?, factor: String?): OrganisationSignIn? =
+        work {
+            organisation = server to username
+            shown(vault.signInToOrganisation(server, username, password?.ifEmpty { null }, factor?.ifEmpty { null }, deviceName))
+        }
+
+    /**
+     * Goes on with the sign-in [signIn] shows: waits for the approval, or sends the [code] that was
+     * sent. Returns the next step, or null with [message] set.
+     */
+    suspend fun continueOrganisationSignIn(code: String?): OrganisationSignIn? {
+        val (server, username) = organisation ?: return null
+        val transactionId = when (val step = signInState.value) {
+            is OrganisationSignIn.Approve -> step.transactionId
+            is OrganisationSignIn.EnterSentCode -> step.transactionId
+            else -> return null
+        }
+        return work {
+            shown(vault.continueOrganisationSignIn(server, username, transactionId, code?.ifEmpty { null }, deviceName))
+        }
+    }
+
+    /** The user closed the sign-in sheet. */
+    fun cancelOrganisationSignIn() {
+        signInState.value = null
+        organisation = null
+    }
+
     /** Takes a code to copy (an HOTP code advances its counter). */
     suspend fun takeCode(id: String): String? = work { vault.takeCode(id) }
 
@@ -249,6 +306,18 @@ class TesseraModel(
             pendingLink = null
             add(link)
         }
+    }
+
+    private fun shown(step: OrganisationStep): OrganisationSignIn {
+        val next = when (step) {
+            is OrganisationStep.Enrolled -> OrganisationSignIn.Done(step.added.tokens.map { it.name })
+            is OrganisationStep.Approve -> OrganisationSignIn.Approve(step.message, step.number, step.transactionId)
+            is OrganisationStep.EnterSentCode -> OrganisationSignIn.EnterSentCode(step.message, step.transactionId)
+            is OrganisationStep.EnterPasscode -> OrganisationSignIn.EnterPasscode(step.message)
+        }
+        signInState.value = next
+        if (next is OrganisationSignIn.Done) showTokens()
+        return next
     }
 
     private fun showTokens() {

@@ -1,6 +1,6 @@
 // The screens: first run and unlock, the token list with live codes and countdowns, scanning,
-// the push approval with number matching (and the answer PIN when set), One Swipe, and setting the
-// answer PIN. Each calls one TesseraModel action.
+// signing in to the organisation, the push approval with number matching (and the answer PIN when
+// set), One Swipe, and setting the answer PIN. Each calls one TesseraModel action.
 package dev.tessera.app.ui
 
 import android.graphics.BitmapFactory
@@ -44,6 +44,7 @@ import androidx.compose.ui.text.font.FontWeight
 import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.text.input.PasswordVisualTransformation
 import androidx.compose.ui.unit.dp
+import dev.tessera.app.model.OrganisationSignIn
 import dev.tessera.app.model.PendingEnrollment
 import dev.tessera.app.model.Screen
 import dev.tessera.app.model.TesseraModel
@@ -110,6 +111,7 @@ private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens) {
     val hasPin by model.hasPin.collectAsState()
     var scanning by remember { mutableStateOf(false) }
     var settingPin by remember { mutableStateOf(false) }
+    var signingIn by remember { mutableStateOf(false) }
     var swipeFor by remember { mutableStateOf<String?>(null) }
     var swipe by remember { mutableStateOf<OneSwipeCode?>(null) }
     LaunchedEffect(Unit) {
@@ -128,6 +130,7 @@ private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens) {
             scope.launch { model.oneSwipe(id, pin)?.let { swipe = it; swipeFor = null } }
         }
     }
+    if (signingIn) SignInDialog(model) { signingIn = false }
     if (settingPin) {
         SetPinDialog(hasPin, onCancel = { settingPin = false }) { current, new ->
             scope.launch { if (model.setPin(current, new)) settingPin = false }
@@ -138,6 +141,11 @@ private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens) {
             OutlinedTextField(shown.query, { text -> scope.launch { model.search(text) } }, label = { Text("Search") }, modifier = Modifier.weight(1f))
             Button(onClick = { scanning = true }) { Text("Scan") }
             TextButton(onClick = { settingPin = true }) { Text("PIN") }
+        }
+        if (shown.tokens.isEmpty() && shown.query.isBlank()) {
+            OutlinedButton(onClick = { signingIn = true }, modifier = Modifier.fillMaxWidth()) {
+                Text("Sign in to your organisation")
+            }
         }
         LazyColumn {
             items(shown.tokens, key = { it.id }) { token ->
@@ -151,6 +159,83 @@ private fun TokenListScreen(model: TesseraModel, shown: Screen.Tokens) {
             }
         }
     }
+}
+
+/**
+ * Signing in to the organisation: the server's address, username, password and a passcode or
+ * registration code; then what the server asks next (an approval on another device, a sent code).
+ */
+@Composable
+private fun SignInDialog(model: TesseraModel, onClose: () -> Unit) {
+    val scope = rememberCoroutineScope()
+    val step by model.signIn.collectAsState()
+    var server by remember { mutableStateOf("https://") }
+    var username by remember { mutableStateOf("") }
+    var password by remember { mutableStateOf("") }
+    var factor by remember { mutableStateOf("") }
+    var busy by remember { mutableStateOf(false) }
+    val close = {
+        model.cancelOrganisationSignIn()
+        onClose()
+    }
+    val run = { action: suspend () -> Unit ->
+        busy = true
+        scope.launch {
+            action()
+            busy = false
+        }
+    }
+    LaunchedEffect(step) {
+        if (step is OrganisationSignIn.Approve) run { model.continueOrganisationSignIn(null) }
+    }
+    AlertDialog(
+        onDismissRequest = close,
+        title = { Text("Sign in to your organisation") },
+        text = {
+            Column(verticalArrangement = Arrangement.spacedBy(8.dp)) {
+                when (val shown = step) {
+                    null, is OrganisationSignIn.EnterPasscode -> {
+                        if (shown is OrganisationSignIn.EnterPasscode) Text(shown.message)
+                        OutlinedTextField(server, { server = it }, label = { Text("Server address") }, singleLine = true)
+                        OutlinedTextField(username, { username = it }, label = { Text("Username") }, singleLine = true)
+                        OutlinedTextField(
+                            password, { password = it }, label = { Text("Password") }, singleLine = true,
+                            visualTransformation = PasswordVisualTransformation(),
+                        )
+                        OutlinedTextField(
+                            factor, { factor = it }, singleLine = true,
+                            label = { Text("Passcode or registration code (empty: approve or get a code)") },
+                        )
+                    }
+                    is OrganisationSignIn.Approve -> {
+                        Text(shown.message)
+                        shown.number?.let { Text("$it", style = MaterialTheme.typography.displayMedium) }
+                        CircularProgressIndicator()
+                    }
+                    is OrganisationSignIn.EnterSentCode -> {
+                        Text(shown.message)
+                        PinField(factor, "Code") { factor = it }
+                    }
+                    is OrganisationSignIn.Done -> Text("Signed in: ${shown.names.joinToString()} is ready on this phone.")
+                }
+            }
+        },
+        confirmButton = {
+            when (step) {
+                null, is OrganisationSignIn.EnterPasscode -> Button(
+                    onClick = { run { model.signInToOrganisation(server, username, password, factor) } },
+                    enabled = !busy && username.isNotBlank(),
+                ) { Text("Sign in") }
+                is OrganisationSignIn.EnterSentCode -> Button(
+                    onClick = { run { model.continueOrganisationSignIn(factor) } },
+                    enabled = !busy && factor.isNotEmpty(),
+                ) { Text("Continue") }
+                is OrganisationSignIn.Done -> Button(onClick = close) { Text("Done") }
+                is OrganisationSignIn.Approve -> {}
+            }
+        },
+        dismissButton = { if (step !is OrganisationSignIn.Done) TextButton(onClick = close) { Text("Cancel") } },
+    )
 }
 
 @Composable
