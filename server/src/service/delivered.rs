@@ -325,24 +325,13 @@ impl Service {
         token: &TokenRow,
         audit: &NewAudit<'_>,
     ) -> Result<Result<NewChallenge, SendLimit>, ServiceError> {
-        let mut token = token.clone();
-        for _ in 0..MAX_ATTEMPTS {
-            let destination = self
-                .delivery
-                .destination_of(user, &token)
-                .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-            match self.queue_to(user, &token, &destination, true, audit).await? {
-                (Send { challenge: Some(challenge), .. }, Queued::Yes) => return Ok(Ok(challenge)),
-                (_, Queued::Limited(limit)) => return Ok(Err(limit)),
-                (_, Queued::Yes | Queued::Moved) => {}
+        match self.queue_unasked(user, token, true, audit).await? {
+            (Send { challenge: Some(challenge), .. }, Queued::Yes) => Ok(Ok(challenge)),
+            (_, Queued::Limited(limit)) => Ok(Err(limit)),
+            (_, Queued::Yes | Queued::Moved) => {
+                Err(ServiceError::InvalidInput("only a real-time token opens a challenge".into()))
             }
-            token = self
-                .store
-                .token_by_id(token.id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound("token", token.serial.clone()))?;
         }
-        Err(ServiceError::Busy("the token kept changing; try again".into()))
     }
 
     /// Queues a send that no login asked for (enrolment's first codes), retrying a moved token.
@@ -353,14 +342,27 @@ impl Service {
         limited: bool,
         audit: &NewAudit<'_>,
     ) -> Result<(), ServiceError> {
+        self.queue_unasked(user, token, limited, audit).await.map(|_| ())
+    }
+
+    /// Queues `token`'s next message outside a login, reading the token again while it moves:
+    /// the send and whether it was queued or limited.
+    async fn queue_unasked(
+        &self,
+        user: &UserRow,
+        token: &TokenRow,
+        limited: bool,
+        audit: &NewAudit<'_>,
+    ) -> Result<(Send, Queued), ServiceError> {
         let mut token = token.clone();
         for _ in 0..MAX_ATTEMPTS {
             let destination = self
                 .delivery
                 .destination_of(user, &token)
                 .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-            if self.queue_to(user, &token, &destination, limited, audit).await?.1 != Queued::Moved {
-                return Ok(());
+            let queued = self.queue_to(user, &token, &destination, limited, audit).await?;
+            if queued.1 != Queued::Moved {
+                return Ok(queued);
             }
             token = self
                 .store
@@ -504,6 +506,30 @@ impl Service {
             .filter(|t| t.user_id == user.id && t.pending.is_none()))
     }
 
+    /// Whether `passcode` is the code `challenge` sent for `token`, and the token's state after
+    /// the try (a failure counted, or the code used).
+    pub(super) fn check_challenge_code(
+        &self,
+        token: &TokenRow,
+        challenge: &ChallengeRow,
+        passcode: &SecretString,
+        now: u64,
+    ) -> Result<(bool, StateUpdate), ServiceError> {
+        let (seed, method) = self.material(token)?;
+        let expected = Accepted::Challenge(challenge.counter);
+        let checked = verifier::verify_delivered(
+            &seed,
+            &method,
+            token.state,
+            &expected,
+            passcode.expose(),
+            now,
+            &self.policy,
+        );
+        let accepted = matches!(checked.verdict, Verdict::Accepted { .. });
+        Ok((accepted, token.moved_to(checked.next, accepted.then_some(i64_of(now)))))
+    }
+
     /// Completes a real-time challenge with the code the user typed: at most three tries, only
     /// before it expires, and once.
     pub(super) async fn complete_challenge(
@@ -529,20 +555,8 @@ impl Service {
                 self.store.audit(&attempt.rejected(ValidateReason::Locked)).await?;
                 return Ok(Outcome::reject(PublicReason::Locked, ValidateReason::Locked));
             }
-            let (seed, method) = self.material(&token)?;
-            let expected = Accepted::Challenge(challenge.counter);
-            let checked = verifier::verify_delivered(
-                &seed,
-                &method,
-                token.state,
-                &expected,
-                passcode.expose(),
-                now,
-                &self.policy,
-            );
-            let accepted = matches!(checked.verdict, Verdict::Accepted { .. });
+            let (accepted, update) = self.check_challenge_code(&token, &challenge, passcode, now)?;
             let (status, reason, result) = settled(accepted, challenge.tries);
-            let update = token.moved_to(checked.next, accepted.then_some(i64_of(now)));
             let success = accepted.then_some(UserChange::Success { user_id: user.id, at: i64_of(now) });
             let audit = NewAudit {
                 serial: Some(&token.serial),
@@ -557,7 +571,7 @@ impl Service {
             {
                 return Ok(if accepted {
                     Outcome::accepted(token.serial)
-                } else if checked.next.is_locked(now, &self.policy) {
+                } else if update.state.is_locked(now, &self.policy) {
                     Outcome::reject(PublicReason::Locked, ValidateReason::Locked)
                 } else {
                     Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::WrongCode)

@@ -7,9 +7,8 @@
 //! abandoned half-way, nothing changed. A pending token's challenge never completes an ordinary
 //! login, and changing a number needs a second factor proved within `[portal] step_up_secs`.
 
-use tessera_core::delivery::{Accepted, DeliveryMode, check_period_days};
+use tessera_core::delivery::{DeliveryMode, check_period_days};
 use tessera_core::secret::{SecretBytes, SecretString};
-use tessera_core::verifier::{self, Verdict};
 
 use super::audit::AdminAudit;
 use super::delivered::settled;
@@ -271,19 +270,7 @@ impl Service {
         if !live || token.pending.as_ref().is_none_or(|p| p.until < i64_of(now)) {
             return Ok(NumberProof::Gone);
         }
-        let (seed, method) = self.material(token)?;
-        let expected = Accepted::Challenge(challenge.counter);
-        let checked = verifier::verify_delivered(
-            &seed,
-            &method,
-            token.state,
-            &expected,
-            code.expose(),
-            now,
-            &self.policy,
-        );
-        let accepted = matches!(checked.verdict, Verdict::Accepted { .. });
-        let update = token.moved_to(checked.next, accepted.then_some(i64_of(now)));
+        let (accepted, update) = self.check_challenge_code(token, challenge, code, now)?;
         if !accepted {
             let (status, ..) = settled(false, challenge.tries);
             if !self.store.settle_challenge(challenge, status, Some(&update), None, audits.wrong).await? {
