@@ -24,6 +24,7 @@ pub mod input;
 pub mod keys;
 pub mod metrics;
 pub mod push;
+pub mod radius;
 pub mod ratelimit;
 pub mod service;
 pub mod store;
@@ -166,6 +167,16 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         let service = service.clone();
         tokio::spawn(async move { republish_notifications(&pool, &service).await })
     });
+    let radius = match &config.radius {
+        Some(settings) => {
+            let socket = tokio::net::UdpSocket::bind(settings.listen).await.map_err(|source| {
+                ServerError::Io { action: format!("listen for RADIUS on {}", settings.listen), source }
+            })?;
+            tracing::info!(address = %settings.listen, clients = settings.clients.len(), "RADIUS listening");
+            Some(tokio::spawn(radius::serve(service.clone(), settings.clone(), socket)))
+        }
+        None => None,
+    };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let database = match service.store().backend() {
         store::Backend::Sqlite => "SQLite",
@@ -216,6 +227,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     if let Some(listener) = listener {
         listener.abort();
     }
+    if let Some(radius) = radius {
+        radius.abort();
+    }
     service.store().close().await;
     tracing::info!("stopped");
     served.map_err(|source| ServerError::Io { action: "serve".into(), source })
@@ -241,6 +255,11 @@ async fn prune(service: &Service, retention_days: u32) {
             tracing::info!(sessions, devices, "pruned ended portal sessions and unconfirmed devices")
         }
         Err(error) => tracing::warn!(%error, "pruning portal sessions failed"),
+    }
+    match service.prune_radius_states().await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "pruned RADIUS challenges that ran out"),
+        Err(error) => tracing::warn!(%error, "pruning RADIUS challenges failed"),
     }
 }
 

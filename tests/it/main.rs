@@ -26,6 +26,7 @@ mod login_page;
 mod oneswipe;
 mod portal;
 mod push;
+mod radius;
 mod review;
 mod server;
 mod smpp_smsc;

@@ -4,6 +4,7 @@
 mod delivery;
 mod directory;
 mod portal;
+mod radius;
 
 pub use delivery::{
     DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits,
@@ -11,6 +12,7 @@ pub use delivery::{
 };
 pub use directory::{DirectoryAttributes, DirectorySettings, GroupKinds, WhenUnreachable};
 pub use portal::{FirstEnrolment, NoticeChannel, PortalSettings, SecondFactor, TemporaryPasscodePolicy};
+pub use radius::{RadiusClient, RadiusMode, RadiusSettings};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +95,8 @@ struct FileConfig {
     directory: Vec<directory::FileDirectory>,
     #[serde(default)]
     portal: portal::FilePortal,
+    #[serde(default)]
+    radius: radius::FileRadius,
 }
 
 #[derive(Default, Deserialize)]
@@ -319,6 +323,8 @@ pub struct Config {
     pub directories: Vec<DirectorySettings>,
     /// The self-service portal.
     pub portal: PortalSettings,
+    /// The RADIUS listener, when `[radius] listen` is set.
+    pub radius: Option<RadiusSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -443,6 +449,7 @@ impl Config {
         let limits = limits_of(&file.limits)?;
         let directories = directory::directories(file.directory)?;
         let portal = file.portal.settings(&push.public_url, url_configured)?;
+        let radius = file.radius.settings()?;
         Ok(Self {
             listen,
             web_dir: args.web_dir.clone().or(file.web_dir).unwrap_or_else(default_web_dir),
@@ -464,6 +471,7 @@ impl Config {
             delivery,
             directories,
             portal,
+            radius,
         })
     }
 

@@ -33,6 +33,7 @@ mod oneswipe;
 mod passwords;
 mod phone;
 mod portal;
+mod radius;
 mod registration;
 mod reseal;
 mod temporary;
@@ -57,6 +58,7 @@ pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserI
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use phone::PhoneCheck;
 pub use portal::{DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInView, StepUpAnswer};
+pub use radius::{RadiusAccess, RadiusAnswer};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
@@ -164,6 +166,21 @@ pub enum Door<'a> {
         /// Whether a user without any token gets a code by text message to the number on file.
         first_code_by_sms: bool,
     },
+    /// The RADIUS listener, for a declared client.
+    Radius {
+        /// The client's name.
+        client: &'a str,
+        /// The request answers a challenge whose `State` proves the password was right.
+        password_proved: bool,
+    },
+}
+
+impl Door<'_> {
+    /// Whether a login that gave only its password is asked for a passcode (a RADIUS client shows
+    /// the question) rather than refused for a missing one.
+    fn asks_for_passcode(self) -> bool {
+        matches!(self, Self::Radius { .. })
+    }
 }
 
 impl Caller<'_> {
@@ -173,6 +190,7 @@ impl Caller<'_> {
         match (&self.application, self.door) {
             (Some(app), _) => format!("app:{}", app.name).into(),
             (None, Door::Portal { .. }) => "portal".into(),
+            (None, Door::Radius { client, .. }) => format!("radius:{client}").into(),
             (None, Door::Api) => "validate".into(),
         }
     }

@@ -224,6 +224,8 @@ pub enum ValidateReason {
     RateLimited,
     /// The password ended in `-nopush`: a passcode was asked for.
     NoPush,
+    /// A client that shows questions (RADIUS) is asked for the passcode after the password.
+    PasscodeAsked,
     /// Other requests kept changing the user's tokens.
     Contention,
     /// A push step decided.
@@ -264,6 +266,7 @@ impl ValidateReason {
             Self::UnknownUserLocked => "unknown_user_locked",
             Self::RateLimited => "rate_limited",
             Self::NoPush => "nopush",
+            Self::PasscodeAsked => "passcode_asked",
             Self::Contention => "contention",
             Self::Push(reason) => reason.as_str(),
             Self::CodeSent => "code_sent",
@@ -463,7 +466,12 @@ impl Service {
         if self.is_locked_out(&user, &tokens, unix_now()) {
             return self.locked_out(&user, attempt).await;
         }
-        match self.check_user_password(&user, attempt.password.as_ref(), false).await? {
+        let proved = matches!(attempt.caller.door, Door::Radius { password_proved: true, .. });
+        let checked = match proved {
+            true => PasswordCheck::Matches,
+            false => self.check_user_password(&user, attempt.password.as_ref(), false).await?,
+        };
+        match checked {
             PasswordCheck::Matches => {}
             PasswordCheck::Wrong => {
                 let directory_user = user.directory.is_some();
@@ -490,7 +498,8 @@ impl Service {
         let passcode = normalize_code_input(typed);
         if passcode.char_count() <= 1 || keyword.is_some() {
             let ways = Way::of(&tokens, attempt.nopush);
-            let outcome = match self.route(&user, &tokens, keyword, attempt.nopush) {
+            let ask = attempt.nopush || attempt.caller.door.asks_for_passcode();
+            let outcome = match self.route(&user, &tokens, keyword, attempt.nopush, ask) {
                 Route::Push => {
                     let context = attempt.push_context(self.push.settings());
                     Some(Outcome::of_push(self.push.start(&user, &context).await?))
@@ -516,7 +525,7 @@ impl Service {
                 self.registration_code(user, code, attempt).await
             }
             Door::Portal { first_code_by_sms: true, .. } => self.first_code_by_sms(&user, attempt).await,
-            Door::Portal { .. } | Door::Api => {
+            Door::Portal { .. } | Door::Radius { .. } | Door::Api => {
                 self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
                 Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken))
             }
@@ -577,7 +586,14 @@ impl Service {
 
     /// Where a login that gave only its password (or a keyword) goes: the keyword's channel, else
     /// the user's preference, else push, SMS, email in that order, among what the user has.
-    fn route(&self, user: &UserRow, tokens: &[TokenRow], keyword: Option<Keyword>, nopush: bool) -> Route {
+    fn route(
+        &self,
+        user: &UserRow,
+        tokens: &[TokenRow],
+        keyword: Option<Keyword>,
+        nopush: bool,
+        ask_for_passcode: bool,
+    ) -> Route {
         let push = !nopush && tokens.iter().any(TokenRow::is_registered_push_device);
         let delivered = |channel: Channel| tokens.iter().find(|t| t.kind.channel() == Some(channel)).cloned();
         let order = match (keyword, user.delivery_preference) {
@@ -603,7 +619,7 @@ impl Service {
                 };
             }
         }
-        if nopush || keyword.is_some() { Route::AskForPasscode } else { Route::CheckPasscode }
+        if ask_for_passcode || keyword.is_some() { Route::AskForPasscode } else { Route::CheckPasscode }
     }
 
     /// A pre-loaded or Daycode user who gave only their password: their code is already on their
@@ -631,10 +647,11 @@ impl Service {
 
     /// `-nopush` with an empty passcode: the login client is asked for a passcode.
     async fn ask_for_passcode(&self, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
-        let audit = NewAudit { result: AuditResult::Challenge, ..attempt.rejected(ValidateReason::NoPush) };
+        let reason = if attempt.nopush { ValidateReason::NoPush } else { ValidateReason::PasscodeAsked };
+        let audit = NewAudit { result: AuditResult::Challenge, ..attempt.rejected(reason) };
         self.store.audit(&audit).await?;
         let response = ValidateResponse::challenge(None, None, "enter the passcode from your token".into());
-        Ok(Outcome { response, reason: ValidateReason::NoPush, serial: None })
+        Ok(Outcome { response, reason, serial: None })
     }
 
     /// A name Tessera does not know, with directories configured: a directory user's first login
@@ -647,7 +664,7 @@ impl Service {
                     Door::Portal { registration_code, first_code_by_sms } => {
                         registration_code.is_some() || first_code_by_sms
                     }
-                    Door::Api => false,
+                    Door::Radius { .. } | Door::Api => false,
                 };
                 if let Some(user) = self.store.user(attempt.username).await?.filter(|_| first_factor) {
                     return self.without_tokens(user, attempt).await;
@@ -979,6 +996,11 @@ impl<'a> Attempt<'a> {
                 client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
                 user_agent: self.request.user_agent.clone().or(user_agent),
                 service: application.service_name.clone(),
+            },
+            None if matches!(self.caller.door, Door::Radius { .. }) => PushContext {
+                client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
+                user_agent: None,
+                service: self.request.service.clone().unwrap_or_else(|| push.service_name.clone()),
             },
             None => PushContext {
                 client_ip: self.ip_text.clone(),

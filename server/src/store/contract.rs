@@ -163,10 +163,29 @@ async fn contract(store: &Store) {
     registration_codes(store, ann.id).await;
     portal_sessions(store, ann.id).await;
     pending_tokens(store, ann.id).await;
+    radius_states(store).await;
 }
 
 /// Portal sessions: found by their hash with the user's name, replaced at a change of stage,
 /// touched forward only, ended once, pruned by absolute and idle time.
+/// RADIUS challenges: found by hash, taken once, never after they ran out, pruned.
+async fn radius_states(store: &Store) {
+    let state = |hash: &str, expires_at| RadiusState {
+        state_hash: hash.into(),
+        username: "ann".into(),
+        client: "vpn".into(),
+        transaction_id: Some("TX1".into()),
+        push: true,
+        expires_at,
+    };
+    store.put_radius_state(&state("r-1", 200)).await.unwrap();
+    store.put_radius_state(&state("r-2", 150)).await.unwrap();
+    assert_eq!(store.take_radius_state("r-1", 100).await.unwrap(), Some(state("r-1", 200)));
+    assert_eq!(store.take_radius_state("r-1", 100).await.unwrap(), None, "taken once");
+    assert_eq!(store.take_radius_state("r-2", 150).await.unwrap(), None, "ran out");
+    assert_eq!(store.prune_radius_states(150).await.unwrap(), 1);
+}
+
 async fn portal_sessions(store: &Store, user_id: i64) {
     let session = |id: &str, stage| NewPortalSession {
         id_hash: id.into(),

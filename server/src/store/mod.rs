@@ -16,6 +16,7 @@ pub mod db;
 mod delivery;
 mod portal;
 mod push;
+mod radius;
 
 pub use credentials::{AdminKeyRow, ApplicationRow};
 pub use delivery::{
@@ -25,6 +26,7 @@ pub use delivery::{
 };
 pub use portal::{NewPortalSession, PortalSessionRow, SessionStage};
 pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
+pub use radius::RadiusState;
 
 use std::path::Path;
 
@@ -558,6 +560,7 @@ impl Store {
                 ("directory", include_str!("../../migrations/postgres/0006_directory.sql")),
                 ("registration", include_str!("../../migrations/postgres/0007_registration.sql")),
                 ("portal", include_str!("../../migrations/postgres/0008_portal.sql")),
+                ("radius", include_str!("../../migrations/postgres/0009_radius.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -579,7 +582,7 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 8] = [
+        const MIGRATIONS: [&str; 9] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
@@ -588,6 +591,7 @@ impl Store {
             include_str!("../../migrations/sqlite/0006_directory.sql"),
             include_str!("../../migrations/sqlite/0007_registration.sql"),
             include_str!("../../migrations/sqlite/0008_portal.sql"),
+            include_str!("../../migrations/sqlite/0009_radius.sql"),
         ];
         let version = match self
             .db

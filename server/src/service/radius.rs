@@ -1,0 +1,258 @@
+//! Signing in through RADIUS: what an Access-Request means in terms of [`Service::validate`], and
+//! how a second factor that needs a second request (a push to approve, a code sent, a passcode to
+//! type) becomes an Access-Challenge. A challenge's `State` is 16 random octets whose SHA-256 is
+//! stored with the user, the client and the push or sent-code transaction, so any replica takes the
+//! next request; it works once and for a few minutes. The password is checked in the first request
+//! only: the `State` proves it, as a push transaction's id does for `/api/v1/validate`.
+
+use std::time::Duration;
+
+use tessera_core::secret::{SecretString, fill_random};
+
+use super::validate::{ValidateRequest, ValidateResponse, ValidationResult};
+use super::{Caller, Door, Service, ServiceError};
+use crate::clock::now_i64;
+use crate::config::{RadiusClient, RadiusMode};
+use crate::keys::{KeyError, credential_hash};
+use crate::store::RadiusState;
+
+/// How long an Access-Challenge's `State` works when the validation gave no expiry (a passcode to
+/// type).
+const PASSCODE_CHALLENGE_SECS: i64 = 120;
+/// The longest a `State` works, however long the push or code does.
+const MAX_CHALLENGE_SECS: i64 = 300;
+/// Passcode digits taken from the end of a single-field `User-Password`.
+const SINGLE_FIELD_DIGITS: usize = 6;
+
+/// An Access-Request, as the listener read it.
+pub struct RadiusAccess<'a> {
+    /// The client it came from.
+    pub client: &'a RadiusClient,
+    /// `User-Name`.
+    pub username: String,
+    /// `User-Password`, revealed.
+    pub password: SecretString,
+    /// `State`, when the request answers a challenge.
+    pub state: Option<Vec<u8>>,
+    /// `NAS-Identifier`: the service shown on the phone.
+    pub nas_identifier: Option<String>,
+    /// `Calling-Station-Id`: where the user connects from, shown on the phone.
+    pub calling_station: Option<String>,
+}
+
+/// What the listener answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RadiusAnswer {
+    /// Access-Accept.
+    Accept,
+    /// Access-Reject, with the text for the user.
+    Reject(String),
+    /// Access-Challenge: the user does what `message` says and the client sends `state` back.
+    Challenge {
+        /// The new `State`.
+        state: Vec<u8>,
+        /// `Reply-Message`.
+        message: String,
+        /// `Session-Timeout`: seconds the challenge works.
+        timeout_secs: u32,
+    },
+}
+
+impl Service {
+    /// Answers an Access-Request from `access.client`.
+    pub async fn radius_access(
+        &self,
+        access: RadiusAccess<'_>,
+        caller: &Caller<'_>,
+    ) -> Result<RadiusAnswer, ServiceError> {
+        let door = Door::Radius { client: &access.client.name, password_proved: false };
+        let caller = Caller { door, ..caller.clone() };
+        match access.state.clone() {
+            None => self.radius_first(access, &caller).await,
+            Some(state) => self.radius_next(access, &state, &caller).await,
+        }
+    }
+
+    /// The first request: the password (and in single-field mode the passcode after it).
+    async fn radius_first(
+        &self,
+        access: RadiusAccess<'_>,
+        caller: &Caller<'_>,
+    ) -> Result<RadiusAnswer, ServiceError> {
+        let (password, passcode) = if access.client.single_field {
+            split_single_field(&access.password)
+        } else {
+            (access.password.clone(), SecretString::new(String::new()))
+        };
+        let request = ValidateRequest {
+            username: access.username.clone(),
+            password: Some(password),
+            passcode: Some(passcode),
+            transaction_id: None,
+            client_ip: access.calling_station.clone(),
+            user_agent: None,
+            service: access.nas_identifier.clone(),
+        };
+        let response = self.validate(request, caller).await?;
+        let waits = response.result == ValidationResult::Challenge
+            && response.channel.is_none()
+            && access.client.mode == RadiusMode::Auto;
+        if let Some(transaction_id) = response.transaction_id.clone().filter(|_| waits) {
+            return self.radius_push_wait(&access, transaction_id, caller).await;
+        }
+        self.radius_answer(&access, response).await
+    }
+
+    /// A request with a `State`: the code that was sent or asked for, or Enter after a push.
+    async fn radius_next(
+        &self,
+        access: RadiusAccess<'_>,
+        state: &[u8],
+        caller: &Caller<'_>,
+    ) -> Result<RadiusAnswer, ServiceError> {
+        let hash = credential_hash(&data_encoding::HEXLOWER.encode(state));
+        let Some(found) = self.store.take_radius_state(&hash, now_i64()).await? else {
+            return Ok(RadiusAnswer::Reject("this sign-in has ended: start again".into()));
+        };
+        if found.username != access.username || found.client != access.client.name {
+            return Ok(RadiusAnswer::Reject("this sign-in has ended: start again".into()));
+        }
+        match found.transaction_id {
+            Some(transaction_id) if found.push => {
+                self.radius_push_wait(&access, transaction_id, caller).await
+            }
+            transaction_id => {
+                let request = ValidateRequest {
+                    username: access.username.clone(),
+                    password: None,
+                    passcode: Some(access.password.clone()),
+                    transaction_id,
+                    client_ip: access.calling_station.clone(),
+                    user_agent: None,
+                    service: access.nas_identifier.clone(),
+                };
+                let door = Door::Radius { client: &access.client.name, password_proved: true };
+                let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
+                self.radius_answer(&access, response).await
+            }
+        }
+    }
+
+    /// Waits for the phone's answer to push `transaction_id` (up to the client's `auto_wait_secs`),
+    /// then completes it: accepted, refused, or still waiting (another challenge).
+    async fn radius_push_wait(
+        &self,
+        access: &RadiusAccess<'_>,
+        transaction_id: String,
+        caller: &Caller<'_>,
+    ) -> Result<RadiusAnswer, ServiceError> {
+        let wait = Duration::from_secs(access.client.auto_wait_secs);
+        self.push.transaction_status(&transaction_id, wait, None).await?;
+        let request = ValidateRequest {
+            username: access.username.clone(),
+            password: None,
+            passcode: None,
+            transaction_id: Some(transaction_id),
+            client_ip: access.calling_station.clone(),
+            user_agent: None,
+            service: access.nas_identifier.clone(),
+        };
+        let response = self.validate(request, caller).await?;
+        self.radius_answer(access, response).await
+    }
+
+    /// A validation's answer as RADIUS says it; a challenge gets a new `State`.
+    async fn radius_answer(
+        &self,
+        access: &RadiusAccess<'_>,
+        response: ValidateResponse,
+    ) -> Result<RadiusAnswer, ServiceError> {
+        match response.result {
+            ValidationResult::Accept => Ok(RadiusAnswer::Accept),
+            ValidationResult::Reject => Ok(RadiusAnswer::Reject(sentence(&response.message))),
+            ValidationResult::Challenge => {
+                let push = response.channel.is_none() && response.transaction_id.is_some();
+                let now = now_i64();
+                let expires_at = response
+                    .expires_at
+                    .unwrap_or(now + PASSCODE_CHALLENGE_SECS)
+                    .min(now + MAX_CHALLENGE_SECS);
+                let mut state = [0u8; 16];
+                fill_random(&mut state).map_err(|e| KeyError::Random(e.to_string()))?;
+                let row = RadiusState {
+                    state_hash: credential_hash(&data_encoding::HEXLOWER.encode(&state)),
+                    username: access.username.clone(),
+                    client: access.client.name.clone(),
+                    transaction_id: response.transaction_id.clone(),
+                    push,
+                    expires_at,
+                };
+                self.store.put_radius_state(&row).await?;
+                let message = if push {
+                    format!("{} Then press Enter.", sentence(&response.message))
+                } else {
+                    sentence(&response.message)
+                };
+                let timeout_secs = u32::try_from((expires_at - now).max(1)).unwrap_or(u32::MAX);
+                Ok(RadiusAnswer::Challenge { state: state.to_vec(), message, timeout_secs })
+            }
+        }
+    }
+}
+
+/// A single-field `User-Password`: the password, then the passcode in its last six digits (all of
+/// it is the passcode when it is only digits and at most six long, for users without a password).
+fn split_single_field(field: &SecretString) -> (SecretString, SecretString) {
+    let text = field.expose();
+    let digits = text.chars().rev().take_while(char::is_ascii_digit).count();
+    if digits < SINGLE_FIELD_DIGITS || text.len() <= SINGLE_FIELD_DIGITS {
+        return (SecretString::new(String::new()), field.clone());
+    }
+    let (password, passcode) = text.split_at(text.len() - SINGLE_FIELD_DIGITS);
+    (SecretString::new(password.to_owned()), SecretString::new(passcode.to_owned()))
+}
+
+/// `message` with a capital letter and a full stop, as a phone or a VPN client shows it.
+fn sentence(message: &str) -> String {
+    let mut chars = message.trim().chars();
+    let Some(first) = chars.next() else { return String::new() };
+    let mut text: String = first.to_uppercase().chain(chars).collect();
+    if !text.ends_with(['.', '!', '?']) {
+        text.push('.');
+    }
+    text
+}
+
+impl Service {
+    /// Deletes RADIUS challenges that ran out; returns how many.
+    pub async fn prune_radius_states(&self) -> Result<u64, ServiceError> {
+        Ok(self.store.prune_radius_states(now_i64()).await?)
+    }
+
+    /// Audits a RADIUS packet dropped without an answer (at most once a minute per reason,
+    /// address and client).
+    pub async fn radius_dropped(
+        &self,
+        client: Option<&str>,
+        ip: std::net::IpAddr,
+        reason: &'static str,
+    ) -> Result<(), ServiceError> {
+        if !self.limiter.audit_refusal(reason, Some(ip), client.unwrap_or_default()) {
+            return Ok(());
+        }
+        let actor = client.map_or_else(|| "radius".to_owned(), |client| format!("radius:{client}"));
+        let ip = ip.to_string();
+        let audit = crate::store::NewAudit {
+            at_ms: crate::clock::unix_now_ms(),
+            actor: &actor,
+            action: "radius.drop",
+            username: None,
+            serial: None,
+            client_ip: Some(&ip),
+            result: crate::store::AuditResult::Reject,
+            reason: Some(reason),
+        };
+        self.store.audit(&audit).await?;
+        Ok(())
+    }
+}
