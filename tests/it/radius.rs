@@ -96,10 +96,8 @@ impl Answer {
                 in_reply = true;
             } else if line.starts_with("Sent ") {
                 in_reply = false;
-            } else if in_reply {
-                if let Some((name, value)) = line.trim().split_once(" = ") {
-                    attributes.push((name.to_owned(), value.trim_matches('"').to_owned()));
-                }
+            } else if let Some((name, value)) = line.trim().split_once(" = ").filter(|_| in_reply) {
+                attributes.push((name.to_owned(), value.trim_matches('"').to_owned()));
             }
         }
         Self { code, attributes, printed: printed.to_owned() }
