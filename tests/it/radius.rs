@@ -240,3 +240,66 @@ fn a_code_sent_by_text_message_completes_a_radius_challenge() {
     assert_eq!(done.code, "Access-Accept", "{}", done.printed);
     assert_eq!(kannel.messages_to(number).len(), 1, "one text message for one sign-in");
 }
+
+/// Runs `tests/it/radius_client.py` (pyrad) for `case` against `radius`; its JSON.
+fn pyrad(radius: &RadiusServer, case: &str, username: &str, password: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/it/radius_client.py");
+    let output = Command::new("/usr/bin/python3")
+        .args([script, case, &radius.port.to_string(), SECRET, username, password])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "radius_client.py {case} (Debian python3-pyrad): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn retransmissions_start_nothing_twice_and_bad_packets_get_no_answer() {
+    let radius = RadiusServer::start("", "[push]\nnumber_matching = \"pick\"\n");
+    let phone = Sandbox::with_keystore_vault();
+    user_with_device(&radius.server, &phone, "ugo", Some("2580"));
+    let sent = pyrad(&radius, "retransmit", "ugo", "2580");
+    let replies: Vec<&str> =
+        sent["replies"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(replies.len(), 3);
+    assert!(replies.iter().all(|r| *r == replies[0]), "the same answer each time: {replies:?}");
+    let (_, audit) = radius.server.admin("GET", "/api/v1/audit?username=ugo&limit=50", None);
+    let pushes: Vec<&Value> =
+        audit.as_array().unwrap().iter().filter(|r| r["action"] == "push.request").collect();
+    assert_eq!(pushes.len(), 1, "one push for three copies of the request: {audit}");
+    assert_eq!(pushes[0]["actor"], "radius:vpn", "audited as the client's");
+
+    let malformed = pyrad(&radius, "malformed", "ugo", "2580");
+    assert_eq!(malformed["answered"], 0, "{malformed}");
+    assert_eq!(malformed["padded_answered"], true, "and the listener still answers: {malformed}");
+    let unknown = pyrad(&radius, "unknown-client", "ugo", "2580");
+    assert_eq!(unknown["answered"], false, "{unknown}");
+    let dropped = audit_reasons(&radius.server, "radius.drop");
+    for reason in ["radius:vpn malformed_packet", "radius unknown_client"] {
+        assert!(dropped.contains(&reason.to_owned()), "{reason} in {dropped:?}");
+    }
+}
+
+#[test]
+fn in_auto_mode_the_first_answer_waits_for_the_phone() {
+    let radius =
+        RadiusServer::start("mode = \"auto\"\nauto_wait_secs = 20\n", "[push]\nnumber_matching = \"off\"\n");
+    let phone = Sandbox::with_keystore_vault();
+    user_with_device(&radius.server, &phone, "val", Some("2580"));
+    let answer = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let listened = phone.run(&["push", "listen", "--json", "--count", "1"]).ok();
+            let request: Value = serde_json::from_str(listened.lines().next().unwrap()).unwrap();
+            phone.run(&["push", "approve", request["transaction_id"].as_str().unwrap()]).ok();
+        });
+        radius.request("val", "2580", None)
+    });
+    assert_eq!(
+        answer.code, "Access-Accept",
+        "one request, held until the phone approved: {}",
+        answer.printed
+    );
+}

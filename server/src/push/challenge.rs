@@ -25,6 +25,8 @@ pub struct PushContext {
     pub user_agent: Option<String>,
     /// The application asking: an authenticated application's service name, else the server's.
     pub service: String,
+    /// Who asked, as the audit log names it (`validate`, `portal`, `app:…`, `radius:…`).
+    pub actor: String,
 }
 
 /// Why a push step ended as it did: the audit log's reason, and `validate`'s.
@@ -128,7 +130,7 @@ impl Push {
             user.last_success_at.unwrap_or(0).max(i64_of(now.saturating_sub(self.settings.window_secs)));
         let audit = NewAudit {
             at_ms: unix_now_ms(),
-            actor: "validate",
+            actor: &context.actor,
             action: "push.request",
             username: Some(&user.username),
             serial: None,
@@ -171,19 +173,20 @@ impl Push {
         }
     }
 
-    /// Completes a login from an approved push: accepts it once.
+    /// Completes a login from an approved push: accepts it once; audited as `actor`'s.
     pub async fn finish(
         &self,
         user: &UserRow,
         transaction_id: &str,
         ip: Option<&str>,
+        actor: &str,
     ) -> Result<PushOutcome, ServiceError> {
         let now = unix_now();
         let tx = self.store.transaction(transaction_id).await?.filter(|tx| tx.user_id == user.id);
         let answered_by = tx.as_ref().and_then(|tx| tx.answered_by.clone());
         let audit = |result, reason: PushReason| NewAudit {
             at_ms: unix_now_ms(),
-            actor: "validate",
+            actor,
             action: "validate",
             username: Some(&user.username),
             serial: answered_by.as_deref(),

@@ -460,7 +460,9 @@ impl Service {
                 }
                 return self.complete_challenge(&user, challenge, &passcode, attempt).await;
             }
-            return Ok(Outcome::of_push(self.push.finish(&user, transaction_id, attempt.ip_text()).await?));
+            return Ok(Outcome::of_push(
+                self.push.finish(&user, transaction_id, attempt.ip_text(), &attempt.actor).await?,
+            ));
         }
         let tokens = usable_tokens(tokens);
         if self.is_locked_out(&user, &tokens, unix_now()) {
@@ -996,16 +998,19 @@ impl<'a> Attempt<'a> {
                 client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
                 user_agent: self.request.user_agent.clone().or(user_agent),
                 service: application.service_name.clone(),
+                actor: self.actor.to_string(),
             },
             None if matches!(self.caller.door, Door::Radius { .. }) => PushContext {
                 client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
                 user_agent: None,
                 service: self.request.service.clone().unwrap_or_else(|| push.service_name.clone()),
+                actor: self.actor.to_string(),
             },
             None => PushContext {
                 client_ip: self.ip_text.clone(),
                 user_agent,
                 service: push.service_name.clone(),
+                actor: self.actor.to_string(),
             },
         }
     }
