@@ -4,7 +4,8 @@
 # verification server under load (tessera-loadgen), and push latency with 10,000 connected devices
 # (tessera-pushbench), codes by SMS through a gateway stand-in (tessera-smsbench), on SQLite and PostgreSQL,
 # directory passwords checked by bind against a real slapd next to local ones (tessera-dirbench), QR decoders on webcam-like frames (tessera-scanbench), and
-# the self-service portal's page times and weights (tessera-portalbench), and
+# the self-service portal's page times and weights (tessera-portalbench), RADIUS beside HTTP
+# validation (tessera-radiusbench), and
 # the desktop app's start to first code, idle memory and package size (tessera-desktopbench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ done
 ./target/release/tessera-smsbench --logins 500 --messages 5000 --concurrency 32
 ./target/release/tessera-dirbench --users 200 --logins 500 --concurrency 16 --seconds 10
 ./target/release/tessera-portalbench --requests 2000 --devices 5
+./target/release/tessera-radiusbench --seconds 10 --concurrency 16
 for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
 scripts/build-deb.sh
 scripts/with-keyring.sh ./target/release/tessera-desktopbench --runs 5 --tokens 20 --idle 10

@@ -25,7 +25,8 @@ packages=(
   libnet-smpp-perl socat             # an SMSC in the SMPP 3.4 server role (Net::SMPP), and TLS in front of it
   python3-pskc                       # PSKC seed files written by an independent implementation, for the import tests
   slapd ldap-utils openssl           # a real OpenLDAP directory (its tools, a certificate for it) for directory users
-  freeradius-utils                   # radclient: a real RADIUS client for the RADIUS listener's tests
+  freeradius-utils python3-pyrad     # radclient, and pyrad for the packets radclient cannot send: a RADIUS listener's clients
+  libpam-radius-auth pamtester tmux  # pam_radius driven by pamtester in a terminal, typed into as a person would
 )
 
 missing=()

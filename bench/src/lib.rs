@@ -11,10 +11,12 @@ pub mod frames;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The admin key the spawned servers are started with.
 pub const ADMIN_KEY: &str = "tsk_bench_admin_key_0123456789abcdef";
@@ -211,4 +213,134 @@ pub fn percentiles(histogram: &Histogram<u64>) -> String {
         ms(histogram.value_at_quantile(0.99)),
         ms(histogram.max())
     )
+}
+
+/// A user with one HOTP token, as the load generators drive them: a right code and a wrong one
+/// in turn, so every request writes (an accepted code advances the counter, a wrong one counts a
+/// failure).
+pub struct HotpUser {
+    /// The user's name.
+    pub name: String,
+    seed: tessera_core::secret::SecretBytes,
+    digits: tessera_core::otp::Digits,
+    algorithm: tessera_core::otp::Algorithm,
+    counter: u64,
+    next_is_valid: bool,
+}
+
+impl HotpUser {
+    /// Creates `name` (without a password) with an HOTP token through the admin API.
+    pub async fn enroll(http: &reqwest::Client, server: &Server, name: &str) -> Result<Self, String> {
+        let post = reqwest::Method::POST;
+        server.admin(http, post.clone(), "/api/v1/users", Some(&json!({ "username": name }))).await?;
+        let enrollment = server
+            .admin(http, post, &format!("/api/v1/users/{name}/tokens"), Some(&json!({ "kind": "hotp" })))
+            .await?;
+        let uri = enrollment
+            .get("otpauth_uri")
+            .and_then(Value::as_str)
+            .ok_or("no otpauth_uri in the enrollment")?;
+        let otp = tessera_core::otpauth::OtpAuth::parse(uri).map_err(|e| e.to_string())?.otp;
+        let tessera_core::otp::OtpMethod::Hotp { algorithm, digits, counter } = *otp.method() else {
+            return Err("expected an HOTP token".into());
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            seed: otp.secret().clone(),
+            digits,
+            algorithm,
+            counter,
+            next_is_valid: true,
+        })
+    }
+
+    /// The next code to send, and whether it is the right one.
+    pub fn next_code(&mut self) -> (bool, String) {
+        let valid = self.next_is_valid;
+        self.next_is_valid = !valid;
+        if valid {
+            let code = tessera_core::otp::hotp(&self.seed, self.algorithm, self.digits, self.counter);
+            self.counter += 1;
+            (true, code.expose().to_owned())
+        } else {
+            (false, self.wrong_code())
+        }
+    }
+
+    /// A code that matches none of the counters the server looks at (the next one and its
+    /// look-ahead).
+    fn wrong_code(&self) -> String {
+        let window: Vec<String> = (self.counter..self.counter + 16)
+            .map(|c| tessera_core::otp::hotp(&self.seed, self.algorithm, self.digits, c).expose().to_owned())
+            .collect();
+        (0u64..)
+            .map(|n| format!("{n:0width$}", width = usize::from(self.digits.get())))
+            .find(|candidate| !window.contains(candidate))
+            .unwrap_or_default()
+    }
+}
+
+/// What the answers were.
+#[derive(Default)]
+pub struct Tally {
+    /// Right codes accepted.
+    pub accepted: AtomicU64,
+    /// Wrong codes rejected.
+    pub rejected: AtomicU64,
+    /// Answers that were not what the code called for.
+    pub wrong_answers: AtomicU64,
+    /// Requests that got no answer (HTTP errors, RADIUS timeouts).
+    pub http_errors: AtomicU64,
+}
+
+/// Sends `users`' codes to `/api/v1/validate` at `url` one after another until `end`, checking
+/// every answer; latencies from `measure_from` on.
+pub async fn validate_worker(
+    http: reqwest::Client,
+    url: String,
+    key: Option<String>,
+    users: &mut [HotpUser],
+    tally: Arc<Tally>,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Histogram<u64>, String> {
+    let mut histogram = histogram()?;
+    let mut index = 0;
+    while Instant::now() < end && !users.is_empty() {
+        let count = users.len();
+        let Some(user) = users.get_mut(index % count) else { break };
+        index += 1;
+        let (valid, passcode) = user.next_code();
+        let sent = Instant::now();
+        let mut request = http.post(&url).json(&json!({ "username": user.name, "passcode": passcode }));
+        if let Some(key) = &key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await;
+        let elapsed = sent.elapsed();
+        let body = match response {
+            Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
+            _ => None,
+        };
+        match body.as_ref().and_then(|b| b.get("result")).and_then(Value::as_str) {
+            Some("accept") if valid => tally.accepted.fetch_add(1, Ordering::Relaxed),
+            Some("reject") if !valid => tally.rejected.fetch_add(1, Ordering::Relaxed),
+            Some(_) => {
+                if tally.wrong_answers.fetch_add(1, Ordering::Relaxed) < 5 {
+                    eprintln!(
+                        "wrong answer for {} ({} code): {}",
+                        user.name,
+                        if valid { "right" } else { "wrong" },
+                        body.unwrap_or_default()
+                    );
+                }
+                1
+            }
+            None => tally.http_errors.fetch_add(1, Ordering::Relaxed),
+        };
+        if sent >= measure_from {
+            record(&mut histogram, elapsed);
+        }
+    }
+    Ok(histogram)
 }

@@ -18,6 +18,18 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 #[test]
+fn radiusbench_checks_every_signed_answer_beside_http() {
+    let server = binary("tessera-server");
+    let args = ["--seconds", "1", "--users", "8", "--concurrency", "2", "--server", server.to_str().unwrap()];
+    let out = run("tessera-radiusbench", &args);
+    assert!(
+        out.contains("HTTP /api/v1/validate: ") && out.contains("RADIUS Access-Request (PAP, one round): "),
+        "{out}"
+    );
+    assert_eq!(out.matches("0 wrong answers, 0 unanswered").count(), 2, "{out}");
+}
+
+#[test]
 fn loadgen_checks_every_answer_and_reports_throughput() {
     let server = binary("tessera-server");
     let server = server.to_str().unwrap();

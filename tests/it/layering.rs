@@ -136,6 +136,7 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
             "config",
         ],
     ),
+    ("radius", &["service", "config"]),
     (
         "service",
         &[

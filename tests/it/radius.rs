@@ -303,3 +303,118 @@ fn in_auto_mode_the_first_answer_waits_for_the_phone() {
         answer.printed
     );
 }
+
+/// A terminal session (tmux) running `command`, typed into as a person would.
+struct Terminal {
+    name: String,
+}
+
+impl Terminal {
+    fn start(command: &str) -> Self {
+        let name = format!("tessera-radius-{}-{}", std::process::id(), crate::support::unix_now());
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "160",
+                "-y",
+                "40",
+                "-s",
+                &name,
+                &format!("{command}; echo EXIT=$?; sleep 60"),
+            ])
+            .status()
+            .expect("tmux (Debian tmux): run scripts/setup-debian.sh");
+        assert!(status.success());
+        Self { name }
+    }
+
+    fn screen(&self) -> String {
+        let output = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text`; the screen.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "waited for {text:?}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn type_line(&self, text: &str) {
+        let typed = Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", text]).status().unwrap();
+        let entered = Command::new("tmux").args(["send-keys", "-t", &self.name, "Enter"]).status().unwrap();
+        assert!(typed.success() && entered.success());
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+    }
+}
+
+/// A PAM service that signs in through `pam_radius_auth` against `radius` (its file in
+/// `/etc/pam.d`, removed when dropped).
+struct PamService {
+    name: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PamService {
+    fn new(radius: &RadiusServer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let servers = dir.path().join("pam_radius_auth.conf");
+        std::fs::write(&servers, format!("127.0.0.1:{} {SECRET} 10\n", radius.port)).unwrap();
+        let name = format!("tessera-radius-test-{}", std::process::id());
+        let service = format!(
+            "auth required pam_radius_auth.so conf={} client_id=ssh.example\naccount required pam_permit.so\n",
+            servers.display()
+        );
+        std::fs::write(format!("/etc/pam.d/{name}"), service)
+            .expect("/etc/pam.d is writable (the suite runs as root)");
+        Self { name, _dir: dir }
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.name));
+    }
+}
+
+#[test]
+fn pam_radius_signs_in_with_the_password_then_the_code_typed_at_its_prompt() {
+    // pam_radius 2.0.0 (Debian 12) sends no Message-Authenticator: this client may omit it.
+    let radius = RadiusServer::start("require_message_authenticator = false\n", "");
+    let phone = totp_user(&radius.server, "pam");
+    let pam = PamService::new(&radius);
+    let terminal = Terminal::start(&format!("pamtester -v {} pam authenticate", pam.name));
+    terminal.wait_for("Password:");
+    terminal.type_line("2580");
+    let asked = terminal.wait_for("passcode");
+    assert!(
+        asked.contains("Enter the passcode from your token."),
+        "the Reply-Message is the prompt:\n{asked}"
+    );
+    terminal.type_line(phone.run(&["code", "pam"]).ok().trim());
+    let done = terminal.wait_for("EXIT=");
+    assert!(done.contains("successfully authenticated") && done.contains("EXIT=0"), "{done}");
+
+    let wrong = Terminal::start(&format!("pamtester -v {} pam authenticate", pam.name));
+    wrong.wait_for("Password:");
+    wrong.type_line("2580");
+    wrong.wait_for("passcode");
+    wrong.type_line("000000");
+    let refused = wrong.wait_for("EXIT=");
+    assert!(refused.contains("EXIT=1") || !refused.contains("EXIT=0"), "a wrong code is refused:\n{refused}");
+    let decisions = audit_reasons(&radius.server, "validate");
+    assert!(decisions.contains(&"radius:vpn wrong_code".to_owned()), "{decisions:?}");
+}

@@ -27,8 +27,9 @@ pub fn binary(name: &str) -> PathBuf {
         panic!("{} is missing: run `cargo build --workspace --bins` (and `-p tessera-ffi --lib` for the library) first", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    const BENCH_PROGRAMS: [&str; 8] = [
+    const BENCH_PROGRAMS: [&str; 9] = [
         "tessera-loadgen",
+        "tessera-radiusbench",
         "tessera-pushbench",
         "tessera-framegen",
         "tessera-scanbench",
@@ -47,6 +48,9 @@ pub fn binary(name: &str) -> PathBuf {
         other => panic!("no sources known for {other}"),
     };
     let mut sources: Vec<PathBuf> = crates.iter().map(|dir| workspace.join(dir).join("src")).collect();
+    if name == "tessera-radiusbench" {
+        sources.push(workspace.join("server/src"));
+    }
     if let Some(program) = name.strip_prefix("tessera-").filter(|_| BENCH_PROGRAMS.contains(&name)) {
         // A bench program is built from the bench library and its own file only (a new program
         // beside it does not make it stale).

@@ -13,16 +13,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tessera_bench::{Server, ServerOptions, histogram, percentiles, record};
-use tessera_core::otp::{OtpMethod, hotp};
-use tessera_core::otpauth::OtpAuth;
-use tessera_core::secret::SecretBytes;
+use tessera_bench::{HotpUser, Server, ServerOptions, Tally, histogram, percentiles, validate_worker};
 
 /// Load generator for tessera-server.
 #[derive(Parser)]
@@ -48,23 +44,6 @@ struct Args {
     application_key: bool,
 }
 
-struct User {
-    name: String,
-    seed: SecretBytes,
-    digits: tessera_core::otp::Digits,
-    algorithm: tessera_core::otp::Algorithm,
-    counter: u64,
-    next_is_valid: bool,
-}
-
-#[derive(Default)]
-struct Tally {
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    wrong_answers: AtomicU64,
-    http_errors: AtomicU64,
-}
-
 fn main() -> std::process::ExitCode {
     tessera_bench::main("tessera-loadgen", run(Args::parse()))
 }
@@ -80,7 +59,7 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!("enrolling {} users on {database}...", args.users);
     let mut users = Vec::with_capacity(args.users);
     for i in 0..args.users {
-        users.push(enroll(&http, &server, &format!("load{i:05}")).await?);
+        users.push(HotpUser::enroll(&http, &server, &format!("load{i:05}")).await?);
     }
 
     let key = if args.application_key {
@@ -94,7 +73,7 @@ async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     let warm_up = Duration::from_secs(2);
     let end = started + warm_up + Duration::from_secs(args.seconds);
-    let mut shares: Vec<Vec<User>> = (0..args.concurrency).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<HotpUser>> = (0..args.concurrency).map(|_| Vec::new()).collect();
     for (i, user) in users.into_iter().enumerate() {
         if let Some(share) = shares.get_mut(i % args.concurrency) {
             share.push(user);
@@ -104,7 +83,11 @@ async fn run(args: Args) -> Result<(), String> {
         .into_iter()
         .map(|share| {
             let (http, base, tally, key) = (http.clone(), base.clone(), tally.clone(), key.clone());
-            tokio::spawn(async move { worker(http, base, key, share, tally, started + warm_up, end).await })
+            let url = format!("{base}/api/v1/validate");
+            let mut share = share;
+            tokio::spawn(async move {
+                validate_worker(http, url, key, &mut share, tally, started + warm_up, end).await
+            })
         })
         .collect();
     let mut histogram = histogram()?;
@@ -136,96 +119,4 @@ async fn run(args: Args) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-async fn worker(
-    http: reqwest::Client,
-    base: String,
-    key: Option<String>,
-    mut users: Vec<User>,
-    tally: Arc<Tally>,
-    measure_from: Instant,
-    end: Instant,
-) -> Result<Histogram<u64>, String> {
-    let mut histogram = histogram()?;
-    let url = format!("{base}/api/v1/validate");
-    let mut index = 0;
-    while Instant::now() < end && !users.is_empty() {
-        let count = users.len();
-        let Some(user) = users.get_mut(index % count) else { break };
-        index += 1;
-        let valid = user.next_is_valid;
-        user.next_is_valid = !valid;
-        let passcode = if valid {
-            let code = hotp(&user.seed, user.algorithm, user.digits, user.counter);
-            user.counter += 1;
-            code.expose().to_owned()
-        } else {
-            wrong_code(user)
-        };
-        let sent = Instant::now();
-        let mut request = http.post(&url).json(&json!({ "username": user.name, "passcode": passcode }));
-        if let Some(key) = &key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await;
-        let elapsed = sent.elapsed();
-        let body = match response {
-            Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
-            _ => None,
-        };
-        match body.as_ref().and_then(|b| b.get("result")).and_then(Value::as_str) {
-            Some("accept") if valid => tally.accepted.fetch_add(1, Ordering::Relaxed),
-            Some("reject") if !valid => tally.rejected.fetch_add(1, Ordering::Relaxed),
-            Some(_) => {
-                if tally.wrong_answers.fetch_add(1, Ordering::Relaxed) < 5 {
-                    eprintln!(
-                        "wrong answer for {} ({} code): {}",
-                        user.name,
-                        if valid { "right" } else { "wrong" },
-                        body.unwrap_or_default()
-                    );
-                }
-                1
-            }
-            None => tally.http_errors.fetch_add(1, Ordering::Relaxed),
-        };
-        if sent >= measure_from {
-            record(&mut histogram, elapsed);
-        }
-    }
-    Ok(histogram)
-}
-
-/// A code that matches none of the counters the server looks at (the next one and its look-ahead).
-fn wrong_code(user: &User) -> String {
-    let window: Vec<String> = (user.counter..user.counter + 16)
-        .map(|c| hotp(&user.seed, user.algorithm, user.digits, c).expose().to_owned())
-        .collect();
-    (0u64..)
-        .map(|n| format!("{n:0width$}", width = usize::from(user.digits.get())))
-        .find(|candidate| !window.contains(candidate))
-        .unwrap_or_default()
-}
-
-async fn enroll(http: &reqwest::Client, server: &Server, name: &str) -> Result<User, String> {
-    let post = reqwest::Method::POST;
-    server.admin(http, post.clone(), "/api/v1/users", Some(&json!({ "username": name }))).await?;
-    let enrollment = server
-        .admin(http, post, &format!("/api/v1/users/{name}/tokens"), Some(&json!({ "kind": "hotp" })))
-        .await?;
-    let uri =
-        enrollment.get("otpauth_uri").and_then(Value::as_str).ok_or("no otpauth_uri in the enrollment")?;
-    let otp = OtpAuth::parse(uri).map_err(|e| e.to_string())?.otp;
-    let OtpMethod::Hotp { algorithm, digits, counter } = *otp.method() else {
-        return Err("expected an HOTP token".into());
-    };
-    Ok(User {
-        name: name.to_owned(),
-        seed: otp.secret().clone(),
-        digits,
-        algorithm,
-        counter,
-        next_is_valid: true,
-    })
 }

@@ -22,12 +22,12 @@ use crate::config::{RadiusClient, RadiusSettings};
 use crate::service::{Caller, RadiusAccess, RadiusAnswer, Service};
 use packet::{Attribute, Code, MessageAuthenticator, Packet, attribute, encode_reply};
 
-/// How long an answer is kept for retransmissions (RFC 5080 suggests the client's whole retry
-/// period; clients give up well within this).
+/// How long an answer is kept for retransmissions at least (RFC 5080 suggests the client's whole
+/// retry period; clients give up well within this).
 const REMEMBERED: Duration = Duration::from_secs(30);
 /// Requests answered at once; more wait for a slot (a push held in `auto` mode holds one).
 const IN_FLIGHT: usize = 4096;
-/// Answers remembered at most (the oldest go first beyond it).
+/// Answers remembered at most in a generation (beyond it, new ones are not remembered).
 const MAX_REMEMBERED: usize = 65_536;
 
 /// Why a packet was dropped, as audited.
@@ -58,16 +58,48 @@ type RequestKey = (SocketAddr, u8, [u8; 16]);
 /// What is known of a request seen lately.
 enum Seen {
     /// Being answered: a retransmission is dropped.
-    Working(Instant),
+    Working,
     /// Answered with these octets: a retransmission gets them again.
-    Answered(Arc<Vec<u8>>, Instant),
+    Answered(Arc<Vec<u8>>),
 }
 
-impl Seen {
-    fn at(&self) -> Instant {
-        match self {
-            Self::Working(at) | Self::Answered(_, at) => *at,
+/// Requests seen lately, in two generations swapped every [`REMEMBERED`]: an entry lives 30 to 60
+/// seconds, and forgetting costs nothing per request (no scan, however busy the listener).
+struct Recent {
+    current: HashMap<RequestKey, Seen>,
+    previous: HashMap<RequestKey, Seen>,
+    since: Instant,
+}
+
+impl Recent {
+    fn new() -> Self {
+        Self { current: HashMap::new(), previous: HashMap::new(), since: Instant::now() }
+    }
+
+    fn rotate(&mut self) {
+        if self.since.elapsed() >= REMEMBERED {
+            self.previous = std::mem::take(&mut self.current);
+            self.since = Instant::now();
         }
+    }
+
+    fn get(&mut self, key: &RequestKey) -> Option<&Seen> {
+        self.rotate();
+        self.current.get(key).or_else(|| self.previous.get(key))
+    }
+
+    /// Records `seen` for `key` (nothing beyond [`MAX_REMEMBERED`] a generation).
+    fn insert(&mut self, key: RequestKey, seen: Seen) {
+        self.rotate();
+        if self.current.len() < MAX_REMEMBERED || self.current.contains_key(&key) {
+            self.previous.remove(&key);
+            self.current.insert(key, seen);
+        }
+    }
+
+    fn remove(&mut self, key: &RequestKey) {
+        self.current.remove(key);
+        self.previous.remove(key);
     }
 }
 
@@ -76,12 +108,12 @@ struct Listener {
     service: Arc<Service>,
     settings: RadiusSettings,
     socket: UdpSocket,
-    seen: Mutex<HashMap<RequestKey, Seen>>,
+    seen: Mutex<Recent>,
 }
 
 /// Serves RADIUS on `socket` until the task is dropped.
 pub async fn serve(service: Arc<Service>, settings: RadiusSettings, socket: UdpSocket) {
-    let listener = Arc::new(Listener { service, settings, socket, seen: Mutex::new(HashMap::new()) });
+    let listener = Arc::new(Listener { service, settings, socket, seen: Mutex::new(Recent::new()) });
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut buffer = vec![0u8; packet::MAX_PACKET_LEN + 1];
     loop {
@@ -197,25 +229,19 @@ impl Listener {
     /// is still being answered).
     fn first_sight(&self, key: RequestKey) -> Option<Option<Arc<Vec<u8>>>> {
         let Ok(mut seen) = self.seen.lock() else { return Some(None) };
-        let now = Instant::now();
-        if let Some(entry) = seen.get(&key).filter(|entry| now.duration_since(entry.at()) < REMEMBERED) {
+        if let Some(entry) = seen.get(&key) {
             return Some(match entry {
-                Seen::Working(_) => None,
-                Seen::Answered(answer, _) => Some(Arc::clone(answer)),
+                Seen::Working => None,
+                Seen::Answered(answer) => Some(Arc::clone(answer)),
             });
         }
-        if seen.len() >= MAX_REMEMBERED {
-            seen.retain(|_, entry| now.duration_since(entry.at()) < REMEMBERED);
-        }
-        if seen.len() < MAX_REMEMBERED {
-            seen.insert(key, Seen::Working(now));
-        }
+        seen.insert(key, Seen::Working);
         None
     }
 
     fn remember(&self, key: RequestKey, answer: Arc<Vec<u8>>) {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(key, Seen::Answered(answer, Instant::now()));
+            seen.insert(key, Seen::Answered(answer));
         }
     }
 

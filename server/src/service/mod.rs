@@ -10,11 +10,14 @@
 //! | file | what |
 //! |---|---|
 //! | `validate.rs` | `validate` as named steps: admit, push, a sent code or a passcode, compare-and-swap |
-//! | `temporary.rs` | the help desk's temporary passcodes |
+//! | `temporary.rs` | temporary passcodes: the help desk's, and the portal's self-service ones |
 //! | `delivered.rs` | SMS and email tokens: enrolment, sends, real-time challenges, the next pre-loaded codes |
 //! | `oneswipe.rs` | redeeming a One Swipe code |
 //! | `portal.rs` | the self-service portal's sign-in and sessions |
 //! | `devices.rs` | what a signed-in user does with their own devices: add, confirm, replace, rename, delete |
+//! | `phone.rs` | proving a phone number by a code sent to it: a number change, a first sign-in by SMS |
+//! | `notices.rs` | telling users of changes to their sign-in by another channel |
+//! | `radius.rs` | RADIUS Access-Requests as validations, Access-Challenge and its `State` |
 //! | `users.rs`, `tokens.rs` | user and token administration |
 //! | `passwords.rs` | Argon2id hashing and checks behind a semaphore |
 //! | `admin_keys.rs`, `applications.rs` | admin API keys, relying parties' application keys |

@@ -86,7 +86,7 @@ impl Service {
         };
         let request = ValidateRequest {
             username: access.username.clone(),
-            password: Some(password),
+            password: Some(password).filter(|password| !password.expose().is_empty()),
             passcode: Some(passcode),
             transaction_id: None,
             client_ip: access.calling_station.clone(),
