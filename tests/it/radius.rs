@@ -311,7 +311,9 @@ struct Terminal {
 
 impl Terminal {
     fn start(command: &str) -> Self {
-        let name = format!("tessera-radius-{}-{}", std::process::id(), crate::support::unix_now());
+        static TERMINALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let number = TERMINALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tessera-radius-{}-{number}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "new-session",
