@@ -464,16 +464,24 @@ fn an_smsc_over_smpp_takes_codes_and_its_refusals_and_dropped_sessions_are_survi
     let submitted = |after: usize| {
         smsc.wait_for(after, WAIT, |e| e["event"] == "submit" && e["destination_addr"] == number)
     };
+    // The SMSC logs a submit as it answers it; the server records the answer a moment later.
     let sent_row = |message_id: &Value| {
-        let (status, deliveries) = server.admin("GET", "/api/v1/deliveries?limit=50", None);
-        assert_eq!(status, 200, "{deliveries}");
-        deliveries
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["provider_message_id"] == *message_id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no delivery has the SMSC's id {message_id}: {deliveries}"))
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (status, deliveries) = server.admin("GET", "/api/v1/deliveries?limit=50", None);
+            assert_eq!(status, 200, "{deliveries}");
+            let found = deliveries
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|row| row["provider_message_id"] == *message_id)
+                .cloned();
+            match found {
+                Some(row) => return row,
+                None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                None => panic!("no delivery has the SMSC's id {message_id}: {deliveries}"),
+            }
+        }
     };
     let log_in = |after: usize| {
         let challenge = login(&server, "zane", "");
