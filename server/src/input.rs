@@ -5,6 +5,17 @@ use tessera_core::delivery::{EmailAddress, PhoneNumber};
 
 use crate::error::ServiceError;
 
+/// The service's lower-case message as a sentence, as a page, a phone or a VPN client shows it:
+/// a capital letter first and a full stop at the end.
+pub(crate) fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut text: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with(['.', '!', '?']) {
+        text.push('.');
+    }
+    text
+}
+
 /// At most `max` characters, none of them control characters.
 pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), ServiceError> {
     if text.chars().count() > max || text.chars().any(char::is_control) {

@@ -212,17 +212,23 @@ fn networks(texts: Vec<String>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     texts
         .iter()
         .map(|text| {
-            let text = text.trim();
-            text.parse::<ipnet::IpNet>()
-                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map(|network| network.trunc())
-                .map_err(|_| {
-                    ConfigError::OutOfRange(format!(
-                        "portal.allowed_networks: {text:?} is not an address range like 10.0.0.0/8"
-                    ))
-                })
+            address_range(text).ok_or_else(|| {
+                ConfigError::OutOfRange(format!(
+                    "portal.allowed_networks: {:?} is not an address range like 10.0.0.0/8",
+                    text.trim()
+                ))
+            })
         })
         .collect()
+}
+
+/// An address range as written (`10.0.0.0/8`, `2001:db8::/32`, or one address), host bits cleared.
+pub(super) fn address_range(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .ok()
+        .map(|network| network.trunc())
 }
 
 /// `scheme://host[:port]` of an `http(s)://` URL, lower-cased, without path.

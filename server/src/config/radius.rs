@@ -11,6 +11,7 @@ use tessera_core::secret::SecretString;
 
 use super::ConfigError;
 use super::delivery::read_secret;
+use super::portal::address_range;
 
 /// The file's `[radius]` section.
 #[derive(Debug, Default, Deserialize)]
@@ -104,14 +105,12 @@ impl FileRadius {
             if clients.iter().any(|c: &RadiusClient| c.name == name) {
                 return Err(bad(format!("two clients are named {name:?}")));
             }
-            let text = file.address.trim();
-            let network = text
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
-                .map(|network| network.trunc())
-                .map_err(|_| {
-                    bad(format!("client {name}: address {text:?} is not an address range like 10.0.0.0/8"))
-                })?;
+            let network = address_range(&file.address).ok_or_else(|| {
+                bad(format!(
+                    "client {name}: address {:?} is not an address range like 10.0.0.0/8",
+                    file.address.trim()
+                ))
+            })?;
             let secret = read_secret(&file.secret_file).map_err(|e| bad(format!("client {name}: {e}")))?;
             if secret.expose().len() < 16 {
                 return Err(bad(format!(

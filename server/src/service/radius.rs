@@ -13,6 +13,7 @@ use super::validate::{ValidateRequest, ValidateResponse, ValidationResult};
 use super::{Caller, Door, Service, ServiceError};
 use crate::clock::now_i64;
 use crate::config::{RadiusClient, RadiusMode};
+use crate::input::sentence;
 use crate::keys::{KeyError, credential_hash};
 use crate::store::RadiusState;
 
@@ -210,17 +211,6 @@ fn split_single_field(field: &SecretString) -> (SecretString, SecretString) {
     }
     let (password, passcode) = text.split_at(text.len() - SINGLE_FIELD_DIGITS);
     (SecretString::new(password.to_owned()), SecretString::new(passcode.to_owned()))
-}
-
-/// `message` with a capital letter and a full stop, as a phone or a VPN client shows it.
-fn sentence(message: &str) -> String {
-    let mut chars = message.trim().chars();
-    let Some(first) = chars.next() else { return String::new() };
-    let mut text: String = first.to_uppercase().chain(chars).collect();
-    if !text.ends_with(['.', '!', '?']) {
-        text.push('.');
-    }
-    text
 }
 
 impl Service {

@@ -25,6 +25,7 @@ mod temporary;
 use super::AppState;
 use super::extract::{ClientIp, FormPairs};
 use crate::config::TemporaryPasscodePolicy;
+use crate::input::sentence;
 use crate::service::{
     Caller, CodeChoice, DeliveryChoice, DeviceView, Door, PortalOverview, PortalSession, SessionId, SignIn,
     SignInView, TokenKind,
@@ -519,16 +520,6 @@ fn when_ms(unix_ms: i64) -> String {
 fn number_in(prompt: &str) -> Option<String> {
     let digits: String = prompt.rsplit(' ').next()?.chars().filter(char::is_ascii_digit).collect();
     (!digits.is_empty() && prompt.contains("the number")).then_some(digits)
-}
-
-/// The service's lower-case message as a sentence.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut text: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
-    if !text.is_empty() && !text.ends_with(['.', '!', '?']) {
-        text.push('.');
-    }
-    text
 }
 
 /// A form's fields by name; secrets are moved out without copies.
