@@ -27,6 +27,7 @@ packages=(
   slapd ldap-utils openssl           # a real OpenLDAP directory (its tools, a certificate for it) for directory users
   freeradius-utils python3-pyrad     # radclient, and pyrad for the packets radclient cannot send: a RADIUS listener's clients
   libpam-radius-auth pamtester tmux  # pam_radius driven by pamtester in a terminal, typed into as a person would
+  freeradius                         # FreeRADIUS as the proxy a company puts in front of Tessera's RADIUS listener
 )
 
 missing=()

@@ -169,11 +169,19 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     });
     let radius = match &config.radius {
         Some(settings) => {
-            let socket = tokio::net::UdpSocket::bind(settings.listen).await.map_err(|source| {
-                ServerError::Io { action: format!("listen for RADIUS on {}", settings.listen), source }
-            })?;
-            tracing::info!(address = %settings.listen, clients = settings.clients.len(), "RADIUS listening");
-            Some(tokio::spawn(radius::serve(service.clone(), settings.clone(), socket)))
+            let bind = |address: SocketAddr, what: &'static str| async move {
+                tokio::net::UdpSocket::bind(address).await.map_err(|source| ServerError::Io {
+                    action: format!("listen for RADIUS {what} on {address}"),
+                    source,
+                })
+            };
+            let access = bind(settings.listen, "authentication").await?;
+            let accounting = match settings.accounting_listen {
+                Some(address) => Some(bind(address, "accounting").await?),
+                None => None,
+            };
+            tracing::info!(address = %settings.listen, accounting = ?settings.accounting_listen, clients = settings.clients.len(), "RADIUS listening");
+            Some(tokio::spawn(radius::serve(service.clone(), settings.clone(), access, accounting)))
         }
         None => None,
     };

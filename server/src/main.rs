@@ -10,8 +10,8 @@ use tessera_core::qr;
 use tessera_core::secret::SecretString;
 use tessera_server::config::{Config, ConfigArgs};
 use tessera_server::service::{
-    Actor, EnrollRequest, NewUser, RegistrationCodeRequest, Service, ServiceError, TemporaryPasscodeRequest,
-    TokenImport, TokenKind, UserChanges,
+    Actor, EnrollRequest, NewUser, RegistrationCodeRequest, ReplyAttribute, Service, ServiceError,
+    TemporaryPasscodeRequest, TokenImport, TokenKind, UserChanges,
 };
 use tessera_server::store::{AuditFilter, DeliveryPreference};
 use tessera_server::{ServerError, init_logging, open_service, serve};
@@ -96,7 +96,7 @@ enum AdminCommand {
         /// The token's serial
         serial: String,
     },
-    /// Change a user's phone, email, display name or delivery preference
+    /// Change a user's phone, email, display name, delivery preference or RADIUS reply attributes
     SetUser {
         /// User name
         username: String,
@@ -112,6 +112,11 @@ enum AdminCommand {
         /// The name people know the user by; an empty value removes it
         #[arg(long)]
         display_name: Option<String>,
+        /// An attribute for the user's RADIUS Access-Accepts (`Class=staff`, `Filter-Id=vpn-staff`,
+        /// `Vendor-Specific:9:1=shell:priv-lvl=15`); repeat it for more. They replace the user's
+        /// attributes; one empty value removes them all
+        #[arg(long, value_name = "NAME=VALUE")]
+        radius_reply: Vec<String>,
     },
     /// List users
     ListUsers,
@@ -264,13 +269,25 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::SendCodes { serial } => {
             println!("{}", pretty(&service.send_codes(&actor, &serial).await?))
         }
-        AdminCommand::SetUser { username, phone, email, delivery_preference, display_name } => {
+        AdminCommand::SetUser { username, phone, email, delivery_preference, display_name, radius_reply } => {
             let cleared = |value: Option<String>| value.map(|v| Some(v).filter(|v| !v.is_empty()));
+            let radius_reply = match radius_reply.as_slice() {
+                [] => None,
+                [only] if only.is_empty() => Some(None),
+                assignments => Some(Some(
+                    assignments
+                        .iter()
+                        .map(|a| ReplyAttribute::parse_assignment(a))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(ServiceError::InvalidInput)?,
+                )),
+            };
             let changes = UserChanges {
                 phone: cleared(phone),
                 email: cleared(email),
                 delivery_preference,
                 display_name: cleared(display_name),
+                radius_reply,
                 ..UserChanges::default()
             };
             println!("{}", pretty(&service.update_user(&actor, &username, changes).await?));

@@ -18,6 +18,7 @@ mod delivery;
 mod desktop;
 mod directory;
 mod ffi;
+mod freeradius_proxy;
 mod imports;
 mod kannel_gateway;
 mod layering;

@@ -28,13 +28,28 @@ pub struct RadiusServer {
 
 impl RadiusServer {
     pub fn start(client: &str, extra: &str) -> Self {
+        Self::start_with(udp_port(), "vpn", SECRET, client, extra)
+    }
+
+    /// A server listening on `port` for one client, `name` on 127.0.0.1 with `secret`.
+    pub fn start_with(port: u16, name: &str, secret: &str, client: &str, extra: &str) -> Self {
+        Self::start_listening(&format!("listen = \"127.0.0.1:{port}\""), port, name, secret, client, extra)
+    }
+
+    /// A server also taking accounting, on the port it returns.
+    fn start_with_accounting() -> (Self, u16) {
+        let (port, accounting) = (udp_port(), udp_port());
+        let listen = format!("listen = \"127.0.0.1:{port}\"\naccounting_listen = \"127.0.0.1:{accounting}\"");
+        (Self::start_listening(&listen, port, "vpn", SECRET, "", ""), accounting)
+    }
+
+    fn start_listening(listen: &str, port: u16, name: &str, secret: &str, client: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let secret_file = dir.path().join("radius.secret");
-        std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
         let toml = format!(
-            "[radius]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[radius.client]]\nname = \"vpn\"\naddress = \"127.0.0.1/32\"\nsecret_file = \"{secret}\"\n{client}\n\
+            "[radius]\n{listen}\n\
+             [[radius.client]]\nname = \"{name}\"\naddress = \"127.0.0.1/32\"\nsecret_file = \"{secret}\"\n{client}\n\
              {extra}",
             secret = secret_file.display()
         );
@@ -42,36 +57,56 @@ impl RadiusServer {
         Self { server, port, _secret_dir: dir }
     }
 
-    /// Sends one Access-Request through `radclient` (attributes as radclient reads them) and
-    /// returns what it printed: the answer's code and attributes, or a timeout.
+    /// Sends one Access-Request (attributes as radclient reads them) signed with `secret`.
     pub fn ask(&self, attributes: &str, secret: &str) -> Answer {
-        let mut child = Command::new("radclient")
-            .args(["-x", "-r", "1", "-t", "8", &format!("127.0.0.1:{}", self.port), "auth", secret])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("radclient (Debian freeradius-utils): run scripts/setup-debian.sh");
-        child.stdin.take().unwrap().write_all(attributes.as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
-        Answer::parse(&format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
+        exchange(self.port, secret, attributes)
     }
 
     /// An Access-Request for `username` with `password` (and `state`, hex), signed.
     pub fn request(&self, username: &str, password: &str, state: Option<&str>) -> Answer {
-        let mut attributes = format!(
-            "User-Name = \"{username}\", User-Password = \"{password}\", NAS-Identifier = \"vpn.example\", \
-             Calling-Station-Id = \"198.51.100.7\", Message-Authenticator = 0x00"
-        );
-        if let Some(state) = state {
-            attributes.push_str(&format!(", State = 0x{state}"));
-        }
-        self.ask(&attributes, SECRET)
+        self.ask(&request_attributes(username, password, state), SECRET)
     }
+}
+
+/// A free UDP port on 127.0.0.1.
+fn udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Sends one Access-Request to 127.0.0.1:`port` through `radclient` and returns what it printed:
+/// the answer's code and attributes, or a timeout.
+pub fn exchange(port: u16, secret: &str, attributes: &str) -> Answer {
+    radclient(port, "auth", secret, attributes)
+}
+
+/// Sends one packet of `kind` (`auth`, `acct`) through `radclient`; what it printed.
+fn radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> Answer {
+    let mut child = Command::new("radclient")
+        .args(["-x", "-r", "1", "-t", "8", &format!("127.0.0.1:{port}"), kind, secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient (Debian freeradius-utils): run scripts/setup-debian.sh");
+    child.stdin.take().unwrap().write_all(attributes.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    Answer::parse(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// A VPN's Access-Request for `username` with `password` (and `state`, hex), as radclient reads it.
+pub fn request_attributes(username: &str, password: &str, state: Option<&str>) -> String {
+    let mut attributes = format!(
+        "User-Name = \"{username}\", User-Password = \"{password}\", NAS-Identifier = \"vpn.example\", \
+         Calling-Station-Id = \"198.51.100.7\", Message-Authenticator = 0x00"
+    );
+    if let Some(state) = state {
+        attributes.push_str(&format!(", State = 0x{state}"));
+    }
+    attributes
 }
 
 /// What radclient received.
@@ -137,12 +172,49 @@ fn totp_user(server: &Server, username: &str) -> Sandbox {
     let (status, _) =
         server.admin("POST", "/api/v1/users", Some(json!({ "username": username, "password": "2580" })));
     assert_eq!(status, 201);
+    let phone = Sandbox::with_keystore_vault();
+    add_totp(server, &phone, username);
+    phone
+}
+
+/// Gives `username` a TOTP token, added to `phone`'s vault.
+fn add_totp(server: &Server, phone: &Sandbox, username: &str) {
     let (status, enrollment) =
         server.admin("POST", &format!("/api/v1/users/{username}/tokens"), Some(json!({ "kind": "totp" })));
     assert_eq!(status, 201, "{enrollment}");
-    let phone = Sandbox::with_keystore_vault();
     phone.run(&["add", enrollment["otpauth_uri"].as_str().unwrap()]).ok();
-    phone
+}
+
+/// The number a push challenge's Reply-Message names ("… it will ask for the number 42 …").
+fn number_in(message: &str) -> String {
+    let after = message.split_once("the number ").unwrap_or_else(|| panic!("no number in {message}")).1;
+    after.chars().take_while(char::is_ascii_digit).collect()
+}
+
+/// Approves the next push `phone` receives, with `number` when asked for one; the request.
+fn approve_next_push(phone: &Sandbox, number: Option<&str>) -> Value {
+    let listened = phone.run(&["push", "listen", "--json", "--count", "1"]).ok();
+    let request: Value = serde_json::from_str(listened.lines().next().unwrap()).unwrap();
+    let mut approve = vec!["push", "approve", request["transaction_id"].as_str().unwrap()];
+    if let Some(number) = number {
+        approve.extend(["--number", number]);
+    }
+    phone.run(&approve).ok();
+    request
+}
+
+/// The six-digit code in the latest text message to `number`, waiting for message `after`+1.
+fn texted_code(number: &str, after: usize) -> String {
+    let message = crate::kannel_gateway::kannel().wait_for_message(number, after, Duration::from_secs(20));
+    message.text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned()
+}
+
+/// A user with a password, a phone number and an SMS token.
+fn sms_user(server: &Server, username: &str, number: &str) {
+    let user = json!({ "username": username, "password": "2580", "phone": number });
+    assert_eq!(server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    let sms = json!({ "kind": "sms" });
+    assert_eq!(server.admin("POST", &format!("/api/v1/users/{username}/tokens"), Some(sms)).0, 201);
 }
 
 #[test]
@@ -153,6 +225,22 @@ fn radclient_signs_in_with_a_challenge_for_a_totp_code_and_every_answer_is_signe
     let code_at =
         |offset: u64| phone.run(&["code", "rita", "--at", &(at + offset).to_string()]).ok().trim().to_owned();
 
+    let set = radius.server.admin_cli(&["set-user", "rita", "--radius-reply", "Filter-Id=vpn-staff"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let bad = radius.server.admin_cli(&["set-user", "rita", "--radius-reply", "Framed-IP-Address=10.0.0"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("Framed-IP-Address must be an IPv4 address"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let (status, refused) = radius.server.admin(
+        "PATCH",
+        "/api/v1/users/rita",
+        Some(json!({ "radius_reply": [{ "name": "User-Password", "value": "x" }] })),
+    );
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("not a reply attribute Tessera sends"), "{refused}");
+
     let first = radius.request("rita", "2580", None);
     assert_eq!(first.code, "Access-Challenge", "{}", first.printed);
     assert!(first.attribute("Reply-Message").unwrap_or_default().contains("passcode"), "{first:?}");
@@ -161,9 +249,20 @@ fn radclient_signs_in_with_a_challenge_for_a_totp_code_and_every_answer_is_signe
     assert!((1..=300).contains(&timeout), "{timeout}");
     let accepted = radius.request("rita", &code_at(0), Some(&first.state()));
     assert_eq!(accepted.code, "Access-Accept", "{}", accepted.printed);
+    assert_eq!(accepted.attribute("Filter-Id"), Some("vpn-staff"), "set by the admin CLI: {accepted:?}");
     let reused = radius.request("rita", &code_at(30), Some(&first.state()));
     assert_eq!(reused.code, "Access-Reject", "a State works once: {}", reused.printed);
 
+    let wifi = radius.ask(
+        "User-Name = \"rita\", User-Password = \"2580\", Calling-Station-Id = \"00-11-22-33-44-55\", \
+         NAS-Identifier = \"\", Message-Authenticator = 0x00",
+        SECRET,
+    );
+    assert_eq!(
+        wifi.code, "Access-Challenge",
+        "a MAC address and an empty NAS-Identifier are left out: {}",
+        wifi.printed
+    );
     let wrong_password = radius.request("rita", "0000", None);
     assert_eq!(wrong_password.code, "Access-Reject", "{}", wrong_password.printed);
     let forged = radius.request("rita", &code_at(60), Some("00112233445566778899aabbccddeeff"));
@@ -182,7 +281,7 @@ fn radclient_signs_in_with_a_challenge_for_a_totp_code_and_every_answer_is_signe
     }
     let decisions = audit_reasons(&radius.server, "validate");
     assert!(decisions.iter().all(|d| d.starts_with("radius:vpn")), "audited as the client's: {decisions:?}");
-    for reason in ["radius:vpn passcode_asked", "radius:vpn wrong_password"] {
+    for reason in ["radius:vpn/vpn.example passcode_asked", "radius:vpn/vpn.example wrong_password"] {
         assert!(decisions.contains(&reason.to_owned()), "{reason} in {decisions:?}");
     }
 }
@@ -195,16 +294,100 @@ fn a_push_over_radius_is_approved_on_the_phone_then_enter_completes_it() {
     let first = radius.request("pete", "2580", None);
     assert_eq!(first.code, "Access-Challenge", "{}", first.printed);
     let message = first.attribute("Reply-Message").unwrap().to_owned();
-    assert!(message.contains("press Enter"), "{message}");
-    let number: String =
-        message.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 2).unwrap().to_owned();
-    let listened = phone.run(&["push", "listen", "--json", "--count", "1"]).ok();
-    let request: Value = serde_json::from_str(listened.lines().next().unwrap()).unwrap();
+    assert!(message.contains("press Enter, or type a passcode instead"), "{message}");
+    let request = approve_next_push(&phone, Some(&number_in(&message)));
     assert_eq!(request["service"], "vpn.example", "NAS-Identifier is the service shown: {request}");
     assert_eq!(request["client_ip"], "198.51.100.7", "Calling-Station-Id is the address shown: {request}");
-    phone.run(&["push", "approve", request["transaction_id"].as_str().unwrap(), "--number", &number]).ok();
     let done = radius.request("pete", "", Some(&first.state()));
     assert_eq!(done.code, "Access-Accept", "{}", done.printed);
+}
+
+#[test]
+fn after_a_push_challenge_a_typed_passcode_or_sms_does_instead_of_the_phone() {
+    let kannel = crate::kannel_gateway::kannel();
+    let radius = RadiusServer::start(
+        "",
+        &format!("[push]\nnumber_matching = \"pick\"\n{}", kannel.config_toml("kannel")),
+    );
+    let phone = Sandbox::with_keystore_vault();
+    user_with_device(&radius.server, &phone, "quin", Some("2580"));
+    let first = radius.request("quin", "2580", None);
+    assert_eq!(first.code, "Access-Challenge", "{}", first.printed);
+    let typed = radius.request("quin", phone.run(&["code", "quin"]).ok().trim(), Some(&first.state()));
+    assert_eq!(typed.code, "Access-Accept", "the code from the token, without the phone: {}", typed.printed);
+
+    let number = "+447700900846";
+    let changed = radius.server.admin("PATCH", "/api/v1/users/quin", Some(json!({ "phone": number })));
+    assert_eq!(changed.0, 200, "{changed:?}");
+    let sms = radius.server.admin("POST", "/api/v1/users/quin/tokens", Some(json!({ "kind": "sms" })));
+    assert_eq!(sms.0, 201, "{sms:?}");
+    let second = radius.request("quin", "2580", None);
+    let message = second.attribute("Reply-Message").unwrap_or_default().to_owned();
+    assert!(message.contains("or sms for a code by text message"), "the other ways are named: {message}");
+    let asked = radius.request("quin", "sms", Some(&second.state()));
+    assert_eq!(asked.code, "Access-Challenge", "{}", asked.printed);
+    assert!(asked.attribute("Reply-Message").unwrap().contains("+44 ••• ••846"), "{asked:?}");
+    let done = radius.request("quin", &texted_code(number, 0), Some(&asked.state()));
+    assert_eq!(done.code, "Access-Accept", "{}", done.printed);
+}
+
+#[test]
+fn freeradius_proxies_to_tessera_and_state_reply_message_and_attributes_cross_the_hop() {
+    let proxy = crate::freeradius_proxy::freeradius();
+    let _home = proxy.lease();
+    let radius = RadiusServer::start_with(
+        proxy.home_port,
+        "freeradius",
+        proxy.home_secret,
+        "",
+        "[push]\nnumber_matching = \"pick\"\n",
+    );
+    let phone = totp_user(&radius.server, "fred");
+    let reply = json!({ "radius_reply": [
+        { "name": "Class", "value": "staff" },
+        { "name": "Filter-Id", "value": "vpn-staff" },
+        { "name": "Session-Timeout", "value": 28800 },
+        { "name": "Vendor-Specific", "vendor": 9, "type": 1, "value": "shell:priv-lvl=15" },
+    ] });
+    let (status, user) = radius.server.admin("PATCH", "/api/v1/users/fred", Some(reply.clone()));
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["radius_reply"], reply["radius_reply"], "the admin API shows what it keeps");
+    let via_proxy = |username: &str, password: &str, state: Option<&str>| {
+        exchange(proxy.port, proxy.secret, &request_attributes(username, password, state))
+    };
+
+    let first = via_proxy("fred", "2580", None);
+    assert_eq!(first.code, "Access-Challenge", "{}\nFreeRADIUS:\n{}", first.printed, proxy.log());
+    assert_eq!(first.attribute("Reply-Message"), Some("Enter the passcode from your token."), "{first:?}");
+    let done = via_proxy("fred", phone.run(&["code", "fred"]).ok().trim(), Some(&first.state()));
+    assert_eq!(done.code, "Access-Accept", "{}\nFreeRADIUS:\n{}", done.printed, proxy.log());
+    assert_eq!(done.attribute("Class"), Some("0x7374616666"), "Class is octets: {done:?}");
+    assert_eq!(done.attribute("Filter-Id"), Some("vpn-staff"), "{done:?}");
+    assert_eq!(done.attribute("Session-Timeout"), Some("28800"), "{done:?}");
+    assert_eq!(done.attribute("Cisco-AVPair"), Some("shell:priv-lvl=15"), "vendor 9, type 1: {done:?}");
+    let refused = via_proxy("fred", "000000", Some(&first.state()));
+    assert_eq!(
+        refused.code, "Access-Reject",
+        "a State works once, through the proxy too: {}",
+        refused.printed
+    );
+
+    let pushed = Sandbox::with_keystore_vault();
+    user_with_device(&radius.server, &pushed, "pia", Some("2580"));
+    let challenge = via_proxy("pia", "2580", None);
+    assert_eq!(challenge.code, "Access-Challenge", "{}", challenge.printed);
+    approve_next_push(&pushed, Some(&number_in(challenge.attribute("Reply-Message").unwrap())));
+    let approved = via_proxy("pia", "", Some(&challenge.state()));
+    assert_eq!(approved.code, "Access-Accept", "{}\nFreeRADIUS:\n{}", approved.printed, proxy.log());
+    assert!(approved.attribute("Class").is_none(), "pia has no reply attributes: {approved:?}");
+
+    let decisions = audit_reasons(&radius.server, "validate");
+    assert!(
+        decisions.contains(&"radius:freeradius/vpn.example passcode_asked".to_owned()),
+        "the proxy, and the NAS behind it: {decisions:?}"
+    );
+    let cleared = radius.server.admin("PATCH", "/api/v1/users/fred", Some(json!({ "radius_reply": null })));
+    assert!(cleared.1.get("radius_reply").is_none(), "{cleared:?}");
 }
 
 #[test]
@@ -224,19 +407,11 @@ fn a_code_sent_by_text_message_completes_a_radius_challenge() {
     let kannel = crate::kannel_gateway::kannel();
     let radius = RadiusServer::start("", &kannel.config_toml("kannel"));
     let number = "+447700900844";
-    let user = json!({ "username": "tia", "password": "2580", "phone": number });
-    assert_eq!(radius.server.admin("POST", "/api/v1/users", Some(user)).0, 201);
-    assert_eq!(
-        radius.server.admin("POST", "/api/v1/users/tia/tokens", Some(json!({ "kind": "sms" }))).0,
-        201
-    );
+    sms_user(&radius.server, "tia", number);
     let first = radius.request("tia", "2580", None);
     assert_eq!(first.code, "Access-Challenge", "{}", first.printed);
     assert!(first.attribute("Reply-Message").unwrap().contains("+44 ••• ••844"), "{first:?}");
-    let message = kannel.wait_for_message(number, 0, Duration::from_secs(20));
-    let code: String =
-        message.text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
-    let done = radius.request("tia", &code, Some(&first.state()));
+    let done = radius.request("tia", &texted_code(number, 0), Some(&first.state()));
     assert_eq!(done.code, "Access-Accept", "{}", done.printed);
     assert_eq!(kannel.messages_to(number).len(), 1, "one text message for one sign-in");
 }
@@ -270,7 +445,7 @@ fn retransmissions_start_nothing_twice_and_bad_packets_get_no_answer() {
     let pushes: Vec<&Value> =
         audit.as_array().unwrap().iter().filter(|r| r["action"] == "push.request").collect();
     assert_eq!(pushes.len(), 1, "one push for three copies of the request: {audit}");
-    assert_eq!(pushes[0]["actor"], "radius:vpn", "audited as the client's");
+    assert_eq!(pushes[0]["actor"], "radius:vpn/pyrad", "audited as the client's, with its NAS-Identifier");
 
     let malformed = pyrad(&radius, "malformed", "ugo", "2580");
     assert_eq!(malformed["answered"], 0, "{malformed}");
@@ -351,9 +526,13 @@ impl Terminal {
     }
 
     fn type_line(&self, text: &str) {
-        let typed = Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", text]).status().unwrap();
+        if !text.is_empty() {
+            let typed =
+                Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", text]).status().unwrap();
+            assert!(typed.success());
+        }
         let entered = Command::new("tmux").args(["send-keys", "-t", &self.name, "Enter"]).status().unwrap();
-        assert!(typed.success() && entered.success());
+        assert!(entered.success());
     }
 }
 
@@ -418,5 +597,82 @@ fn pam_radius_signs_in_with_the_password_then_the_code_typed_at_its_prompt() {
     let refused = wrong.wait_for("EXIT=");
     assert!(refused.contains("EXIT=1") || !refused.contains("EXIT=0"), "a wrong code is refused:\n{refused}");
     let decisions = audit_reasons(&radius.server, "validate");
-    assert!(decisions.contains(&"radius:vpn wrong_code".to_owned()), "{decisions:?}");
+    assert!(
+        decisions.contains(&"radius:vpn/ssh.example wrong_code".to_owned()),
+        "the NAS is named: {decisions:?}"
+    );
+}
+
+#[test]
+fn pam_radius_signs_in_with_a_push_approved_on_the_phone_or_a_code_by_text_message() {
+    let kannel = crate::kannel_gateway::kannel();
+    let radius = RadiusServer::start(
+        "require_message_authenticator = false\n",
+        &format!("[push]\nnumber_matching = \"pick\"\n{}", kannel.config_toml("kannel")),
+    );
+    let phone = Sandbox::with_keystore_vault();
+    user_with_device(&radius.server, &phone, "paul", Some("2580"));
+    let pam = PamService::new(&radius);
+    let pushed = Terminal::start(&format!("pamtester -v {} paul authenticate", pam.name));
+    pushed.wait_for("Password:");
+    pushed.type_line("2580");
+    let asked = pushed.wait_for("press Enter");
+    let request = approve_next_push(&phone, Some(&number_in(&asked)));
+    assert_eq!(request["service"], "ssh.example", "pam_radius's client_id is the service shown: {request}");
+    pushed.type_line("");
+    let done = pushed.wait_for("EXIT=");
+    assert!(done.contains("successfully authenticated") && done.contains("EXIT=0"), "{done}");
+
+    let number = "+447700900845";
+    sms_user(&radius.server, "sara", number);
+    let texted = Terminal::start(&format!("pamtester -v {} sara authenticate", pam.name));
+    texted.wait_for("Password:");
+    texted.type_line("2580");
+    let asked = texted.wait_for("+44 ••• ••845");
+    assert!(asked.contains("Enter the code sent to"), "{asked}");
+    texted.type_line(&texted_code(number, 0));
+    let done = texted.wait_for("EXIT=");
+    assert!(done.contains("successfully authenticated") && done.contains("EXIT=0"), "{done}");
+}
+
+#[test]
+fn accounting_records_sessions_starting_and_stopping_in_the_audit_log() {
+    let (radius, accounting) = RadiusServer::start_with_accounting();
+    let session = |status: &str, secret: &str| {
+        radclient(
+            accounting,
+            "acct",
+            secret,
+            &format!(
+                "Acct-Status-Type = {status}, User-Name = \"rita\", Acct-Session-Id = \"8A2F0001\", \
+                 NAS-Identifier = \"vpn.example\", Calling-Station-Id = \"198.51.100.7\", \
+                 Framed-IP-Address = 10.8.0.7, Class = 0x7374616666, Acct-Session-Time = 3600"
+            ),
+        )
+    };
+    for status in ["Start", "Interim-Update", "Stop"] {
+        let answer = session(status, SECRET);
+        assert_eq!(answer.code, "Accounting-Response", "{status}: {}", answer.printed);
+    }
+    let forged = session("Stop", "not-the-shared-secret-at-all");
+    assert_eq!(forged.code, "none", "another secret: no answer, {}", forged.printed);
+    let on_the_access_port = radclient(radius.port, "acct", SECRET, "Acct-Status-Type = Start");
+    assert_eq!(on_the_access_port.code, "none", "{}", on_the_access_port.printed);
+
+    let (_, audit) = radius.server.admin("GET", "/api/v1/audit?limit=50", None);
+    let sessions: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "radius.accounting")
+        .map(|r| format!("{} {} {} {}", r["actor"], r["username"], r["client_ip"], r["reason"]))
+        .collect();
+    let expected =
+        |reason: &str| format!("\"radius:vpn/vpn.example\" \"rita\" \"198.51.100.7\" \"{reason}\"");
+    assert!(sessions.contains(&expected("start")) && sessions.contains(&expected("stop")), "{sessions:?}");
+    assert_eq!(sessions.len(), 2, "interim updates are not audited: {sessions:?}");
+    let dropped = audit_reasons(&radius.server, "radius.drop");
+    for reason in ["radius:vpn bad_request_authenticator", "radius:vpn missing_message_authenticator"] {
+        assert!(dropped.contains(&reason.to_owned()), "{reason} in {dropped:?}");
+    }
 }

@@ -466,6 +466,8 @@ fn openapi_health_and_metrics() {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     assert!(document["components"]["schemas"]["ValidateRequest"].is_object());
+    let reply = &document["components"]["schemas"]["RadiusReplyAttribute"];
+    assert!(reply["properties"]["vendor"].is_object(), "the RADIUS reply attributes are described: {reply}");
     assert!(document["components"]["securitySchemes"]["admin_key"].is_object());
 
     assert_eq!(server.get("/healthz"), (200, "{\"status\":\"ok\",\"database\":\"ok\"}".to_owned()));

@@ -18,6 +18,7 @@ use super::portal::address_range;
 #[serde(deny_unknown_fields)]
 pub(super) struct FileRadius {
     listen: Option<SocketAddr>,
+    accounting_listen: Option<SocketAddr>,
     #[serde(default)]
     client: Vec<FileRadiusClient>,
 }
@@ -69,8 +70,10 @@ pub struct RadiusClient {
 /// The RADIUS listener's settings (none when `[radius]` names no `listen` address).
 #[derive(Debug, Clone)]
 pub struct RadiusSettings {
-    /// The UDP address.
+    /// The UDP address for Access-Requests.
     pub listen: SocketAddr,
+    /// The UDP address for Accounting-Requests (RFC 2866), when accounting is taken.
+    pub accounting_listen: Option<SocketAddr>,
     /// The clients answered, first match wins.
     pub clients: Vec<RadiusClient>,
 }
@@ -91,11 +94,14 @@ impl FileRadius {
     pub(super) fn settings(self) -> Result<Option<RadiusSettings>, ConfigError> {
         let bad = |message: String| ConfigError::OutOfRange(format!("radius: {message}"));
         let Some(listen) = self.listen else {
-            if self.client.is_empty() {
+            if self.client.is_empty() && self.accounting_listen.is_none() {
                 return Ok(None);
             }
-            return Err(bad("clients are declared but no listen address is".into()));
+            return Err(bad("clients or accounting are declared but no listen address is".into()));
         };
+        if self.accounting_listen == Some(listen) {
+            return Err(bad("accounting_listen must differ from listen (RADIUS uses 1812 and 1813)".into()));
+        }
         let mut clients = Vec::with_capacity(self.client.len());
         for file in self.client {
             let name = file.name.trim().to_owned();
@@ -131,7 +137,7 @@ impl FileRadius {
                 auto_wait_secs,
             });
         }
-        Ok(Some(RadiusSettings { listen, clients }))
+        Ok(Some(RadiusSettings { listen, accounting_listen: self.accounting_listen, clients }))
     }
 }
 
@@ -177,6 +183,14 @@ mod tests {
                 &*CLIENT.replace("listen = \"127.0.0.1:1812\"\n", ""),
                 "a-shared-secret-of-32-characters",
                 "no listen",
+            ),
+            (
+                &*CLIENT.replace(
+                    "listen = \"127.0.0.1:1812\"\n",
+                    "listen = \"127.0.0.1:1812\"\naccounting_listen = \"127.0.0.1:1812\"\n",
+                ),
+                "a-shared-secret-of-32-characters",
+                "must differ",
             ),
             (
                 &*format!("{CLIENT}{}", CLIENT.replace("listen = \"127.0.0.1:1812\"\n", "")),

@@ -5,7 +5,9 @@
 //! wrong is dropped without an answer and audited (at most once a minute per kind and address).
 //! A retransmission (same address, identifier and Request Authenticator, RFC 5080 §2.2.2) gets
 //! the answer already sent, and while the first is still being answered it is dropped: it never
-//! starts a second push or a second text message.
+//! starts a second push or a second text message. On `accounting_listen`, Accounting-Requests
+//! (RFC 2866) signed by their Request Authenticator are recorded ([`Service::radius_accounting`])
+//! and answered.
 
 pub mod packet;
 
@@ -19,7 +21,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
 use crate::config::{RadiusClient, RadiusSettings};
-use crate::service::{Caller, RadiusAccess, RadiusAnswer, Service};
+use crate::service::{
+    AccountingStatus, Caller, RadiusAccess, RadiusAccounting, RadiusAnswer, ReplyAttribute, Service,
+};
 use packet::{Attribute, Code, MessageAuthenticator, Packet, attribute, encode_reply};
 
 /// How long an answer is kept for retransmissions at least (RFC 5080 suggests the client's whole
@@ -27,6 +31,8 @@ use packet::{Attribute, Code, MessageAuthenticator, Packet, attribute, encode_re
 const REMEMBERED: Duration = Duration::from_secs(30);
 /// Requests answered at once; more wait for a slot (a push held in `auto` mode holds one).
 const IN_FLIGHT: usize = 4096;
+/// The longest `NAS-Identifier` shown on the phone and in the audit log (a longer one is left out).
+const MAX_NAS_IDENTIFIER: usize = 64;
 /// Answers remembered at most in a generation (beyond it, new ones are not remembered).
 const MAX_REMEMBERED: usize = 65_536;
 
@@ -36,8 +42,12 @@ enum Dropped {
     UnknownClient,
     Malformed,
     NotAccessRequest,
+    NotAccountingRequest,
     MissingMessageAuthenticator,
     BadMessageAuthenticator,
+    BadRequestAuthenticator,
+    NoAccountingStatus,
+    NotRecorded,
 }
 
 impl Dropped {
@@ -46,8 +56,12 @@ impl Dropped {
             Self::UnknownClient => "unknown_client",
             Self::Malformed => "malformed_packet",
             Self::NotAccessRequest => "not_access_request",
+            Self::NotAccountingRequest => "not_accounting_request",
             Self::MissingMessageAuthenticator => "missing_message_authenticator",
             Self::BadMessageAuthenticator => "bad_message_authenticator",
+            Self::BadRequestAuthenticator => "bad_request_authenticator",
+            Self::NoAccountingStatus => "no_accounting_status",
+            Self::NotRecorded => "accounting_not_recorded",
         }
     }
 }
@@ -107,36 +121,64 @@ impl Recent {
 struct Listener {
     service: Arc<Service>,
     settings: RadiusSettings,
-    socket: UdpSocket,
     seen: Mutex<Recent>,
+    slots: Arc<Semaphore>,
 }
 
-/// Serves RADIUS on `socket` until the task is dropped.
-pub async fn serve(service: Arc<Service>, settings: RadiusSettings, socket: UdpSocket) {
-    let listener = Arc::new(Listener { service, settings, socket, seen: Mutex::new(Recent::new()) });
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut buffer = vec![0u8; packet::MAX_PACKET_LEN + 1];
-    loop {
-        let (len, from) = match listener.socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
-            Err(error) => {
-                tracing::warn!(%error, "RADIUS receive failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(bytes) = buffer.get(..len).map(<[u8]>::to_vec) else { continue };
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
-        let listener = Arc::clone(&listener);
-        tokio::spawn(async move {
-            listener.handle(&bytes, from).await;
-            drop(slot);
-        });
-    }
+/// Which of the listener's ports a packet came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// `listen`: Access-Requests (and Status-Server).
+    Authentication,
+    /// `accounting_listen`: Accounting-Requests (and Status-Server).
+    Accounting,
+}
+
+/// Serves RADIUS on `access` (and accounting on `accounting`) until the task is dropped.
+pub async fn serve(
+    service: Arc<Service>,
+    settings: RadiusSettings,
+    access: UdpSocket,
+    accounting: Option<UdpSocket>,
+) {
+    let listener = Arc::new(Listener {
+        service,
+        settings,
+        seen: Mutex::new(Recent::new()),
+        slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+    });
+    let accounting = async {
+        if let Some(socket) = accounting {
+            Arc::clone(&listener).receive(Arc::new(socket), Port::Accounting).await;
+        }
+    };
+    tokio::join!(Arc::clone(&listener).receive(Arc::new(access), Port::Authentication), accounting);
 }
 
 impl Listener {
-    async fn handle(&self, bytes: &[u8], from: SocketAddr) {
+    async fn receive(self: Arc<Self>, socket: Arc<UdpSocket>, port: Port) {
+        let mut buffer = vec![0u8; packet::MAX_PACKET_LEN + 1];
+        loop {
+            let (len, from) = match socket.recv_from(&mut buffer).await {
+                Ok(received) => received,
+                Err(error) => {
+                    tracing::warn!(%error, "RADIUS receive failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(bytes) = buffer.get(..len).map(<[u8]>::to_vec) else { continue };
+            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else { return };
+            let listener = Arc::clone(&self);
+            let socket = Arc::clone(&socket);
+            tokio::spawn(async move {
+                listener.handle(&socket, port, &bytes, from).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn handle(&self, socket: &UdpSocket, port: Port, bytes: &[u8], from: SocketAddr) {
         let Some(client) = self.settings.client_at(from.ip()) else {
             return self.dropped(None, from, Dropped::UnknownClient).await;
         };
@@ -144,34 +186,70 @@ impl Listener {
             return self.dropped(Some(client), from, Dropped::Malformed).await;
         };
         let secret = client.secret.expose().as_bytes();
-        match request.message_authenticator(secret) {
-            MessageAuthenticator::Valid => {}
-            MessageAuthenticator::Missing if !client.require_message_authenticator => {}
-            MessageAuthenticator::Missing => {
-                return self.dropped(Some(client), from, Dropped::MissingMessageAuthenticator).await;
-            }
-            MessageAuthenticator::Invalid => {
-                return self.dropped(Some(client), from, Dropped::BadMessageAuthenticator).await;
-            }
+        if let Some(why) = unauthentic(client, port, &request) {
+            return self.dropped(Some(client), from, why).await;
         }
         let key = (from, request.identifier, request.authenticator);
         if let Some(again) = self.first_sight(key) {
             if let Some(answer) = again {
-                self.send(&answer, from).await;
+                send(socket, &answer, from).await;
             }
             return;
         }
-        let (code, attributes) = match request.code {
-            Code::AccessRequest => self.access(client, &request, from).await,
-            Code::StatusServer => (Code::AccessAccept, Vec::new()),
-            _ => {
+        let (code, attributes) = match (port, request.code) {
+            (Port::Authentication, Code::AccessRequest) => self.access(client, &request, from).await,
+            (Port::Authentication, Code::StatusServer) => (Code::AccessAccept, Vec::new()),
+            (Port::Accounting, Code::AccountingRequest) => {
+                if let Err(why) = self.accounting(client, &request, from).await {
+                    self.forget(key);
+                    return self.dropped(Some(client), from, why).await;
+                }
+                (Code::AccountingResponse, Vec::new())
+            }
+            (Port::Accounting, Code::StatusServer) => (Code::AccountingResponse, Vec::new()),
+            (Port::Authentication, _) => {
                 self.forget(key);
                 return self.dropped(Some(client), from, Dropped::NotAccessRequest).await;
+            }
+            (Port::Accounting, _) => {
+                self.forget(key);
+                return self.dropped(Some(client), from, Dropped::NotAccountingRequest).await;
             }
         };
         let answer = Arc::new(encode_reply(code, &request, &attributes, secret));
         self.remember(key, Arc::clone(&answer));
-        self.send(&answer, from).await;
+        send(socket, &answer, from).await;
+    }
+
+    /// Records an Accounting-Request; an error when it cannot be (no readable `Acct-Status-Type`,
+    /// or the record could not be written: the client resends).
+    async fn accounting(
+        &self,
+        client: &RadiusClient,
+        request: &Packet,
+        from: SocketAddr,
+    ) -> Result<(), Dropped> {
+        let status = request
+            .integer(attribute::ACCT_STATUS_TYPE)
+            .and_then(AccountingStatus::of_value)
+            .ok_or(Dropped::NoAccountingStatus)?;
+        let record = RadiusAccounting {
+            client,
+            status,
+            username: request.text(attribute::USER_NAME).map(str::to_owned),
+            nas_identifier: nas_identifier(request),
+            calling_station: calling_station(request),
+            session_id: request
+                .text(attribute::ACCT_SESSION_ID)
+                .map(str::to_owned)
+                .filter(|id| id.len() <= 64),
+            session_secs: request.integer(attribute::ACCT_SESSION_TIME),
+        };
+        let caller = Caller { ip: Some(from.ip()), ..Caller::default() };
+        self.service.radius_accounting(record, &caller).await.map_err(|error| {
+            tracing::warn!(client = %client.name, %error, "RADIUS accounting could not be recorded");
+            Dropped::NotRecorded
+        })
     }
 
     /// An Access-Request's answer.
@@ -200,12 +278,21 @@ impl Listener {
             username,
             password,
             state,
-            nas_identifier: request.text(attribute::NAS_IDENTIFIER).map(str::to_owned),
-            calling_station: request.text(attribute::CALLING_STATION_ID).map(str::to_owned),
+            nas_identifier: request
+                .text(attribute::NAS_IDENTIFIER)
+                .filter(|nas| {
+                    (1..=MAX_NAS_IDENTIFIER).contains(&nas.len()) && !nas.chars().any(char::is_control)
+                })
+                .map(str::to_owned),
+            calling_station: request
+                .text(attribute::CALLING_STATION_ID)
+                .and_then(|station| station.parse().ok()),
         };
         let caller = Caller { ip: Some(from.ip()), ..Caller::default() };
         match self.service.radius_access(access, &caller).await {
-            Ok(RadiusAnswer::Accept) => (Code::AccessAccept, Vec::new()),
+            Ok(RadiusAnswer::Accept(reply)) => {
+                (Code::AccessAccept, reply.iter().map(reply_attribute).collect())
+            }
             Ok(RadiusAnswer::Reject(message)) => reject(&message),
             Ok(RadiusAnswer::Challenge { state, message, timeout_secs }) => (
                 Code::AccessChallenge,
@@ -251,16 +338,68 @@ impl Listener {
         }
     }
 
-    async fn send(&self, answer: &[u8], to: SocketAddr) {
-        if let Err(error) = self.socket.send_to(answer, to).await {
-            tracing::warn!(%error, %to, "RADIUS send failed");
-        }
-    }
-
     async fn dropped(&self, client: Option<&RadiusClient>, from: SocketAddr, why: Dropped) {
         let client = client.map(|c| c.name.as_str());
         if let Err(error) = self.service.radius_dropped(client, from.ip(), why.reason()).await {
             tracing::warn!(%error, "a dropped RADIUS packet could not be audited");
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, answer: &[u8], to: SocketAddr) {
+    if let Err(error) = socket.send_to(answer, to).await {
+        tracing::warn!(%error, %to, "RADIUS send failed");
+    }
+}
+
+/// Why a request from `client` to `port` is not the client's, if it is not: an Access-Request or
+/// Status-Server is signed by its Message-Authenticator (required by default); an
+/// Accounting-Request by its Request Authenticator (RFC 2866 §3), which covers the whole packet.
+fn unauthentic(client: &RadiusClient, port: Port, request: &Packet) -> Option<Dropped> {
+    let secret = client.secret.expose().as_bytes();
+    if port == Port::Accounting && request.code == Code::AccountingRequest {
+        return (!request.accounting_request_authentic(secret)).then_some(Dropped::BadRequestAuthenticator);
+    }
+    match request.message_authenticator(secret) {
+        MessageAuthenticator::Valid => None,
+        MessageAuthenticator::Missing if !client.require_message_authenticator => None,
+        MessageAuthenticator::Missing => Some(Dropped::MissingMessageAuthenticator),
+        MessageAuthenticator::Invalid => Some(Dropped::BadMessageAuthenticator),
+    }
+}
+
+/// `NAS-Identifier`, when it is short printable text (shown on the phone and in the audit log).
+fn nas_identifier(request: &Packet) -> Option<String> {
+    request
+        .text(attribute::NAS_IDENTIFIER)
+        .filter(|nas| (1..=MAX_NAS_IDENTIFIER).contains(&nas.len()) && !nas.chars().any(char::is_control))
+        .map(str::to_owned)
+}
+
+/// `Calling-Station-Id`, when it is an IP address (a Wi-Fi controller sends the device's MAC).
+fn calling_station(request: &Packet) -> Option<std::net::IpAddr> {
+    request.text(attribute::CALLING_STATION_ID).and_then(|station| station.parse().ok())
+}
+
+/// A user's reply attribute as it travels.
+fn reply_attribute(reply: &ReplyAttribute) -> Attribute {
+    let text = |kind: u8, text: &str| Attribute { kind, value: text.as_bytes().to_vec() };
+    let seconds = |kind: u8, secs: u32| Attribute { kind, value: secs.to_be_bytes().to_vec() };
+    match reply {
+        ReplyAttribute::Class(class) => text(attribute::CLASS, class),
+        ReplyAttribute::FilterId(filter) => text(attribute::FILTER_ID, filter),
+        ReplyAttribute::FramedIpAddress(address) => {
+            Attribute { kind: attribute::FRAMED_IP_ADDRESS, value: address.octets().to_vec() }
+        }
+        ReplyAttribute::FramedPool(pool) => text(attribute::FRAMED_POOL, pool),
+        ReplyAttribute::SessionTimeout(secs) => seconds(attribute::SESSION_TIMEOUT, *secs),
+        ReplyAttribute::IdleTimeout(secs) => seconds(attribute::IDLE_TIMEOUT, *secs),
+        ReplyAttribute::VendorSpecific { vendor, kind, value } => {
+            let mut octets = vendor.to_be_bytes().to_vec();
+            octets.push(*kind);
+            octets.push(u8::try_from(value.len() + 2).unwrap_or(u8::MAX));
+            octets.extend_from_slice(value.as_bytes());
+            Attribute { kind: attribute::VENDOR_SPECIFIC, value: octets }
         }
     }
 }

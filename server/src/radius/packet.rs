@@ -29,7 +29,7 @@ pub enum Code {
     AccessAccept,
     /// Refused.
     AccessReject,
-    /// Accounting (not served: dropped).
+    /// A client reports a session's start or end (RFC 2866).
     AccountingRequest,
     /// Accounting answer.
     AccountingResponse,
@@ -78,6 +78,8 @@ pub mod attribute {
     pub const CHAP_PASSWORD: u8 = 3;
     /// The client's address.
     pub const NAS_IP_ADDRESS: u8 = 4;
+    /// The address the user is given.
+    pub const FRAMED_IP_ADDRESS: u8 = 8;
     /// A filter the client applies (a group, for a VPN).
     pub const FILTER_ID: u8 = 11;
     /// Text for the user.
@@ -86,16 +88,28 @@ pub mod attribute {
     pub const STATE: u8 = 24;
     /// Opaque class the client echoes in accounting.
     pub const CLASS: u8 = 25;
+    /// A vendor's own attribute.
+    pub const VENDOR_SPECIFIC: u8 = 26;
     /// Seconds the answer (or a challenge) is good for.
     pub const SESSION_TIMEOUT: u8 = 27;
+    /// Seconds a session may stay idle.
+    pub const IDLE_TIMEOUT: u8 = 28;
     /// The address the user connects from.
     pub const CALLING_STATION_ID: u8 = 31;
     /// The client's name.
     pub const NAS_IDENTIFIER: u8 = 32;
+    /// What an Accounting-Request reports (RFC 2866 §5.1).
+    pub const ACCT_STATUS_TYPE: u8 = 40;
+    /// The session an Accounting-Request reports on.
+    pub const ACCT_SESSION_ID: u8 = 44;
+    /// Seconds the session lasted.
+    pub const ACCT_SESSION_TIME: u8 = 46;
     /// A proxy's own state, echoed in order.
     pub const PROXY_STATE: u8 = 33;
     /// EAP (refused).
     pub const EAP_MESSAGE: u8 = 79;
+    /// The address pool the user's address comes from.
+    pub const FRAMED_POOL: u8 = 88;
     /// HMAC-MD5 over the packet (RFC 3579 §3.2).
     pub const MESSAGE_AUTHENTICATOR: u8 = 80;
 }
@@ -236,6 +250,22 @@ impl Packet {
         }
     }
 
+    /// Whether an Accounting-Request's Request Authenticator is right for `secret` (RFC 2866 §3:
+    /// `MD5(code + id + length + 16 zero octets + attributes + secret)`), in constant time. It
+    /// covers the whole packet, so it stands in for a Message-Authenticator.
+    pub fn accounting_request_authentic(&self, secret: &[u8]) -> bool {
+        let mut zeroed = self.raw.clone();
+        let Some(field) = zeroed.get_mut(4..HEADER_LEN) else { return false };
+        field.fill(0);
+        let expected = md5_of(&[&zeroed, secret]);
+        bool::from(expected.ct_eq(&self.authenticator))
+    }
+
+    /// The first attribute of `kind` as a 32-bit integer (none when absent or not four octets).
+    pub fn integer(&self, kind: u8) -> Option<u32> {
+        self.attribute(kind).and_then(|value| value.try_into().ok()).map(u32::from_be_bytes)
+    }
+
     /// The `User-Password` revealed with `secret` (RFC 2865 §5.2): none when absent; an error
     /// when its length is wrong or it is not UTF-8 (a wrong secret usually gives that).
     pub fn password(&self, secret: &[u8]) -> Option<Result<SecretString, PasswordError>> {
@@ -295,18 +325,22 @@ pub fn hide_password(password: &str, authenticator: &[u8; 16], secret: &[u8]) ->
 }
 
 /// Encodes a reply to `request`: `attributes` after a Message-Authenticator (first, as the
-/// BlastRADIUS fixes advise), the request's `Proxy-State`s copied in order (RFC 2865 §5.33),
+/// BlastRADIUS fixes advise; not in an Accounting-Response, which RFC 2866 signs by its Response
+/// Authenticator alone and clients check so), the request's `Proxy-State`s copied in order (RFC 2865 §5.33),
 /// values longer than 253 octets split over several attributes of their type, and the Response
 /// Authenticator `MD5(code + id + length + request authenticator + attributes + secret)`.
 /// Attributes that would not fit in 4096 octets are left out.
 pub fn encode_reply(code: Code, request: &Packet, attributes: &[Attribute], secret: &[u8]) -> Vec<u8> {
+    let signed = code != Code::AccountingResponse;
     let mut out = Vec::with_capacity(256);
     out.push(code.octet());
     out.push(request.identifier);
     out.extend([0, 0]);
     out.extend(request.authenticator);
-    out.extend([attribute::MESSAGE_AUTHENTICATOR, 18]);
-    out.extend([0; 16]);
+    if signed {
+        out.extend([attribute::MESSAGE_AUTHENTICATOR, 18]);
+        out.extend([0; 16]);
+    }
     let proxy_states = request.all(attribute::PROXY_STATE).map(|value| (attribute::PROXY_STATE, value));
     let ours = attributes.iter().map(|a| (a.kind, a.value.as_slice()));
     for (kind, value) in ours.chain(proxy_states) {
@@ -325,9 +359,11 @@ pub fn encode_reply(code: Code, request: &Packet, attributes: &[Attribute], secr
     if let Some(field) = out.get_mut(2..4) {
         field.copy_from_slice(&length);
     }
-    let mac = hmac_md5(secret, &out);
-    if let Some(field) = out.get_mut(HEADER_LEN + 2..HEADER_LEN + 18) {
-        field.copy_from_slice(&mac);
+    if signed {
+        let mac = hmac_md5(secret, &out);
+        if let Some(field) = out.get_mut(HEADER_LEN + 2..HEADER_LEN + 18) {
+            field.copy_from_slice(&mac);
+        }
     }
     let response = md5_of(&[&out, secret]);
     if let Some(field) = out.get_mut(4..HEADER_LEN) {
@@ -366,6 +402,20 @@ pub fn encode_request(
         if let Some(field) = out.get_mut(mac_at..mac_at + 16) {
             field.copy_from_slice(&mac);
         }
+    }
+    out
+}
+
+/// Encodes an Accounting-Request as a client does (for tests): its Request Authenticator is the
+/// MD5 over the packet with 16 zero octets in its place, and the secret.
+pub fn encode_accounting_request(identifier: u8, attributes: &[Attribute], secret: &[u8]) -> Vec<u8> {
+    let mut out = encode_request(identifier, [0; 16], attributes, secret, false);
+    if let Some(code) = out.first_mut() {
+        *code = Code::AccountingRequest.octet();
+    }
+    let authenticator = md5_of(&[&out, secret]);
+    if let Some(field) = out.get_mut(4..HEADER_LEN) {
+        field.copy_from_slice(&authenticator);
     }
     out
 }
@@ -450,6 +500,32 @@ mod tests {
         let unsigned = Packet::decode(&encode_request(1, [7; 16], &attributes, SECRET, false)).unwrap();
         assert_eq!(unsigned.message_authenticator(SECRET), MessageAuthenticator::Missing);
         assert!(!format!("{packet:?}").contains("2580"), "no password in Debug");
+    }
+
+    #[test]
+    fn an_accounting_request_is_authentic_for_its_secret_and_any_change_breaks_it() {
+        let attributes = [
+            Attribute { kind: attribute::ACCT_STATUS_TYPE, value: 2u32.to_be_bytes().to_vec() },
+            Attribute { kind: attribute::USER_NAME, value: b"ann".to_vec() },
+            Attribute { kind: attribute::ACCT_SESSION_TIME, value: 3600u32.to_be_bytes().to_vec() },
+        ];
+        let bytes = encode_accounting_request(5, &attributes, SECRET);
+        let packet = Packet::decode(&bytes).unwrap();
+        assert_eq!(packet.code, Code::AccountingRequest);
+        assert!(packet.accounting_request_authentic(SECRET));
+        assert!(!packet.accounting_request_authentic(b"another secret"));
+        assert_eq!(
+            (packet.integer(attribute::ACCT_STATUS_TYPE), packet.integer(attribute::ACCT_SESSION_TIME)),
+            (Some(2), Some(3600))
+        );
+        assert_eq!(packet.integer(attribute::USER_NAME), None, "three octets are not an integer");
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x01;
+            if let Ok(packet) = Packet::decode(&changed) {
+                assert!(!packet.accounting_request_authentic(SECRET), "octet {at}");
+            }
+        }
     }
 
     #[test]

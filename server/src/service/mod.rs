@@ -51,7 +51,7 @@ use tessera_core::secret::SecretString;
 use tessera_core::verifier::Policy;
 
 pub use crate::error::ServiceError;
-pub use crate::store::TokenKind;
+pub use crate::store::{ReplyAttribute, TokenKind};
 pub use admin_keys::AdminAuth;
 pub use applications::{APPLICATION_KEY_PREFIX, APPLICATIONS_CHANGED, Application, NewApplication};
 pub use delivered::{DeliveryFilter, SentCodes};
@@ -61,7 +61,7 @@ pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserI
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use phone::PhoneCheck;
 pub use portal::{DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInView, StepUpAnswer};
-pub use radius::{RadiusAccess, RadiusAnswer};
+pub use radius::{AccountingStatus, RadiusAccess, RadiusAccounting, RadiusAnswer};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};
 pub use tokens::{EnrollRequest, Enrollment, SEED_BYTES, TokenView};
@@ -173,6 +173,8 @@ pub enum Door<'a> {
     Radius {
         /// The client's name.
         client: &'a str,
+        /// The `NAS-Identifier` the client sent: the device behind a proxy, or the client itself.
+        nas: Option<&'a str>,
         /// The request answers a challenge whose `State` proves the password was right.
         password_proved: bool,
     },
@@ -188,12 +190,14 @@ impl Door<'_> {
 
 impl Caller<'_> {
     /// The audit log's actor: `app:<name>` for an application, `portal` for the portal,
-    /// `validate` for anonymous calls.
+    /// `radius:<client>` (`radius:<client>/<NAS-Identifier>` when the client names its NAS) for
+    /// RADIUS, `validate` for anonymous calls.
     fn audit_actor(&self) -> std::borrow::Cow<'static, str> {
         match (&self.application, self.door) {
             (Some(app), _) => format!("app:{}", app.name).into(),
             (None, Door::Portal { .. }) => "portal".into(),
-            (None, Door::Radius { client, .. }) => format!("radius:{client}").into(),
+            (None, Door::Radius { client, nas: Some(nas), .. }) => format!("radius:{client}/{nas}").into(),
+            (None, Door::Radius { client, nas: None, .. }) => format!("radius:{client}").into(),
             (None, Door::Api) => "validate".into(),
         }
     }

@@ -3,19 +3,23 @@
 //! type) becomes an Access-Challenge. A challenge's `State` is 16 random octets whose SHA-256 is
 //! stored with the user, the client and the push or sent-code transaction, so any replica takes the
 //! next request; it works once and for a few minutes. The password is checked in the first request
-//! only: the `State` proves it, as a push transaction's id does for `/api/v1/validate`.
+//! only: the `State` proves it, as a push transaction's id does for `/api/v1/validate`. After a
+//! push challenge, Enter completes the approved push and anything typed is taken as a passcode (or
+//! a keyword, `sms`, for a code by text message instead). An Access-Accept carries the user's
+//! reply attributes.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tessera_core::secret::{SecretString, fill_random};
 
-use super::validate::{ValidateRequest, ValidateResponse, ValidationResult};
+use super::validate::{ValidateRequest, ValidateResponse, ValidationResult, Way};
 use super::{Caller, Door, Service, ServiceError};
 use crate::clock::now_i64;
 use crate::config::{RadiusClient, RadiusMode};
-use crate::input::sentence;
+use crate::input::{check_name, sentence};
 use crate::keys::{KeyError, credential_hash};
-use crate::store::RadiusState;
+use crate::store::{RadiusState, ReplyAttribute};
 
 /// How long an Access-Challenge's `State` works when the validation gave no expiry (a passcode to
 /// type).
@@ -37,15 +41,16 @@ pub struct RadiusAccess<'a> {
     pub state: Option<Vec<u8>>,
     /// `NAS-Identifier`: the service shown on the phone.
     pub nas_identifier: Option<String>,
-    /// `Calling-Station-Id`: where the user connects from, shown on the phone.
-    pub calling_station: Option<String>,
+    /// `Calling-Station-Id`, when it is an IP address (a Wi-Fi controller's is the device's MAC
+    /// address): where the user connects from, shown on the phone.
+    pub calling_station: Option<IpAddr>,
 }
 
 /// What the listener answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RadiusAnswer {
-    /// Access-Accept.
-    Accept,
+    /// Access-Accept, with the user's reply attributes.
+    Accept(Vec<ReplyAttribute>),
     /// Access-Reject, with the text for the user.
     Reject(String),
     /// Access-Challenge: the user does what `message` says and the client sends `state` back.
@@ -66,18 +71,22 @@ impl Service {
         access: RadiusAccess<'_>,
         caller: &Caller<'_>,
     ) -> Result<RadiusAnswer, ServiceError> {
-        let door = Door::Radius { client: &access.client.name, password_proved: false };
+        let door = Door::Radius {
+            client: &access.client.name,
+            nas: access.nas_identifier.as_deref(),
+            password_proved: false,
+        };
         let caller = Caller { door, ..caller.clone() };
         match access.state.clone() {
-            None => self.radius_first(access, &caller).await,
-            Some(state) => self.radius_next(access, &state, &caller).await,
+            None => self.radius_first(&access, &caller).await,
+            Some(state) => self.radius_next(&access, &state, &caller).await,
         }
     }
 
     /// The first request: the password (and in single-field mode the passcode after it).
     async fn radius_first(
         &self,
-        access: RadiusAccess<'_>,
+        access: &RadiusAccess<'_>,
         caller: &Caller<'_>,
     ) -> Result<RadiusAnswer, ServiceError> {
         let (password, passcode) = if access.client.single_field {
@@ -90,7 +99,7 @@ impl Service {
             password: Some(password).filter(|password| !password.expose().is_empty()),
             passcode: Some(passcode),
             transaction_id: None,
-            client_ip: access.calling_station.clone(),
+            client_ip: access.calling_station.map(|ip| ip.to_string()),
             user_agent: None,
             service: access.nas_identifier.clone(),
         };
@@ -99,15 +108,15 @@ impl Service {
             && response.channel.is_none()
             && access.client.mode == RadiusMode::Auto;
         if let Some(transaction_id) = response.transaction_id.clone().filter(|_| waits) {
-            return self.radius_push_wait(&access, transaction_id, caller).await;
+            return self.radius_push_wait(access, transaction_id, caller).await;
         }
-        self.radius_answer(&access, response).await
+        self.radius_answer(access, response).await
     }
 
     /// A request with a `State`: the code that was sent or asked for, or Enter after a push.
     async fn radius_next(
         &self,
-        access: RadiusAccess<'_>,
+        access: &RadiusAccess<'_>,
         state: &[u8],
         caller: &Caller<'_>,
     ) -> Result<RadiusAnswer, ServiceError> {
@@ -119,22 +128,27 @@ impl Service {
             return Ok(RadiusAnswer::Reject("this sign-in has ended: start again".into()));
         }
         match found.transaction_id {
-            Some(transaction_id) if found.push => {
-                self.radius_push_wait(&access, transaction_id, caller).await
+            Some(transaction_id) if found.push && access.password.expose().is_empty() => {
+                self.radius_push_wait(access, transaction_id, caller).await
             }
             transaction_id => {
+                let transaction_id = transaction_id.filter(|_| !found.push);
                 let request = ValidateRequest {
                     username: access.username.clone(),
                     password: None,
                     passcode: Some(access.password.clone()),
                     transaction_id,
-                    client_ip: access.calling_station.clone(),
+                    client_ip: access.calling_station.map(|ip| ip.to_string()),
                     user_agent: None,
                     service: access.nas_identifier.clone(),
                 };
-                let door = Door::Radius { client: &access.client.name, password_proved: true };
+                let door = Door::Radius {
+                    client: &access.client.name,
+                    nas: access.nas_identifier.as_deref(),
+                    password_proved: true,
+                };
                 let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
-                self.radius_answer(&access, response).await
+                self.radius_answer(access, response).await
             }
         }
     }
@@ -154,7 +168,7 @@ impl Service {
             password: None,
             passcode: None,
             transaction_id: Some(transaction_id),
-            client_ip: access.calling_station.clone(),
+            client_ip: access.calling_station.map(|ip| ip.to_string()),
             user_agent: None,
             service: access.nas_identifier.clone(),
         };
@@ -169,7 +183,10 @@ impl Service {
         response: ValidateResponse,
     ) -> Result<RadiusAnswer, ServiceError> {
         match response.result {
-            ValidationResult::Accept => Ok(RadiusAnswer::Accept),
+            ValidationResult::Accept => {
+                let user = self.store.user(&access.username).await?;
+                Ok(RadiusAnswer::Accept(user.map(|user| user.radius_reply).unwrap_or_default()))
+            }
             ValidationResult::Reject => Ok(RadiusAnswer::Reject(sentence(&response.message))),
             ValidationResult::Challenge => {
                 let push = response.channel.is_none() && response.transaction_id.is_some();
@@ -190,7 +207,7 @@ impl Service {
                 };
                 self.store.put_radius_state(&row).await?;
                 let message = if push {
-                    format!("{} Then press Enter.", sentence(&response.message))
+                    format!("{} Then press Enter{}.", sentence(&response.message), other_ways(&response))
                 } else {
                     sentence(&response.message)
                 };
@@ -198,6 +215,24 @@ impl Service {
                 Ok(RadiusAnswer::Challenge { state: state.to_vec(), message, timeout_secs })
             }
         }
+    }
+}
+
+/// After a push challenge: what else the user may type at the prompt.
+fn other_ways(response: &ValidateResponse) -> String {
+    let keywords: Vec<&str> = response
+        .ways
+        .iter()
+        .flatten()
+        .filter_map(|way| match way {
+            Way::Push => None,
+            Way::Sms => Some("sms for a code by text message"),
+            Way::Email => Some("email for a code by email"),
+        })
+        .collect();
+    match keywords.as_slice() {
+        [] => ", or type a passcode instead".to_owned(),
+        ways => format!(", or type a passcode, or {}", ways.join(", or ")),
     }
 }
 
@@ -213,7 +248,107 @@ fn split_single_field(field: &SecretString) -> (SecretString, SecretString) {
     (SecretString::new(password.to_owned()), SecretString::new(passcode.to_owned()))
 }
 
+/// What an Accounting-Request reports (RFC 2866 §5.1, `Acct-Status-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountingStatus {
+    /// A session started.
+    Start,
+    /// A session ended.
+    Stop,
+    /// A session is still going.
+    InterimUpdate,
+    /// The client (re)started: sessions it had are gone.
+    AccountingOn,
+    /// The client is stopping.
+    AccountingOff,
+}
+
+impl AccountingStatus {
+    /// The status an `Acct-Status-Type` value stands for.
+    pub fn of_value(value: u32) -> Option<Self> {
+        match value {
+            1 => Some(Self::Start),
+            2 => Some(Self::Stop),
+            3 => Some(Self::InterimUpdate),
+            7 => Some(Self::AccountingOn),
+            8 => Some(Self::AccountingOff),
+            _ => None,
+        }
+    }
+
+    /// Its name in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::InterimUpdate => "interim_update",
+            Self::AccountingOn => "accounting_on",
+            Self::AccountingOff => "accounting_off",
+        }
+    }
+}
+
+/// An Accounting-Request, as the listener read it.
+pub struct RadiusAccounting<'a> {
+    /// The client it came from.
+    pub client: &'a RadiusClient,
+    /// What it reports.
+    pub status: AccountingStatus,
+    /// `User-Name`.
+    pub username: Option<String>,
+    /// `NAS-Identifier`.
+    pub nas_identifier: Option<String>,
+    /// `Calling-Station-Id`, when it is an IP address.
+    pub calling_station: Option<IpAddr>,
+    /// `Acct-Session-Id`.
+    pub session_id: Option<String>,
+    /// `Acct-Session-Time`: seconds the session lasted.
+    pub session_secs: Option<u32>,
+}
+
 impl Service {
+    /// Records an Accounting-Request: a session's start and stop, and a client turning accounting
+    /// on or off, in the audit log (`radius.accounting`, the status as its reason) and the server
+    /// log; an interim update only in the server log (they come every few minutes per session).
+    pub async fn radius_accounting(
+        &self,
+        record: RadiusAccounting<'_>,
+        caller: &Caller<'_>,
+    ) -> Result<(), ServiceError> {
+        let username = record.username.filter(|name| check_name("username", name).is_ok());
+        tracing::info!(
+            client = %record.client.name,
+            nas = record.nas_identifier.as_deref(),
+            username = username.as_deref(),
+            status = record.status.as_str(),
+            session_id = record.session_id.as_deref(),
+            session_secs = record.session_secs,
+            "RADIUS accounting"
+        );
+        if record.status == AccountingStatus::InterimUpdate {
+            return Ok(());
+        }
+        let door = Door::Radius {
+            client: &record.client.name,
+            nas: record.nas_identifier.as_deref(),
+            password_proved: false,
+        };
+        let actor = Caller { door, ..caller.clone() }.audit_actor();
+        let ip = record.calling_station.or(caller.ip).map(|ip| ip.to_string());
+        let audit = crate::store::NewAudit {
+            at_ms: crate::clock::unix_now_ms(),
+            actor: &actor,
+            action: "radius.accounting",
+            username: username.as_deref(),
+            serial: None,
+            client_ip: ip.as_deref(),
+            result: crate::store::AuditResult::Ok,
+            reason: Some(record.status.as_str()),
+        };
+        self.store.audit(&audit).await?;
+        Ok(())
+    }
+
     /// Deletes RADIUS challenges that ran out; returns how many.
     pub async fn prune_radius_states(&self) -> Result<u64, ServiceError> {
         Ok(self.store.prune_radius_states(now_i64()).await?)
@@ -224,7 +359,7 @@ impl Service {
     pub async fn radius_dropped(
         &self,
         client: Option<&str>,
-        ip: std::net::IpAddr,
+        ip: IpAddr,
         reason: &'static str,
     ) -> Result<(), ServiceError> {
         if !self.limiter.audit_refusal(reason, Some(ip), client.unwrap_or_default()) {

@@ -10,7 +10,10 @@ use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{now_i64, unix_now};
 use crate::error::conflict;
 use crate::input::{check_email, check_name, check_phone};
-use crate::store::{DeliveryPreference, StateUpdate, TokenKind, UserChange, UserRow};
+use crate::store::{
+    DeliveryPreference, MAX_REPLY_ATTRIBUTES, RadiusReplyAttribute, ReplyAttribute, StateUpdate, TokenKind,
+    UserChange, UserRow,
+};
 
 /// A new user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,6 +55,11 @@ pub struct UserChanges {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
+    /// The attributes the user's RADIUS Access-Accepts carry, replacing those they had (at most
+    /// 16; `[]` or `null` removes them).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<RadiusReplyAttribute>>)]
+    pub radius_reply: Option<Option<Vec<ReplyAttribute>>>,
 }
 
 fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
@@ -86,6 +94,10 @@ pub struct UserView {
     /// When that directory stopped listing the user (Unix seconds): they cannot log in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory_gone_at: Option<i64>,
+    /// The attributes the user's RADIUS Access-Accepts carry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<RadiusReplyAttribute>)]
+    pub radius_reply: Vec<ReplyAttribute>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -103,6 +115,7 @@ impl UserView {
             display_name: user.display_name.clone(),
             directory: user.directory.clone(),
             directory_gone_at: user.directory_gone_at,
+            radius_reply: user.radius_reply.clone(),
             created_at: user.created_at,
         }
     }
@@ -171,7 +184,8 @@ impl Service {
         Err(ServiceError::Conflict("the user is changing too often; try again".into()))
     }
 
-    /// Changes a user's password, phone, email or delivery preference.
+    /// Changes a user's password, phone, email, delivery preference, display name or RADIUS reply
+    /// attributes.
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -199,6 +213,15 @@ impl Service {
                 crate::input::check_text("display_name", name, 256)?;
             }
             user.display_name = display_name;
+        }
+        if let Some(attributes) = changes.radius_reply {
+            let attributes = attributes.unwrap_or_default();
+            if attributes.len() > MAX_REPLY_ATTRIBUTES {
+                return Err(ServiceError::InvalidInput(format!(
+                    "a user has at most {MAX_REPLY_ATTRIBUTES} RADIUS reply attributes"
+                )));
+            }
+            user.radius_reply = attributes;
         }
         let audit = AdminAudit::new(actor, "user.update").user(username);
         if !self.store.update_user(&user, &audit.record()).await? {

@@ -166,9 +166,8 @@ async fn contract(store: &Store) {
     radius_states(store).await;
 }
 
-/// Portal sessions: found by their hash with the user's name, replaced at a change of stage,
-/// touched forward only, ended once, pruned by absolute and idle time.
-/// RADIUS challenges: found by hash, taken once, never after they ran out, pruned.
+/// RADIUS challenges: found by hash, taken once, never after they ran out, pruned; a user's reply
+/// attributes kept as written.
 async fn radius_states(store: &Store) {
     let state = |hash: &str, expires_at| RadiusState {
         state_hash: hash.into(),
@@ -184,8 +183,23 @@ async fn radius_states(store: &Store) {
     assert_eq!(store.take_radius_state("r-1", 100).await.unwrap(), None, "taken once");
     assert_eq!(store.take_radius_state("r-2", 150).await.unwrap(), None, "ran out");
     assert_eq!(store.prune_radius_states(150).await.unwrap(), 1);
+
+    let mut ann = store.user("ann").await.unwrap().unwrap();
+    assert!(ann.radius_reply.is_empty());
+    ann.radius_reply = vec![
+        ReplyAttribute::Class("staff".into()),
+        ReplyAttribute::FramedIpAddress([10, 8, 0, 7].into()),
+        ReplyAttribute::VendorSpecific { vendor: 9, kind: 1, value: "shell:priv-lvl=15".into() },
+    ];
+    assert!(store.update_user(&ann, &AUDIT).await.unwrap());
+    assert_eq!(store.user("ann").await.unwrap().unwrap().radius_reply, ann.radius_reply);
+    ann.radius_reply.clear();
+    assert!(store.update_user(&ann, &AUDIT).await.unwrap());
+    assert!(store.user("ann").await.unwrap().unwrap().radius_reply.is_empty());
 }
 
+/// Portal sessions: found by their hash with the user's name, replaced at a change of stage,
+/// touched forward only, ended once, pruned by absolute and idle time.
 async fn portal_sessions(store: &Store, user_id: i64) {
     let session = |id: &str, stage| NewPortalSession {
         id_hash: id.into(),

@@ -26,7 +26,7 @@ pub use delivery::{
 };
 pub use portal::{NewPortalSession, PortalSessionRow, SessionStage};
 pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
-pub use radius::RadiusState;
+pub use radius::{MAX_REPLY_ATTRIBUTES, RadiusReplyAttribute, RadiusState, ReplyAttribute, ReplyValue};
 
 use std::path::Path;
 
@@ -113,6 +113,8 @@ pub struct UserRow {
     pub directory: Option<String>,
     /// When that directory stopped listing the user (Unix seconds): they cannot log in.
     pub directory_gone_at: Option<i64>,
+    /// The attributes their RADIUS Access-Accepts carry.
+    pub radius_reply: Vec<ReplyAttribute>,
 }
 
 /// A user to insert.
@@ -499,7 +501,8 @@ pub struct NewAudit<'a> {
 macro_rules! user_columns {
     () => {
         "id, username, password_hash, phone, email, created_at, push_muted_until, last_success_at, \
-         password_failures, password_locked_at, delivery_preference, display_name, directory, directory_gone_at"
+         password_failures, password_locked_at, delivery_preference, display_name, directory, directory_gone_at, \
+         radius_reply"
     };
 }
 
@@ -561,6 +564,7 @@ impl Store {
                 ("registration", include_str!("../../migrations/postgres/0007_registration.sql")),
                 ("portal", include_str!("../../migrations/postgres/0008_portal.sql")),
                 ("radius", include_str!("../../migrations/postgres/0009_radius.sql")),
+                ("radius_reply", include_str!("../../migrations/postgres/0010_radius_reply.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -582,7 +586,7 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 9] = [
+        const MIGRATIONS: [&str; 10] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
@@ -592,6 +596,7 @@ impl Store {
             include_str!("../../migrations/sqlite/0007_registration.sql"),
             include_str!("../../migrations/sqlite/0008_portal.sql"),
             include_str!("../../migrations/sqlite/0009_radius.sql"),
+            include_str!("../../migrations/sqlite/0010_radius_reply.sql"),
         ];
         let version = match self
             .db
@@ -844,7 +849,7 @@ impl Store {
     pub async fn update_user(&self, user: &UserRow, audit: &NewAudit<'_>) -> Result<bool, StoreError> {
         let update = statement(
             "UPDATE users SET password_hash = $1, phone = $2, email = $3, delivery_preference = $5, \
-             display_name = $6, directory = $7, directory_gone_at = $8 WHERE id = $4",
+             display_name = $6, directory = $7, directory_gone_at = $8, radius_reply = $9 WHERE id = $4",
             vec![
                 Param::OptText(user.password_hash.clone()),
                 Param::OptText(user.phone.clone()),
@@ -854,6 +859,7 @@ impl Store {
                 Param::OptText(user.display_name.clone()),
                 Param::OptText(user.directory.clone()),
                 Param::OptInt(user.directory_gone_at),
+                Param::OptText(radius::reply_attributes_json(&user.radius_reply)),
             ],
         );
         Ok(self
@@ -1224,6 +1230,7 @@ fn user_from(row: &Row) -> Result<UserRow, StoreError> {
         display_name: opt_text_at(row, 11)?,
         directory: opt_text_at(row, 12)?,
         directory_gone_at: opt_int_at(row, 13)?,
+        radius_reply: radius::reply_attributes_from(opt_text_at(row, 14)?)?,
     })
 }
 
