@@ -460,17 +460,17 @@ fn retransmissions_start_nothing_twice_and_bad_packets_get_no_answer() {
 
 #[test]
 fn in_auto_mode_the_first_answer_waits_for_the_phone() {
-    let radius =
-        RadiusServer::start("mode = \"auto\"\nauto_wait_secs = 20\n", "[push]\nnumber_matching = \"off\"\n");
+    // The server matches numbers by default ("type"), but an auto-mode client shows no challenge:
+    // its pushes ask for no number.
+    let radius = RadiusServer::start("mode = \"auto\"\nauto_wait_secs = 20\n", "");
     let phone = Sandbox::with_keystore_vault();
     user_with_device(&radius.server, &phone, "val", Some("2580"));
     let answer = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let listened = phone.run(&["push", "listen", "--json", "--count", "1"]).ok();
-            let request: Value = serde_json::from_str(listened.lines().next().unwrap()).unwrap();
-            phone.run(&["push", "approve", request["transaction_id"].as_str().unwrap()]).ok();
-        });
-        radius.request("val", "2580", None)
+        let approver = scope.spawn(|| approve_next_push(&phone, None));
+        let answer = radius.request("val", "2580", None);
+        let request = approver.join().unwrap();
+        assert_eq!(request["number_matching"], "off", "{request}");
+        answer
     });
     assert_eq!(
         answer.code, "Access-Accept",

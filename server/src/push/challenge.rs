@@ -1,7 +1,7 @@
 //! A push started by `validate` (a transaction within the fatigue limits, the devices notified and
 //! woken) and the login it completes once approved (once only, within its expiry).
 
-use tessera_core::push::{NumberChallenge, WakeAddress};
+use tessera_core::push::{NumberChallenge, NumberMatching, WakeAddress};
 
 use super::Push;
 use super::hub::user_key;
@@ -27,6 +27,10 @@ pub struct PushContext {
     pub service: String,
     /// Who asked, as the audit log names it (`validate`, `portal`, `app:…`, `radius:…`).
     pub actor: String,
+    /// Whether the login screen can show a number: without one (a RADIUS client in `auto` mode
+    /// answers before the user sees anything) the push asks for none, whatever the server's
+    /// number matching.
+    pub shows_number: bool,
 }
 
 /// Why a push step ended as it did: the audit log's reason, and `validate`'s.
@@ -123,7 +127,7 @@ impl Push {
     /// within the fatigue limits and notifies the user's devices.
     pub async fn start(&self, user: &UserRow, context: &PushContext) -> Result<PushOutcome, ServiceError> {
         let now = unix_now();
-        let mode = self.settings.number_matching;
+        let mode = if context.shows_number { self.settings.number_matching } else { NumberMatching::Off };
         let numbers = NumberChallenge::new(mode).map_err(|e| KeyError::Random(e.to_string()))?;
         let id = random_id("TX")?;
         let recent_since =

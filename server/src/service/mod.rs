@@ -175,6 +175,9 @@ pub enum Door<'a> {
         client: &'a str,
         /// The `NAS-Identifier` the client sent: the device behind a proxy, or the client itself.
         nas: Option<&'a str>,
+        /// Whether the client shows a challenge's text (a number to match) before the push is
+        /// answered: not in `auto` mode.
+        shows_number: bool,
         /// The request answers a challenge whose `State` proves the password was right.
         password_proved: bool,
     },

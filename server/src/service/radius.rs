@@ -74,6 +74,7 @@ impl Service {
         let door = Door::Radius {
             client: &access.client.name,
             nas: access.nas_identifier.as_deref(),
+            shows_number: access.client.mode == RadiusMode::Challenge,
             password_proved: false,
         };
         let caller = Caller { door, ..caller.clone() };
@@ -145,6 +146,7 @@ impl Service {
                 let door = Door::Radius {
                     client: &access.client.name,
                     nas: access.nas_identifier.as_deref(),
+                    shows_number: access.client.mode == RadiusMode::Challenge,
                     password_proved: true,
                 };
                 let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
@@ -331,6 +333,7 @@ impl Service {
         let door = Door::Radius {
             client: &record.client.name,
             nas: record.nas_identifier.as_deref(),
+            shows_number: false,
             password_proved: false,
         };
         let actor = Caller { door, ..caller.clone() }.audit_actor();

@@ -999,18 +999,23 @@ impl<'a> Attempt<'a> {
                 user_agent: self.request.user_agent.clone().or(user_agent),
                 service: application.service_name.clone(),
                 actor: self.actor.to_string(),
+                shows_number: true,
             },
-            None if matches!(self.caller.door, Door::Radius { .. }) => PushContext {
-                client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
-                user_agent: None,
-                service: self.request.service.clone().unwrap_or_else(|| push.service_name.clone()),
-                actor: self.actor.to_string(),
-            },
-            None => PushContext {
-                client_ip: self.ip_text.clone(),
-                user_agent,
-                service: push.service_name.clone(),
-                actor: self.actor.to_string(),
+            None => match self.caller.door {
+                Door::Radius { shows_number, .. } => PushContext {
+                    client_ip: self.request.client_ip.clone().or_else(|| self.ip_text.clone()),
+                    user_agent: None,
+                    service: self.request.service.clone().unwrap_or_else(|| push.service_name.clone()),
+                    actor: self.actor.to_string(),
+                    shows_number,
+                },
+                Door::Api | Door::Portal { .. } => PushContext {
+                    client_ip: self.ip_text.clone(),
+                    user_agent,
+                    service: push.service_name.clone(),
+                    actor: self.actor.to_string(),
+                    shows_number: true,
+                },
             },
         }
     }
