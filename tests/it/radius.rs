@@ -676,3 +676,21 @@ fn accounting_records_sessions_starting_and_stopping_in_the_audit_log() {
         assert!(dropped.contains(&reason.to_owned()), "{reason} in {dropped:?}");
     }
 }
+
+#[test]
+fn a_user_without_a_second_factor_is_sent_to_the_portal_once_the_password_is_right() {
+    let radius = RadiusServer::start("", "[portal]\nenabled = true\n");
+    let user = json!({ "username": "nora", "password": "2580" });
+    assert_eq!(radius.server.admin("POST", "/api/v1/users", Some(user)).0, 201);
+    let sent = radius.request("nora", "2580", None);
+    assert_eq!(sent.code, "Access-Reject", "{}", sent.printed);
+    let message = sent.attribute("Reply-Message").unwrap_or_default();
+    assert!(
+        message.starts_with("You have no second factor yet: set one up at http://127.0.0.1:")
+            && message.ends_with("/portal."),
+        "{message}"
+    );
+    let wrong = radius.request("nora", "0000", None);
+    assert_eq!(wrong.code, "Access-Reject");
+    assert!(!wrong.printed.contains("portal"), "a wrong password learns nothing: {}", wrong.printed);
+}

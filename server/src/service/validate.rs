@@ -527,6 +527,15 @@ impl Service {
                 self.registration_code(user, code, attempt).await
             }
             Door::Portal { first_code_by_sms: true, .. } => self.first_code_by_sms(&user, attempt).await,
+            Door::Radius { .. }
+                if self.portal.enabled && (user.password_hash.is_some() || user.directory.is_some()) =>
+            {
+                self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
+                let mut outcome = Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken);
+                outcome.response.message =
+                    format!("you have no second factor yet: set one up at {}/portal", self.portal.origin);
+                Ok(outcome)
+            }
             Door::Portal { .. } | Door::Radius { .. } | Door::Api => {
                 self.store.audit(&attempt.rejected(ValidateReason::NoToken)).await?;
                 Ok(Outcome::reject(PublicReason::InvalidCredentials, ValidateReason::NoToken))
