@@ -554,7 +554,9 @@ impl PamService {
         let dir = tempfile::tempdir().unwrap();
         let servers = dir.path().join("pam_radius_auth.conf");
         std::fs::write(&servers, format!("127.0.0.1:{} {SECRET} 10\n", radius.port)).unwrap();
-        let name = format!("tessera-radius-test-{}", std::process::id());
+        static SERVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let number = SERVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tessera-radius-test-{}-{number}", std::process::id());
         let service = format!(
             "auth required pam_radius_auth.so conf={} client_id=ssh.example\naccount required pam_permit.so\n",
             servers.display()
@@ -562,6 +564,16 @@ impl PamService {
         std::fs::write(format!("/etc/pam.d/{name}"), service)
             .expect("/etc/pam.d is writable (the suite runs as root)");
         Self { name, _dir: dir }
+    }
+}
+
+impl PamService {
+    /// A login for `username` in a new terminal, at the point where the password was typed.
+    fn login(&self, username: &str) -> Terminal {
+        let terminal = Terminal::start(&format!("pamtester -v {} {username} authenticate", self.name));
+        terminal.wait_for("Password:");
+        terminal.type_line("2580");
+        terminal
     }
 }
 
@@ -577,9 +589,7 @@ fn pam_radius_signs_in_with_the_password_then_the_code_typed_at_its_prompt() {
     let radius = RadiusServer::start("require_message_authenticator = false\n", "");
     let phone = totp_user(&radius.server, "pam");
     let pam = PamService::new(&radius);
-    let terminal = Terminal::start(&format!("pamtester -v {} pam authenticate", pam.name));
-    terminal.wait_for("Password:");
-    terminal.type_line("2580");
+    let terminal = pam.login("pam");
     let asked = terminal.wait_for("passcode");
     assert!(
         asked.contains("Enter the passcode from your token."),
@@ -589,9 +599,7 @@ fn pam_radius_signs_in_with_the_password_then_the_code_typed_at_its_prompt() {
     let done = terminal.wait_for("EXIT=");
     assert!(done.contains("successfully authenticated") && done.contains("EXIT=0"), "{done}");
 
-    let wrong = Terminal::start(&format!("pamtester -v {} pam authenticate", pam.name));
-    wrong.wait_for("Password:");
-    wrong.type_line("2580");
+    let wrong = pam.login("pam");
     wrong.wait_for("passcode");
     wrong.type_line("000000");
     let refused = wrong.wait_for("EXIT=");
@@ -613,9 +621,7 @@ fn pam_radius_signs_in_with_a_push_approved_on_the_phone_or_a_code_by_text_messa
     let phone = Sandbox::with_keystore_vault();
     user_with_device(&radius.server, &phone, "paul", Some("2580"));
     let pam = PamService::new(&radius);
-    let pushed = Terminal::start(&format!("pamtester -v {} paul authenticate", pam.name));
-    pushed.wait_for("Password:");
-    pushed.type_line("2580");
+    let pushed = pam.login("paul");
     let asked = pushed.wait_for("press Enter");
     let request = approve_next_push(&phone, Some(&number_in(&asked)));
     assert_eq!(request["service"], "ssh.example", "pam_radius's client_id is the service shown: {request}");
@@ -625,9 +631,7 @@ fn pam_radius_signs_in_with_a_push_approved_on_the_phone_or_a_code_by_text_messa
 
     let number = "+447700900845";
     sms_user(&radius.server, "sara", number);
-    let texted = Terminal::start(&format!("pamtester -v {} sara authenticate", pam.name));
-    texted.wait_for("Password:");
-    texted.type_line("2580");
+    let texted = pam.login("sara");
     let asked = texted.wait_for("+44 ••• ••845");
     assert!(asked.contains("Enter the code sent to"), "{asked}");
     texted.type_line(&texted_code(number, 0));
