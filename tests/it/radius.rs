@@ -252,6 +252,7 @@ fn radclient_signs_in_with_a_challenge_for_a_totp_code_and_every_answer_is_signe
     assert_eq!(accepted.attribute("Filter-Id"), Some("vpn-staff"), "set by the admin CLI: {accepted:?}");
     let reused = radius.request("rita", &code_at(30), Some(&first.state()));
     assert_eq!(reused.code, "Access-Reject", "a State works once: {}", reused.printed);
+    assert_eq!(reused.attribute("Reply-Message"), Some("This sign-in has ended: start again."), "{reused:?}");
 
     let wifi = radius.ask(
         "User-Name = \"rita\", User-Password = \"2580\", Calling-Station-Id = \"00-11-22-33-44-55\", \

@@ -122,12 +122,12 @@ impl Service {
         caller: &Caller<'_>,
     ) -> Result<RadiusAnswer, ServiceError> {
         let hash = credential_hash(&data_encoding::HEXLOWER.encode(state));
-        let Some(found) = self.store.take_radius_state(&hash, now_i64()).await? else {
-            return Ok(RadiusAnswer::Reject("this sign-in has ended: start again".into()));
+        let taken = self.store.take_radius_state(&hash, now_i64()).await?;
+        let ours =
+            taken.filter(|found| found.username == access.username && found.client == access.client.name);
+        let Some(found) = ours else {
+            return Ok(RadiusAnswer::Reject(sentence("this sign-in has ended: start again")));
         };
-        if found.username != access.username || found.client != access.client.name {
-            return Ok(RadiusAnswer::Reject("this sign-in has ended: start again".into()));
-        }
         match found.transaction_id {
             Some(transaction_id) if found.push && access.password.expose().is_empty() => {
                 self.radius_push_wait(access, transaction_id, caller).await
