@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fast inner loop: formatting, lints and the unit tests of the crates that hold the rules (core,
 # client, server) plus the desktop UI's Vitest tests. No root, no services, no end-to-end tests:
-# minutes on a warm machine. The whole suite, as CI runs it, is scripts/test.sh.
+# minutes on a warm machine, once scripts/setup-debian.sh has installed the packages (some unit tests read
+# their files, such as SIPp's recorded key presses). The whole suite, as CI runs it, is scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -28,6 +28,7 @@ packages=(
   freeradius-utils python3-pyrad     # radclient, and pyrad for the packets radclient cannot send: a RADIUS listener's clients
   libpam-radius-auth pamtester tmux  # pam_radius driven by pamtester in a terminal, typed into as a person would
   freeradius                         # FreeRADIUS as the proxy a company puts in front of Tessera's RADIUS listener
+  sip-tester                         # SIPp, and its recorded RFC 4733 key presses the voice tokens' DTMF reader is tested on
 )
 
 missing=()

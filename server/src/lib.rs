@@ -28,6 +28,7 @@ pub mod radius;
 pub mod ratelimit;
 pub mod service;
 pub mod store;
+pub mod voice;
 pub mod wake;
 
 use std::net::SocketAddr;

@@ -164,6 +164,7 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
     ("ratelimit", &["clock", "config"]),
     ("metrics", &["config"]),
     ("wake", &["clock", "config"]),
+    ("voice", &[]),
     ("clock", &[]),
     ("config", &[]),
 ];
