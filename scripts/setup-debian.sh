@@ -29,6 +29,7 @@ packages=(
   libpam-radius-auth pamtester tmux  # pam_radius driven by pamtester in a terminal, typed into as a person would
   freeradius                         # FreeRADIUS as the proxy a company puts in front of Tessera's RADIUS listener
   sip-tester                         # SIPp, and its recorded RFC 4733 key presses the voice tokens' DTMF reader is tested on
+  baresip-core espeak-ng sox         # a real SIP desk phone for voice calls; the spoken prompt (scripts/voice-prompt.sh)
 )
 
 missing=()

@@ -91,6 +91,15 @@ enum AdminCommand {
         #[arg(long)]
         to: String,
     },
+    /// Call a phone now through [delivery.voice]: it plays the prompt and reports the keys pressed
+    TestCall {
+        /// A SIP URI (sip:2001@pbx.example), or an E.164 number called at the proxy
+        #[arg(long)]
+        to: String,
+        /// Keys to wait for before hanging up
+        #[arg(long, default_value_t = 6)]
+        keys: usize,
+    },
     /// Send a pre-loaded or Daycode token's codes now (fresh pre-loaded codes void the unused ones)
     SendCodes {
         /// The token's serial
@@ -265,6 +274,9 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         }
         AdminCommand::TestGateway { id, to } => {
             println!("{}", pretty(&service.test_gateway(&actor, &id, &to).await?));
+        }
+        AdminCommand::TestCall { to, keys } => {
+            println!("{}", pretty(&service.test_call(&actor, &to, keys).await?));
         }
         AdminCommand::SendCodes { serial } => {
             println!("{}", pretty(&service.send_codes(&actor, &serial).await?))

@@ -142,6 +142,7 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
         &[
             "push",
             "delivery",
+            "voice",
             "directory",
             "error",
             "input",
@@ -154,7 +155,10 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
             "config",
         ],
     ),
-    ("delivery", &["error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"]),
+    (
+        "delivery",
+        &["voice", "error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"],
+    ),
     ("push", &["error", "input", "store", "keys", "ratelimit", "metrics", "wake", "clock", "config"]),
     ("directory", &["wake", "clock", "config"]),
     ("input", &["error"]),
@@ -164,7 +168,7 @@ const SERVER_MODULE_ORDER: &[(&str, &[&str])] = &[
     ("ratelimit", &["clock", "config"]),
     ("metrics", &["config"]),
     ("wake", &["clock", "config"]),
-    ("voice", &[]),
+    ("voice", &["config"]),
     ("clock", &[]),
     ("config", &[]),
 ];

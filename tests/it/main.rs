@@ -33,5 +33,7 @@ mod server;
 mod smpp_smsc;
 mod smtp_server;
 mod support;
+mod terminal;
 mod twilio_standin;
+mod voice;
 mod wake;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::push::user_with_device;
 use crate::server_support::{Db, Server};
 use crate::support::Sandbox;
+use crate::terminal::Terminal;
 
 /// The shared secret of the test clients.
 const SECRET: &str = "radius-test-secret-0123456789";
@@ -478,69 +479,6 @@ fn in_auto_mode_the_first_answer_waits_for_the_phone() {
         "one request, held until the phone approved: {}",
         answer.printed
     );
-}
-
-/// A terminal session (tmux) running `command`, typed into as a person would.
-struct Terminal {
-    name: String,
-}
-
-impl Terminal {
-    fn start(command: &str) -> Self {
-        static TERMINALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let number = TERMINALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("tessera-radius-{}-{number}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-x",
-                "160",
-                "-y",
-                "40",
-                "-s",
-                &name,
-                &format!("{command}; echo EXIT=$?; sleep 60"),
-            ])
-            .status()
-            .expect("tmux (Debian tmux): run scripts/setup-debian.sh");
-        assert!(status.success());
-        Self { name }
-    }
-
-    fn screen(&self) -> String {
-        let output = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows `text`; the screen.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(std::time::Instant::now() < deadline, "waited for {text:?}; the screen:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn type_line(&self, text: &str) {
-        if !text.is_empty() {
-            let typed =
-                Command::new("tmux").args(["send-keys", "-t", &self.name, "-l", text]).status().unwrap();
-            assert!(typed.success());
-        }
-        let entered = Command::new("tmux").args(["send-keys", "-t", &self.name, "Enter"]).status().unwrap();
-        assert!(entered.success());
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
-    }
 }
 
 /// A PAM service that signs in through `pam_radius_auth` against `radius` (its file in

@@ -29,6 +29,7 @@ pub(super) struct FileDelivery {
     #[serde(default)]
     sms_gateway: Vec<FileSmsGateway>,
     email: Option<FileEmail>,
+    voice: Option<super::voice::FileVoice>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,6 +448,8 @@ pub struct DeliverySettings {
     pub daycode: DaycodeClock,
     /// The mail server, when codes may be sent by email.
     pub email: Option<EmailSettings>,
+    /// How voice-token calls are placed, when they may be.
+    pub voice: Option<super::VoiceSettings>,
     /// How long a sender holds a message it took from the outbox; a sender that dies leaves it to
     /// another after this (longer than any send may take, so a slow send is never taken twice).
     pub claim_secs: u64,
@@ -496,6 +499,7 @@ impl FileDelivery {
             templates: templates(self.templates, service)?,
             daycode: daycode_clock(self.daycode)?,
             email,
+            voice: self.voice.map(super::voice::FileVoice::settings).transpose()?,
         })
     }
 }

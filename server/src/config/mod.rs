@@ -5,6 +5,7 @@ mod delivery;
 mod directory;
 mod portal;
 mod radius;
+mod voice;
 
 pub use delivery::{
     DaycodeClock, DeliverySettings, EmailSettings, EmailTls, HttpGateway, HttpMethod, SendLimits,
@@ -13,6 +14,7 @@ pub use delivery::{
 pub use directory::{DirectoryAttributes, DirectorySettings, GroupKinds, WhenUnreachable};
 pub use portal::{FirstEnrolment, NoticeChannel, PortalSettings, SecondFactor, TemporaryPasscodePolicy};
 pub use radius::{RadiusClient, RadiusMode, RadiusSettings};
+pub use voice::{DEFAULT_PROMPT_WAV, SipSettings, VoiceSettings};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,9 @@
 //! | `twilio.rs` | one message through Twilio's Messages API (or a compatible one); callbacks' signatures |
 //! | `smpp.rs` | one message to an SMSC over SMPP 3.4 (a bound session kept open, rusmppc) |
 //! | `email.rs` | one message through an SMTP server (STARTTLS or TLS required, lettre) |
+//!
+//! Voice-token calls go through [`crate::voice`] (over SIP), with the account and the prompt
+//! loaded here at start-up.
 
 mod email;
 mod gateway;
@@ -28,10 +31,12 @@ use futures_util::future::join_all;
 use tessera_core::delivery::{EmailAddress, PhoneNumber, Ttl, daycode_period};
 use tokio::sync::{Notify, watch};
 
-use crate::config::{Config, DeliverySettings, SmsGateway};
+use crate::config::{Config, DeliverySettings, SipSettings, SmsGateway, VoiceSettings};
 use crate::error::ServiceError;
 use crate::keys::ServerKey;
 use crate::store::{Channel, Store, TokenRow, UserRow};
+use crate::voice::prompt::{G711, Prompt};
+use crate::voice::sip::{CallOutcome, CallRequest};
 use crate::wake::outbound_client;
 use gateway::{Outgoing, send_http};
 use tessera_core::secret::SecretString;
@@ -45,9 +50,31 @@ pub struct Delivery {
     http: reqwest::Client,
     mailer: Option<email::Mailer>,
     smpp: Vec<smpp::SmppLink>,
+    calls: Option<SipCalls>,
     due: Notify,
     stopping: watch::Sender<bool>,
 }
+
+/// Calls over SIP: the account, and the prompt in both G.711 codecs.
+struct SipCalls {
+    account: SipSettings,
+    prompts: Vec<Prompt>,
+}
+
+impl SipCalls {
+    fn new(sip: &SipSettings) -> Result<Self, ServiceError> {
+        let prompts = [G711::MuLaw, G711::ALaw]
+            .into_iter()
+            .map(|codec| Prompt::from_file(&sip.prompt_wav, codec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServiceError::InvalidInput(format!("delivery.voice.sip.prompt_wav: {e}")))?;
+        Ok(Self { account: sip.clone(), prompts })
+    }
+}
+
+/// No `[delivery.voice]` is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoVoice;
 
 /// A callback whose signature is missing or wrong, or that names no configured account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +144,16 @@ impl Delivery {
             })
             .collect::<Result<_, _>>()
             .map_err(ServiceError::InvalidInput)?;
+        let calls = match &config.delivery.voice {
+            Some(VoiceSettings::Sip(sip)) => Some(SipCalls::new(sip)?),
+            None => None,
+        };
         Ok(Self {
             store,
             key,
             mailer,
             smpp,
+            calls,
             settings: config.delivery.clone(),
             service_name: config.push.service_name.clone(),
             http,
@@ -180,6 +212,19 @@ impl Delivery {
                 GatewayTest { gateway: id.to_owned(), accepted: false, message_id: None, answer: error }
             }
         })
+    }
+
+    /// Calls `to` now (a SIP URI, or a number at the proxy), plays the prompt and collects up to
+    /// `keys` keys: what the callee did.
+    pub async fn test_call(&self, to: &str, keys: usize) -> Result<CallOutcome, NoVoice> {
+        let calls = self.calls.as_ref().ok_or(NoVoice)?;
+        let request = CallRequest {
+            to: to.to_owned(),
+            keys_wanted: keys,
+            ring_for: std::time::Duration::from_secs(30),
+            keys_within: std::time::Duration::from_secs(30),
+        };
+        Ok(crate::voice::sip::call(&calls.account, &calls.prompts, &request).await)
     }
 
     /// A Twilio-compatible status callback, if its signature is the account's: the gateway, the

@@ -21,12 +21,13 @@ use super::validate::{Attempt, Outcome, PublicReason, ValidateReason};
 use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now};
 use crate::delivery::{Delivery, GatewayTest};
-use crate::input::{check_email, check_phone};
+use crate::input::{check_email, check_phone, check_text};
 use crate::keys::{KeyError, random_id};
 use crate::store::{
     AuditResult, ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryProgress, NewAudit,
     NewChallenge, NewDelivery, Queued, SendLimit, StateUpdate, TokenRow, UserChange, UserRow,
 };
+use crate::voice::sip::{CallEnd, CallOutcome};
 
 /// Which messages `GET /api/v1/deliveries` lists.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -89,6 +90,32 @@ impl Service {
         };
         self.store.audit(&record).await?;
         Ok(tested)
+    }
+
+    /// Places a test call to `to` (a SIP URI, or an E.164 number at the configured proxy) that
+    /// plays the prompt and waits for up to `keys` keys (1 to 16), audited as `voice.test_call`.
+    pub async fn test_call(&self, actor: &Actor, to: &str, keys: usize) -> Result<CallOutcome, ServiceError> {
+        let to = if to.starts_with("sip:") {
+            check_text("to", to, 256)?;
+            to.to_owned()
+        } else {
+            check_phone(to.to_owned())?
+        };
+        if !(1..=16).contains(&keys) {
+            return Err(ServiceError::InvalidInput("keys must be 1 to 16".into()));
+        }
+        let outcome = self.delivery.test_call(&to, keys).await.map_err(|_| {
+            ServiceError::InvalidInput("no [delivery.voice] is configured: calls cannot be placed".into())
+        })?;
+        let reason = format!("{to}: {}", outcome.ended.as_str());
+        let audit = AdminAudit::new(actor, "voice.test_call");
+        let record = NewAudit {
+            result: if outcome.ended == CallEnd::Keyed { AuditResult::Ok } else { AuditResult::Reject },
+            reason: Some(&reason),
+            ..audit.record()
+        };
+        self.store.audit(&record).await?;
+        Ok(outcome)
     }
 
     /// A Twilio-compatible status callback: checked against the account's signature, then the

@@ -1,7 +1,8 @@
-//! Voice tokens' calls (issue 19, in progress): the parts of a SIP call the server places that no
-//! crate provides ready: reading the keys the user presses ([`dtmf`]) and the spoken prompt's
-//! audio as G.711 frames ([`prompt`]). The SIP user agent and the Twilio-compatible Calls API
-//! that place the calls build on them.
+//! Voice tokens' calls: [`sip`] places a call as a SIP user agent (rsipstack), plays the spoken
+//! prompt and collects the keys pressed; [`dtmf`] reads those keys from RFC 4733 telephone-events
+//! and SIP INFO bodies, and [`prompt`] turns the prompt's WAV file into G.711 frames: the parts
+//! of a call no crate provides ready. Delivery owns the configured account and prompt.
 
 pub mod dtmf;
 pub mod prompt;
+pub mod sip;

@@ -1,0 +1,366 @@
+//! Calls over SIP, with Tessera as the calling user agent (rsipstack, over UDP): an INVITE to the
+//! voice token's SIP URI, or to its number at the configured proxy (a PBX or a trunk, answering
+//! digest challenges with the configured account), offering G.711 and RFC 4733 telephone-events;
+//! once answered, the prompt plays and the keys the user presses are collected (telephone-events
+//! in RTP, or SIP INFO) until enough arrive, the callee hangs up, or time runs out; then BYE.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::sip::message::HeadersExt;
+use rsipstack::sip::{HostWithPort, StatusCode, Transport};
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, TransportLayer};
+use rtp_rs::{RtpPacketBuilder, Seq};
+use tessera_core::secret::fill_random;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::dtmf::{Keypad, TelephoneEvent, info_key};
+use super::prompt::{FRAME_SAMPLES, G711, Prompt};
+use crate::config::SipSettings;
+
+/// The payload type Tessera offers for telephone-events (the usual one; the answer may choose
+/// another).
+const TELEPHONE_EVENT: u8 = 101;
+
+/// What to call and what to wait for.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// A SIP URI (`sip:2001@pbx.example`), or an E.164 number called at the proxy.
+    pub to: String,
+    /// Keys to collect before hanging up.
+    pub keys_wanted: usize,
+    /// How long the phone may ring.
+    pub ring_for: Duration,
+    /// How long the keys may take once the call is answered.
+    pub keys_within: Duration,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEnd {
+    /// The keys wanted were pressed.
+    Keyed,
+    /// The callee hung up first.
+    HungUp,
+    /// Answered, but the keys did not come in time.
+    NoKeys,
+    /// The callee was busy or declined.
+    Busy,
+    /// Nobody answered.
+    NotAnswered,
+    /// The call could not be placed (the text says why).
+    Failed(String),
+}
+
+impl CallEnd {
+    /// Its name in the audit log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Keyed => "keyed",
+            Self::HungUp => "hung_up",
+            Self::NoKeys => "no_keys",
+            Self::Busy => "busy",
+            Self::NotAnswered => "not_answered",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What became of a call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallOutcome {
+    /// Whether the callee answered.
+    pub answered: bool,
+    /// The keys pressed, in order (`0`–`9`, `*`, `#`).
+    pub keys: String,
+    /// How it ended.
+    pub ended: CallEnd,
+}
+
+impl CallOutcome {
+    fn unanswered(ended: CallEnd) -> Self {
+        Self { answered: false, keys: String::new(), ended }
+    }
+}
+
+/// Places one call with `account` and plays the prompt (`prompts`: one per codec) to the callee.
+pub async fn call(account: &SipSettings, prompts: &[Prompt], request: &CallRequest) -> CallOutcome {
+    let cancel = CancellationToken::new();
+    let outcome = place(account, prompts, request, &cancel).await.unwrap_or_else(CallOutcome::unanswered);
+    cancel.cancel();
+    outcome
+}
+
+async fn place(
+    account: &SipSettings,
+    prompts: &[Prompt],
+    request: &CallRequest,
+    cancel: &CancellationToken,
+) -> Result<CallOutcome, CallEnd> {
+    let failed = |what: &str, error: &dyn std::fmt::Display| CallEnd::Failed(format!("{what}: {error}"));
+    let callee = callee_uri(&request.to, account.proxy)?;
+    let target = account.proxy.map_or_else(|| uri_address(&callee), Ok)?;
+    let local_ip = local_ip_towards(target).await.map_err(|e| failed("no route to the callee", &e))?;
+    let signalling =
+        UdpConnection::create_connection(SocketAddr::new(local_ip, 0), None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| failed("SIP socket", &e))?;
+    let transport = TransportLayer::new(cancel.clone());
+    transport.add_transport(signalling.into());
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel.clone())
+        .with_transport_layer(transport)
+        .with_user_agent("Tessera")
+        .build();
+    let serving = endpoint.inner.clone();
+    tokio::spawn(async move { serving.serve().await });
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    let mut incoming = endpoint.incoming_transactions().map_err(|e| failed("SIP endpoint", &e))?;
+    let matcher = Arc::clone(&dialogs);
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            let transaction = tokio::select! {
+                transaction = incoming.recv() => transaction,
+                () = stop.cancelled() => None,
+            };
+            let Some(mut transaction) = transaction else { break };
+            if let Some(mut dialog) = matcher.match_dialog(&transaction) {
+                tokio::spawn(async move { dialog.handle(&mut transaction).await });
+            }
+        }
+    });
+
+    let media = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await.map_err(|e| failed("RTP socket", &e))?;
+    let media_port = media.local_addr().map_err(|e| failed("RTP socket", &e))?.port();
+    let local = endpoint.get_addrs().first().map(|a| a.addr.to_string()).unwrap_or_default();
+    let contact = format!("sip:{}@{local}", account.username.as_deref().unwrap_or("tessera"));
+    let uri = |text: &str| {
+        rsipstack::sip::Uri::try_from(text)
+            .map_err(|e| CallEnd::Failed(format!("{text:?} is not a SIP URI: {e}")))
+    };
+    let mut call_id = [0u8; 16];
+    fill_random(&mut call_id).map_err(|e| failed("randomness", &e))?;
+    let (states, mut state_events) = dialogs.new_dialog_state_channel();
+    let invite = InviteOption {
+        caller: uri(&account.from)?,
+        callee: uri(&callee)?,
+        contact: uri(&contact)?,
+        credential: account.username.clone().zip(account.password.clone()).map(|(username, password)| {
+            Credential { username, password: password.expose().to_owned(), ..Credential::default() }
+        }),
+        destination: account.proxy.map(|proxy| SipAddr::new(Transport::Udp, HostWithPort::from(proxy))),
+        content_type: Some("application/sdp".into()),
+        offer: Some(offer(local_ip, media_port).into_bytes()),
+        call_id: Some(format!("{}@tessera", data_encoding::HEXLOWER.encode(&call_id))),
+        ..InviteOption::default()
+    };
+    let answered = tokio::time::timeout(request.ring_for, dialogs.do_invite(invite, states)).await;
+    let (dialog, response) = match answered {
+        Err(_) => return Err(CallEnd::NotAnswered),
+        Ok(Err(error)) => return Err(failed("the call failed", &error)),
+        Ok(Ok(answer)) => answer,
+    };
+    let Some(response) = response else { return Err(CallEnd::NotAnswered) };
+    match response.status_code.code() {
+        200..=299 => {}
+        486 | 600 | 603 => return Err(CallEnd::Busy),
+        408 | 480 | 487 => return Err(CallEnd::NotAnswered),
+        code => return Err(CallEnd::Failed(format!("the callee's side answered {code}"))),
+    }
+    let answer = Answer::of(&String::from_utf8_lossy(response.body()));
+    let Some(answer) = answer else {
+        let _ = dialog.bye().await;
+        return Err(CallEnd::Failed("the answer offered no G.711 audio".into()));
+    };
+    let prompt = prompts.iter().find(|p| p.codec() == answer.codec);
+    let (keys, ended) = converse(&media, &answer, prompt, &mut state_events, request).await;
+    if ended != CallEnd::HungUp {
+        let _ = dialog.bye().await;
+    }
+    Ok(CallOutcome { answered: true, keys, ended })
+}
+
+/// Plays the prompt (then silence) and collects keys until the call ends one way or another.
+async fn converse(
+    media: &UdpSocket,
+    answer: &Answer,
+    prompt: Option<&Prompt>,
+    states: &mut DialogStateReceiver,
+    request: &CallRequest,
+) -> (String, CallEnd) {
+    let mut ssrc = [0u8; 4];
+    let _ = fill_random(&mut ssrc);
+    let ssrc = u32::from_be_bytes(ssrc);
+    let silence = [answer.codec.encode(0); FRAME_SAMPLES];
+    let frames = prompt.map(Prompt::frames).unwrap_or_default();
+    let mut keypad = Keypad::default();
+    let mut keys = String::new();
+    let mut buffer = [0u8; 1500];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let deadline = tokio::time::sleep(request.keys_within);
+    tokio::pin!(deadline);
+    for sent in 0u32.. {
+        if keys.len() >= request.keys_wanted {
+            return (keys, CallEnd::Keyed);
+        }
+        tokio::select! {
+            _ = tick.tick() => {
+                let frame = frames.get(sent as usize).unwrap_or(&silence);
+                let packet = RtpPacketBuilder::new()
+                    .payload_type(answer.codec.payload_type())
+                    .ssrc(ssrc)
+                    .sequence(Seq::from((sent & 0xffff) as u16))
+                    .timestamp(sent.wrapping_mul(FRAME_SAMPLES as u32))
+                    .marked(sent == 0)
+                    .payload(frame)
+                    .build();
+                if let Ok(packet) = packet {
+                    let _ = media.send_to(&packet, answer.media).await;
+                }
+            }
+            received = media.recv_from(&mut buffer) => {
+                if let Ok((len, _)) = received {
+                    let event = buffer.get(..len).and_then(|p| TelephoneEvent::from_rtp(p, answer.telephone_event));
+                    if let Some(key) = event.and_then(|e| keypad.press(&e)) {
+                        keys.push(key.as_char());
+                    }
+                }
+            }
+            state = states.recv() => match state {
+                Some(DialogState::Terminated(..)) | None => return (keys, CallEnd::HungUp),
+                Some(DialogState::Info(_, info, handle)) => {
+                    let content_type = info.header_value("Content-Type").unwrap_or_default();
+                    if let Some(key) = info_key(&content_type, &String::from_utf8_lossy(info.body())) {
+                        keys.push(key.as_char());
+                    }
+                    let _ = handle.reply(StatusCode::OK).await;
+                }
+                Some(_) => {}
+            },
+            () = &mut deadline => return (keys, CallEnd::NoKeys),
+        }
+    }
+    (keys, CallEnd::NoKeys)
+}
+
+/// The callee's URI: a SIP URI as given, or an E.164 number at the proxy.
+fn callee_uri(to: &str, proxy: Option<SocketAddr>) -> Result<String, CallEnd> {
+    if to.starts_with("sip:") {
+        return Ok(to.to_owned());
+    }
+    let proxy = proxy.ok_or_else(|| {
+        CallEnd::Failed(format!("{to} is a number: calling it needs [delivery.voice.sip] proxy"))
+    })?;
+    Ok(format!("sip:{to}@{proxy}"))
+}
+
+/// The address a SIP URI's host and port name (an IP address: names need the proxy).
+fn uri_address(uri: &str) -> Result<SocketAddr, CallEnd> {
+    let host = uri.trim_start_matches("sip:").rsplit('@').next().unwrap_or_default();
+    let host = host.split(';').next().unwrap_or_default();
+    host.parse::<SocketAddr>()
+        .or_else(|_| host.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 5060)))
+        .map_err(|_| CallEnd::Failed(format!("{uri}: a host name needs [delivery.voice.sip] proxy")))
+}
+
+/// The local address packets to `target` leave from.
+async fn local_ip_towards(target: SocketAddr) -> std::io::Result<IpAddr> {
+    let probe = UdpSocket::bind(if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?;
+    probe.connect(target).await?;
+    Ok(probe.local_addr()?.ip())
+}
+
+/// The SDP offer: G.711 μ-law and A-law, and telephone-events.
+fn offer(ip: IpAddr, port: u16) -> String {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=tessera 1 1 IN {family} {ip}\r\ns=Tessera\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 {TELEPHONE_EVENT}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:{TELEPHONE_EVENT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT} 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
+/// What the callee's SDP answer chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    /// Where its audio goes.
+    media: SocketAddr,
+    /// The G.711 codec it takes.
+    codec: G711,
+    /// The payload type of its telephone-events.
+    telephone_event: u8,
+}
+
+impl Answer {
+    /// Reads an SDP answer's connection address, audio port, first G.711 format and
+    /// telephone-event payload type; none without G.711 audio.
+    fn of(sdp: &str) -> Option<Self> {
+        let mut ip = None;
+        let mut port = None;
+        let mut formats: Vec<u8> = Vec::new();
+        let mut telephone_event = TELEPHONE_EVENT;
+        for line in sdp.lines().map(str::trim) {
+            if let Some(connection) = line.strip_prefix("c=IN ") {
+                ip = connection.split_whitespace().nth(1).and_then(|a| a.parse::<IpAddr>().ok()).or(ip);
+            } else if let Some(audio) = line.strip_prefix("m=audio ") {
+                let mut fields = audio.split_whitespace();
+                port = fields.next().and_then(|p| p.parse::<u16>().ok());
+                formats = fields.skip(1).filter_map(|f| f.parse().ok()).collect();
+            } else if let Some(map) = line.strip_prefix("a=rtpmap:") {
+                let (number, name) = map.split_once(' ')?;
+                if name.to_ascii_lowercase().starts_with("telephone-event/8000") {
+                    telephone_event = number.parse().ok()?;
+                }
+            }
+        }
+        let codec = formats.iter().find_map(|f| G711::of_payload_type(*f))?;
+        Some(Self { media: SocketAddr::new(ip?, port.filter(|p| *p > 0)?), codec, telephone_event })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sdp_answer_names_the_audio_address_the_codec_and_the_events() {
+        let baresip = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                       m=audio 10002 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+        assert_eq!(
+            Answer::of(baresip),
+            Some(Answer {
+                media: "127.0.0.1:10002".parse().unwrap(),
+                codec: G711::ALaw,
+                telephone_event: 101
+            })
+        );
+        let other = baresip.replace("8 101", "0 96").replace("101 telephone", "96 telephone");
+        assert_eq!(Answer::of(&other).map(|a| (a.codec, a.telephone_event)), Some((G711::MuLaw, 96)));
+        assert_eq!(Answer::of(&baresip.replace("8 101", "9 101")), None, "G.722 only");
+        assert_eq!(Answer::of(&baresip.replace("m=audio 10002", "m=audio 0")), None, "audio refused");
+        assert_eq!(Answer::of(""), None);
+        let offered = offer("192.0.2.5".parse().unwrap(), 4000);
+        assert_eq!(Answer::of(&offered).map(|a| a.media), Some("192.0.2.5:4000".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_number_is_called_at_the_proxy_and_a_uri_as_given() {
+        let proxy: SocketAddr = "10.0.0.2:5060".parse().unwrap();
+        assert_eq!(callee_uri("+447700900123", Some(proxy)), Ok("sip:+447700900123@10.0.0.2:5060".into()));
+        assert_eq!(callee_uri("sip:2001@pbx.example", None), Ok("sip:2001@pbx.example".into()));
+        assert!(matches!(callee_uri("+447700900123", None), Err(CallEnd::Failed(_))));
+        assert_eq!(uri_address("sip:phone@127.0.0.1:5070"), Ok("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(uri_address("sip:2001@10.0.0.9;transport=udp"), Ok("10.0.0.9:5060".parse().unwrap()));
+        assert!(matches!(uri_address("sip:2001@pbx.example"), Err(CallEnd::Failed(_))));
+    }
+}

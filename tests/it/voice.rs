@@ -1,0 +1,167 @@
+//! Voice calls placed by the server as a SIP user agent, answered by a real SIP phone: baresip
+//! (Debian `baresip-core`) in a terminal, auto-answering, where the test types keys as the user
+//! would on the keypad (baresip sends them as RFC 4733 telephone-events) and hangs up; baresip
+//! records what it heard (its `sndfile` module), which must be the prompt and not silence.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::server_support::{Db, Server};
+use crate::terminal::Terminal;
+
+/// A desk phone: baresip with one account on a free UDP port, answering every call.
+struct Phone {
+    uri: String,
+    recordings: PathBuf,
+    terminal: Terminal,
+    calls: std::sync::atomic::AtomicUsize,
+    _dir: tempfile::TempDir,
+}
+
+impl Phone {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let recordings = dir.path().join("heard");
+        std::fs::create_dir(&recordings).unwrap();
+        let silence = dir.path().join("silence.wav");
+        let made = Command::new("sox")
+            .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+            .arg(&silence)
+            .args(["trim", "0", "120"])
+            .status()
+            .expect("sox (Debian sox): run scripts/setup-debian.sh");
+        assert!(made.success());
+        std::fs::write(
+            dir.path().join("config"),
+            format!(
+                "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_trans_def udp\n\
+                 audio_source aufile,{}\nmodule_path /usr/lib/baresip/modules\n\
+                 module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {}\n\
+                 module_tmp uuid.so\nmodule_tmp account.so\nmodule_app menu.so\n",
+                silence.display(),
+                recordings.display()
+            ),
+        )
+        .unwrap();
+        let uri = format!("sip:phone@127.0.0.1:{port}");
+        std::fs::write(dir.path().join("accounts"), format!("<{uri}>;regint=0;answermode=auto\n")).unwrap();
+        std::fs::write(dir.path().join("contacts"), "").unwrap();
+        let terminal = Terminal::start(&format!("baresip -f {}", dir.path().display()));
+        terminal.wait_for("baresip is ready.");
+        Self { uri, recordings, terminal, calls: std::sync::atomic::AtomicUsize::new(0), _dir: dir }
+    }
+
+    /// The loudness (RMS amplitude, 0 to 1) of the first seconds the phone heard in its latest call.
+    fn heard_loudness(&self) -> f64 {
+        let mut heard: Vec<PathBuf> = std::fs::read_dir(&self.recordings)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        heard.sort();
+        let latest = heard.last().expect("baresip recorded the call");
+        let stat = Command::new("sox").arg(latest).args(["-n", "trim", "0", "3", "stat"]).output().unwrap();
+        let printed = String::from_utf8_lossy(&stat.stderr);
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix("RMS     amplitude:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("sox stat printed: {printed}"))
+    }
+}
+
+/// The prompt, spoken by espeak-ng through `scripts/voice-prompt.sh`.
+fn prompt(dir: &Path) -> PathBuf {
+    let wav = dir.join("enter-code.wav");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/voice-prompt.sh");
+    let spoken = Command::new(script).arg(&wav).status().unwrap();
+    assert!(spoken.success(), "scripts/voice-prompt.sh (Debian espeak-ng and sox)");
+    wav
+}
+
+fn voice_server(dir: &Path) -> Server {
+    let toml = format!(
+        "[delivery.voice]\nkind = \"sip\"\n[delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\nprompt_wav = \"{}\"\n",
+        prompt(dir).display()
+    );
+    Server::start(Db::Sqlite, &toml)
+}
+
+/// Runs `admin test-call` on another thread while `act` plays the user on `phone`; its answer.
+fn test_call(server: &Server, phone: &Phone, keys: &str, act: impl FnOnce(&Terminal)) -> Value {
+    std::thread::scope(|scope| {
+        let uri = phone.uri.as_str();
+        let call = scope.spawn(move || server.admin_cli(&["test-call", "--to", uri, "--keys", keys]));
+        let calls = phone.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        phone.terminal.wait_for_times("Call established", calls);
+        act(&phone.terminal);
+        let output = call.join().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    })
+}
+
+#[test]
+fn a_call_to_a_sip_phone_plays_the_prompt_and_hears_the_keys_pressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path());
+    let phone = Phone::start();
+
+    let keyed = test_call(&server, &phone, "6", |keypad| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        keypad.type_keys("482913");
+    });
+    assert_eq!(keyed["answered"], true, "{keyed}");
+    assert_eq!((keyed["keys"].as_str(), keyed["ended"].as_str()), (Some("482913"), Some("keyed")), "{keyed}");
+    let loudness = phone.heard_loudness();
+    assert!(loudness > 0.02, "the phone heard the prompt, not silence: RMS {loudness}");
+    phone.terminal.wait_for_times("terminated", 1);
+
+    let hung_up = test_call(&server, &phone, "6", |keypad| {
+        keypad.type_keys("4*");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        keypad.type_keys("b");
+    });
+    assert_eq!(
+        (hung_up["keys"].as_str(), hung_up["ended"].as_str()),
+        (Some("4*"), Some("hung_up")),
+        "{hung_up}"
+    );
+
+    let (_, audit) = server.admin("GET", "/api/v1/audit?limit=20", None);
+    let calls: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "voice.test_call")
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    assert_eq!(calls.len(), 2, "{audit}");
+    assert!(
+        calls.iter().any(|r| r.ends_with(": keyed")) && calls.iter().any(|r| r.ends_with(": hung_up")),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn a_call_without_voice_settings_or_to_a_bad_address_is_refused_with_the_reason() {
+    let plain = Server::start(Db::Sqlite, "");
+    let refused = plain.admin_cli(&["test-call", "--to", "sip:phone@127.0.0.1:5070"]);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && message.contains("no [delivery.voice] is configured"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path());
+    let number = server.admin_cli(&["test-call", "--to", "+447700900123"]);
+    let printed: Value = serde_json::from_slice(&number.stdout).unwrap();
+    assert_eq!(printed["answered"], false);
+    assert!(
+        printed["ended"]["failed"].as_str().unwrap().contains("needs [delivery.voice.sip] proxy"),
+        "{printed}"
+    );
+    let bad = server.admin_cli(&["test-call", "--to", "not a number"]);
+    assert!(!bad.status.success(), "{}", String::from_utf8_lossy(&bad.stdout));
+}
