@@ -99,6 +99,9 @@ enum AdminCommand {
         /// Keys to wait for before hanging up
         #[arg(long, default_value_t = 6)]
         keys: usize,
+        /// Seconds the phone may ring (1 to 120)
+        #[arg(long, default_value_t = 30)]
+        ring_secs: u64,
     },
     /// Send a pre-loaded or Daycode token's codes now (fresh pre-loaded codes void the unused ones)
     SendCodes {
@@ -275,8 +278,8 @@ async fn admin(service: &Service, command: AdminCommand) -> Result<(), ServerErr
         AdminCommand::TestGateway { id, to } => {
             println!("{}", pretty(&service.test_gateway(&actor, &id, &to).await?));
         }
-        AdminCommand::TestCall { to, keys } => {
-            println!("{}", pretty(&service.test_call(&actor, &to, keys).await?));
+        AdminCommand::TestCall { to, keys, ring_secs } => {
+            println!("{}", pretty(&service.test_call(&actor, &to, keys, ring_secs).await?));
         }
         AdminCommand::SendCodes { serial } => {
             println!("{}", pretty(&service.send_codes(&actor, &serial).await?))

@@ -21,7 +21,13 @@ struct Phone {
 }
 
 impl Phone {
+    /// A phone that answers every call at once.
     fn start() -> Self {
+        Self::answering("auto")
+    }
+
+    /// A phone with baresip's `answermode` (`auto`, or `manual`: it rings until someone acts).
+    fn answering(mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let recordings = dir.path().join("heard");
@@ -47,7 +53,7 @@ impl Phone {
         )
         .unwrap();
         let uri = format!("sip:phone@127.0.0.1:{port}");
-        std::fs::write(dir.path().join("accounts"), format!("<{uri}>;regint=0;answermode=auto\n")).unwrap();
+        std::fs::write(dir.path().join("accounts"), format!("<{uri}>;regint=0;answermode={mode}\n")).unwrap();
         std::fs::write(dir.path().join("contacts"), "").unwrap();
         let terminal = Terminal::start(&format!("baresip -f {}", dir.path().display()));
         terminal.wait_for("baresip is ready.");
@@ -164,4 +170,34 @@ fn a_call_without_voice_settings_or_to_a_bad_address_is_refused_with_the_reason(
     );
     let bad = server.admin_cli(&["test-call", "--to", "not a number"]);
     assert!(!bad.status.success(), "{}", String::from_utf8_lossy(&bad.stdout));
+}
+
+#[test]
+fn a_call_nobody_answers_is_cancelled_and_a_rejected_one_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path());
+    let phone = Phone::answering("manual");
+    let call =
+        |ring_secs: &str| server.admin_cli(&["test-call", "--to", &phone.uri, "--ring-secs", ring_secs]);
+
+    let unanswered: Value = serde_json::from_slice(&call("2").stdout).unwrap();
+    assert_eq!(
+        (unanswered["answered"].as_bool(), unanswered["ended"].as_str()),
+        (Some(false), Some("not_answered"))
+    );
+    phone.terminal.wait_for_times("Incoming call", 1);
+    phone.terminal.wait_for_times("session closed", 1);
+
+    let rejected = std::thread::scope(|scope| {
+        let ringing = scope.spawn(|| call("20"));
+        phone.terminal.wait_for_times("Incoming call", 2);
+        phone.terminal.type_keys("b");
+        ringing.join().unwrap()
+    });
+    let rejected: Value = serde_json::from_slice(&rejected.stdout).unwrap();
+    assert_eq!(
+        (rejected["answered"].as_bool(), rejected["ended"].as_str()),
+        (Some(false), Some("busy")),
+        "{rejected}"
+    );
 }

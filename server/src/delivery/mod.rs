@@ -214,14 +214,19 @@ impl Delivery {
         })
     }
 
-    /// Calls `to` now (a SIP URI, or a number at the proxy), plays the prompt and collects up to
-    /// `keys` keys: what the callee did.
-    pub async fn test_call(&self, to: &str, keys: usize) -> Result<CallOutcome, NoVoice> {
+    /// Calls `to` now (a SIP URI, or a number at the proxy), lets it ring up to `ring_for`, plays
+    /// the prompt and collects up to `keys` keys: what the callee did.
+    pub async fn test_call(
+        &self,
+        to: &str,
+        keys: usize,
+        ring_for: std::time::Duration,
+    ) -> Result<CallOutcome, NoVoice> {
         let calls = self.calls.as_ref().ok_or(NoVoice)?;
         let request = CallRequest {
             to: to.to_owned(),
             keys_wanted: keys,
-            ring_for: std::time::Duration::from_secs(30),
+            ring_for,
             keys_within: std::time::Duration::from_secs(30),
         };
         Ok(crate::voice::sip::call(&calls.account, &calls.prompts, &request).await)

@@ -93,8 +93,15 @@ impl Service {
     }
 
     /// Places a test call to `to` (a SIP URI, or an E.164 number at the configured proxy) that
-    /// plays the prompt and waits for up to `keys` keys (1 to 16), audited as `voice.test_call`.
-    pub async fn test_call(&self, actor: &Actor, to: &str, keys: usize) -> Result<CallOutcome, ServiceError> {
+    /// plays the prompt and waits for up to `keys` keys (1 to 16), letting it ring up to
+    /// `ring_secs` (1 to 120); audited as `voice.test_call`.
+    pub async fn test_call(
+        &self,
+        actor: &Actor,
+        to: &str,
+        keys: usize,
+        ring_secs: u64,
+    ) -> Result<CallOutcome, ServiceError> {
         let to = if to.starts_with("sip:") {
             check_text("to", to, 256)?;
             to.to_owned()
@@ -104,7 +111,11 @@ impl Service {
         if !(1..=16).contains(&keys) {
             return Err(ServiceError::InvalidInput("keys must be 1 to 16".into()));
         }
-        let outcome = self.delivery.test_call(&to, keys).await.map_err(|_| {
+        if !(1..=120).contains(&ring_secs) {
+            return Err(ServiceError::InvalidInput("ring_secs must be 1 to 120".into()));
+        }
+        let ring_for = std::time::Duration::from_secs(ring_secs);
+        let outcome = self.delivery.test_call(&to, keys, ring_for).await.map_err(|_| {
             ServiceError::InvalidInput("no [delivery.voice] is configured: calls cannot be placed".into())
         })?;
         let reason = format!("{to}: {}", outcome.ended.as_str());

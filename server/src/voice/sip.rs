@@ -166,7 +166,14 @@ async fn place(
     };
     let answered = tokio::time::timeout(request.ring_for, dialogs.do_invite(invite, states)).await;
     let (dialog, response) = match answered {
-        Err(_) => return Err(CallEnd::NotAnswered),
+        Err(_) => {
+            // The INVITE given up on is CANCELed as it drops: let that go out before the
+            // endpoint closes.
+            let ended =
+                async { while state_events.recv().await.is_some_and(|state| !state.is_terminated()) {} };
+            let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
+            return Err(CallEnd::NotAnswered);
+        }
         Ok(Err(error)) => return Err(failed("the call failed", &error)),
         Ok(Ok(answer)) => answer,
     };
