@@ -60,8 +60,9 @@ impl Phone {
         Self { uri, recordings, terminal, calls: std::sync::atomic::AtomicUsize::new(0), _dir: dir }
     }
 
-    /// The loudness (RMS amplitude, 0 to 1) of the first seconds the phone heard in its latest call.
-    fn heard_loudness(&self) -> f64 {
+    /// The loudness (RMS amplitude, 0 to 1) of what the phone heard in its latest call, from
+    /// `start` for `length` (seconds).
+    fn heard_loudness(&self, start: &str, length: &str) -> f64 {
         let mut heard: Vec<PathBuf> = std::fs::read_dir(&self.recordings)
             .unwrap()
             .map(|entry| entry.unwrap().path())
@@ -69,7 +70,8 @@ impl Phone {
             .collect();
         heard.sort();
         let latest = heard.last().expect("baresip recorded the call");
-        let stat = Command::new("sox").arg(latest).args(["-n", "trim", "0", "3", "stat"]).output().unwrap();
+        let stat =
+            Command::new("sox").arg(latest).args(["-n", "trim", start, length, "stat"]).output().unwrap();
         let printed = String::from_utf8_lossy(&stat.stderr);
         printed
             .lines()
@@ -117,13 +119,20 @@ fn a_call_to_a_sip_phone_plays_the_prompt_and_hears_the_keys_pressed() {
     let phone = Phone::start();
 
     let keyed = test_call(&server, &phone, "6", |keypad| {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::thread::sleep(std::time::Duration::from_millis(5600));
         keypad.type_keys("482913");
     });
     assert_eq!(keyed["answered"], true, "{keyed}");
     assert_eq!((keyed["keys"].as_str(), keyed["ended"].as_str()), (Some("482913"), Some("keyed")), "{keyed}");
-    let loudness = phone.heard_loudness();
-    assert!(loudness > 0.02, "the phone heard the prompt, not silence: RMS {loudness}");
+    // The prompt speaks for 3.6 s, then silence: heard at its pace, it is still speaking at 2.2 to
+    // 3.2 s and over by 4.5 s.
+    let (start, middle, after) = (
+        phone.heard_loudness("0", "2"),
+        phone.heard_loudness("2.2", "1"),
+        phone.heard_loudness("4.5", "0.8"),
+    );
+    assert!(start > 0.02 && middle > 0.02, "the phone heard the prompt, not silence: RMS {start}, {middle}");
+    assert!(after < 0.005, "then silence: RMS {after}");
     phone.terminal.wait_for_times("terminated", 1);
 
     let hung_up = test_call(&server, &phone, "6", |keypad| {

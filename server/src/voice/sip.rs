@@ -26,6 +26,8 @@ use super::dtmf::{Keypad, TelephoneEvent, info_key};
 use super::prompt::{FRAME_SAMPLES, G711, Prompt};
 use crate::config::SipSettings;
 
+/// How far an RTP timestamp moves per 20 ms frame (8,000 samples a second).
+const FRAME_TIMESTAMP_STEP: u32 = 160;
 /// The payload type Tessera offers for telephone-events (the usual one; the answer may choose
 /// another).
 const TELEPHONE_EVENT: u8 = 101;
@@ -205,33 +207,20 @@ async fn converse(
     states: &mut DialogStateReceiver,
     request: &CallRequest,
 ) -> (String, CallEnd) {
-    let mut ssrc = [0u8; 4];
-    let _ = fill_random(&mut ssrc);
-    let ssrc = u32::from_be_bytes(ssrc);
-    let silence = [answer.codec.encode(0); FRAME_SAMPLES];
-    let frames = prompt.map(Prompt::frames).unwrap_or_default();
+    let mut outgoing = Outgoing::new(answer.codec, prompt);
     let mut keypad = Keypad::default();
     let mut keys = String::new();
     let mut buffer = [0u8; 1500];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let deadline = tokio::time::sleep(request.keys_within);
     tokio::pin!(deadline);
-    for sent in 0u32.. {
+    loop {
         if keys.len() >= request.keys_wanted {
             return (keys, CallEnd::Keyed);
         }
         tokio::select! {
             _ = tick.tick() => {
-                let frame = frames.get(sent as usize).unwrap_or(&silence);
-                let packet = RtpPacketBuilder::new()
-                    .payload_type(answer.codec.payload_type())
-                    .ssrc(ssrc)
-                    .sequence(Seq::from((sent & 0xffff) as u16))
-                    .timestamp(sent.wrapping_mul(FRAME_SAMPLES as u32))
-                    .marked(sent == 0)
-                    .payload(frame)
-                    .build();
-                if let Ok(packet) = packet {
+                if let Some(packet) = outgoing.next_packet() {
                     let _ = media.send_to(&packet, answer.media).await;
                 }
             }
@@ -257,7 +246,53 @@ async fn converse(
             () = &mut deadline => return (keys, CallEnd::NoKeys),
         }
     }
-    (keys, CallEnd::NoKeys)
+}
+
+/// The audio Tessera sends: the prompt's frames, then silence, one RTP packet per 20 ms, from a
+/// random SSRC, sequence number and timestamp (RFC 3550 §5.1).
+struct Outgoing<'a> {
+    codec: G711,
+    frames: &'a [[u8; FRAME_SAMPLES]],
+    silence: [u8; FRAME_SAMPLES],
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    sent: usize,
+}
+
+impl<'a> Outgoing<'a> {
+    fn new(codec: G711, prompt: Option<&'a Prompt>) -> Self {
+        let mut random = [0u8; 10];
+        let _ = fill_random(&mut random);
+        let [a, b, c, d, e, f, g, h, i, j] = random;
+        Self {
+            codec,
+            frames: prompt.map(Prompt::frames).unwrap_or_default(),
+            silence: [codec.encode(0); FRAME_SAMPLES],
+            ssrc: u32::from_be_bytes([a, b, c, d]),
+            sequence: u16::from_be_bytes([e, f]),
+            timestamp: u32::from_be_bytes([g, h, i, j]),
+            sent: 0,
+        }
+    }
+
+    /// The next 20 ms of audio, as an RTP packet.
+    fn next_packet(&mut self) -> Option<Vec<u8>> {
+        let frame = self.frames.get(self.sent).unwrap_or(&self.silence);
+        let packet = RtpPacketBuilder::new()
+            .payload_type(self.codec.payload_type())
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(self.sequence))
+            .timestamp(self.timestamp)
+            .marked(self.sent == 0)
+            .payload(frame)
+            .build()
+            .ok();
+        self.sent += 1;
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(FRAME_TIMESTAMP_STEP);
+        packet
+    }
 }
 
 /// The callee's URI: a SIP URI as given, or an E.164 number at the proxy.
@@ -358,6 +393,42 @@ mod tests {
         assert_eq!(Answer::of(""), None);
         let offered = offer("192.0.2.5".parse().unwrap(), 4000);
         assert_eq!(Answer::of(&offered).map(|a| a.media), Some("192.0.2.5:4000".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_audio_sent_is_the_prompt_then_silence_in_one_numbered_stream() {
+        let wav = {
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut writer = hound::WavWriter::new(&mut bytes, spec).unwrap();
+            for i in 0..320 {
+                writer.write_sample(if i % 2 == 0 { 9000i16 } else { -9000 }).unwrap();
+            }
+            writer.finalize().unwrap();
+            bytes.into_inner()
+        };
+        let prompt = Prompt::from_wav(wav.as_slice(), G711::ALaw).unwrap();
+        let mut outgoing = Outgoing::new(G711::ALaw, Some(&prompt));
+        let packets: Vec<Vec<u8>> = (0..4).map(|_| outgoing.next_packet().unwrap()).collect();
+        let read: Vec<rtp_rs::RtpReader<'_>> =
+            packets.iter().map(|p| rtp_rs::RtpReader::new(p).unwrap()).collect();
+        assert_eq!(read[0].payload(), prompt.frames()[0].as_slice());
+        assert_eq!(read[1].payload(), prompt.frames()[1].as_slice());
+        assert!(
+            read[2].payload().iter().chain(read[3].payload()).all(|b| *b == G711::ALaw.encode(0)),
+            "then silence"
+        );
+        assert!(read[0].mark() && !read[1].mark(), "the marker on the first packet only");
+        for pair in read.windows(2) {
+            assert_eq!(pair[1].sequence_number(), pair[0].sequence_number().next());
+            assert_eq!(pair[1].timestamp(), pair[0].timestamp().wrapping_add(160));
+            assert_eq!((pair[1].ssrc(), pair[1].payload_type()), (pair[0].ssrc(), 8));
+        }
     }
 
     #[test]
