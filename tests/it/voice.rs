@@ -210,3 +210,32 @@ fn a_call_nobody_answers_is_cancelled_and_a_rejected_one_is_busy() {
         "{rejected}"
     );
 }
+
+#[test]
+fn keys_sent_by_sipp_from_its_own_recordings_are_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path());
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/it/sipp_keypad_uas.xml");
+    let mut sipp = Command::new("sipp")
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string(), "-mi", "127.0.0.1"])
+        .args(["-mp", &media.to_string(), "-m", "1", "-nostdin", "-trace_err"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp (Debian sip-tester): run scripts/setup-debian.sh");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let called =
+        server.admin_cli(&["test-call", "--to", &format!("sip:keypad@127.0.0.1:{port}"), "--keys", "6"]);
+    let outcome: Value = serde_json::from_slice(&called.stdout).unwrap_or_default();
+    let finished = sipp.wait().unwrap();
+    assert_eq!(
+        (outcome["keys"].as_str(), outcome["ended"].as_str()),
+        (Some("488*1#"), Some("keyed")),
+        "SIPp keyed 4 8 8 * 1 #: {outcome} {}",
+        String::from_utf8_lossy(&called.stderr)
+    );
+    assert!(finished.success(), "SIPp's scenario ended as written (the call hung up with BYE)");
+}
