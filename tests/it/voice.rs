@@ -90,9 +90,10 @@ fn prompt(dir: &Path) -> PathBuf {
     wav
 }
 
-fn voice_server(dir: &Path) -> Server {
+/// A server that places calls over SIP (with `account`'s lines in `[delivery.voice.sip]`).
+fn voice_server(dir: &Path, account: &str) -> Server {
     let toml = format!(
-        "[delivery.voice]\nkind = \"sip\"\n[delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\nprompt_wav = \"{}\"\n",
+        "[delivery.voice]\nkind = \"sip\"\n[delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\nprompt_wav = \"{}\"\n{account}",
         prompt(dir).display()
     );
     Server::start(Db::Sqlite, &toml)
@@ -115,7 +116,7 @@ fn test_call(server: &Server, phone: &Phone, keys: &str, act: impl FnOnce(&Termi
 #[test]
 fn a_call_to_a_sip_phone_plays_the_prompt_and_hears_the_keys_pressed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = voice_server(dir.path());
+    let server = voice_server(dir.path(), "");
     let phone = Phone::start();
 
     let keyed = test_call(&server, &phone, "6", |keypad| {
@@ -169,7 +170,7 @@ fn a_call_without_voice_settings_or_to_a_bad_address_is_refused_with_the_reason(
     assert!(!refused.status.success() && message.contains("no [delivery.voice] is configured"), "{message}");
 
     let dir = tempfile::tempdir().unwrap();
-    let server = voice_server(dir.path());
+    let server = voice_server(dir.path(), "");
     let number = server.admin_cli(&["test-call", "--to", "+447700900123"]);
     let printed: Value = serde_json::from_slice(&number.stdout).unwrap();
     assert_eq!(printed["answered"], false);
@@ -184,7 +185,7 @@ fn a_call_without_voice_settings_or_to_a_bad_address_is_refused_with_the_reason(
 #[test]
 fn a_call_nobody_answers_is_cancelled_and_a_rejected_one_is_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let server = voice_server(dir.path());
+    let server = voice_server(dir.path(), "");
     let phone = Phone::answering("manual");
     let call =
         |ring_secs: &str| server.admin_cli(&["test-call", "--to", &phone.uri, "--ring-secs", ring_secs]);
@@ -211,31 +212,68 @@ fn a_call_nobody_answers_is_cancelled_and_a_rejected_one_is_busy() {
     );
 }
 
-#[test]
-fn keys_sent_by_sipp_from_its_own_recordings_are_heard() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = voice_server(dir.path());
+/// SIPp running `scenario` (in `tests/it`) once, as the phone at the address it returns.
+fn sipp(scenario: &str, dir: &Path) -> (std::process::Child, String) {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/it/sipp_keypad_uas.xml");
-    let mut sipp = Command::new("sipp")
-        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string(), "-mi", "127.0.0.1"])
+    let scenario = format!("{}/it/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    let sipp = Command::new("sipp")
+        .args(["-sf", &scenario, "-i", "127.0.0.1", "-p", &port.to_string(), "-mi", "127.0.0.1"])
         .args(["-mp", &media.to_string(), "-m", "1", "-nostdin", "-trace_err"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("sipp (Debian sip-tester): run scripts/setup-debian.sh");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let called =
-        server.admin_cli(&["test-call", "--to", &format!("sip:keypad@127.0.0.1:{port}"), "--keys", "6"]);
-    let outcome: Value = serde_json::from_slice(&called.stdout).unwrap_or_default();
-    let finished = sipp.wait().unwrap();
+    (sipp, format!("sip:2001@127.0.0.1:{port}"))
+}
+
+/// What `admin test-call` printed, and its error output.
+fn call_outcome(server: &Server, to: &str, keys: &str) -> (Value, String) {
+    let called = server.admin_cli(&["test-call", "--to", to, "--keys", keys]);
+    (
+        serde_json::from_slice(&called.stdout).unwrap_or_default(),
+        String::from_utf8_lossy(&called.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keys_sent_by_sipp_from_its_own_recordings_are_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path(), "");
+    let (mut phone, uri) = sipp("sipp_keypad_uas.xml", dir.path());
+    let (outcome, printed) = call_outcome(&server, &uri, "6");
     assert_eq!(
         (outcome["keys"].as_str(), outcome["ended"].as_str()),
         (Some("488*1#"), Some("keyed")),
-        "SIPp keyed 4 8 8 * 1 #: {outcome} {}",
-        String::from_utf8_lossy(&called.stderr)
+        "SIPp keyed 4 8 8 * 1 #: {outcome} {printed}"
     );
-    assert!(finished.success(), "SIPp's scenario ended as written (the call hung up with BYE)");
+    assert!(phone.wait().unwrap().success(), "SIPp's scenario ended as written (the call hung up with BYE)");
+}
+
+#[test]
+fn a_pbx_asking_for_digest_authentication_gets_the_accounts_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("sip.pw");
+    let account = format!("username = \"tessera\"\npassword_file = \"{}\"\n", password.display());
+
+    std::fs::write(&password, "pbx-secret-for-tests\n").unwrap();
+    let server = voice_server(dir.path(), &account);
+    let (mut pbx, uri) = sipp("sipp_digest_uas.xml", dir.path());
+    let (outcome, printed) = call_outcome(&server, &uri, "1");
+    assert_eq!(
+        (outcome["keys"].as_str(), outcome["ended"].as_str()),
+        (Some("7"), Some("keyed")),
+        "{outcome} {printed}"
+    );
+    assert!(pbx.wait().unwrap().success(), "SIPp verified the digest answer and the call ended with BYE");
+
+    std::fs::write(&password, "not-the-pbx-password\n").unwrap();
+    let wrong = voice_server(dir.path(), &account);
+    let (mut pbx, uri) = sipp("sipp_digest_uas.xml", dir.path());
+    let (outcome, printed) = call_outcome(&wrong, &uri, "1");
+    assert_eq!(outcome["answered"], false, "{outcome} {printed}");
+    assert!(outcome["ended"]["failed"].as_str().unwrap_or_default().contains("403"), "{outcome}");
+    let _ = pbx.wait();
 }
