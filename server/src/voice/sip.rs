@@ -15,6 +15,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::message::HeadersExt;
 use rsipstack::sip::{HostWithPort, StatusCode, Transport};
+use rsipstack::transaction::Endpoint;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
 use rtp_rs::{RtpPacketBuilder, Seq};
@@ -112,36 +113,7 @@ async fn place(
     let callee = callee_uri(&request.to, account.proxy)?;
     let target = account.proxy.map_or_else(|| uri_address(&callee), Ok)?;
     let local_ip = local_ip_towards(target).await.map_err(|e| failed("no route to the callee", &e))?;
-    let signalling =
-        UdpConnection::create_connection(SocketAddr::new(local_ip, 0), None, Some(cancel.child_token()))
-            .await
-            .map_err(|e| failed("SIP socket", &e))?;
-    let transport = TransportLayer::new(cancel.clone());
-    transport.add_transport(signalling.into());
-    let endpoint = EndpointBuilder::new()
-        .with_cancel_token(cancel.clone())
-        .with_transport_layer(transport)
-        .with_user_agent("Tessera")
-        .build();
-    let serving = endpoint.inner.clone();
-    tokio::spawn(async move { serving.serve().await });
-    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-    let mut incoming = endpoint.incoming_transactions().map_err(|e| failed("SIP endpoint", &e))?;
-    let matcher = Arc::clone(&dialogs);
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        loop {
-            let transaction = tokio::select! {
-                transaction = incoming.recv() => transaction,
-                () = stop.cancelled() => None,
-            };
-            let Some(mut transaction) = transaction else { break };
-            if let Some(mut dialog) = matcher.match_dialog(&transaction) {
-                tokio::spawn(async move { dialog.handle(&mut transaction).await });
-            }
-        }
-    });
-
+    let (endpoint, dialogs) = user_agent(local_ip, cancel).await?;
     let media = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await.map_err(|e| failed("RTP socket", &e))?;
     let media_port = media.local_addr().map_err(|e| failed("RTP socket", &e))?.port();
     let local = endpoint.get_addrs().first().map(|a| a.addr.to_string()).unwrap_or_default();
@@ -197,6 +169,45 @@ async fn place(
         let _ = dialog.bye().await;
     }
     Ok(CallOutcome { answered: true, keys, ended })
+}
+
+/// A SIP user agent on a UDP socket at `local_ip`, answering in-dialog requests (BYE, INFO) as
+/// they come, until `cancel`.
+async fn user_agent(
+    local_ip: IpAddr,
+    cancel: &CancellationToken,
+) -> Result<(Endpoint, Arc<DialogLayer>), CallEnd> {
+    let failed = |what: &str, error: &dyn std::fmt::Display| CallEnd::Failed(format!("{what}: {error}"));
+    let signalling =
+        UdpConnection::create_connection(SocketAddr::new(local_ip, 0), None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| failed("SIP socket", &e))?;
+    let transport = TransportLayer::new(cancel.clone());
+    transport.add_transport(signalling.into());
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel.clone())
+        .with_transport_layer(transport)
+        .with_user_agent("Tessera")
+        .build();
+    let serving = endpoint.inner.clone();
+    tokio::spawn(async move { serving.serve().await });
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    let mut incoming = endpoint.incoming_transactions().map_err(|e| failed("SIP endpoint", &e))?;
+    let matcher = Arc::clone(&dialogs);
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            let transaction = tokio::select! {
+                transaction = incoming.recv() => transaction,
+                () = stop.cancelled() => None,
+            };
+            let Some(mut transaction) = transaction else { break };
+            if let Some(mut dialog) = matcher.match_dialog(&transaction) {
+                tokio::spawn(async move { dialog.handle(&mut transaction).await });
+            }
+        }
+    });
+    Ok((endpoint, dialogs))
 }
 
 /// Plays the prompt (then silence) and collects keys until the call ends one way or another.
