@@ -280,6 +280,24 @@ impl HotpUser {
     }
 }
 
+/// The load the validation benchmarks put on the server: how many clients, users and seconds,
+/// and which binary.
+#[derive(Debug, clap::Args)]
+pub struct Load {
+    /// Concurrent clients (connections, sockets)
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Users (each with one HOTP token)
+    #[arg(long, default_value_t = 512)]
+    pub users: usize,
+    /// Measured seconds per path (after a 2-second warm-up)
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// tessera-server binary [default: next to this program]
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+}
+
 /// What the answers were.
 #[derive(Default)]
 pub struct Tally {
@@ -293,12 +311,30 @@ pub struct Tally {
     pub http_errors: AtomicU64,
 }
 
-/// Sends `users`' codes to `/api/v1/validate` at `url` one after another until `end`, checking
-/// every answer; latencies from `measure_from` on.
-pub async fn validate_worker(
-    http: reqwest::Client,
-    url: String,
-    key: Option<String>,
+/// What a server answered a passcode.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Accepted.
+    Accepted,
+    /// Rejected.
+    Rejected,
+    /// Something else (described).
+    Other(String),
+    /// No answer, or none that could be read.
+    Unanswered,
+}
+
+/// One client's way of asking the server under test about a passcode (over HTTP, RADIUS…).
+pub trait Asker {
+    /// Asks about `passcode` for `username`; an error stops the client.
+    fn ask(&mut self, username: &str, passcode: &str)
+    -> impl Future<Output = Result<Verdict, String>> + Send;
+}
+
+/// Asks about `users`' codes one after another until `end`, checking every verdict against
+/// whether the code was right; latencies from `measure_from` on.
+pub async fn drive(
+    asker: &mut impl Asker,
     users: &mut [HotpUser],
     tally: Arc<Tally>,
     measure_from: Instant,
@@ -312,35 +348,56 @@ pub async fn validate_worker(
         index += 1;
         let (valid, passcode) = user.next_code();
         let sent = Instant::now();
-        let mut request = http.post(&url).json(&json!({ "username": user.name, "passcode": passcode }));
-        if let Some(key) = &key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await;
+        let verdict = asker.ask(&user.name, &passcode).await?;
         let elapsed = sent.elapsed();
-        let body = match response {
-            Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
-            _ => None,
-        };
-        match body.as_ref().and_then(|b| b.get("result")).and_then(Value::as_str) {
-            Some("accept") if valid => tally.accepted.fetch_add(1, Ordering::Relaxed),
-            Some("reject") if !valid => tally.rejected.fetch_add(1, Ordering::Relaxed),
-            Some(_) => {
+        match verdict {
+            Verdict::Accepted if valid => tally.accepted.fetch_add(1, Ordering::Relaxed),
+            Verdict::Rejected if !valid => tally.rejected.fetch_add(1, Ordering::Relaxed),
+            Verdict::Unanswered => tally.http_errors.fetch_add(1, Ordering::Relaxed),
+            other => {
                 if tally.wrong_answers.fetch_add(1, Ordering::Relaxed) < 5 {
                     eprintln!(
-                        "wrong answer for {} ({} code): {}",
+                        "wrong answer for {} ({} code): {other:?}",
                         user.name,
-                        if valid { "right" } else { "wrong" },
-                        body.unwrap_or_default()
+                        if valid { "right" } else { "wrong" }
                     );
                 }
                 1
             }
-            None => tally.http_errors.fetch_add(1, Ordering::Relaxed),
         };
         if sent >= measure_from {
             record(&mut histogram, elapsed);
         }
     }
     Ok(histogram)
+}
+
+/// Asks `/api/v1/validate` at `url` (with an application `key`, when given).
+pub struct HttpAsker {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// The validation URL.
+    pub url: String,
+    /// An application key.
+    pub key: Option<String>,
+}
+
+impl Asker for HttpAsker {
+    async fn ask(&mut self, username: &str, passcode: &str) -> Result<Verdict, String> {
+        let mut request =
+            self.http.post(&self.url).json(&json!({ "username": username, "passcode": passcode }));
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let body = match request.send().await {
+            Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
+            _ => None,
+        };
+        Ok(match body.as_ref().and_then(|b| b.get("result")).and_then(Value::as_str) {
+            Some("accept") => Verdict::Accepted,
+            Some("reject") => Verdict::Rejected,
+            Some(_) => Verdict::Other(body.unwrap_or_default().to_string()),
+            None => Verdict::Unanswered,
+        })
+    }
 }

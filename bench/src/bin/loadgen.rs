@@ -11,14 +11,13 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use tessera_bench::{HotpUser, Server, ServerOptions, Tally, histogram, percentiles, validate_worker};
+use tessera_bench::{HotpUser, HttpAsker, Load, Server, ServerOptions, Tally, drive, histogram, percentiles};
 
 /// Load generator for tessera-server.
 #[derive(Parser)]
@@ -27,18 +26,8 @@ struct Args {
     /// Database URL for the spawned server (default: SQLite in a temporary directory)
     #[arg(long)]
     database_url: Option<String>,
-    /// Concurrent connections
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
-    /// Users (each with one HOTP token)
-    #[arg(long, default_value_t = 512)]
-    users: usize,
-    /// Measured seconds (after a 2-second warm-up)
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// tessera-server binary [default: next to this program]
-    #[arg(long)]
-    server: Option<PathBuf>,
+    #[command(flatten)]
+    load: Load,
     /// Send every validation with an application key (created through the admin API first)
     #[arg(long)]
     application_key: bool,
@@ -49,16 +38,19 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let http = tessera_bench::http_client(args.concurrency)?;
-    let options =
-        ServerOptions { database_url: args.database_url.as_deref(), binary: args.server.clone(), config: "" };
+    let http = tessera_bench::http_client(args.load.concurrency)?;
+    let options = ServerOptions {
+        database_url: args.database_url.as_deref(),
+        binary: args.load.server.clone(),
+        config: "",
+    };
     let mut server = Server::start(options, &http).await?;
     let base = server.base.clone();
 
     let database = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
-    eprintln!("enrolling {} users on {database}...", args.users);
-    let mut users = Vec::with_capacity(args.users);
-    for i in 0..args.users {
+    eprintln!("enrolling {} users on {database}...", args.load.users);
+    let mut users = Vec::with_capacity(args.load.users);
+    for i in 0..args.load.users {
         users.push(HotpUser::enroll(&http, &server, &format!("load{i:05}")).await?);
     }
 
@@ -72,10 +64,10 @@ async fn run(args: Args) -> Result<(), String> {
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let warm_up = Duration::from_secs(2);
-    let end = started + warm_up + Duration::from_secs(args.seconds);
-    let mut shares: Vec<Vec<HotpUser>> = (0..args.concurrency).map(|_| Vec::new()).collect();
+    let end = started + warm_up + Duration::from_secs(args.load.seconds);
+    let mut shares: Vec<Vec<HotpUser>> = (0..args.load.concurrency).map(|_| Vec::new()).collect();
     for (i, user) in users.into_iter().enumerate() {
-        if let Some(share) = shares.get_mut(i % args.concurrency) {
+        if let Some(share) = shares.get_mut(i % args.load.concurrency) {
             share.push(user);
         }
     }
@@ -86,7 +78,7 @@ async fn run(args: Args) -> Result<(), String> {
             let url = format!("{base}/api/v1/validate");
             let mut share = share;
             tokio::spawn(async move {
-                validate_worker(http, url, key, &mut share, tally, started + warm_up, end).await
+                drive(&mut HttpAsker { http, url, key }, &mut share, tally, started + warm_up, end).await
             })
         })
         .collect();
@@ -97,11 +89,11 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     let measured = histogram.len();
-    let seconds = args.seconds as f64;
+    let seconds = args.load.seconds as f64;
     println!(
         "{database}: {:.0} validations/s over {seconds:.0} s with {} connections{}; latency {}",
         measured as f64 / seconds,
-        args.concurrency,
+        args.load.concurrency,
         if key.is_some() { " and an application key" } else { "" },
         percentiles(&histogram),
     );

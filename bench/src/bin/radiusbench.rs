@@ -11,7 +11,6 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use tessera_bench::{
-    HotpUser, Server, ServerOptions, Tally, histogram, percentiles, record, validate_worker,
+    Asker, HotpUser, HttpAsker, Load, Server, ServerOptions, Tally, Verdict, drive, histogram, percentiles,
 };
 use tessera_server::radius::packet::{
     Attribute, Code, Packet, attribute, encode_request, hide_password, reply_is_genuine,
@@ -33,18 +32,8 @@ const SECRET: &str = "radius-benchmark-secret-0123456789";
 #[derive(Parser)]
 #[command(name = "tessera-radiusbench", version, about)]
 struct Args {
-    /// Concurrent clients (RADIUS sockets, HTTP connections)
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
-    /// Users (each with one HOTP token)
-    #[arg(long, default_value_t = 512)]
-    users: usize,
-    /// Measured seconds per path (after a 2-second warm-up)
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// tessera-server binary [default: next to this program]
-    #[arg(long)]
-    server: Option<PathBuf>,
+    #[command(flatten)]
+    load: Load,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,7 +41,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let http = tessera_bench::http_client(args.concurrency)?;
+    let http = tessera_bench::http_client(args.load.concurrency)?;
     let secret_file = std::env::temp_dir().join(format!("tessera-radiusbench-{}.secret", std::process::id()));
     std::fs::write(&secret_file, format!("{SECRET}\n")).map_err(|e| e.to_string())?;
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -65,20 +54,20 @@ async fn run(args: Args) -> Result<(), String> {
         secret_file.display()
     );
     let started = Server::start(
-        ServerOptions { database_url: None, binary: args.server.clone(), config: &config },
+        ServerOptions { database_url: None, binary: args.load.server.clone(), config: &config },
         &http,
     )
     .await;
     let _ = std::fs::remove_file(&secret_file);
     let mut server = started?;
-    eprintln!("enrolling {} users on SQLite...", args.users);
-    let mut users = Vec::with_capacity(args.users);
-    for i in 0..args.users {
+    eprintln!("enrolling {} users on SQLite...", args.load.users);
+    let mut users = Vec::with_capacity(args.load.users);
+    for i in 0..args.load.users {
         users.push(HotpUser::enroll(&http, &server, &format!("radius{i:05}")).await?);
     }
-    let mut shares: Vec<Vec<HotpUser>> = (0..args.concurrency).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<HotpUser>> = (0..args.load.concurrency).map(|_| Vec::new()).collect();
     for (i, user) in users.into_iter().enumerate() {
-        if let Some(share) = shares.get_mut(i % args.concurrency) {
+        if let Some(share) = shares.get_mut(i % args.load.concurrency) {
             share.push(user);
         }
     }
@@ -86,27 +75,28 @@ async fn run(args: Args) -> Result<(), String> {
         shares.into_iter().map(|share| Arc::new(tokio::sync::Mutex::new(share))).collect();
 
     let tally = Arc::new(Tally::default());
-    let (measure_from, end) = window(args.seconds);
+    let (measure_from, end) = window(args.load.seconds);
     let url = format!("{}/api/v1/validate", server.base);
     let mut http_workers = Vec::new();
     for share in &shares {
         let (http, url, tally, share) = (http.clone(), url.clone(), tally.clone(), share.clone());
         http_workers.push(tokio::spawn(async move {
             let mut users = share.lock().await;
-            validate_worker(http, url, None, &mut users, tally, measure_from, end).await
+            drive(&mut HttpAsker { http, url, key: None }, &mut users, tally, measure_from, end).await
         }));
     }
     let http_histogram = gather(http_workers).await?;
-    report("HTTP /api/v1/validate", &http_histogram, &tally, args.seconds, args.concurrency)?;
+    report("HTTP /api/v1/validate", &http_histogram, &tally, args.load.seconds, args.load.concurrency)?;
 
     let tally = Arc::new(Tally::default());
-    let (measure_from, end) = window(args.seconds);
+    let (measure_from, end) = window(args.load.seconds);
     let mut radius_workers = Vec::new();
     for share in shares.drain(..) {
         let tally = tally.clone();
         radius_workers.push(tokio::spawn(async move {
             let mut users = share.lock().await;
-            radius_worker(port, &mut users, tally, measure_from, end).await
+            let mut asker = RadiusAsker::connect(port).await?;
+            drive(&mut asker, &mut users, tally, measure_from, end).await
         }));
     }
     let radius_histogram = gather(radius_workers).await?;
@@ -114,8 +104,8 @@ async fn run(args: Args) -> Result<(), String> {
         "RADIUS Access-Request (PAP, one round)",
         &radius_histogram,
         &tally,
-        args.seconds,
-        args.concurrency,
+        args.load.seconds,
+        args.load.concurrency,
     );
     if outcome.is_err() {
         eprintln!("server data kept in {}", server.keep_files().display());
@@ -166,65 +156,50 @@ fn report(
     }
 }
 
-/// One RADIUS client: a socket of its own, one request at a time, every answer checked.
-async fn radius_worker(
-    port: u16,
-    users: &mut [HotpUser],
-    tally: Arc<Tally>,
-    measure_from: Instant,
-    end: Instant,
-) -> Result<Histogram<u64>, String> {
-    let mut histogram = histogram()?;
-    let socket = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    socket.connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
-    let mut buffer = vec![0u8; 4096];
-    let (mut index, mut identifier) = (0usize, 0u8);
-    while Instant::now() < end && !users.is_empty() {
-        let count = users.len();
-        let Some(user) = users.get_mut(index % count) else { break };
-        index += 1;
-        identifier = identifier.wrapping_add(1);
-        let (valid, passcode) = user.next_code();
+/// One RADIUS client: a socket of its own, one request at a time, every answer's authenticators
+/// checked.
+struct RadiusAsker {
+    socket: UdpSocket,
+    identifier: u8,
+    buffer: Vec<u8>,
+}
+
+impl RadiusAsker {
+    async fn connect(port: u16) -> Result<Self, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        socket.connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+        Ok(Self { socket, identifier: 0, buffer: vec![0u8; 4096] })
+    }
+}
+
+impl Asker for RadiusAsker {
+    async fn ask(&mut self, username: &str, passcode: &str) -> Result<Verdict, String> {
+        self.identifier = self.identifier.wrapping_add(1);
         let authenticator: [u8; 16] = rand::random();
         let attributes = [
-            Attribute { kind: attribute::USER_NAME, value: user.name.clone().into_bytes() },
+            Attribute { kind: attribute::USER_NAME, value: username.as_bytes().to_vec() },
             Attribute {
                 kind: attribute::USER_PASSWORD,
-                value: hide_password(&passcode, &authenticator, SECRET.as_bytes()),
+                value: hide_password(passcode, &authenticator, SECRET.as_bytes()),
             },
         ];
-        let request = encode_request(identifier, authenticator, &attributes, SECRET.as_bytes(), true);
-        let sent = Instant::now();
-        socket.send(&request).await.map_err(|e| e.to_string())?;
-        let answer = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buffer)).await;
-        let elapsed = sent.elapsed();
+        let request = encode_request(self.identifier, authenticator, &attributes, SECRET.as_bytes(), true);
+        self.socket.send(&request).await.map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(Duration::from_secs(5), self.socket.recv(&mut self.buffer)).await;
         let reply = match answer {
-            Ok(Ok(len)) => buffer.get(..len),
+            Ok(Ok(len)) => self.buffer.get(..len),
             _ => None,
         };
         let code = reply
             .filter(|reply| reply_is_genuine(reply, &authenticator, SECRET.as_bytes()))
             .and_then(|reply| Packet::decode(reply).ok())
-            .filter(|packet| packet.identifier == identifier)
+            .filter(|packet| packet.identifier == self.identifier)
             .map(|packet| packet.code);
-        match code {
-            Some(Code::AccessAccept) if valid => tally.accepted.fetch_add(1, Ordering::Relaxed),
-            Some(Code::AccessReject) if !valid => tally.rejected.fetch_add(1, Ordering::Relaxed),
-            Some(other) => {
-                if tally.wrong_answers.fetch_add(1, Ordering::Relaxed) < 5 {
-                    eprintln!(
-                        "wrong answer for {} ({}): {other:?}",
-                        user.name,
-                        if valid { "right code" } else { "wrong code" }
-                    );
-                }
-                1
-            }
-            None => tally.http_errors.fetch_add(1, Ordering::Relaxed),
-        };
-        if sent >= measure_from {
-            record(&mut histogram, elapsed);
-        }
+        Ok(match code {
+            Some(Code::AccessAccept) => Verdict::Accepted,
+            Some(Code::AccessReject) => Verdict::Rejected,
+            Some(other) => Verdict::Other(format!("{other:?}")),
+            None => Verdict::Unanswered,
+        })
     }
-    Ok(histogram)
 }
