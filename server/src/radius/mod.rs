@@ -299,10 +299,7 @@ impl Listener {
                 vec![
                     Attribute { kind: attribute::STATE, value: state },
                     text_attribute(attribute::REPLY_MESSAGE, &message),
-                    Attribute {
-                        kind: attribute::SESSION_TIMEOUT,
-                        value: timeout_secs.to_be_bytes().to_vec(),
-                    },
+                    seconds_attribute(attribute::SESSION_TIMEOUT, timeout_secs),
                 ],
             ),
             Err(error) => {
@@ -383,17 +380,15 @@ fn calling_station(request: &Packet) -> Option<std::net::IpAddr> {
 
 /// A user's reply attribute as it travels.
 fn reply_attribute(reply: &ReplyAttribute) -> Attribute {
-    let text = |kind: u8, text: &str| Attribute { kind, value: text.as_bytes().to_vec() };
-    let seconds = |kind: u8, secs: u32| Attribute { kind, value: secs.to_be_bytes().to_vec() };
     match reply {
-        ReplyAttribute::Class(class) => text(attribute::CLASS, class),
-        ReplyAttribute::FilterId(filter) => text(attribute::FILTER_ID, filter),
+        ReplyAttribute::Class(class) => text_attribute(attribute::CLASS, class),
+        ReplyAttribute::FilterId(filter) => text_attribute(attribute::FILTER_ID, filter),
         ReplyAttribute::FramedIpAddress(address) => {
             Attribute { kind: attribute::FRAMED_IP_ADDRESS, value: address.octets().to_vec() }
         }
-        ReplyAttribute::FramedPool(pool) => text(attribute::FRAMED_POOL, pool),
-        ReplyAttribute::SessionTimeout(secs) => seconds(attribute::SESSION_TIMEOUT, *secs),
-        ReplyAttribute::IdleTimeout(secs) => seconds(attribute::IDLE_TIMEOUT, *secs),
+        ReplyAttribute::FramedPool(pool) => text_attribute(attribute::FRAMED_POOL, pool),
+        ReplyAttribute::SessionTimeout(secs) => seconds_attribute(attribute::SESSION_TIMEOUT, *secs),
+        ReplyAttribute::IdleTimeout(secs) => seconds_attribute(attribute::IDLE_TIMEOUT, *secs),
         ReplyAttribute::VendorSpecific { vendor, kind, value } => {
             let mut octets = vendor.to_be_bytes().to_vec();
             octets.push(*kind);
@@ -404,7 +399,12 @@ fn reply_attribute(reply: &ReplyAttribute) -> Attribute {
     }
 }
 
-/// A text attribute (cut at a character boundary to fit, with the rest in more attributes).
+/// A text attribute (one longer than an attribute holds is split by [`encode_reply`]).
 fn text_attribute(kind: u8, text: &str) -> Attribute {
     Attribute { kind, value: text.as_bytes().to_vec() }
+}
+
+/// An integer attribute holding seconds.
+fn seconds_attribute(kind: u8, secs: u32) -> Attribute {
+    Attribute { kind, value: secs.to_be_bytes().to_vec() }
 }

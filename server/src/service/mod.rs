@@ -199,10 +199,18 @@ impl Caller<'_> {
         match (&self.application, self.door) {
             (Some(app), _) => format!("app:{}", app.name).into(),
             (None, Door::Portal { .. }) => "portal".into(),
-            (None, Door::Radius { client, nas: Some(nas), .. }) => format!("radius:{client}/{nas}").into(),
-            (None, Door::Radius { client, nas: None, .. }) => format!("radius:{client}").into(),
+            (None, Door::Radius { client, nas, .. }) => radius_actor(client, nas).into(),
             (None, Door::Api) => "validate".into(),
         }
+    }
+}
+
+/// The audit log's actor for a RADIUS `client`: `radius:<client>`, or
+/// `radius:<client>/<NAS-Identifier>` when the client names its NAS.
+fn radius_actor(client: &str, nas: Option<&str>) -> String {
+    match nas {
+        Some(nas) => format!("radius:{client}/{nas}"),
+        None => format!("radius:{client}"),
     }
 }
 

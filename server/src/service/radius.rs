@@ -14,7 +14,7 @@ use std::time::Duration;
 use tessera_core::secret::{SecretString, fill_random};
 
 use super::validate::{ValidateRequest, ValidateResponse, ValidationResult, Way};
-use super::{Caller, Door, Service, ServiceError};
+use super::{Caller, Door, Service, ServiceError, radius_actor};
 use crate::clock::now_i64;
 use crate::config::{RadiusClient, RadiusMode};
 use crate::input::{check_name, sentence};
@@ -64,6 +64,37 @@ pub enum RadiusAnswer {
     },
 }
 
+impl RadiusAccess<'_> {
+    /// The door this request comes through (`password_proved` once a `State` vouches for it).
+    fn door(&self, password_proved: bool) -> Door<'_> {
+        Door::Radius {
+            client: &self.client.name,
+            nas: self.nas_identifier.as_deref(),
+            shows_number: self.client.mode == RadiusMode::Challenge,
+            password_proved,
+        }
+    }
+
+    /// The validation this request asks for, with the NAS as the service and the calling station
+    /// as the user's address.
+    fn request(
+        &self,
+        password: Option<SecretString>,
+        passcode: Option<SecretString>,
+        transaction_id: Option<String>,
+    ) -> ValidateRequest {
+        ValidateRequest {
+            username: self.username.clone(),
+            password,
+            passcode,
+            transaction_id,
+            client_ip: self.calling_station.map(|ip| ip.to_string()),
+            user_agent: None,
+            service: self.nas_identifier.clone(),
+        }
+    }
+}
+
 impl Service {
     /// Answers an Access-Request from `access.client`.
     pub async fn radius_access(
@@ -71,13 +102,7 @@ impl Service {
         access: RadiusAccess<'_>,
         caller: &Caller<'_>,
     ) -> Result<RadiusAnswer, ServiceError> {
-        let door = Door::Radius {
-            client: &access.client.name,
-            nas: access.nas_identifier.as_deref(),
-            shows_number: access.client.mode == RadiusMode::Challenge,
-            password_proved: false,
-        };
-        let caller = Caller { door, ..caller.clone() };
+        let caller = Caller { door: access.door(false), ..caller.clone() };
         match access.state.clone() {
             None => self.radius_first(&access, &caller).await,
             Some(state) => self.radius_next(&access, &state, &caller).await,
@@ -95,16 +120,8 @@ impl Service {
         } else {
             (access.password.clone(), SecretString::new(String::new()))
         };
-        let request = ValidateRequest {
-            username: access.username.clone(),
-            password: Some(password).filter(|password| !password.expose().is_empty()),
-            passcode: Some(passcode),
-            transaction_id: None,
-            client_ip: access.calling_station.map(|ip| ip.to_string()),
-            user_agent: None,
-            service: access.nas_identifier.clone(),
-        };
-        let response = self.validate(request, caller).await?;
+        let password = Some(password).filter(|password| !password.expose().is_empty());
+        let response = self.validate(access.request(password, Some(passcode), None), caller).await?;
         let waits = response.result == ValidationResult::Challenge
             && response.channel.is_none()
             && access.client.mode == RadiusMode::Auto;
@@ -134,22 +151,9 @@ impl Service {
             }
             transaction_id => {
                 let transaction_id = transaction_id.filter(|_| !found.push);
-                let request = ValidateRequest {
-                    username: access.username.clone(),
-                    password: None,
-                    passcode: Some(access.password.clone()),
-                    transaction_id,
-                    client_ip: access.calling_station.map(|ip| ip.to_string()),
-                    user_agent: None,
-                    service: access.nas_identifier.clone(),
-                };
-                let door = Door::Radius {
-                    client: &access.client.name,
-                    nas: access.nas_identifier.as_deref(),
-                    shows_number: access.client.mode == RadiusMode::Challenge,
-                    password_proved: true,
-                };
-                let response = self.validate(request, &Caller { door, ..caller.clone() }).await?;
+                let request = access.request(None, Some(access.password.clone()), transaction_id);
+                let response =
+                    self.validate(request, &Caller { door: access.door(true), ..caller.clone() }).await?;
                 self.radius_answer(access, response).await
             }
         }
@@ -165,15 +169,7 @@ impl Service {
     ) -> Result<RadiusAnswer, ServiceError> {
         let wait = Duration::from_secs(access.client.auto_wait_secs);
         self.push.transaction_status(&transaction_id, wait, None).await?;
-        let request = ValidateRequest {
-            username: access.username.clone(),
-            password: None,
-            passcode: None,
-            transaction_id: Some(transaction_id),
-            client_ip: access.calling_station.map(|ip| ip.to_string()),
-            user_agent: None,
-            service: access.nas_identifier.clone(),
-        };
+        let request = access.request(None, None, Some(transaction_id));
         let response = self.validate(request, caller).await?;
         self.radius_answer(access, response).await
     }
@@ -330,13 +326,7 @@ impl Service {
         if record.status == AccountingStatus::InterimUpdate {
             return Ok(());
         }
-        let door = Door::Radius {
-            client: &record.client.name,
-            nas: record.nas_identifier.as_deref(),
-            shows_number: false,
-            password_proved: false,
-        };
-        let actor = Caller { door, ..caller.clone() }.audit_actor();
+        let actor = radius_actor(&record.client.name, record.nas_identifier.as_deref());
         let ip = record.calling_station.or(caller.ip).map(|ip| ip.to_string());
         let audit = crate::store::NewAudit {
             at_ms: crate::clock::unix_now_ms(),
@@ -368,7 +358,7 @@ impl Service {
         if !self.limiter.audit_refusal(reason, Some(ip), client.unwrap_or_default()) {
             return Ok(());
         }
-        let actor = client.map_or_else(|| "radius".to_owned(), |client| format!("radius:{client}"));
+        let actor = client.map_or_else(|| "radius".to_owned(), |client| radius_actor(client, None));
         let ip = ip.to_string();
         let audit = crate::store::NewAudit {
             at_ms: crate::clock::unix_now_ms(),
