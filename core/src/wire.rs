@@ -134,6 +134,10 @@ pub struct TransactionStatus {
     pub status: TransactionState,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Why a voice token's call denied it, for the login screen: `not_answered`, `busy`,
+    /// `hung_up`, `no_keys`, `wrong_code`, `fraud` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a device's answer did to its transaction.
@@ -212,10 +216,16 @@ mod tests {
             transaction_id: "TX1".into(),
             status: TransactionState::Expired,
             expires_at: 5,
+            reason: None,
         };
         assert_eq!(
             serde_json::to_string(&status).unwrap(),
             r#"{"transaction_id":"TX1","status":"expired","expires_at":5}"#
         );
+        let denied: TransactionStatus = serde_json::from_str(
+            r#"{"transaction_id":"TX1","status":"denied","expires_at":5,"reason":"not_answered"}"#,
+        )
+        .unwrap();
+        assert_eq!(denied.reason.as_deref(), Some("not_answered"));
     }
 }

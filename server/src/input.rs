@@ -53,6 +53,24 @@ pub(crate) fn check_phone(phone: String) -> Result<String, ServiceError> {
         .map_err(|e| ServiceError::InvalidInput(format!("phone: {e}")))
 }
 
+/// Where a call goes: a SIP URI (`sip:2001@pbx.example`, a desk extension) or an E.164 number.
+pub(crate) fn check_call_destination(to: String) -> Result<String, ServiceError> {
+    let Some(rest) = to.strip_prefix("sip:") else { return check_phone(to) };
+    let host = rest.rsplit('@').next().unwrap_or_default();
+    if rest.is_empty()
+        || host.is_empty()
+        || to.len() > 256
+        || to.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+    {
+        return Err(ServiceError::InvalidInput(
+            "destination must be an E.164 number (+447700900123) or a SIP URI (sip:2001@pbx.example), \
+             at most 256 characters"
+                .into(),
+        ));
+    }
+    Ok(to)
+}
+
 /// An email address of plausible shape (delivery proves the rest).
 pub(crate) fn check_email(email: String) -> Result<String, ServiceError> {
     EmailAddress::parse(&email)

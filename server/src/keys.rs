@@ -33,6 +33,7 @@ pub const ADMIN_KEY_PREFIX: &str = "tsk_";
 const SEED_AAD: &[u8] = b"tessera/server/seed/v1|";
 const SEED_KEY_LABEL: &[u8] = b"tessera/seed-sealing-key/v1";
 const PUSH_KEY_LABEL: &[u8] = b"tessera/push-signing-key/v1";
+const CODE_MAC_LABEL: &[u8] = b"tessera/code-mac-key/v1";
 const CHECK_AAD: &[u8] = b"tessera/server/key-check/v1";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -150,6 +151,26 @@ impl ServerKey {
         let seed = derive(&self.root, PUSH_KEY_LABEL)?;
         tessera_core::push::KeyPair::from_seed(&SecretBytes::from_slice(seed.as_ref()))
             .map_err(|_| KeyError::Hashing("push key".into()))
+    }
+
+    /// A code shown on a login screen, keyed for storage (HMAC-SHA256 with a key derived from the
+    /// server key, bound to the transaction `id`): replicas sharing the server key check it alike,
+    /// and a database alone does not give the code away.
+    pub fn code_mac(&self, id: &str, code: &str) -> Result<String, KeyError> {
+        use hmac::{KeyInit, Mac};
+        let key = derive(&self.root, CODE_MAC_LABEL)?;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.as_ref())
+            .map_err(|_| KeyError::Hashing("code MAC key".into()))?;
+        mac.update(id.as_bytes());
+        mac.update(&[0]);
+        mac.update(code.as_bytes());
+        Ok(data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()))
+    }
+
+    /// True when `code` is the one [`ServerKey::code_mac`] keyed as `stored` for `id` (compared in
+    /// constant time).
+    pub fn code_matches(&self, id: &str, code: &str, stored: &str) -> bool {
+        self.code_mac(id, code).is_ok_and(|mac| bool::from(mac.as_bytes().ct_eq(stored.as_bytes())))
     }
 
     /// A value stored in the database proving which key encrypted its seeds.

@@ -165,6 +165,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         let service = service.clone();
         tokio::spawn(async move { service.run_directory_syncs().await })
     };
+    let calls = tokio::spawn(service.clone().run_calls());
     let listener = service.store().postgres_pool().map(|pool| {
         let service = service.clone();
         tokio::spawn(async move { republish_notifications(&pool, &service).await })
@@ -233,6 +234,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     stopping.abort();
     sender.abort();
     syncs.abort();
+    calls.abort();
     service.delivery().unbind().await;
     if let Some(listener) = listener {
         listener.abort();

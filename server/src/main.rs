@@ -76,7 +76,8 @@ enum AdminCommand {
         /// SMS and email Daycodes: the period in days, 1 to 31 [default: 1]
         #[arg(long, value_name = "DAYS")]
         period_days: Option<u32>,
-        /// SMS and email tokens: the token's own phone number or address [default: the user's]
+        /// SMS, email and voice tokens: the token's own phone number or address (voice: a number
+        /// or a desk extension's SIP URI, `sip:2001@pbx.example`) [default: the user's]
         #[arg(long)]
         destination: Option<String>,
         /// Write the QR code to this PNG file instead of the terminal

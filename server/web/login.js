@@ -1,5 +1,5 @@
-// Tessera's login page: passcode, push approval, codes sent by SMS or email, and One Swipe read
-// by the webcam. QR decoding
+// Tessera's login page: passcode, push approval, codes sent by SMS or email, a call in which the
+// user keys the code shown here, and One Swipe read by the webcam. QR decoding
 // runs in the page with Tessera's own Rust decoder compiled to WebAssembly (/login/decoder/).
 
 const $ = (id) => document.getElementById(id);
@@ -63,7 +63,9 @@ async function signIn(event) {
 
 // What a validation answered: signed in or refused, a push to approve, or a code sent.
 async function answered(answer, body) {
-  if (answer.result === "challenge" && answer.channel) {
+  if (answer.result === "challenge" && answer.channel === "voice") {
+    await waitForCall(answer, body);
+  } else if (answer.result === "challenge" && answer.channel) {
     showCodeScreen(answer, body);
   } else if (answer.result === "challenge" && answer.transaction_id) {
     await waitForApproval(body.username, answer);
@@ -81,6 +83,7 @@ function showCodeScreen(answer, body) {
   if (pending) clearInterval(pending.timer);
   pending = { username: body.username, password: body.password, transaction: answer.transaction_id, timer: null };
   $("credentials").hidden = true;
+  $("call").hidden = true;
   $("code-form").hidden = false;
   const medium = answer.channel === "email" ? "email" : "text message";
   $("code-prompt").textContent = answer.expires_at && answer.destination
@@ -164,6 +167,7 @@ function leaveCodeScreen() {
   if (pending) clearInterval(pending.timer);
   pending = null;
   $("code-form").hidden = true;
+  $("call").hidden = true;
   $("credentials").hidden = false;
 }
 
@@ -186,6 +190,94 @@ async function waitForApproval(username, challenge) {
     return;
   }
   result("refused", "The request expired.");
+}
+
+// What a denied call's reason means for the user.
+const CALL_ENDINGS = {
+  not_answered: "The call was not answered.",
+  busy: "The line was busy or the call was declined.",
+  hung_up: "The call ended before the code was keyed in.",
+  no_keys: "No code was keyed in during the call.",
+  wrong_code: "The code was keyed in wrong three times.",
+  fraud: "You reported this sign-in: it was stopped, and your administrator was alerted.",
+  failed: "The call could not be placed.",
+};
+
+// A voice token's call: show the code to key in, count down, and wait on the transaction until
+// the call approves or ends it.
+async function waitForCall(answer, body) {
+  if (pending) clearInterval(pending.timer);
+  pending = { username: body.username, password: body.password, transaction: answer.transaction_id, timer: null };
+  const call = pending;
+  $("credentials").hidden = true;
+  $("code-form").hidden = true;
+  $("call").hidden = false;
+  $("call-prompt").textContent = `Answer the call to ${answer.destination || "your phone"} and key in this code:`;
+  $("display-code").textContent = answer.display_code;
+  delete $("display-code").dataset.ended;
+  status("Calling…");
+  result("idle", "");
+  const ways = answer.ways || [];
+  // While the phone rings, other ways are offered; another call only once this one has ended.
+  const offer = (callAgain) => {
+    let shown = 0;
+    for (const button of $("call-ways").querySelectorAll("button")) {
+      button.hidden = !ways.includes(button.dataset.way) || (button.dataset.way === "voice" && !callAgain);
+      if (!button.hidden) shown++;
+    }
+    $("call-ways").hidden = shown === 0;
+  };
+  offer(false);
+  const tick = () => {
+    const left = Math.round(answer.expires_at - Date.now() / 1000);
+    const countdown = $("call-countdown");
+    if (left <= 0) {
+      countdown.textContent = "The code has expired.";
+      countdown.dataset.expired = "";
+    } else {
+      delete countdown.dataset.expired;
+      countdown.textContent = `The code works for ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} more.`;
+    }
+  };
+  tick();
+  call.timer = setInterval(tick, 1000);
+  const id = encodeURIComponent(answer.transaction_id);
+  while (pending === call) {
+    let state;
+    try {
+      const response = await fetch(`/api/v1/transactions/${id}?wait=25`);
+      state = await response.json();
+    } catch (error) {
+      status(`Waiting for the call… (${error.message})`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      continue;
+    }
+    if (pending !== call) return;
+    if (state.status === "pending") { status("Waiting for the code to be keyed in…"); continue; }
+    clearInterval(call.timer);
+    if (state.status === "approved") {
+      status("Code keyed in: signing in…");
+      const done = await post("/api/v1/validate", { username: call.username, transaction_id: answer.transaction_id });
+      if (done.result === "accept") leaveCallScreen();
+      finish(done, call.username);
+      status("");
+    } else {
+      const why = CALL_ENDINGS[state.reason] || `The request was ${state.status}.`;
+      result("refused", state.reason === "fraud" ? why : `${why} Try again, or use another way.`);
+      status("");
+      $("call-countdown").textContent = "";
+      $("display-code").dataset.ended = "";
+      if (state.reason !== "fraud") offer(true);
+    }
+    return;
+  }
+}
+
+function leaveCallScreen() {
+  if (pending) clearInterval(pending.timer);
+  pending = null;
+  $("call").hidden = true;
+  $("credentials").hidden = false;
 }
 
 async function oneSwipe() {
@@ -268,4 +360,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of $("other-ways").querySelectorAll("button")) {
     button.addEventListener("click", () => askBy(button.dataset.way));
   }
+  for (const button of $("call-ways").querySelectorAll("button")) {
+    button.addEventListener("click", () => askBy(button.dataset.way));
+  }
+  $("call-start-over").addEventListener("click", () => { leaveCallScreen(); result("idle", ""); status(""); });
 });

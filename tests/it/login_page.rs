@@ -54,7 +54,7 @@ impl Browser {
     }
 
     /// Waits until `#result` leaves the idle state; returns its state and text.
-    fn outcome(&self, within: Duration) -> (String, String) {
+    pub(crate) fn outcome(&self, within: Duration) -> (String, String) {
         self.run(async |page| {
             let deadline = Instant::now() + within;
             loop {
@@ -84,7 +84,7 @@ fn one_swipe_video(phone: &Sandbox) -> std::path::PathBuf {
     video
 }
 
-fn type_into(browser: &Browser, fields: &[(&str, &str)]) {
+pub(crate) fn type_into(browser: &Browser, fields: &[(&str, &str)]) {
     browser.run(async |page| {
         for (id, text) in fields {
             let field = page.find(Locator::Id(id)).await.unwrap();
@@ -94,7 +94,7 @@ fn type_into(browser: &Browser, fields: &[(&str, &str)]) {
     });
 }
 
-fn click(browser: &Browser, id: &str) {
+pub(crate) fn click(browser: &Browser, id: &str) {
     browser.run(async |page| page.find(Locator::Id(id)).await.unwrap().click().await.unwrap());
 }
 

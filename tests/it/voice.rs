@@ -8,6 +8,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use serde_json::json;
+
+use crate::login_page::{Browser, click, type_into};
+use crate::radius::RadiusServer;
 use crate::server_support::{Db, Server};
 use crate::terminal::Terminal;
 
@@ -90,13 +94,19 @@ fn prompt(dir: &Path) -> PathBuf {
     wav
 }
 
+/// The configuration of calls over SIP (with `account`'s lines in `[delivery.voice.sip]`), ringing
+/// for at most `ring_secs`, with no cool-down between a user's calls.
+fn voice_toml(dir: &Path, account: &str, ring_secs: u32) -> String {
+    format!(
+        "[delivery.limits]\ncooldown_secs = 0\n[delivery.voice]\nkind = \"sip\"\nring_secs = {ring_secs}\n\
+         [delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\nprompt_wav = \"{}\"\n{account}",
+        prompt(dir).display()
+    )
+}
+
 /// A server that places calls over SIP (with `account`'s lines in `[delivery.voice.sip]`).
 fn voice_server(dir: &Path, account: &str) -> Server {
-    let toml = format!(
-        "[delivery.voice]\nkind = \"sip\"\n[delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\nprompt_wav = \"{}\"\n{account}",
-        prompt(dir).display()
-    );
-    Server::start(Db::Sqlite, &toml)
+    Server::start(Db::Sqlite, &voice_toml(dir, account, 30))
 }
 
 /// Runs `admin test-call` on another thread while `act` plays the user on `phone`; its answer.
@@ -276,4 +286,260 @@ fn a_pbx_asking_for_digest_authentication_gets_the_accounts_answer() {
     assert_eq!(outcome["answered"], false, "{outcome} {printed}");
     assert!(outcome["ended"]["failed"].as_str().unwrap_or_default().contains("403"), "{outcome}");
     let _ = pbx.wait();
+}
+
+/// A user with the password `2580` and a voice token that calls `destination`.
+fn desk_phone_user(server: &Server, username: &str, destination: &str) -> String {
+    let user = json!({ "username": username, "password": "2580" });
+    let (status, body) = server.admin("POST", "/api/v1/users", Some(user));
+    assert_eq!(status, 201, "{body}");
+    let token = json!({ "kind": "voice", "destination": destination });
+    let (status, body) = server.admin("POST", &format!("/api/v1/users/{username}/tokens"), Some(token));
+    assert_eq!(status, 201, "{body}");
+    body["serial"].as_str().unwrap().to_owned()
+}
+
+/// A login with the password: the challenge that names the call, its code shown.
+fn call_challenge(server: &Server, username: &str) -> Value {
+    let (status, challenge) = server.validate(username, Some("2580"), "");
+    assert_eq!(status, 200, "{challenge}");
+    assert_eq!(
+        (challenge["result"].as_str(), challenge["channel"].as_str()),
+        (Some("challenge"), Some("voice"))
+    );
+    challenge
+}
+
+/// The transaction's status once it is no longer pending (long-polled as a login client does).
+fn settled(server: &Server, challenge: &Value) -> Value {
+    let id = challenge["transaction_id"].as_str().unwrap();
+    for _ in 0..6 {
+        let (status, body) = server.get(&format!("/api/v1/transactions/{id}?wait=20"));
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        if body["status"] != "pending" {
+            return body;
+        }
+    }
+    panic!("the call's transaction stayed pending");
+}
+
+/// Completes the login with the transaction, as the login client does once it was approved.
+fn complete(server: &Server, username: &str, challenge: &Value) -> Value {
+    let body = json!({ "username": username, "transaction_id": challenge["transaction_id"] });
+    let (status, answer) = server.post("/api/v1/validate", &body);
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[test]
+fn a_desk_phone_user_signs_in_by_keying_the_code_shown_into_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path(), "");
+    let phone = Phone::start();
+    let serial = desk_phone_user(&server, "dora", &phone.uri);
+
+    let challenge = call_challenge(&server, "dora");
+    let code = challenge["display_code"].as_str().unwrap().to_owned();
+    assert!(
+        code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()) && !code.starts_with('9'),
+        "{challenge}"
+    );
+    assert!(challenge["message"].as_str().unwrap().contains(&code), "{challenge}");
+    assert!(challenge["destination"].as_str().unwrap().starts_with("sip:••"), "masked: {challenge}");
+    let left = challenge["expires_at"].as_i64().unwrap() - now();
+    assert!((100..=120).contains(&left), "{challenge}");
+    let early = complete(&server, "dora", &challenge);
+    assert_eq!(early["result"], "challenge", "nothing was keyed yet: {early}");
+
+    phone.terminal.wait_for_times("Call established", 1);
+    phone.terminal.type_keys(&code);
+    let status = settled(&server, &challenge);
+    assert_eq!(status["status"], "approved", "{status}");
+    phone.terminal.wait_for_times("terminated", 1);
+    let done = complete(&server, "dora", &challenge);
+    assert_eq!(
+        (done["result"].as_str(), done["serial"].as_str()),
+        (Some("accept"), Some(serial.as_str())),
+        "{done}"
+    );
+    let again = complete(&server, "dora", &challenge);
+    assert_eq!(again["result"], "reject", "a transaction completes one login: {again}");
+
+    let (_, deliveries) = server.admin("GET", "/api/v1/deliveries?username=dora", None);
+    let call = &deliveries[0];
+    assert_eq!(
+        (call["channel"].as_str(), call["status"].as_str(), call["gateway"].as_str()),
+        (Some("voice"), Some("delivered"), Some("sip")),
+        "the outbox placed the call and it was answered: {deliveries}"
+    );
+    assert!(!deliveries.to_string().contains(&code), "the code is in no delivery record");
+    let (_, audit) = server.admin("GET", "/api/v1/audit?username=dora", None);
+    let reasons: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["action"].as_str().unwrap(), r["reason"].as_str().unwrap_or_default()))
+        .collect();
+    for expected in ["validate called", "voice.answer approved", "validate call_approved"] {
+        assert!(reasons.iter().any(|r| r == expected), "{expected}: {reasons:?}");
+    }
+    assert!(!audit.to_string().contains(&code), "the code is in no audit record");
+}
+
+#[test]
+fn wrong_codes_a_hang_up_and_fraud_end_the_login_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path(), "");
+    let phone = Phone::start();
+    desk_phone_user(&server, "walt", &phone.uri);
+
+    let wrong = call_challenge(&server, "walt");
+    let code = wrong["display_code"].as_str().unwrap();
+    let other = if code.starts_with('1') { "222222" } else { "111111" };
+    phone.terminal.wait_for_times("Call established", 1);
+    for entry in 0..3 {
+        phone.terminal.type_keys(other);
+        if entry < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            let id = wrong["transaction_id"].as_str().unwrap();
+            let (_, pending) = server.get(&format!("/api/v1/transactions/{id}"));
+            assert!(pending.contains("\"pending\""), "a wrong code leaves tries: {pending}");
+        }
+    }
+    let status = settled(&server, &wrong);
+    assert_eq!((status["status"].as_str(), status["reason"].as_str()), (Some("denied"), Some("wrong_code")));
+    phone.terminal.wait_for_times("terminated", 1);
+    assert_eq!(complete(&server, "walt", &wrong)["result"], "reject");
+
+    let hung_up = call_challenge(&server, "walt");
+    phone.terminal.wait_for_times("Call established", 2);
+    phone.terminal.type_keys("b");
+    let status = settled(&server, &hung_up);
+    assert_eq!((status["status"].as_str(), status["reason"].as_str()), (Some("denied"), Some("hung_up")));
+
+    let reported = call_challenge(&server, "walt");
+    phone.terminal.wait_for_times("Call established", 3);
+    phone.terminal.type_keys("9");
+    let status = settled(&server, &reported);
+    assert_eq!((status["status"].as_str(), status["reason"].as_str()), (Some("denied"), Some("fraud")));
+    let (_, audit) = server.admin("GET", "/api/v1/audit?username=walt&action=voice.fraud_report", None);
+    assert_eq!(
+        (audit[0]["result"].as_str(), audit[0]["actor"].as_str()),
+        (Some("alert"), Some("call")),
+        "{audit}"
+    );
+    let (status, muted) = server.validate("walt", Some("2580"), "");
+    assert_eq!(status, 200);
+    assert_eq!(muted["result"], "reject", "calls are paused after a report: {muted}");
+    assert!(muted["message"].as_str().unwrap().contains("paused"), "{muted}");
+}
+
+#[test]
+fn a_call_nobody_answers_or_the_phone_declines_ends_the_login_with_that_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Db::Sqlite, &voice_toml(dir.path(), "", 5));
+    let phone = Phone::answering("manual");
+    desk_phone_user(&server, "nina", &phone.uri);
+
+    let unanswered = call_challenge(&server, "nina");
+    phone.terminal.wait_for_times("Incoming call", 1);
+    let status = settled(&server, &unanswered);
+    assert_eq!(
+        (status["status"].as_str(), status["reason"].as_str()),
+        (Some("denied"), Some("not_answered"))
+    );
+
+    let declined = call_challenge(&server, "nina");
+    phone.terminal.wait_for_times("Incoming call", 2);
+    phone.terminal.type_keys("b");
+    let status = settled(&server, &declined);
+    assert_eq!((status["status"].as_str(), status["reason"].as_str()), (Some("denied"), Some("busy")));
+    let (_, deliveries) = server.admin("GET", "/api/v1/deliveries?username=nina", None);
+    assert_eq!(deliveries[0]["status"], "failed", "{deliveries}");
+    assert!(deliveries[0]["error"].as_str().unwrap().contains("busy"), "{deliveries}");
+}
+
+#[test]
+fn over_radius_the_code_is_in_the_prompt_and_enter_completes_once_it_was_keyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let radius = RadiusServer::start("", &voice_toml(dir.path(), "", 30));
+    let phone = Phone::start();
+    desk_phone_user(&radius.server, "rita", &phone.uri);
+
+    let first = radius.request("rita", "2580", None);
+    assert_eq!(first.code, "Access-Challenge", "{}", first.printed);
+    let message = first.attribute("Reply-Message").unwrap().to_owned();
+    let code: String =
+        message.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    assert!(message.contains("key in") && message.contains("Then press Enter"), "{message}");
+    phone.terminal.wait_for_times("Call established", 1);
+    phone.terminal.type_keys(&code);
+    phone.terminal.wait_for_times("terminated", 1);
+    let done = radius.request("rita", "", Some(&first.state()));
+    assert_eq!(done.code, "Access-Accept", "{}", done.printed);
+}
+
+#[test]
+fn the_login_page_shows_the_code_counts_down_and_signs_in_once_it_was_keyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = voice_server(dir.path(), "");
+    let phone = Phone::start();
+    desk_phone_user(&server, "lena", &phone.uri);
+    let browser = Browser::start(None);
+    let call_screen = || {
+        browser.run(async |page| {
+            let text =
+                async |id: &str| page.find(fantoccini::Locator::Id(id)).await.unwrap().text().await.unwrap();
+            let again = page.find(fantoccini::Locator::Css("#call-ways [data-way=voice]")).await.unwrap();
+            (
+                text("call-prompt").await,
+                text("display-code").await,
+                text("call-countdown").await,
+                again.is_displayed().await.unwrap(),
+            )
+        })
+    };
+    browser.run(async |page| page.goto(&format!("{}/login", server.url)).await.unwrap());
+    type_into(&browser, &[("username", "lena"), ("password", "2580")]);
+    click(&browser, "submit");
+
+    phone.terminal.wait_for_times("Call established", 1);
+    let (prompt, code, countdown, call_again) = call_screen();
+    browser.screenshot("login-voice-call-screen.png");
+    assert!(prompt.starts_with("Answer the call to sip:••"), "{prompt}");
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    assert!(
+        countdown.starts_with("The code works for 1:5") || countdown == "The code works for 2:00 more.",
+        "{countdown}"
+    );
+    assert!(!call_again, "no second call while this one rings");
+    phone.terminal.type_keys("b");
+    let (state, text) = browser.outcome(std::time::Duration::from_secs(20));
+    browser.screenshot("login-voice-hung-up.png");
+    assert_eq!(state, "refused", "{text}");
+    assert!(text.starts_with("The call ended before the code was keyed in. Try again"), "{text}");
+    assert!(call_screen().3, "another call is offered once the call ended");
+
+    click(&browser, "call-ways-voice");
+    phone.terminal.wait_for_times("Call established", 2);
+    let shown_first = code;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        let (_, code, _, _) = call_screen();
+        if code != shown_first || std::time::Instant::now() > deadline {
+            break code;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    phone.terminal.type_keys(&code);
+    let (state, text) = browser.outcome(std::time::Duration::from_secs(20));
+    browser.screenshot("login-voice-signed-in.png");
+    assert_eq!(state, "signed-in", "{text}");
+    assert!(text.contains("Signed in as lena"), "{text}");
+}
+
+fn now() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+        .unwrap()
 }

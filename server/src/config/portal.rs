@@ -68,6 +68,8 @@ pub enum SecondFactor {
     Email,
     /// The help desk's temporary passcode.
     Temp,
+    /// A call in which the user keys the code shown on screen.
+    Voice,
 }
 
 /// How a user without any token signs in to the portal the first time.

@@ -1,4 +1,5 @@
-//! The `[delivery.voice]` section: how voice-token calls are placed. `kind = "sip"`: Tessera
+//! The `[delivery.voice]` section: how voice-token calls are placed, and how long they ring
+//! (`ring_secs`). `kind = "sip"`: Tessera
 //! calls as a SIP user agent, through `[delivery.voice.sip] proxy` (a PBX or trunk) or straight to
 //! a SIP URI's host, with the account's `username` and `password_file` for digest
 //! authentication, as `from`, playing `prompt_wav`. Checked at start-up; the password is read
@@ -21,6 +22,7 @@ pub const DEFAULT_PROMPT_WAV: &str = "/usr/share/tessera/voice/enter-code.wav";
 #[serde(deny_unknown_fields)]
 pub(super) struct FileVoice {
     kind: VoiceKind,
+    ring_secs: Option<u64>,
     sip: Option<FileSip>,
 }
 
@@ -63,12 +65,18 @@ pub struct SipSettings {
     pub from: String,
     /// The spoken prompt (8 kHz, mono, 16-bit WAV).
     pub prompt_wav: PathBuf,
+    /// How long a login's call may ring (`[delivery.voice] ring_secs`, 5 to 120, default 30).
+    pub ring_for: std::time::Duration,
 }
 
 impl FileVoice {
     /// The checked settings.
     pub(super) fn settings(self) -> Result<VoiceSettings, ConfigError> {
         let bad = |message: String| ConfigError::OutOfRange(format!("delivery.voice.sip: {message}"));
+        let ring_secs = self.ring_secs.unwrap_or(30);
+        if !(5..=120).contains(&ring_secs) {
+            return Err(ConfigError::OutOfRange("delivery.voice.ring_secs must be 5 to 120".into()));
+        }
         match self.kind {
             VoiceKind::Sip => {
                 let sip = self
@@ -90,6 +98,7 @@ impl FileVoice {
                     password,
                     from: sip.from,
                     prompt_wav: sip.prompt_wav.unwrap_or_else(|| PathBuf::from(DEFAULT_PROMPT_WAV)),
+                    ring_for: std::time::Duration::from_secs(ring_secs),
                 }))
             }
         }
@@ -135,6 +144,7 @@ mod tests {
                 "kind = \"sip\"\n[sip]\nfrom = \"sip:t@pbx\"\nproxy = \"pbx.example\"\n",
                 "invalid socket address",
             ),
+            ("kind = \"sip\"\nring_secs = 2\n[sip]\nfrom = \"sip:t@pbx\"\n", "ring_secs must be 5 to 120"),
         ] {
             let error = settings(toml).unwrap_err();
             assert!(error.contains(reason), "{toml}: {error}");

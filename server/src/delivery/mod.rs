@@ -29,14 +29,14 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use tessera_core::delivery::{EmailAddress, PhoneNumber, Ttl, daycode_period};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::{Config, DeliverySettings, SipSettings, SmsGateway, VoiceSettings};
 use crate::error::ServiceError;
 use crate::keys::ServerKey;
-use crate::store::{Channel, Store, TokenRow, UserRow};
+use crate::store::{Channel, DeliveryRow, Store, TokenRow, UserRow};
 use crate::voice::prompt::{G711, Prompt};
-use crate::voice::sip::{CallOutcome, CallRequest};
+use crate::voice::sip::{AnyEntry, CallAudio, CallOutcome, CallRequest, Judge};
 use crate::wake::outbound_client;
 use gateway::{Outgoing, send_http};
 use tessera_core::secret::SecretString;
@@ -51,26 +51,31 @@ pub struct Delivery {
     mailer: Option<email::Mailer>,
     smpp: Vec<smpp::SmppLink>,
     calls: Option<SipCalls>,
+    handed_calls:
+        (mpsc::UnboundedSender<DeliveryRow>, std::sync::Mutex<Option<mpsc::UnboundedReceiver<DeliveryRow>>>),
     due: Notify,
     stopping: watch::Sender<bool>,
 }
 
-/// Calls over SIP: the account, and the prompt in both G.711 codecs.
+/// Calls over SIP: the account, and what calls play in both G.711 codecs.
 struct SipCalls {
     account: SipSettings,
-    prompts: Vec<Prompt>,
+    audio: Vec<CallAudio>,
 }
 
 impl SipCalls {
     fn new(sip: &SipSettings) -> Result<Self, ServiceError> {
-        let prompts = [G711::MuLaw, G711::ALaw]
+        let audio = [G711::MuLaw, G711::ALaw]
             .into_iter()
-            .map(|codec| Prompt::from_file(&sip.prompt_wav, codec))
+            .map(|codec| Prompt::from_file(&sip.prompt_wav, codec).map(CallAudio::around))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::InvalidInput(format!("delivery.voice.sip.prompt_wav: {e}")))?;
-        Ok(Self { account: sip.clone(), prompts })
+        Ok(Self { account: sip.clone(), audio })
     }
 }
+
+/// How long each entry's keys may take once a call is answered.
+pub const KEYS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// No `[delivery.voice]` is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +159,10 @@ impl Delivery {
             mailer,
             smpp,
             calls,
+            handed_calls: {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                (sender, std::sync::Mutex::new(Some(receiver)))
+            },
             settings: config.delivery.clone(),
             service_name: config.push.service_name.clone(),
             http,
@@ -222,14 +231,36 @@ impl Delivery {
         keys: usize,
         ring_for: std::time::Duration,
     ) -> Result<CallOutcome, NoVoice> {
-        let calls = self.calls.as_ref().ok_or(NoVoice)?;
         let request = CallRequest {
             to: to.to_owned(),
             keys_wanted: keys,
             ring_for,
-            keys_within: std::time::Duration::from_secs(30),
+            keys_within: KEYS_WITHIN,
+            fraud_key: None,
         };
-        Ok(crate::voice::sip::call(&calls.account, &calls.prompts, &request).await)
+        self.call(&request, &AnyEntry).await
+    }
+
+    /// Places a call as `request` asks, `judge` deciding what the callee's entries mean.
+    pub async fn call(&self, request: &CallRequest, judge: &impl Judge) -> Result<CallOutcome, NoVoice> {
+        let calls = self.calls.as_ref().ok_or(NoVoice)?;
+        Ok(crate::voice::sip::call(&calls.account, &calls.audio, request, judge).await)
+    }
+
+    /// How long a login's call may ring.
+    pub fn ring_for(&self) -> std::time::Duration {
+        self.calls.as_ref().map_or(std::time::Duration::from_secs(30), |calls| calls.account.ring_for)
+    }
+
+    /// Whether calls can be placed (`[delivery.voice]` is configured).
+    pub fn places_calls(&self) -> bool {
+        self.calls.is_some()
+    }
+
+    /// The calls the outbox hands over, for whoever places them (taken once; the service does,
+    /// as only it can judge what the callee keys).
+    pub fn calls_to_place(&self) -> Option<mpsc::UnboundedReceiver<DeliveryRow>> {
+        self.handed_calls.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// A Twilio-compatible status callback, if its signature is the account's: the gateway, the
@@ -296,19 +327,26 @@ impl Delivery {
         own: Option<&str>,
     ) -> Result<String, NoDestination> {
         let own = own.map(str::to_owned);
-        match channel {
-            Channel::Sms => {
-                let text =
-                    own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?;
-                let phone = PhoneNumber::parse(&text).map_err(|_| NoDestination::Invalid("phone number"))?;
-                let allowed = &self.settings.country_allowlist;
-                if !allowed.is_empty()
-                    && !allowed.iter().any(|prefix| phone.as_str().starts_with(prefix.as_str()))
-                {
-                    return Err(NoDestination::CountryNotAllowed);
-                }
-                Ok(phone.as_str().to_owned())
+        let phone_number = |text: String| {
+            let phone = PhoneNumber::parse(&text).map_err(|_| NoDestination::Invalid("phone number"))?;
+            let allowed = &self.settings.country_allowlist;
+            if !allowed.is_empty()
+                && !allowed.iter().any(|prefix| phone.as_str().starts_with(prefix.as_str()))
+            {
+                return Err(NoDestination::CountryNotAllowed);
             }
+            Ok(phone.as_str().to_owned())
+        };
+        match channel {
+            Channel::Sms => phone_number(
+                own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?,
+            ),
+            Channel::Voice => match own {
+                Some(uri) if uri.starts_with("sip:") => Ok(uri),
+                own => phone_number(
+                    own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?,
+                ),
+            },
             Channel::Email => {
                 let text =
                     own.or_else(|| user.email.clone()).ok_or(NoDestination::Missing("email address"))?;
@@ -322,6 +360,10 @@ impl Delivery {
     /// The masked form of a destination a login screen may show.
     pub fn masked(channel: Channel, destination: &str) -> String {
         match channel {
+            Channel::Voice if destination.starts_with("sip:") => masked_sip_uri(destination),
+            Channel::Voice => {
+                PhoneNumber::parse(destination).map(|p| p.masked()).unwrap_or_else(|_| "your phone".into())
+            }
             Channel::Sms => {
                 PhoneNumber::parse(destination).map(|p| p.masked()).unwrap_or_else(|_| "your phone".into())
             }
@@ -346,4 +388,14 @@ impl Delivery {
         let days = token.delivery.as_ref().map_or(1, |d| d.period_days);
         daycode_period(self.settings.daycode.local_day(now), days)
     }
+}
+
+/// A SIP URI with all but the last two characters of its user part hidden
+/// (`sip:••01@pbx.example`).
+fn masked_sip_uri(uri: &str) -> String {
+    let rest = uri.trim_start_matches("sip:");
+    let Some((user, host)) = rest.split_once('@') else { return "your desk phone".into() };
+    let shown: String = user.chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
+    let hidden = "•".repeat(user.chars().count().saturating_sub(2).clamp(2, 6));
+    format!("sip:{hidden}{shown}@{host}")
 }

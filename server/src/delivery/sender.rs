@@ -2,7 +2,8 @@
 //! mode's template (or take a notice's stored text), try the gateways in order, and record the
 //! outcome (retried with back-off).
 //! A message for a real-time challenge that ended before it could be sent is dropped, never sent
-//! late.
+//! late. A voice token's call is handed to whoever took [`Delivery::calls_to_place`] (the
+//! service, which judges the keys).
 
 use std::time::Duration;
 
@@ -62,6 +63,14 @@ impl Delivery {
     }
 
     async fn send_one(&self, message: &DeliveryRow) {
+        if message.channel == Channel::Voice {
+            if self.handed_calls.0.send(message.clone()).is_err() {
+                let result =
+                    SendResult::Failed { gateway: None, error: "nothing places calls here", retry_at: None };
+                let _ = self.store.record_send(message, &result, now_i64()).await;
+            }
+            return;
+        }
         let outcome = self.attempt(message).await;
         let now = now_i64();
         let result = match &outcome {
@@ -114,6 +123,7 @@ impl Delivery {
         };
         match message.channel {
             Channel::Sms => self.through_sms_gateways(&outgoing).await,
+            Channel::Voice => Err(Failure::permanent("a call is placed by the service, not sent")),
             Channel::Email => match &self.mailer {
                 Some(mailer) => mailer
                     .send(&outgoing, &message.service)

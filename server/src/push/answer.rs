@@ -14,7 +14,9 @@ use super::Push;
 use super::hub::transaction_key;
 use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
 use crate::error::ServiceError;
-use crate::store::{AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenRow, TransactionRow, TxStatus};
+use crate::store::{
+    AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenRow, TransactionRow, TxChannel, TxStatus,
+};
 
 /// What an answer will write.
 struct Judgement {
@@ -119,8 +121,11 @@ impl Push {
             let error = ServiceError::Unauthorized("the answer's signature does not verify".into());
             return Ok(Err(("bad_signature", error)));
         }
-        let tx =
-            self.store.transaction(&answer.transaction_id).await?.filter(|tx| tx.user_id == token.user_id);
+        let tx = self
+            .store
+            .transaction(&answer.transaction_id)
+            .await?
+            .filter(|tx| tx.user_id == token.user_id && tx.channel == TxChannel::Push);
         let Some(tx) = tx else {
             let error = ServiceError::NotFound("transaction", answer.transaction_id.clone());
             return Ok(Err(("unknown_transaction", error)));
@@ -192,23 +197,29 @@ impl Push {
     }
 
     /// "Not me": an audit alert and, when configured, a webhook call.
-    async fn report_fraud(
+    /// Raises the alert for a login the user reported (a push's "not me", or `9` keyed into a
+    /// call): audited, logged, and posted to the webhook.
+    pub(crate) async fn report_fraud(
         &self,
         username: &str,
         tx: &TransactionRow,
         serial: &str,
         device_ip: Option<&str>,
     ) -> Result<(), ServiceError> {
+        let (actor, event, reason) = match tx.channel {
+            TxChannel::Push => ("device", "push.fraud_report", "not-me"),
+            TxChannel::Voice => ("call", "voice.fraud_report", "key-9"),
+        };
         self.store
             .audit(&NewAudit {
                 at_ms: unix_now_ms(),
-                actor: "device",
-                action: "push.fraud_report",
+                actor,
+                action: event,
                 username: Some(username),
                 serial: Some(serial),
                 client_ip: tx.client_ip.as_deref(),
                 result: AuditResult::Alert,
-                reason: Some("not-me"),
+                reason: Some(reason),
             })
             .await?;
         tracing::warn!(
@@ -216,11 +227,12 @@ impl Push {
             serial,
             login_client_ip = tx.client_ip.as_deref(),
             device_ip,
-            "push denied as not me"
+            event,
+            "a login was reported as not the user's"
         );
         if let Some(url) = self.settings.webhook_url.clone() {
             let body = serde_json::json!({
-                "event": "push.fraud_report",
+                "event": event,
                 "username": username,
                 "serial": serial,
                 "transaction_id": tx.id,

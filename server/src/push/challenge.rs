@@ -9,7 +9,7 @@ use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
 use crate::error::ServiceError;
 use crate::keys::{KeyError, random_id};
 use crate::store::{
-    AuditResult, NewAudit, NewTransaction, PushLimits, PushRefusal, TokenRow, TxStatus, UserRow,
+    AuditResult, NewAudit, NewTransaction, PushLimits, PushRefusal, TokenRow, TxChannel, TxStatus, UserRow,
 };
 use crate::wake::{WakeOutcome, WakeUp};
 
@@ -46,6 +46,8 @@ pub enum PushReason {
     WindowLimit,
     /// The approved transaction completed the login.
     Approved,
+    /// The transaction a voice token's call approved completed the login.
+    CallApproved,
     /// The transaction still waits for the device.
     Pending,
     /// No such transaction for this user.
@@ -67,6 +69,7 @@ impl PushReason {
             Self::PendingLimit => "push_pending_limit",
             Self::WindowLimit => "push_window_limit",
             Self::Approved => "push_approved",
+            Self::CallApproved => "call_approved",
             Self::Pending => "push_pending",
             Self::Unknown => "push_unknown",
             Self::Denied => "push_denied",
@@ -200,7 +203,9 @@ impl Push {
         };
         let failed = match tx.as_ref().map(|tx| (tx.status, tx.expires_at)) {
             Some((TxStatus::Approved, expires_at)) => {
-                let accepted = audit(AuditResult::Accept, PushReason::Approved);
+                let by_call = tx.as_ref().is_some_and(|tx| tx.channel == TxChannel::Voice);
+                let reason = if by_call { PushReason::CallApproved } else { PushReason::Approved };
+                let accepted = audit(AuditResult::Accept, reason);
                 let store = &self.store;
                 if store
                     .consume_transaction(transaction_id, user.id, i64_of(now), APPROVAL_GRACE_SECS, &accepted)

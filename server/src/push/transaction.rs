@@ -9,7 +9,7 @@ use super::hub::{Subscription, transaction_key};
 use super::{MAX_WAIT_SECS, Push};
 use crate::clock::{u64_of, unix_now};
 use crate::error::ServiceError;
-use crate::store::TxStatus;
+use crate::store::{TxChannel, TxStatus};
 
 impl Push {
     /// A transaction's status, waiting up to `wait` while it is pending. Only an existing,
@@ -42,7 +42,16 @@ impl Push {
                 TxStatus::Consumed => TransactionState::Consumed,
             };
             if status != TransactionState::Pending || tokio::time::Instant::now() >= deadline {
-                return Ok(TransactionStatus { transaction_id: tx.id, status, expires_at: tx.expires_at });
+                let reason = match (tx.channel, status) {
+                    (TxChannel::Voice, TransactionState::Denied) => tx.deny_reason,
+                    _ => None,
+                };
+                return Ok(TransactionStatus {
+                    transaction_id: tx.id,
+                    status,
+                    expires_at: tx.expires_at,
+                    reason,
+                });
             }
             let Some(changes) = changes.as_mut() else {
                 // Subscribed only now that the transaction is known to be pending, then read again

@@ -21,7 +21,7 @@ use super::validate::{Attempt, Outcome, PublicReason, ValidateReason};
 use super::{Actor, MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now};
 use crate::delivery::{Delivery, GatewayTest};
-use crate::input::{check_email, check_phone, check_text};
+use crate::input::{check_call_destination, check_email, check_phone};
 use crate::keys::{KeyError, random_id};
 use crate::store::{
     AuditResult, ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryProgress, NewAudit,
@@ -102,12 +102,7 @@ impl Service {
         keys: usize,
         ring_secs: u64,
     ) -> Result<CallOutcome, ServiceError> {
-        let to = if to.starts_with("sip:") {
-            check_text("to", to, 256)?;
-            to.to_owned()
-        } else {
-            check_phone(to.to_owned())?
-        };
+        let to = check_call_destination(to.to_owned())?;
         if !(1..=16).contains(&keys) {
             return Err(ServiceError::InvalidInput("keys must be 1 to 16".into()));
         }
@@ -242,15 +237,22 @@ impl Service {
         let destination = match (&options.destination, channel) {
             (Some(text), Channel::Sms) => Some(check_phone(text.clone())?),
             (Some(text), Channel::Email) => Some(check_email(text.clone())?),
+            (Some(text), Channel::Voice) => Some(check_call_destination(text.clone())?),
             (None, _) => None,
         };
+        let mode = options.mode.unwrap_or(DeliveryMode::Realtime);
+        if channel == Channel::Voice && (mode != DeliveryMode::Realtime || options.ttl_secs.is_some()) {
+            return Err(ServiceError::InvalidInput(
+                "a voice token calls at each login: it takes no mode or ttl_secs".into(),
+            ));
+        }
         self.delivery.destination(user, channel, destination.as_deref()).map_err(|e| {
             ServiceError::InvalidInput(format!(
                 "{e}: give the token a destination, or set the user's phone or email (PATCH /api/v1/users/{{username}})"
             ))
         })?;
         Ok(DeliveredToken {
-            mode: options.mode.unwrap_or(DeliveryMode::Realtime),
+            mode,
             destination,
             ttl_secs: options.ttl_secs,
             period_days: check_period_days(options.period_days.unwrap_or(1)).map_err(invalid)?,
@@ -342,6 +344,7 @@ impl Service {
             counters: send.counters.clone(),
             service: self.delivery.service_name(),
             challenge: send.challenge.clone(),
+            call: None,
             limited,
             now: i64_of(now),
         };
@@ -510,6 +513,7 @@ impl Service {
             counters,
             service: self.delivery.service_name(),
             challenge: None,
+            call: None,
             limited: false,
             now: now_i64(),
         };

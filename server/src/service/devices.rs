@@ -330,7 +330,7 @@ impl Service {
         let chosen = match user.delivery_preference {
             DeliveryPreference::App => Some(CodeChoice::App),
             DeliveryPreference::Sms => Some(CodeChoice::TextMessage),
-            DeliveryPreference::Email => None,
+            DeliveryPreference::Email | DeliveryPreference::Voice => None,
         };
         let texted = tokens.iter().find(|t| t.kind == TokenKind::Sms);
         let phone = texted

@@ -18,6 +18,7 @@
 //! | `phone.rs` | proving a phone number by a code sent to it: a number change, a first sign-in by SMS |
 //! | `notices.rs` | telling users of changes to their sign-in by another channel |
 //! | `radius.rs` | RADIUS Access-Requests as validations, Access-Challenge and its `State` |
+//! | `voice.rs` | voice tokens: the code shown, the call queued, what the callee keys judged |
 //! | `users.rs`, `tokens.rs` | user and token administration |
 //! | `passwords.rs` | Argon2id hashing and checks behind a semaphore |
 //! | `admin_keys.rs`, `applications.rs` | admin API keys, relying parties' application keys |
@@ -43,6 +44,7 @@ mod temporary;
 mod tokens;
 mod users;
 mod validate;
+mod voice;
 
 use std::net::IpAddr;
 use std::sync::Arc;

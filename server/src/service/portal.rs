@@ -582,5 +582,6 @@ fn second_factor(kind: TokenKind) -> SecondFactor {
         TokenKind::Sms => SecondFactor::Sms,
         TokenKind::Email => SecondFactor::Email,
         TokenKind::Temp => SecondFactor::Temp,
+        TokenKind::Voice => SecondFactor::Voice,
     }
 }

@@ -19,7 +19,7 @@ use crate::clock::now_i64;
 use crate::config::{RadiusClient, RadiusMode};
 use crate::input::{check_name, sentence};
 use crate::keys::{KeyError, credential_hash};
-use crate::store::{RadiusState, ReplyAttribute};
+use crate::store::{Channel, RadiusState, ReplyAttribute};
 
 /// How long an Access-Challenge's `State` works when the validation gave no expiry (a passcode to
 /// type).
@@ -187,7 +187,8 @@ impl Service {
             }
             ValidationResult::Reject => Ok(RadiusAnswer::Reject(sentence(&response.message))),
             ValidationResult::Challenge => {
-                let push = response.channel.is_none() && response.transaction_id.is_some();
+                let push = matches!(response.channel, None | Some(Channel::Voice))
+                    && response.transaction_id.is_some();
                 let now = now_i64();
                 let expires_at = response
                     .expires_at
@@ -226,6 +227,7 @@ fn other_ways(response: &ValidateResponse) -> String {
             Way::Push => None,
             Way::Sms => Some("sms for a code by text message"),
             Way::Email => Some("email for a code by email"),
+            Way::Voice => Some("call for a phone call"),
         })
         .collect();
     match keywords.as_slice() {

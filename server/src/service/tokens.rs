@@ -248,9 +248,12 @@ impl Service {
         let period = Period::new(period).map_err(invalid)?;
         let method = match request.kind {
             TokenKind::Hotp => OtpMethod::Hotp { algorithm, digits, counter: 0 },
-            TokenKind::Totp | TokenKind::Push | TokenKind::Sms | TokenKind::Email | TokenKind::Temp => {
-                OtpMethod::Totp { algorithm, digits, period }
-            }
+            TokenKind::Totp
+            | TokenKind::Push
+            | TokenKind::Sms
+            | TokenKind::Email
+            | TokenKind::Temp
+            | TokenKind::Voice => OtpMethod::Totp { algorithm, digits, period },
         };
         let seed = SecretBytes::random(SEED_BYTES).map_err(|e| KeyError::Random(e.to_string()))?;
         let otp = OtpAuth::new(Some(self.issuer.clone()), user.username.clone(), seed, method)

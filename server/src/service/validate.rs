@@ -113,7 +113,10 @@ pub struct ValidateResponse {
     /// code before then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
-    /// On a challenge: every way this user can get a code or approve (`push`, `sms`, `email`),
+    /// A voice token's call: the code the login screen shows, for the user to key into the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_code: Option<String>,
+    /// On a challenge: every way this user can get a code or approve (`push`, `sms`, `email`, `voice`),
     /// for a login screen's "use another way" (send the way's name as the passcode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ways: Option<Vec<Way>>,
@@ -129,6 +132,8 @@ pub enum Way {
     Sms,
     /// A code by email.
     Email,
+    /// A call in which the user keys the code shown on screen.
+    Voice,
 }
 
 impl Way {
@@ -136,10 +141,15 @@ impl Way {
     fn of(tokens: &[TokenRow], nopush: bool) -> Vec<Self> {
         let push = !nopush && tokens.iter().any(TokenRow::is_registered_push_device);
         let has = |channel: Channel| tokens.iter().any(|t| t.kind.channel() == Some(channel));
-        [(Self::Push, push), (Self::Sms, has(Channel::Sms)), (Self::Email, has(Channel::Email))]
-            .into_iter()
-            .filter_map(|(way, present)| present.then_some(way))
-            .collect()
+        [
+            (Self::Push, push),
+            (Self::Sms, has(Channel::Sms)),
+            (Self::Email, has(Channel::Email)),
+            (Self::Voice, has(Channel::Voice)),
+        ]
+        .into_iter()
+        .filter_map(|(way, present)| present.then_some(way))
+        .collect()
     }
 }
 
@@ -155,6 +165,7 @@ impl ValidateResponse {
             channel: None,
             destination: None,
             expires_at: None,
+            display_code: None,
             ways: None,
         }
     }
@@ -180,6 +191,7 @@ impl ValidateResponse {
             channel: None,
             destination: None,
             expires_at: None,
+            display_code: None,
             ways: None,
         }
     }
@@ -195,6 +207,7 @@ impl ValidateResponse {
             channel: None,
             destination: None,
             expires_at: None,
+            display_code: None,
             ways: None,
         }
     }
@@ -232,6 +245,8 @@ pub enum ValidateReason {
     Push(PushReason),
     /// A code was queued for sending.
     CodeSent,
+    /// A voice token's call was queued, its code shown.
+    Called,
     /// The user was asked for a code already on their phone (pre-loaded, or today's Daycode).
     SentCodeAskedFor,
     /// A code could not be sent (no destination).
@@ -270,6 +285,7 @@ impl ValidateReason {
             Self::Contention => "contention",
             Self::Push(reason) => reason.as_str(),
             Self::CodeSent => "code_sent",
+            Self::Called => "called",
             Self::SentCodeAskedFor => "sent_code_asked_for",
             Self::NotSent => "not_sent",
             Self::SendLimited(limit) => limit.as_str(),
@@ -291,6 +307,10 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
+    pub(super) fn new(response: ValidateResponse, reason: ValidateReason) -> Self {
+        Self { response, reason, serial: None }
+    }
+
     /// A challenge that also offers the user's other ways.
     fn offering(mut self, ways: Vec<Way>) -> Self {
         if self.response.result == ValidationResult::Challenge && !ways.is_empty() {
@@ -317,7 +337,7 @@ impl Outcome {
         mode: Option<DeliveryMode>,
     ) -> Self {
         let medium = match channel {
-            Channel::Sms => "text message",
+            Channel::Sms | Channel::Voice => "text message",
             Channel::Email => "email",
         };
         let message = match mode {
@@ -507,6 +527,7 @@ impl Service {
                     Some(Outcome::of_push(self.push.start(&user, &context).await?))
                 }
                 Route::Send(token) => Some(self.deliver(&user, token, attempt).await?),
+                Route::Call(token) => Some(self.call(&user, &token, attempt).await?),
                 Route::AskForSentCode(token) => Some(self.ask_for_sent_code(&user, &token, attempt).await?),
                 Route::AskForPasscode => Some(self.ask_for_passcode(attempt).await?),
                 Route::CheckPasscode => None,
@@ -611,9 +632,19 @@ impl Service {
             (Some(Keyword::Push), _) => vec![Preference::App],
             (Some(Keyword::Sms), _) => vec![Preference::Sms],
             (Some(Keyword::Email), _) => vec![Preference::Email],
-            (None, Preference::App) => vec![Preference::App, Preference::Sms, Preference::Email],
-            (None, Preference::Sms) => vec![Preference::Sms, Preference::App, Preference::Email],
-            (None, Preference::Email) => vec![Preference::Email, Preference::App, Preference::Sms],
+            (Some(Keyword::Voice), _) => vec![Preference::Voice],
+            (None, Preference::App) => {
+                vec![Preference::App, Preference::Sms, Preference::Email, Preference::Voice]
+            }
+            (None, Preference::Sms) => {
+                vec![Preference::Sms, Preference::App, Preference::Email, Preference::Voice]
+            }
+            (None, Preference::Email) => {
+                vec![Preference::Email, Preference::App, Preference::Sms, Preference::Voice]
+            }
+            (None, Preference::Voice) => {
+                vec![Preference::Voice, Preference::App, Preference::Sms, Preference::Email]
+            }
         };
         for choice in order {
             let token = match choice {
@@ -621,6 +652,10 @@ impl Service {
                 Preference::App => None,
                 Preference::Sms => delivered(Channel::Sms),
                 Preference::Email => delivered(Channel::Email),
+                Preference::Voice => match delivered(Channel::Voice) {
+                    Some(token) => return Route::Call(token),
+                    None => None,
+                },
             };
             if let Some(token) = token {
                 return if keyword.is_some() || self.needs_send(&token, unix_now()) {
@@ -906,6 +941,7 @@ enum Keyword {
     Sms,
     Email,
     Push,
+    Voice,
 }
 
 impl Keyword {
@@ -914,6 +950,7 @@ impl Keyword {
             "sms" => Some(Self::Sms),
             "email" => Some(Self::Email),
             "push" => Some(Self::Push),
+            "voice" | "call" => Some(Self::Voice),
             _ => None,
         }
     }
@@ -925,6 +962,8 @@ enum Route {
     Push,
     /// Send this delivered token's codes.
     Send(TokenRow),
+    /// Call this voice token's phone.
+    Call(TokenRow),
     /// The code is already on the phone: ask for it.
     AskForSentCode(TokenRow),
     /// Ask for a passcode from a token (`-nopush`, or a keyword for a channel the user lacks).
@@ -996,7 +1035,7 @@ impl<'a> Attempt<'a> {
 
     /// What the device will show: the application's service name (or the server's) and, only
     /// from an authenticated application, the end user's address and browser from the body.
-    fn push_context(&self, push: &PushPolicy) -> PushContext {
+    pub(super) fn push_context(&self, push: &PushPolicy) -> PushContext {
         let user_agent = self
             .caller
             .user_agent
@@ -1041,7 +1080,7 @@ pub(crate) fn usable_tokens(tokens: Vec<TokenRow>) -> Vec<TokenRow> {
                 && match t.kind {
                     TokenKind::Totp | TokenKind::Hotp => true,
                     TokenKind::Push => t.device().is_some(),
-                    TokenKind::Sms | TokenKind::Email => t.delivery.is_some(),
+                    TokenKind::Sms | TokenKind::Email | TokenKind::Voice => t.delivery.is_some(),
                     TokenKind::Temp => t.is_live_temporary(now_i64()),
                 }
         })

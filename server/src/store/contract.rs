@@ -145,6 +145,7 @@ async fn contract(store: &Store) {
         "only push tokens have a device part"
     );
     outbox(store, ann.id).await;
+    calls(store, ann.id).await;
 
     let batch = vec![
         (NewToken { kind: TokenKind::Hotp, counter: 7, ..token_like("HW-CONTRACT-1", ann.id) }, AUDIT),
@@ -330,6 +331,7 @@ async fn outbox(store: &Store, user_id: i64) {
         counters: 0..1,
         service: "VPN",
         challenge: Some(challenge),
+        call: None,
         limited: true,
         now: 100,
     };
@@ -375,6 +377,80 @@ async fn outbox(store: &Store, user_id: i64) {
     let listed = store.deliveries(Some(user_id), 10).await.unwrap();
     let states: Vec<_> = listed.iter().map(|m| (m.status, m.provider_message_id.as_deref())).collect();
     assert_eq!(states, [(DeliveryStatus::Sending, None), (DeliveryStatus::Sent, Some("42"))]);
+}
+
+/// A voice token's call: its transaction created with the outbox row, never shown to devices,
+/// wrong codes counted while it is pending, and answered once.
+async fn calls(store: &Store, user_id: i64) {
+    let delivered = DeliveredToken {
+        mode: DeliveryMode::Realtime,
+        destination: Some("sip:2001@pbx.example".into()),
+        ttl_secs: None,
+        period_days: 1,
+        issued_upto: 0,
+        last_delivered_period: None,
+    };
+    let new = NewToken {
+        kind: TokenKind::Voice,
+        delivery: Some(&delivered),
+        ..token_like("VOICE-CONTRACT", user_id)
+    };
+    store.create_token(new, &AUDIT).await.unwrap();
+    let token = store.token("VOICE-CONTRACT").await.unwrap().unwrap();
+    assert_eq!((token.kind, token.delivery.as_ref()), (TokenKind::Voice, Some(&delivered)));
+    let call = NewCall {
+        id: "TXCALLCONTRACT".into(),
+        code_mac: "mac".into(),
+        client_ip: Some("198.51.100.7".into()),
+        user_agent: None,
+        expires_at: 5_000,
+    };
+    let message = NewDelivery {
+        user_id,
+        token_id: token.id,
+        channel: Channel::Voice,
+        destination: "sip:2001@pbx.example",
+        mode: DeliveryMode::Realtime,
+        counters: 0..0,
+        service: "VPN",
+        challenge: None,
+        call: Some(call),
+        limited: false,
+        now: 4_900,
+    };
+    let limits = SendLimits::default();
+    assert_eq!(store.queue_message(&[], None, &message, &limits, &AUDIT).await.unwrap(), Queued::Yes);
+    let tx = store.transaction("TXCALLCONTRACT").await.unwrap().unwrap();
+    assert_eq!(
+        (tx.channel, tx.status, tx.code_mac.as_deref(), tx.tries, tx.service.as_str()),
+        (TxChannel::Voice, TxStatus::Pending, Some("mac"), 0, "VPN")
+    );
+    let queued = store.deliveries(Some(user_id), 1).await.unwrap();
+    assert_eq!(
+        (queued[0].channel, queued[0].challenge_id.as_deref()),
+        (Channel::Voice, Some("TXCALLCONTRACT")),
+        "the outbox row names the transaction"
+    );
+    assert!(
+        store.pending_transactions(user_id, 0, 4_900).await.unwrap().iter().all(|t| t.channel == TxChannel::Push),
+        "devices never see a call's transaction"
+    );
+    assert_eq!(store.count_wrong_code("TXCALLCONTRACT").await.unwrap(), Some(1));
+    assert_eq!(store.count_wrong_code("TXCALLCONTRACT").await.unwrap(), Some(2));
+    let answer = RecordedAnswer {
+        id: "TXCALLCONTRACT",
+        status: TxStatus::Denied,
+        deny_reason: Some("fraud"),
+        answered_at: 4_950,
+        answered_by: "VOICE-CONTRACT",
+    };
+    assert!(store.answer_transaction(&answer, None, Some((user_id, 6_000)), &AUDIT).await.unwrap());
+    assert!(!store.answer_transaction(&answer, None, None, &AUDIT).await.unwrap(), "answered once");
+    assert_eq!(store.count_wrong_code("TXCALLCONTRACT").await.unwrap(), None, "no longer pending");
+    let tx = store.transaction("TXCALLCONTRACT").await.unwrap().unwrap();
+    assert_eq!((tx.status, tx.deny_reason.as_deref(), tx.tries), (TxStatus::Denied, Some("fraud"), 2));
+    let user = store.user("ann").await.unwrap().unwrap();
+    assert_eq!(user.push_muted_until, Some(6_000), "fraud mutes the user");
 }
 
 /// A TOTP token's fields for `serial`, owned by `user_id`.

@@ -28,6 +28,8 @@ pub enum Channel {
     Sms,
     /// Email.
     Email,
+    /// A phone call in which the user keys the code their login screen shows.
+    Voice,
 }
 
 impl Channel {
@@ -36,12 +38,13 @@ impl Channel {
         match self {
             Self::Sms => "sms",
             Self::Email => "email",
+            Self::Voice => "voice",
         }
     }
 
     /// The channel a stored name stands for.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Sms, Self::Email].into_iter().find(|channel| channel.as_str() == name)
+        [Self::Sms, Self::Email, Self::Voice].into_iter().find(|channel| channel.as_str() == name)
     }
 }
 
@@ -67,6 +70,8 @@ pub enum DeliveryPreference {
     Sms,
     /// A code by email.
     Email,
+    /// A call in which the user keys the code shown on screen.
+    Voice,
 }
 
 impl DeliveryPreference {
@@ -76,12 +81,13 @@ impl DeliveryPreference {
             Self::App => "app",
             Self::Sms => "sms",
             Self::Email => "email",
+            Self::Voice => "voice",
         }
     }
 
     /// The preference a stored name stands for.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::App, Self::Sms, Self::Email].into_iter().find(|p| p.as_str() == name)
+        [Self::App, Self::Sms, Self::Email, Self::Voice].into_iter().find(|p| p.as_str() == name)
     }
 }
 
@@ -167,6 +173,21 @@ pub struct NewChallenge {
     pub expires_at: i64,
 }
 
+/// A voice token's transaction, opened with the call that answers it.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// Public id (the login client waits on it).
+    pub id: String,
+    /// The displayed code, keyed by [`crate::keys::ServerKey::code_mac`].
+    pub code_mac: String,
+    /// The login client's address.
+    pub client_ip: Option<String>,
+    /// The login client's user agent.
+    pub user_agent: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// A message to queue.
 #[derive(Debug, Clone)]
 pub struct NewDelivery<'a> {
@@ -186,6 +207,8 @@ pub struct NewDelivery<'a> {
     pub service: &'a str,
     /// A real-time challenge created with it.
     pub challenge: Option<NewChallenge>,
+    /// A voice token's call: the transaction the login waits on, created with it.
+    pub call: Option<NewCall>,
     /// Whether the cost limits apply (sends a user asked for) or not (the next pre-loaded codes
     /// after a successful login, an administrator's enrolment).
     pub limited: bool,
@@ -451,6 +474,26 @@ impl Store {
                 rows: Some(1),
             });
         }
+        if let Some(call) = &message.call {
+            statements.push(Guarded {
+                statement: statement(
+                    "INSERT INTO push_transactions (id, user_id, service, client_ip, user_agent, number_matching, \
+                     choices, status, created_at, expires_at, channel, code_mac) \
+                     VALUES ($1, $2, $3, $4, $5, 'off', '', 'pending', $6, $7, 'voice', $8)",
+                    vec![
+                        Param::Text(call.id.clone()),
+                        Param::Int(message.user_id),
+                        Param::Text(message.service.into()),
+                        Param::OptText(call.client_ip.clone()),
+                        Param::OptText(call.user_agent.clone()),
+                        Param::Int(message.now),
+                        Param::Int(call.expires_at),
+                        Param::Text(call.code_mac.clone()),
+                    ],
+                ),
+                rows: Some(1),
+            });
+        }
         statements.push(Guarded { statement: queue_statement(message, limits)?, rows: Some(1) });
         statements.push(audited(audit));
         if self.db.atomically(statements, vec![]).await?.is_some() {
@@ -674,7 +717,13 @@ fn queue_statement(
         vec![
             Param::Int(message.user_id),
             Param::Int(message.token_id),
-            Param::OptText(message.challenge.as_ref().map(|c| c.id.clone())),
+            Param::OptText(
+                message
+                    .challenge
+                    .as_ref()
+                    .map(|c| c.id.clone())
+                    .or_else(|| message.call.as_ref().map(|c| c.id.clone())),
+            ),
             Param::Text(message.channel.as_str().into()),
             Param::Text(message.destination.into()),
             Param::Text(message.mode.as_str().into()),

@@ -21,11 +21,13 @@ mod radius;
 pub use credentials::{AdminKeyRow, ApplicationRow};
 pub use delivery::{
     ChallengeRow, ChallengeStatus, Channel, DeliveredToken, DeliveryPreference, DeliveryProgress,
-    DeliveryRow, DeliveryStatus, MessageMode, NewChallenge, NewDelivery, Queued, SendLimit, SendLimits,
-    SendResult,
+    DeliveryRow, DeliveryStatus, MessageMode, NewCall, NewChallenge, NewDelivery, Queued, SendLimit,
+    SendLimits, SendResult,
 };
 pub use portal::{NewPortalSession, PortalSessionRow, SessionStage};
-pub use push::{NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxStatus};
+pub use push::{
+    NewTransaction, PushLimits, PushRefusal, RecordedAnswer, TransactionRow, TxChannel, TxStatus,
+};
 pub use radius::{MAX_REPLY_ATTRIBUTES, RadiusReplyAttribute, RadiusState, ReplyAttribute, ReplyValue};
 
 use std::path::Path;
@@ -245,6 +247,9 @@ pub enum TokenKind {
     Email,
     /// A temporary passcode the help desk hands out: a few uses within a few hours.
     Temp,
+    /// A phone (a number or a desk extension's SIP URI) that is called at login: the user keys
+    /// in the code their login screen shows.
+    Voice,
 }
 
 impl TokenKind {
@@ -257,12 +262,13 @@ impl TokenKind {
             Self::Sms => "sms",
             Self::Email => "email",
             Self::Temp => "temp",
+            Self::Voice => "voice",
         }
     }
 
     /// The kind a stored name stands for.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Totp, Self::Hotp, Self::Push, Self::Sms, Self::Email, Self::Temp]
+        [Self::Totp, Self::Hotp, Self::Push, Self::Sms, Self::Email, Self::Temp, Self::Voice]
             .into_iter()
             .find(|kind| kind.as_str() == name)
     }
@@ -276,6 +282,7 @@ impl TokenKind {
             Self::Sms => "Text messages",
             Self::Email => "Email",
             Self::Temp => "Temporary passcode",
+            Self::Voice => "Phone call",
         }
     }
 
@@ -289,6 +296,7 @@ impl TokenKind {
         match self {
             Self::Sms => Some(Channel::Sms),
             Self::Email => Some(Channel::Email),
+            Self::Voice => Some(Channel::Voice),
             Self::Totp | Self::Hotp | Self::Push | Self::Temp => None,
         }
     }
@@ -565,6 +573,7 @@ impl Store {
                 ("portal", include_str!("../../migrations/postgres/0008_portal.sql")),
                 ("radius", include_str!("../../migrations/postgres/0009_radius.sql")),
                 ("radius_reply", include_str!("../../migrations/postgres/0010_radius_reply.sql")),
+                ("voice", include_str!("../../migrations/postgres/0011_voice.sql")),
             ];
             let migrations = (1i64..)
                 .zip(migrations)
@@ -586,7 +595,7 @@ impl Store {
 
     /// Applies the SQLite schema versions past `PRAGMA user_version`, each in a transaction.
     async fn migrate_sqlite(&self) -> Result<(), StoreError> {
-        const MIGRATIONS: [&str; 10] = [
+        const MIGRATIONS: [&str; 11] = [
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_push.sql"),
             include_str!("../../migrations/sqlite/0003_oneswipe.sql"),
@@ -597,6 +606,7 @@ impl Store {
             include_str!("../../migrations/sqlite/0008_portal.sql"),
             include_str!("../../migrations/sqlite/0009_radius.sql"),
             include_str!("../../migrations/sqlite/0010_radius_reply.sql"),
+            include_str!("../../migrations/sqlite/0011_voice.sql"),
         ];
         let version = match self
             .db

@@ -42,8 +42,38 @@ pub struct TransactionRow {
     pub expires_at: i64,
     /// Unix seconds.
     pub answered_at: Option<i64>,
-    /// Serial of the push token that answered.
+    /// Serial of the push token that answered (or the voice token whose call approved).
     pub answered_by: Option<String>,
+    /// A push to a device, or a voice token's call.
+    pub channel: TxChannel,
+    /// A call's displayed code, as [`crate::keys::ServerKey::code_mac`] keyed it.
+    pub code_mac: Option<String>,
+    /// Wrong codes keyed during the call.
+    pub tries: u32,
+}
+
+/// What answers a transaction: the user's push device, or the user keying the displayed code
+/// into a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxChannel {
+    /// A push to the Tessera app.
+    Push,
+    /// A voice token's call.
+    Voice,
+}
+
+impl TxChannel {
+    /// The name stored in the `channel` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::Voice => "voice",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Push, Self::Voice].into_iter().find(|c| c.as_str() == name)
+    }
 }
 
 /// Where a push transaction stands in the database.
@@ -139,7 +169,7 @@ pub enum PushRefusal {
 macro_rules! transaction_columns {
     () => {
         "seq, id, user_id, service, client_ip, user_agent, number_matching, number, choices, status, deny_reason, \
-         created_at, expires_at, answered_at, answered_by"
+         created_at, expires_at, answered_at, answered_by, channel, code_mac, tries"
     };
 }
 
@@ -239,6 +269,7 @@ impl Store {
                     "SELECT ",
                     transaction_columns!(),
                     " FROM push_transactions WHERE user_id = $1 AND seq > $2 AND status = 'pending' AND expires_at >= $3 \
+                     AND channel = 'push' \
                      ORDER BY seq LIMIT 100"
                 ),
                 vec![Param::Int(user_id), Param::Int(after), Param::Int(now)],
@@ -286,6 +317,21 @@ impl Store {
         }
         statements.push(audited(audit));
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
+    }
+
+    /// Counts a wrong code keyed into a call's still-pending transaction; the tries now, or
+    /// `None` when the transaction is no longer pending.
+    pub async fn count_wrong_code(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let count = statement(
+            "UPDATE push_transactions SET tries = tries + 1 WHERE id = $1 AND status = 'pending' RETURNING tries",
+            vec![Param::Text(id.into())],
+        );
+        let rows = self.db.atomically(vec![], vec![count]).await?.map(|(_, rows)| rows).unwrap_or_default();
+        let tries = rows.into_iter().next().unwrap_or_default();
+        tries
+            .first()
+            .map(|row| int_at(Some(row), 0).map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+            .transpose()
     }
 
     /// Consumes an approved transaction for the user (once, while it has not expired more than
@@ -488,5 +534,8 @@ fn transaction_from(row: &Row) -> Result<TransactionRow, StoreError> {
         expires_at: int_at(Some(row), 12)?,
         answered_at: opt_int_at(row, 13)?,
         answered_by: opt_text_at(row, 14)?,
+        channel: TxChannel::parse(&text_at(row, 15)?).ok_or(StoreError::Corrupt("transaction channel"))?,
+        code_mac: opt_text_at(row, 16)?,
+        tries: u32::try_from(int_at(Some(row), 17)?).map_err(|_| StoreError::Corrupt("transaction tries"))?,
     })
 }

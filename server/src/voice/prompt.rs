@@ -121,6 +121,32 @@ impl Prompt {
         if samples.is_empty() {
             return Err(PromptError::Empty);
         }
+        Ok(Self::from_samples(&samples, codec))
+    }
+
+    /// Tones one after another (`(hertz, milliseconds)`; 0 Hz is silence), at a comfortable
+    /// level: the short signals a call plays around the spoken prompt.
+    pub fn tones(tones: &[(u32, u32)], codec: G711) -> Self {
+        let samples: Vec<i16> = tones
+            .iter()
+            .flat_map(|&(hertz, millis)| {
+                let count = usize::try_from(millis * SAMPLE_RATE / 1000).unwrap_or(0);
+                (0..count).map(move |n| {
+                    let phase = std::f64::consts::TAU * f64::from(hertz) * n as f64 / f64::from(SAMPLE_RATE);
+                    (phase.sin() * 8000.0) as i16
+                })
+            })
+            .collect();
+        Self::from_samples(&samples, codec)
+    }
+
+    /// This prompt, then `next`.
+    pub fn then(mut self, next: &Self) -> Self {
+        self.frames.extend_from_slice(&next.frames);
+        self
+    }
+
+    fn from_samples(samples: &[i16], codec: G711) -> Self {
         let silence = codec.encode(0);
         let frames = samples
             .chunks(FRAME_SAMPLES)
@@ -132,7 +158,7 @@ impl Prompt {
                 frame
             })
             .collect();
-        Ok(Self { codec, frames })
+        Self { codec, frames }
     }
 
     /// The codec its frames are in.

@@ -2,7 +2,9 @@
 //! voice token's SIP URI, or to its number at the configured proxy (a PBX or a trunk, answering
 //! digest challenges with the configured account), offering G.711 and RFC 4733 telephone-events;
 //! once answered, the prompt plays and the keys the user presses are collected (telephone-events
-//! in RTP, or SIP INFO) until enough arrive, the callee hangs up, or time runs out; then BYE.
+//! in RTP, or SIP INFO) entry by entry, each judged by the caller's [`Judge`] (a wrong one hears a
+//! low tone and the prompt again, a right one a rising tone), until the judge ends the call, the
+//! callee hangs up, or time runs out; then BYE.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -42,8 +44,64 @@ pub struct CallRequest {
     pub keys_wanted: usize,
     /// How long the phone may ring.
     pub ring_for: Duration,
-    /// How long the keys may take once the call is answered.
+    /// How long an entry's keys may take once the call is answered (or after a wrong entry).
     pub keys_within: Duration,
+    /// A key that, pressed first, ends the entry at once (`9`: "I did not ask for this").
+    pub fraud_key: Option<char>,
+}
+
+/// What a call does once the callee keyed an entry (`keys_wanted` keys, fewer ended by `#`, or
+/// the fraud key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The entry was right: a rising tone, then goodbye.
+    Accepted,
+    /// Wrong, with tries left: a low tone and the prompt again.
+    TryAgain,
+    /// No further entry is taken: goodbye.
+    Refused,
+}
+
+/// Decides what the callee's entries mean.
+pub trait Judge: Sync {
+    /// What the call does after `entry`.
+    fn judge(&self, entry: &str) -> impl Future<Output = Reply> + Send;
+}
+
+/// Takes any entry (a test call: the keys are only reported).
+pub struct AnyEntry;
+
+impl Judge for AnyEntry {
+    async fn judge(&self, _entry: &str) -> Reply {
+        Reply::Refused
+    }
+}
+
+/// What a call plays, in one codec: the spoken prompt, the same after a wrong entry (a low
+/// double tone first), and the rising tone that confirms a right one.
+#[derive(Debug, Clone)]
+pub struct CallAudio {
+    entry: Prompt,
+    again: Prompt,
+    accepted: Prompt,
+}
+
+impl CallAudio {
+    /// The signals around `prompt`, in its codec.
+    pub fn around(prompt: Prompt) -> Self {
+        let codec = prompt.codec();
+        let wrong = Prompt::tones(&[(440, 180), (0, 80), (330, 300), (0, 400)], codec);
+        Self {
+            again: wrong.then(&prompt),
+            accepted: Prompt::tones(&[(660, 150), (880, 150), (1320, 300), (0, 300)], codec),
+            entry: prompt,
+        }
+    }
+
+    /// The codec it plays in.
+    pub fn codec(&self) -> G711 {
+        self.entry.codec()
+    }
 }
 
 /// How a call ended.
@@ -95,18 +153,26 @@ impl CallOutcome {
     }
 }
 
-/// Places one call with `account` and plays the prompt (`prompts`: one per codec) to the callee.
-pub async fn call(account: &SipSettings, prompts: &[Prompt], request: &CallRequest) -> CallOutcome {
+/// Places one call with `account`, plays the prompt (`audio`: one per codec) to the callee, and
+/// lets `judge` decide what their entries mean.
+pub async fn call(
+    account: &SipSettings,
+    audio: &[CallAudio],
+    request: &CallRequest,
+    judge: &impl Judge,
+) -> CallOutcome {
     let cancel = CancellationToken::new();
-    let outcome = place(account, prompts, request, &cancel).await.unwrap_or_else(CallOutcome::unanswered);
+    let outcome =
+        place(account, audio, request, judge, &cancel).await.unwrap_or_else(CallOutcome::unanswered);
     cancel.cancel();
     outcome
 }
 
 async fn place(
     account: &SipSettings,
-    prompts: &[Prompt],
+    audio: &[CallAudio],
     request: &CallRequest,
+    judge: &impl Judge,
     cancel: &CancellationToken,
 ) -> Result<CallOutcome, CallEnd> {
     let failed = |what: &str, error: &dyn std::fmt::Display| CallEnd::Failed(format!("{what}: {error}"));
@@ -163,8 +229,8 @@ async fn place(
         let _ = dialog.bye().await;
         return Err(CallEnd::Failed("the answer offered no G.711 audio".into()));
     };
-    let prompt = prompts.iter().find(|p| p.codec() == answer.codec);
-    let (keys, ended) = converse(&media, &answer, prompt, &mut state_events, request).await;
+    let audio = audio.iter().find(|a| a.codec() == answer.codec);
+    let (keys, ended) = converse(&media, &answer, audio, &mut state_events, request, judge).await;
     if ended != CallEnd::HungUp {
         let _ = dialog.bye().await;
     }
@@ -210,27 +276,32 @@ async fn user_agent(
     Ok((endpoint, dialogs))
 }
 
-/// Plays the prompt (then silence) and collects keys until the call ends one way or another.
+/// Plays the prompt (then silence) and collects keys, entry by entry, until the judge ends the
+/// call, the callee hangs up, or the keys stop coming.
 async fn converse(
     media: &UdpSocket,
     answer: &Answer,
-    prompt: Option<&Prompt>,
+    audio: Option<&CallAudio>,
     states: &mut DialogStateReceiver,
     request: &CallRequest,
+    judge: &impl Judge,
 ) -> (String, CallEnd) {
-    let mut outgoing = Outgoing::new(answer.codec, prompt);
+    let mut outgoing = Outgoing::new(answer.codec, audio.map(|a| &a.entry));
     let mut keypad = Keypad::default();
     let mut keys = String::new();
+    let mut entry = String::new();
+    let mut closing = false;
     let mut buffer = [0u8; 1500];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let deadline = tokio::time::sleep(request.keys_within);
     tokio::pin!(deadline);
     loop {
-        if keys.len() >= request.keys_wanted {
-            return (keys, CallEnd::Keyed);
-        }
+        let mut pressed = None;
         tokio::select! {
             _ = tick.tick() => {
+                if closing && outgoing.finished() {
+                    return (keys, CallEnd::Keyed);
+                }
                 if let Some(packet) = outgoing.next_packet() {
                     let _ = media.send_to(&packet, answer.media).await;
                 }
@@ -238,24 +309,43 @@ async fn converse(
             received = media.recv_from(&mut buffer) => {
                 if let Ok((len, _)) = received {
                     let event = buffer.get(..len).and_then(|p| TelephoneEvent::from_rtp(p, answer.telephone_event));
-                    if let Some(key) = event.and_then(|e| keypad.press(&e)) {
-                        keys.push(key.as_char());
-                    }
+                    pressed = event.and_then(|e| keypad.press(&e)).map(|key| key.as_char());
                 }
             }
             state = states.recv() => match state {
                 Some(DialogState::Terminated(..)) | None => return (keys, CallEnd::HungUp),
                 Some(DialogState::Info(_, info, handle)) => {
                     let content_type = info.header_value("Content-Type").unwrap_or_default();
-                    if let Some(key) = info_key(&content_type, &String::from_utf8_lossy(info.body())) {
-                        keys.push(key.as_char());
-                    }
+                    pressed = info_key(&content_type, &String::from_utf8_lossy(info.body())).map(|key| key.as_char());
                     let _ = handle.reply(StatusCode::OK).await;
                 }
                 Some(_) => {}
             },
-            () = &mut deadline => return (keys, CallEnd::NoKeys),
+            () = &mut deadline, if !closing => return (keys, CallEnd::NoKeys),
         }
+        let Some(key) = pressed.filter(|_| !closing) else { continue };
+        keys.push(key);
+        if key != '#' {
+            entry.push(key);
+        }
+        let complete = entry.len() >= request.keys_wanted
+            || (key == '#' && !entry.is_empty())
+            || (request.fraud_key.is_some_and(|fraud| entry.len() == 1 && entry.starts_with(fraud)));
+        if !complete {
+            continue;
+        }
+        match judge.judge(&entry).await {
+            Reply::Accepted => {
+                closing = true;
+                outgoing.play(audio.map(|a| a.accepted.frames()).unwrap_or_default());
+            }
+            Reply::Refused => return (keys, CallEnd::Keyed),
+            Reply::TryAgain => {
+                outgoing.play(audio.map(|a| a.again.frames()).unwrap_or_default());
+                deadline.as_mut().reset(tokio::time::Instant::now() + request.keys_within);
+            }
+        }
+        entry.clear();
     }
 }
 
@@ -272,6 +362,17 @@ struct Outgoing<'a> {
 }
 
 impl<'a> Outgoing<'a> {
+    /// Plays `frames` from their start (then silence again).
+    fn play(&mut self, frames: &'a [[u8; FRAME_SAMPLES]]) {
+        self.frames = frames;
+        self.sent = 0;
+    }
+
+    /// Whether what is playing has been sent in full.
+    fn finished(&self) -> bool {
+        self.sent >= self.frames.len()
+    }
+
     fn new(codec: G711, prompt: Option<&'a Prompt>) -> Self {
         let mut random = [0u8; 10];
         let _ = fill_random(&mut random);

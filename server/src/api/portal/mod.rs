@@ -464,6 +464,7 @@ fn device_row(device: &DeviceView) -> DeviceRow {
         TokenKind::Sms => ("codes sent by SMS", "sms", "SMS"),
         TokenKind::Email => ("codes sent by email", "email", "MAIL"),
         TokenKind::Temp => ("from the help desk", "temp", "TEMP"),
+        TokenKind::Voice => ("a call in which you key the code on screen", "voice", "CALL"),
     };
     let (name, detail) = match &device.name {
         Some(name) => (name.clone(), format!("{title}: {detail}")),

@@ -1,0 +1,309 @@
+//! Voice tokens in the service. A login with the right password gets a six-digit code to show and
+//! a transaction to wait on; the call to the token's phone is queued in the same database
+//! transaction (so the cost limits count it), and the outbox hands it to [`Service::run_calls`],
+//! which places it and judges what the callee keys: the displayed code approves the transaction
+//! (the login client then completes with `{username, transaction_id}`, as after a push), three
+//! wrong codes deny it, `9` denies it as fraud (the user's pushes and calls are muted and an alert
+//! is raised, as a push's "not me" does), and a call that is busy, unanswered or hung up denies
+//! it with that reason for the login screen.
+//!
+//! The code never starts with `9`, so `9` always means "I did not ask for this"; it is stored only
+//! as a keyed MAC bound to the transaction. The callee must see the login screen to approve: a
+//! blind "press any key" is not enough.
+
+use std::sync::Arc;
+
+use tessera_core::delivery::{CHALLENGE_TRIES, DeliveryMode};
+use tessera_core::secret::{SecretString, fill_random};
+
+use super::validate::{Attempt, Outcome, ValidateReason, ValidateResponse};
+use super::{MAX_ATTEMPTS, Service, ServiceError};
+use crate::clock::{i64_of, now_i64, unix_now_ms};
+use crate::delivery::{Delivery, KEYS_WITHIN};
+use crate::keys::{KeyError, random_id};
+use crate::push::transaction_key;
+use crate::store::{
+    AuditResult, Channel, DeliveryRow, NewAudit, NewCall, NewDelivery, Queued, RecordedAnswer, SendResult,
+    TokenRow, TransactionRow, TxStatus, UserRow,
+};
+use crate::voice::sip::{CallEnd, CallRequest, Judge, Reply};
+
+/// Digits in the code shown on the login screen.
+pub const DISPLAY_CODE_DIGITS: usize = 6;
+/// How long a call's transaction lasts: ringing, the prompt, and three entries.
+pub const CALL_SECS: i64 = 120;
+/// The key that reports a call the user did not ask for.
+const FRAUD_KEY: char = '9';
+
+/// A fresh code to show: six digits, uniformly from `000000` to `899999`, so it never starts with
+/// the fraud key.
+pub fn display_code() -> Result<SecretString, KeyError> {
+    const CODES: u32 = 900_000;
+    let limit = u32::MAX - u32::MAX % CODES;
+    loop {
+        let mut bytes = [0u8; 4];
+        fill_random(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+        let value = u32::from_le_bytes(bytes);
+        if value < limit {
+            return Ok(SecretString::new(format!("{:06}", value % CODES)));
+        }
+    }
+}
+
+impl Service {
+    /// A voice token's step in `validate`: opens the transaction, queues the call, and answers
+    /// with the code to show.
+    pub(super) async fn call(
+        &self,
+        user: &UserRow,
+        token: &TokenRow,
+        attempt: &Attempt<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        if !self.delivery.places_calls() {
+            return self
+                .not_called("calls cannot be placed: no [delivery.voice] is configured", attempt)
+                .await;
+        }
+        if user.push_muted_until.is_some_and(|until| until > now_i64()) {
+            let why = "calls to your phone are paused after a sign-in was reported; use another way";
+            return self.not_called(why, attempt).await;
+        }
+        let destination = match self.delivery.destination_of(user, token) {
+            Ok(destination) => destination,
+            Err(error) => return self.not_called(&format!("no call was placed: {error}"), attempt).await,
+        };
+        let context = attempt.push_context(self.push.settings());
+        let code = display_code()?;
+        let id = random_id("TX")?;
+        let now = now_i64();
+        let call = NewCall {
+            code_mac: self.key.code_mac(&id, code.expose())?,
+            id: id.clone(),
+            client_ip: context.client_ip.clone(),
+            user_agent: context.user_agent.clone(),
+            expires_at: now + CALL_SECS,
+        };
+        let message = NewDelivery {
+            user_id: user.id,
+            token_id: token.id,
+            channel: Channel::Voice,
+            destination: &destination,
+            mode: DeliveryMode::Realtime,
+            counters: 0..0,
+            service: &context.service,
+            challenge: None,
+            call: Some(call),
+            limited: true,
+            now,
+        };
+        let audit = NewAudit {
+            serial: Some(&token.serial),
+            result: AuditResult::Challenge,
+            ..attempt.rejected(ValidateReason::Called)
+        };
+        let limits = &self.delivery.settings().limits;
+        for _ in 0..MAX_ATTEMPTS {
+            match self.store.queue_message(&[], None, &message, limits, &audit).await? {
+                Queued::Yes => {
+                    self.delivery.wake();
+                    let shown = Delivery::masked(Channel::Voice, &destination);
+                    return Ok(Outcome::called(&id, code, shown, now + CALL_SECS));
+                }
+                Queued::Limited(limit) => return Ok(Outcome::send_limited(limit)),
+                Queued::Moved => {}
+            }
+        }
+        self.store.audit(&attempt.rejected(ValidateReason::Contention)).await?;
+        Ok(Outcome::not_sent("the call could not be placed; try again".into()))
+    }
+
+    async fn not_called(&self, why: &str, attempt: &Attempt<'_>) -> Result<Outcome, ServiceError> {
+        let audit = NewAudit { reason: Some(why), ..attempt.rejected(ValidateReason::NotSent) };
+        self.store.audit(&audit).await?;
+        Ok(Outcome::not_sent(why.to_owned()))
+    }
+
+    /// Places the calls the outbox hands over, each as it comes, until the server stops.
+    pub async fn run_calls(self: Arc<Self>) {
+        let Some(mut calls) = self.delivery.calls_to_place() else { return };
+        while let Some(call) = calls.recv().await {
+            let service = Arc::clone(&self);
+            tokio::spawn(async move {
+                if let Err(error) = service.place_call(&call).await {
+                    tracing::warn!(delivery = call.id, %error, "a voice call could not be completed");
+                }
+            });
+        }
+    }
+
+    /// One call: marked placed in the outbox at once (a call is never tried twice: a late one is
+    /// worthless), then judged entry by entry; whatever leaves the transaction pending at the end
+    /// denies it with how the call ended.
+    async fn place_call(&self, message: &DeliveryRow) -> Result<(), ServiceError> {
+        let Some(id) = message.challenge_id.as_deref() else { return Ok(()) };
+        let placed = SendResult::Sent { gateway: "sip", provider_message_id: Some(id) };
+        if !self.store.record_send(message, &placed, now_i64()).await? {
+            return Ok(());
+        }
+        let tx = self.store.transaction(id).await?;
+        let Some(tx) = tx.filter(|tx| tx.status == TxStatus::Pending && tx.expires_at > now_i64()) else {
+            let ended = Err("the login ended before the call was placed".to_owned());
+            self.store.record_report("sip", id, &ended).await?;
+            return Ok(());
+        };
+        let token = match message.token_id {
+            Some(token_id) => self.store.token_by_id(token_id).await?,
+            None => None,
+        };
+        let username = self.store.username_of(tx.user_id).await?.unwrap_or_default();
+        let judge = CallJudge {
+            service: self,
+            tx: &tx,
+            serial: token.map(|t| t.serial).unwrap_or_default(),
+            username,
+        };
+        let request = CallRequest {
+            to: message.destination.clone(),
+            keys_wanted: DISPLAY_CODE_DIGITS,
+            ring_for: self.delivery.ring_for(),
+            keys_within: KEYS_WITHIN,
+            fraud_key: Some(FRAUD_KEY),
+        };
+        let outcome =
+            self.delivery.call(&request, &judge).await.unwrap_or_else(|_| crate::voice::sip::CallOutcome {
+                answered: false,
+                keys: String::new(),
+                ended: CallEnd::Failed("no [delivery.voice] is configured".into()),
+            });
+        let report = match &outcome.ended {
+            _ if outcome.answered => Ok(()),
+            CallEnd::Failed(why) => Err(format!("the call failed: {why}")),
+            ended => Err(format!("the call ended {}", ended.as_str())),
+        };
+        self.store.record_report("sip", id, &report).await?;
+        if let CallEnd::Failed(why) = &outcome.ended {
+            tracing::warn!(delivery = message.id, why, "a voice call failed");
+        }
+        judge.deny(outcome.ended.as_str(), None).await?;
+        Ok(())
+    }
+}
+
+/// Judges one call's entries against its transaction.
+struct CallJudge<'a> {
+    service: &'a Service,
+    tx: &'a TransactionRow,
+    serial: String,
+    username: String,
+}
+
+impl CallJudge<'_> {
+    /// Moves the transaction from pending to `status` (with the user's mute for fraud), audited
+    /// as the call's answer; false when it was no longer pending.
+    async fn settle(
+        &self,
+        status: TxStatus,
+        reason: &str,
+        mute: Option<(i64, i64)>,
+    ) -> Result<bool, ServiceError> {
+        let denied = status == TxStatus::Denied;
+        let audit = NewAudit {
+            at_ms: unix_now_ms(),
+            actor: "call",
+            action: "voice.answer",
+            username: Some(&self.username),
+            serial: Some(&self.serial),
+            client_ip: self.tx.client_ip.as_deref(),
+            result: if denied { AuditResult::Reject } else { AuditResult::Ok },
+            reason: Some(reason),
+        };
+        let answer = RecordedAnswer {
+            id: &self.tx.id,
+            status,
+            deny_reason: denied.then_some(reason),
+            answered_at: now_i64(),
+            answered_by: &self.serial,
+        };
+        let settled = self.service.store.answer_transaction(&answer, None, mute, &audit).await?;
+        if settled {
+            self.service.metrics.push(status.as_str());
+            self.service.push.publish(&transaction_key(&self.tx.id)).await;
+        }
+        Ok(settled)
+    }
+
+    /// Denies the transaction if it is still pending.
+    async fn deny(&self, reason: &str, mute: Option<(i64, i64)>) -> Result<bool, ServiceError> {
+        self.settle(TxStatus::Denied, reason, mute).await
+    }
+
+    async fn judged(&self, entry: &str) -> Result<Reply, ServiceError> {
+        if entry.starts_with(FRAUD_KEY) {
+            let until = i64_of(crate::clock::unix_now() + self.service.push.settings().mute_secs);
+            if self.deny("fraud", Some((self.tx.user_id, until))).await? {
+                self.service.push.report_fraud(&self.username, self.tx, &self.serial, None).await?;
+            }
+            return Ok(Reply::Refused);
+        }
+        let stored = self.tx.code_mac.as_deref().unwrap_or_default();
+        if self.service.key.code_matches(&self.tx.id, entry, stored) {
+            let approved = self.settle(TxStatus::Approved, "approved", None).await?;
+            return Ok(if approved { Reply::Accepted } else { Reply::Refused });
+        }
+        match self.service.store.count_wrong_code(&self.tx.id).await? {
+            Some(tries) if tries < CHALLENGE_TRIES => Ok(Reply::TryAgain),
+            Some(_) => {
+                self.deny("wrong_code", None).await?;
+                Ok(Reply::Refused)
+            }
+            None => Ok(Reply::Refused),
+        }
+    }
+}
+
+impl Judge for CallJudge<'_> {
+    async fn judge(&self, entry: &str) -> Reply {
+        self.judged(entry).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "a keyed code could not be checked; the call ends");
+            Reply::Refused
+        })
+    }
+}
+
+impl Outcome {
+    /// A call is on its way: the login screen shows `code` and waits on the transaction.
+    pub(super) fn called(id: &str, code: SecretString, destination: String, expires_at: i64) -> Self {
+        let message =
+            format!("answer the call to {destination} and key in {}, the code shown here", code.expose());
+        let response = ValidateResponse {
+            channel: Some(Channel::Voice),
+            destination: Some(destination),
+            expires_at: Some(expires_at),
+            display_code: Some(code.expose().to_owned()),
+            ..ValidateResponse::challenge(Some(id.to_owned()), None, message)
+        };
+        Self::new(response, ValidateReason::Called)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_codes_are_six_digits_and_never_start_with_the_fraud_key() {
+        let mut first_digits = [0usize; 10];
+        for _ in 0..5_000 {
+            let code = display_code().unwrap();
+            let code = code.expose();
+            assert_eq!(code.len(), DISPLAY_CODE_DIGITS);
+            assert!(code.chars().all(|c| c.is_ascii_digit()), "{code}");
+            first_digits[usize::from(code.as_bytes()[0] - b'0')] += 1;
+        }
+        assert_eq!(first_digits[9], 0, "9 reports fraud");
+        assert!(
+            first_digits[..9].iter().all(|n| *n > 400),
+            "every other first digit comes up: {first_digits:?}"
+        );
+    }
+}
