@@ -14,6 +14,7 @@ use crate::login_page::{Browser, click, type_into};
 use crate::radius::RadiusServer;
 use crate::server_support::{Db, Server};
 use crate::terminal::Terminal;
+use crate::twilio_standin::{Call, TwilioStandIn, sign};
 
 /// A desk phone: baresip with one account on a free UDP port, answering every call.
 struct Phone {
@@ -537,6 +538,109 @@ fn the_login_page_shows_the_code_counts_down_and_signs_in_once_it_was_keyed() {
     browser.screenshot("login-voice-signed-in.png");
     assert_eq!(state, "signed-in", "{text}");
     assert!(text.contains("Signed in as lena"), "{text}");
+}
+
+#[test]
+fn through_a_twilio_compatible_provider_the_keys_come_back_signed_and_forged_webhooks_are_refused() {
+    let twilio = TwilioStandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[delivery.limits]\ncooldown_secs = 0\n{}",
+        twilio.voice_toml(&dir.path().join("twilio.token"))
+    );
+    let server = Server::start(Db::Sqlite, &toml);
+    desk_phone_user(&server, "tom", "+447700900123");
+
+    let challenge = call_challenge(&server, "tom");
+    let code = challenge["display_code"].as_str().unwrap().to_owned();
+    let call = twilio.call(1);
+    assert_eq!((call.to.as_str(), call.timeout.as_str()), ("+447700900123", "25"), "{call:?}");
+    assert!(
+        call.answered.contains("<Gather input=\"dtmf\" numDigits=\"6\""),
+        "the TwiML gathers six keys: {}",
+        call.answered
+    );
+    assert!(call.answered.contains("press 9"), "{}", call.answered);
+    assert!(!call.answered.contains(&code), "the call never says the code: {}", call.answered);
+
+    let forged = forge(&server, &challenge, &call, &code);
+    assert_eq!(forged, (401, 401), "an unsigned and a wrongly signed webhook are refused");
+    let id = challenge["transaction_id"].as_str().unwrap();
+    let (_, still) = server.get(&format!("/api/v1/transactions/{id}"));
+    assert!(still.contains("\"pending\""), "the forged digits changed nothing: {still}");
+
+    let wrong = if code.starts_with('1') { "222222" } else { "111111" };
+    let again = TwilioStandIn::key(&call, &call.answered, wrong);
+    assert!(again.contains("That code is not right.") && again.contains("<Gather"), "{again}");
+    let accepted = TwilioStandIn::key(&call, &again, &code);
+    assert!(accepted.contains("You are signed in") && accepted.contains("<Hangup/>"), "{accepted}");
+    assert_eq!(TwilioStandIn::hang_up(&call, "completed"), 200);
+    assert_eq!(settled(&server, &challenge)["status"], "approved");
+    assert_eq!(complete(&server, "tom", &challenge)["result"], "accept");
+    let (_, deliveries) = server.admin("GET", "/api/v1/deliveries?username=tom", None);
+    assert_eq!(
+        (
+            deliveries[0]["gateway"].as_str(),
+            deliveries[0]["provider_message_id"].as_str(),
+            deliveries[0]["status"].as_str()
+        ),
+        (Some("twilio"), Some(call.sid.as_str()), Some("delivered")),
+        "{deliveries}"
+    );
+
+    let reported = call_challenge(&server, "tom");
+    let call = twilio.call(2);
+    let goodbye = TwilioStandIn::key(&call, &call.answered, "9");
+    assert!(goodbye.contains("<Hangup/>"), "{goodbye}");
+    let status = settled(&server, &reported);
+    assert_eq!((status["status"].as_str(), status["reason"].as_str()), (Some("denied"), Some("fraud")));
+
+    let (_, body) =
+        server.admin("POST", "/api/v1/users", Some(json!({ "username": "bea", "password": "2580" })));
+    assert!(body["username"] == "bea", "{body}");
+    for (n, number, reason) in [(3, "+447700900486", "busy"), (4, "+447700900408", "not_answered")] {
+        let (status, body) = server.admin("PATCH", "/api/v1/users/bea", Some(json!({ "phone": number })));
+        assert_eq!(status, 200, "{body}");
+        if n == 3 {
+            let (status, body) =
+                server.admin("POST", "/api/v1/users/bea/tokens", Some(json!({ "kind": "voice" })));
+            assert_eq!(status, 201, "the voice token calls the user's phone: {body}");
+        }
+        let challenge = call_challenge(&server, "bea");
+        assert_eq!(twilio.call(n).to, number);
+        let status = settled(&server, &challenge);
+        assert_eq!((status["status"].as_str(), status["reason"].as_str()), (Some("denied"), Some(reason)));
+    }
+}
+
+/// A webhook with the gather's digits, unsigned and signed with another token: the HTTP statuses.
+fn forge(server: &Server, challenge: &Value, call: &Call, code: &str) -> (u16, u16) {
+    let url = format!(
+        "{}/api/v1/voice/twilio/gather?tx={}",
+        server.url,
+        challenge["transaction_id"].as_str().unwrap()
+    );
+    let params: Vec<(String, String)> = [
+        ("AccountSid", crate::twilio_standin::ACCOUNT_SID),
+        ("CallSid", call.sid.as_str()),
+        ("Digits", code),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let client = reqwest::blocking::Client::new();
+    let unsigned = client.post(&url).form(&params).send().unwrap().status().as_u16();
+    let mut other = params.clone();
+    other[2].1 = "000000".into();
+    let forged = client
+        .post(&url)
+        .header("X-Twilio-Signature", sign(&url, &other))
+        .form(&params)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16();
+    (unsigned, forged)
 }
 
 fn now() -> i64 {

@@ -3,11 +3,12 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::extract::{Admin, FormPairs, Json};
 use super::{ApiError, AppState, ErrorBody};
-use crate::delivery::GatewayTest;
+use crate::delivery::{GatewayTest, VoiceStep};
 use crate::service::NewApplication;
 use crate::service::{
     DeliveryFilter, EnrollRequest, Enrollment, ImportReport, IssuedPasscode, NewUser, RegistrationCode,
@@ -376,6 +377,33 @@ pub async fn send_codes(
     Path(serial): Path<String>,
 ) -> Reply<SentCodes> {
     Ok(axum::Json(state.service.send_codes(&actor, &serial).await?))
+}
+
+/// Which call a Twilio-compatible provider's voice webhook is about.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct VoiceWebhook {
+    /// The transaction whose call it is.
+    pub tx: String,
+}
+
+/// A Twilio-compatible provider's webhook for a voice token's call: `answer` (the TwiML that
+/// gathers the keys), `gather` (the keys, judged; TwiML to say more or hang up) or `status` (how
+/// the call ended). Refused (401) unless `X-Twilio-Signature` is the account's signature.
+#[utoipa::path(post, path = "/api/v1/voice/twilio/{step}", tag = "delivery",
+    params(("step" = String, Path, description = "answer, gather or status"), VoiceWebhook),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "AccountSid, CallSid, CallStatus, Digits and the provider's other fields"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml"), (status = 401, body = ErrorBody)))]
+pub async fn twilio_voice(
+    State(state): State<AppState>,
+    Path(step): Path<VoiceStep>,
+    Query(webhook): Query<VoiceWebhook>,
+    headers: axum::http::HeaderMap,
+    FormPairs(params): FormPairs,
+) -> Result<impl IntoResponse, ApiError> {
+    let signature = headers.get("x-twilio-signature").and_then(|value| value.to_str().ok());
+    let twiml = state.service.twilio_voice(step, &webhook.tx, &params, signature).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")], twiml))
 }
 
 /// A Twilio-compatible provider's status callback for a message it accepted: refused (401) unless

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/directories/sync", post(admin::sync_directories))
         .route("/tokens/{serial}/send", post(admin::send_codes))
         .route("/sms/twilio/status", post(admin::twilio_status))
+        .route("/voice/twilio/{step}", post(admin::twilio_voice))
         .route(PUSH_REGISTER_PATH, post(push::register))
         .route(PUSH_ANSWER_PATH, post(push::answer))
         .route(PUSH_WAKE_PATH, post(push::wake))
@@ -374,7 +375,7 @@ impl utoipa::Modify for BearerAuth {
         admin::create_user, admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
         admin::enroll, admin::list_tokens, admin::unlock, admin::disable, admin::enable, admin::resync,
         admin::delete_token, admin::unlock_user, admin::temporary_passcode, admin::registration_code, admin::create_application, admin::list_applications,
-        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::sync_directories, admin::import_tokens, admin::import_users, admin::send_codes, admin::twilio_status, healthz, metrics, openapi,
+        admin::revoke_application, admin::list_admin_keys, admin::revoke_admin_key, admin::audit, admin::deliveries, admin::test_gateway, admin::sync_directories, admin::import_tokens, admin::import_users, admin::send_codes, admin::twilio_status, admin::twilio_voice, healthz, metrics, openapi,
         push::register, push::stream, push::pending, push::answer, push::wake, push::transaction,
     ),
     components(schemas(ErrorBody)),

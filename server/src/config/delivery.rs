@@ -499,7 +499,7 @@ impl FileDelivery {
             templates: templates(self.templates, service)?,
             daycode: daycode_clock(self.daycode)?,
             email,
-            voice: self.voice.map(super::voice::FileVoice::settings).transpose()?,
+            voice: self.voice.map(|voice| voice.settings(public_url)).transpose()?,
         })
     }
 }

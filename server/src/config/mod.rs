@@ -14,7 +14,7 @@ pub use delivery::{
 pub use directory::{DirectoryAttributes, DirectorySettings, GroupKinds, WhenUnreachable};
 pub use portal::{FirstEnrolment, NoticeChannel, PortalSettings, SecondFactor, TemporaryPasscodePolicy};
 pub use radius::{RadiusClient, RadiusMode, RadiusSettings};
-pub use voice::{DEFAULT_PROMPT_WAV, SipSettings, VoiceSettings};
+pub use voice::{DEFAULT_PROMPT_WAV, SipSettings, TWILIO_VOICE_PATH, TwilioVoice, VoiceSettings};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

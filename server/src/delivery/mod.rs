@@ -31,7 +31,7 @@ use futures_util::future::join_all;
 use tessera_core::delivery::{EmailAddress, PhoneNumber, Ttl, daycode_period};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::config::{Config, DeliverySettings, SipSettings, SmsGateway, VoiceSettings};
+use crate::config::{Config, DeliverySettings, SipSettings, SmsGateway, TwilioVoice, VoiceSettings};
 use crate::error::ServiceError;
 use crate::keys::ServerKey;
 use crate::store::{Channel, DeliveryRow, Store, TokenRow, UserRow};
@@ -40,6 +40,7 @@ use crate::voice::sip::{AnyEntry, CallAudio, CallOutcome, CallRequest, Judge};
 use crate::wake::outbound_client;
 use gateway::{Outgoing, send_http};
 use tessera_core::secret::SecretString;
+pub use twilio::{VoiceStep, signature_matches, twiml};
 
 /// Delivered passcodes: the settings, the gateways' HTTP client and the sender's wake-up.
 pub struct Delivery {
@@ -50,11 +51,19 @@ pub struct Delivery {
     http: reqwest::Client,
     mailer: Option<email::Mailer>,
     smpp: Vec<smpp::SmppLink>,
-    calls: Option<SipCalls>,
+    calls: Option<Calls>,
     handed_calls:
         (mpsc::UnboundedSender<DeliveryRow>, std::sync::Mutex<Option<mpsc::UnboundedReceiver<DeliveryRow>>>),
     due: Notify,
     stopping: watch::Sender<bool>,
+}
+
+/// How this server places calls.
+enum Calls {
+    /// As a SIP user agent.
+    Sip(SipCalls),
+    /// Through a Twilio-compatible Calls API.
+    Twilio(TwilioVoice),
 }
 
 /// Calls over SIP: the account, and what calls play in both G.711 codecs.
@@ -150,7 +159,8 @@ impl Delivery {
             .collect::<Result<_, _>>()
             .map_err(ServiceError::InvalidInput)?;
         let calls = match &config.delivery.voice {
-            Some(VoiceSettings::Sip(sip)) => Some(SipCalls::new(sip)?),
+            Some(VoiceSettings::Sip(sip)) => Some(Calls::Sip(SipCalls::new(sip)?)),
+            Some(VoiceSettings::Twilio(twilio)) => Some(Calls::Twilio(twilio.clone())),
             None => None,
         };
         Ok(Self {
@@ -241,15 +251,34 @@ impl Delivery {
         self.call(&request, &AnyEntry).await
     }
 
-    /// Places a call as `request` asks, `judge` deciding what the callee's entries mean.
+    /// Places a call over SIP as `request` asks, `judge` deciding what the callee's entries mean
+    /// (`NoVoice` unless calls go over SIP).
     pub async fn call(&self, request: &CallRequest, judge: &impl Judge) -> Result<CallOutcome, NoVoice> {
-        let calls = self.calls.as_ref().ok_or(NoVoice)?;
+        let Some(Calls::Sip(calls)) = &self.calls else { return Err(NoVoice) };
         Ok(crate::voice::sip::call(&calls.account, &calls.audio, request, judge).await)
+    }
+
+    /// The Twilio-compatible account calls go through, if they do.
+    pub fn twilio_voice(&self) -> Option<&TwilioVoice> {
+        match &self.calls {
+            Some(Calls::Twilio(twilio)) => Some(twilio),
+            _ => None,
+        }
+    }
+
+    /// Asks the Twilio-compatible provider to call `to` for transaction `tx`: its call's sid.
+    pub async fn place_twilio_call(&self, to: &str, tx: &str) -> Result<String, String> {
+        let twilio = self.twilio_voice().ok_or("calls do not go through a Twilio-compatible provider")?;
+        twilio::place_call(twilio, &self.http, to, tx).await
     }
 
     /// How long a login's call may ring.
     pub fn ring_for(&self) -> std::time::Duration {
-        self.calls.as_ref().map_or(std::time::Duration::from_secs(30), |calls| calls.account.ring_for)
+        match &self.calls {
+            Some(Calls::Sip(calls)) => calls.account.ring_for,
+            Some(Calls::Twilio(twilio)) => twilio.ring_for,
+            None => std::time::Duration::from_secs(30),
+        }
     }
 
     /// Whether calls can be placed (`[delivery.voice]` is configured).
@@ -282,7 +311,7 @@ impl Delivery {
                 _ => None,
             })
             .ok_or(Forged)?;
-        if !twilio::signature_matches(&gateway.auth_token, &gateway.status_callback, params, signature) {
+        if !signature_matches(&gateway.auth_token, &gateway.status_callback, params, signature) {
             return Err(Forged);
         }
         let message_id = value("MessageSid").or_else(|| value("SmsSid")).ok_or(Forged)?.to_owned();

@@ -3,6 +3,10 @@
 //! `201` with the message's `sid`; the provider later reports the message's fate to the status
 //! callback, signed with `X-Twilio-Signature` = base64(HMAC-SHA1(auth token, the callback URL and
 //! every parameter's name and value in name order)). Unsigned or forged callbacks are refused.
+//!
+//! Its Calls API places voice-token calls the same way: a call is POSTed with the URL the provider
+//! fetches its instructions from (TwiML: a `<Gather>` of the keys, whose digits the provider posts
+//! back) and a status callback, every webhook signed alike.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -10,7 +14,104 @@ use subtle::ConstantTimeEq;
 use tessera_core::secret::SecretString;
 
 use super::gateway::{Accepted, Outgoing, excerpt, read_limited};
-use crate::config::{TwilioGateway, TwilioSender};
+use crate::config::{TWILIO_VOICE_PATH, TwilioGateway, TwilioSender, TwilioVoice};
+
+/// The webhooks of a call through a Twilio-compatible provider, each at
+/// `{public_url}/api/v1/voice/twilio/{step}?tx={transaction}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoiceStep {
+    /// The call was answered: what to say and gather.
+    Answer,
+    /// The keys the callee pressed.
+    Gather,
+    /// How the call ended.
+    Status,
+}
+
+impl VoiceStep {
+    /// Its path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::Gather => "gather",
+            Self::Status => "status",
+        }
+    }
+
+    /// The URL the provider calls for this step of transaction `tx` (what its signature covers).
+    pub fn url(self, twilio: &TwilioVoice, tx: &str) -> String {
+        format!("{}{TWILIO_VOICE_PATH}/{}?tx={tx}", twilio.public_url, self.as_str())
+    }
+}
+
+/// Asks the provider to call `to`, fetching its instructions for transaction `tx` from this
+/// server; the call's sid.
+pub async fn place_call(
+    twilio: &TwilioVoice,
+    http: &reqwest::Client,
+    to: &str,
+    tx: &str,
+) -> Result<String, String> {
+    let url = format!("{}/2010-04-01/Accounts/{}/Calls.json", twilio.base_url, twilio.account_sid);
+    let answer = VoiceStep::Answer.url(twilio, tx);
+    let status = VoiceStep::Status.url(twilio, tx);
+    let ring = twilio.ring_for.as_secs().to_string();
+    let form = [
+        ("To", to),
+        ("From", twilio.from.as_str()),
+        ("Url", answer.as_str()),
+        ("Method", "POST"),
+        ("StatusCallback", status.as_str()),
+        ("StatusCallbackMethod", "POST"),
+        ("Timeout", ring.as_str()),
+    ];
+    let response = http
+        .post(url)
+        .basic_auth(&twilio.account_sid, Some(twilio.auth_token.expose()))
+        .form(&form)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(
+            |e| if e.is_timeout() { "no answer in time".to_owned() } else { e.without_url().to_string() },
+        )?;
+    let code = response.status().as_u16();
+    let body = read_limited(response).await.replace(twilio.auth_token.expose(), "[REDACTED]");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let field = |name: &str| json.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    if !matches!(code, 200 | 201) {
+        return Err(format!(
+            "the Calls API answered {code}: {}",
+            field("message").unwrap_or_else(|| excerpt(&body))
+        ));
+    }
+    field("sid")
+        .ok_or_else(|| format!("the Calls API answered {code} without a call sid: {}", excerpt(&body)))
+}
+
+/// TwiML: `say` (if any), then either a `<Gather>` of `digits` keys posted to `action` (with
+/// `prompt` said inside it), or a hang-up.
+pub fn twiml(say: Option<&str>, gather: Option<(&str, usize, &str)>) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    };
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
+    if let Some(say) = say {
+        xml.push_str(&format!("<Say>{}</Say>", escape(say)));
+    }
+    match gather {
+        Some((action, digits, prompt)) => xml.push_str(&format!(
+            "<Gather input=\"dtmf\" numDigits=\"{digits}\" finishOnKey=\"#\" timeout=\"8\" \
+             action=\"{}\" method=\"POST\"><Say>{}</Say></Gather><Say>No code was keyed in. Goodbye.</Say><Hangup/>",
+            escape(action),
+            escape(prompt)
+        )),
+        None => xml.push_str("<Hangup/>"),
+    }
+    xml.push_str("</Response>");
+    xml
+}
 
 /// Sends a message through the Messages API.
 pub async fn send_twilio(
@@ -88,6 +189,25 @@ pub fn signature_matches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn twiml_gathers_the_keys_or_hangs_up_with_everything_escaped() {
+        let gather = twiml(
+            Some("That code is not right."),
+            Some(("https://mfa.example/g?tx=A&b", 6, "Key in <code>")),
+        );
+        assert!(
+            gather.contains("<Say>That code is not right.</Say><Gather input=\"dtmf\" numDigits=\"6\""),
+            "{gather}"
+        );
+        assert!(gather.contains("action=\"https://mfa.example/g?tx=A&amp;b\""), "{gather}");
+        assert!(gather.contains("<Say>Key in &lt;code&gt;</Say></Gather>"), "{gather}");
+        assert!(gather.ends_with("<Hangup/></Response>"), "{gather}");
+        assert_eq!(
+            twiml(Some("Goodbye."), None),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Goodbye.</Say><Hangup/></Response>"
+        );
+    }
 
     #[test]
     fn the_signature_is_twilios_example() {

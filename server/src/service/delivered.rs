@@ -111,7 +111,11 @@ impl Service {
         }
         let ring_for = std::time::Duration::from_secs(ring_secs);
         let outcome = self.delivery.test_call(&to, keys, ring_for).await.map_err(|_| {
-            ServiceError::InvalidInput("no [delivery.voice] is configured: calls cannot be placed".into())
+            ServiceError::InvalidInput(if self.delivery.places_calls() {
+                "test calls go over SIP; with a Twilio-compatible provider, sign in with a voice token to test".into()
+            } else {
+                "no [delivery.voice] is configured: calls cannot be placed".into()
+            })
         })?;
         let reason = format!("{to}: {}", outcome.ended.as_str());
         let audit = AdminAudit::new(actor, "voice.test_call");

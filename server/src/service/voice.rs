@@ -19,14 +19,14 @@ use tessera_core::secret::{SecretString, fill_random};
 use super::validate::{Attempt, Outcome, ValidateReason, ValidateResponse};
 use super::{MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now_ms};
-use crate::delivery::{Delivery, KEYS_WITHIN};
+use crate::delivery::{Delivery, KEYS_WITHIN, VoiceStep, signature_matches, twiml};
 use crate::keys::{KeyError, random_id};
 use crate::push::transaction_key;
 use crate::store::{
     AuditResult, Channel, DeliveryRow, NewAudit, NewCall, NewDelivery, Queued, RecordedAnswer, SendResult,
-    TokenRow, TransactionRow, TxStatus, UserRow,
+    TokenRow, TransactionRow, TxChannel, TxStatus, UserRow,
 };
-use crate::voice::sip::{CallEnd, CallRequest, Judge, Reply};
+use crate::voice::sip::{CallEnd, CallOutcome, CallRequest, Judge, Reply};
 
 /// Digits in the code shown on the login screen.
 pub const DISPLAY_CODE_DIGITS: usize = 6;
@@ -34,6 +34,9 @@ pub const DISPLAY_CODE_DIGITS: usize = 6;
 pub const CALL_SECS: i64 = 120;
 /// The key that reports a call the user did not ask for.
 const FRAUD_KEY: char = '9';
+/// What a Twilio-compatible provider says while it gathers the keys.
+const SPOKEN_PROMPT: &str =
+    "Please key in the six digit code shown on your screen. If you did not ask to sign in, press 9.";
 
 /// A fresh code to show: six digits, uniformly from `000000` to `899999`, so it never starts with
 /// the fraud key.
@@ -78,6 +81,7 @@ impl Service {
         let now = now_i64();
         let call = NewCall {
             code_mac: self.key.code_mac(&id, code.expose())?,
+            serial: token.serial.clone(),
             id: id.clone(),
             client_ip: context.client_ip.clone(),
             user_agent: context.user_agent.clone(),
@@ -136,32 +140,28 @@ impl Service {
         }
     }
 
-    /// One call: marked placed in the outbox at once (a call is never tried twice: a late one is
-    /// worthless), then judged entry by entry; whatever leaves the transaction pending at the end
-    /// denies it with how the call ended.
+    /// One call: placed once (a late call is worthless, so none is tried twice), over SIP here or
+    /// through the Twilio-compatible provider, which calls back with the keys.
     async fn place_call(&self, message: &DeliveryRow) -> Result<(), ServiceError> {
         let Some(id) = message.challenge_id.as_deref() else { return Ok(()) };
+        let tx = self.store.transaction(id).await?;
+        let Some(tx) = tx.filter(|tx| tx.status == TxStatus::Pending && tx.expires_at > now_i64()) else {
+            let ended = SendResult::Failed {
+                gateway: None,
+                error: "the login ended before the call was placed",
+                retry_at: None,
+            };
+            self.store.record_send(message, &ended, now_i64()).await?;
+            return Ok(());
+        };
+        let judge = CallJudge::of(self, tx).await?;
+        if self.delivery.twilio_voice().is_some() {
+            return self.place_twilio_call(message, &judge).await;
+        }
         let placed = SendResult::Sent { gateway: "sip", provider_message_id: Some(id) };
         if !self.store.record_send(message, &placed, now_i64()).await? {
             return Ok(());
         }
-        let tx = self.store.transaction(id).await?;
-        let Some(tx) = tx.filter(|tx| tx.status == TxStatus::Pending && tx.expires_at > now_i64()) else {
-            let ended = Err("the login ended before the call was placed".to_owned());
-            self.store.record_report("sip", id, &ended).await?;
-            return Ok(());
-        };
-        let token = match message.token_id {
-            Some(token_id) => self.store.token_by_id(token_id).await?,
-            None => None,
-        };
-        let username = self.store.username_of(tx.user_id).await?.unwrap_or_default();
-        let judge = CallJudge {
-            service: self,
-            tx: &tx,
-            serial: token.map(|t| t.serial).unwrap_or_default(),
-            username,
-        };
         let request = CallRequest {
             to: message.destination.clone(),
             keys_wanted: DISPLAY_CODE_DIGITS,
@@ -169,12 +169,11 @@ impl Service {
             keys_within: KEYS_WITHIN,
             fraud_key: Some(FRAUD_KEY),
         };
-        let outcome =
-            self.delivery.call(&request, &judge).await.unwrap_or_else(|_| crate::voice::sip::CallOutcome {
-                answered: false,
-                keys: String::new(),
-                ended: CallEnd::Failed("no [delivery.voice] is configured".into()),
-            });
+        let outcome = self.delivery.call(&request, &judge).await.unwrap_or_else(|_| CallOutcome {
+            answered: false,
+            keys: String::new(),
+            ended: CallEnd::Failed("no [delivery.voice] is configured".into()),
+        });
         let report = match &outcome.ended {
             _ if outcome.answered => Ok(()),
             CallEnd::Failed(why) => Err(format!("the call failed: {why}")),
@@ -187,17 +186,109 @@ impl Service {
         judge.deny(outcome.ended.as_str(), None).await?;
         Ok(())
     }
+
+    /// Asks the Twilio-compatible provider for the call; a refusal ends the login's wait at once.
+    async fn place_twilio_call(
+        &self,
+        message: &DeliveryRow,
+        judge: &CallJudge<'_>,
+    ) -> Result<(), ServiceError> {
+        match self.delivery.place_twilio_call(&message.destination, &judge.tx.id).await {
+            Ok(sid) => {
+                let placed = SendResult::Sent { gateway: "twilio", provider_message_id: Some(&sid) };
+                self.store.record_send(message, &placed, now_i64()).await?;
+            }
+            Err(error) => {
+                tracing::warn!(delivery = message.id, error, "the provider did not place a voice call");
+                let failed = SendResult::Failed { gateway: Some("twilio"), error: &error, retry_at: None };
+                self.store.record_send(message, &failed, now_i64()).await?;
+                judge.deny(CallEnd::Failed(String::new()).as_str(), None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A Twilio-compatible provider's webhook for transaction `tx`'s call, checked against the
+    /// account's signature: the TwiML that says and gathers (`answer`), judges the keys
+    /// (`gather`), or records how the call ended (`status`, answered with empty TwiML).
+    pub async fn twilio_voice(
+        &self,
+        step: VoiceStep,
+        tx: &str,
+        params: &[(String, String)],
+        signature: Option<&str>,
+    ) -> Result<String, ServiceError> {
+        let refused = || ServiceError::Unauthorized("the webhook's X-Twilio-Signature does not match".into());
+        let twilio = self.delivery.twilio_voice().ok_or_else(refused)?;
+        let value = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        if value("AccountSid") != Some(twilio.account_sid.as_str())
+            || !signature_matches(
+                &twilio.auth_token,
+                &step.url(twilio, tx),
+                params,
+                signature.unwrap_or_default(),
+            )
+        {
+            return Err(refused());
+        }
+        let found = self.store.transaction(tx).await?.filter(|t| t.channel == TxChannel::Voice);
+        let Some(found) = found else { return Err(ServiceError::NotFound("transaction", tx.to_owned())) };
+        let live = found.status == TxStatus::Pending && found.expires_at > now_i64();
+        let judge = CallJudge::of(self, found).await?;
+        let gather = |say: Option<&str>| {
+            let action = VoiceStep::Gather.url(twilio, tx);
+            twiml(say, Some((&action, DISPLAY_CODE_DIGITS, SPOKEN_PROMPT)))
+        };
+        Ok(match step {
+            VoiceStep::Answer | VoiceStep::Gather if !live => {
+                twiml(Some("This sign-in has ended. Goodbye."), None)
+            }
+            VoiceStep::Answer => gather(None),
+            VoiceStep::Gather => match judge.judge(value("Digits").unwrap_or_default()).await {
+                Reply::Accepted => twiml(Some("Thank you. You are signed in. Goodbye."), None),
+                Reply::TryAgain => gather(Some("That code is not right.")),
+                Reply::Refused => twiml(Some("Goodbye."), None),
+            },
+            VoiceStep::Status => {
+                let status = value("CallStatus").unwrap_or_default();
+                let ended = match status {
+                    "busy" => CallEnd::Busy,
+                    "no-answer" | "canceled" => CallEnd::NotAnswered,
+                    "failed" => CallEnd::Failed(status.to_owned()),
+                    _ => CallEnd::HungUp,
+                };
+                if matches!(status, "completed" | "busy" | "no-answer" | "canceled" | "failed") {
+                    let report = if status == "completed" {
+                        Ok(())
+                    } else {
+                        Err(format!("the provider reported the call {status}"))
+                    };
+                    let sid = value("CallSid").unwrap_or_default();
+                    self.store.record_report("twilio", sid, &report).await?;
+                    judge.deny(ended.as_str(), None).await?;
+                }
+                twiml(None, None)
+            }
+        })
+    }
 }
 
 /// Judges one call's entries against its transaction.
 struct CallJudge<'a> {
     service: &'a Service,
-    tx: &'a TransactionRow,
+    tx: TransactionRow,
     serial: String,
     username: String,
 }
 
-impl CallJudge<'_> {
+impl<'a> CallJudge<'a> {
+    /// The judge of `tx`'s call.
+    async fn of(service: &'a Service, tx: TransactionRow) -> Result<Self, ServiceError> {
+        let username = service.store.username_of(tx.user_id).await?.unwrap_or_default();
+        let serial = tx.token_serial.clone().unwrap_or_default();
+        Ok(Self { service, tx, serial, username })
+    }
+
     /// Moves the transaction from pending to `status` (with the user's mute for fraud), audited
     /// as the call's answer; false when it was no longer pending.
     async fn settle(
@@ -241,7 +332,7 @@ impl CallJudge<'_> {
         if entry.starts_with(FRAUD_KEY) {
             let until = i64_of(crate::clock::unix_now() + self.service.push.settings().mute_secs);
             if self.deny("fraud", Some((self.tx.user_id, until))).await? {
-                self.service.push.report_fraud(&self.username, self.tx, &self.serial, None).await?;
+                self.service.push.report_fraud(&self.username, &self.tx, &self.serial, None).await?;
             }
             return Ok(Reply::Refused);
         }

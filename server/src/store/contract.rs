@@ -401,6 +401,7 @@ async fn calls(store: &Store, user_id: i64) {
     let call = NewCall {
         id: "TXCALLCONTRACT".into(),
         code_mac: "mac".into(),
+        serial: "VOICE-CONTRACT".into(),
         client_ip: Some("198.51.100.7".into()),
         user_agent: None,
         expires_at: 5_000,
@@ -422,8 +423,15 @@ async fn calls(store: &Store, user_id: i64) {
     assert_eq!(store.queue_message(&[], None, &message, &limits, &AUDIT).await.unwrap(), Queued::Yes);
     let tx = store.transaction("TXCALLCONTRACT").await.unwrap().unwrap();
     assert_eq!(
-        (tx.channel, tx.status, tx.code_mac.as_deref(), tx.tries, tx.service.as_str()),
-        (TxChannel::Voice, TxStatus::Pending, Some("mac"), 0, "VPN")
+        (
+            tx.channel,
+            tx.status,
+            tx.code_mac.as_deref(),
+            tx.tries,
+            tx.service.as_str(),
+            tx.token_serial.as_deref()
+        ),
+        (TxChannel::Voice, TxStatus::Pending, Some("mac"), 0, "VPN", Some("VOICE-CONTRACT"))
     );
     let queued = store.deliveries(Some(user_id), 1).await.unwrap();
     assert_eq!(
@@ -432,7 +440,12 @@ async fn calls(store: &Store, user_id: i64) {
         "the outbox row names the transaction"
     );
     assert!(
-        store.pending_transactions(user_id, 0, 4_900).await.unwrap().iter().all(|t| t.channel == TxChannel::Push),
+        store
+            .pending_transactions(user_id, 0, 4_900)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.channel == TxChannel::Push),
         "devices never see a call's transaction"
     );
     assert_eq!(store.count_wrong_code("TXCALLCONTRACT").await.unwrap(), Some(1));

@@ -180,6 +180,8 @@ pub struct NewCall {
     pub id: String,
     /// The displayed code, keyed by [`crate::keys::ServerKey::code_mac`].
     pub code_mac: String,
+    /// The voice token called.
+    pub serial: String,
     /// The login client's address.
     pub client_ip: Option<String>,
     /// The login client's user agent.
@@ -478,8 +480,8 @@ impl Store {
             statements.push(Guarded {
                 statement: statement(
                     "INSERT INTO push_transactions (id, user_id, service, client_ip, user_agent, number_matching, \
-                     choices, status, created_at, expires_at, channel, code_mac) \
-                     VALUES ($1, $2, $3, $4, $5, 'off', '', 'pending', $6, $7, 'voice', $8)",
+                     choices, status, created_at, expires_at, channel, code_mac, token_serial) \
+                     VALUES ($1, $2, $3, $4, $5, 'off', '', 'pending', $6, $7, 'voice', $8, $9)",
                     vec![
                         Param::Text(call.id.clone()),
                         Param::Int(message.user_id),
@@ -489,6 +491,7 @@ impl Store {
                         Param::Int(message.now),
                         Param::Int(call.expires_at),
                         Param::Text(call.code_mac.clone()),
+                        Param::Text(call.serial.clone()),
                     ],
                 ),
                 rows: Some(1),

@@ -50,6 +50,8 @@ pub struct TransactionRow {
     pub code_mac: Option<String>,
     /// Wrong codes keyed during the call.
     pub tries: u32,
+    /// The voice token called.
+    pub token_serial: Option<String>,
 }
 
 /// What answers a transaction: the user's push device, or the user keying the displayed code
@@ -169,7 +171,7 @@ pub enum PushRefusal {
 macro_rules! transaction_columns {
     () => {
         "seq, id, user_id, service, client_ip, user_agent, number_matching, number, choices, status, deny_reason, \
-         created_at, expires_at, answered_at, answered_by, channel, code_mac, tries"
+         created_at, expires_at, answered_at, answered_by, channel, code_mac, tries, token_serial"
     };
 }
 
@@ -537,5 +539,6 @@ fn transaction_from(row: &Row) -> Result<TransactionRow, StoreError> {
         channel: TxChannel::parse(&text_at(row, 15)?).ok_or(StoreError::Corrupt("transaction channel"))?,
         code_mac: opt_text_at(row, 16)?,
         tries: u32::try_from(int_at(Some(row), 17)?).map_err(|_| StoreError::Corrupt("transaction tries"))?,
+        token_serial: opt_text_at(row, 18)?,
     })
 }
