@@ -702,6 +702,40 @@ fn deleting_a_device_without_a_fresh_second_factor_asks_for_one() {
 }
 
 #[test]
+fn a_desk_phone_user_signs_in_to_the_portal_by_keying_the_code_shown_into_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        Server::start(Db::Sqlite, &format!("{PORTAL}{}", crate::voice::voice_toml(dir.path(), "", 30)));
+    let phone = crate::voice::Phone::start();
+    crate::voice::desk_phone_user(&server, "dee", &phone.uri);
+    let browser = Browser::start(None);
+    browser.run(async |page| page.goto(&format!("{}/portal", server.url)).await.unwrap());
+    fill(&browser, &[("username", "dee"), ("password", "2580")]);
+    wait_for_heading(&browser, "Answer the call", Duration::from_secs(10));
+    let (prompt, code, countdown) = browser.run(async |page| {
+        let text = async |id: &str| page.find(Locator::Id(id)).await.unwrap().text().await.unwrap();
+        (text("prompt").await, text("display-code").await, text("countdown").await)
+    });
+    assert!(prompt.starts_with("Answer the call to sip:••"), "{prompt}");
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    assert!(countdown.starts_with("The code works for "), "{countdown}");
+    let cookie = browser.run(async |page| page.get_named_cookie("__Host-tessera-call-code").await.unwrap());
+    assert!(cookie.http_only() == Some(true) && cookie.secure() == Some(true), "{cookie:?}");
+    look_at(&browser, "portal-voice-call");
+    let (_, sessions) = server.admin("GET", "/api/v1/audit?username=dee", None);
+    assert!(!sessions.to_string().contains(&code), "the code is in no audit record");
+
+    phone.terminal.wait_for_times("Call established", 1);
+    phone.terminal.type_keys(&code);
+    wait_for_heading(&browser, "Your devices", Duration::from_secs(30));
+    let text =
+        browser.run(async |page| page.find(Locator::Id("devices")).await.unwrap().text().await.unwrap());
+    assert!(text.contains("Phone call"), "{text}");
+    let left = browser.run(async |page| page.get_named_cookie("__Host-tessera-call-code").await.is_ok());
+    assert!(!left, "the code's cookie is gone once signed in");
+}
+
+#[test]
 fn an_sms_user_signs_in_to_the_portal_with_the_code_kannel_delivered() {
     let kannel = crate::kannel_gateway::kannel();
     let server = Server::start(Db::Sqlite, &format!("{PORTAL}{}", kannel.config_toml("kannel")));

@@ -17,17 +17,17 @@ use crate::terminal::Terminal;
 use crate::twilio_standin::{Call, TwilioStandIn, sign};
 
 /// A desk phone: baresip with one account on a free UDP port, answering every call.
-struct Phone {
-    uri: String,
+pub(crate) struct Phone {
+    pub(crate) uri: String,
     recordings: PathBuf,
-    terminal: Terminal,
+    pub(crate) terminal: Terminal,
     calls: std::sync::atomic::AtomicUsize,
     _dir: tempfile::TempDir,
 }
 
 impl Phone {
     /// A phone that answers every call at once.
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::answering("auto")
     }
 
@@ -97,7 +97,7 @@ fn prompt(dir: &Path) -> PathBuf {
 
 /// The configuration of calls over SIP (with `account`'s lines in `[delivery.voice.sip]`), ringing
 /// for at most `ring_secs`, with no cool-down between a user's calls.
-fn voice_toml(dir: &Path, account: &str, ring_secs: u32) -> String {
+pub(crate) fn voice_toml(dir: &Path, account: &str, ring_secs: u32) -> String {
     format!(
         "[delivery.limits]\ncooldown_secs = 0\n[delivery.voice]\nkind = \"sip\"\nring_secs = {ring_secs}\n\
          [delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\nprompt_wav = \"{}\"\n{account}",
@@ -290,7 +290,7 @@ fn a_pbx_asking_for_digest_authentication_gets_the_accounts_answer() {
 }
 
 /// A user with the password `2580` and a voice token that calls `destination`.
-fn desk_phone_user(server: &Server, username: &str, destination: &str) -> String {
+pub(crate) fn desk_phone_user(server: &Server, username: &str, destination: &str) -> String {
     let user = json!({ "username": username, "password": "2580" });
     let (status, body) = server.admin("POST", "/api/v1/users", Some(user));
     assert_eq!(status, 201, "{body}");

@@ -158,6 +158,7 @@ impl FilePortal {
                     SecondFactor::Sms,
                     SecondFactor::Email,
                     SecondFactor::Temp,
+                    SecondFactor::Voice,
                 ]
             }),
             first_enrolment: self.first_enrolment.unwrap_or_default(),

@@ -62,7 +62,9 @@ pub use directory::SyncReport;
 pub use imports::{ImportReport, ImportedToken, RejectedEntry, TokenImport, UserImport, UserImportReport};
 pub use oneswipe::{OneSwipeRequest, OneSwipeResponse, OneSwipeResult, RejectReason};
 pub use phone::PhoneCheck;
-pub use portal::{DeviceView, PortalOverview, PortalSession, SessionId, SignIn, SignInView, StepUpAnswer};
+pub use portal::{
+    DeviceView, DisplayCode, PortalOverview, PortalSession, SessionId, SignIn, SignInView, StepUpAnswer,
+};
 pub use radius::{AccountingStatus, RadiusAccess, RadiusAccounting, RadiusAnswer};
 pub use registration::{RegistrationCode, RegistrationCodeRequest};
 pub use temporary::{IssuedPasscode, TemporaryPasscodeRequest};

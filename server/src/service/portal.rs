@@ -15,7 +15,7 @@ use crate::config::{PortalSettings, SecondFactor};
 use crate::delivery::Delivery;
 use crate::keys::{KeyError, credential_hash, new_key};
 use crate::store::{
-    AuditFilter, AuditResult, NewAudit, NewPortalSession, PortalSessionRow, SessionStage, UserRow,
+    AuditFilter, AuditResult, Channel, NewAudit, NewPortalSession, PortalSessionRow, SessionStage, UserRow,
 };
 use tessera_core::wire::{SignInAnswer, SignInRequest, SignInResult};
 
@@ -137,6 +137,9 @@ pub enum SignIn {
     /// The password was right and a push or a sent code is awaited: the browser gets this
     /// session id, whose page shows what to do.
     Challenge(SessionId),
+    /// The password was right and a voice token's call is on its way: the browser gets this
+    /// session id and the code to show (kept out of the database, which holds only its MAC).
+    Call(SessionId, DisplayCode),
     /// Not yet: the page asks again with this text (a passcode after `-nopush`, a push still
     /// pending).
     Again(String),
@@ -230,8 +233,15 @@ impl Service {
             ValidationResult::Challenge => match response.transaction_id {
                 Some(transaction_id) => {
                     let stage = match response.channel {
+                        Some(Channel::Voice) | None => SessionStage::AwaitingApproval,
                         Some(_) => SessionStage::AwaitingCode,
-                        None => SessionStage::AwaitingApproval,
+                    };
+                    let shown = response.display_code.clone().map(SecretString::new);
+                    let prompt = match (&shown, &response.destination) {
+                        (Some(_), Some(destination)) => {
+                            format!("answer the call to {destination} and key in the code shown here")
+                        }
+                        _ => response.message.clone(),
                     };
                     let Some(user) = self.store.user(&username).await? else {
                         return Ok(SignIn::Refused(response.message));
@@ -240,13 +250,19 @@ impl Service {
                     let now = now_i64();
                     let session = NewPortalSession {
                         transaction_id: Some(&transaction_id),
-                        prompt: Some(&response.message),
+                        prompt: Some(&prompt),
                         factor_at: None,
                         stage,
                         ..self.new_session(&id, user.id, now, caller)
                     };
                     self.store.start_portal_session(&session, None, None).await?;
-                    Ok(SignIn::Challenge(id))
+                    Ok(match shown {
+                        Some(code) => SignIn::Call(
+                            id,
+                            DisplayCode { code, expires_at: response.expires_at.unwrap_or(now) },
+                        ),
+                        None => SignIn::Challenge(id),
+                    })
                 }
                 None => Ok(SignIn::Again(response.message)),
             },
@@ -321,7 +337,7 @@ impl Service {
             (ValidationResult::Challenge, Some(transaction_id)) => StepUpAnswer::Waiting {
                 transaction_id,
                 prompt: response.message,
-                awaiting_code: response.channel.is_some(),
+                awaiting_code: response.channel.is_some_and(|channel| channel != Channel::Voice),
             },
             (ValidationResult::Challenge, None) | (ValidationResult::Reject, _) => {
                 StepUpAnswer::Refused(response.message)
@@ -515,7 +531,7 @@ impl Service {
             ValidationResult::Challenge => Ok(SignInAnswer {
                 transaction_id: response.transaction_id,
                 number: response.number,
-                code_sent: response.channel.is_some(),
+                code_sent: response.channel.is_some_and(|channel| channel != Channel::Voice),
                 ..answer(SignInResult::Challenge, response.message)
             }),
             ValidationResult::Reject => Ok(answer(SignInResult::Reject, response.message)),
@@ -571,6 +587,15 @@ impl Service {
             user_agent: caller.user_agent,
         }
     }
+}
+
+/// The code a voice token's call waits for, to show on the page until it expires.
+#[derive(Debug)]
+pub struct DisplayCode {
+    /// The six digits.
+    pub code: SecretString,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 /// The `[portal] second_factors` entry a token kind falls under.

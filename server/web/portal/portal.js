@@ -4,6 +4,31 @@
 
 const form = document.querySelector("form[data-transaction]");
 
+// Why a voice token's call ended without signing in.
+const CALL_ENDINGS = {
+  not_answered: "The call was not answered.",
+  busy: "The line was busy or the call was declined.",
+  hung_up: "The call ended before the code was keyed in.",
+  no_keys: "No code was keyed in during the call.",
+  wrong_code: "The code was keyed in wrong three times.",
+  fraud: "You reported this sign-in: it was stopped.",
+  failed: "The call could not be placed.",
+};
+
+// The time left to key in a voice token's code.
+const countdown = document.getElementById("countdown");
+if (countdown) {
+  const expiresAt = Number(countdown.dataset.expiresAt);
+  const tick = () => {
+    const left = Math.round(expiresAt - Date.now() / 1000);
+    countdown.textContent = left > 0
+      ? `The code works for ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} more.`
+      : "The code has expired.";
+  };
+  tick();
+  setInterval(tick, 1000);
+}
+
 async function awaitAnswer(form) {
   const id = form.dataset.transaction;
   const waiting = document.getElementById("waiting");
@@ -18,7 +43,7 @@ async function awaitAnswer(form) {
       continue;
     }
     if (state.status === "pending") continue;
-    if (waiting) waiting.textContent = state.status === "approved" ? "Approved: signing you in…" : `The request was ${state.status}.`;
+    if (waiting) waiting.textContent = state.status === "approved" ? "Approved: signing you in…" : (CALL_ENDINGS[state.reason] || `The request was ${state.status}.`);
     HTMLFormElement.prototype.submit.call(form);
     return;
   }

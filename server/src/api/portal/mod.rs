@@ -40,6 +40,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 const SESSION_COOKIE: &str = "__Host-tessera-portal";
 /// The sign-in form's token, before there is a session.
 const SIGN_IN_COOKIE: &str = "__Host-tessera-sign-in";
+/// A voice token's code and its expiry (`482913.1733430000`), shown while the call is awaited:
+/// the browser keeps it, the database only its MAC.
+const CALL_CODE_COOKIE: &str = "__Host-tessera-call-code";
 const COOKIE_FLAGS: &str = "Path=/; Secure; HttpOnly; SameSite=Strict";
 
 /// The portal's routes.
@@ -113,6 +116,8 @@ struct ChallengePage {
     prompt: String,
     number: Option<String>,
     transaction_id: String,
+    display_code: Option<String>,
+    expires_at: i64,
 }
 
 #[derive(Template)]
@@ -165,7 +170,10 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query): Q
     }
     let notice = query.done.as_deref().and_then(devices::Done::parse).and_then(devices::Done::notice);
     match session_of(&state, &headers).await {
-        Ok(Some(session)) => session_page(&state, &session, notice).await,
+        Ok(Some(session)) => {
+            let shown = cookie(&headers, CALL_CODE_COOKIE).and_then(|value| ShownCode::parse(&value));
+            session_page_showing(&state, &session, notice, shown).await
+        }
         Ok(None) => sign_in_page(&state, &headers, None, String::new(), false),
         Err(response) => response,
     }
@@ -233,6 +241,20 @@ async fn sign_in(
             set_cookie(&mut response, &format!("{SIGN_IN_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
             response
         }
+        Ok(SignIn::Call(id, shown)) => {
+            let mut response = entered(&id);
+            set_cookie(&mut response, &format!("{SIGN_IN_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
+            let max_age = (shown.expires_at - crate::clock::now_i64()).max(1);
+            set_cookie(
+                &mut response,
+                &format!(
+                    "{CALL_CODE_COOKIE}={}.{}; Max-Age={max_age}; {COOKIE_FLAGS}",
+                    shown.code.expose(),
+                    shown.expires_at
+                ),
+            );
+            response
+        }
         Ok(SignIn::Again(message)) => sign_in_page(
             &state,
             &headers,
@@ -252,7 +274,11 @@ async fn complete(State(state): State<AppState>, ClientIp(ip): ClientIp, mut pos
     let passcode = posted.form.secret("passcode");
     let Posted { session, headers, .. } = posted;
     match state.service.portal_complete(&session, passcode, &caller(ip, &headers)).await {
-        Ok(SignIn::SignedIn(id) | SignIn::Challenge(id)) => entered(&id),
+        Ok(SignIn::SignedIn(id) | SignIn::Challenge(id) | SignIn::Call(id, _)) => {
+            let mut response = entered(&id);
+            set_cookie(&mut response, &format!("{CALL_CODE_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
+            response
+        }
         Ok(SignIn::Again(message)) => session_page(&state, &session, Notice::info(sentence(&message))).await,
         Ok(SignIn::Refused(message)) => {
             let mut response = refused(&state, &headers, &message, session.username().to_owned(), false);
@@ -357,8 +383,32 @@ fn chrome(state: &AppState, session: &PortalSession) -> Chrome {
     }
 }
 
+/// The code a voice token's call waits for, as its cookie holds it.
+struct ShownCode {
+    code: String,
+    expires_at: i64,
+}
+
+impl ShownCode {
+    fn parse(value: &str) -> Option<Self> {
+        let (code, expires_at) = value.split_once('.')?;
+        let code = Some(code).filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))?;
+        Some(Self { code: code.to_owned(), expires_at: expires_at.parse().ok()? })
+    }
+}
+
 /// The page for a live session: what the challenge asks, or the user's devices.
 async fn session_page(state: &AppState, session: &PortalSession, notice: Option<Notice>) -> Response {
+    session_page_showing(state, session, notice, None).await
+}
+
+/// [`session_page`], showing a voice token's code while its call is awaited.
+async fn session_page_showing(
+    state: &AppState,
+    session: &PortalSession,
+    notice: Option<Notice>,
+    shown: Option<ShownCode>,
+) -> Response {
     let chrome = chrome(state, session);
     if session.stage().is_challenge() {
         let prompt = session.prompt().unwrap_or_default();
@@ -367,8 +417,10 @@ async fn session_page(state: &AppState, session: &PortalSession, notice: Option<
             notice,
             awaiting_code: session.stage() == SessionStage::AwaitingCode,
             prompt: sentence(prompt),
-            number: number_in(prompt),
+            number: number_in(prompt).filter(|_| shown.is_none()),
             transaction_id: session.transaction_id().unwrap_or_default().to_owned(),
+            display_code: shown.as_ref().map(|s| s.code.clone()),
+            expires_at: shown.map_or(0, |s| s.expires_at),
         };
         return render(&page, StatusCode::OK);
     }
