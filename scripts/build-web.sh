@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the login page's One Swipe decoder: the tessera-wasm crate (Tessera's QR decoder) for
 # wasm32-unknown-unknown, then wasm-bindgen's browser bindings, into `web/` beside the built server
-# binaries (target/debug/web and target/release/web), where tessera-server looks by default.
+# binaries (target/debug/web and target/release/web), where tessera-server looks by default; and
+# the spoken prompt voice-token calls play, `voice/enter-code.wav` beside them (espeak-ng and sox,
+# through scripts/voice-prompt.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,3 +26,8 @@ for profile in debug release; do
   cp "$out/tessera_wasm.js" "$out/tessera_wasm_bg.wasm" "$target_dir/$profile/web/"
 done
 echo "web decoder: $(du -k "$out/tessera_wasm_bg.wasm" | cut -f1) KiB in $target_dir/{debug,release}/web"
+for profile in debug release; do
+  mkdir -p "$target_dir/$profile/voice"
+  scripts/voice-prompt.sh "$target_dir/$profile/voice/enter-code.wav"
+done
+echo "voice prompt: $target_dir/{debug,release}/voice/enter-code.wav"

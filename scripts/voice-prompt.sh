@@ -5,7 +5,7 @@
 #   scripts/voice-prompt.sh OUT.wav ["the text"]
 set -euo pipefail
 out=${1:?usage: scripts/voice-prompt.sh OUT.wav [TEXT]}
-text=${2:-"Please key in the six digit code shown on your screen."}
+text=${2:-"Please key in the six digit code shown on your screen. If you did not ask to sign in, press 9."}
 spoken=$(mktemp --suffix .wav)
 trap 'rm -f "$spoken"' EXIT
 espeak-ng -v en -s 150 -w "$spoken" "$text"

@@ -637,3 +637,26 @@ fn a_user_without_a_second_factor_is_sent_to_the_portal_once_the_password_is_rig
     assert_eq!(wrong.code, "Access-Reject");
     assert!(!wrong.printed.contains("portal"), "a wrong password learns nothing: {}", wrong.printed);
 }
+
+#[test]
+fn pam_radius_signs_in_a_desk_phone_user_who_keys_the_code_shown_into_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let radius = RadiusServer::start(
+        "require_message_authenticator = false\n",
+        &crate::voice::voice_toml(dir.path(), "", 30),
+    );
+    let phone = crate::voice::Phone::start();
+    crate::voice::desk_phone_user(&radius.server, "dana", &phone.uri);
+    let pam = PamService::new(&radius);
+    let terminal = pam.login("dana");
+    let asked = terminal.wait_for("press Enter").replace('\n', "");
+    let code: String =
+        asked.split("key in ").nth(1).unwrap_or_default().chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "the prompt shows the code: {asked}");
+    phone.terminal.wait_for_times("Call established", 1);
+    phone.terminal.type_keys(&code);
+    phone.terminal.wait_for_times("terminated", 1);
+    terminal.type_line("");
+    let done = terminal.wait_for("EXIT=");
+    assert!(done.contains("successfully authenticated") && done.contains("EXIT=0"), "{done}");
+}

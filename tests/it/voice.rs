@@ -86,11 +86,12 @@ impl Phone {
     }
 }
 
-/// The prompt, spoken by espeak-ng through `scripts/voice-prompt.sh`.
+/// A short prompt (3.6 s), spoken by espeak-ng through `scripts/voice-prompt.sh`.
 fn prompt(dir: &Path) -> PathBuf {
     let wav = dir.join("enter-code.wav");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/voice-prompt.sh");
-    let spoken = Command::new(script).arg(&wav).status().unwrap();
+    let text = "Please key in the six digit code shown on your screen.";
+    let spoken = Command::new(script).arg(&wav).arg(text).status().unwrap();
     assert!(spoken.success(), "scripts/voice-prompt.sh (Debian espeak-ng and sox)");
     wav
 }
@@ -191,6 +192,27 @@ fn a_call_without_voice_settings_or_to_a_bad_address_is_refused_with_the_reason(
     );
     let bad = server.admin_cli(&["test-call", "--to", "not a number"]);
     assert!(!bad.status.success(), "{}", String::from_utf8_lossy(&bad.stdout));
+}
+
+#[test]
+fn without_a_prompt_named_the_server_plays_the_one_spoken_beside_it() {
+    let beside = crate::support::binary("tessera-server").parent().unwrap().join("voice/enter-code.wav");
+    assert!(
+        beside.is_file(),
+        "{} is missing: run scripts/build-web.sh (scripts/test.sh does)",
+        beside.display()
+    );
+    let server = Server::start(
+        Db::Sqlite,
+        "[delivery.voice]\nkind = \"sip\"\n[delivery.voice.sip]\nfrom = \"sip:tessera@127.0.0.1\"\n",
+    );
+    let phone = Phone::start();
+    let keyed = test_call(&server, &phone, "1", |keypad| {
+        std::thread::sleep(std::time::Duration::from_millis(2600));
+        keypad.type_keys("5");
+    });
+    assert_eq!(keyed["ended"], "keyed", "{keyed}");
+    assert!(phone.heard_loudness("0.5", "2") > 0.02, "the phone heard the installed prompt");
 }
 
 #[test]

@@ -16,8 +16,19 @@ use tessera_core::secret::SecretString;
 use super::ConfigError;
 use super::delivery::read_secret;
 
-/// Where the prompt is when the configuration names none (the Debian package installs it).
+/// Where an installed server's prompt is, when the configuration names none and there is none
+/// beside the executable.
 pub const DEFAULT_PROMPT_WAV: &str = "/usr/share/tessera/voice/enter-code.wav";
+
+/// The prompt when the configuration names none: `voice/enter-code.wav` beside the executable
+/// (where `scripts/build-web.sh` speaks it), else [`DEFAULT_PROMPT_WAV`].
+pub fn default_prompt_wav() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("voice").join("enter-code.wav")))
+        .filter(|beside| beside.is_file())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PROMPT_WAV))
+}
 
 /// The file's `[delivery.voice]`.
 #[derive(Debug, Deserialize)]
@@ -159,7 +170,7 @@ impl FileVoice {
                     username: sip.username,
                     password,
                     from: sip.from,
-                    prompt_wav: sip.prompt_wav.unwrap_or_else(|| PathBuf::from(DEFAULT_PROMPT_WAV)),
+                    prompt_wav: sip.prompt_wav.unwrap_or_else(default_prompt_wav),
                     ring_for,
                 }))
             }
@@ -219,7 +230,7 @@ mod tests {
         let VoiceSettings::Sip(sip) = settings(&toml).unwrap() else { panic!("SIP settings") };
         assert_eq!(sip.proxy, Some("10.0.0.2:5060".parse().unwrap()));
         assert_eq!(sip.password.as_ref().map(SecretString::expose), Some("pbx-secret"));
-        assert_eq!(sip.prompt_wav, PathBuf::from(DEFAULT_PROMPT_WAV));
+        assert_eq!(sip.prompt_wav, default_prompt_wav());
         assert!(!format!("{sip:?}").contains("pbx-secret"), "no password in Debug");
     }
 
