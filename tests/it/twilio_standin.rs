@@ -192,18 +192,25 @@ pub fn sign(url: &str, params: &[(String, String)]) -> String {
     data_encoding::BASE64.encode(&mac.finalize().into_bytes())
 }
 
+/// Twilio's 401 for a request without the account's Basic credentials, as Twilio answers it.
+fn unauthenticated(account: &str, headers: &HeaderMap) -> Option<Response> {
+    let expected =
+        format!("Basic {}", data_encoding::BASE64.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes()));
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
+    (account != ACCOUNT_SID || !authorized).then(|| {
+        let error = json!({ "code": 20003, "message": "Authenticate", "status": 401 });
+        (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response()
+    })
+}
+
 async fn messages(
     State(shared): State<Shared>,
     Path(account): Path<String>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let expected =
-        format!("Basic {}", data_encoding::BASE64.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes()));
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
-    if account != ACCOUNT_SID || !authorized {
-        let error = json!({ "code": 20003, "message": "Authenticate", "status": 401 });
-        return (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
+    if let Some(refused) = unauthenticated(&account, &headers) {
+        return refused;
     }
     let (Some(to), Some(body), Some(_from), Some(callback)) =
         (form.get("To"), form.get("Body"), form.get("From"), form.get("StatusCallback"))
@@ -242,12 +249,8 @@ async fn place_call(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let expected =
-        format!("Basic {}", data_encoding::BASE64.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes()));
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
-    if account != ACCOUNT_SID || !authorized {
-        let error = json!({ "code": 20003, "message": "Authenticate", "status": 401 });
-        return (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
+    if let Some(refused) = unauthenticated(&account, &headers) {
+        return refused;
     }
     let (Some(to), Some(_from), Some(url), Some(status_callback)) =
         (form.get("To"), form.get("From"), form.get("Url"), form.get("StatusCallback"))
