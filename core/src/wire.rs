@@ -89,6 +89,14 @@ pub struct SignInAnswer {
     /// A challenge by a sent code (rather than a push): its code is to be typed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub code_sent: bool,
+    /// A voice token's call: the code to show, for the user to key into the call (then wait on
+    /// the transaction as for a push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub display_code: Option<SecretString>,
+    /// When the code shown stops working (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
     /// Accepted: the `tessera://enroll` link the app registers with at once (it works once,
     /// within the server's enrollment time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,10 +142,60 @@ pub struct TransactionStatus {
     pub status: TransactionState,
     /// Unix seconds.
     pub expires_at: i64,
-    /// Why a voice token's call denied it, for the login screen: `not_answered`, `busy`,
-    /// `hung_up`, `no_keys`, `wrong_code`, `fraud` or `failed`.
+    /// Why a voice token's call denied it, for the login screen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<CallDenial>,
+}
+
+/// Why a voice token's call denied its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum CallDenial {
+    /// Nobody answered while it rang.
+    NotAnswered,
+    /// The line was busy, or the callee declined.
+    Busy,
+    /// The callee hung up before keying the code.
+    HungUp,
+    /// Answered, but no code was keyed in.
+    NoKeys,
+    /// Three wrong codes.
+    WrongCode,
+    /// `9`: the user did not ask for this login.
+    Fraud,
+    /// The call could not be placed, or ended in an error.
+    Failed,
+}
+
+impl CallDenial {
+    const ALL: [Self; 7] = [
+        Self::NotAnswered,
+        Self::Busy,
+        Self::HungUp,
+        Self::NoKeys,
+        Self::WrongCode,
+        Self::Fraud,
+        Self::Failed,
+    ];
+
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAnswered => "not_answered",
+            Self::Busy => "busy",
+            Self::HungUp => "hung_up",
+            Self::NoKeys => "no_keys",
+            Self::WrongCode => "wrong_code",
+            Self::Fraud => "fraud",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The denial a stored name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|denial| denial.as_str() == name)
+    }
 }
 
 /// What a device's answer did to its transaction.
@@ -226,6 +284,11 @@ mod tests {
             r#"{"transaction_id":"TX1","status":"denied","expires_at":5,"reason":"not_answered"}"#,
         )
         .unwrap();
-        assert_eq!(denied.reason.as_deref(), Some("not_answered"));
+        assert_eq!(denied.reason, Some(CallDenial::NotAnswered));
+        for denial in CallDenial::ALL {
+            let json = serde_json::to_string(&denial).unwrap();
+            assert_eq!(json, format!("\"{}\"", denial.as_str()));
+            assert_eq!(CallDenial::parse(denial.as_str()), Some(denial));
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): validations by result, their
-//! latency, lockouts, pushes by outcome, open device connections, notification channels held,
+//! latency, lockouts, pushes and voice calls by outcome, open device connections, notification channels held,
 //! and FCM/APNs wake-ups.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,6 +27,7 @@ pub struct Metrics {
     latency: Histogram,
     lockouts: Counter,
     pushes: Family<ResultLabel, Counter>,
+    calls: Family<ResultLabel, Counter>,
     devices: Gauge,
     wakeups: Family<WakeLabel, Counter>,
     one_swipes: Family<ResultLabel, Counter>,
@@ -71,13 +72,30 @@ impl Metrics {
             "One Swipe codes presented, by result (accept, or the reason for the reject)",
             one_swipes.clone(),
         );
+        let calls = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "voice_calls",
+            "Voice tokens' calls by how they ended the login (approved, or the reason it was denied)",
+            calls.clone(),
+        );
         let hub_channels = Gauge::default();
         registry.register(
             "push_hub_channels",
             "Notification channels held for waiting devices and login clients (bounded by the waiters)",
             hub_channels.clone(),
         );
-        Self { registry, validations, latency, lockouts, pushes, devices, wakeups, one_swipes, hub_channels }
+        Self {
+            registry,
+            validations,
+            latency,
+            lockouts,
+            pushes,
+            devices,
+            wakeups,
+            one_swipes,
+            calls,
+            hub_channels,
+        }
     }
 
     /// Sets the number of notification channels held now.
@@ -99,6 +117,11 @@ impl Metrics {
     /// Counts a One Swipe redemption by result.
     pub fn one_swipe(&self, result: &'static str) {
         self.one_swipes.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Counts a voice token's call by how it ended its login.
+    pub fn call(&self, result: &'static str) {
+        self.calls.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// Counts a push event.

@@ -4,5 +4,5 @@
 
 ALTER TABLE push_transactions ADD COLUMN channel TEXT NOT NULL DEFAULT 'push';
 ALTER TABLE push_transactions ADD COLUMN code_mac TEXT;
-ALTER TABLE push_transactions ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE push_transactions ADD COLUMN tries BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE push_transactions ADD COLUMN token_serial TEXT;

@@ -40,7 +40,8 @@ use crate::voice::sip::{AnyEntry, CallAudio, CallOutcome, CallRequest, Judge};
 use crate::wake::outbound_client;
 use gateway::{Outgoing, send_http};
 use tessera_core::secret::SecretString;
-pub use twilio::{VoiceStep, signature_matches, twiml};
+use twilio::signature_matches;
+pub use twilio::{VoiceEvent, VoiceStep, twiml};
 
 /// Delivered passcodes: the settings, the gateways' HTTP client and the sender's wake-up.
 pub struct Delivery {
@@ -266,6 +267,25 @@ impl Delivery {
         }
     }
 
+    /// A Twilio-compatible provider's webhook for transaction `tx`'s call, if its signature and
+    /// account are the configured account's: what it brought.
+    pub fn voice_webhook(
+        &self,
+        step: VoiceStep,
+        tx: &str,
+        params: &[(String, String)],
+        signature: &str,
+    ) -> Result<VoiceEvent, Forged> {
+        let twilio = self.twilio_voice().ok_or(Forged)?;
+        let account = params.iter().find(|(key, _)| key == "AccountSid").map(|(_, value)| value.as_str());
+        if account != Some(twilio.account_sid.as_str())
+            || !signature_matches(&twilio.auth_token, &step.url(twilio, tx), params, signature)
+        {
+            return Err(Forged);
+        }
+        Ok(VoiceEvent::of(step, params))
+    }
+
     /// Asks the Twilio-compatible provider to call `to` for transaction `tx`: its call's sid.
     pub async fn place_twilio_call(&self, to: &str, tx: &str) -> Result<String, String> {
         let twilio = self.twilio_voice().ok_or("calls do not go through a Twilio-compatible provider")?;
@@ -274,11 +294,7 @@ impl Delivery {
 
     /// How long a login's call may ring.
     pub fn ring_for(&self) -> std::time::Duration {
-        match &self.calls {
-            Some(Calls::Sip(calls)) => calls.account.ring_for,
-            Some(Calls::Twilio(twilio)) => twilio.ring_for,
-            None => std::time::Duration::from_secs(30),
-        }
+        self.settings.voice.as_ref().map_or(std::time::Duration::from_secs(30), VoiceSettings::ring_for)
     }
 
     /// Whether calls can be placed (`[delivery.voice]` is configured).
@@ -390,10 +406,7 @@ impl Delivery {
     pub fn masked(channel: Channel, destination: &str) -> String {
         match channel {
             Channel::Voice if destination.starts_with("sip:") => masked_sip_uri(destination),
-            Channel::Voice => {
-                PhoneNumber::parse(destination).map(|p| p.masked()).unwrap_or_else(|_| "your phone".into())
-            }
-            Channel::Sms => {
+            Channel::Sms | Channel::Voice => {
                 PhoneNumber::parse(destination).map(|p| p.masked()).unwrap_or_else(|_| "your phone".into())
             }
             Channel::Email => {

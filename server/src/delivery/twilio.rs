@@ -15,6 +15,7 @@ use tessera_core::secret::SecretString;
 
 use super::gateway::{Accepted, Outgoing, excerpt, read_limited};
 use crate::config::{TWILIO_VOICE_PATH, TwilioGateway, TwilioSender, TwilioVoice};
+use crate::voice::sip::CallEnd;
 
 /// The webhooks of a call through a Twilio-compatible provider, each at
 /// `{public_url}/api/v1/voice/twilio/{step}?tx={transaction}`.
@@ -42,6 +43,35 @@ impl VoiceStep {
     /// The URL the provider calls for this step of transaction `tx` (what its signature covers).
     pub fn url(self, twilio: &TwilioVoice, tx: &str) -> String {
         format!("{}{TWILIO_VOICE_PATH}/{}?tx={tx}", twilio.public_url, self.as_str())
+    }
+}
+
+/// What a voice webhook brought, once its signature was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoiceEvent {
+    /// The callee answered: the TwiML that gathers the keys is wanted.
+    Answered,
+    /// The keys pressed in the `<Gather>` (empty when none came in time).
+    Keys(String),
+    /// The call ended so (`None` for a status that ends nothing, such as `ringing`).
+    Ended(Option<CallEnd>),
+}
+
+impl VoiceEvent {
+    /// The event of a webhook for `step` with `params`.
+    pub fn of(step: VoiceStep, params: &[(String, String)]) -> Self {
+        let value = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        match step {
+            VoiceStep::Answer => Self::Answered,
+            VoiceStep::Gather => Self::Keys(value("Digits").unwrap_or_default().to_owned()),
+            VoiceStep::Status => Self::Ended(match value("CallStatus").unwrap_or_default() {
+                "completed" => Some(CallEnd::HungUp),
+                "busy" => Some(CallEnd::Busy),
+                "no-answer" | "canceled" => Some(CallEnd::NotAnswered),
+                "failed" => Some(CallEnd::Failed("the provider could not place it".into())),
+                _ => None,
+            }),
+        }
     }
 }
 
@@ -91,7 +121,7 @@ pub async fn place_call(
 }
 
 /// TwiML: `say` (if any), then either a `<Gather>` of `digits` keys posted to `action` (with
-/// `prompt` said inside it), or a hang-up.
+/// `prompt` said inside it; no keys within 10 s posts an empty entry), or a hang-up.
 pub fn twiml(say: Option<&str>, gather: Option<(&str, usize, &str)>) -> String {
     let escape = |text: &str| {
         text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -102,8 +132,8 @@ pub fn twiml(say: Option<&str>, gather: Option<(&str, usize, &str)>) -> String {
     }
     match gather {
         Some((action, digits, prompt)) => xml.push_str(&format!(
-            "<Gather input=\"dtmf\" numDigits=\"{digits}\" finishOnKey=\"#\" timeout=\"8\" \
-             action=\"{}\" method=\"POST\"><Say>{}</Say></Gather><Say>No code was keyed in. Goodbye.</Say><Hangup/>",
+            "<Gather input=\"dtmf\" numDigits=\"{digits}\" finishOnKey=\"#\" timeout=\"10\" \
+             actionOnEmptyResult=\"true\" action=\"{}\" method=\"POST\"><Say>{}</Say></Gather>",
             escape(action),
             escape(prompt)
         )),
@@ -202,7 +232,10 @@ mod tests {
         );
         assert!(gather.contains("action=\"https://mfa.example/g?tx=A&amp;b\""), "{gather}");
         assert!(gather.contains("<Say>Key in &lt;code&gt;</Say></Gather>"), "{gather}");
-        assert!(gather.ends_with("<Hangup/></Response>"), "{gather}");
+        assert!(
+            gather.ends_with("</Gather></Response>") && gather.contains("actionOnEmptyResult=\"true\""),
+            "{gather}"
+        );
         assert_eq!(
             twiml(Some("Goodbye."), None),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Goodbye.</Say><Hangup/></Response>"

@@ -81,6 +81,7 @@ impl Push {
                     deny_reason: denied.then_some(reason),
                     answered_at: i64_of(now),
                     answered_by: &answer.serial,
+                    channel: TxChannel::Push,
                 },
                 token_update.as_ref().filter(|u| u.state != token.state),
                 mute,
@@ -196,7 +197,6 @@ impl Push {
         })
     }
 
-    /// "Not me": an audit alert and, when configured, a webhook call.
     /// Raises the alert for a login the user reported (a push's "not me", or `9` keyed into a
     /// call): audited, logged, and posted to the webhook.
     pub(crate) async fn report_fraud(

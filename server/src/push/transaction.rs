@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tessera_core::wire::{TransactionState, TransactionStatus};
+use tessera_core::wire::{CallDenial, TransactionState, TransactionStatus};
 
 use super::hub::{Subscription, transaction_key};
 use super::{MAX_WAIT_SECS, Push};
@@ -43,7 +43,9 @@ impl Push {
             };
             if status != TransactionState::Pending || tokio::time::Instant::now() >= deadline {
                 let reason = match (tx.channel, status) {
-                    (TxChannel::Voice, TransactionState::Denied) => tx.deny_reason,
+                    (TxChannel::Voice, TransactionState::Denied) => {
+                        tx.deny_reason.as_deref().and_then(CallDenial::parse)
+                    }
                     _ => None,
                 };
                 return Ok(TransactionStatus {

@@ -23,7 +23,8 @@ use crate::clock::{i64_of, u64_of, unix_now, unix_now_ms};
 use crate::input::check_optional_texts;
 use crate::push::transaction_key;
 use crate::store::{
-    AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenKind, TokenRow, TxStatus, UserChange, UserRow,
+    AuditResult, NewAudit, RecordedAnswer, StateUpdate, TokenKind, TokenRow, TxChannel, TxStatus, UserChange,
+    UserRow,
 };
 
 /// Attempts at a token update that raced with another request for the same token.
@@ -391,7 +392,10 @@ impl Service {
         now: u64,
     ) -> Result<Option<bool>, ServiceError> {
         let pending = self.store.transaction(id).await?.filter(|tx| {
-            tx.user_id == token.user_id && tx.status == TxStatus::Pending && u64_of(tx.expires_at) >= now
+            tx.user_id == token.user_id
+                && tx.channel == TxChannel::Push
+                && tx.status == TxStatus::Pending
+                && u64_of(tx.expires_at) >= now
         });
         if pending.is_none() {
             return Ok(None);
@@ -402,6 +406,7 @@ impl Service {
             deny_reason: None,
             answered_at: i64_of(now),
             answered_by: &token.serial,
+            channel: TxChannel::Push,
         };
         let applied = self
             .store

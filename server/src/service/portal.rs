@@ -9,6 +9,7 @@
 use tessera_core::secret::SecretString;
 
 use super::validate::{ValidateRequest, ValidateResponse, ValidationResult};
+use super::voice::call_prompt;
 use super::{Caller, DeliveryChoice, Door, NewDevice, Service, ServiceError, TokenKind};
 use crate::clock::now_i64;
 use crate::config::{PortalSettings, SecondFactor};
@@ -230,19 +231,14 @@ impl Service {
             ValidationResult::Accept => {
                 self.signed_in(&username, response.serial.as_deref(), None, caller).await
             }
-            ValidationResult::Challenge => match response.transaction_id {
+            ValidationResult::Challenge => match response.transaction_id.clone() {
                 Some(transaction_id) => {
                     let stage = match response.channel {
                         Some(Channel::Voice) | None => SessionStage::AwaitingApproval,
                         Some(_) => SessionStage::AwaitingCode,
                     };
-                    let shown = response.display_code.clone().map(SecretString::new);
-                    let prompt = match (&shown, &response.destination) {
-                        (Some(_), Some(destination)) => {
-                            format!("answer the call to {destination} and key in the code shown here")
-                        }
-                        _ => response.message.clone(),
-                    };
+                    let shown = response.display_code.clone();
+                    let prompt = call_prompt(&response, false).unwrap_or_else(|| response.message.clone());
                     let Some(user) = self.store.user(&username).await? else {
                         return Ok(SignIn::Refused(response.message));
                     };
@@ -257,10 +253,10 @@ impl Service {
                     };
                     self.store.start_portal_session(&session, None, None).await?;
                     Ok(match shown {
-                        Some(code) => SignIn::Call(
-                            id,
-                            DisplayCode { code, expires_at: response.expires_at.unwrap_or(now) },
-                        ),
+                        Some(code) => {
+                            let expires_at = response.expires_at.unwrap_or(now);
+                            SignIn::Call(id, DisplayCode { code, expires_at, transaction_id })
+                        }
                         None => SignIn::Challenge(id),
                     })
                 }
@@ -510,6 +506,8 @@ impl Service {
             transaction_id: None,
             number: None,
             code_sent: false,
+            display_code: None,
+            expires_at: None,
             enrollment_uri: None,
         };
         match response.result {
@@ -528,12 +526,17 @@ impl Service {
                     )
                 })
             }
-            ValidationResult::Challenge => Ok(SignInAnswer {
-                transaction_id: response.transaction_id,
-                number: response.number,
-                code_sent: response.channel.is_some_and(|channel| channel != Channel::Voice),
-                ..answer(SignInResult::Challenge, response.message)
-            }),
+            ValidationResult::Challenge => {
+                let message = call_prompt(&response, true).unwrap_or(response.message);
+                Ok(SignInAnswer {
+                    transaction_id: response.transaction_id,
+                    number: response.number,
+                    code_sent: response.channel.is_some_and(|channel| channel != Channel::Voice),
+                    expires_at: response.display_code.as_ref().and(response.expires_at),
+                    display_code: response.display_code,
+                    ..answer(SignInResult::Challenge, message)
+                })
+            }
             ValidationResult::Reject => Ok(answer(SignInResult::Reject, response.message)),
         }
     }
@@ -596,6 +599,8 @@ pub struct DisplayCode {
     pub code: SecretString,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The call's transaction.
+    pub transaction_id: String,
 }
 
 /// The `[portal] second_factors` entry a token kind falls under.

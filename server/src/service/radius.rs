@@ -14,6 +14,7 @@ use std::time::Duration;
 use tessera_core::secret::{SecretString, fill_random};
 
 use super::validate::{ValidateRequest, ValidateResponse, ValidationResult, Way};
+use super::voice::call_prompt;
 use super::{Caller, Door, Service, ServiceError, radius_actor};
 use crate::clock::now_i64;
 use crate::config::{RadiusClient, RadiusMode};
@@ -205,10 +206,11 @@ impl Service {
                     expires_at,
                 };
                 self.store.put_radius_state(&row).await?;
+                let said = call_prompt(&response, true).unwrap_or_else(|| response.message.clone());
                 let message = if push {
-                    format!("{} Then press Enter{}.", sentence(&response.message), other_ways(&response))
+                    format!("{} Then press Enter{}.", sentence(&said), other_ways(&response))
                 } else {
-                    sentence(&response.message)
+                    sentence(&said)
                 };
                 let timeout_secs = u32::try_from((expires_at - now).max(1)).unwrap_or(u32::MAX);
                 Ok(RadiusAnswer::Challenge { state: state.to_vec(), message, timeout_secs })

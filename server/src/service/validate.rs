@@ -115,7 +115,8 @@ pub struct ValidateResponse {
     pub expires_at: Option<i64>,
     /// A voice token's call: the code the login screen shows, for the user to key into the call.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_code: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub display_code: Option<SecretString>,
     /// On a challenge: every way this user can get a code or approve (`push`, `sms`, `email`, `voice`),
     /// for a login screen's "use another way" (send the way's name as the passcode).
     #[serde(skip_serializing_if = "Option::is_none")]

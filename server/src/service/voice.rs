@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use tessera_core::delivery::{CHALLENGE_TRIES, DeliveryMode};
 use tessera_core::secret::{SecretString, fill_random};
+use tessera_core::wire::CallDenial;
 
 use super::validate::{Attempt, Outcome, ValidateReason, ValidateResponse};
 use super::{MAX_ATTEMPTS, Service, ServiceError};
 use crate::clock::{i64_of, now_i64, unix_now_ms};
-use crate::delivery::{Delivery, KEYS_WITHIN, VoiceStep, signature_matches, twiml};
+use crate::delivery::{Delivery, KEYS_WITHIN, VoiceEvent, VoiceStep, twiml};
 use crate::keys::{KeyError, random_id};
 use crate::push::transaction_key;
 use crate::store::{
@@ -30,8 +31,9 @@ use crate::voice::sip::{CallEnd, CallOutcome, CallRequest, Judge, Reply};
 
 /// Digits in the code shown on the login screen.
 pub const DISPLAY_CODE_DIGITS: usize = 6;
-/// How long a call's transaction lasts: ringing, the prompt, and three entries.
-pub const CALL_SECS: i64 = 120;
+/// How long a call's transaction lasts once the phone stops ringing: the prompt and three
+/// entries of up to 30 seconds each.
+const ANSWERED_SECS: u64 = 120;
 /// The key that reports a call the user did not ask for.
 const FRAUD_KEY: char = '9';
 /// What a Twilio-compatible provider says while it gathers the keys.
@@ -79,13 +81,14 @@ impl Service {
         let code = display_code()?;
         let id = random_id("TX")?;
         let now = now_i64();
+        let expires_at = now + i64_of(self.delivery.ring_for().as_secs() + ANSWERED_SECS);
         let call = NewCall {
             code_mac: self.key.code_mac(&id, code.expose())?,
             serial: token.serial.clone(),
             id: id.clone(),
             client_ip: context.client_ip.clone(),
             user_agent: context.user_agent.clone(),
-            expires_at: now + CALL_SECS,
+            expires_at,
         };
         let message = NewDelivery {
             user_id: user.id,
@@ -111,7 +114,7 @@ impl Service {
                 Queued::Yes => {
                     self.delivery.wake();
                     let shown = Delivery::masked(Channel::Voice, &destination);
-                    return Ok(Outcome::called(&id, code, shown, now + CALL_SECS));
+                    return Ok(Outcome::called(&id, code, shown, expires_at));
                 }
                 Queued::Limited(limit) => return Ok(Outcome::send_limited(limit)),
                 Queued::Moved => {}
@@ -183,26 +186,32 @@ impl Service {
         if let CallEnd::Failed(why) = &outcome.ended {
             tracing::warn!(delivery = message.id, why, "a voice call failed");
         }
-        judge.deny(outcome.ended.as_str(), None).await?;
+        judge.deny(outcome.ended.denial()).await?;
         Ok(())
     }
 
-    /// Asks the Twilio-compatible provider for the call; a refusal ends the login's wait at once.
+    /// Asks the Twilio-compatible provider for the call, after marking it placed (so a lease that
+    /// runs out while the provider answers cannot place it twice; the outbox row's id for it is
+    /// the transaction's, which its webhooks name); a refusal ends the login's wait at once.
     async fn place_twilio_call(
         &self,
         message: &DeliveryRow,
         judge: &CallJudge<'_>,
     ) -> Result<(), ServiceError> {
-        match self.delivery.place_twilio_call(&message.destination, &judge.tx.id).await {
+        let tx = judge.tx.id.as_str();
+        let placed = SendResult::Sent { gateway: "twilio", provider_message_id: Some(tx) };
+        if !self.store.record_send(message, &placed, now_i64()).await? {
+            return Ok(());
+        }
+        match self.delivery.place_twilio_call(&message.destination, tx).await {
             Ok(sid) => {
-                let placed = SendResult::Sent { gateway: "twilio", provider_message_id: Some(&sid) };
-                self.store.record_send(message, &placed, now_i64()).await?;
+                tracing::info!(delivery = message.id, call = sid, "the provider is placing a voice call")
             }
             Err(error) => {
                 tracing::warn!(delivery = message.id, error, "the provider did not place a voice call");
-                let failed = SendResult::Failed { gateway: Some("twilio"), error: &error, retry_at: None };
-                self.store.record_send(message, &failed, now_i64()).await?;
-                judge.deny(CallEnd::Failed(String::new()).as_str(), None).await?;
+                let refused = Err(format!("the provider did not place the call: {error}"));
+                self.store.record_report("twilio", tx, &refused).await?;
+                judge.deny(CallDenial::Failed).await?;
             }
         }
         Ok(())
@@ -218,55 +227,41 @@ impl Service {
         params: &[(String, String)],
         signature: Option<&str>,
     ) -> Result<String, ServiceError> {
-        let refused = || ServiceError::Unauthorized("the webhook's X-Twilio-Signature does not match".into());
-        let twilio = self.delivery.twilio_voice().ok_or_else(refused)?;
-        let value = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-        if value("AccountSid") != Some(twilio.account_sid.as_str())
-            || !signature_matches(
-                &twilio.auth_token,
-                &step.url(twilio, tx),
-                params,
-                signature.unwrap_or_default(),
-            )
-        {
-            return Err(refused());
-        }
+        let event =
+            self.delivery.voice_webhook(step, tx, params, signature.unwrap_or_default()).map_err(|_| {
+                ServiceError::Unauthorized("the webhook's X-Twilio-Signature does not match".into())
+            })?;
         let found = self.store.transaction(tx).await?.filter(|t| t.channel == TxChannel::Voice);
         let Some(found) = found else { return Err(ServiceError::NotFound("transaction", tx.to_owned())) };
         let live = found.status == TxStatus::Pending && found.expires_at > now_i64();
         let judge = CallJudge::of(self, found).await?;
         let gather = |say: Option<&str>| {
-            let action = VoiceStep::Gather.url(twilio, tx);
+            let action =
+                self.delivery.twilio_voice().map(|t| VoiceStep::Gather.url(t, tx)).unwrap_or_default();
             twiml(say, Some((&action, DISPLAY_CODE_DIGITS, SPOKEN_PROMPT)))
         };
-        Ok(match step {
-            VoiceStep::Answer | VoiceStep::Gather if !live => {
+        Ok(match event {
+            VoiceEvent::Answered | VoiceEvent::Keys(_) if !live => {
                 twiml(Some("This sign-in has ended. Goodbye."), None)
             }
-            VoiceStep::Answer => gather(None),
-            VoiceStep::Gather => match judge.judge(value("Digits").unwrap_or_default()).await {
+            VoiceEvent::Answered => gather(None),
+            VoiceEvent::Keys(keys) if keys.is_empty() => {
+                judge.deny(CallDenial::NoKeys).await?;
+                twiml(Some("No code was keyed in. Goodbye."), None)
+            }
+            VoiceEvent::Keys(keys) => match judge.judge(&keys).await {
                 Reply::Accepted => twiml(Some("Thank you. You are signed in. Goodbye."), None),
                 Reply::TryAgain => gather(Some("That code is not right.")),
                 Reply::Refused => twiml(Some("Goodbye."), None),
             },
-            VoiceStep::Status => {
-                let status = value("CallStatus").unwrap_or_default();
-                let ended = match status {
-                    "busy" => CallEnd::Busy,
-                    "no-answer" | "canceled" => CallEnd::NotAnswered,
-                    "failed" => CallEnd::Failed(status.to_owned()),
-                    _ => CallEnd::HungUp,
+            VoiceEvent::Ended(None) => twiml(None, None),
+            VoiceEvent::Ended(Some(ended)) => {
+                let report = match &ended {
+                    CallEnd::HungUp => Ok(()),
+                    ended => Err(format!("the provider reported the call {}", ended.as_str())),
                 };
-                if matches!(status, "completed" | "busy" | "no-answer" | "canceled" | "failed") {
-                    let report = if status == "completed" {
-                        Ok(())
-                    } else {
-                        Err(format!("the provider reported the call {status}"))
-                    };
-                    let sid = value("CallSid").unwrap_or_default();
-                    self.store.record_report("twilio", sid, &report).await?;
-                    judge.deny(ended.as_str(), None).await?;
-                }
+                self.store.record_report("twilio", tx, &report).await?;
+                judge.deny(ended.denial()).await?;
                 twiml(None, None)
             }
         })
@@ -294,46 +289,66 @@ impl<'a> CallJudge<'a> {
     async fn settle(
         &self,
         status: TxStatus,
-        reason: &str,
+        reason: &'static str,
         mute: Option<(i64, i64)>,
     ) -> Result<bool, ServiceError> {
         let denied = status == TxStatus::Denied;
-        let audit = NewAudit {
-            at_ms: unix_now_ms(),
-            actor: "call",
-            action: "voice.answer",
-            username: Some(&self.username),
-            serial: Some(&self.serial),
-            client_ip: self.tx.client_ip.as_deref(),
-            result: if denied { AuditResult::Reject } else { AuditResult::Ok },
-            reason: Some(reason),
-        };
+        let result = if denied { AuditResult::Reject } else { AuditResult::Ok };
         let answer = RecordedAnswer {
             id: &self.tx.id,
             status,
             deny_reason: denied.then_some(reason),
             answered_at: now_i64(),
             answered_by: &self.serial,
+            channel: TxChannel::Voice,
         };
-        let settled = self.service.store.answer_transaction(&answer, None, mute, &audit).await?;
+        let store = &self.service.store;
+        let settled = store.answer_transaction(&answer, None, mute, &self.audit(result, reason)).await?;
         if settled {
-            self.service.metrics.push(status.as_str());
+            self.service.metrics.call(reason);
             self.service.push.publish(&transaction_key(&self.tx.id)).await;
         }
         Ok(settled)
     }
 
+    /// The audit record of what the call did.
+    fn audit<'r>(&'r self, result: AuditResult, reason: &'r str) -> NewAudit<'r> {
+        NewAudit {
+            at_ms: unix_now_ms(),
+            actor: "call",
+            action: "voice.answer",
+            username: Some(&self.username),
+            serial: Some(&self.serial),
+            client_ip: self.tx.client_ip.as_deref(),
+            result,
+            reason: Some(reason),
+        }
+    }
+
     /// Denies the transaction if it is still pending.
-    async fn deny(&self, reason: &str, mute: Option<(i64, i64)>) -> Result<bool, ServiceError> {
-        self.settle(TxStatus::Denied, reason, mute).await
+    async fn deny(&self, denial: CallDenial) -> Result<bool, ServiceError> {
+        self.settle(TxStatus::Denied, denial.as_str(), None).await
+    }
+
+    /// `9`: the login is denied if it still waits, and the user is muted and the alert raised
+    /// even when it no longer does (a report is never lost), unless the call had approved it.
+    async fn report_fraud(&self) -> Result<(), ServiceError> {
+        let until = i64_of(crate::clock::unix_now() + self.service.push.settings().mute_secs);
+        let mute = (self.tx.user_id, until);
+        if !self.settle(TxStatus::Denied, CallDenial::Fraud.as_str(), Some(mute)).await? {
+            let now = self.service.store.transaction(&self.tx.id).await?;
+            if now.is_some_and(|tx| matches!(tx.status, TxStatus::Approved | TxStatus::Consumed)) {
+                return Ok(());
+            }
+            let reported = self.audit(AuditResult::Reject, "fraud_after_end");
+            self.service.store.mute_user(self.tx.user_id, until, &reported).await?;
+        }
+        self.service.push.report_fraud(&self.username, &self.tx, &self.serial, None).await
     }
 
     async fn judged(&self, entry: &str) -> Result<Reply, ServiceError> {
         if entry.starts_with(FRAUD_KEY) {
-            let until = i64_of(crate::clock::unix_now() + self.service.push.settings().mute_secs);
-            if self.deny("fraud", Some((self.tx.user_id, until))).await? {
-                self.service.push.report_fraud(&self.username, &self.tx, &self.serial, None).await?;
-            }
+            self.report_fraud().await?;
             return Ok(Reply::Refused);
         }
         let stored = self.tx.code_mac.as_deref().unwrap_or_default();
@@ -344,7 +359,7 @@ impl<'a> CallJudge<'a> {
         match self.service.store.count_wrong_code(&self.tx.id).await? {
             Some(tries) if tries < CHALLENGE_TRIES => Ok(Reply::TryAgain),
             Some(_) => {
-                self.deny("wrong_code", None).await?;
+                self.deny(CallDenial::WrongCode).await?;
                 Ok(Reply::Refused)
             }
             None => Ok(Reply::Refused),
@@ -361,16 +376,27 @@ impl Judge for CallJudge<'_> {
     }
 }
 
+/// What a user is told to do with a voice token's call: with the code in the text where the text is
+/// all they see (a RADIUS prompt, an app), without it beside a screen that shows it large. `None`
+/// when `response` is not a call's challenge.
+pub(super) fn call_prompt(response: &ValidateResponse, with_code: bool) -> Option<String> {
+    let code = response.display_code.as_ref()?;
+    let destination = response.destination.as_deref().unwrap_or("your phone");
+    Some(match with_code {
+        true => format!("answer the call to {destination} and key in {}, the code shown here", code.expose()),
+        false => format!("answer the call to {destination} and key in the code shown here"),
+    })
+}
+
 impl Outcome {
     /// A call is on its way: the login screen shows `code` and waits on the transaction.
     pub(super) fn called(id: &str, code: SecretString, destination: String, expires_at: i64) -> Self {
-        let message =
-            format!("answer the call to {destination} and key in {}, the code shown here", code.expose());
+        let message = format!("answer the call to {destination} and key in the code shown here");
         let response = ValidateResponse {
             channel: Some(Channel::Voice),
             destination: Some(destination),
             expires_at: Some(expires_at),
-            display_code: Some(code.expose().to_owned()),
+            display_code: Some(code),
             ..ValidateResponse::challenge(Some(id.to_owned()), None, message)
         };
         Self::new(response, ValidateReason::Called)

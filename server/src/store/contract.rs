@@ -90,6 +90,7 @@ async fn contract(store: &Store) {
         deny_reason: None,
         answered_at: 20,
         answered_by: "TOTP-CONTRACT",
+        channel: TxChannel::Push,
     };
     assert!(store.answer_transaction(&answer, None, None, &AUDIT).await.unwrap());
     assert!(!store.answer_transaction(&answer, None, None, &AUDIT).await.unwrap(), "answered once");
@@ -415,7 +416,7 @@ async fn calls(store: &Store, user_id: i64) {
         counters: 0..0,
         service: "VPN",
         challenge: None,
-        call: Some(call),
+        call: Some(call.clone()),
         limited: false,
         now: 4_900,
     };
@@ -456,7 +457,13 @@ async fn calls(store: &Store, user_id: i64) {
         deny_reason: Some("fraud"),
         answered_at: 4_950,
         answered_by: "VOICE-CONTRACT",
+        channel: TxChannel::Voice,
     };
+    let by_a_device = RecordedAnswer { status: TxStatus::Approved, channel: TxChannel::Push, ..answer };
+    assert!(
+        !store.answer_transaction(&by_a_device, None, None, &AUDIT).await.unwrap(),
+        "a push device cannot answer a call's transaction"
+    );
     assert!(store.answer_transaction(&answer, None, Some((user_id, 6_000)), &AUDIT).await.unwrap());
     assert!(!store.answer_transaction(&answer, None, None, &AUDIT).await.unwrap(), "answered once");
     assert_eq!(store.count_wrong_code("TXCALLCONTRACT").await.unwrap(), None, "no longer pending");
@@ -464,6 +471,17 @@ async fn calls(store: &Store, user_id: i64) {
     assert_eq!((tx.status, tx.deny_reason.as_deref(), tx.tries), (TxStatus::Denied, Some("fraud"), 2));
     let user = store.user("ann").await.unwrap().unwrap();
     assert_eq!(user.push_muted_until, Some(6_000), "fraud mutes the user");
+    let muted = NewDelivery {
+        call: Some(NewCall { id: "TXCALLMUTED".into(), ..call.clone() }),
+        now: 5_000,
+        ..message.clone()
+    };
+    assert_eq!(
+        store.queue_message(&[], None, &muted, &limits, &AUDIT).await.unwrap(),
+        Queued::Moved,
+        "no call while the user is muted"
+    );
+    assert!(store.transaction("TXCALLMUTED").await.unwrap().is_none());
 }
 
 /// A TOTP token's fields for `serial`, owned by `user_id`.

@@ -209,7 +209,8 @@ pub struct NewDelivery<'a> {
     pub service: &'a str,
     /// A real-time challenge created with it.
     pub challenge: Option<NewChallenge>,
-    /// A voice token's call: the transaction the login waits on, created with it.
+    /// A voice token's call: the transaction the login waits on, created with it (not while the
+    /// user is muted after reporting a login; the outbox row's `challenge_id` names it).
     pub call: Option<NewCall>,
     /// Whether the cost limits apply (sends a user asked for) or not (the next pre-loaded codes
     /// after a successful login, an administrator's enrolment).
@@ -340,7 +341,7 @@ pub struct DeliveryRow {
     /// The token whose codes it carries (gone when the token was deleted).
     #[serde(skip)]
     pub token_id: Option<i64>,
-    /// The real-time challenge it belongs to.
+    /// The real-time challenge it belongs to, or the transaction a voice token's call answers.
     pub challenge_id: Option<String>,
     /// `sms` or `email`.
     pub channel: Channel,
@@ -481,7 +482,8 @@ impl Store {
                 statement: statement(
                     "INSERT INTO push_transactions (id, user_id, service, client_ip, user_agent, number_matching, \
                      choices, status, created_at, expires_at, channel, code_mac, token_serial) \
-                     VALUES ($1, $2, $3, $4, $5, 'off', '', 'pending', $6, $7, 'voice', $8, $9)",
+                     SELECT $1, $2, $3, $4, $5, 'off', '', 'pending', $6, $7, 'voice', $8, $9 \
+                     WHERE COALESCE((SELECT push_muted_until FROM users WHERE id = $2), 0) <= $6",
                     vec![
                         Param::Text(call.id.clone()),
                         Param::Int(message.user_id),

@@ -118,8 +118,10 @@ pub struct RecordedAnswer<'a> {
     pub deny_reason: Option<&'a str>,
     /// Unix seconds.
     pub answered_at: i64,
-    /// Serial of the push token that answered.
+    /// Serial of the push token that answered (or the voice token whose call did).
     pub answered_by: &'a str,
+    /// Who may answer: a push device answers only a push, a call only its own transaction.
+    pub channel: TxChannel,
 }
 
 /// A transaction to create.
@@ -192,8 +194,9 @@ impl Store {
              status, created_at, expires_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10 \
              WHERE COALESCE((SELECT push_muted_until FROM users WHERE id = $2), 0) <= $9 \
-             AND (SELECT COUNT(*) FROM push_transactions WHERE user_id = $2 AND status = 'pending' AND expires_at >= $9) < $11 \
-             AND (SELECT COUNT(*) FROM push_transactions WHERE user_id = $2 AND created_at > $12) < $13",
+             AND (SELECT COUNT(*) FROM push_transactions WHERE user_id = $2 AND channel = 'push' AND status = 'pending' \
+                  AND expires_at >= $9) < $11 \
+             AND (SELECT COUNT(*) FROM push_transactions WHERE user_id = $2 AND channel = 'push' AND created_at > $12) < $13",
             vec![
                 Param::Text(tx.id.into()),
                 Param::Int(tx.user_id),
@@ -229,7 +232,8 @@ impl Store {
             .read(vec![
                 statement("SELECT COALESCE(push_muted_until, 0) FROM users WHERE id = $1", vec![Param::Int(tx.user_id)]),
                 statement(
-                    "SELECT COUNT(*) FROM push_transactions WHERE user_id = $1 AND status = 'pending' AND expires_at >= $2",
+                    "SELECT COUNT(*) FROM push_transactions WHERE user_id = $1 AND channel = 'push' AND status = 'pending' \
+                     AND expires_at >= $2",
                     vec![Param::Int(tx.user_id), Param::Int(tx.created_at)],
                 ),
             ])
@@ -294,13 +298,14 @@ impl Store {
         let mut statements = vec![Guarded {
             statement: statement(
                 "UPDATE push_transactions SET status = $1, deny_reason = $2, answered_at = $3, answered_by = $4 \
-                 WHERE id = $5 AND status = 'pending' AND expires_at >= $3",
+                 WHERE id = $5 AND status = 'pending' AND expires_at >= $3 AND channel = $6",
                 vec![
                     Param::Text(answer.status.as_str().into()),
                     Param::OptText(answer.deny_reason.map(Into::into)),
                     Param::Int(answer.answered_at),
                     Param::Text(answer.answered_by.into()),
                     Param::Text(answer.id.into()),
+                    Param::Text(answer.channel.as_str().into()),
                 ],
             ),
             rows: Some(1),
@@ -319,6 +324,17 @@ impl Store {
         }
         statements.push(audited(audit));
         Ok(self.db.atomically(statements, vec![]).await?.is_some())
+    }
+
+    /// Mutes the user's pushes and calls until `until` (never shortening a mute), with its audit
+    /// record: a login reported after its transaction had already ended.
+    pub async fn mute_user(&self, user_id: i64, until: i64, audit: &NewAudit<'_>) -> Result<(), StoreError> {
+        let mute = statement(
+            "UPDATE users SET push_muted_until = $1 WHERE id = $2 AND COALESCE(push_muted_until, 0) < $1",
+            vec![Param::Int(until), Param::Int(user_id)],
+        );
+        self.db.atomically(vec![Guarded { statement: mute, rows: None }, audited(audit)], vec![]).await?;
+        Ok(())
     }
 
     /// Counts a wrong code keyed into a call's still-pending transaction; the tries now, or

@@ -139,7 +139,7 @@ pub fn info_key(content_type: &str, body: &str) -> Option<Key> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
     use rtp_rs::{RtpPacketBuilder, Seq};
 
@@ -161,7 +161,7 @@ mod tests {
     }
 
     /// One key press as a phone sends it: a start, updates, and the end three times.
-    fn press(event: u8, timestamp: u32, first_sequence: u16) -> Vec<Vec<u8>> {
+    pub(crate) fn press(event: u8, timestamp: u32, first_sequence: u16) -> Vec<Vec<u8>> {
         let mut packets = vec![packet(event, false, 0, timestamp, true, first_sequence)];
         for step in 1..4u16 {
             packets.push(packet(event, false, step * 320, timestamp, false, first_sequence + step));

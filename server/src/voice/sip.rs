@@ -22,6 +22,7 @@ use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
 use rtp_rs::{RtpPacketBuilder, Seq};
 use tessera_core::secret::fill_random;
+use tessera_core::wire::CallDenial;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -123,7 +124,19 @@ pub enum CallEnd {
 }
 
 impl CallEnd {
-    /// Its name in the audit log.
+    /// Why a login's transaction is denied when its call ended so (`Keyed` while it is still
+    /// pending means the keys could not be judged).
+    pub fn denial(&self) -> CallDenial {
+        match self {
+            Self::HungUp => CallDenial::HungUp,
+            Self::NoKeys => CallDenial::NoKeys,
+            Self::Busy => CallDenial::Busy,
+            Self::NotAnswered => CallDenial::NotAnswered,
+            Self::Keyed | Self::Failed(_) => CallDenial::Failed,
+        }
+    }
+
+    /// Its name in the audit log and in `admin test-call`'s answer.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Keyed => "keyed",
@@ -287,6 +300,7 @@ async fn converse(
     judge: &impl Judge,
 ) -> (String, CallEnd) {
     let mut outgoing = Outgoing::new(answer.codec, audio.map(|a| &a.entry));
+    let mut callee = MediaSource::of(answer);
     let mut keypad = Keypad::default();
     let mut keys = String::new();
     let mut entry = String::new();
@@ -307,7 +321,11 @@ async fn converse(
                 }
             }
             received = media.recv_from(&mut buffer) => {
-                if let Ok((len, _)) = received {
+                // Keys count only from the callee's media stream: anyone else who can reach this
+                // port (the person at the login screen, who knows the code) must not key it in.
+                if let Ok((len, from)) = received
+                    && callee.admits(from)
+                {
                     let event = buffer.get(..len).and_then(|p| TelephoneEvent::from_rtp(p, answer.telephone_event));
                     pressed = event.and_then(|e| keypad.press(&e)).map(|key| key.as_char());
                 }
@@ -346,6 +364,34 @@ async fn converse(
             }
         }
         entry.clear();
+    }
+}
+
+/// Where the callee's media comes from: the address its SDP answer named, or, for a callee that
+/// names one address and sends from another of the same port (a host with several interfaces,
+/// an address-rewriting NAT), the first such source, held from then on. Packets from anywhere else
+/// are not the callee's.
+struct MediaSource {
+    named: SocketAddr,
+    latched: Option<SocketAddr>,
+}
+
+impl MediaSource {
+    fn of(answer: &Answer) -> Self {
+        Self { named: answer.media, latched: None }
+    }
+
+    /// Whether a packet from `from` is the callee's (latching it when it may be).
+    fn admits(&mut self, from: SocketAddr) -> bool {
+        match self.latched {
+            _ if from == self.named => true,
+            Some(latched) => from == latched,
+            None if from.port() == self.named.port() => {
+                self.latched = Some(from);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -541,6 +587,46 @@ mod tests {
             assert_eq!(pair[1].timestamp(), pair[0].timestamp().wrapping_add(160));
             assert_eq!((pair[1].ssrc(), pair[1].payload_type()), (pair[0].ssrc(), 8));
         }
+    }
+
+    #[test]
+    fn the_callees_media_is_its_named_address_or_the_first_source_of_its_port() {
+        let named: SocketAddr = "192.0.2.2:20288".parse().unwrap();
+        let mut source = MediaSource { named, latched: None };
+        assert!(!source.admits("127.0.0.1:5555".parse().unwrap()), "another port");
+        assert!(source.admits("127.0.0.1:20288".parse().unwrap()), "the named port from another interface");
+        assert!(!source.admits("198.51.100.9:20288".parse().unwrap()), "held: no second source");
+        assert!(source.admits("127.0.0.1:20288".parse().unwrap()) && source.admits(named));
+    }
+
+    #[tokio::test]
+    async fn keys_count_only_from_the_callees_media_address() {
+        let ours = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let callee = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let intruder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let answer = Answer { media: callee.local_addr().unwrap(), codec: G711::MuLaw, telephone_event: 101 };
+        let request = CallRequest {
+            to: "sip:phone@127.0.0.1".into(),
+            keys_wanted: 2,
+            ring_for: Duration::from_secs(1),
+            keys_within: Duration::from_secs(3),
+            fraud_key: None,
+        };
+        let (_dialog, mut states) = tokio::sync::mpsc::unbounded_channel();
+        let target = ours.local_addr().unwrap();
+        let keying = async {
+            for (sender, key, timestamp) in
+                [(&intruder, 7, 1_000), (&callee, 4, 2_000), (&intruder, 8, 3_000), (&callee, 2, 4_000)]
+            {
+                for packet in super::super::dtmf::tests::press(key, timestamp, 10) {
+                    sender.send_to(&packet, target).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        };
+        let (_, (keys, ended)) =
+            tokio::join!(keying, converse(&ours, &answer, None, &mut states, &request, &AnyEntry));
+        assert_eq!((keys.as_str(), ended), ("42", CallEnd::Keyed), "the intruder's 7 and 8 are not heard");
     }
 
     #[test]

@@ -40,8 +40,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 const SESSION_COOKIE: &str = "__Host-tessera-portal";
 /// The sign-in form's token, before there is a session.
 const SIGN_IN_COOKIE: &str = "__Host-tessera-sign-in";
-/// A voice token's code and its expiry (`482913.1733430000`), shown while the call is awaited:
-/// the browser keeps it, the database only its MAC.
+/// A voice token's code, its expiry and its transaction (`482913.1733430000.TX…`), shown while
+/// that call is awaited: the browser keeps it, the database only its MAC.
 const CALL_CODE_COOKIE: &str = "__Host-tessera-call-code";
 const COOKIE_FLAGS: &str = "Path=/; Secure; HttpOnly; SameSite=Strict";
 
@@ -171,7 +171,9 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(query): Q
     let notice = query.done.as_deref().and_then(devices::Done::parse).and_then(devices::Done::notice);
     match session_of(&state, &headers).await {
         Ok(Some(session)) => {
-            let shown = cookie(&headers, CALL_CODE_COOKIE).and_then(|value| ShownCode::parse(&value));
+            let shown = cookie(&headers, CALL_CODE_COOKIE)
+                .and_then(|value| ShownCode::parse(&value))
+                .filter(|shown| shown.is_for(&session));
             session_page_showing(&state, &session, notice, shown).await
         }
         Ok(None) => sign_in_page(&state, &headers, None, String::new(), false),
@@ -239,19 +241,17 @@ async fn sign_in(
         Ok(SignIn::SignedIn(id) | SignIn::Challenge(id)) => {
             let mut response = entered(&id);
             set_cookie(&mut response, &format!("{SIGN_IN_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
+            set_cookie(&mut response, &format!("{CALL_CODE_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
             response
         }
         Ok(SignIn::Call(id, shown)) => {
             let mut response = entered(&id);
             set_cookie(&mut response, &format!("{SIGN_IN_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
             let max_age = (shown.expires_at - crate::clock::now_i64()).max(1);
+            let value = format!("{}.{}.{}", shown.code.expose(), shown.expires_at, shown.transaction_id);
             set_cookie(
                 &mut response,
-                &format!(
-                    "{CALL_CODE_COOKIE}={}.{}; Max-Age={max_age}; {COOKIE_FLAGS}",
-                    shown.code.expose(),
-                    shown.expires_at
-                ),
+                &format!("{CALL_CODE_COOKIE}={value}; Max-Age={max_age}; {COOKIE_FLAGS}"),
             );
             response
         }
@@ -283,6 +283,7 @@ async fn complete(State(state): State<AppState>, ClientIp(ip): ClientIp, mut pos
         Ok(SignIn::Refused(message)) => {
             let mut response = refused(&state, &headers, &message, session.username().to_owned(), false);
             set_cookie(&mut response, &format!("{SESSION_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
+            set_cookie(&mut response, &format!("{CALL_CODE_COOKIE}=; Max-Age=0; {COOKIE_FLAGS}"));
             response
         }
         Err(error) => failed(&error.to_string()),
@@ -387,13 +388,21 @@ fn chrome(state: &AppState, session: &PortalSession) -> Chrome {
 struct ShownCode {
     code: String,
     expires_at: i64,
+    transaction_id: String,
 }
 
 impl ShownCode {
     fn parse(value: &str) -> Option<Self> {
-        let (code, expires_at) = value.split_once('.')?;
-        let code = Some(code).filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))?;
-        Some(Self { code: code.to_owned(), expires_at: expires_at.parse().ok()? })
+        let mut parts = value.splitn(3, '.');
+        let code = parts.next().filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))?;
+        let expires_at = parts.next()?.parse().ok()?;
+        Some(Self { code: code.to_owned(), expires_at, transaction_id: parts.next()?.to_owned() })
+    }
+
+    /// Whether it is the code of the call `session` waits for, and still works.
+    fn is_for(&self, session: &PortalSession) -> bool {
+        session.transaction_id() == Some(self.transaction_id.as_str())
+            && self.expires_at > crate::clock::now_i64()
     }
 }
 
