@@ -5,7 +5,8 @@
 # (tessera-pushbench), codes by SMS through a gateway stand-in (tessera-smsbench), on SQLite and PostgreSQL,
 # directory passwords checked by bind against a real slapd next to local ones (tessera-dirbench), QR decoders on webcam-like frames (tessera-scanbench), and
 # the self-service portal's page times and weights (tessera-portalbench), RADIUS beside HTTP
-# validation (tessera-radiusbench), and
+# validation (tessera-radiusbench), voice-token logins answered and keyed by a SIP phone stand-in
+# (tessera-voicebench), and
 # the desktop app's start to first code, idle memory and package size (tessera-desktopbench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ done
 ./target/release/tessera-dirbench --users 200 --logins 500 --concurrency 16 --seconds 10
 ./target/release/tessera-portalbench --requests 2000 --devices 5
 ./target/release/tessera-radiusbench --seconds 10 --concurrency 16
+./target/release/tessera-voicebench --logins 200
 for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
 scripts/build-deb.sh
 scripts/with-keyring.sh ./target/release/tessera-desktopbench --runs 5 --tokens 20 --idle 10

@@ -133,3 +133,18 @@ fn desktopbench_times_the_first_code_and_reads_the_apps_memory() {
     let memory = out.lines().find(|line| line.starts_with("idle memory after 1 s: RSS")).unwrap_or_default();
     assert!(memory.contains("tessera-desktop") && memory.contains("WebKitWebProces"), "{out}");
 }
+
+#[test]
+fn voicebench_answers_each_call_keys_the_code_and_times_both_legs() {
+    let server = binary("tessera-server");
+    let out = run("tessera-voicebench", &["--logins", "5", "--server", server.to_str().unwrap()]);
+    assert!(out.contains("SQLite: 5 voice logins, one at a time"), "{out}");
+    for leg in [
+        "login -> validate answers the voice challenge: p50",
+        "login -> phone rings (INVITE received): p50",
+        "last digit keyed -> waiting login client sees approved: p50",
+    ] {
+        let line = out.lines().find(|line| line.contains(leg)).unwrap_or_else(|| panic!("{leg}: {out}"));
+        assert!(line.contains("p95") && line.contains("p99") && line.contains("max"), "{line}");
+    }
+}

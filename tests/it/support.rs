@@ -27,7 +27,7 @@ pub fn binary(name: &str) -> PathBuf {
         panic!("{} is missing: run `cargo build --workspace --bins` (and `-p tessera-ffi --lib` for the library) first", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    const BENCH_PROGRAMS: [&str; 9] = [
+    const BENCH_PROGRAMS: [&str; 10] = [
         "tessera-loadgen",
         "tessera-radiusbench",
         "tessera-pushbench",
@@ -37,6 +37,7 @@ pub fn binary(name: &str) -> PathBuf {
         "tessera-dirbench",
         "tessera-portalbench",
         "tessera-desktopbench",
+        "tessera-voicebench",
     ];
     let crates: &[&str] = match name {
         "tessera" => &["core", "platform", "camera", "client", "cli"],
