@@ -16,8 +16,8 @@
 //! | `smpp.rs` | one message to an SMSC over SMPP 3.4 (a bound session kept open, rusmppc) |
 //! | `email.rs` | one message through an SMTP server (STARTTLS or TLS required, lettre) |
 //!
-//! Voice-token calls go through [`crate::voice`] (over SIP), with the account and the prompt
-//! loaded here at start-up.
+//! Voice-token calls go through [`crate::voice`] (over SIP, the prompt loaded here at start-up)
+//! or a Twilio-compatible Calls API (`twilio.rs`).
 
 mod email;
 mod gateway;
@@ -52,36 +52,20 @@ pub struct Delivery {
     http: reqwest::Client,
     mailer: Option<email::Mailer>,
     smpp: Vec<smpp::SmppLink>,
-    calls: Option<Calls>,
+    sip_audio: Vec<CallAudio>,
     handed_calls:
         (mpsc::UnboundedSender<DeliveryRow>, std::sync::Mutex<Option<mpsc::UnboundedReceiver<DeliveryRow>>>),
     due: Notify,
     stopping: watch::Sender<bool>,
 }
 
-/// How this server places calls.
-enum Calls {
-    /// As a SIP user agent.
-    Sip(SipCalls),
-    /// Through a Twilio-compatible Calls API.
-    Twilio(TwilioVoice),
-}
-
-/// Calls over SIP: the account, and what calls play in both G.711 codecs.
-struct SipCalls {
-    account: SipSettings,
-    audio: Vec<CallAudio>,
-}
-
-impl SipCalls {
-    fn new(sip: &SipSettings) -> Result<Self, ServiceError> {
-        let audio = [G711::MuLaw, G711::ALaw]
-            .into_iter()
-            .map(|codec| Prompt::from_file(&sip.prompt_wav, codec).map(CallAudio::around))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServiceError::InvalidInput(format!("delivery.voice.sip.prompt_wav: {e}")))?;
-        Ok(Self { account: sip.clone(), audio })
-    }
+/// What calls over SIP play, in both G.711 codecs, read from the account's prompt at start-up.
+fn sip_audio(sip: &SipSettings) -> Result<Vec<CallAudio>, ServiceError> {
+    [G711::MuLaw, G711::ALaw]
+        .into_iter()
+        .map(|codec| Prompt::from_file(&sip.prompt_wav, codec).map(CallAudio::around))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServiceError::InvalidInput(format!("delivery.voice.sip.prompt_wav: {e}")))
 }
 
 /// How long each entry's keys may take once a call is answered.
@@ -159,17 +143,16 @@ impl Delivery {
             })
             .collect::<Result<_, _>>()
             .map_err(ServiceError::InvalidInput)?;
-        let calls = match &config.delivery.voice {
-            Some(VoiceSettings::Sip(sip)) => Some(Calls::Sip(SipCalls::new(sip)?)),
-            Some(VoiceSettings::Twilio(twilio)) => Some(Calls::Twilio(twilio.clone())),
-            None => None,
+        let sip_audio = match &config.delivery.voice {
+            Some(VoiceSettings::Sip(sip)) => sip_audio(sip)?,
+            Some(VoiceSettings::Twilio(_)) | None => Vec::new(),
         };
         Ok(Self {
             store,
             key,
             mailer,
             smpp,
-            calls,
+            sip_audio,
             handed_calls: {
                 let (sender, receiver) = mpsc::unbounded_channel();
                 (sender, std::sync::Mutex::new(Some(receiver)))
@@ -255,15 +238,15 @@ impl Delivery {
     /// Places a call over SIP as `request` asks, `judge` deciding what the callee's entries mean
     /// (`NoVoice` unless calls go over SIP).
     pub async fn call(&self, request: &CallRequest, judge: &impl Judge) -> Result<CallOutcome, NoVoice> {
-        let Some(Calls::Sip(calls)) = &self.calls else { return Err(NoVoice) };
-        Ok(crate::voice::sip::call(&calls.account, &calls.audio, request, judge).await)
+        let Some(VoiceSettings::Sip(account)) = &self.settings.voice else { return Err(NoVoice) };
+        Ok(crate::voice::sip::call(account, &self.sip_audio, request, judge).await)
     }
 
     /// The Twilio-compatible account calls go through, if they do.
     pub fn twilio_voice(&self) -> Option<&TwilioVoice> {
-        match &self.calls {
-            Some(Calls::Twilio(twilio)) => Some(twilio),
-            _ => None,
+        match &self.settings.voice {
+            Some(VoiceSettings::Twilio(twilio)) => Some(twilio),
+            Some(VoiceSettings::Sip(_)) | None => None,
         }
     }
 
@@ -299,7 +282,7 @@ impl Delivery {
 
     /// Whether calls can be placed (`[delivery.voice]` is configured).
     pub fn places_calls(&self) -> bool {
-        self.calls.is_some()
+        self.settings.voice.is_some()
     }
 
     /// The calls the outbox hands over, for whoever places them (taken once; the service does,
@@ -372,27 +355,21 @@ impl Delivery {
         own: Option<&str>,
     ) -> Result<String, NoDestination> {
         let own = own.map(str::to_owned);
-        let phone_number = |text: String| {
-            let phone = PhoneNumber::parse(&text).map_err(|_| NoDestination::Invalid("phone number"))?;
-            let allowed = &self.settings.country_allowlist;
-            if !allowed.is_empty()
-                && !allowed.iter().any(|prefix| phone.as_str().starts_with(prefix.as_str()))
-            {
-                return Err(NoDestination::CountryNotAllowed);
+        match (channel, own) {
+            (Channel::Voice, Some(uri)) if uri.starts_with("sip:") => Ok(uri),
+            (Channel::Sms | Channel::Voice, own) => {
+                let text =
+                    own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?;
+                let phone = PhoneNumber::parse(&text).map_err(|_| NoDestination::Invalid("phone number"))?;
+                let allowed = &self.settings.country_allowlist;
+                if !allowed.is_empty()
+                    && !allowed.iter().any(|prefix| phone.as_str().starts_with(prefix.as_str()))
+                {
+                    return Err(NoDestination::CountryNotAllowed);
+                }
+                Ok(phone.as_str().to_owned())
             }
-            Ok(phone.as_str().to_owned())
-        };
-        match channel {
-            Channel::Sms => phone_number(
-                own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?,
-            ),
-            Channel::Voice => match own {
-                Some(uri) if uri.starts_with("sip:") => Ok(uri),
-                own => phone_number(
-                    own.or_else(|| user.phone.clone()).ok_or(NoDestination::Missing("phone number"))?,
-                ),
-            },
-            Channel::Email => {
+            (Channel::Email, own) => {
                 let text =
                     own.or_else(|| user.email.clone()).ok_or(NoDestination::Missing("email address"))?;
                 let address =

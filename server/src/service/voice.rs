@@ -172,10 +172,8 @@ impl Service {
             keys_within: KEYS_WITHIN,
             fraud_key: Some(FRAUD_KEY),
         };
-        let outcome = self.delivery.call(&request, &judge).await.unwrap_or_else(|_| CallOutcome {
-            answered: false,
-            keys: String::new(),
-            ended: CallEnd::Failed("no [delivery.voice] is configured".into()),
+        let outcome = self.delivery.call(&request, &judge).await.unwrap_or_else(|_| {
+            CallOutcome::unanswered(CallEnd::Failed("no [delivery.voice] is configured".into()))
         });
         let report = match &outcome.ended {
             _ if outcome.answered => Ok(()),

@@ -161,7 +161,8 @@ pub struct CallOutcome {
 }
 
 impl CallOutcome {
-    fn unanswered(ended: CallEnd) -> Self {
+    /// A call that was never answered, ended so.
+    pub fn unanswered(ended: CallEnd) -> Self {
         Self { answered: false, keys: String::new(), ended }
     }
 }
