@@ -28,7 +28,7 @@ done
 ./target/release/tessera-portalbench --requests 2000 --devices 5
 ./target/release/tessera-radiusbench --seconds 10 --concurrency 16
 ./target/release/tessera-voicebench --logins 200
-for seed in 11 12; do ./target/release/tessera-scanbench --frames 1000 --seed "$seed"; done
+for seed in 11 12; do ./target/release/tessera-scanbench --frames 500 --seed "$seed"; done
 scripts/build-deb.sh
 scripts/with-keyring.sh ./target/release/tessera-desktopbench --runs 5 --tokens 20 --idle 10
 scripts/with-postgres.sh sh -c '

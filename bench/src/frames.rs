@@ -218,8 +218,41 @@ fn phone(screen: &GrayImage, rng: &mut StdRng) -> GrayImage {
 }
 
 /// Rotates, tilts and places the phone (its screen, and so its code of side `side`, at its
-/// centre) where the scene's placement wants it; the code is always wholly in the frame.
+/// centre) where the scene's placement wants it; the code and a module of light around it are
+/// wholly in the frame (a placement whose tilt pushes a corner out is drawn again, up to 100 times).
 fn place_phone(frame: &mut GrayImage, phone: &GrayImage, side: u32, scene: &Scene, rng: &mut StdRng) {
+    let (pw, ph) = (phone.width() as f32, phone.height() as f32);
+    // The symbol (41 of the 49 modules across a version-6 code with its quiet zone) and one
+    // module of light around it.
+    let half = side as f32 / 2.0 * 43.0 / 49.0;
+    let code_corners = [(-half, -half), (half, -half), (half, half), (-half, half)]
+        .map(|(x, y)| (pw / 2.0 + x, ph / 2.0 + y));
+    let inside =
+        |(x, y): (f32, f32)| x >= 0.0 && y >= 0.0 && x < scene.width as f32 && y < scene.height as f32;
+    let mut projection = draw_placement(phone, side, scene, rng);
+    for _ in 0..100 {
+        match projection {
+            Some(p) if code_corners.iter().all(|&corner| inside(p * corner)) => break,
+            _ => projection = draw_placement(phone, side, scene, rng),
+        }
+    }
+    let Some(projection) = projection else { return };
+    let source: image::ImageBuffer<LumaA<u8>, Vec<u8>> =
+        image::ImageBuffer::from_fn(phone.width(), phone.height(), |x, y| {
+            LumaA([phone.get_pixel(x, y).0[0], 255])
+        });
+    let mut layer = image::ImageBuffer::from_pixel(scene.width, scene.height, LumaA([0u8, 0]));
+    warp_into(&source, &projection, Interpolation::Bilinear, LumaA([0, 0]), &mut layer);
+    for (pixel, over) in frame.pixels_mut().zip(layer.pixels()) {
+        let [value, alpha] = over.0;
+        let alpha = u32::from(alpha);
+        pixel.0[0] = ((u32::from(pixel.0[0]) * (255 - alpha) + u32::from(value) * alpha) / 255) as u8;
+    }
+}
+
+/// A random rotation, tilt and position of the phone in the frame, as a projection from the
+/// phone's pixels to the frame's.
+fn draw_placement(phone: &GrayImage, side: u32, scene: &Scene, rng: &mut StdRng) -> Option<Projection> {
     let (pw, ph) = (phone.width() as f32, phone.height() as f32);
     let angle = rng.random_range(scene.rotation_deg.0..=scene.rotation_deg.1).to_radians()
         * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
@@ -244,18 +277,7 @@ fn place_phone(frame: &mut GrayImage, phone: &GrayImage, side: u32, scene: &Scen
             centre_y + dx * sin + dy * cos + rng.random_range(-jitter..=jitter),
         )
     });
-    let Some(projection) = Projection::from_control_points(corners, to) else { return };
-    let source: image::ImageBuffer<LumaA<u8>, Vec<u8>> =
-        image::ImageBuffer::from_fn(phone.width(), phone.height(), |x, y| {
-            LumaA([phone.get_pixel(x, y).0[0], 255])
-        });
-    let mut layer = image::ImageBuffer::from_pixel(scene.width, scene.height, LumaA([0u8, 0]));
-    warp_into(&source, &projection, Interpolation::Bilinear, LumaA([0, 0]), &mut layer);
-    for (pixel, over) in frame.pixels_mut().zip(layer.pixels()) {
-        let [value, alpha] = over.0;
-        let alpha = u32::from(alpha);
-        pixel.0[0] = ((u32::from(pixel.0[0]) * (255 - alpha) + u32::from(value) * alpha) / 255) as u8;
-    }
+    Projection::from_control_points(corners, to)
 }
 
 /// A soft bright reflection somewhere on the frame (often on the screen).

@@ -1,9 +1,10 @@
 //! QR codes: rendered for people (PNG, SVG, terminal) and read from images and camera frames.
 //!
 //! Camera frames go through one function, [`decode_luma`], fed with the luma (grey) plane that
-//! cameras produce; it uses `rxing` (a ZXing port), which reads far more webcam-like frames than
-//! `rqrr` and is several times faster on the frames that hold no code, the common case in a video
-//! stream, plus a 2× second look at small frames (figures in docs/cli.md). Image files, decoded once, go through [`decode_image`], which
+//! cameras produce; it takes a short ladder of [`Look`]s (scaled, sharpened) searched with
+//! `rxing`'s port of zxing-cpp's detector, which reads far more webcam-like frames than `rqrr`
+//! and is several times faster on the frames that hold no code, the common case in a video
+//! stream (figures in docs/cli.md). Image files, decoded once, go through [`decode_image`], which
 //! adds the inverted image and `rqrr` as second opinions, trading milliseconds for recall. Both
 //! decoders parse untrusted pixels, so they run behind `catch_unwind`: a decoder bug becomes
 //! "no code found", never a crash. Decoded text is returned as [`SecretString`] because enrollment
@@ -19,6 +20,9 @@ use qrcode::{EcLevel, QrCode};
 use rxing::{BarcodeFormat, DecodeHints};
 
 use crate::secret::SecretString;
+
+mod look;
+pub use look::{Look, Sharpen};
 
 /// Largest image side accepted when decoding a file, in pixels.
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
@@ -160,72 +164,32 @@ pub fn render_terminal(text: &str) -> Result<String, QrError> {
         .build())
 }
 
-/// Frames shorter than this get a second look at twice their size when the first finds nothing:
-/// at 640×480 an arm's-length code has about 2.4 pixels per module, too few after blur and JPEG.
-/// The decoder table in docs/cli.md shows the gain (97 → 99 % of webcam-like frames) and its cost.
-pub const UPSCALE_BELOW_HEIGHT: u32 = 600;
+/// Frames with at least this many lines take the large-frame looks ([`LARGE_FRAME_LOOKS`]), the
+/// others the small-frame looks ([`SMALL_FRAME_LOOKS`]).
+pub const LARGE_FRAME_LINES: u32 = 600;
 
-/// The QR code found in a camera frame (empty when there is none): `rxing`, which reports one
-/// code per frame; when it finds nothing, a second look: at a bilinear 2× upscale of a small frame,
-/// or with `rqrr` at a third of a larger frame's size, where a code held close to the camera reads
-/// (rxing misses 2–3 % of those; rqrr at a third reads them in about 1 ms).
+/// The looks at a frame of 600 lines or more, in order: at a third of its size first (a code held
+/// close, 12–15 pixels per module at 720p, still has 4–5 there, and the look costs about 0.7 ms),
+/// then as it is. Figures in docs/cli.md.
+pub const LARGE_FRAME_LOOKS: [Look; 2] = [Look::scaled(1, 3), Look::DIRECT];
+
+/// The looks at a smaller frame, in order: as it is, then sharpened (an unsharp mask over 5×5
+/// pixels, 3.5 times the difference), which reads most codes a blurred VGA camera shows at 2.5–3
+/// pixels per module. Figures in docs/cli.md.
+pub const SMALL_FRAME_LOOKS: [Look; 2] = [Look::DIRECT, Look::DIRECT.sharpened(2, 56)];
+
+/// The QR code found in a camera frame (empty when there is none): the frame's looks in order
+/// ([`LARGE_FRAME_LOOKS`] or [`SMALL_FRAME_LOOKS`]), stopping at the first that reads a code.
 pub fn decode_luma(frame: LumaFrame<'_>) -> Vec<SecretString> {
-    let found = decode_with_rxing(frame);
-    if !found.is_empty() {
-        return found;
-    }
-    if frame.height >= UPSCALE_BELOW_HEIGHT {
-        return decode_scaled_with_rqrr(frame, 1, 3);
-    }
-    // Finder patterns are twice as large at 2×, so the quick row scan finds them.
-    decode_scaled(frame, 2, 1)
-}
-
-/// Decodes the frame scaled by `numerator / denominator` with a quick `rxing` look (exposed for
-/// the benchmark that orders the decoder's looks).
-pub fn decode_scaled(frame: LumaFrame<'_>, numerator: u32, denominator: u32) -> Vec<SecretString> {
-    decode_resized(frame, numerator, denominator, |scaled| rxing_decode(scaled, false))
-}
-
-/// Decodes the frame scaled by `numerator / denominator` with `rqrr` (exposed for the benchmark
-/// that orders the decoder's looks).
-pub fn decode_scaled_with_rqrr(frame: LumaFrame<'_>, numerator: u32, denominator: u32) -> Vec<SecretString> {
-    decode_resized(frame, numerator, denominator, decode_with_rqrr)
-}
-
-/// `decode` on the frame scaled by `numerator / denominator` (bilinear, which averages when it
-/// shrinks; at least one pixel each way).
-fn decode_resized(
-    frame: LumaFrame<'_>,
-    numerator: u32,
-    denominator: u32,
-    decode: impl FnOnce(LumaFrame<'_>) -> Vec<SecretString>,
-) -> Vec<SecretString> {
-    use fast_image_resize as resize;
-    let width = (frame.width * numerator / denominator).max(1);
-    let height = (frame.height * numerator / denominator).max(1);
-    let Ok(source) =
-        resize::images::ImageRef::new(frame.width, frame.height, frame.pixels, resize::PixelType::U8)
-    else {
-        return Vec::new();
-    };
-    let mut target = resize::images::Image::new(width, height, resize::PixelType::U8);
-    let bilinear = resize::ResizeAlg::Convolution(resize::FilterType::Bilinear);
-    let options = resize::ResizeOptions::new().resize_alg(bilinear);
-    if resize::Resizer::new().resize(&source, &mut target, &options).is_err() {
-        return Vec::new();
-    }
-    decode(LumaFrame { width, height, pixels: target.buffer() })
+    let looks: &[Look] =
+        if frame.height >= LARGE_FRAME_LINES { &LARGE_FRAME_LOOKS } else { &SMALL_FRAME_LOOKS };
+    looks.iter().find_map(|look| look.decode(frame)).into_iter().collect()
 }
 
 /// Decodes with `rxing` alone, trying hard (exposed for benchmarks comparing decoders).
 pub fn decode_with_rxing(frame: LumaFrame<'_>) -> Vec<SecretString> {
-    rxing_decode(frame, true)
-}
-
-fn rxing_decode(frame: LumaFrame<'_>, try_harder: bool) -> Vec<SecretString> {
     let decoded = catch_unwind(AssertUnwindSafe(|| {
-        let mut hints = DecodeHints { TryHarder: Some(try_harder), ..DecodeHints::default() };
+        let mut hints = DecodeHints { TryHarder: Some(true), ..DecodeHints::default() };
         rxing::helpers::detect_in_luma_slice_with_hints(
             frame.pixels,
             frame.width,
@@ -341,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn a_large_code_near_the_edge_of_a_720p_frame_reads_in_the_rqrr_look_at_a_third() {
+    fn a_large_code_near_the_edge_of_a_720p_frame_reads_in_the_look_at_a_third() {
         // As long as a One Swipe code (version 6-M), at 13 pixels per module.
         let text = "TESSERA ONE SWIPE TEST CODE ".repeat(5);
         let code = render_image(&text, 13).unwrap();
@@ -350,10 +314,27 @@ mod tests {
         image::imageops::overlay(&mut frame, &code, left, 4);
         let luma = LumaFrame::new(1280, 720, frame.as_raw()).unwrap();
         assert_eq!(
-            texts(decode_scaled_with_rqrr(luma, 1, 3)),
+            texts(Look::scaled(1, 3).decode(luma).into_iter().collect()),
             std::slice::from_ref(&text),
             "{} px side",
             code.width()
+        );
+        assert_eq!(texts(decode_luma(luma)), [text]);
+    }
+
+    #[test]
+    fn a_blurred_code_at_under_three_pixels_a_module_reads_in_the_sharpened_look() {
+        let text = "TESSERA ONE SWIPE TEST CODE ".repeat(5);
+        let code = render_image(&text, 13).unwrap();
+        let side = code.width() * 27 / 130;
+        let small = image::imageops::resize(&code, side, side, image::imageops::FilterType::Triangle);
+        let mut frame = GrayImage::from_pixel(640, 480, Luma([150]));
+        image::imageops::overlay(&mut frame, &small, 200, 120);
+        let frame = image::imageops::blur(&frame, 1.1);
+        let luma = LumaFrame::new(640, 480, frame.as_raw()).unwrap();
+        assert_eq!(
+            texts(SMALL_FRAME_LOOKS[1].decode(luma).into_iter().collect()),
+            std::slice::from_ref(&text)
         );
         assert_eq!(texts(decode_luma(luma)), [text]);
     }

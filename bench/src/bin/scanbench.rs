@@ -1,5 +1,5 @@
-//! `tessera-scanbench`: how well and how fast QR decoders read One Swipe codes from webcam-like
-//! frames (see `tessera_bench::frames`) in four regimes (the webcam scene at 640×480 and 1280×720,
+//! `tessera-scanbench`: how well and how fast QR decoders, and each look of the shipped one, read
+//! One Swipe codes from webcam-like frames (see `tessera_bench::frames`) in four regimes (the webcam scene at 640×480 and 1280×720,
 //! a large code held close to a 720p camera, a blurred VGA camera): success rate on frames showing
 //! the code, false reads on frames without it, and decode time per frame on one core. Then the
 //! desktop reader's whole path on 720p MJPEG frames (JPEG decode to luma, then the shipped
@@ -34,29 +34,67 @@ struct Args {
 
 type Decoder = fn(LumaFrame<'_>) -> Vec<SecretString>;
 
-/// The shipped decoder, the looks tried for issue 20 (not shipped: see docs/benchmarks.md), and
-/// the two libraries alone.
-const DECODERS: [(&str, Decoder); 6] = [
-    ("shipped: rxing 0.9, then a 2× look at small frames or rqrr at ⅓× (qr::decode_luma)", qr::decode_luma),
-    ("rxing 0.9 + 2× look at small frames (before issue 20)", before_issue_20),
-    ("shipped, then a ½× rxing look", |f| or_else(qr::decode_luma(f), || qr::decode_scaled(f, 1, 2))),
-    ("shipped, then a 3× rxing look", |f| or_else(qr::decode_luma(f), || qr::decode_scaled(f, 3, 1))),
+/// The shipped decoder, each of its looks alone (their order follows these figures), the decoder
+/// before issue 20, a look not shipped (it reads more blurred VGA frames at three times the
+/// budget), and the two libraries alone.
+const DECODERS: [(&str, Decoder); 9] = [
+    ("shipped: the looks below in order (qr::decode_luma)", qr::decode_luma),
+    ("look at ⅓× (first at 600 lines and more)", |f| look(qr::LARGE_FRAME_LOOKS[0], f)),
+    ("look at 1× (second at 600 lines, first below)", |f| look(qr::Look::DIRECT, f)),
+    ("look at 1×, sharpened (second below 600 lines)", |f| look(qr::SMALL_FRAME_LOOKS[1], f)),
+    ("look at 2×, sharpened (not shipped)", |f| look(qr::Look::scaled(2, 1).sharpened(2, 56), f)),
+    ("before issue 20: rxing, then rxing at 2× under 600 lines", before_issue_20),
     ("rxing 0.9 alone", qr::decode_with_rxing),
     ("rqrr 0.11", qr::decode_with_rqrr),
+    ("rqrr 0.11 at ⅓× for 600 lines and more, else 1×", rqrr_third),
 ];
 
-/// The decoder as shipped before issue 20: rxing, and a 2× look at frames under 600 lines.
-fn before_issue_20(frame: LumaFrame<'_>) -> Vec<SecretString> {
-    if frame.height < qr::UPSCALE_BELOW_HEIGHT {
-        qr::decode_luma(frame)
-    } else {
-        qr::decode_with_rxing(frame)
-    }
+fn look(look: qr::Look, frame: LumaFrame<'_>) -> Vec<SecretString> {
+    look.decode(frame).into_iter().collect()
 }
 
-/// `found`, or what `next` finds when it is empty.
-fn or_else(found: Vec<SecretString>, next: impl FnOnce() -> Vec<SecretString>) -> Vec<SecretString> {
-    if found.is_empty() { next() } else { found }
+/// The decoder as shipped before issue 20: rxing trying hard, and for frames under 600 lines a
+/// quick rxing look at a bilinear 2× enlargement.
+fn before_issue_20(frame: LumaFrame<'_>) -> Vec<SecretString> {
+    let found = qr::decode_with_rxing(frame);
+    if !found.is_empty() || frame.height >= qr::LARGE_FRAME_LINES {
+        return found;
+    }
+    let Some((width, height, pixels)) = resized(frame, 2, 1) else { return Vec::new() };
+    let mut hints = rxing::DecodeHints { TryHarder: Some(false), ..rxing::DecodeHints::default() };
+    rxing::helpers::detect_in_luma_slice_with_hints(
+        &pixels,
+        width,
+        height,
+        Some(rxing::BarcodeFormat::QR_CODE),
+        &mut hints,
+    )
+    .ok()
+    .map(|result| SecretString::new(result.getText().to_owned()))
+    .into_iter()
+    .collect()
+}
+
+/// rqrr on the frame, at a third of its size when it has 600 lines or more.
+fn rqrr_third(frame: LumaFrame<'_>) -> Vec<SecretString> {
+    if frame.height < qr::LARGE_FRAME_LINES {
+        return qr::decode_with_rqrr(frame);
+    }
+    let Some((width, height, pixels)) = resized(frame, 1, 3) else { return Vec::new() };
+    qr::decode_with_rqrr(LumaFrame { width, height, pixels: &pixels })
+}
+
+/// The frame scaled by `numerator / denominator`, bilinear.
+fn resized(frame: LumaFrame<'_>, numerator: u32, denominator: u32) -> Option<(u32, u32, Vec<u8>)> {
+    use fast_image_resize as resize;
+    let (width, height) = (frame.width * numerator / denominator, frame.height * numerator / denominator);
+    let source =
+        resize::images::ImageRef::new(frame.width, frame.height, frame.pixels, resize::PixelType::U8).ok()?;
+    let mut target = resize::images::Image::new(width, height, resize::PixelType::U8);
+    let options =
+        resize::ResizeOptions::new().resize_alg(resize::ResizeAlg::Convolution(resize::FilterType::Bilinear));
+    resize::Resizer::new().resize(&source, &mut target, &options).ok()?;
+    Some((width, height, target.into_vec()))
 }
 
 struct Tally {
@@ -122,7 +160,7 @@ fn run(args: Args) -> Result<(), String> {
     let (fps, read) = reader_fps(&jpegs_720, text.expose())?;
     println!();
     println!(
-        "Desktop reader, 1280×720 MJPEG frames (JPEG → luma → rxing), one core: {fps:.0} frames/s ({read} reads in {} frames)",
+        "Desktop reader, 1280×720 MJPEG frames (JPEG → luma → qr::decode_luma), one core: {fps:.0} frames/s ({read} reads in {} frames)",
         jpegs_720.len()
     );
     Ok(())

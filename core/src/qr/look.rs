@@ -1,0 +1,306 @@
+//! The looks the camera-frame decoder takes at a frame: each scales it (larger for small codes,
+//! smaller for codes held close), may sharpen it first (blurred low-resolution cameras), turns it
+//! into black and white, and searches it with `rxing`'s port of zxing-cpp's QR detector.
+//!
+//! Two pieces are written here rather than taken from a library, for speed measured in
+//! `tessera-scanbench` (docs/cli.md): the binarizer is `rxing`'s `HybridBinarizer` algorithm
+//! (8×8 blocks, each thresholded at the mean of the 5×5 blocks around it) writing whole words
+//! instead of one bit at a time (0.9 ms instead of 4.1 ms on a 720p frame, where the library's
+//! spent 60 % of the decode time); and the unsharp mask is a box blur by running sums, where the
+//! `image` crate's Gaussian `unsharpen` took 15 ms and more on a VGA frame.
+
+// Pixel loops index rows and blocks whose bounds `Look::decode` checks before it starts, and
+// everything runs behind `catch_unwind`: an indexing slip would be "no code", not a crash.
+#![allow(clippy::indexing_slicing)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use rxing::common::{BitArray, BitMatrix, DetectorRXingResult};
+use rxing::qrcode::cpp_port::decoder::Decode;
+use rxing::qrcode::cpp_port::detector::{FindFinderPatterns, GenerateFinderPatternSets, SampleQR};
+
+use super::LumaFrame;
+use crate::secret::SecretString;
+
+/// One look at a frame: optionally sharpened at the frame's own resolution, then scaled by
+/// `numerator / denominator`, binarized, and searched for a QR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    /// Scale numerator.
+    pub numerator: u32,
+    /// Scale denominator.
+    pub denominator: u32,
+    /// The unsharp mask applied before scaling, if any.
+    pub sharpen: Option<Sharpen>,
+}
+
+/// An unsharp mask: each pixel moves away from the mean of the square around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharpen {
+    /// Half the side of the square, in pixels: the square is `2 * radius + 1` pixels wide.
+    pub radius: u8,
+    /// How far the pixel moves, in sixteenths of its difference from the mean.
+    pub amount_sixteenths: u8,
+}
+
+impl Look {
+    /// The frame as it is.
+    pub const DIRECT: Self = Self { numerator: 1, denominator: 1, sharpen: None };
+
+    /// The frame scaled by `numerator / denominator`, not sharpened.
+    pub const fn scaled(numerator: u32, denominator: u32) -> Self {
+        Self { numerator, denominator, sharpen: None }
+    }
+
+    /// This look with an unsharp mask of `radius` and `amount_sixteenths` applied first.
+    pub const fn sharpened(self, radius: u8, amount_sixteenths: u8) -> Self {
+        Self { sharpen: Some(Sharpen { radius, amount_sixteenths }), ..self }
+    }
+
+    /// The text of the QR code this look finds in `frame`, if any.
+    pub fn decode(self, frame: LumaFrame<'_>) -> Option<SecretString> {
+        let pixels = u64::from(frame.width) * u64::from(frame.height);
+        if frame.width == 0
+            || frame.height == 0
+            || frame.pixels.len() as u64 != pixels
+            || self.denominator == 0
+        {
+            return None;
+        }
+        catch_unwind(AssertUnwindSafe(|| self.prepare_and_search(frame))).ok().flatten()
+    }
+
+    fn prepare_and_search(self, frame: LumaFrame<'_>) -> Option<SecretString> {
+        let sharpened;
+        let frame = match self.sharpen {
+            Some(sharpen) => {
+                sharpened = unsharp_mask(frame, sharpen);
+                LumaFrame { pixels: &sharpened, ..frame }
+            }
+            None => frame,
+        };
+        if self.numerator == self.denominator {
+            return search(frame);
+        }
+        let (width, height, pixels) = resize(frame, self.numerator, self.denominator)?;
+        search(LumaFrame { width, height, pixels: &pixels })
+    }
+}
+
+/// `frame` scaled by `numerator / denominator`: Catmull-Rom when enlarging (it keeps edges
+/// steep), an area average when shrinking.
+fn resize(frame: LumaFrame<'_>, numerator: u32, denominator: u32) -> Option<(u32, u32, Vec<u8>)> {
+    use fast_image_resize as resize;
+    let width = (frame.width * numerator / denominator).max(1);
+    let height = (frame.height * numerator / denominator).max(1);
+    let source =
+        resize::images::ImageRef::new(frame.width, frame.height, frame.pixels, resize::PixelType::U8).ok()?;
+    let mut target = resize::images::Image::new(width, height, resize::PixelType::U8);
+    let filter =
+        if numerator > denominator { resize::FilterType::CatmullRom } else { resize::FilterType::Box };
+    let options = resize::ResizeOptions::new().resize_alg(resize::ResizeAlg::Convolution(filter));
+    resize::Resizer::new().resize(&source, &mut target, &options).ok()?;
+    Some((width, height, target.into_vec()))
+}
+
+/// The frame with an unsharp mask over a box blur (edges repeated outwards).
+fn unsharp_mask(frame: LumaFrame<'_>, sharpen: Sharpen) -> Vec<u8> {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    // Row sums stay within 16 bits up to a 201-pixel window.
+    let radius = usize::from(sharpen.radius.min(100));
+    let window = 2 * radius + 1;
+    let mut row_sums = vec![0u16; width * height];
+    let mut prefix = vec![0u16; width + window];
+    for (row, sums) in frame.pixels.chunks_exact(width).zip(row_sums.chunks_exact_mut(width)) {
+        let mut running = 0u16;
+        for i in 0..width + window - 1 {
+            running = running.wrapping_add(u16::from(row[i.saturating_sub(radius).min(width - 1)]));
+            prefix[i + 1] = running;
+        }
+        for (x, sum) in sums.iter_mut().enumerate() {
+            *sum = prefix[x + window].wrapping_sub(prefix[x]);
+        }
+    }
+    let mut column = vec![0u32; width];
+    let clamp_row = |y: isize| y.clamp(0, height as isize - 1) as usize * width;
+    for dy in -(radius as isize)..=radius as isize {
+        let start = clamp_row(dy);
+        for (total, sum) in column.iter_mut().zip(&row_sums[start..start + width]) {
+            *total += u32::from(*sum);
+        }
+    }
+    let mut out = vec![0u8; width * height];
+    let amount = f32::from(sharpen.amount_sixteenths) / 16.0;
+    let per_area = 1.0 / (window * window) as f32;
+    for y in 0..height {
+        let row = &frame.pixels[y * width..(y + 1) * width];
+        for ((pixel, total), value) in out[y * width..(y + 1) * width].iter_mut().zip(&column).zip(row) {
+            let value = f32::from(*value);
+            let sharpened = value + amount * (value - *total as f32 * per_area);
+            *pixel = sharpened.clamp(0.0, 255.0) as u8;
+        }
+        let (enter, leave) =
+            (clamp_row(y as isize + radius as isize + 1), clamp_row(y as isize - radius as isize));
+        for ((total, add), sub) in
+            column.iter_mut().zip(&row_sums[enter..enter + width]).zip(&row_sums[leave..leave + width])
+        {
+            *total = *total + u32::from(*add) - u32::from(*sub);
+        }
+    }
+    out
+}
+
+const BLOCK: usize = 8;
+/// Blocks whose pixels differ by no more than this are taken as all light or all dark.
+const MIN_DYNAMIC_RANGE: u8 = 24;
+
+/// Black (dark) and white pixels as `rxing`'s `HybridBinarizer` computes them: a threshold per
+/// 8×8 block from the mean of the 5×5 blocks around it; frames under 40 pixels a side get one
+/// global threshold, the mean.
+fn binarize(frame: LumaFrame<'_>) -> Option<BitMatrix> {
+    /// Spreads the low bits of eight bytes (each 0 or 1) into the top byte of the product, in order.
+    const GATHER_LOW_BITS: u64 = 0x0102_0408_1020_4080;
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let (wide, high) = (width.div_ceil(BLOCK), height.div_ceil(BLOCK));
+    let thresholds = if width >= 5 * BLOCK && height >= 5 * BLOCK {
+        block_thresholds(frame)
+    } else {
+        let mean = frame.pixels.iter().map(|&p| u64::from(p)).sum::<u64>() / frame.pixels.len() as u64;
+        vec![u8::try_from(mean).unwrap_or(u8::MAX); wide * high]
+    };
+    let mut matrix = BitMatrix::new(frame.width, frame.height).ok()?;
+    let word_bits = usize::BITS as usize;
+    let mut bits = BitArray::with_size(width);
+    let mut row_thresholds = vec![0u8; width];
+    let mut black = vec![0u8; width.next_multiple_of(word_bits)];
+    for (y, row) in frame.pixels.chunks_exact(width).enumerate() {
+        if y % BLOCK == 0 {
+            let block_row = &thresholds[(y / BLOCK) * wide..][..wide];
+            for (pixels, &threshold) in row_thresholds.chunks_mut(BLOCK).zip(block_row) {
+                pixels.fill(threshold);
+            }
+        }
+        for ((black, &pixel), &threshold) in black.iter_mut().zip(row).zip(&row_thresholds) {
+            *black = u8::from(pixel <= threshold);
+        }
+        for (index, bytes) in black.chunks_exact(word_bits).enumerate() {
+            let mut word = 0u64;
+            for (byte, eight) in bytes.chunks_exact(8).enumerate() {
+                let lanes = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+                word |= (lanes.wrapping_mul(GATHER_LOW_BITS) >> 56) << (8 * byte);
+            }
+            bits.setBulk(index * word_bits, usize::try_from(word).unwrap_or_default());
+        }
+        matrix.setRow(y as u32, &bits);
+    }
+    Some(matrix)
+}
+
+/// Each block's threshold: the mean of the black points of the 5×5 blocks around it.
+fn block_thresholds(frame: LumaFrame<'_>) -> Vec<u8> {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let (wide, high) = (width.div_ceil(BLOCK), height.div_ceil(BLOCK));
+    let mut black_points = vec![0u32; wide * high];
+    let (mut sums, mut mins, mut maxes) = (vec![0u16; width], vec![0u8; width], vec![0u8; width]);
+    for block_y in 0..high {
+        let top = (block_y * BLOCK).min(height - BLOCK);
+        sums.fill(0);
+        mins.fill(u8::MAX);
+        maxes.fill(u8::MIN);
+        for row in frame.pixels[top * width..].chunks_exact(width).take(BLOCK) {
+            for (((sum, min), max), &pixel) in sums.iter_mut().zip(&mut mins).zip(&mut maxes).zip(row) {
+                *sum += u16::from(pixel);
+                *min = (*min).min(pixel);
+                *max = (*max).max(pixel);
+            }
+        }
+        for block_x in 0..wide {
+            let columns = (block_x * BLOCK).min(width - BLOCK)..(block_x * BLOCK).min(width - BLOCK) + BLOCK;
+            let sum: u32 = sums[columns.clone()].iter().map(|&s| u32::from(s)).sum();
+            let min = mins[columns.clone()].iter().copied().min().unwrap_or(u8::MAX);
+            let max = maxes[columns].iter().copied().max().unwrap_or(u8::MIN);
+            let mut black_point = sum / (BLOCK * BLOCK) as u32;
+            if max - min <= MIN_DYNAMIC_RANGE {
+                black_point = u32::from(min) / 2;
+                if block_y > 0 && block_x > 0 {
+                    let above = black_points[(block_y - 1) * wide + block_x];
+                    let before = black_points[block_y * wide + block_x - 1];
+                    let diagonal = black_points[(block_y - 1) * wide + block_x - 1];
+                    let neighbours = (above + 2 * before + diagonal) / 4;
+                    if u32::from(min) < neighbours {
+                        black_point = neighbours;
+                    }
+                }
+            }
+            black_points[block_y * wide + block_x] = black_point;
+        }
+    }
+    let mut thresholds = vec![0u8; wide * high];
+    for block_y in 0..high {
+        let top = block_y.clamp(2, high.saturating_sub(3).max(2));
+        for block_x in 0..wide {
+            let left = block_x.clamp(2, wide.saturating_sub(3).max(2));
+            let mut sum = 0;
+            for y in top - 2..=top + 2 {
+                sum += black_points[y * wide + left - 2..=y * wide + left + 2].iter().sum::<u32>();
+            }
+            thresholds[block_y * wide + block_x] = u8::try_from(sum / 25).unwrap_or(u8::MAX);
+        }
+    }
+    thresholds
+}
+
+/// The first QR code `rxing`'s zxing-cpp detector finds in the binarized frame, trying hard
+/// (finder patterns of any size, searched for on every third row).
+fn search(frame: LumaFrame<'_>) -> Option<SecretString> {
+    let bits = binarize(frame)?;
+    let mut patterns = FindFinderPatterns(&bits, true, 0);
+    GenerateFinderPatternSets(&mut patterns).into_iter().find_map(|set| {
+        let detected = SampleQR(&bits, &set).ok()?;
+        let decoded = Decode(detected.getBits()).ok()?;
+        decoded.isValid().then(|| SecretString::new(decoded.text()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binarizer_agrees_with_rxings_hybrid_binarizer() {
+        use rxing::common::HybridBinarizer;
+        use rxing::{Binarizer, Luma8Source};
+        let (width, height) = (200u32, 120u32);
+        let pixels: Vec<u8> = (0..width * height)
+            .map(|i| {
+                let (x, y) = (i % width, i / width);
+                (((x / 7 + y / 5) % 2) * 150 + (x * 3 + y) % 60 + (y * 255 / height) / 4) as u8
+            })
+            .collect();
+        let frame = LumaFrame { width, height, pixels: &pixels };
+        let ours = binarize(frame).unwrap();
+        let source = Luma8Source::new_with_slice(&pixels, width, height).unwrap();
+        let binarizer = HybridBinarizer::new(source);
+        let theirs = binarizer.get_black_matrix().unwrap();
+        assert_eq!(ours, *theirs);
+    }
+
+    #[test]
+    fn a_frame_whose_buffer_does_not_match_its_size_finds_nothing() {
+        let pixels = vec![255u8; 100];
+        for look in [Look::DIRECT, Look::scaled(2, 1).sharpened(2, 56), Look::scaled(1, 0)] {
+            assert_eq!(look.decode(LumaFrame { width: 640, height: 480, pixels: &pixels }), None);
+        }
+    }
+
+    #[test]
+    fn sharpening_steepens_an_edge_and_keeps_flat_areas() {
+        let (width, height) = (16u32, 4u32);
+        let pixels: Vec<u8> = (0..width * height).map(|i| if i % width < 8 { 60 } else { 180 }).collect();
+        let frame = LumaFrame { width, height, pixels: &pixels };
+        let out = unsharp_mask(frame, Sharpen { radius: 2, amount_sixteenths: 32 });
+        assert_eq!(out[0], 60, "flat dark area unchanged");
+        assert_eq!(out[15], 180, "flat light area unchanged");
+        assert!(out[7] < 60 && out[8] > 180, "edge pushed apart: {:?}", &out[..16]);
+    }
+}
