@@ -109,11 +109,14 @@ fn scanbench_reports_every_decoder_in_every_regime() {
     let out = run("tessera-scanbench", &["--frames", "12"]);
     for regime in ["webcam 640×480", "webcam 1280×720", "large code 1280×720", "blurred VGA 640×480"] {
         for decoder in [
-            "shipped: rxing 0.9",
+            "shipped: the looks below in order",
+            "look at ⅓×",
+            "look at 1× (",
+            "look at 1×, sharpened",
+            "look at 2×, sharpened (not shipped)",
             "before issue 20",
-            "shipped, then a ½× rxing look",
             "rxing 0.9 alone",
-            "rqrr 0.11",
+            "rqrr 0.11 |",
         ] {
             let row = out.lines().find(|line| line.contains(decoder) && line.contains(regime));
             let row = row.unwrap_or_else(|| panic!("no {decoder} row for {regime}: {out}"));
