@@ -1,9 +1,9 @@
 //! `tessera-scanbench`: how well and how fast QR decoders, and each look of the shipped one, read
-//! One Swipe codes from webcam-like frames (see `tessera_bench::frames`) in four regimes (the webcam scene at 640×480 and 1280×720,
-//! a large code held close to a 720p camera, a blurred VGA camera): success rate on frames showing
-//! the code, false reads on frames without it, and decode time per frame on one core. Then the
-//! desktop reader's whole path on 720p MJPEG frames (JPEG decode to luma, then the shipped
-//! decoder), in frames per second.
+//! One Swipe codes from webcam-like frames (see `tessera_bench::frames`) in four regimes (the
+//! webcam scene at 640×480 and 1280×720, a large code held close to a 720p camera, a blurred VGA
+//! camera): success rate on frames showing the code, false reads on frames without it, and decode
+//! time per frame on one core. Then the desktop reader's whole path on 720p MJPEG frames (JPEG
+//! decode to luma, then the shipped decoder), in frames per second.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

@@ -59,12 +59,8 @@ impl Look {
 
     /// The text of the QR code this look finds in `frame`, if any.
     pub fn decode(self, frame: LumaFrame<'_>) -> Option<SecretString> {
-        let pixels = u64::from(frame.width) * u64::from(frame.height);
-        if frame.width == 0
-            || frame.height == 0
-            || frame.pixels.len() as u64 != pixels
-            || self.denominator == 0
-        {
+        let frame = LumaFrame::new(frame.width, frame.height, frame.pixels).ok()?;
+        if self.denominator == 0 {
             return None;
         }
         catch_unwind(AssertUnwindSafe(|| self.prepare_and_search(frame))).ok().flatten()
