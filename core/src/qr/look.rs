@@ -1,6 +1,9 @@
 //! The looks the camera-frame decoder takes at a frame: each scales it (larger for small codes,
 //! smaller for codes held close), may sharpen it first (blurred low-resolution cameras), turns it
-//! into black and white, and searches it with `rxing`'s port of zxing-cpp's QR detector.
+//! into black and white, and searches it with `rxing`'s port of zxing-cpp's QR detector. A look
+//! may zoom: where it finds finder patterns but reads no code, it enlarges and sharpens only the
+//! part of the frame around them and searches that, at a fraction of the cost of enlarging the
+//! whole frame.
 //!
 //! Two pieces are written here rather than taken from a library, for speed measured in
 //! `tessera-scanbench` (docs/cli.md): the binarizer is `rxing`'s `HybridBinarizer` algorithm
@@ -15,9 +18,14 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use rxing::Point;
+use rxing::common::cpp_essentials::ConcentricPattern;
 use rxing::common::{BitArray, BitMatrix, DetectorRXingResult};
 use rxing::qrcode::cpp_port::decoder::Decode;
-use rxing::qrcode::cpp_port::detector::{FindFinderPatterns, GenerateFinderPatternSets, SampleQR};
+use rxing::qrcode::cpp_port::detector::{
+    FindFinderPatterns, FinderPatternSet, FinderPatternSets, FinderPatterns, GenerateFinderPatternSets,
+    SampleQR,
+};
 
 use super::LumaFrame;
 use crate::secret::SecretString;
@@ -32,6 +40,9 @@ pub struct Look {
     pub denominator: u32,
     /// The unsharp mask applied before scaling, if any.
     pub sharpen: Option<Sharpen>,
+    /// Whether the look zooms in where it finds finder patterns but reads no code (see
+    /// [`Look::zoomed`]).
+    pub zoom: bool,
 }
 
 /// An unsharp mask: each pixel moves away from the mean of the square around it.
@@ -45,11 +56,20 @@ pub struct Sharpen {
 
 impl Look {
     /// The frame as it is.
-    pub const DIRECT: Self = Self { numerator: 1, denominator: 1, sharpen: None };
+    pub const DIRECT: Self = Self { numerator: 1, denominator: 1, sharpen: None, zoom: false };
 
     /// The frame scaled by `numerator / denominator`, not sharpened.
     pub const fn scaled(numerator: u32, denominator: u32) -> Self {
-        Self { numerator, denominator, sharpen: None }
+        Self { numerator, denominator, sharpen: None, zoom: false }
+    }
+
+    /// This look, then, where it finds finder patterns but reads no code, a second search of the
+    /// frame around them: around each of the first two sets of three the detector ranks (or,
+    /// with fewer than three patterns, around each of the first two patterns), the frame as it
+    /// came is cropped, sharpened and enlarged twice (Catmull-Rom). A blurred code at 2.5–3
+    /// pixels per module whose modules the look samples wrong reads there.
+    pub const fn zoomed(self) -> Self {
+        Self { zoom: true, ..self }
     }
 
     /// This look with an unsharp mask of `radius` and `amount_sixteenths` applied first.
@@ -66,21 +86,158 @@ impl Look {
         catch_unwind(AssertUnwindSafe(|| self.prepare_and_search(frame))).ok().flatten()
     }
 
-    fn prepare_and_search(self, frame: LumaFrame<'_>) -> Option<SecretString> {
+    fn prepare_and_search(self, original: LumaFrame<'_>) -> Option<SecretString> {
         let sharpened;
         let frame = match self.sharpen {
             Some(sharpen) => {
-                sharpened = unsharp_mask(frame, sharpen);
-                LumaFrame { pixels: &sharpened, ..frame }
+                sharpened = unsharp_mask(original, sharpen);
+                LumaFrame { pixels: &sharpened, ..original }
             }
-            None => frame,
+            None => original,
         };
-        if self.numerator == self.denominator {
-            return search(frame);
-        }
-        let (width, height, pixels) = resize(frame, self.numerator, self.denominator)?;
-        search(LumaFrame { width, height, pixels: &pixels })
+        let scaled;
+        let frame = if self.numerator == self.denominator {
+            frame
+        } else {
+            let (width, height, pixels) = resize(frame, self.numerator, self.denominator)?;
+            scaled = pixels;
+            LumaFrame { width, height, pixels: &scaled }
+        };
+        let unread = match search(frame)? {
+            Found::Code(text) => return Some(text),
+            Found::Unread(unread) if self.zoom => unread,
+            Found::Unread(_) => return None,
+        };
+        let to_original = self.denominator as f32 / self.numerator as f32;
+        unread.areas().into_iter().take(MAX_ZOOMS).find_map(|area| {
+            zoom_into(original, area.scaled(to_original).within(original.width, original.height)?)
+        })
     }
+}
+
+/// The most regions a zoomed look searches again.
+const MAX_ZOOMS: usize = 2;
+
+/// The unsharp masks a zoomed-in region is searched with, in order; the next is tried only
+/// where the one before found a set of finder patterns but read no code.
+const ZOOM_SHARPENINGS: [Sharpen; 2] =
+    [Sharpen { radius: 2, amount_sixteenths: 96 }, Sharpen { radius: 2, amount_sixteenths: 56 }];
+
+/// How far around a lone finder pattern a code may reach, in its modules: a version-8 code (49
+/// modules) with its quiet zone, whichever corner the pattern is.
+const LONE_PATTERN_REACH_MODULES: f32 = 50.0;
+
+/// The code in `region` of `frame`, cropped, sharpened and enlarged twice.
+fn zoom_into(frame: LumaFrame<'_>, region: Region) -> Option<SecretString> {
+    let mut crop = Vec::with_capacity(region.width as usize * region.height as usize);
+    for row in
+        frame.pixels.chunks_exact(frame.width as usize).skip(region.top as usize).take(region.height as usize)
+    {
+        crop.extend_from_slice(&row[region.left as usize..(region.left + region.width) as usize]);
+    }
+    let crop = LumaFrame { width: region.width, height: region.height, pixels: &crop };
+    for sharpen in ZOOM_SHARPENINGS {
+        let sharpened = unsharp_mask(crop, sharpen);
+        let (width, height, pixels) = resize(LumaFrame { pixels: &sharpened, ..crop }, 2, 1)?;
+        match search(LumaFrame { width, height, pixels: &pixels })? {
+            Found::Code(text) => return Some(text),
+            Found::Unread(unread) if unread.sets.is_empty() => return None,
+            Found::Unread(_) => {}
+        }
+    }
+    None
+}
+
+/// What a search found: a code, or the finder patterns it could not read.
+enum Found {
+    Code(SecretString),
+    Unread(Unread),
+}
+
+/// Finder patterns a search found and could not read: the sets of three the detector made of
+/// them, most plausible first, and all of them, largest first.
+struct Unread {
+    sets: FinderPatternSets,
+    patterns: FinderPatterns,
+}
+
+impl Unread {
+    /// Where a code may be: around each set of three, or, if there are none, around each pattern.
+    fn areas(&self) -> Vec<Area> {
+        if self.sets.is_empty() {
+            self.patterns.iter().map(Area::around_pattern).collect()
+        } else {
+            self.sets.iter().map(Area::around_set).collect()
+        }
+    }
+}
+
+/// A rectangle of a frame, in fractional pixels (finder patterns are located to a fraction of one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Area {
+    left: f32,
+    top: f32,
+    right: f32,
+    bottom: f32,
+}
+
+impl Area {
+    /// The code three finder patterns make, with a margin of a pattern's width (its quiet zone
+    /// and then some, for perspective).
+    fn around_set(set: &FinderPatternSet) -> Self {
+        let (tl, tr, bl) = (set.tl.p, set.tr.p, set.bl.p);
+        let margin = set.tl.size.max(set.tr.size).max(set.bl.size) as f32;
+        let corners = [tl, tr, bl, tr + bl - tl];
+        let mut area = Self { left: f32::MAX, top: f32::MAX, right: f32::MIN, bottom: f32::MIN };
+        for corner in corners {
+            area.left = area.left.min(corner.x - margin);
+            area.top = area.top.min(corner.y - margin);
+            area.right = area.right.max(corner.x + margin);
+            area.bottom = area.bottom.max(corner.y + margin);
+        }
+        area
+    }
+
+    /// Everywhere a code with `pattern` as one of its corners may reach.
+    fn around_pattern(pattern: &ConcentricPattern) -> Self {
+        let reach = LONE_PATTERN_REACH_MODULES * pattern.size as f32 / 7.0;
+        let Point { x, y } = pattern.p;
+        Self { left: x - reach, top: y - reach, right: x + reach, bottom: y + reach }
+    }
+
+    fn scaled(self, factor: f32) -> Self {
+        Self {
+            left: self.left * factor,
+            top: self.top * factor,
+            right: self.right * factor,
+            bottom: self.bottom * factor,
+        }
+    }
+
+    /// The whole pixels of this area inside a `width`×`height` frame, if enough to search.
+    fn within(self, width: u32, height: u32) -> Option<Region> {
+        let clamp = |value: f32, limit: u32| value.clamp(0.0, limit as f32) as u32;
+        let (left, right) = (clamp(self.left, width), clamp(self.right, width));
+        let (top, bottom) = (clamp(self.top, height), clamp(self.bottom, height));
+        (right >= left + MIN_REGION_SIDE && bottom >= top + MIN_REGION_SIDE).then_some(Region {
+            left,
+            top,
+            width: right - left,
+            height: bottom - top,
+        })
+    }
+}
+
+/// The smallest side of a region worth searching: a version-1 code's.
+const MIN_REGION_SIDE: u32 = 21;
+
+/// A rectangle of whole pixels inside a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Region {
+    left: u32,
+    top: u32,
+    width: u32,
+    height: u32,
 }
 
 /// `frame` scaled by `numerator / denominator`: Catmull-Rom when enlarging (it keeps edges
@@ -247,15 +404,18 @@ fn block_thresholds(frame: LumaFrame<'_>) -> Vec<u8> {
 }
 
 /// The first QR code `rxing`'s zxing-cpp detector finds in the binarized frame, trying hard
-/// (finder patterns of any size, searched for on every third row).
-fn search(frame: LumaFrame<'_>) -> Option<SecretString> {
+/// (finder patterns of any size, searched for on every third row), or the finder patterns it
+/// found.
+fn search(frame: LumaFrame<'_>) -> Option<Found> {
     let bits = binarize(frame)?;
     let mut patterns = FindFinderPatterns(&bits, true, 0);
-    GenerateFinderPatternSets(&mut patterns).into_iter().find_map(|set| {
-        let detected = SampleQR(&bits, &set).ok()?;
+    let sets = GenerateFinderPatternSets(&mut patterns);
+    let code = sets.iter().find_map(|set| {
+        let detected = SampleQR(&bits, set).ok()?;
         let decoded = Decode(detected.getBits()).ok()?;
         decoded.isValid().then(|| SecretString::new(decoded.text()))
-    })
+    });
+    Some(code.map_or(Found::Unread(Unread { sets, patterns }), Found::Code))
 }
 
 #[cfg(test)]
@@ -284,9 +444,48 @@ mod tests {
     #[test]
     fn a_frame_whose_buffer_does_not_match_its_size_finds_nothing() {
         let pixels = vec![255u8; 100];
-        for look in [Look::DIRECT, Look::scaled(2, 1).sharpened(2, 56), Look::scaled(1, 0)] {
+        for look in
+            [Look::DIRECT, Look::scaled(2, 1).sharpened(2, 56), Look::scaled(1, 0), Look::DIRECT.zoomed()]
+        {
             assert_eq!(look.decode(LumaFrame { width: 640, height: 480, pixels: &pixels }), None);
         }
+    }
+
+    #[test]
+    fn an_area_is_cut_to_the_frame_and_too_small_a_one_is_dropped() {
+        let area = Area { left: -30.5, top: 10.2, right: 90.0, bottom: 700.0 };
+        assert_eq!(area.within(640, 480), Some(Region { left: 0, top: 10, width: 90, height: 470 }));
+        assert_eq!(
+            area.scaled(2.0).within(640, 480),
+            Some(Region { left: 0, top: 20, width: 180, height: 460 })
+        );
+        let outside = Area { left: 700.0, top: 0.0, right: 800.0, bottom: 100.0 };
+        assert_eq!(outside.within(640, 480), None);
+        let sliver = Area { left: 10.0, top: 10.0, right: 20.0, bottom: 300.0 };
+        assert_eq!(sliver.within(640, 480), None);
+    }
+
+    #[test]
+    fn a_lone_finder_pattern_is_zoomed_into_as_far_as_a_code_reaches_from_it() {
+        let pattern = ConcentricPattern { p: Point { x: 100.0, y: 200.0 }, size: 14 };
+        let area = Area::around_pattern(&pattern);
+        let reach = 2.0 * LONE_PATTERN_REACH_MODULES;
+        assert_eq!(
+            area,
+            Area { left: 100.0 - reach, top: 200.0 - reach, right: 100.0 + reach, bottom: 200.0 + reach }
+        );
+    }
+
+    #[test]
+    fn a_set_is_zoomed_into_with_its_fourth_corner_and_a_margin() {
+        let pattern = |x, y| ConcentricPattern { p: Point { x, y }, size: 21 };
+        let set = FinderPatternSet {
+            tl: pattern(100.0, 100.0),
+            tr: pattern(200.0, 120.0),
+            bl: pattern(80.0, 200.0),
+        };
+        let area = Area::around_set(&set);
+        assert_eq!(area, Area { left: 59.0, top: 79.0, right: 221.0, bottom: 241.0 });
     }
 
     #[test]
