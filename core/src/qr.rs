@@ -323,15 +323,21 @@ mod tests {
         assert_eq!(texts(decode_luma(luma)), [text]);
     }
 
-    #[test]
-    fn a_blurred_code_at_under_three_pixels_a_module_reads_in_the_sharpened_look() {
+    /// A One Swipe-sized code (version 6) at `tenths` tenths of a pixel per module in a VGA
+    /// frame, blurred with σ 1.1 px.
+    fn blurred_code_in_a_vga_frame(tenths: u32) -> (String, GrayImage) {
         let text = "TESSERA ONE SWIPE TEST CODE ".repeat(5);
         let code = render_image(&text, 13).unwrap();
-        let side = code.width() * 27 / 130;
+        let side = code.width() * tenths / 130;
         let small = image::imageops::resize(&code, side, side, image::imageops::FilterType::Triangle);
         let mut frame = GrayImage::from_pixel(640, 480, Luma([150]));
         image::imageops::overlay(&mut frame, &small, 200, 120);
-        let frame = image::imageops::blur(&frame, 1.1);
+        (text, image::imageops::blur(&frame, 1.1))
+    }
+
+    #[test]
+    fn a_blurred_code_at_under_three_pixels_a_module_reads_in_the_sharpened_look() {
+        let (text, frame) = blurred_code_in_a_vga_frame(27);
         let luma = LumaFrame::new(640, 480, frame.as_raw()).unwrap();
         assert_eq!(
             texts(SMALL_FRAME_LOOKS[1].decode(luma).into_iter().collect()),
@@ -342,13 +348,7 @@ mod tests {
 
     #[test]
     fn a_blurred_code_the_direct_look_samples_wrong_reads_when_it_zooms_in() {
-        let text = "TESSERA ONE SWIPE TEST CODE ".repeat(5);
-        let code = render_image(&text, 13).unwrap();
-        let side = code.width() * 25 / 130;
-        let small = image::imageops::resize(&code, side, side, image::imageops::FilterType::Triangle);
-        let mut frame = GrayImage::from_pixel(640, 480, Luma([150]));
-        image::imageops::overlay(&mut frame, &small, 200, 120);
-        let frame = image::imageops::blur(&frame, 1.1);
+        let (text, frame) = blurred_code_in_a_vga_frame(25);
         let luma = LumaFrame::new(640, 480, frame.as_raw()).unwrap();
         assert_eq!(Look::DIRECT.decode(luma), None);
         assert_eq!(
