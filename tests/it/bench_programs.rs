@@ -111,9 +111,9 @@ fn scanbench_reports_every_decoder_in_every_regime() {
         for decoder in [
             "shipped: the looks below in order",
             "look at ⅓×",
-            "look at 1× (",
             "look at 1×, zoomed",
             "look at 1×, sharpened, zoomed",
+            "look at 1×, not zoomed (not shipped)",
             "look at 2×, sharpened (not shipped)",
             "before issue 20",
             "rxing 0.9 alone",

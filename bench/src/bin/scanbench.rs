@@ -34,15 +34,19 @@ struct Args {
 
 type Decoder = fn(LumaFrame<'_>) -> Vec<SecretString>;
 
-/// The shipped decoder, each of its looks alone (their order follows these figures), the decoder
-/// before issue 20, a look not shipped (the whole frame enlarged: it reads fewer blurred VGA
-/// frames than the zoomed looks at three times their cost), and the two libraries alone.
+/// The shipped decoder, each of its looks alone (their order follows these figures; the look at
+/// 1× is the second at 600 lines and more and the first below), two looks not shipped (1× without
+/// zooming in, to show what zooming adds; the whole frame enlarged, which reads fewer blurred VGA
+/// frames than the zoomed looks at three times their cost), the decoder before issue 20, and the
+/// two libraries alone.
 const DECODERS: [(&str, Decoder); 10] = [
     ("shipped: the looks below in order (qr::decode_luma)", qr::decode_luma),
     ("look at ⅓× (first at 600 lines and more)", |f| look(qr::LARGE_FRAME_LOOKS[0], f)),
-    ("look at 1× (second at 600 lines and more)", |f| look(qr::LARGE_FRAME_LOOKS[1], f)),
-    ("look at 1×, zoomed (first below 600 lines)", |f| look(qr::SMALL_FRAME_LOOKS[0], f)),
+    ("look at 1×, zoomed (second at 600 lines and more, first below)", |f| {
+        look(qr::SMALL_FRAME_LOOKS[0], f)
+    }),
     ("look at 1×, sharpened, zoomed (second below 600 lines)", |f| look(qr::SMALL_FRAME_LOOKS[1], f)),
+    ("look at 1×, not zoomed (not shipped)", |f| look(qr::Look::DIRECT, f)),
     ("look at 2×, sharpened (not shipped)", |f| look(qr::Look::scaled(2, 1).sharpened(2, 56), f)),
     ("before issue 20: rxing, then rxing at 2× under 600 lines", before_issue_20),
     ("rxing 0.9 alone", qr::decode_with_rxing),
