@@ -109,7 +109,7 @@ impl Look {
             Found::Unread(_) => return None,
         };
         let to_original = self.denominator as f32 / self.numerator as f32;
-        unread.areas().into_iter().take(MAX_ZOOMS).find_map(|area| {
+        unread.areas().into_iter().find_map(|area| {
             zoom_into(original, area.scaled(to_original).within(original.width, original.height)?)
         })
     }
@@ -162,12 +162,13 @@ struct Unread {
 }
 
 impl Unread {
-    /// Where a code may be: around each set of three, or, if there are none, around each pattern.
+    /// Where a code may be, the first [`MAX_ZOOMS`] places: around each set of three, or, if
+    /// there are none, around each pattern.
     fn areas(&self) -> Vec<Area> {
         if self.sets.is_empty() {
-            self.patterns.iter().map(Area::around_pattern).collect()
+            self.patterns.iter().take(MAX_ZOOMS).map(Area::around_pattern).collect()
         } else {
-            self.sets.iter().map(Area::around_set).collect()
+            self.sets.iter().take(MAX_ZOOMS).map(Area::around_set).collect()
         }
     }
 }
@@ -205,6 +206,7 @@ impl Area {
         Self { left: x - reach, top: y - reach, right: x + reach, bottom: y + reach }
     }
 
+    /// This area in a frame `factor` times the size.
     fn scaled(self, factor: f32) -> Self {
         Self {
             left: self.left * factor,
